@@ -1,0 +1,54 @@
+//! Finding a mounted volume's store from /proc/self/mountinfo.
+
+use std::path::{Path, PathBuf};
+
+/// The filesystem type llmfs mounts show in mount tables.
+pub const FS_TYPE: &str = "fuse.llmfs";
+
+/// Undoes the octal escapes (`\040` for space, ...) of mountinfo fields.
+fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// If `mountpoint` is an llmfs mount, the store directory it serves.
+pub fn store_of_mountpoint(mountpoint: &Path) -> Option<PathBuf> {
+    let canon = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut found = None;
+    for line in text.lines() {
+        let (left, right) = line.split_once(" - ")?;
+        let mp = left.split(' ').nth(4)?;
+        let mut r = right.split(' ');
+        let fstype = r.next()?;
+        let source = r.next()?;
+        if fstype == FS_TYPE && Path::new(&unescape(mp)) == canon {
+            // The last matching line is the mount on top.
+            found = Some(PathBuf::from(unescape(source)));
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_octal() {
+        assert_eq!(unescape(r"/a\040b"), "/a b");
+        assert_eq!(unescape(r"/plain"), "/plain");
+    }
+}

@@ -1,0 +1,26 @@
+use super::{Codec, CodecError, CodecId};
+
+/// Stores bytes as they are: the fallback for incompressible data.
+pub struct RawCodec;
+
+impl Codec for RawCodec {
+    fn id(&self) -> CodecId {
+        CodecId::Raw
+    }
+
+    fn encode(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        out.extend_from_slice(raw);
+        Ok(())
+    }
+
+    fn decode(&self, payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        if payload.len() != raw_len {
+            return Err(CodecError::LengthMismatch {
+                expected: raw_len,
+                actual: payload.len(),
+            });
+        }
+        out.extend_from_slice(payload);
+        Ok(())
+    }
+}

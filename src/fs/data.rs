@@ -1,0 +1,427 @@
+//! File data: open handles, reads, buffered writes, truncation, flush, fsync,
+//! and `setattr`.
+
+use std::sync::Arc;
+
+use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
+use crate::error::{Error, Result};
+use crate::store::{Durability, Meta};
+use crate::time::now_ns;
+
+impl Fs {
+    /// Opens a file and returns its handle. `O_TRUNC` truncates to zero.
+    pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        if writable {
+            self.check_writable()?;
+        }
+        let row = self.row(ino)?;
+        if is_dir(row.mode) {
+            if writable {
+                return Err(Error::IsDir);
+            }
+            return Ok(0);
+        }
+        if flags & libc::O_TRUNC != 0 && writable && is_reg(row.mode) {
+            self.truncate(ino, 0)?;
+        }
+        let mut st = self.state();
+        let fh = st.next_fh;
+        st.next_fh += 1;
+        st.handles.insert(fh, ino);
+        let size = match st.open.get(&ino) {
+            Some(oi) => oi.size,
+            // Re-read: the truncate above may have changed it.
+            None => self.row(ino)?.size,
+        };
+        let oi = st.open.entry(ino).or_insert_with(|| OpenInode {
+            size,
+            ..OpenInode::default()
+        });
+        oi.opens += 1;
+        Ok(fh)
+    }
+
+    /// Current logical size (the open state's if the inode is open).
+    fn current_size(&self, st: &State, ino: u64) -> Result<u64> {
+        match st.open.get(&ino) {
+            Some(oi) => Ok(oi.size),
+            None => Ok(self.row(ino)?.size),
+        }
+    }
+
+    /// Reads one stored block (cache first), verified; `None` is a hole.
+    fn stored_block(&self, ino: u64, idx: u64) -> Result<Option<Arc<Vec<u8>>>> {
+        let epoch = match self.cache.get(ino, idx) {
+            Ok(data) => return Ok(Some(data)),
+            Err(epoch) => epoch,
+        };
+        let Some(record) = self.store.read(|m| Ok::<_, Error>(m.block(ino, idx)?))? else {
+            return Ok(None);
+        };
+        let data = self
+            .codecs
+            .decode_block(&record, self.block_size())
+            .map_err(|source| Error::Corrupt {
+                ino,
+                block: idx,
+                source,
+            })?;
+        let data = Arc::new(data);
+        self.cache.insert(ino, idx, Arc::clone(&data), epoch);
+        Ok(Some(data))
+    }
+
+    pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let bs = self.block_size() as u64;
+        // Under the state lock, take the size and copies of dirty blocks;
+        // decode stored blocks after releasing it so readers run in parallel.
+        let (file_size, dirty) = {
+            let st = self.state();
+            let file_size = self.current_size(&st, ino)?;
+            if offset >= file_size || size == 0 {
+                return Ok(Vec::new());
+            }
+            let end = file_size.min(offset.saturating_add(size as u64));
+            let (first, last) = (offset / bs, (end - 1) / bs);
+            let dirty: Vec<(u64, Vec<u8>)> = match st.open.get(&ino) {
+                Some(oi) => oi
+                    .dirty
+                    .range(first..=last)
+                    .map(|(&i, b)| (i, b.clone()))
+                    .collect(),
+                None => Vec::new(),
+            };
+            (file_size, dirty)
+        };
+        let end = file_size.min(offset + size as u64);
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        let mut pos = offset;
+        while pos < end {
+            let idx = pos / bs;
+            let within = (pos % bs) as usize;
+            let take = ((bs - within as u64).min(end - pos)) as usize;
+            let from_dirty = dirty.iter().find(|(i, _)| *i == idx).map(|(_, b)| b);
+            match from_dirty {
+                Some(buf) => out.extend_from_slice(&buf[within..within + take]),
+                None => match self.stored_block(ino, idx)? {
+                    Some(data) => {
+                        // A stored block may be shorter than the block size;
+                        // the rest of it reads as zeros.
+                        let have = data.len().saturating_sub(within).min(take);
+                        if have > 0 {
+                            out.extend_from_slice(&data[within..within + have]);
+                        }
+                        out.resize(out.len() + (take - have), 0);
+                    }
+                    None => out.resize(out.len() + take, 0),
+                },
+            }
+            pos += take as u64;
+        }
+        Ok(out)
+    }
+
+    pub fn write(&self, ino: u64, fh: u64, offset: u64, data: &[u8]) -> Result<usize> {
+        self.check_writable()?;
+        let end = offset
+            .checked_add(data.len() as u64)
+            .filter(|&e| e <= MAX_FILE_SIZE)
+            .ok_or(Error::FileTooLarge)?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let bs = self.block_size() as u64;
+        let mut st = self.state();
+        match st.handles.get(&fh) {
+            Some(&h) if h == ino => {}
+            _ => return Err(Error::BadHandle),
+        }
+        let size = st.open.get(&ino).map(|oi| oi.size).unwrap_or(0);
+        let mut added = 0usize;
+        let mut pos = offset;
+        while pos < end {
+            let idx = pos / bs;
+            let within = (pos % bs) as usize;
+            let take = ((bs - within as u64).min(end - pos)) as usize;
+            let has = st.open.get(&ino).is_some_and(|oi| oi.dirty.contains_key(&idx));
+            if !has {
+                let mut buf = vec![0u8; bs as usize];
+                // Read-modify-write only for a partly overwritten block
+                // that holds data.
+                if (within != 0 || take != bs as usize) && idx * bs < size {
+                    if let Some(old) = self.stored_block(ino, idx)? {
+                        buf[..old.len()].copy_from_slice(&old);
+                    }
+                }
+                st.open
+                    .get_mut(&ino)
+                    .ok_or(Error::BadHandle)?
+                    .dirty
+                    .insert(idx, buf);
+                added += bs as usize;
+            }
+            let oi = st.open.get_mut(&ino).ok_or(Error::BadHandle)?;
+            let buf = oi.dirty.get_mut(&idx).expect("inserted above");
+            let src = (pos - offset) as usize;
+            buf[within..within + take].copy_from_slice(&data[src..src + take]);
+            pos += take as u64;
+        }
+        let oi = st.open.get_mut(&ino).ok_or(Error::BadHandle)?;
+        oi.size = oi.size.max(end);
+        oi.pending_time = Some(now_ns());
+        st.dirty_bytes += added;
+        if st.dirty_bytes > self.config.dirty_bytes {
+            self.persist(&mut st, ino, Durability::Normal)?;
+        }
+        Ok(data.len())
+    }
+
+    /// Writes an inode's dirty blocks, size and times to the store in one
+    /// transaction. On failure the dirty data stays in memory (nothing lost)
+    /// and the error is returned.
+    pub(super) fn persist(&self, st: &mut State, ino: u64, durability: Durability) -> Result<()> {
+        let Some(oi) = st.open.get_mut(&ino) else {
+            if durability == Durability::Durable {
+                self.store.write(durability, |_| Ok::<_, Error>(()))?;
+            }
+            return Ok(());
+        };
+        if !oi.has_unpersisted() {
+            if durability == Durability::Durable {
+                self.store.write(durability, |_| Ok::<_, Error>(()))?;
+            }
+            return Ok(());
+        }
+        let bs = self.block_size() as u64;
+        let size = oi.size;
+        let time = oi.pending_time;
+        let dirty = std::mem::take(&mut oi.dirty);
+        // Encode outside the transaction; `None` means the block is a hole.
+        let mut records = Vec::with_capacity(dirty.len());
+        let mut failed = None;
+        for (&idx, buf) in &dirty {
+            let start = idx * bs;
+            if start >= size {
+                records.push((idx, None));
+                continue;
+            }
+            let valid = &buf[..(size - start).min(bs) as usize];
+            if valid.iter().all(|&b| b == 0) {
+                records.push((idx, None));
+                continue;
+            }
+            match self.codecs.encode_block(valid) {
+                Ok(rec) => records.push((idx, Some((valid.len() as u64, rec)))),
+                Err(e) => {
+                    failed = Some(Error::Inconsistent(format!("encoding failed: {e}")));
+                    break;
+                }
+            }
+        }
+        let result = match failed {
+            Some(e) => Err(e),
+            None => self.store.write(durability, |m| {
+                let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
+                for (idx, rec) in &records {
+                    match rec {
+                        Some((raw_len, rec)) => m.put_block(ino, *idx, rec[1], *raw_len, rec)?,
+                        None => m.delete_block(ino, *idx)?,
+                    }
+                }
+                row.size = size;
+                if let Some(t) = time {
+                    row.mtime_ns = t;
+                    row.ctime_ns = t;
+                }
+                m.update_inode(&row)?;
+                Ok(())
+            }),
+        };
+        let oi = st.open.get_mut(&ino).expect("still open");
+        match result {
+            Ok(()) => {
+                oi.pending_time = None;
+                st.dirty_bytes = st.dirty_bytes.saturating_sub(dirty.len() * bs as usize);
+                self.cache.invalidate_blocks(ino, dirty.keys().copied());
+                Ok(())
+            }
+            Err(e) => {
+                // Keep the data; blocks written again meanwhile are newer.
+                for (idx, buf) in dirty {
+                    oi.dirty.entry(idx).or_insert(buf);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// `close(2)` on one descriptor: write buffered data back.
+    pub fn flush(&self, ino: u64) -> Result<()> {
+        if self.config.read_only {
+            return Ok(());
+        }
+        let mut st = self.state();
+        self.persist(&mut st, ino, Durability::Normal)
+    }
+
+    /// Makes the file's data and metadata durable.
+    pub fn fsync(&self, ino: u64) -> Result<()> {
+        if self.config.read_only {
+            return Ok(());
+        }
+        let mut st = self.state();
+        self.persist(&mut st, ino, Durability::Durable)
+    }
+
+    /// Drops a handle; the last one writes back and, if the file was
+    /// unlinked meanwhile, deletes it.
+    pub fn release(&self, ino: u64, fh: u64) -> Result<()> {
+        let mut st = self.state();
+        if st.handles.remove(&fh).is_none() {
+            return Err(Error::BadHandle);
+        }
+        let result = if self.config.read_only {
+            Ok(())
+        } else {
+            self.persist(&mut st, ino, Durability::Normal)
+        };
+        let Some(oi) = st.open.get_mut(&ino) else {
+            return result;
+        };
+        oi.opens = oi.opens.saturating_sub(1);
+        if oi.opens > 0 {
+            return result;
+        }
+        // On failure, keep the dirty data around; shutdown retries it.
+        result?;
+        st.open.remove(&ino);
+        if !self.config.read_only {
+            let deleted = self.store.write(Durability::Normal, |m| {
+                match m.inode(ino)? {
+                    Some(row) if row.nlink == 0 => {
+                        m.delete_inode(ino)?;
+                        Ok::<_, Error>(true)
+                    }
+                    _ => Ok(false),
+                }
+            })?;
+            if deleted {
+                self.cache.invalidate_from(ino, 0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes the size of a regular file, writing back dirty data first.
+    fn truncate(&self, ino: u64, new_size: u64) -> Result<()> {
+        self.check_writable()?;
+        if new_size > MAX_FILE_SIZE {
+            return Err(Error::FileTooLarge);
+        }
+        let bs = self.block_size() as u64;
+        let mut st = self.state();
+        self.persist(&mut st, ino, Durability::Normal)?;
+        let now = now_ns();
+        self.store.write(Durability::Normal, |m| {
+            let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
+            if is_dir(row.mode) {
+                return Err(Error::IsDir);
+            }
+            if !is_reg(row.mode) {
+                return Err(Error::InvalidArgument("truncate on a non-regular file"));
+            }
+            if new_size < row.size {
+                m.delete_blocks_from(ino, new_size.div_ceil(bs))?;
+                let tail = new_size % bs;
+                if tail != 0 {
+                    self.trim_block(m, ino, new_size / bs, tail as usize)?;
+                }
+            }
+            row.size = new_size;
+            row.mtime_ns = now;
+            row.ctime_ns = now;
+            m.update_inode(&row)?;
+            Ok(())
+        })?;
+        self.cache.invalidate_from(ino, new_size / bs);
+        if let Some(oi) = st.open.get_mut(&ino) {
+            oi.size = new_size;
+        }
+        Ok(())
+    }
+
+    /// Cuts a stored block to `keep` bytes so that a later extension of the
+    /// file reads zeros past the truncation point, not old data.
+    fn trim_block(&self, m: &Meta<'_>, ino: u64, idx: u64, keep: usize) -> Result<()> {
+        let Some(record) = m.block(ino, idx)? else {
+            return Ok(());
+        };
+        let mut data = self
+            .codecs
+            .decode_block(&record, self.block_size())
+            .map_err(|source| Error::Corrupt {
+                ino,
+                block: idx,
+                source,
+            })?;
+        if data.len() <= keep {
+            return Ok(());
+        }
+        data.truncate(keep);
+        if data.iter().all(|&b| b == 0) {
+            m.delete_block(ino, idx)?;
+        } else {
+            let rec = self
+                .codecs
+                .encode_block(&data)
+                .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
+            m.put_block(ino, idx, rec[1], data.len() as u64, &rec)?;
+        }
+        Ok(())
+    }
+
+    pub fn setattr(&self, ino: u64, set: &SetAttr) -> Result<Attr> {
+        self.check_writable()?;
+        if let Some(size) = set.size {
+            self.truncate(ino, size)?;
+        }
+        let now = now_ns();
+        let mut st = self.state();
+        let explicit_mtime = set.mtime.is_some();
+        if explicit_mtime {
+            // An explicit mtime must not be overwritten by a pending one.
+            self.persist(&mut st, ino, Durability::Normal)?;
+        }
+        let row = self.store.write(Durability::Normal, |m| {
+            let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
+            let mut changed = set.size.is_some();
+            if let Some(mode) = set.mode {
+                row.mode = (row.mode & libc::S_IFMT) | (mode & 0o7777);
+                changed = true;
+            }
+            if let Some(uid) = set.uid {
+                row.uid = uid;
+                changed = true;
+            }
+            if let Some(gid) = set.gid {
+                row.gid = gid;
+                changed = true;
+            }
+            if let Some(t) = set.atime {
+                row.atime_ns = t.resolve(now);
+                changed = true;
+            }
+            if let Some(t) = set.mtime {
+                row.mtime_ns = t.resolve(now);
+                changed = true;
+            }
+            if changed {
+                row.ctime_ns = now;
+                m.update_inode(&row)?;
+            }
+            Ok::<_, Error>(row)
+        })?;
+        Ok(self.attr_of(&st, &row))
+    }
+}

@@ -1,0 +1,261 @@
+//! The filesystem core: inodes, directories, open files, write buffers and
+//! POSIX rules, on top of the store, the cache and the codecs. Every method
+//! returns `Result<_, Error>`; nothing here knows about FUSE, so tests call
+//! it directly.
+
+mod attr;
+mod data;
+mod namespace;
+mod xattr;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+pub use attr::{Attr, Ctx, DirEntry, SetAttr, SetTime, StatFs};
+
+use crate::cache::{BlockCache, CacheStats};
+use crate::codec::CodecSet;
+use crate::error::{Error, Result};
+use crate::store::{Durability, InodeRow, Store};
+
+/// Longest name of one directory entry, in bytes.
+pub const NAME_MAX: usize = 255;
+/// Longest symlink target, in bytes (PATH_MAX less the terminating NUL).
+pub const SYMLINK_MAX: usize = 4095;
+/// Largest file size the volume accepts.
+pub const MAX_FILE_SIZE: u64 = 1 << 60;
+/// Most hard links one inode may have.
+pub const LINK_MAX: u32 = 65_000;
+
+/// Tunables of a mounted volume.
+#[derive(Debug, Clone)]
+pub struct FsConfig {
+    /// Byte budget of the decoded-block cache.
+    pub cache_bytes: usize,
+    /// Dirty data held in memory before it is written to the store.
+    pub dirty_bytes: usize,
+    /// Refuse every change.
+    pub read_only: bool,
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        FsConfig {
+            cache_bytes: 64 << 20,
+            dirty_bytes: 32 << 20,
+            read_only: false,
+        }
+    }
+}
+
+/// Per-inode state while at least one handle is open (or data is dirty).
+#[derive(Debug, Default)]
+struct OpenInode {
+    opens: u32,
+    /// Modified blocks, each a full block-size buffer, by block index.
+    dirty: BTreeMap<u64, Vec<u8>>,
+    /// The logical size, authoritative while the inode is open.
+    size: u64,
+    /// mtime/ctime of writes not yet persisted.
+    pending_time: Option<i64>,
+}
+
+impl OpenInode {
+    fn has_unpersisted(&self) -> bool {
+        !self.dirty.is_empty() || self.pending_time.is_some()
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    open: HashMap<u64, OpenInode>,
+    /// Open file handles: fh -> ino.
+    handles: HashMap<u64, u64>,
+    next_fh: u64,
+    dirty_bytes: usize,
+}
+
+pub struct Fs {
+    store: Store,
+    codecs: CodecSet,
+    cache: BlockCache,
+    state: Mutex<State>,
+    config: FsConfig,
+}
+
+impl Fs {
+    /// Wraps an open store. Inodes left unlinked-but-open by a crash are
+    /// reclaimed here, before any request is served.
+    pub fn new(store: Store, config: FsConfig) -> Result<Fs> {
+        let read_only = config.read_only || store.is_read_only();
+        let fs = Fs {
+            cache: BlockCache::new(config.cache_bytes),
+            codecs: CodecSet::default(),
+            state: Mutex::new(State {
+                next_fh: 1,
+                ..State::default()
+            }),
+            config: FsConfig {
+                read_only,
+                ..config
+            },
+            store,
+        };
+        if !read_only {
+            let reclaimed = fs.store.write(Durability::Normal, |m| {
+                let orphans = m.unlinked_inodes()?;
+                for &ino in &orphans {
+                    m.delete_inode(ino)?;
+                }
+                Ok::<_, Error>(orphans.len())
+            })?;
+            if reclaimed > 0 {
+                log::info!("reclaimed {reclaimed} unlinked inode(s) left by an earlier session");
+            }
+        }
+        Ok(fs)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn block_size(&self) -> usize {
+        self.store.block_size()
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.config.read_only
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.config.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn row(&self, ino: u64) -> Result<InodeRow> {
+        self.store.read(|m| m.inode(ino)?.ok_or(Error::NotFound))
+    }
+
+    fn attr_of(&self, st: &State, row: &InodeRow) -> Attr {
+        let mut attr = Attr::from_row(row, self.block_size() as u32);
+        if let Some(oi) = st.open.get(&row.ino) {
+            attr.size = oi.size;
+            if let Some(t) = oi.pending_time {
+                attr.mtime_ns = t;
+                attr.ctime_ns = t;
+            }
+            let dirty = (oi.dirty.len() * self.block_size()) as u64;
+            attr.blocks += dirty.min(oi.size).div_ceil(512);
+        }
+        attr
+    }
+
+    pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        let st = self.state();
+        let row = self.row(ino)?;
+        Ok(self.attr_of(&st, &row))
+    }
+
+    pub fn statfs(&self) -> Result<StatFs> {
+        let (files,) = self.store.read(|m| {
+            let t = m.totals()?;
+            Ok::<_, Error>((t.files + t.directories + t.other_inodes,))
+        })?;
+        let c = std::ffi::CString::new(self.store.dir().as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::InvalidArgument("store path contains NUL"))?;
+        // SAFETY: statvfs writes into the zeroed struct we pass.
+        let mut sv: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `c` is a valid C string and `sv` a valid out-pointer.
+        let rc = unsafe { libc::statvfs(c.as_ptr(), &mut sv) };
+        if rc != 0 {
+            return Err(Error::Store(crate::store::StoreError::io(
+                "statvfs on the store directory",
+                std::io::Error::last_os_error(),
+            )));
+        }
+        const BSIZE: u64 = 4096;
+        let scale = |n: u64| n.saturating_mul(sv.f_frsize as u64) / BSIZE;
+        let ffree = (u32::MAX as u64).saturating_sub(files);
+        Ok(StatFs {
+            blocks: scale(sv.f_blocks as u64),
+            bfree: scale(sv.f_bfree as u64),
+            bavail: scale(sv.f_bavail as u64),
+            files: files + ffree,
+            ffree,
+            bsize: BSIZE as u32,
+            namelen: NAME_MAX as u32,
+            frsize: BSIZE as u32,
+        })
+    }
+
+    /// Writes out every dirty buffer durably and checkpoints the database:
+    /// called at unmount, after the kernel has stopped sending requests.
+    pub fn shutdown(&self) -> Result<()> {
+        if self.config.read_only {
+            return Ok(());
+        }
+        let mut st = self.state();
+        let inos: Vec<u64> = st.open.keys().copied().collect();
+        let mut first_err = None;
+        for ino in inos {
+            if let Err(e) = self.persist(&mut st, ino, Durability::Normal) {
+                log::error!("writing back inode {ino} at unmount failed: {e}");
+                first_err.get_or_insert(e);
+            }
+        }
+        // Inodes still open at unmount are closed now; those already
+        // unlinked are reclaimed at the next mount.
+        st.open.clear();
+        st.handles.clear();
+        drop(st);
+        self.store.write(Durability::Durable, |_| Ok::<_, Error>(()))?;
+        self.store.checkpoint()?;
+        let s = self.cache.stats();
+        log::info!(
+            "cache: {} hits, {} misses, {} blocks ({} bytes) cached at unmount",
+            s.hits,
+            s.misses,
+            s.entries,
+            s.bytes
+        );
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Checks a name for a new or looked-up directory entry.
+pub(crate) fn check_name(name: &[u8]) -> Result<()> {
+    if name.len() > NAME_MAX {
+        return Err(Error::NameTooLong);
+    }
+    if name.is_empty() || name == b"." || name == b".." {
+        return Err(Error::InvalidArgument("reserved or empty name"));
+    }
+    if name.contains(&b'/') || name.contains(&0) {
+        return Err(Error::InvalidArgument("name contains '/' or NUL"));
+    }
+    Ok(())
+}
+
+pub(crate) fn is_dir(mode: u32) -> bool {
+    mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+pub(crate) fn is_reg(mode: u32) -> bool {
+    mode & libc::S_IFMT == libc::S_IFREG
+}
+

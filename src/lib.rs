@@ -1,0 +1,17 @@
+//! llmfs: a FUSE filesystem that stores file data compressed block by block
+//! in a SQLite-backed store.
+//!
+//! Layers, dependencies pointing down: `cli` -> `fuse` (thin adapter) ->
+//! `fs` (the core) -> `store` + `cache` -> `codec`.
+
+pub mod cache;
+pub mod cli;
+pub mod codec;
+pub mod error;
+pub mod fs;
+pub mod fsck;
+pub mod fuse;
+pub mod store;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -1,0 +1,413 @@
+//! Typed queries over the store's tables, run inside a transaction that the
+//! caller holds (see `Store::read` and `Store::write`).
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::StoreError;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// One row of `inodes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InodeRow {
+    pub ino: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub size: u64,
+    pub stored_bytes: u64,
+    pub rdev: u32,
+    pub atime_ns: i64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub crtime_ns: i64,
+    pub target: Option<Vec<u8>>,
+}
+
+/// The fields of a new inode; the store assigns the number.
+#[derive(Debug, Clone)]
+pub struct NewInode {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub rdev: u32,
+    pub time_ns: i64,
+    pub target: Option<Vec<u8>>,
+}
+
+/// One directory entry with the type of the inode it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntryRow {
+    pub cookie: u64,
+    pub name: Vec<u8>,
+    pub ino: u64,
+    pub mode: u32,
+}
+
+/// Summary of one stored block, without its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockInfo {
+    pub ino: u64,
+    pub idx: u64,
+    pub codec: u8,
+    pub raw_len: u64,
+    pub stored_len: u64,
+}
+
+/// Volume-wide totals for `llmfs stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreTotals {
+    pub files: u64,
+    pub directories: u64,
+    pub other_inodes: u64,
+    pub logical_bytes: u64,
+    pub stored_bytes: u64,
+    /// (codec id, blocks, raw bytes, stored bytes)
+    pub per_codec: Vec<(u8, u64, u64, u64)>,
+}
+
+const INODE_COLUMNS: &str = "ino, mode, uid, gid, nlink, size, stored_bytes, rdev, atime_ns, \
+                             mtime_ns, ctime_ns, crtime_ns, target";
+
+fn inode_from_row(r: &Row<'_>) -> rusqlite::Result<InodeRow> {
+    Ok(InodeRow {
+        ino: r.get(0)?,
+        mode: r.get(1)?,
+        uid: r.get(2)?,
+        gid: r.get(3)?,
+        nlink: r.get(4)?,
+        size: r.get(5)?,
+        stored_bytes: r.get(6)?,
+        rdev: r.get(7)?,
+        atime_ns: r.get(8)?,
+        mtime_ns: r.get(9)?,
+        ctime_ns: r.get(10)?,
+        crtime_ns: r.get(11)?,
+        target: r.get(12)?,
+    })
+}
+
+/// Queries over one open transaction.
+pub struct Meta<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> Meta<'c> {
+    pub(super) fn new(conn: &'c Connection) -> Meta<'c> {
+        Meta { conn }
+    }
+
+    // ---- inodes ----
+
+    pub fn inode(&self, ino: u64) -> Result<Option<InodeRow>> {
+        let sql = format!("SELECT {INODE_COLUMNS} FROM inodes WHERE ino = ?1");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        Ok(stmt.query_row([ino], inode_from_row).optional()?)
+    }
+
+    pub fn insert_inode(&self, n: &NewInode) -> Result<u64> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO inodes(mode, uid, gid, nlink, rdev, atime_ns, mtime_ns, ctime_ns, \
+             crtime_ns, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?6, ?7)",
+        )?;
+        stmt.execute(params![n.mode, n.uid, n.gid, n.nlink, n.rdev, n.time_ns, n.target])?;
+        Ok(self.conn.last_insert_rowid() as u64)
+    }
+
+    /// Writes back every attribute of an inode (not `stored_bytes`, which
+    /// only block writes change).
+    pub fn update_inode(&self, i: &InodeRow) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, nlink = ?5, size = ?6, rdev = ?7, \
+             atime_ns = ?8, mtime_ns = ?9, ctime_ns = ?10, crtime_ns = ?11 WHERE ino = ?1",
+        )?;
+        stmt.execute(params![
+            i.ino,
+            i.mode,
+            i.uid,
+            i.gid,
+            i.nlink,
+            i.size,
+            i.rdev,
+            i.atime_ns,
+            i.mtime_ns,
+            i.ctime_ns,
+            i.crtime_ns
+        ])?;
+        Ok(())
+    }
+
+    /// Removes an inode with its blocks and xattrs.
+    pub fn delete_inode(&self, ino: u64) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM blocks WHERE ino = ?1")?
+            .execute([ino])?;
+        self.conn
+            .prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
+            .execute([ino])?;
+        self.conn
+            .prepare_cached("DELETE FROM inodes WHERE ino = ?1")?
+            .execute([ino])?;
+        Ok(())
+    }
+
+    /// Inodes that no directory entry names (left by a crash while a file
+    /// was open after its last unlink).
+    pub fn unlinked_inodes(&self) -> Result<Vec<u64>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT ino FROM inodes WHERE ino != 1 AND nlink = 0 \
+             AND NOT EXISTS (SELECT 1 FROM dirents d WHERE d.ino = inodes.ino)",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn all_inodes(&self) -> Result<Vec<InodeRow>> {
+        let sql = format!("SELECT {INODE_COLUMNS} FROM inodes ORDER BY ino");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], inode_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- directory entries ----
+
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Option<u64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT ino FROM dirents WHERE parent = ?1 AND name = ?2")?;
+        Ok(stmt.query_row(params![parent, name], |r| r.get(0)).optional()?)
+    }
+
+    pub fn insert_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO dirents(parent, name, ino) VALUES (?1, ?2, ?3)")?
+            .execute(params![parent, name, ino])?;
+        Ok(())
+    }
+
+    pub fn remove_dirent(&self, parent: u64, name: &[u8]) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM dirents WHERE parent = ?1 AND name = ?2")?
+            .execute(params![parent, name])?;
+        Ok(())
+    }
+
+    /// Points an existing entry at another inode, keeping its cookie.
+    pub fn retarget_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE dirents SET ino = ?3 WHERE parent = ?1 AND name = ?2")?
+            .execute(params![parent, name, ino])?;
+        Ok(())
+    }
+
+    pub fn dir_is_empty(&self, dir: u64) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM dirents WHERE parent = ?1)")?;
+        let any: bool = stmt.query_row([dir], |r| r.get(0))?;
+        Ok(!any)
+    }
+
+    /// Entries of `dir` with a cookie greater than `after`, in cookie order.
+    pub fn list_dir(&self, dir: u64, after: u64, limit: usize) -> Result<Vec<DirEntryRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.id, d.name, d.ino, i.mode FROM dirents d JOIN inodes i ON i.ino = d.ino \
+             WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![dir, after, limit as i64], |r| {
+            Ok(DirEntryRow {
+                cookie: r.get(0)?,
+                name: r.get(1)?,
+                ino: r.get(2)?,
+                mode: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The directory holding `dir` (a directory has exactly one entry).
+    pub fn parent_of(&self, dir: u64) -> Result<Option<u64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT parent FROM dirents WHERE ino = ?1 LIMIT 1")?;
+        Ok(stmt.query_row([dir], |r| r.get(0)).optional()?)
+    }
+
+    /// Every (parent, name, ino) triple, for fsck.
+    pub fn all_dirents(&self) -> Result<Vec<(u64, Vec<u8>, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT parent, name, ino FROM dirents ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- blocks ----
+
+    pub fn block(&self, ino: u64, idx: u64) -> Result<Option<Vec<u8>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT record FROM blocks WHERE ino = ?1 AND idx = ?2")?;
+        Ok(stmt.query_row([ino, idx], |r| r.get(0)).optional()?)
+    }
+
+    /// Stores (or replaces) a block record and keeps `stored_bytes` in step.
+    pub fn put_block(&self, ino: u64, idx: u64, codec: u8, raw_len: u64, record: &[u8]) -> Result<()> {
+        self.delete_block(ino, idx)?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO blocks(ino, idx, codec, raw_len, stored_len, record) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![ino, idx, codec, raw_len, record.len() as u64, record])?;
+        self.conn
+            .prepare_cached("UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1")?
+            .execute(params![ino, record.len() as u64])?;
+        Ok(())
+    }
+
+    pub fn delete_block(&self, ino: u64, idx: u64) -> Result<()> {
+        self.delete_blocks_where(ino, "idx = ?2", idx)
+    }
+
+    /// Drops every block at or past `first` (truncation).
+    pub fn delete_blocks_from(&self, ino: u64, first: u64) -> Result<()> {
+        self.delete_blocks_where(ino, "idx >= ?2", first)
+    }
+
+    fn delete_blocks_where(&self, ino: u64, cond: &str, idx: u64) -> Result<()> {
+        let freed: u64 = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT COALESCE(SUM(stored_len), 0) FROM blocks WHERE ino = ?1 AND {cond}"
+            ))?
+            .query_row(params![ino, idx], |r| r.get(0))?;
+        if freed == 0 {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(&format!("DELETE FROM blocks WHERE ino = ?1 AND {cond}"))?
+            .execute(params![ino, idx])?;
+        self.conn
+            .prepare_cached("UPDATE inodes SET stored_bytes = stored_bytes - ?2 WHERE ino = ?1")?
+            .execute(params![ino, freed])?;
+        Ok(())
+    }
+
+    /// Block summaries of one inode (or of all inodes if `ino` is None).
+    pub fn block_infos(&self, ino: Option<u64>) -> Result<Vec<BlockInfo>> {
+        let map = |r: &Row<'_>| {
+            Ok(BlockInfo {
+                ino: r.get(0)?,
+                idx: r.get(1)?,
+                codec: r.get(2)?,
+                raw_len: r.get(3)?,
+                stored_len: r.get(4)?,
+            })
+        };
+        let base = "SELECT ino, idx, codec, raw_len, stored_len FROM blocks";
+        match ino {
+            Some(ino) => {
+                let mut stmt = self
+                    .conn
+                    .prepare(&format!("{base} WHERE ino = ?1 ORDER BY idx"))?;
+                let rows = stmt.query_map([ino], map)?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+            None => {
+                let mut stmt = self.conn.prepare(&format!("{base} ORDER BY ino, idx"))?;
+                let rows = stmt.query_map([], map)?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+        }
+    }
+
+    // ---- xattrs ----
+
+    pub fn xattr(&self, ino: u64, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2")?;
+        Ok(stmt.query_row(params![ino, name], |r| r.get(0)).optional()?)
+    }
+
+    pub fn set_xattr(&self, ino: u64, name: &[u8], value: &[u8]) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES (?1, ?2, ?3)")?
+            .execute(params![ino, name, value])?;
+        Ok(())
+    }
+
+    /// Returns false if there was no such attribute.
+    pub fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM xattrs WHERE ino = ?1 AND name = ?2")?
+            .execute(params![ino, name])?;
+        Ok(n > 0)
+    }
+
+    pub fn xattr_names(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
+        let rows = stmt.query_map([ino], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn xattr_owners(&self) -> Result<Vec<u64>> {
+        let mut stmt = self.conn.prepare("SELECT DISTINCT ino FROM xattrs")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- volume ----
+
+    pub fn volume_setting(&self, key: &str) -> Result<Option<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT value FROM volume WHERE key = ?1")?;
+        Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
+    }
+
+    pub(super) fn bump_sync_generation(&self) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE volume SET value = CAST(value AS INTEGER) + 1 WHERE key = 'sync_generation'",
+            )?
+            .execute([])?;
+        Ok(())
+    }
+
+    pub fn totals(&self) -> Result<StoreTotals> {
+        let mut t = StoreTotals::default();
+        let mut stmt = self.conn.prepare(
+            "SELECT mode & 61440, COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(stored_bytes), 0) \
+             FROM inodes GROUP BY mode & 61440",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, u32>(0)?, r.get::<_, u64>(1)?, r.get::<_, u64>(2)?, r.get::<_, u64>(3)?))
+        })?;
+        for row in rows {
+            let (fmt, count, size, stored) = row?;
+            match fmt {
+                libc::S_IFREG => {
+                    t.files += count;
+                    t.logical_bytes += size;
+                }
+                libc::S_IFDIR => t.directories += count,
+                _ => t.other_inodes += count,
+            }
+            t.stored_bytes += stored;
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT codec, COUNT(*), SUM(raw_len), SUM(stored_len) FROM blocks GROUP BY codec \
+             ORDER BY codec",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        t.per_codec = rows.collect::<rusqlite::Result<_>>()?;
+        Ok(t)
+    }
+}
