@@ -81,8 +81,12 @@ pub fn check(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<Report
         let shown = String::from_utf8_lossy(name);
         match by_ino.get(parent) {
             Some(p) if is_dir(p.mode) => {}
-            Some(_) => r.errors.push(format!("entry '{shown}' in inode {parent}, which is not a directory")),
-            None => r.errors.push(format!("entry '{shown}' in missing directory {parent}")),
+            Some(_) => r.errors.push(format!(
+                "entry '{shown}' in inode {parent}, which is not a directory"
+            )),
+            None => r
+                .errors
+                .push(format!("entry '{shown}' in missing directory {parent}")),
         }
         if name.is_empty()
             || name.len() > NAME_MAX
@@ -91,7 +95,8 @@ pub fn check(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<Report
             || name == b"."
             || name == b".."
         {
-            r.errors.push(format!("invalid name '{shown}' in directory {parent}"));
+            r.errors
+                .push(format!("invalid name '{shown}' in directory {parent}"));
         }
         match by_ino.get(ino) {
             Some(child) => {
@@ -101,7 +106,9 @@ pub fn check(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<Report
                     children.entry(*parent).or_default().push(*ino);
                 }
             }
-            None => r.errors.push(format!("entry '{shown}' in {parent} names missing inode {ino}")),
+            None => r.errors.push(format!(
+                "entry '{shown}' in {parent} names missing inode {ino}"
+            )),
         }
     }
 
@@ -110,7 +117,8 @@ pub fn check(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<Report
         let n = links.get(&i.ino).copied().unwrap_or(0);
         if i.ino == ROOT_INO {
             if n != 0 {
-                r.errors.push("the root directory has an entry pointing at it".into());
+                r.errors
+                    .push("the root directory has an entry pointing at it".into());
             }
         } else if n == 0 {
             if i.nlink == 0 {
@@ -119,20 +127,32 @@ pub fn check(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<Report
                     i.ino
                 ));
             } else {
-                r.errors.push(format!("inode {} (nlink {}) has no directory entry", i.ino, i.nlink));
+                r.errors.push(format!(
+                    "inode {} (nlink {}) has no directory entry",
+                    i.ino, i.nlink
+                ));
             }
             continue;
         }
         if is_dir(i.mode) {
             if i.ino != ROOT_INO && n != 1 {
-                r.errors.push(format!("directory {} has {n} entries pointing at it", i.ino));
+                r.errors.push(format!(
+                    "directory {} has {n} entries pointing at it",
+                    i.ino
+                ));
             }
             let want = 2 + subdirs.get(&i.ino).copied().unwrap_or(0);
             if i.nlink != want {
-                r.errors.push(format!("directory {} has nlink {}, expected {want}", i.ino, i.nlink));
+                r.errors.push(format!(
+                    "directory {} has nlink {}, expected {want}",
+                    i.ino, i.nlink
+                ));
             }
         } else if i.nlink != n {
-            r.errors.push(format!("inode {} has nlink {}, but {n} entries", i.ino, i.nlink));
+            r.errors.push(format!(
+                "inode {} has nlink {}, but {n} entries",
+                i.ino, i.nlink
+            ));
         }
         if i.mode & libc::S_IFMT == libc::S_IFLNK && i.target.is_none() {
             r.errors.push(format!("symlink {} has no target", i.ino));
@@ -151,13 +171,17 @@ pub fn check(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<Report
     }
     for i in &inodes {
         if is_dir(i.mode) && !seen.contains(&i.ino) && links.contains_key(&i.ino) {
-            r.errors.push(format!("directory {} is not reachable from the root", i.ino));
+            r.errors.push(format!(
+                "directory {} is not reachable from the root",
+                i.ino
+            ));
         }
     }
 
     for owner in xattr_owners {
         if !by_ino.contains_key(&owner) {
-            r.errors.push(format!("extended attributes of missing inode {owner}"));
+            r.errors
+                .push(format!("extended attributes of missing inode {owner}"));
         }
     }
 
@@ -171,11 +195,15 @@ pub fn check(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<Report
         r.block_bytes += b.stored_len;
         *stored.entry(b.ino).or_default() += b.stored_len;
         let Some(owner) = by_ino.get(&b.ino) else {
-            r.errors.push(format!("block {} of missing inode {}", b.idx, b.ino));
+            r.errors
+                .push(format!("block {} of missing inode {}", b.idx, b.ino));
             continue;
         };
         if !is_reg(owner.mode) {
-            r.errors.push(format!("block {} belongs to non-file inode {}", b.idx, b.ino));
+            r.errors.push(format!(
+                "block {} belongs to non-file inode {}",
+                b.idx, b.ino
+            ));
         }
         let start = b.idx.saturating_mul(bs);
         if start >= owner.size || b.raw_len > (owner.size - start).min(bs) {
@@ -185,7 +213,10 @@ pub fn check(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<Report
             ));
         }
         if CodecId::from_u8(b.codec).is_none() {
-            r.errors.push(format!("inode {} block {} has unknown codec {}", b.ino, b.idx, b.codec));
+            r.errors.push(format!(
+                "inode {} block {} has unknown codec {}",
+                b.ino, b.idx, b.codec
+            ));
         }
         let record = store.read(|m| Ok::<_, Error>(m.block(b.ino, b.idx)?))?;
         match record {
@@ -198,9 +229,13 @@ pub fn check(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<Report
                     b.raw_len
                 )),
                 Ok(_) => {}
-                Err(e) => r.errors.push(format!("inode {} block {}: {e}", b.ino, b.idx)),
+                Err(e) => r
+                    .errors
+                    .push(format!("inode {} block {}: {e}", b.ino, b.idx)),
             },
-            None => r.errors.push(format!("inode {} block {} vanished", b.ino, b.idx)),
+            None => r
+                .errors
+                .push(format!("inode {} block {} vanished", b.ino, b.idx)),
         }
         progress(n as u64 + 1, total);
     }

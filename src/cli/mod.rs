@@ -15,7 +15,11 @@ pub use mountinfo::store_of_mountpoint;
 pub use paths::default_store_for;
 
 #[derive(Parser, Debug)]
-#[command(name = "llmfs", version, about = "A compressing FUSE filesystem with a SQLite block store")]
+#[command(
+    name = "llmfs",
+    version,
+    about = "A compressing FUSE filesystem with a SQLite block store"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub log: LogArgs,

@@ -56,7 +56,11 @@ struct ParsedOptions {
 
 fn parse_options(raw: &[String]) -> Result<ParsedOptions, String> {
     let mut p = ParsedOptions::default();
-    for opt in raw.iter().flat_map(|s| s.split(',')).filter(|s| !s.is_empty()) {
+    for opt in raw
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+    {
         let m = match opt {
             "ro" => {
                 p.read_only = true;
@@ -97,8 +101,7 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, String> {
 /// Checks the mountpoint and store paths; returns them canonical.
 fn resolve_paths(args: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
     let mp = &args.mountpoint;
-    let meta = std::fs::metadata(mp)
-        .map_err(|e| format!("mountpoint {}: {e}", mp.display()))?;
+    let meta = std::fs::metadata(mp).map_err(|e| format!("mountpoint {}: {e}", mp.display()))?;
     if !meta.is_dir() {
         return Err(format!("mountpoint {} is not a directory", mp.display()));
     }
@@ -164,7 +167,13 @@ pub fn run(args: MountArgs, verbose: u8) -> Result<ExitCode, String> {
             }
             // SAFETY: fds[1] is an open descriptor this process owns.
             let status = unsafe { std::fs::File::from_raw_fd(fds[1]) };
-            let code = match serve(&args, opts, &mountpoint, &store_dir, Some((status, verbose))) {
+            let code = match serve(
+                &args,
+                opts,
+                &mountpoint,
+                &store_dir,
+                Some((status, verbose)),
+            ) {
                 Ok(()) => 0,
                 Err(e) => {
                     log::error!("{e}");
@@ -241,7 +250,12 @@ fn serve(
         c
     };
     let mut session = fuser::Session::new(FuseFs::new(Arc::clone(&fs)), mountpoint, &config)
-        .map_err(|e| fail(&mut daemon, format!("mounting {}: {e}", mountpoint.display())))?;
+        .map_err(|e| {
+            fail(
+                &mut daemon,
+                format!("mounting {}: {e}", mountpoint.display()),
+            )
+        })?;
     log::info!(
         "mounted {} on {} ({} threads)",
         store_dir.display(),
@@ -299,9 +313,8 @@ fn redirect_stdio(store_dir: &Path) -> Result<(), String> {
 /// Unmounts and waits until the daemon serving the mount has let go of its
 /// store, so that a following mount or fsck sees everything written.
 pub fn umount(mountpoint: &Path, timeout: Duration) -> Result<ExitCode, String> {
-    let store = store_of_mountpoint(mountpoint).ok_or_else(|| {
-        format!("{} is not an llmfs mount ({FS_TYPE})", mountpoint.display())
-    })?;
+    let store = store_of_mountpoint(mountpoint)
+        .ok_or_else(|| format!("{} is not an llmfs mount ({FS_TYPE})", mountpoint.display()))?;
     let canon = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {

@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-/// The filesystem type llmfs mounts show in mount tables.
+/// The filesystem type llmfs mounts show in mount tables. A direct mount(2)
+/// by root shows plain "fuse"; the source column is the store directory.
 pub const FS_TYPE: &str = "fuse.llmfs";
 
 /// Undoes the octal escapes (`\040` for space, ...) of mountinfo fields.
@@ -11,7 +12,10 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -34,9 +38,12 @@ pub fn store_of_mountpoint(mountpoint: &Path) -> Option<PathBuf> {
         let mut r = right.split(' ');
         let fstype = r.next()?;
         let source = r.next()?;
-        if fstype == FS_TYPE && Path::new(&unescape(mp)) == canon {
+        let source = PathBuf::from(unescape(source));
+        let is_llmfs =
+            (fstype == FS_TYPE || fstype == "fuse") && source.join(crate::store::DB_FILE).exists();
+        if is_llmfs && Path::new(&unescape(mp)) == canon {
             // The last matching line is the mount on top.
-            found = Some(PathBuf::from(unescape(source)));
+            found = Some(source);
         }
     }
     found

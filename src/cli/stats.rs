@@ -34,9 +34,7 @@ fn ratio(logical: u64, stored: u64) -> f64 {
 
 pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
     let store = open_read_only(path)?;
-    let t = store
-        .read(|m| m.totals())
-        .map_err(|e| e.to_string())?;
+    let t = store.read(|m| m.totals()).map_err(|e| e.to_string())?;
     let name = |c: u8| CodecId::from_u8(c).map_or("unknown", |c| c.name());
     if json {
         let codecs: Vec<String> = t
@@ -71,9 +69,15 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
     println!("other inodes   {}", t.other_inodes);
     println!("logical bytes  {}", t.logical_bytes);
     println!("stored bytes   {}", t.stored_bytes);
-    println!("ratio          {:.3}", ratio(t.logical_bytes, t.stored_bytes));
+    println!(
+        "ratio          {:.3}",
+        ratio(t.logical_bytes, t.stored_bytes)
+    );
     println!();
-    println!("{:<8} {:>10} {:>16} {:>16} {:>7}", "codec", "blocks", "raw bytes", "stored bytes", "ratio");
+    println!(
+        "{:<8} {:>10} {:>16} {:>16} {:>7}",
+        "codec", "blocks", "raw bytes", "stored bytes", "ratio"
+    );
     for (c, n, raw, stored) in &t.per_codec {
         println!(
             "{:<8} {:>10} {:>16} {:>16} {:>7.3}",

@@ -34,7 +34,10 @@ impl fmt::Display for CodecError {
             CodecError::UnknownVersion(v) => write!(f, "unknown block record version {v}"),
             CodecError::UnknownCodec(c) => write!(f, "unknown codec id {c}"),
             CodecError::RawTooLarge { declared, limit } => {
-                write!(f, "declared raw length {declared} exceeds the block size {limit}")
+                write!(
+                    f,
+                    "declared raw length {declared} exceeds the block size {limit}"
+                )
             }
             CodecError::PayloadLength { declared, actual } => write!(
                 f,

@@ -25,11 +25,10 @@ impl Codec for ZstdCodec {
     }
 
     fn encode(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        let compressed =
-            zstd::bulk::compress(raw, self.level).map_err(|e| CodecError::Encode {
-                codec: CodecId::Zstd,
-                detail: e.to_string(),
-            })?;
+        let compressed = zstd::bulk::compress(raw, self.level).map_err(|e| CodecError::Encode {
+            codec: CodecId::Zstd,
+            detail: e.to_string(),
+        })?;
         out.extend_from_slice(&compressed);
         Ok(())
     }

@@ -144,7 +144,10 @@ impl Fs {
             let idx = pos / bs;
             let within = (pos % bs) as usize;
             let take = ((bs - within as u64).min(end - pos)) as usize;
-            let has = st.open.get(&ino).is_some_and(|oi| oi.dirty.contains_key(&idx));
+            let has = st
+                .open
+                .get(&ino)
+                .is_some_and(|oi| oi.dirty.contains_key(&idx));
             if !has {
                 let mut buf = vec![0u8; bs as usize];
                 // Read-modify-write only for a partly overwritten block
@@ -297,15 +300,15 @@ impl Fs {
         result?;
         st.open.remove(&ino);
         if !self.config.read_only {
-            let deleted = self.store.write(Durability::Normal, |m| {
-                match m.inode(ino)? {
+            let deleted = self
+                .store
+                .write(Durability::Normal, |m| match m.inode(ino)? {
                     Some(row) if row.nlink == 0 => {
                         m.delete_inode(ino)?;
                         Ok::<_, Error>(true)
                     }
                     _ => Ok(false),
-                }
-            })?;
+                })?;
             if deleted {
                 self.cache.invalidate_from(ino, 0);
             }

@@ -220,7 +220,8 @@ impl Fs {
         st.open.clear();
         st.handles.clear();
         drop(st);
-        self.store.write(Durability::Durable, |_| Ok::<_, Error>(()))?;
+        self.store
+            .write(Durability::Durable, |_| Ok::<_, Error>(()))?;
         self.store.checkpoint()?;
         let s = self.cache.stats();
         log::info!(
@@ -258,4 +259,3 @@ pub(crate) fn is_dir(mode: u32) -> bool {
 pub(crate) fn is_reg(mode: u32) -> bool {
     mode & libc::S_IFMT == libc::S_IFREG
 }
-

@@ -442,7 +442,8 @@ impl Fs {
         if self.config.read_only {
             return Ok(());
         }
-        self.store.write(Durability::Durable, |_| Ok::<_, Error>(()))
+        self.store
+            .write(Durability::Durable, |_| Ok::<_, Error>(()))
     }
 
     /// Permission check for `access(2)`; with `default_permissions` the

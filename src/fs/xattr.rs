@@ -20,7 +20,10 @@ fn check_xattr_name(name: &[u8]) -> Result<()> {
         return Err(Error::BufferTooSmall);
     }
     let known = [&b"user."[..], b"trusted.", b"security."];
-    if !known.iter().any(|p| name.starts_with(p) && name.len() > p.len()) {
+    if !known
+        .iter()
+        .any(|p| name.starts_with(p) && name.len() > p.len())
+    {
         return Err(Error::Unsupported("attribute namespace"));
     }
     Ok(())

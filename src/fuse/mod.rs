@@ -192,7 +192,10 @@ impl Filesystem for FuseFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        match self.fs.mkdir(&ctx(req, umask), parent.0, name.as_bytes(), mode) {
+        match self
+            .fs
+            .mkdir(&ctx(req, umask), parent.0, name.as_bytes(), mode)
+        {
             Ok(a) => reply.entry(&TTL, &to_file_attr(&a), Generation(0)),
             Err(e) => reply.error(errno("mkdir", e)),
         }
@@ -221,10 +224,12 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         let c = ctx(req, 0);
-        match self
-            .fs
-            .symlink(&c, parent.0, link_name.as_bytes(), target.as_os_str().as_bytes())
-        {
+        match self.fs.symlink(
+            &c,
+            parent.0,
+            link_name.as_bytes(),
+            target.as_os_str().as_bytes(),
+        ) {
             Ok(a) => reply.entry(&TTL, &to_file_attr(&a), Generation(0)),
             Err(e) => reply.error(errno("symlink", e)),
         }
@@ -461,7 +466,13 @@ impl Filesystem for FuseFs {
         let c = ctx(req, umask);
         let created = self
             .fs
-            .mknod(&c, parent.0, name.as_bytes(), libc::S_IFREG | (mode & 0o7777), 0)
+            .mknod(
+                &c,
+                parent.0,
+                name.as_bytes(),
+                libc::S_IFREG | (mode & 0o7777),
+                0,
+            )
             .and_then(|a| {
                 // The file is new and empty: O_TRUNC has nothing to do.
                 let fh = self.fs.open(a.ino, flags & !libc::O_TRUNC)?;

@@ -112,7 +112,9 @@ impl<'c> Meta<'c> {
             "INSERT INTO inodes(mode, uid, gid, nlink, rdev, atime_ns, mtime_ns, ctime_ns, \
              crtime_ns, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?6, ?7)",
         )?;
-        stmt.execute(params![n.mode, n.uid, n.gid, n.nlink, n.rdev, n.time_ns, n.target])?;
+        stmt.execute(params![
+            n.mode, n.uid, n.gid, n.nlink, n.rdev, n.time_ns, n.target
+        ])?;
         Ok(self.conn.last_insert_rowid() as u64)
     }
 
@@ -177,7 +179,9 @@ impl<'c> Meta<'c> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT ino FROM dirents WHERE parent = ?1 AND name = ?2")?;
-        Ok(stmt.query_row(params![parent, name], |r| r.get(0)).optional()?)
+        Ok(stmt
+            .query_row(params![parent, name], |r| r.get(0))
+            .optional()?)
     }
 
     pub fn insert_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
@@ -254,14 +258,28 @@ impl<'c> Meta<'c> {
     }
 
     /// Stores (or replaces) a block record and keeps `stored_bytes` in step.
-    pub fn put_block(&self, ino: u64, idx: u64, codec: u8, raw_len: u64, record: &[u8]) -> Result<()> {
+    pub fn put_block(
+        &self,
+        ino: u64,
+        idx: u64,
+        codec: u8,
+        raw_len: u64,
+        record: &[u8],
+    ) -> Result<()> {
         self.delete_block(ino, idx)?;
         self.conn
             .prepare_cached(
                 "INSERT INTO blocks(ino, idx, codec, raw_len, stored_len, record) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute(params![ino, idx, codec, raw_len, record.len() as u64, record])?;
+            .execute(params![
+                ino,
+                idx,
+                codec,
+                raw_len,
+                record.len() as u64,
+                record
+            ])?;
         self.conn
             .prepare_cached("UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1")?
             .execute(params![ino, record.len() as u64])?;
@@ -330,7 +348,9 @@ impl<'c> Meta<'c> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2")?;
-        Ok(stmt.query_row(params![ino, name], |r| r.get(0)).optional()?)
+        Ok(stmt
+            .query_row(params![ino, name], |r| r.get(0))
+            .optional()?)
     }
 
     pub fn set_xattr(&self, ino: u64, name: &[u8], value: &[u8]) -> Result<()> {
@@ -388,7 +408,12 @@ impl<'c> Meta<'c> {
              FROM inodes GROUP BY mode & 61440",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, u32>(0)?, r.get::<_, u64>(1)?, r.get::<_, u64>(2)?, r.get::<_, u64>(3)?))
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, u64>(1)?,
+                r.get::<_, u64>(2)?,
+                r.get::<_, u64>(3)?,
+            ))
         })?;
         for row in rows {
             let (fmt, count, size, stored) = row?;

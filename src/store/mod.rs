@@ -285,9 +285,11 @@ fn initialise_volume(conn: &mut Connection, block_size: usize) -> Result<usize, 
 
 fn read_block_size(conn: &Connection) -> Result<usize, StoreError> {
     let v: String = conn
-        .query_row("SELECT value FROM volume WHERE key = 'block_size'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT value FROM volume WHERE key = 'block_size'",
+            [],
+            |r| r.get(0),
+        )
         .map_err(|_| StoreError::Invalid("volume settings are missing".into()))?;
     let bs: usize = v
         .parse()

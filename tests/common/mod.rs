@@ -1,0 +1,154 @@
+//! Shared harness for tests that mount a real llmfs volume: runs the built
+//! `llmfs` binary in the foreground on a temporary store and mountpoint, and
+//! unmounts (waiting for write-back) when dropped.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_llmfs");
+
+/// A mounted volume on temporary directories.
+pub struct Mounted {
+    pub dir: tempfile::TempDir,
+    pub store: PathBuf,
+    pub mnt: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+pub fn is_mounted(mnt: &Path) -> bool {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = mnt.to_string_lossy();
+    text.lines().any(|l| {
+        l.split(' ').nth(4) == Some(&*want)
+            && l.split(" - ").nth(1).is_some_and(|r| r.starts_with("fuse"))
+    })
+}
+
+impl Mounted {
+    /// Mounts a new volume. `extra` are additional `llmfs mount` arguments.
+    pub fn new(extra: &[&str]) -> Mounted {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = dir.path().join("store");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let mut m = Mounted {
+            log: dir.path().join("daemon.log"),
+            dir,
+            store,
+            mnt,
+            child: None,
+        };
+        m.mount(extra);
+        m
+    }
+
+    /// Mounts (again) on the same store and mountpoint.
+    pub fn mount(&mut self, extra: &[&str]) {
+        assert!(self.child.is_none(), "already mounted");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("mount")
+            .arg(&self.mnt)
+            .arg("--store")
+            .arg(&self.store)
+            .arg("--foreground")
+            .args(extra)
+            .env("RUST_LOG", "llmfs=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn llmfs mount");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !is_mounted(&self.mnt) {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                panic!("llmfs mount exited with {status}: {}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mount did not appear: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Unmounts with `llmfs umount` and waits for the daemon to exit 0.
+    pub fn unmount(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let out = Command::new(BIN)
+            .arg("umount")
+            .arg(&self.mnt)
+            .output()
+            .expect("run llmfs umount");
+        assert!(
+            out.status.success(),
+            "llmfs umount failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "daemon exited with {status}: {}",
+            self.log_text()
+        );
+    }
+
+    pub fn remount(&mut self) {
+        self.unmount();
+        self.mount(&[]);
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `llmfs fsck` on the store and returns (success, output).
+    pub fn fsck(&self) -> (bool, String) {
+        let out = Command::new(BIN)
+            .arg("fsck")
+            .arg(&self.store)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if is_mounted(&self.mnt) {
+                let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
