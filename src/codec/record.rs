@@ -123,3 +123,92 @@ pub fn decode_record<'a>(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{CodecSet, RawCodec, ZstdCodec};
+
+    fn text(n: usize) -> Vec<u8> {
+        b"the quick brown fox jumps over the lazy dog. "
+            .iter()
+            .cycle()
+            .take(n)
+            .copied()
+            .collect()
+    }
+
+    #[test]
+    fn header_layout_is_little_endian() {
+        let rec = encode_record(&RawCodec, b"abc").unwrap();
+        assert_eq!(rec[0], RECORD_VERSION);
+        assert_eq!(rec[1], CodecId::Raw as u8);
+        assert_eq!(&rec[2..4], &[0, 0]);
+        assert_eq!(&rec[4..8], &0u32.to_le_bytes());
+        assert_eq!(&rec[8..12], &3u32.to_le_bytes());
+        assert_eq!(&rec[12..16], &crc32c::crc32c(b"abc").to_le_bytes());
+        assert_eq!(&rec[16..20], &3u32.to_le_bytes());
+        assert_eq!(&rec[20..], b"abc");
+    }
+
+    #[test]
+    fn set_picks_zstd_for_text_raw_for_noise() {
+        let set = CodecSet::default();
+        let rec = set.encode_block(&text(65536)).unwrap();
+        assert_eq!(rec[1], CodecId::Zstd as u8);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..65536)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let rec = set.encode_block(&noise).unwrap();
+        assert_eq!(rec[1], CodecId::Raw as u8);
+        assert_eq!(set.decode_block(&rec, 65536).unwrap(), noise);
+    }
+
+    #[test]
+    fn corrupt_records_are_errors() {
+        let set = CodecSet::default();
+        let data = text(10_000);
+        let rec = encode_record(&ZstdCodec::default(), &data).unwrap();
+        assert_eq!(set.decode_block(&rec, 65536).unwrap(), data);
+
+        let e = set.decode_block(&rec[..10], 65536).unwrap_err();
+        assert!(matches!(e, CodecError::Truncated { .. }));
+        let e = set.decode_block(&rec[..rec.len() - 1], 65536).unwrap_err();
+        assert!(matches!(e, CodecError::PayloadLength { .. }));
+        let e = set.decode_block(&rec, 1000).unwrap_err();
+        assert!(matches!(e, CodecError::RawTooLarge { .. }));
+
+        let mut bad = rec.clone();
+        bad[0] = 9;
+        assert!(matches!(
+            set.decode_block(&bad, 65536),
+            Err(CodecError::UnknownVersion(9))
+        ));
+        let mut bad = rec.clone();
+        bad[1] = 77;
+        assert!(matches!(
+            set.decode_block(&bad, 65536),
+            Err(CodecError::UnknownCodec(77))
+        ));
+        let mut bad = rec.clone();
+        bad[12] ^= 1;
+        assert!(matches!(
+            set.decode_block(&bad, 65536),
+            Err(CodecError::Checksum { .. })
+        ));
+        let mut bad = rec.clone();
+        let last = bad.len() - 5;
+        bad[last] ^= 0x40;
+        assert!(set.decode_block(&bad, 65536).is_err());
+        // Raw length larger than what the zstd frame holds.
+        let mut bad = rec;
+        bad[8..12].copy_from_slice(&20_000u32.to_le_bytes());
+        assert!(set.decode_block(&bad, 65536).is_err());
+    }
+}
