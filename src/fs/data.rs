@@ -372,12 +372,101 @@ impl Fs {
             return Ok(());
         }
         data.truncate(keep);
+        self.store_block(m, ino, idx, &data)
+    }
+
+    /// `fallocate(2)`. Space is not reserved (stored size depends on how
+    /// well data compresses), so plain allocation only extends the size;
+    /// punching a hole or zeroing a range drops or rewrites the blocks.
+    pub fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: i32) -> Result<()> {
+        self.check_writable()?;
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= MAX_FILE_SIZE)
+            .ok_or(Error::FileTooLarge)?;
+        if len == 0 {
+            return Err(Error::InvalidArgument("fallocate length 0"));
+        }
+        let keep_size = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
+        let zero = match mode & !libc::FALLOC_FL_KEEP_SIZE {
+            0 => false,
+            libc::FALLOC_FL_PUNCH_HOLE if keep_size => true,
+            libc::FALLOC_FL_ZERO_RANGE => true,
+            _ => return Err(Error::Unsupported("fallocate mode")),
+        };
+        let row = self.row(ino)?;
+        if is_dir(row.mode) {
+            return Err(Error::IsDir);
+        }
+        if !is_reg(row.mode) {
+            return Err(Error::NotPermitted);
+        }
+        if zero {
+            self.zero_range(ino, offset, end)?;
+        }
+        if !keep_size {
+            let size = {
+                let st = self.state();
+                self.current_size(&st, ino)?
+            };
+            if end > size {
+                self.truncate(ino, end)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `[start, end)` read as zeros (clipped to the file size): whole
+    /// blocks are dropped, partial ones rewritten.
+    fn zero_range(&self, ino: u64, start: u64, end: u64) -> Result<()> {
+        let bs = self.block_size() as u64;
+        let mut st = self.state();
+        self.persist(&mut st, ino, Durability::Normal)?;
+        let size = self.current_size(&st, ino)?;
+        let end = end.min(size);
+        if start >= end {
+            return Ok(());
+        }
+        let now = now_ns();
+        let (first, last) = (start / bs, (end - 1) / bs);
+        self.store.write(Durability::Normal, |m| {
+            for idx in first..=last {
+                let (bstart, bend) = (idx * bs, (idx + 1) * bs);
+                let (zs, ze) = (start.max(bstart) - bstart, end.min(bend) - bstart);
+                let Some(record) = m.block(ino, idx)? else {
+                    continue;
+                };
+                let mut data =
+                    self.codecs
+                        .decode_block(&record, bs as usize)
+                        .map_err(|source| Error::Corrupt {
+                            ino,
+                            block: idx,
+                            source,
+                        })?;
+                let zs = (zs as usize).min(data.len());
+                let ze = (ze as usize).min(data.len());
+                data[zs..ze].fill(0);
+                self.store_block(m, ino, idx, &data)?;
+            }
+            let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
+            row.mtime_ns = now;
+            row.ctime_ns = now;
+            m.update_inode(&row)?;
+            Ok::<_, Error>(())
+        })?;
+        self.cache.invalidate_blocks(ino, first..=last);
+        Ok(())
+    }
+
+    /// Encodes and stores one block, or drops it if it is all zeros.
+    fn store_block(&self, m: &Meta<'_>, ino: u64, idx: u64, data: &[u8]) -> Result<()> {
         if data.iter().all(|&b| b == 0) {
             m.delete_block(ino, idx)?;
         } else {
             let rec = self
                 .codecs
-                .encode_block(&data)
+                .encode_block(data)
                 .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
             m.put_block(ino, idx, rec[1], data.len() as u64, &rec)?;
         }
