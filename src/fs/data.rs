@@ -12,7 +12,9 @@ impl Fs {
     /// Opens a file and returns its handle. `O_TRUNC` truncates to zero.
     pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
-        if writable {
+        // Linux truncates on O_TRUNC even with O_RDONLY access.
+        let truncate = flags & libc::O_TRUNC != 0;
+        if writable || truncate {
             self.check_writable()?;
         }
         let row = self.row(ino)?;
@@ -22,7 +24,7 @@ impl Fs {
             }
             return Ok(0);
         }
-        if flags & libc::O_TRUNC != 0 && writable && is_reg(row.mode) {
+        if truncate && is_reg(row.mode) {
             self.truncate(ino, 0)?;
         }
         let mut st = self.state();

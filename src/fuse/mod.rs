@@ -69,7 +69,20 @@ fn to_file_attr(a: &Attr) -> FileAttr {
 fn set_time(t: TimeOrNow) -> SetTime {
     match t {
         TimeOrNow::Now => SetTime::Now,
-        TimeOrNow::SpecificTime(t) => SetTime::At(to_ns(t)),
+        TimeOrNow::SpecificTime(t) => SetTime::At(kernel_time_ns(t)),
+    }
+}
+
+/// fuser 0.18 turns the kernel's (sec < 0, nsec) into
+/// `UNIX_EPOCH - Duration::new(-sec, nsec)`, which is 2 * nsec too early;
+/// this undoes that. Remove when fuser converts pre-1970 times correctly
+/// (tests/mount_semantics.rs `utimensat_before_epoch_with_nanoseconds`).
+fn kernel_time_ns(t: std::time::SystemTime) -> i64 {
+    match std::time::UNIX_EPOCH.duration_since(t) {
+        Ok(d) if !d.is_zero() => (-(d.as_secs() as i64))
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(d.subsec_nanos())),
+        _ => to_ns(t),
     }
 }
 

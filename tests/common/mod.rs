@@ -82,27 +82,52 @@ impl Mounted {
         }
     }
 
-    /// Unmounts with `llmfs umount` and waits for the daemon to exit 0.
+    /// Unmounts with `llmfs umount`, retrying for up to 10 s while the kernel
+    /// reports the mount busy. Tests run as threads of one process, and a
+    /// child that another thread is spawning holds copies of all of this
+    /// process's descriptors (close-on-exec ones too) until it execs, so a
+    /// file a test has just closed can keep its mount busy for a moment.
+    /// On failure the daemon is left for `Drop` to clean up.
     pub fn unmount(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let out = Command::new(BIN)
-            .arg("umount")
-            .arg(&self.mnt)
-            .output()
-            .expect("run llmfs umount");
-        assert!(
-            out.status.success(),
-            "llmfs umount failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = Command::new(BIN)
+                .arg("umount")
+                .arg(&self.mnt)
+                .output()
+                .expect("run llmfs umount");
+            if out.status.success() {
+                break;
+            }
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            if !err.contains("busy") || Instant::now() >= deadline {
+                self.child = Some(child);
+                panic!("llmfs umount failed: {err}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let status = child.wait().unwrap();
         assert!(
             status.success(),
             "daemon exited with {status}: {}",
             self.log_text()
         );
+    }
+
+    /// Simulates a crash: kills the daemon with SIGKILL (no write-back, no
+    /// checkpoint), then lazily detaches the dead mount. `mount` works again
+    /// afterwards.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if is_mounted(&self.mnt) {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
     }
 
     pub fn remount(&mut self) {
