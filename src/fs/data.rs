@@ -301,21 +301,10 @@ impl Fs {
         // On failure, keep the dirty data around; shutdown retries it.
         result?;
         st.open.remove(&ino);
-        if !self.config.read_only {
-            let deleted = self
-                .store
-                .write(Durability::Normal, |m| match m.inode(ino)? {
-                    Some(row) if row.nlink == 0 => {
-                        m.delete_inode(ino)?;
-                        Ok::<_, Error>(true)
-                    }
-                    _ => Ok(false),
-                })?;
-            if deleted {
-                self.cache.invalidate_from(ino, 0);
-            }
+        if st.in_use(ino) {
+            return Ok(());
         }
-        Ok(())
+        self.delete_if_unlinked(ino)
     }
 
     /// Changes the size of a regular file, writing back dirty data first.

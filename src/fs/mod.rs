@@ -16,7 +16,7 @@ pub use attr::{Attr, Ctx, DirEntry, SetAttr, SetTime, StatFs};
 use crate::cache::{BlockCache, CacheStats};
 use crate::codec::CodecSet;
 use crate::error::{Error, Result};
-use crate::store::{Durability, InodeRow, Store};
+use crate::store::{Durability, InodeRow, Store, ROOT_INO};
 
 /// Longest name of one directory entry, in bytes.
 pub const NAME_MAX: usize = 255;
@@ -60,6 +60,13 @@ struct OpenInode {
     pending_time: Option<i64>,
 }
 
+impl State {
+    /// True while something may still reach `ino` without a name.
+    fn in_use(&self, ino: u64) -> bool {
+        self.open.contains_key(&ino) || self.lookups.contains_key(&ino)
+    }
+}
+
 impl OpenInode {
     fn has_unpersisted(&self) -> bool {
         !self.dirty.is_empty() || self.pending_time.is_some()
@@ -71,6 +78,11 @@ struct State {
     open: HashMap<u64, OpenInode>,
     /// Open file handles: fh -> ino.
     handles: HashMap<u64, u64>,
+    /// Kernel references (FUSE lookup counts) per inode, recorded by the
+    /// FUSE layer with `remember` and dropped with `forget`. An unlinked
+    /// inode stays readable while the kernel still references it (a held
+    /// FIFO, an `O_PATH` descriptor, a removed working directory).
+    lookups: HashMap<u64, u64>,
     next_fh: u64,
     dirty_bytes: usize,
 }
@@ -168,6 +180,53 @@ impl Fs {
         Ok(self.attr_of(&st, &row))
     }
 
+    /// Records that the kernel was handed a reference to `ino` (every reply
+    /// that carries an entry: lookup, create, mknod, mkdir, symlink, link).
+    pub fn remember(&self, ino: u64) {
+        if ino != ROOT_INO {
+            *self.state().lookups.entry(ino).or_default() += 1;
+        }
+    }
+
+    /// The kernel dropped `n` references to `ino`. The last one deletes an
+    /// inode that has no name and no open handle.
+    pub fn forget(&self, ino: u64, n: u64) -> Result<()> {
+        let mut st = self.state();
+        let Some(count) = st.lookups.get_mut(&ino) else {
+            return Ok(());
+        };
+        *count = count.saturating_sub(n);
+        if *count > 0 {
+            return Ok(());
+        }
+        st.lookups.remove(&ino);
+        if st.open.contains_key(&ino) {
+            return Ok(());
+        }
+        self.delete_if_unlinked(ino)
+    }
+
+    /// Deletes `ino` if its link count is zero (the caller checked that
+    /// nothing references it any more).
+    fn delete_if_unlinked(&self, ino: u64) -> Result<()> {
+        if self.config.read_only {
+            return Ok(());
+        }
+        let deleted = self
+            .store
+            .write(Durability::Normal, |m| match m.inode(ino)? {
+                Some(row) if row.nlink == 0 => {
+                    m.delete_inode(ino)?;
+                    Ok::<_, Error>(true)
+                }
+                _ => Ok(false),
+            })?;
+        if deleted {
+            self.cache.invalidate_from(ino, 0);
+        }
+        Ok(())
+    }
+
     pub fn statfs(&self) -> Result<StatFs> {
         let (files,) = self.store.read(|m| {
             let t = m.totals()?;
@@ -219,6 +278,7 @@ impl Fs {
         // unlinked are reclaimed at the next mount.
         st.open.clear();
         st.handles.clear();
+        st.lookups.clear();
         drop(st);
         self.store
             .write(Durability::Durable, |_| Ok::<_, Error>(()))?;

@@ -217,7 +217,7 @@ impl Fs {
     ) -> Result<Option<u64>> {
         row.nlink = row.nlink.saturating_sub(1);
         row.ctime_ns = now;
-        if row.nlink == 0 && !st.open.contains_key(&row.ino) {
+        if row.nlink == 0 && !st.in_use(row.ino) {
             m.delete_inode(row.ino)?;
             return Ok(Some(row.ino));
         }
@@ -237,10 +237,11 @@ impl Fs {
             return Err(Error::NotEmpty);
         }
         let now = now_ns();
+        let st = self.state();
         self.store.write(Durability::Normal, |m| {
             let dir = dir_row(m, parent)?;
             let ino = m.lookup(parent, name)?.ok_or(Error::NotFound)?;
-            let row = m.inode(ino)?.ok_or(Error::NotFound)?;
+            let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
             if !is_dir(row.mode) {
                 return Err(Error::NotDir);
             }
@@ -248,9 +249,28 @@ impl Fs {
                 return Err(Error::NotEmpty);
             }
             m.remove_dirent(parent, name)?;
-            m.delete_inode(ino)?;
+            self.drop_dir(m, &st, &mut row, now)?;
             touch_dir(m, dir, -1, now)
         })
+    }
+
+    /// Unlinks an empty directory's inode: deleted now, or kept with nlink 0
+    /// until the kernel forgets it (a process may have it as its cwd).
+    fn drop_dir(
+        &self,
+        m: &Meta<'_>,
+        st: &super::State,
+        row: &mut InodeRow,
+        now: i64,
+    ) -> Result<()> {
+        if st.in_use(row.ino) {
+            row.nlink = 0;
+            row.ctime_ns = now;
+            m.update_inode(row)?;
+        } else {
+            m.delete_inode(row.ino)?;
+        }
+        Ok(())
     }
 
     /// Fails with EINVAL if `dir` is `ancestor` or lies below it.
@@ -356,7 +376,8 @@ impl Fs {
                 }
                 m.remove_dirent(newparent, newname)?;
                 if src_is_dir {
-                    m.delete_inode(dst_ino)?;
+                    let mut dst = dst;
+                    self.drop_dir(m, &st, &mut dst, now)?;
                     touch_dir(m, dir_row(m, newparent)?, -1, now)?;
                 } else {
                     deleted = self.drop_link(m, &st, dst, now)?;

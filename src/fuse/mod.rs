@@ -105,6 +105,14 @@ fn errno(op: &str, e: Error) -> Errno {
     Errno::from_i32(e.errno())
 }
 
+impl FuseFs {
+    /// Replies with an entry; the kernel now holds a reference to it.
+    fn entry(&self, reply: ReplyEntry, a: &Attr) {
+        self.fs.remember(a.ino);
+        reply.entry(&TTL, &to_file_attr(a), Generation(0));
+    }
+}
+
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let wanted = InitFlags::FUSE_ATOMIC_O_TRUNC
@@ -126,8 +134,14 @@ impl Filesystem for FuseFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.fs.lookup(parent.0, name.as_bytes()) {
-            Ok(a) => reply.entry(&TTL, &to_file_attr(&a), Generation(0)),
+            Ok(a) => self.entry(reply, &a),
             Err(e) => reply.error(errno("lookup", e)),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        if let Err(e) = self.fs.forget(ino.0, nlookup) {
+            errno("forget", e);
         }
     }
 
@@ -191,7 +205,7 @@ impl Filesystem for FuseFs {
             .fs
             .mknod(&ctx(req, umask), parent.0, name.as_bytes(), mode, rdev)
         {
-            Ok(a) => reply.entry(&TTL, &to_file_attr(&a), Generation(0)),
+            Ok(a) => self.entry(reply, &a),
             Err(e) => reply.error(errno("mknod", e)),
         }
     }
@@ -209,7 +223,7 @@ impl Filesystem for FuseFs {
             .fs
             .mkdir(&ctx(req, umask), parent.0, name.as_bytes(), mode)
         {
-            Ok(a) => reply.entry(&TTL, &to_file_attr(&a), Generation(0)),
+            Ok(a) => self.entry(reply, &a),
             Err(e) => reply.error(errno("mkdir", e)),
         }
     }
@@ -243,7 +257,7 @@ impl Filesystem for FuseFs {
             link_name.as_bytes(),
             target.as_os_str().as_bytes(),
         ) {
-            Ok(a) => reply.entry(&TTL, &to_file_attr(&a), Generation(0)),
+            Ok(a) => self.entry(reply, &a),
             Err(e) => reply.error(errno("symlink", e)),
         }
     }
@@ -279,7 +293,7 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         match self.fs.link(ino.0, newparent.0, newname.as_bytes()) {
-            Ok(a) => reply.entry(&TTL, &to_file_attr(&a), Generation(0)),
+            Ok(a) => self.entry(reply, &a),
             Err(e) => reply.error(errno("link", e)),
         }
     }
@@ -508,13 +522,16 @@ impl Filesystem for FuseFs {
                 Ok((a, fh))
             });
         match created {
-            Ok((a, fh)) => reply.created(
-                &TTL,
-                &to_file_attr(&a),
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::empty(),
-            ),
+            Ok((a, fh)) => {
+                self.fs.remember(a.ino);
+                reply.created(
+                    &TTL,
+                    &to_file_attr(&a),
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                )
+            }
             Err(e) => reply.error(errno("create", e)),
         }
     }
