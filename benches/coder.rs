@@ -1,0 +1,73 @@
+//! Throughput of the range coder and of frequency-table construction.
+//!
+//! `cargo bench --bench coder`; symbol throughput is reported as bytes,
+//! one symbol standing for one byte.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use llmfs::coder::{decode_symbols, encode_symbols, CoderError, FreqTable, SymbolModel, TOTAL};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const SYMBOLS: usize = 1 << 20;
+
+struct Fixed(FreqTable);
+
+impl SymbolModel for Fixed {
+    type Error = CoderError;
+    fn table(&mut self) -> Result<&FreqTable, CoderError> {
+        Ok(&self.0)
+    }
+    fn update(&mut self, _: usize) {}
+}
+
+/// A skewed 256-symbol table (about 5.9 bits a symbol), like text bytes
+/// under a modest model.
+fn table() -> FreqTable {
+    let logits: Vec<f32> = (0..256).map(|i| -0.045 * i as f32).collect();
+    FreqTable::from_logits(&logits).unwrap()
+}
+
+fn logits(n: usize) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(9);
+    (0..n).map(|_| rng.random_range(-12.0f32..12.0)).collect()
+}
+
+fn coding(c: &mut Criterion) {
+    let table = table();
+    let mut rng = StdRng::seed_from_u64(1);
+    let symbols: Vec<usize> = (0..SYMBOLS)
+        .map(|_| table.symbol_for(rng.random_range(0..TOTAL)).unwrap())
+        .collect();
+    let bytes = encode_symbols(&mut Fixed(table.clone()), &symbols).unwrap();
+
+    let mut g = c.benchmark_group("range");
+    g.throughput(Throughput::Bytes(SYMBOLS as u64));
+    g.sample_size(20);
+    g.bench_function("encode_1MiB_256sym", |b| {
+        b.iter(|| encode_symbols(&mut Fixed(table.clone()), black_box(&symbols)).unwrap())
+    });
+    g.bench_function("decode_1MiB_256sym", |b| {
+        b.iter(|| decode_symbols(&mut Fixed(table.clone()), black_box(&bytes), SYMBOLS).unwrap())
+    });
+    g.finish();
+}
+
+fn tables(c: &mut Criterion) {
+    let mut g = c.benchmark_group("freq");
+    for n in [256usize, 4096] {
+        let l = logits(n);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("from_logits_{n}"), |b| {
+            b.iter(|| FreqTable::from_logits(black_box(&l)).unwrap())
+        });
+    }
+    let counts: Vec<u32> = (0..256u32).map(|i| (i * 7919) % 1000).collect();
+    g.throughput(Throughput::Elements(256));
+    g.bench_function("from_counts_256", |b| {
+        b.iter(|| FreqTable::from_counts(black_box(&counts)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, coding, tables);
+criterion_main!(benches);
