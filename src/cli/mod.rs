@@ -1,7 +1,11 @@
-//! Command-line interface: `llmfs mount|umount|stats|fsck`.
+//! Command-line interface: `llmfs mount|umount|stats|fsck`, the mount(8)
+//! helper mode (`mount.fuse.llmfs`), and the hidden `llmfs generate`.
 
+mod generate;
+mod helper;
 mod mount;
 mod mountinfo;
+mod notify;
 mod paths;
 mod stats;
 
@@ -37,6 +41,7 @@ pub struct LogArgs {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Mount a volume (creating its store on first use).
+    #[command(after_long_help = MOUNT_HELP)]
     Mount(MountArgs),
     /// Unmount a volume and wait until its daemon has written everything back.
     Umount {
@@ -59,7 +64,27 @@ pub enum Command {
         /// A store directory or the mountpoint of a mounted volume.
         path: PathBuf,
     },
+    /// Generate man pages or shell completions.
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: generate::Generate,
+    },
 }
+
+const MOUNT_HELP: &str = "\
+Under systemd (Type=notify), run in the foreground (-f): readiness (READY=1) \
+is sent to $NOTIFY_SOCKET once the mount is live, and STOPPING=1 when SIGTERM \
+or SIGINT starts the unmount. One unit per volume: systemd/llmfs@.service reads \
+/etc/llmfs/NAME.conf (systemctl enable --now llmfs@NAME).
+
+fstab and mount(8): with the symlink /sbin/mount.fuse.llmfs -> llmfs installed, \
+`mount -t fuse.llmfs STORE DIR -o OPTS` and fstab lines such as
+
+    /var/lib/llmfs/archive  /mnt/archive  fuse.llmfs  rw,noatime,cache_mb=128  0 0
+
+mount like `llmfs mount --store STORE DIR -o OPTS`; fstab-only options \
+(defaults, noauto, nofail, _netdev, x-*, comment=*, ...) are ignored.";
 
 pub fn init_logging(verbose: u8) {
     let level = match verbose {
@@ -75,7 +100,11 @@ pub fn init_logging(verbose: u8) {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = helper::dispatch(&argv) {
+        return code;
+    }
+    let cli = match Cli::try_parse_from(&argv) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -103,6 +132,7 @@ pub fn main() -> ExitCode {
             init_logging(cli.log.verbose);
             stats::fsck(&path)
         }
+        Command::Generate { what } => generate::run(what),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use clap::Args;
 use fuser::{Config, MountOption, SessionACL};
 
 use super::mountinfo::{store_of_mountpoint, FS_TYPE};
+use super::notify;
 use super::paths::default_store_for;
 use crate::fs::{Fs, FsConfig};
 use crate::fuse::FuseFs;
@@ -26,24 +28,47 @@ pub struct MountArgs {
     /// ~/.local/share/llmfs/<mountpoint> otherwise].
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// Stay in the foreground instead of detaching.
+    /// Stay in the foreground instead of detaching (also under systemd:
+    /// readiness goes to $NOTIFY_SOCKET once the mount is live).
     #[arg(short, long)]
     pub foreground: bool,
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
     /// auto_unmount, noatime, nodev, nosuid, noexec, dev, suid, exec, sync,
-    /// dirsync, async.
+    /// dirsync, async; cache_mb=N, threads=N, block_size=N (as the flags).
+    /// fstab-only options (defaults, auto, noauto, user, nouser, users,
+    /// owner, group, _netdev, nofail, x-*, comment=*) are ignored; empty
+    /// ones too.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
-    /// Decoded-block cache size in MiB.
-    #[arg(long, default_value_t = 64)]
-    pub cache_mb: usize,
-    /// FUSE worker threads.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub threads: u16,
+    /// Decoded-block cache size in MiB [default: 64].
+    #[arg(long, value_name = "MIB")]
+    pub cache_mb: Option<usize>,
+    /// FUSE worker threads, 1..=256 [default: 4].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
     /// Block size of a new store in bytes (a power of two, 4 KiB..16 MiB);
-    /// an existing store keeps its own.
-    #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE)]
-    pub block_size: usize,
+    /// an existing store keeps its own [default: 65536].
+    #[arg(long, value_name = "BYTES")]
+    pub block_size: Option<usize>,
+}
+
+const DEFAULT_CACHE_MB: usize = 64;
+const DEFAULT_THREADS: u16 = 4;
+
+impl MountArgs {
+    /// Mount arguments for a store and mountpoint with `-o` options and
+    /// everything else at its default (the mount(8) helper's view).
+    pub fn for_helper(store: PathBuf, mountpoint: PathBuf, options: Vec<String>) -> MountArgs {
+        MountArgs {
+            mountpoint,
+            store: Some(store),
+            foreground: false,
+            options,
+            cache_mb: None,
+            threads: None,
+            block_size: None,
+        }
+    }
 }
 
 /// Parsed `-o` options.
@@ -52,6 +77,35 @@ struct ParsedOptions {
     mount: Vec<MountOption>,
     acl: Option<SessionACL>,
     read_only: bool,
+    cache_mb: Option<usize>,
+    threads: Option<u16>,
+    block_size: Option<usize>,
+}
+
+/// Options mount(8) and fstab use that mean nothing to the kernel or to
+/// llmfs: the helper and `-o` accept and ignore them.
+fn is_ignored_generic(opt: &str) -> bool {
+    matches!(
+        opt,
+        "defaults"
+            | "auto"
+            | "noauto"
+            | "user"
+            | "nouser"
+            | "users"
+            | "owner"
+            | "group"
+            | "_netdev"
+            | "nofail"
+    ) || opt.starts_with("x-")
+        || opt.starts_with("comment=")
+        || opt.starts_with("user=")
+}
+
+fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("mount option {key}={value}: not a valid number"))
 }
 
 fn parse_options(raw: &[String]) -> Result<ParsedOptions, String> {
@@ -59,8 +113,27 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, String> {
     for opt in raw
         .iter()
         .flat_map(|s| s.split(','))
+        .map(str::trim)
         .filter(|s| !s.is_empty())
     {
+        if is_ignored_generic(opt) {
+            continue;
+        }
+        if let Some((key, value)) = opt.split_once('=') {
+            match key {
+                "cache_mb" => p.cache_mb = Some(parse_number(key, value)?),
+                "threads" => {
+                    let n: u16 = parse_number(key, value)?;
+                    if !(1..=256).contains(&n) {
+                        return Err(format!("mount option threads={n}: must be 1..=256"));
+                    }
+                    p.threads = Some(n);
+                }
+                "block_size" => p.block_size = Some(parse_number(key, value)?),
+                _ => return Err(format!("unknown mount option '{opt}'")),
+            }
+            continue;
+        }
         let m = match opt {
             "ro" => {
                 p.read_only = true;
@@ -98,10 +171,54 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, String> {
     Ok(p)
 }
 
+/// The effective value of a setting that can come from a flag or from `-o`.
+fn merge<T: PartialEq + std::fmt::Display + Copy>(
+    name: &str,
+    flag: Option<T>,
+    option: Option<T>,
+    default: T,
+) -> Result<T, String> {
+    match (flag, option) {
+        (Some(f), Some(o)) if f != o => Err(format!(
+            "--{} {f} and -o {name}={o} disagree; give one",
+            name.replace('_', "-")
+        )),
+        (Some(v), _) | (None, Some(v)) => Ok(v),
+        (None, None) => Ok(default),
+    }
+}
+
+/// Mount settings after merging flags, `-o` options and defaults.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    cache_mb: usize,
+    threads: u16,
+    block_size: usize,
+}
+
+fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, String> {
+    Ok(Settings {
+        cache_mb: merge("cache_mb", args.cache_mb, opts.cache_mb, DEFAULT_CACHE_MB)?,
+        threads: merge("threads", args.threads, opts.threads, DEFAULT_THREADS)?,
+        block_size: merge(
+            "block_size",
+            args.block_size,
+            opts.block_size,
+            DEFAULT_BLOCK_SIZE,
+        )?,
+    })
+}
+
 /// Checks the mountpoint and store paths; returns them canonical.
 fn resolve_paths(args: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
     let mp = &args.mountpoint;
-    let meta = std::fs::metadata(mp).map_err(|e| format!("mountpoint {}: {e}", mp.display()))?;
+    let meta = match std::fs::metadata(mp) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) && detach_dead_mount(mp) => {
+            std::fs::metadata(mp)
+        }
+        other => other,
+    }
+    .map_err(|e| format!("mountpoint {}: {e}", mp.display()))?;
     if !meta.is_dir() {
         return Err(format!("mountpoint {} is not a directory", mp.display()));
     }
@@ -140,13 +257,90 @@ fn absolute(p: &Path) -> Result<PathBuf, String> {
     }
 }
 
-pub fn run(args: MountArgs, verbose: u8) -> Result<ExitCode, String> {
+/// A mountpoint whose daemon died (SIGKILL, crash) answers ENOTCONN until
+/// it is unmounted. If that dead mount is an llmfs one, detach it so that a
+/// restart (systemd's Restart=on-failure, or by hand) can mount again.
+/// Returns whether it detached something.
+fn detach_dead_mount(mp: &Path) -> bool {
+    // The mountpoint itself cannot be resolved (stat answers ENOTCONN), so
+    // resolve its parent.
+    let abs = match (absolute_parent(mp), mp.file_name()) {
+        (Some(parent), Some(name)) => parent.join(name),
+        _ => return false,
+    };
+    if store_of_mountpoint(&abs).is_none() {
+        return false;
+    }
+    let msg = format!(
+        "{}: the daemon of this llmfs mount is gone; detaching the dead mount",
+        abs.display()
+    );
+    // Before a detached daemon forks, no logger is set up: tell the user.
+    if log::log_enabled!(log::Level::Warn) {
+        log::warn!("{msg}");
+    } else {
+        eprintln!("llmfs: warning: {msg}");
+    }
+    let Ok(c) = CString::new(abs.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        // SAFETY: a valid C string.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) == 0 }
+    } else {
+        ["fusermount3", "fusermount"].iter().any(|bin| {
+            std::process::Command::new(bin)
+                .arg("-uz")
+                .arg(&abs)
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    }
+}
+
+fn absolute_parent(p: &Path) -> Option<PathBuf> {
+    let parent = match p.parent() {
+        Some(x) if !x.as_os_str().is_empty() => x.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::canonicalize(parent).ok()
+}
+
+/// Validates the arguments, options and paths of a mount without mounting
+/// (`mount -f`, the helper's "fake" mode).
+pub fn check(args: &MountArgs) -> Result<(), String> {
     let opts = parse_options(&args.options)?;
-    let (mountpoint, store_dir) = resolve_paths(&args)?;
+    settings(args, &opts)?;
+    resolve_paths(args)?;
+    Ok(())
+}
+
+pub fn run(args: MountArgs, verbose: u8) -> Result<ExitCode, String> {
+    let result = run_inner(args, verbose);
+    if let Err(e) = &result {
+        notify::status(&format!("mount failed: {e}"));
+    }
+    result
+}
+
+fn run_inner(args: MountArgs, verbose: u8) -> Result<ExitCode, String> {
     if args.foreground {
         super::init_logging(verbose.max(1));
-        serve(&args, opts, &mountpoint, &store_dir, None)?;
+    }
+    let opts = parse_options(&args.options)?;
+    let settings = settings(&args, &opts)?;
+    let (mountpoint, store_dir) = resolve_paths(&args)?;
+    if args.foreground {
+        serve(settings, opts, &mountpoint, &store_dir, None)?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if notify::under_systemd() {
+        eprintln!(
+            "llmfs: warning: NOTIFY_SOCKET is set but --foreground is not: the \
+             daemon reports its own MAINPID, which systemd accepts only with \
+             NotifyAccess=all; run `llmfs mount -f` under systemd"
+        );
     }
     // Detach: the child mounts and reports success or the error through a
     // pipe, so that `llmfs mount` fails loudly and exits only once the mount
@@ -168,7 +362,7 @@ pub fn run(args: MountArgs, verbose: u8) -> Result<ExitCode, String> {
             // SAFETY: fds[1] is an open descriptor this process owns.
             let status = unsafe { std::fs::File::from_raw_fd(fds[1]) };
             let code = match serve(
-                &args,
+                settings,
                 opts,
                 &mountpoint,
                 &store_dir,
@@ -200,7 +394,7 @@ pub fn run(args: MountArgs, verbose: u8) -> Result<ExitCode, String> {
 
 /// Opens the store, mounts, and serves requests until unmounted.
 fn serve(
-    args: &MountArgs,
+    settings: Settings,
     opts: ParsedOptions,
     mountpoint: &Path,
     store_dir: &Path,
@@ -216,7 +410,7 @@ fn serve(
         store_dir,
         &OpenOptions {
             create: true,
-            block_size: args.block_size,
+            block_size: settings.block_size,
             read_only: false,
         },
     )
@@ -228,7 +422,7 @@ fn serve(
     let fs = Fs::new(
         store,
         FsConfig {
-            cache_bytes: args.cache_mb.saturating_mul(1 << 20),
+            cache_bytes: settings.cache_mb.saturating_mul(1 << 20),
             read_only: opts.read_only,
             ..FsConfig::default()
         },
@@ -245,10 +439,16 @@ fn serve(
         let mut c = Config::default();
         c.mount_options = mount_options;
         c.acl = opts.acl.unwrap_or(SessionACL::Owner);
-        c.n_threads = Some(args.threads as usize);
+        c.n_threads = Some(settings.threads as usize);
         c.clone_fd = true;
         c
     };
+    // Catch SIGINT/SIGTERM from here on: one that arrives while mounting is
+    // acted on once the mount is live, instead of killing the process and
+    // leaving a dead mount behind.
+    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
+        .map_err(|e| fail(&mut daemon, format!("installing signal handlers: {e}")))?;
+    // `Session::new` returns after the FUSE handshake: the mount is live.
     let mut session = fuser::Session::new(FuseFs::new(Arc::clone(&fs)), mountpoint, &config)
         .map_err(|e| {
             fail(
@@ -260,27 +460,53 @@ fn serve(
         "mounted {} on {} ({} threads)",
         store_dir.display(),
         mountpoint.display(),
-        args.threads
+        settings.threads
     );
+    // Readiness goes to systemd before the pipe's "ok": in detached mode the
+    // parent exits on "ok", and MAINPID must already name this process.
+    notify::ready(mountpoint, store_dir, daemon.is_some());
     if let Some((mut pipe, _)) = daemon.take() {
         let _ = pipe.write_all(b"ok");
     }
     // SIGINT/SIGTERM unmount; the session then ends and everything is
-    // written back before the process exits.
+    // written back before the process exits. With files still open the
+    // unmount is lazy (MNT_DETACH): the mount disappears from the namespace
+    // at once, and the session ends when the last file is closed.
     let mut unmounter = session.unmount_callable();
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
-        .map_err(|e| format!("installing signal handlers: {e}"))?;
     let handle = signals.handle();
+    let stopping = Arc::new(AtomicBool::new(false));
+    let stopping_signal = Arc::clone(&stopping);
+    let mp_text = mountpoint.display().to_string();
+    let (mp_path, store_path) = (mountpoint.to_path_buf(), store_dir.to_path_buf());
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             log::info!("signal {sig}: unmounting");
-            if let Err(e) = unmounter.unmount() {
-                log::error!("unmount on signal failed: {e}");
+            if !stopping_signal.swap(true, Ordering::SeqCst) {
+                notify::stopping(&format!("signal {sig}: unmounting {mp_text}"));
+            }
+            match unmounter.unmount() {
+                Ok(()) => {}
+                // Files are still open (or a process sits in the mount):
+                // fuser's unmount is not lazy. Detach instead; the session
+                // ends once the last file is closed.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    log::info!("{mp_text} is busy: lazy unmount, open files served until closed");
+                    if let Err(e) = detach(&mp_path, &store_path) {
+                        log::error!("lazy unmount on signal failed: {e}");
+                    }
+                }
+                Err(e) => log::error!("unmount on signal failed: {e}"),
             }
         }
     });
     let result = session.run();
     handle.close();
+    if !stopping.swap(true, Ordering::SeqCst) {
+        notify::stopping(&format!(
+            "{} was unmounted; writing back",
+            mountpoint.display()
+        ));
+    }
     // `destroy` already wrote everything back; this is a no-op unless the
     // session ended without it.
     let shut = fs.shutdown();
@@ -288,6 +514,40 @@ fn serve(
     shut.map_err(|e| format!("writing back at unmount: {e}"))?;
     log::info!("unmounted {}", mountpoint.display());
     Ok(())
+}
+
+/// Lazily unmounts (MNT_DETACH) `mountpoint` if the mount on top of it is
+/// still the one serving `store`: it disappears from the namespace at once,
+/// and the kernel ends the FUSE session when its last open file is closed.
+fn detach(mountpoint: &Path, store: &Path) -> Result<(), String> {
+    if store_of_mountpoint(mountpoint).as_deref() != Some(store) {
+        return Err(format!(
+            "{} is no longer the mount of {}",
+            mountpoint.display(),
+            store.display()
+        ));
+    }
+    let c = CString::new(mountpoint.as_os_str().as_bytes()).map_err(|_| "bad path".to_string())?;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        // SAFETY: a valid C string.
+        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        return Ok(());
+    }
+    let ok = ["fusermount3", "fusermount"].iter().any(|bin| {
+        std::process::Command::new(bin)
+            .arg("-uz")
+            .arg(mountpoint)
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err("fusermount3 -uz failed".into())
+    }
 }
 
 /// A detached daemon writes its log to `<store>/llmfs.log`.
@@ -355,6 +615,46 @@ pub fn umount(mountpoint: &Path, timeout: Duration) -> Result<ExitCode, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ignores_fstab_options_and_reads_llmfs_settings() {
+        let p = parse_options(&[
+            "rw,noatime,cache_mb=16,defaults,nofail".into(),
+            "".into(),
+            "noauto,_netdev,x-systemd.automount,comment=hi,users,,threads=8".into(),
+            "block_size=16384".into(),
+        ])
+        .unwrap();
+        assert!(!p.read_only);
+        assert_eq!(p.mount, vec![MountOption::RW, MountOption::NoAtime]);
+        assert_eq!(
+            (p.cache_mb, p.threads, p.block_size),
+            (Some(16), Some(8), Some(16384))
+        );
+        for bad in [
+            "cache_mb=lots",
+            "threads=0",
+            "threads=999",
+            "bogus=1",
+            "relatime",
+        ] {
+            let e = parse_options(&[bad.into()]).unwrap_err();
+            assert!(e.contains(bad.split('=').next().unwrap()), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn flags_and_options_merge() {
+        assert_eq!(merge("cache_mb", None, None, 64).unwrap(), 64);
+        assert_eq!(merge("cache_mb", Some(8), None, 64).unwrap(), 8);
+        assert_eq!(merge("cache_mb", None, Some(9), 64).unwrap(), 9);
+        assert_eq!(merge("cache_mb", Some(9), Some(9), 64).unwrap(), 9);
+        let e = merge("cache_mb", Some(8), Some(9), 64).unwrap_err();
+        assert!(
+            e.contains("--cache-mb 8") && e.contains("cache_mb=9"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn parses_options() {
