@@ -52,6 +52,17 @@ impl Fs {
         }
     }
 
+    /// Decodes and verifies a block record; a failure names inode and block.
+    fn decode(&self, ino: u64, idx: u64, record: &[u8]) -> Result<Vec<u8>> {
+        self.codecs
+            .decode_block(record, self.block_size())
+            .map_err(|source| Error::Corrupt {
+                ino,
+                block: idx,
+                source,
+            })
+    }
+
     /// Reads one stored block (cache first), verified; `None` is a hole.
     fn stored_block(&self, ino: u64, idx: u64) -> Result<Option<Arc<Vec<u8>>>> {
         let epoch = match self.cache.get(ino, idx) {
@@ -61,14 +72,7 @@ impl Fs {
         let Some(record) = self.store.read(|m| Ok::<_, Error>(m.block(ino, idx)?))? else {
             return Ok(None);
         };
-        let data = self
-            .codecs
-            .decode_block(&record, self.block_size())
-            .map_err(|source| Error::Corrupt {
-                ino,
-                block: idx,
-                source,
-            })?;
+        let data = self.decode(ino, idx, &record)?;
         let data = Arc::new(data);
         self.cache.insert(ino, idx, Arc::clone(&data), epoch);
         Ok(Some(data))
@@ -351,14 +355,7 @@ impl Fs {
         let Some(record) = m.block(ino, idx)? else {
             return Ok(());
         };
-        let mut data = self
-            .codecs
-            .decode_block(&record, self.block_size())
-            .map_err(|source| Error::Corrupt {
-                ino,
-                block: idx,
-                source,
-            })?;
+        let mut data = self.decode(ino, idx, &record)?;
         if data.len() <= keep {
             return Ok(());
         }
@@ -427,14 +424,7 @@ impl Fs {
                 let Some(record) = m.block(ino, idx)? else {
                     continue;
                 };
-                let mut data =
-                    self.codecs
-                        .decode_block(&record, bs as usize)
-                        .map_err(|source| Error::Corrupt {
-                            ino,
-                            block: idx,
-                            source,
-                        })?;
+                let mut data = self.decode(ino, idx, &record)?;
                 let zs = (zs as usize).min(data.len());
                 let ze = (ze as usize).min(data.len());
                 data[zs..ze].fill(0);
