@@ -634,3 +634,69 @@ fn damaged_record_headers_are_eio() {
         "{report}"
     );
 }
+
+/// Unmounts a filesystem the test mounted, after everything above it.
+struct TmpfsGuard(std::path::PathBuf);
+
+impl Drop for TmpfsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn full_disk_is_enospc_and_loses_nothing() {
+    let mut guard = None;
+    let mut m = Mounted::new_with(
+        |store| {
+            fs::create_dir_all(store).unwrap();
+            let st = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+                .arg(store)
+                .status()
+                .expect("run mount");
+            assert!(st.success(), "mounting a 4 MiB tmpfs for the store");
+            guard = Some(TmpfsGuard(store.to_path_buf()));
+        },
+        &[],
+    );
+    let _guard = guard;
+    let keep = text(100_000, 7);
+    fs::write(m.path("keep"), &keep).unwrap();
+
+    // 16 MiB of incompressible data cannot fit: some write, flush or close
+    // must fail with ENOSPC (the kernel reports a failed write-back on close).
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..16 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    let err = (|| -> io::Result<()> {
+        use std::io::Write;
+        let mut f = File::create(m.path("big"))?;
+        f.write_all(&noise)?;
+        f.sync_all()
+    })()
+    .expect_err("16 MiB must not fit a 4 MiB store");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+
+    // The volume stays usable: earlier data intact, space freed by
+    // deleting the file is reusable.
+    assert_eq!(fs::read(m.path("keep")).unwrap(), keep);
+    fs::remove_file(m.path("big")).unwrap();
+    let small = text(500_000, 9);
+    fs::write(m.path("small"), &small).unwrap();
+    assert_eq!(fs::read(m.path("small")).unwrap(), small);
+
+    m.remount();
+    assert_eq!(fs::read(m.path("keep")).unwrap(), keep);
+    assert_eq!(fs::read(m.path("small")).unwrap(), small);
+    assert!(!m.path("big").exists());
+    m.unmount();
+    let (ok, report) = m.fsck();
+    assert!(ok, "{report}");
+}

@@ -174,20 +174,7 @@ impl Volume {
 
 impl Drop for Volume {
     fn drop(&mut self) {
-        if common::is_mounted(&self.mnt) {
-            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-        }
-        if let Some(mut child) = self.daemon.take() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        common::stop_daemon(&self.mnt, self.daemon.take(), Duration::from_secs(10));
     }
 }
 

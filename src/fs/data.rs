@@ -4,9 +4,26 @@
 use std::sync::Arc;
 
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
+use crate::codec::RecordHeader;
 use crate::error::{Error, Result};
 use crate::store::{Durability, Meta};
 use crate::time::now_ns;
+
+/// One encoded block, ready to store.
+struct Encoded {
+    codec: u8,
+    raw_len: u64,
+    record: Vec<u8>,
+}
+
+/// Stores an encoded block, or drops the row for a hole.
+fn put_or_drop(m: &Meta<'_>, ino: u64, idx: u64, enc: Option<&Encoded>) -> Result<()> {
+    match enc {
+        Some(e) => m.put_block(ino, idx, e.codec, e.raw_len, &e.record)?,
+        None => m.delete_block(ino, idx)?,
+    }
+    Ok(())
+}
 
 impl Fs {
     /// Opens a file and returns its handle. `O_TRUNC` truncates to zero.
@@ -190,53 +207,35 @@ impl Fs {
     /// transaction. On failure the dirty data stays in memory (nothing lost)
     /// and the error is returned.
     pub(super) fn persist(&self, st: &mut State, ino: u64, durability: Durability) -> Result<()> {
-        let Some(oi) = st.open.get_mut(&ino) else {
+        if !st.open.get(&ino).is_some_and(|oi| oi.has_unpersisted()) {
             if durability == Durability::Durable {
-                self.store.write(durability, |_| Ok::<_, Error>(()))?;
-            }
-            return Ok(());
-        };
-        if !oi.has_unpersisted() {
-            if durability == Durability::Durable {
+                // Nothing new: make the earlier commits durable.
                 self.store.write(durability, |_| Ok::<_, Error>(()))?;
             }
             return Ok(());
         }
+        let oi = st.open.get_mut(&ino).expect("checked above");
         let bs = self.block_size() as u64;
         let size = oi.size;
         let time = oi.pending_time;
         let dirty = std::mem::take(&mut oi.dirty);
         // Encode outside the transaction; `None` means the block is a hole.
-        let mut records = Vec::with_capacity(dirty.len());
-        let mut failed = None;
-        for (&idx, buf) in &dirty {
-            let start = idx * bs;
-            if start >= size {
-                records.push((idx, None));
-                continue;
-            }
-            let valid = &buf[..(size - start).min(bs) as usize];
-            if valid.iter().all(|&b| b == 0) {
-                records.push((idx, None));
-                continue;
-            }
-            match self.codecs.encode_block(valid) {
-                Ok(rec) => records.push((idx, Some((valid.len() as u64, rec)))),
-                Err(e) => {
-                    failed = Some(Error::Inconsistent(format!("encoding failed: {e}")));
-                    break;
+        // Blocks at or past the size are holes left by a concurrent shrink.
+        let records: Result<Vec<(u64, Option<Encoded>)>> = dirty
+            .iter()
+            .map(|(&idx, buf)| {
+                let start = idx * bs;
+                if start >= size {
+                    return Ok((idx, None));
                 }
-            }
-        }
-        let result = match failed {
-            Some(e) => Err(e),
-            None => self.store.write(durability, |m| {
+                Ok((idx, self.encode(&buf[..(size - start).min(bs) as usize])?))
+            })
+            .collect();
+        let result = records.and_then(|records| {
+            self.store.write(durability, |m| {
                 let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
-                for (idx, rec) in &records {
-                    match rec {
-                        Some((raw_len, rec)) => m.put_block(ino, *idx, rec[1], *raw_len, rec)?,
-                        None => m.delete_block(ino, *idx)?,
-                    }
+                for (idx, enc) in &records {
+                    put_or_drop(m, ino, *idx, enc.as_ref())?;
                 }
                 row.size = size;
                 if let Some(t) = time {
@@ -245,8 +244,8 @@ impl Fs {
                 }
                 m.update_inode(&row)?;
                 Ok(())
-            }),
-        };
+            })
+        });
         let oi = st.open.get_mut(&ino).expect("still open");
         match result {
             Ok(()) => {
@@ -302,13 +301,19 @@ impl Fs {
         if oi.opens > 0 {
             return result;
         }
-        // On failure, keep the dirty data around; shutdown retries it.
-        result?;
+        if let Err(e) = result {
+            // The data of a file nothing can reach any more goes with it;
+            // otherwise it stays in memory for a later flush or unmount.
+            if !st.in_use(ino) && self.row(ino).is_ok_and(|r| r.nlink == 0) {
+                return self.delete_if_unlinked(&mut st, ino);
+            }
+            return Err(e);
+        }
         st.open.remove(&ino);
         if st.in_use(ino) {
             return Ok(());
         }
-        self.delete_if_unlinked(ino)
+        self.delete_if_unlinked(&mut st, ino)
     }
 
     /// Changes the size of a regular file, writing back dirty data first.
@@ -440,18 +445,28 @@ impl Fs {
         Ok(())
     }
 
+    /// Encodes one block's valid bytes; `None` for an all-zero block, which
+    /// is stored as a hole.
+    fn encode(&self, data: &[u8]) -> Result<Option<Encoded>> {
+        if data.iter().all(|&b| b == 0) {
+            return Ok(None);
+        }
+        let record = self
+            .codecs
+            .encode_block(data)
+            .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
+        let header = RecordHeader::parse(&record, data.len())
+            .map_err(|e| Error::Inconsistent(format!("encoder wrote a bad record: {e}")))?;
+        Ok(Some(Encoded {
+            codec: header.codec as u8,
+            raw_len: data.len() as u64,
+            record,
+        }))
+    }
+
     /// Encodes and stores one block, or drops it if it is all zeros.
     fn store_block(&self, m: &Meta<'_>, ino: u64, idx: u64, data: &[u8]) -> Result<()> {
-        if data.iter().all(|&b| b == 0) {
-            m.delete_block(ino, idx)?;
-        } else {
-            let rec = self
-                .codecs
-                .encode_block(data)
-                .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
-            m.put_block(ino, idx, rec[1], data.len() as u64, &rec)?;
-        }
-        Ok(())
+        put_or_drop(m, ino, idx, self.encode(data)?.as_ref())
     }
 
     pub fn setattr(&self, ino: u64, set: &SetAttr) -> Result<Attr> {

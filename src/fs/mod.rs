@@ -62,8 +62,10 @@ struct OpenInode {
 
 impl State {
     /// True while something may still reach `ino` without a name.
+    /// An inode whose write-back failed stays in `open` with no handle (its
+    /// data kept for a retry); that alone does not keep it alive.
     fn in_use(&self, ino: u64) -> bool {
-        self.open.contains_key(&ino) || self.lookups.contains_key(&ino)
+        self.open.get(&ino).is_some_and(|oi| oi.opens > 0) || self.lookups.contains_key(&ino)
     }
 }
 
@@ -200,15 +202,26 @@ impl Fs {
             return Ok(());
         }
         st.lookups.remove(&ino);
-        if st.open.contains_key(&ino) {
+        if st.in_use(ino) {
             return Ok(());
         }
-        self.delete_if_unlinked(ino)
+        self.delete_if_unlinked(&mut st, ino)
+    }
+
+    /// Forgets everything held in memory for a deleted inode: unwritten
+    /// data of a file that no longer exists is dropped, not written.
+    fn discard(&self, st: &mut State, ino: u64) {
+        if let Some(oi) = st.open.remove(&ino) {
+            st.dirty_bytes = st
+                .dirty_bytes
+                .saturating_sub(oi.dirty.len() * self.block_size());
+        }
+        self.cache.invalidate_from(ino, 0);
     }
 
     /// Deletes `ino` if its link count is zero (the caller checked that
     /// nothing references it any more).
-    fn delete_if_unlinked(&self, ino: u64) -> Result<()> {
+    fn delete_if_unlinked(&self, st: &mut State, ino: u64) -> Result<()> {
         if self.config.read_only {
             return Ok(());
         }
@@ -222,16 +235,13 @@ impl Fs {
                 _ => Ok(false),
             })?;
         if deleted {
-            self.cache.invalidate_from(ino, 0);
+            self.discard(st, ino);
         }
         Ok(())
     }
 
     pub fn statfs(&self) -> Result<StatFs> {
-        let (files,) = self.store.read(|m| {
-            let t = m.totals()?;
-            Ok::<_, Error>((t.files + t.directories + t.other_inodes,))
-        })?;
+        let files = self.store.read(|m| Ok::<_, Error>(m.inode_count()?))?;
         let c = std::ffi::CString::new(self.store.dir().as_os_str().as_encoded_bytes())
             .map_err(|_| Error::InvalidArgument("store path contains NUL"))?;
         // SAFETY: statvfs writes into the zeroed struct we pass.
@@ -269,6 +279,12 @@ impl Fs {
         let inos: Vec<u64> = st.open.keys().copied().collect();
         let mut first_err = None;
         for ino in inos {
+            // An unlinked inode is reclaimed at the next mount: its data
+            // need not (and, on a full disk, could not) be written.
+            let unlinked = self.row(ino).map_or(true, |r| r.nlink == 0);
+            if unlinked {
+                continue;
+            }
             if let Err(e) = self.persist(&mut st, ino, Durability::Normal) {
                 log::error!("writing back inode {ino} at unmount failed: {e}");
                 first_err.get_or_insert(e);
@@ -282,7 +298,11 @@ impl Fs {
         drop(st);
         self.store
             .write(Durability::Durable, |_| Ok::<_, Error>(()))?;
-        self.store.checkpoint()?;
+        // Everything is durable in the WAL now; moving it into the main file
+        // needs space, and failing to is no loss (the next open replays it).
+        if let Err(e) = self.store.checkpoint() {
+            log::warn!("checkpoint at unmount failed, the WAL keeps the data: {e}");
+        }
         let s = self.cache.stats();
         log::info!(
             "cache: {} hits, {} misses, {} blocks ({} bytes) cached at unmount",

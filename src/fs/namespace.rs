@@ -187,7 +187,7 @@ impl Fs {
             return Err(Error::NameTooLong);
         }
         let now = now_ns();
-        let st = self.state();
+        let mut st = self.state();
         let deleted = self.store.write(Durability::Normal, |m| {
             let dir = dir_row(m, parent)?;
             let ino = m.lookup(parent, name)?.ok_or(Error::NotFound)?;
@@ -199,9 +199,8 @@ impl Fs {
             touch_dir(m, dir, 0, now)?;
             self.drop_link(m, &st, row, now)
         })?;
-        drop(st);
         if let Some(ino) = deleted {
-            self.cache.invalidate_from(ino, 0);
+            self.discard(&mut st, ino);
         }
         Ok(())
     }
@@ -315,7 +314,7 @@ impl Fs {
             ));
         }
         let now = now_ns();
-        let st = self.state();
+        let mut st = self.state();
         let deleted = self.store.write(Durability::Normal, |m| {
             dir_row(m, parent)?;
             dir_row(m, newparent)?;
@@ -398,9 +397,8 @@ impl Fs {
             }
             Ok(deleted)
         })?;
-        drop(st);
         if let Some(ino) = deleted {
-            self.cache.invalidate_from(ino, 0);
+            self.discard(&mut st, ino);
         }
         Ok(())
     }

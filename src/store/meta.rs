@@ -166,6 +166,11 @@ impl<'c> Meta<'c> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    pub fn inode_count(&self) -> Result<u64> {
+        let mut stmt = self.conn.prepare_cached("SELECT COUNT(*) FROM inodes")?;
+        Ok(stmt.query_row([], |r| r.get(0))?)
+    }
+
     pub fn all_inodes(&self) -> Result<Vec<InodeRow>> {
         let sql = format!("SELECT {INODE_COLUMNS} FROM inodes ORDER BY ino");
         let mut stmt = self.conn.prepare(&sql)?;

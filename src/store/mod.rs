@@ -104,6 +104,9 @@ impl Store {
                 )));
             }
             conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // Give the WAL's space back after each checkpoint instead of
+            // keeping the file at its high-water mark (matters on a full disk).
+            conn.pragma_update(None, "journal_size_limit", 8 << 20)?;
             migrate::migrate(&mut conn)?;
         } else {
             let found = migrate::schema_version(&conn)?;

@@ -30,10 +30,17 @@ pub fn is_mounted(mnt: &Path) -> bool {
 impl Mounted {
     /// Mounts a new volume. `extra` are additional `llmfs mount` arguments.
     pub fn new(extra: &[&str]) -> Mounted {
+        Mounted::new_with(|_| {}, extra)
+    }
+
+    /// Like `new`, but calls `prepare` with the (not yet created) store path
+    /// before mounting, e.g. to put a small filesystem there.
+    pub fn new_with(prepare: impl FnOnce(&Path), extra: &[&str]) -> Mounted {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = dir.path().join("store");
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
+        prepare(&store);
         let mut m = Mounted {
             log: dir.path().join("daemon.log"),
             dir,
@@ -159,21 +166,30 @@ impl Mounted {
     }
 }
 
+/// Cleanup after a test: lazily detaches `mnt` if still mounted, gives the
+/// daemon `grace` to exit on its own, then kills it.
+pub fn stop_daemon(mnt: &Path, child: Option<Child>, grace: Duration) {
+    if is_mounted(mnt) {
+        let _ = Command::new("umount").arg("-l").arg(mnt).status();
+    }
+    let Some(mut child) = child else {
+        return;
+    };
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for Mounted {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if is_mounted(&self.mnt) {
-                let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-            }
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            stop_daemon(&self.mnt, Some(child), Duration::from_secs(20));
         }
     }
 }
