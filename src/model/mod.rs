@@ -1,0 +1,13 @@
+//! The language model: ONNX Runtime sessions over an llmfs model graph, the
+//! engine fingerprint, and the start-up self-test of the model contract.
+
+mod engine;
+mod error;
+pub mod runtime;
+mod selftest;
+
+pub use engine::{
+    cpu_class, DecodeState, Device, Engine, EngineOptions, Fingerprint, ModelConfig, BOS, VOCAB,
+};
+pub use error::ModelError;
+pub use selftest::self_test;
