@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod cli;
 pub mod codec;
+pub mod container;
 pub mod coder;
 pub mod error;
 pub mod fs;

@@ -1,6 +1,7 @@
-//! Command-line interface: `llmfs mount|umount|stats|fsck`, the mount(8)
+//! Command-line interface: `llmfs mount|umount|stats|fsck|compress|decompress`, the mount(8)
 //! helper mode (`mount.fuse.llmfs`), and the hidden `llmfs generate`.
 
+mod compress;
 mod generate;
 mod helper;
 mod mount;
@@ -64,6 +65,10 @@ pub enum Command {
         /// A store directory or the mountpoint of a mounted volume.
         path: PathBuf,
     },
+    /// Compress a file into llmfs's block container (the volume's codecs).
+    Compress(compress::CompressArgs),
+    /// Decompress a file made by `llmfs compress`.
+    Decompress(compress::DecompressArgs),
     /// Generate man pages or shell completions.
     #[command(hide = true)]
     Generate {
@@ -131,6 +136,14 @@ pub fn main() -> ExitCode {
         Command::Fsck { path } => {
             init_logging(cli.log.verbose);
             stats::fsck(&path)
+        }
+        Command::Compress(args) => {
+            init_logging(cli.log.verbose);
+            compress::compress(args)
+        }
+        Command::Decompress(args) => {
+            init_logging(cli.log.verbose);
+            compress::decompress(args)
         }
         Command::Generate { what } => generate::run(what),
     };

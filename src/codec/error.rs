@@ -19,8 +19,17 @@ pub enum CodecError {
     Corrupt { codec: CodecId, detail: String },
     /// Decoding produced a different number of bytes than declared.
     LengthMismatch { expected: usize, actual: usize },
-    /// The decoded bytes do not match the recorded checksum.
-    Checksum { expected: u32, actual: u32 },
+    /// The decoded bytes do not match the recorded checksum. `context`
+    /// names what decoded them (the llm codec's engine fingerprints).
+    Checksum {
+        expected: u32,
+        actual: u32,
+        context: Option<String>,
+    },
+    /// The block was coded by a different model engine than the one loaded.
+    EngineMismatch { block: String, engine: String },
+    /// The model engine failed (or is not loaded).
+    Engine(String),
     /// Encoding failed (a codec library error).
     Encode { codec: CodecId, detail: String },
 }
@@ -49,10 +58,25 @@ impl fmt::Display for CodecError {
             CodecError::LengthMismatch { expected, actual } => {
                 write!(f, "decoded {actual} bytes, expected {expected}")
             }
-            CodecError::Checksum { expected, actual } => write!(
+            CodecError::Checksum {
+                expected,
+                actual,
+                context,
+            } => {
+                write!(
+                    f,
+                    "checksum mismatch: record says {expected:#010x}, data gives {actual:#010x}"
+                )?;
+                if let Some(c) = context {
+                    write!(f, " ({c})")?;
+                }
+                Ok(())
+            }
+            CodecError::EngineMismatch { block, engine } => write!(
                 f,
-                "checksum mismatch: record says {expected:#010x}, data gives {actual:#010x}"
+                "block was coded by model engine {block}, but the loaded engine is {engine}"
             ),
+            CodecError::Engine(d) => write!(f, "model engine: {d}"),
             CodecError::Encode { codec, detail } => {
                 write!(f, "{} encoding failed: {detail}", codec.name())
             }

@@ -7,15 +7,17 @@
 //! smallest encoding among the codecs it holds.
 
 mod error;
+pub mod llm;
 mod raw;
 pub mod record;
 mod select;
 mod zstd_codec;
 
 pub use error::CodecError;
+pub use llm::LlmCodec;
 pub use raw::RawCodec;
 pub use record::{decode_record, encode_record, RecordHeader, RECORD_HEADER_LEN};
-pub use select::CodecSet;
+pub use select::{record_codec, CodecSet};
 pub use zstd_codec::ZstdCodec;
 
 /// Identifies a codec in a block record. The numbers are part of the on-disk
@@ -25,6 +27,7 @@ pub use zstd_codec::ZstdCodec;
 pub enum CodecId {
     Raw = 0,
     Zstd = 1,
+    Llm = 2,
 }
 
 impl CodecId {
@@ -32,6 +35,7 @@ impl CodecId {
         match v {
             0 => Some(CodecId::Raw),
             1 => Some(CodecId::Zstd),
+            2 => Some(CodecId::Llm),
             _ => None,
         }
     }
@@ -40,10 +44,11 @@ impl CodecId {
         match self {
             CodecId::Raw => "raw",
             CodecId::Zstd => "zstd",
+            CodecId::Llm => "llm",
         }
     }
 
-    pub const ALL: [CodecId; 2] = [CodecId::Raw, CodecId::Zstd];
+    pub const ALL: [CodecId; 3] = [CodecId::Raw, CodecId::Zstd, CodecId::Llm];
 }
 
 /// One block codec. Implementations are deterministic: the same input gives
@@ -58,4 +63,10 @@ pub trait Codec: Send + Sync {
     /// must be exactly `raw_len` bytes; anything else is an error, and the
     /// codec must not allocate more than `raw_len` bytes of output.
     fn decode(&self, payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CodecError>;
+
+    /// What produced `payload`, for error messages (the llm codec names the
+    /// engine fingerprints).
+    fn describe_payload(&self, _payload: &[u8]) -> Option<String> {
+        None
+    }
 }

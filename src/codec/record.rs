@@ -119,6 +119,7 @@ pub fn decode_record<'a>(
         return Err(CodecError::Checksum {
             expected: header.crc32c,
             actual,
+            context: codec.describe_payload(&record[RECORD_HEADER_LEN..]),
         });
     }
     Ok(out)

@@ -128,6 +128,15 @@ impl Fingerprint {
         )
     }
 
+    /// First 8 bytes of the model file's sha256.
+    pub fn model_id(&self) -> [u8; 8] {
+        let mut id = [0u8; 8];
+        for (i, b) in id.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&self.model_sha256[2 * i..2 * i + 2], 16).unwrap_or(0);
+        }
+        id
+    }
+
     /// First 8 bytes of the sha256 of the full description.
     pub fn id(&self) -> [u8; 8] {
         let full = format!(

@@ -1,6 +1,7 @@
 //! The language model: ONNX Runtime sessions over an llmfs model graph, the
 //! engine fingerprint, and the start-up self-test of the model contract.
 
+mod default;
 mod engine;
 mod error;
 pub mod runtime;
@@ -9,5 +10,6 @@ mod selftest;
 pub use engine::{
     cpu_class, DecodeState, Device, Engine, EngineOptions, Fingerprint, ModelConfig, BOS, VOCAB,
 };
+pub use default::DEFAULT_MODEL;
 pub use error::ModelError;
 pub use selftest::self_test;

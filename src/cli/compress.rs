@@ -1,0 +1,242 @@
+//! `llmfs compress` and `llmfs decompress`: the volume's block codecs on
+//! standalone files.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+
+use crate::codec::{CodecId, CodecSet, LlmCodec};
+use crate::container::{self, Summary};
+use crate::model::{Device, EngineOptions, DEFAULT_MODEL};
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model file (.onnx from models/tools/graph.py) [default: the built-in model].
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Execution provider: cpu, cuda or cuda:N (needs a build with --features cuda).
+    #[arg(long, default_value = "cpu", value_parser = Device::parse)]
+    pub device: Device,
+    /// Model threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub model_threads: Option<usize>,
+}
+
+impl ModelArgs {
+    pub fn options(&self) -> EngineOptions {
+        EngineOptions {
+            device: self.device,
+            threads: self
+                .model_threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        }
+    }
+
+    pub fn model_bytes(&self) -> Result<Vec<u8>, String> {
+        match &self.model {
+            Some(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())),
+            None => Ok(DEFAULT_MODEL.to_vec()),
+        }
+    }
+
+    /// The llm codec, self-tested.
+    pub fn load(&self) -> Result<Arc<LlmCodec>, String> {
+        let bytes = self.model_bytes()?;
+        let codec = LlmCodec::load(&bytes, &self.options()).map_err(|e| e.to_string())?;
+        if !codec.can_encode() {
+            log::error!("the model failed its self-test; it will only be used to decode");
+        }
+        Ok(Arc::new(codec))
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecChoice {
+    /// The smallest of llm, zstd and raw per block.
+    Auto,
+    /// zstd or raw only (no model).
+    Zstd,
+    /// The model on every block, even where it loses (tests, benchmarks).
+    Llm,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompressArgs {
+    /// Input file ('-' for standard input).
+    pub input: PathBuf,
+    /// Output file ('-' for standard output).
+    pub output: PathBuf,
+    /// Block size in bytes (a power of two, 4 KiB..16 MiB).
+    #[arg(long, default_value_t = 65536)]
+    pub block_size: u32,
+    #[arg(long, value_enum, default_value_t = CodecChoice::Auto)]
+    pub codec: CodecChoice,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DecompressArgs {
+    /// Input file ('-' for standard input).
+    pub input: PathBuf,
+    /// Output file ('-' for standard output).
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn open_input(path: &Path) -> Result<(Box<dyn Read>, Option<u64>), String> {
+    if path == Path::new("-") {
+        let mut data = Vec::new();
+        io::stdin()
+            .read_to_end(&mut data)
+            .map_err(|e| format!("stdin: {e}"))?;
+        let len = data.len() as u64;
+        return Ok((Box::new(io::Cursor::new(data)), Some(len)));
+    }
+    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let len = f.metadata().ok().map(|m| m.len());
+    Ok((Box::new(BufReader::with_capacity(1 << 20, f)), len))
+}
+
+/// Output goes to a temporary file renamed into place at the end, so a
+/// failed run leaves no partial output under the final name.
+struct Output {
+    path: PathBuf,
+    tmp: Option<PathBuf>,
+    writer: Box<dyn Write>,
+}
+
+impl Output {
+    fn create(path: &Path) -> Result<Output, String> {
+        if path == Path::new("-") {
+            return Ok(Output {
+                path: path.into(),
+                tmp: None,
+                writer: Box::new(BufWriter::new(io::stdout())),
+            });
+        }
+        let name = path.file_name().ok_or_else(|| format!("{}: not a file name", path.display()))?;
+        let tmp = path.with_file_name(format!(".{}.llmfs-tmp", name.to_string_lossy()));
+        let f = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        Ok(Output {
+            path: path.into(),
+            tmp: Some(tmp),
+            writer: Box::new(BufWriter::with_capacity(1 << 20, f)),
+        })
+    }
+
+    fn commit(mut self) -> Result<(), String> {
+        self.writer.flush().map_err(|e| format!("{}: {e}", self.path.display()))?;
+        if let Some(tmp) = self.tmp.take() {
+            drop(std::mem::replace(&mut self.writer, Box::new(io::sink())));
+            std::fs::rename(&tmp, &self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Some(tmp) = &self.tmp {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+fn report(verb: &str, s: &Summary, secs: f64, json: bool) {
+    let kbs = s.raw_bytes as f64 / 1000.0 / secs.max(1e-9);
+    let bpb = 8.0 * s.stored_bytes as f64 / (s.raw_bytes.max(1)) as f64;
+    if json {
+        let codecs: Vec<String> = CodecId::ALL
+            .iter()
+            .map(|&c| {
+                let (n, raw, rec) = s.per_codec[c as usize];
+                format!(
+                    "\"{}\":{{\"blocks\":{n},\"raw_bytes\":{raw},\"stored_bytes\":{rec}}}",
+                    c.name()
+                )
+            })
+            .collect();
+        eprintln!(
+            "{{\"op\":\"{verb}\",\"raw_bytes\":{},\"stored_bytes\":{},\"bits_per_byte\":{bpb:.4},\"seconds\":{secs:.3},\"kb_per_s\":{kbs:.2},\"codecs\":{{{}}}}}",
+            s.raw_bytes,
+            s.stored_bytes,
+            codecs.join(",")
+        );
+    } else {
+        let per: Vec<String> = CodecId::ALL
+            .iter()
+            .filter(|&&c| s.per_codec[c as usize].0 > 0)
+            .map(|&c| format!("{} {} blocks", c.name(), s.per_codec[c as usize].0))
+            .collect();
+        eprintln!(
+            "llmfs {verb}: {} -> {} bytes stored ({bpb:.3} bits/byte), {:.1} s, {kbs:.1} KB/s; {}",
+            s.raw_bytes,
+            s.stored_bytes,
+            secs,
+            per.join(", ")
+        );
+    }
+}
+
+pub fn compress(args: CompressArgs) -> Result<ExitCode, String> {
+    if !args.block_size.is_power_of_two() || !(4096..=container::MAX_BLOCK_SIZE).contains(&args.block_size) {
+        return Err(format!("--block-size {}: not a power of two in 4096..=16777216", args.block_size));
+    }
+    let codecs = match args.codec {
+        CodecChoice::Auto | CodecChoice::Llm => CodecSet::with_llm(Some(args.model.load()?)),
+        CodecChoice::Zstd => CodecSet::default(),
+    };
+    let policy = match args.codec {
+        CodecChoice::Auto => container::Policy::Best,
+        CodecChoice::Zstd => container::Policy::Fast,
+        CodecChoice::Llm => container::Policy::Only(CodecId::Llm),
+    };
+    let (mut input, len) = open_input(&args.input)?;
+    let len = len.ok_or("input length unknown")?;
+    let mut out = Output::create(&args.output)?;
+    let start = Instant::now();
+    let summary = container::compress(
+        &codecs,
+        &mut input,
+        len,
+        &mut out.writer,
+        args.block_size,
+        policy,
+        |_| {},
+    )
+    .map_err(|e| format!("{}: {e}", args.input.display()))?;
+    out.commit()?;
+    report("compress", &summary, start.elapsed().as_secs_f64(), args.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn decompress(args: DecompressArgs) -> Result<ExitCode, String> {
+    let (mut input, _) = open_input(&args.input)?;
+    let header = container::read_header(&mut input).map_err(|e| format!("{}: {e}", args.input.display()))?;
+    // Load the model only when the file needs one.
+    let codecs = if header.model_sha256 != [0u8; 32] {
+        CodecSet::with_llm(Some(args.model.load()?))
+    } else {
+        CodecSet::default()
+    };
+    let mut out = Output::create(&args.output)?;
+    let start = Instant::now();
+    let summary = container::decompress(&codecs, &header, &mut input, &mut out.writer, |_| {})
+        .map_err(|e| format!("{}: {e}", args.input.display()))?;
+    out.commit()?;
+    report("decompress", &summary, start.elapsed().as_secs_f64(), args.json);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,415 @@
+//! The neural codec: a language model's next-byte predictions drive the
+//! range coder.
+//!
+//! A block is cut into chunks of the model's context length; each chunk is
+//! coded independently of the others, starting from BOS, so the encoder
+//! scores whole chunks in one full pass and the decoder advances many chunks
+//! in lockstep (one batched model run per byte position). Chunks are coded
+//! in groups, one range-coder stream per group, symbols in (position,
+//! chunk) order inside a group: a decoder can batch any set of groups, from
+//! one block or several.
+//!
+//! Payload layout (little-endian; docs/FORMAT.md):
+//!
+//! ```text
+//! 0   u8      payload version (1)
+//! 1   u8      chunks per group G (>= 1)
+//! 2   u16     chunk length C (>= 1, <= the model context)
+//! 4   [u8;8]  model id (first 8 bytes of the model file's sha256)
+//! 12  [u8;8]  engine fingerprint id (model, runtime, provider, CPU class)
+//! 20  LEB128  byte length of each group stream but the last
+//! ..          the group streams, in order
+//! ```
+
+use std::sync::Mutex;
+
+use super::{Codec, CodecError, CodecId};
+use crate::coder::range::{Decoder, Encoder};
+use crate::coder::FreqTable;
+use crate::model::{Engine, ModelError, VOCAB};
+
+pub const PAYLOAD_VERSION: u8 = 1;
+const HEADER_LEN: usize = 20;
+/// Chunks per range-coder stream: fewer streams cost fewer flush bytes,
+/// smaller groups give the decoder finer batches.
+pub const GROUP: usize = 16;
+/// Most sequences the decoder advances in one model run: bounds the
+/// key/value cache (batch x context x d_model x layers x 2 floats).
+pub const DECODE_BATCH: usize = 64;
+
+/// The parsed fixed part of an llm payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LlmHeader {
+    pub group: usize,
+    pub chunk_len: usize,
+    pub model: [u8; 8],
+    pub engine: [u8; 8],
+}
+
+impl LlmHeader {
+    pub fn parse(payload: &[u8]) -> Result<LlmHeader, CodecError> {
+        if payload.len() < HEADER_LEN {
+            return Err(corrupt(format!("payload of {} bytes", payload.len())));
+        }
+        if payload[0] != PAYLOAD_VERSION {
+            return Err(corrupt(format!("unknown llm payload version {}", payload[0])));
+        }
+        let h = LlmHeader {
+            group: payload[1] as usize,
+            chunk_len: u16::from_le_bytes([payload[2], payload[3]]) as usize,
+            model: payload[4..12].try_into().unwrap(),
+            engine: payload[12..20].try_into().unwrap(),
+        };
+        if h.group == 0 || h.chunk_len == 0 {
+            return Err(corrupt(format!("group {} chunk length {}", h.group, h.chunk_len)));
+        }
+        Ok(h)
+    }
+}
+
+fn corrupt(detail: String) -> CodecError {
+    CodecError::Corrupt {
+        codec: CodecId::Llm,
+        detail,
+    }
+}
+
+fn engine_error(e: ModelError) -> CodecError {
+    CodecError::Engine(e.to_string())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One group of a block to decode: its stream and its chunks' lengths.
+struct GroupJob<'a> {
+    stream: &'a [u8],
+    lens: Vec<usize>,
+}
+
+/// Splits a payload into its groups. Every length is checked against the
+/// payload, so nothing here allocates beyond what `raw_len` declares.
+fn split_groups(payload: &[u8], raw_len: usize) -> Result<(LlmHeader, Vec<GroupJob<'_>>), CodecError> {
+    let h = LlmHeader::parse(payload)?;
+    let chunks = raw_len.div_ceil(h.chunk_len);
+    let groups = chunks.div_ceil(h.group);
+    let mut pos = HEADER_LEN;
+    let mut sizes = Vec::with_capacity(groups);
+    for _ in 1..groups {
+        let (v, n) = read_leb128(&payload[pos..]).ok_or_else(|| corrupt("bad group length".into()))?;
+        pos += n;
+        sizes.push(v);
+    }
+    let declared: u64 = sizes.iter().sum();
+    let rest = (payload.len() - pos) as u64;
+    if declared > rest {
+        return Err(corrupt(format!("group lengths {declared} exceed the payload {rest}")));
+    }
+    sizes.push(rest - declared);
+    let mut jobs = Vec::with_capacity(groups);
+    for (g, size) in sizes.into_iter().enumerate() {
+        let stream = &payload[pos..pos + size as usize];
+        pos += size as usize;
+        let first = g * h.group;
+        let last = (first + h.group).min(chunks);
+        let lens = (first..last)
+            .map(|c| h.chunk_len.min(raw_len - c * h.chunk_len))
+            .collect();
+        jobs.push(GroupJob { stream, lens });
+    }
+    Ok((h, jobs))
+}
+
+fn read_leb128(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(5) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+fn write_leb128(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// The llm codec over one engine. Encoding is refused when the engine
+/// failed its self-test; decoding is always attempted, since the block
+/// checksum catches any difference.
+pub struct LlmCodec {
+    engine: Mutex<Engine>,
+    model_id: [u8; 8],
+    engine_id: [u8; 8],
+    description: String,
+    chunk_len: usize,
+    can_encode: bool,
+}
+
+impl LlmCodec {
+    /// Wraps `engine`, running the self-test; a failure is logged loudly
+    /// and leaves a codec that only decodes.
+    pub fn new(mut engine: Engine) -> LlmCodec {
+        let can_encode = match crate::model::self_test(&mut engine) {
+            Ok(()) => true,
+            Err(e) => {
+                log::error!("{e}: {}", engine.fingerprint.describe());
+                false
+            }
+        };
+        LlmCodec {
+            engine_id: engine.fingerprint.id(),
+            model_id: engine.fingerprint.model_id(),
+            description: engine.fingerprint.describe(),
+            chunk_len: engine.config.context.min(u16::MAX as usize),
+            can_encode,
+            engine: Mutex::new(engine),
+        }
+    }
+
+    /// Loads `model` on a new engine and self-tests it.
+    pub fn load(model: &[u8], options: &crate::model::EngineOptions) -> Result<LlmCodec, ModelError> {
+        Ok(LlmCodec::new(Engine::load(model, options)?))
+    }
+
+    pub fn can_encode(&self) -> bool {
+        self.can_encode
+    }
+
+    pub fn engine_id(&self) -> [u8; 8] {
+        self.engine_id
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub fn fingerprint(&self) -> crate::model::Fingerprint {
+        self.lock().fingerprint.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Engine> {
+        // A panic while holding the lock leaves an engine whose state is
+        // rebuilt on every call anyway; keep going.
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Decodes several blocks in shared model runs (read-ahead). Each entry
+    /// is `(payload, raw_len)`; the results come back in the same order.
+    pub fn decode_many(&self, blocks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, CodecError>> {
+        let mut results: Vec<Result<Vec<u8>, CodecError>> = Vec::with_capacity(blocks.len());
+        // (block, group index within the block, job)
+        let mut jobs: Vec<(usize, usize, GroupJob<'_>)> = Vec::new();
+        let mut chunk_lens = Vec::with_capacity(blocks.len());
+        for (b, &(payload, raw_len)) in blocks.iter().enumerate() {
+            match split_groups(payload, raw_len) {
+                // Another model cannot decode it. Another engine of the same
+                // model (another CPU class, say) may: try, and let the
+                // checksum judge.
+                Ok((h, _)) if h.model != self.model_id => {
+                    results.push(Err(CodecError::EngineMismatch {
+                        block: format!("model {}, engine {}", hex(&h.model), hex(&h.engine)),
+                        engine: format!("{} ({})", hex(&self.engine_id), self.description),
+                    }));
+                    chunk_lens.push(0);
+                }
+                Ok((h, groups)) => {
+                    results.push(Ok(vec![0u8; raw_len]));
+                    chunk_lens.push(h.chunk_len);
+                    for (g, job) in groups.into_iter().enumerate() {
+                        jobs.push((b, g * h.group, job));
+                    }
+                }
+                Err(e) => {
+                    results.push(Err(e));
+                    chunk_lens.push(0);
+                }
+            }
+        }
+        let mut engine = self.lock();
+        let mut start = 0;
+        while start < jobs.len() {
+            // Take whole groups up to DECODE_BATCH sequences.
+            let mut end = start;
+            let mut seqs = 0;
+            while end < jobs.len() && (end == start || seqs + jobs[end].2.lens.len() <= DECODE_BATCH) {
+                seqs += jobs[end].2.lens.len();
+                end += 1;
+            }
+            let batch = &jobs[start..end];
+            match decode_batch(&mut engine, batch) {
+                Ok(outputs) => {
+                    for ((b, first_chunk, job), chunks) in batch.iter().zip(outputs) {
+                        let (b, first_chunk) = (*b, *first_chunk);
+                        match (chunks, &mut results[b]) {
+                            (Ok(chunks), Ok(out)) => {
+                                let cl = chunk_lens[b];
+                                for (i, data) in chunks.into_iter().enumerate() {
+                                    let at = (first_chunk + i) * cl;
+                                    out[at..at + data.len()].copy_from_slice(&data);
+                                }
+                            }
+                            (Err(e), r @ Ok(_)) => *r = Err(e),
+                            _ => {}
+                        }
+                        let _ = job;
+                    }
+                }
+                Err(e) => {
+                    for (b, _, _) in batch {
+                        if results[*b].is_ok() {
+                            results[*b] = Err(e.clone());
+                        }
+                    }
+                }
+            }
+            start = end;
+        }
+        results
+    }
+}
+
+/// Advances all chunks of `jobs` in lockstep. Returns, per group, its
+/// chunks' bytes, or the group's own coding error.
+#[allow(clippy::type_complexity)]
+fn decode_batch(
+    engine: &mut Engine,
+    jobs: &[(usize, usize, GroupJob<'_>)],
+) -> Result<Vec<Result<Vec<Vec<u8>>, CodecError>>, CodecError> {
+    let seqs: usize = jobs.iter().map(|j| j.2.lens.len()).sum();
+    let longest = jobs.iter().flat_map(|j| j.2.lens.iter()).copied().max().unwrap_or(0);
+    if longest > engine.config.context {
+        return Err(corrupt(format!(
+            "chunk length {longest} exceeds the model context {}",
+            engine.config.context
+        )));
+    }
+    let mut decoders: Vec<Option<Decoder<'_>>> = jobs.iter().map(|j| Some(Decoder::new(j.2.stream))).collect();
+    let mut errors: Vec<Option<CodecError>> = vec![None; jobs.len()];
+    let mut out: Vec<Vec<Vec<u8>>> = jobs
+        .iter()
+        .map(|j| j.2.lens.iter().map(|&l| Vec::with_capacity(l)).collect())
+        .collect();
+    let mut state = engine.decoder(seqs).map_err(engine_error)?;
+    let mut prev = vec![0u8; seqs];
+    for t in 0..longest {
+        let logits = engine
+            .step(&mut state, if t == 0 { &[] } else { &prev })
+            .map_err(engine_error)?;
+        let mut row = 0;
+        for (g, job) in jobs.iter().enumerate() {
+            for (c, &len) in job.2.lens.iter().enumerate() {
+                let r = row + c;
+                if t >= len {
+                    continue;
+                }
+                let Some(dec) = decoders[g].as_mut() else { continue };
+                let table = FreqTable::from_logits(&logits[r * VOCAB..(r + 1) * VOCAB])
+                    .map_err(|e| corrupt(e.to_string()))?;
+                let symbol = match table.symbol_for(dec.target()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        errors[g] = Some(corrupt(e.to_string()));
+                        decoders[g] = None;
+                        continue;
+                    }
+                };
+                if let Err(e) = dec.consume(table.cum(symbol), table.freq(symbol)) {
+                    errors[g] = Some(corrupt(e.to_string()));
+                    decoders[g] = None;
+                    continue;
+                }
+                out[g][c].push(symbol as u8);
+                prev[r] = symbol as u8;
+            }
+            row += job.2.lens.len();
+        }
+    }
+    Ok(out
+        .into_iter()
+        .zip(decoders)
+        .zip(errors)
+        .map(|((chunks, dec), err)| match (err, dec) {
+            (Some(e), _) => Err(e),
+            (None, Some(dec)) => dec.finish().map(|()| chunks).map_err(|e| corrupt(e.to_string())),
+            (None, None) => Err(corrupt("decoder stopped".into())),
+        })
+        .collect())
+}
+
+impl Codec for LlmCodec {
+    fn id(&self) -> CodecId {
+        CodecId::Llm
+    }
+
+    fn encode(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        if !self.can_encode {
+            return Err(CodecError::Encode {
+                codec: CodecId::Llm,
+                detail: "the engine failed its self-test".into(),
+            });
+        }
+        let chunks: Vec<&[u8]> = raw.chunks(self.chunk_len).collect();
+        let logits = self.lock().score(&chunks).map_err(engine_error)?;
+        out.push(PAYLOAD_VERSION);
+        out.push(GROUP as u8);
+        out.extend_from_slice(&(self.chunk_len as u16).to_le_bytes());
+        out.extend_from_slice(&self.model_id);
+        out.extend_from_slice(&self.engine_id);
+        let mut streams = Vec::new();
+        for (g, group) in chunks.chunks(GROUP).enumerate() {
+            let mut enc = Encoder::new();
+            let longest = group.iter().map(|c| c.len()).max().unwrap_or(0);
+            for t in 0..longest {
+                for (c, chunk) in group.iter().enumerate() {
+                    if let Some(&byte) = chunk.get(t) {
+                        let l = &logits[g * GROUP + c][t * VOCAB..(t + 1) * VOCAB];
+                        let table = FreqTable::from_logits(l).map_err(|e| CodecError::Encode {
+                            codec: CodecId::Llm,
+                            detail: e.to_string(),
+                        })?;
+                        let s = byte as usize;
+                        enc.encode(table.cum(s), table.freq(s)).map_err(|e| CodecError::Encode {
+                            codec: CodecId::Llm,
+                            detail: e.to_string(),
+                        })?;
+                    }
+                }
+            }
+            streams.push(enc.finish());
+        }
+        for s in &streams[..streams.len().saturating_sub(1)] {
+            write_leb128(s.len() as u64, out);
+        }
+        for s in streams {
+            out.extend_from_slice(&s);
+        }
+        Ok(())
+    }
+
+    fn decode(&self, payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let result = self.decode_many(&[(payload, raw_len)]).pop().unwrap();
+        out.extend_from_slice(&result?);
+        Ok(())
+    }
+
+    fn describe_payload(&self, payload: &[u8]) -> Option<String> {
+        let h = LlmHeader::parse(payload).ok()?;
+        Some(format!(
+            "block engine {}, this engine {} ({})",
+            hex(&h.engine),
+            hex(&self.engine_id),
+            self.description
+        ))
+    }
+}

@@ -1,0 +1,393 @@
+//! The standalone compressed-file container of `llmfs compress` and
+//! `llmfs decompress`: the volume's block records in a file.
+//!
+//! Layout (little-endian; docs/FORMAT.md):
+//!
+//! ```text
+//! 0   [8]   magic 89 4C 46 5A 0D 0A 1A 0A ("\x89LFZ\r\n\x1a\n")
+//! 8   u8    container version (1)
+//! 9   [3]   reserved, zero
+//! 12  u32   block size
+//! 16  u64   length of the original file
+//! 24  [32]  sha256 of the model the compressor had loaded (zero: none)
+//! 56  u32   number of blocks N
+//! 60  u32   CRC-32C of bytes 0..60
+//! 64  N x { u32 record length, record }   (records as in a volume)
+//! ```
+//!
+//! Each record carries its own checksum; the header checksum guards the
+//! lengths that decide how much is read and allocated.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use crate::codec::{record_codec, CodecError, CodecId, CodecSet, RecordHeader, RECORD_HEADER_LEN};
+
+pub const MAGIC: [u8; 8] = *b"\x89LFZ\r\n\x1a\n";
+pub const VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 64;
+/// Largest block size a container may declare (the volume's limit too).
+pub const MAX_BLOCK_SIZE: u32 = 16 << 20;
+/// How many llm blocks are decoded in shared model runs.
+const DECODE_AHEAD: usize = 4;
+
+#[derive(Debug)]
+pub enum ContainerError {
+    Io(io::Error),
+    NotContainer,
+    UnknownVersion(u8),
+    HeaderChecksum,
+    BadHeader(String),
+    /// The file needs a model other than the one loaded.
+    ModelMismatch { needed: String, loaded: Option<String> },
+    Block { index: u64, error: CodecError },
+    Truncated { index: u64 },
+    TrailingData,
+}
+
+impl fmt::Display for ContainerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContainerError::Io(e) => write!(f, "{e}"),
+            ContainerError::NotContainer => write!(f, "not an llmfs compressed file (bad magic)"),
+            ContainerError::UnknownVersion(v) => write!(f, "unknown container version {v}"),
+            ContainerError::HeaderChecksum => write!(f, "container header checksum mismatch"),
+            ContainerError::BadHeader(d) => write!(f, "bad container header: {d}"),
+            ContainerError::ModelMismatch { needed, loaded } => write!(
+                f,
+                "the file was compressed with model {needed}, but {}; pass --model with that model",
+                match loaded {
+                    Some(m) => format!("the loaded model is {m}"),
+                    None => "no model is loaded".into(),
+                }
+            ),
+            ContainerError::Block { index, error } => write!(f, "block {index}: {error}"),
+            ContainerError::Truncated { index } => write!(f, "file truncated in block {index}"),
+            ContainerError::TrailingData => write!(f, "unexpected data after the last block"),
+        }
+    }
+}
+
+impl std::error::Error for ContainerError {}
+
+impl From<io::Error> for ContainerError {
+    fn from(e: io::Error) -> Self {
+        ContainerError::Io(e)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub block_size: u32,
+    pub raw_len: u64,
+    pub model_sha256: [u8; 32],
+    pub blocks: u32,
+}
+
+impl Header {
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[..8].copy_from_slice(&MAGIC);
+        b[8] = VERSION;
+        b[12..16].copy_from_slice(&self.block_size.to_le_bytes());
+        b[16..24].copy_from_slice(&self.raw_len.to_le_bytes());
+        b[24..56].copy_from_slice(&self.model_sha256);
+        b[56..60].copy_from_slice(&self.blocks.to_le_bytes());
+        let crc = crc32c::crc32c(&b[..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    pub fn parse(b: &[u8; HEADER_LEN]) -> Result<Header, ContainerError> {
+        if b[..8] != MAGIC {
+            return Err(ContainerError::NotContainer);
+        }
+        if b[8] != VERSION {
+            return Err(ContainerError::UnknownVersion(b[8]));
+        }
+        if crc32c::crc32c(&b[..60]).to_le_bytes() != b[60..64] {
+            return Err(ContainerError::HeaderChecksum);
+        }
+        let h = Header {
+            block_size: u32::from_le_bytes(b[12..16].try_into().unwrap()),
+            raw_len: u64::from_le_bytes(b[16..24].try_into().unwrap()),
+            model_sha256: b[24..56].try_into().unwrap(),
+            blocks: u32::from_le_bytes(b[56..60].try_into().unwrap()),
+        };
+        if h.block_size == 0 || h.block_size > MAX_BLOCK_SIZE {
+            return Err(ContainerError::BadHeader(format!("block size {}", h.block_size)));
+        }
+        if u64::from(h.blocks) != h.raw_len.div_ceil(u64::from(h.block_size)) {
+            return Err(ContainerError::BadHeader(format!(
+                "{} blocks for {} bytes in blocks of {}",
+                h.blocks, h.raw_len, h.block_size
+            )));
+        }
+        Ok(h)
+    }
+}
+
+/// How `compress` picks a codec per block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// The smallest of llm, zstd and raw.
+    Best,
+    /// zstd or raw.
+    Fast,
+    /// Always this codec (tests and benchmarks).
+    Only(CodecId),
+}
+
+/// Totals of one compression or decompression run.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+    /// Per codec: (blocks, raw bytes, record bytes).
+    pub per_codec: [(u64, u64, u64); 3],
+}
+
+impl Summary {
+    fn add(&mut self, codec: CodecId, raw: usize, record: usize) {
+        let e = &mut self.per_codec[codec as usize];
+        e.0 += 1;
+        e.1 += raw as u64;
+        e.2 += record as u64;
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Reads `len` bytes of `input`, or fewer at its end.
+fn read_block(input: &mut impl Read, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
+    buf.clear();
+    input.take(len as u64).read_to_end(buf)?;
+    Ok(())
+}
+
+/// Compresses `input` (of known length `raw_len`) into `output`.
+/// `policy` picks the codec per block; `progress` is called with the bytes
+/// done so far.
+pub fn compress(
+    codecs: &CodecSet,
+    input: &mut impl Read,
+    raw_len: u64,
+    output: &mut impl Write,
+    block_size: u32,
+    policy: Policy,
+    mut progress: impl FnMut(u64),
+) -> Result<Summary, ContainerError> {
+    let model_sha256 = match codecs.llm() {
+        Some(llm) => {
+            let fp = llm.fingerprint();
+            let mut sha = [0u8; 32];
+            for (i, b) in sha.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&fp.model_sha256[2 * i..2 * i + 2], 16).unwrap_or(0);
+            }
+            sha
+        }
+        None => [0u8; 32],
+    };
+    let blocks = raw_len.div_ceil(u64::from(block_size));
+    let header = Header {
+        block_size,
+        raw_len,
+        model_sha256,
+        blocks: u32::try_from(blocks)
+            .map_err(|_| ContainerError::BadHeader("file too large for the block size".into()))?,
+    };
+    output.write_all(&header.to_bytes())?;
+    let mut summary = Summary::default();
+    let mut buf = Vec::with_capacity(block_size as usize);
+    for index in 0..blocks {
+        let want = (raw_len - index * u64::from(block_size)).min(u64::from(block_size)) as usize;
+        read_block(input, &mut buf, want)?;
+        if buf.len() != want {
+            return Err(ContainerError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "input shrank while being compressed",
+            )));
+        }
+        let record = match policy {
+            Policy::Best => codecs.encode_block_best(&buf),
+            Policy::Fast => codecs.encode_block(&buf),
+            Policy::Only(id) => codecs.encode_block_with(id, &buf),
+        }
+        .map_err(|error| ContainerError::Block { index, error })?;
+        output.write_all(&(record.len() as u32).to_le_bytes())?;
+        output.write_all(&record)?;
+        summary.raw_bytes += buf.len() as u64;
+        summary.stored_bytes += 4 + record.len() as u64;
+        summary.add(record_codec(&record).unwrap_or(CodecId::Raw), buf.len(), record.len());
+        progress(summary.raw_bytes);
+    }
+    summary.stored_bytes += HEADER_LEN as u64;
+    output.flush()?;
+    Ok(summary)
+}
+
+/// Reads a container's header.
+pub fn read_header(input: &mut impl Read) -> Result<Header, ContainerError> {
+    let mut b = [0u8; HEADER_LEN];
+    input.read_exact(&mut b).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => ContainerError::NotContainer,
+        _ => ContainerError::Io(e),
+    })?;
+    Header::parse(&b)
+}
+
+/// Decompresses a container whose header was read with [`read_header`].
+/// Nothing unverified is written: each block is checked against its
+/// checksum before it reaches `output`.
+pub fn decompress(
+    codecs: &CodecSet,
+    header: &Header,
+    input: &mut impl Read,
+    output: &mut impl Write,
+    mut progress: impl FnMut(u64),
+) -> Result<Summary, ContainerError> {
+    let mut summary = Summary::default();
+    let bs = header.block_size as usize;
+    let mut index = 0u64;
+    let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut flush = |pending: &mut Vec<(u64, Vec<u8>)>,
+                     summary: &mut Summary,
+                     output: &mut dyn Write|
+     -> Result<(), ContainerError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let decoded = decode_records(codecs, header, pending)?;
+        for ((_, record), data) in pending.iter().zip(decoded) {
+            output.write_all(&data)?;
+            summary.raw_bytes += data.len() as u64;
+            summary.stored_bytes += 4 + record.len() as u64;
+            summary.add(record_codec(record).unwrap_or(CodecId::Raw), data.len(), record.len());
+        }
+        pending.clear();
+        progress(summary.raw_bytes);
+        Ok(())
+    };
+    while index < u64::from(header.blocks) {
+        let mut len = [0u8; 4];
+        input
+            .read_exact(&mut len)
+            .map_err(|_| ContainerError::Truncated { index })?;
+        let len = u32::from_le_bytes(len) as usize;
+        // A record is its header plus a payload of at most 16 bits per byte
+        // (the coder's floor frequency) plus slack: anything longer is
+        // corrupt, and is not allocated.
+        if !(RECORD_HEADER_LEN..=RECORD_HEADER_LEN + 2 * bs + 4096).contains(&len) {
+            return Err(ContainerError::Block {
+                index,
+                error: CodecError::PayloadLength {
+                    declared: len as u64,
+                    actual: RECORD_HEADER_LEN + 2 * bs + 4096,
+                },
+            });
+        }
+        let mut record = vec![0u8; len];
+        input
+            .read_exact(&mut record)
+            .map_err(|_| ContainerError::Truncated { index })?;
+        let is_llm = record_codec(&record) == Some(CodecId::Llm);
+        pending.push((index, record));
+        if !is_llm || pending.len() >= DECODE_AHEAD {
+            flush(&mut pending, &mut summary, output)?;
+        }
+        index += 1;
+    }
+    flush(&mut pending, &mut summary, output)?;
+    let mut extra = [0u8; 1];
+    if input.read(&mut extra)? != 0 {
+        return Err(ContainerError::TrailingData);
+    }
+    summary.stored_bytes += HEADER_LEN as u64;
+    if summary.raw_bytes != header.raw_len {
+        return Err(ContainerError::BadHeader(format!(
+            "blocks hold {} bytes, header says {}",
+            summary.raw_bytes, header.raw_len
+        )));
+    }
+    output.flush()?;
+    Ok(summary)
+}
+
+/// Decodes records in order, batching the llm ones through one model run.
+fn decode_records(
+    codecs: &CodecSet,
+    header: &Header,
+    records: &[(u64, Vec<u8>)],
+) -> Result<Vec<Vec<u8>>, ContainerError> {
+    let bs = header.block_size as usize;
+    let llm_records: Vec<usize> = (0..records.len())
+        .filter(|&i| record_codec(&records[i].1) == Some(CodecId::Llm))
+        .collect();
+    let mut llm_out: Vec<Option<Result<Vec<u8>, CodecError>>> = vec![None; records.len()];
+    if !llm_records.is_empty() {
+        let Some(llm) = codecs.llm() else {
+            return Err(ContainerError::ModelMismatch {
+                needed: hex(&header.model_sha256),
+                loaded: None,
+            });
+        };
+        let fp = llm.fingerprint();
+        if fp.model_sha256 != hex(&header.model_sha256) {
+            return Err(ContainerError::ModelMismatch {
+                needed: hex(&header.model_sha256),
+                loaded: Some(fp.model_sha256),
+            });
+        }
+        // Parse headers first so that batched decoding sees checked lengths.
+        let mut batch = Vec::new();
+        for &i in &llm_records {
+            let rec = &records[i].1;
+            let h = RecordHeader::parse(rec, bs).map_err(|error| ContainerError::Block {
+                index: records[i].0,
+                error,
+            })?;
+            batch.push((&rec[RECORD_HEADER_LEN..], h.raw_len as usize));
+        }
+        for (&i, result) in llm_records.iter().zip(llm.decode_many(&batch)) {
+            llm_out[i] = Some(result);
+        }
+    }
+    let mut out = Vec::with_capacity(records.len());
+    for (i, (index, record)) in records.iter().enumerate() {
+        let data = match llm_out[i].take() {
+            // Decoded in the batch: verify like decode_record does.
+            Some(result) => result.and_then(|data| verify(record, data, codecs)),
+            None => codecs.decode_block(record, bs),
+        }
+        .map_err(|error| ContainerError::Block {
+            index: *index,
+            error,
+        })?;
+        out.push(data);
+    }
+    Ok(out)
+}
+
+fn verify(record: &[u8], data: Vec<u8>, codecs: &CodecSet) -> Result<Vec<u8>, CodecError> {
+    let h = RecordHeader::parse(record, usize::MAX)?;
+    if data.len() != h.raw_len as usize {
+        return Err(CodecError::LengthMismatch {
+            expected: h.raw_len as usize,
+            actual: data.len(),
+        });
+    }
+    let actual = crc32c::crc32c(&data);
+    if actual != h.crc32c {
+        let context = codecs
+            .get(CodecId::Llm)
+            .and_then(|c| c.describe_payload(&record[RECORD_HEADER_LEN..]));
+        return Err(CodecError::Checksum {
+            expected: h.crc32c,
+            actual,
+            context,
+        });
+    }
+    Ok(data)
+}
