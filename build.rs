@@ -72,11 +72,7 @@ fn main() {
 }
 
 fn provide(lib_name: &str) -> Result<(), String> {
-    let cache = cache_dir().join(format!(
-        "{}-{}",
-        ORT_VERSION,
-        &PINNED.wheel_sha256[..16]
-    ));
+    let cache = cache_dir().join(format!("{}-{}", ORT_VERSION, &PINNED.wheel_sha256[..16]));
     fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
     let missing = PINNED
         .libs
@@ -172,7 +168,10 @@ fn agent() -> ureq::Agent {
     let bundle = env::var("SSL_CERT_FILE")
         .ok()
         .into_iter()
-        .chain(["/etc/ssl/certs/ca-certificates.crt".to_string(), "/etc/pki/tls/certs/ca-bundle.crt".to_string()])
+        .chain([
+            "/etc/ssl/certs/ca-certificates.crt".to_string(),
+            "/etc/pki/tls/certs/ca-bundle.crt".to_string(),
+        ])
         .find_map(|path| fs::read(path).ok());
     let roots = match bundle {
         Some(pem) => {

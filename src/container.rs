@@ -39,9 +39,17 @@ pub enum ContainerError {
     HeaderChecksum,
     BadHeader(String),
     /// The file needs a model other than the one loaded.
-    ModelMismatch { needed: String, loaded: Option<String> },
-    Block { index: u64, error: CodecError },
-    Truncated { index: u64 },
+    ModelMismatch {
+        needed: String,
+        loaded: Option<String>,
+    },
+    Block {
+        index: u64,
+        error: CodecError,
+    },
+    Truncated {
+        index: u64,
+    },
     TrailingData,
 }
 
@@ -115,7 +123,10 @@ impl Header {
             blocks: u32::from_le_bytes(b[56..60].try_into().unwrap()),
         };
         if h.block_size == 0 || h.block_size > MAX_BLOCK_SIZE {
-            return Err(ContainerError::BadHeader(format!("block size {}", h.block_size)));
+            return Err(ContainerError::BadHeader(format!(
+                "block size {}",
+                h.block_size
+            )));
         }
         if u64::from(h.blocks) != h.raw_len.div_ceil(u64::from(h.block_size)) {
             return Err(ContainerError::BadHeader(format!(
@@ -220,7 +231,11 @@ pub fn compress(
         output.write_all(&record)?;
         summary.raw_bytes += buf.len() as u64;
         summary.stored_bytes += 4 + record.len() as u64;
-        summary.add(record_codec(&record).unwrap_or(CodecId::Raw), buf.len(), record.len());
+        summary.add(
+            record_codec(&record).unwrap_or(CodecId::Raw),
+            buf.len(),
+            record.len(),
+        );
         progress(summary.raw_bytes);
     }
     summary.stored_bytes += HEADER_LEN as u64;
@@ -264,7 +279,11 @@ pub fn decompress(
             output.write_all(&data)?;
             summary.raw_bytes += data.len() as u64;
             summary.stored_bytes += 4 + record.len() as u64;
-            summary.add(record_codec(record).unwrap_or(CodecId::Raw), data.len(), record.len());
+            summary.add(
+                record_codec(record).unwrap_or(CodecId::Raw),
+                data.len(),
+                record.len(),
+            );
         }
         pending.clear();
         progress(summary.raw_bytes);

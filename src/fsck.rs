@@ -50,7 +50,13 @@ impl fmt::Display for Report {
 }
 
 /// Checks `store`. `progress` is called after each block is verified.
-pub fn check(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<Report, Error> {
+/// Checks `store`; `codecs` decode its blocks (with the volume's model
+/// where it has llm blocks). `progress` gets (blocks done, blocks).
+pub fn check(
+    store: &Store,
+    codecs: &CodecSet,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Report, Error> {
     let mut r = Report::default();
     for problem in store.integrity_check()? {
         r.errors.push(format!("sqlite integrity: {problem}"));
@@ -187,7 +193,6 @@ pub fn check(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<Report
 
     // Blocks: owners, bounds, accounting, and content.
     let bs = store.block_size() as u64;
-    let codecs = CodecSet::default();
     let mut stored: HashMap<u64, u64> = HashMap::new();
     let total = blocks.len() as u64;
     for (n, b) in blocks.iter().enumerate() {

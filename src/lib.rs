@@ -4,11 +4,12 @@
 //! Layers, dependencies pointing down: `cli` -> `fuse` (thin adapter) ->
 //! `fs` (the core) -> `store` + `cache` -> `codec`.
 
+pub mod archive;
 pub mod cache;
 pub mod cli;
 pub mod codec;
-pub mod container;
 pub mod coder;
+pub mod container;
 pub mod error;
 pub mod fs;
 pub mod fsck;

@@ -495,8 +495,12 @@ impl Harness {
         self.check()?;
         self.remount()?;
         self.check()?;
-        let report =
-            llmfs::fsck::check(self.fs().store(), |_, _| {}).map_err(|e| format!("fsck: {e}"))?;
+        let report = llmfs::fsck::check(
+            self.fs().store(),
+            &llmfs::codec::CodecSet::default(),
+            |_, _| {},
+        )
+        .map_err(|e| format!("fsck: {e}"))?;
         if !report.is_clean() {
             return Err(format!("fsck: {report}"));
         }

@@ -51,13 +51,19 @@ fn full_pass_and_steps_agree_across_batches_and_threads() {
         // Each chunk alone, with another thread count.
         for (i, c) in refs.iter().enumerate() {
             let alone = e2.score(&[c]).unwrap();
-            assert!(bits_eq(&alone[0], &full[i]), "{name}: chunk {i} alone differs");
+            assert!(
+                bits_eq(&alone[0], &full[i]),
+                "{name}: chunk {i} alone differs"
+            );
         }
         // Decoder path, all chunks in one lockstep batch, with 2 threads.
         let mut state = e2.decoder(chunks.len()).unwrap();
         let mut prev = vec![0u8; chunks.len()];
         for t in 0..ctx {
-            let logits = e2.step(&mut state, if t == 0 { &[] } else { &prev }).unwrap().to_vec();
+            let logits = e2
+                .step(&mut state, if t == 0 { &[] } else { &prev })
+                .unwrap()
+                .to_vec();
             for (i, c) in chunks.iter().enumerate() {
                 if t < c.len() {
                     let want = &full[i][t * VOCAB..(t + 1) * VOCAB];

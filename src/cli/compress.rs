@@ -127,7 +127,9 @@ impl Output {
                 writer: Box::new(BufWriter::new(io::stdout())),
             });
         }
-        let name = path.file_name().ok_or_else(|| format!("{}: not a file name", path.display()))?;
+        let name = path
+            .file_name()
+            .ok_or_else(|| format!("{}: not a file name", path.display()))?;
         let tmp = path.with_file_name(format!(".{}.llmfs-tmp", name.to_string_lossy()));
         let f = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
         Ok(Output {
@@ -138,10 +140,13 @@ impl Output {
     }
 
     fn commit(mut self) -> Result<(), String> {
-        self.writer.flush().map_err(|e| format!("{}: {e}", self.path.display()))?;
+        self.writer
+            .flush()
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
         if let Some(tmp) = self.tmp.take() {
             drop(std::mem::replace(&mut self.writer, Box::new(io::sink())));
-            std::fs::rename(&tmp, &self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
+            std::fs::rename(&tmp, &self.path)
+                .map_err(|e| format!("{}: {e}", self.path.display()))?;
         }
         Ok(())
     }
@@ -192,8 +197,13 @@ fn report(verb: &str, s: &Summary, secs: f64, json: bool) {
 }
 
 pub fn compress(args: CompressArgs) -> Result<ExitCode, String> {
-    if !args.block_size.is_power_of_two() || !(4096..=container::MAX_BLOCK_SIZE).contains(&args.block_size) {
-        return Err(format!("--block-size {}: not a power of two in 4096..=16777216", args.block_size));
+    if !args.block_size.is_power_of_two()
+        || !(4096..=container::MAX_BLOCK_SIZE).contains(&args.block_size)
+    {
+        return Err(format!(
+            "--block-size {}: not a power of two in 4096..=16777216",
+            args.block_size
+        ));
     }
     let codecs = match args.codec {
         CodecChoice::Auto | CodecChoice::Llm => CodecSet::with_llm(Some(args.model.load()?)),
@@ -219,13 +229,19 @@ pub fn compress(args: CompressArgs) -> Result<ExitCode, String> {
     )
     .map_err(|e| format!("{}: {e}", args.input.display()))?;
     out.commit()?;
-    report("compress", &summary, start.elapsed().as_secs_f64(), args.json);
+    report(
+        "compress",
+        &summary,
+        start.elapsed().as_secs_f64(),
+        args.json,
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn decompress(args: DecompressArgs) -> Result<ExitCode, String> {
     let (mut input, _) = open_input(&args.input)?;
-    let header = container::read_header(&mut input).map_err(|e| format!("{}: {e}", args.input.display()))?;
+    let header =
+        container::read_header(&mut input).map_err(|e| format!("{}: {e}", args.input.display()))?;
     // Load the model only when the file needs one.
     let codecs = if header.model_sha256 != [0u8; 32] {
         CodecSet::with_llm(Some(args.model.load()?))
@@ -237,6 +253,11 @@ pub fn decompress(args: DecompressArgs) -> Result<ExitCode, String> {
     let summary = container::decompress(&codecs, &header, &mut input, &mut out.writer, |_| {})
         .map_err(|e| format!("{}: {e}", args.input.display()))?;
     out.commit()?;
-    report("decompress", &summary, start.elapsed().as_secs_f64(), args.json);
+    report(
+        "decompress",
+        &summary,
+        start.elapsed().as_secs_f64(),
+        args.json,
+    );
     Ok(ExitCode::SUCCESS)
 }

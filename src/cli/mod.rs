@@ -8,6 +8,7 @@ mod mount;
 mod mountinfo;
 mod notify;
 mod paths;
+mod progress;
 mod stats;
 
 use std::path::PathBuf;
@@ -64,6 +65,17 @@ pub enum Command {
     Fsck {
         /// A store directory or the mountpoint of a mounted volume.
         path: PathBuf,
+    },
+    /// Re-encode a store's cold blocks with the model now (offline; the
+    /// volume must not be mounted).
+    Archive {
+        /// The store directory.
+        store: PathBuf,
+        /// Only blocks written at least this long ago (seconds, or 30s, 10m, 2h, 1d).
+        #[arg(long, default_value = "0", value_parser = mount::parse_age)]
+        older_than: u64,
+        #[command(flatten)]
+        model: compress::ModelArgs,
     },
     /// Compress a file into llmfs's block container (the volume's codecs).
     Compress(compress::CompressArgs),
@@ -136,6 +148,14 @@ pub fn main() -> ExitCode {
         Command::Fsck { path } => {
             init_logging(cli.log.verbose);
             stats::fsck(&path)
+        }
+        Command::Archive {
+            store,
+            older_than,
+            model,
+        } => {
+            init_logging(cli.log.verbose);
+            stats::archive(&store, older_than, &model)
         }
         Command::Compress(args) => {
             init_logging(cli.log.verbose);

@@ -16,8 +16,11 @@ use fuser::{Config, MountOption, SessionACL};
 use super::mountinfo::{store_of_mountpoint, FS_TYPE};
 use super::notify;
 use super::paths::default_store_for;
+use crate::archive::{mount_engine_options, volume_codec, Archiver, CompressMode};
+use crate::codec::CodecSet;
 use crate::fs::{Fs, FsConfig};
 use crate::fuse::FuseFs;
+use crate::model::Device;
 use crate::store::{OpenOptions, Store, StoreLock, DEFAULT_BLOCK_SIZE};
 
 #[derive(Args, Debug, Clone)]
@@ -50,10 +53,47 @@ pub struct MountArgs {
     /// an existing store keeps its own [default: 65536].
     #[arg(long, value_name = "BYTES")]
     pub block_size: Option<usize>,
+    /// When blocks get the model: background (new writes use zstd; cold
+    /// blocks are re-encoded later), sync (at write, slow), off [default:
+    /// background].
+    #[arg(long, value_name = "MODE", value_parser = CompressMode::parse)]
+    pub compress: Option<CompressMode>,
+    /// Seconds a block stays unwritten before the archiver re-encodes it
+    /// (also 30s, 10m, 2h, 1d) [default: 10m].
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub archive_after: Option<u64>,
+    /// Model for a new volume (.onnx) [default: the built-in model]; a
+    /// volume keeps the model it was created with.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Execution provider for the model: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = Device::parse)]
+    pub device: Device,
+}
+
+/// Parses an age: seconds, or a number with s, m, h or d.
+pub fn parse_age(s: &str) -> Result<u64, String> {
+    let (num, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: not an age (600, 30s, 10m, 2h, 1d)"))?;
+    let mult = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86400,
+        _ => return Err(format!("{s:?}: unknown unit (s, m, h, d)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?}: too large"))
 }
 
 const DEFAULT_CACHE_MB: usize = 64;
 const DEFAULT_THREADS: u16 = 4;
+const DEFAULT_ARCHIVE_AFTER: u64 = 600;
 
 impl MountArgs {
     /// Mount arguments for a store and mountpoint with `-o` options and
@@ -67,6 +107,10 @@ impl MountArgs {
             cache_mb: None,
             threads: None,
             block_size: None,
+            compress: None,
+            archive_after: None,
+            model: None,
+            device: Device::Cpu,
         }
     }
 }
@@ -78,6 +122,8 @@ struct ParsedOptions {
     acl: Option<SessionACL>,
     read_only: bool,
     cache_mb: Option<usize>,
+    compress: Option<CompressMode>,
+    archive_after: Option<u64>,
     threads: Option<u16>,
     block_size: Option<usize>,
 }
@@ -130,6 +176,16 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, String> {
                     p.threads = Some(n);
                 }
                 "block_size" => p.block_size = Some(parse_number(key, value)?),
+                "compress" => {
+                    p.compress = Some(
+                        CompressMode::parse(value)
+                            .map_err(|e| format!("mount option {opt}: {e}"))?,
+                    )
+                }
+                "archive_after" => {
+                    p.archive_after =
+                        Some(parse_age(value).map_err(|e| format!("mount option {opt}: {e}"))?)
+                }
                 _ => return Err(format!("unknown mount option '{opt}'")),
             }
             continue;
@@ -189,15 +245,21 @@ fn merge<T: PartialEq + std::fmt::Display + Copy>(
 }
 
 /// Mount settings after merging flags, `-o` options and defaults.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Settings {
+    model: Option<PathBuf>,
+    device: Device,
     cache_mb: usize,
     threads: u16,
     block_size: usize,
+    compress: CompressMode,
+    archive_after: u64,
 }
 
 fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, String> {
     Ok(Settings {
+        model: args.model.clone(),
+        device: args.device,
         cache_mb: merge("cache_mb", args.cache_mb, opts.cache_mb, DEFAULT_CACHE_MB)?,
         threads: merge("threads", args.threads, opts.threads, DEFAULT_THREADS)?,
         block_size: merge(
@@ -205,6 +267,18 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, String> 
             args.block_size,
             opts.block_size,
             DEFAULT_BLOCK_SIZE,
+        )?,
+        compress: merge(
+            "compress",
+            args.compress,
+            opts.compress,
+            CompressMode::Background,
+        )?,
+        archive_after: merge(
+            "archive_after",
+            args.archive_after,
+            opts.archive_after,
+            DEFAULT_ARCHIVE_AFTER,
         )?,
     })
 }
@@ -419,16 +493,62 @@ fn serve(
         redirect_stdio(store_dir)?;
         super::init_logging((*verbose).max(1));
     }
-    let fs = Fs::new(
+    // The model: a volume without a working one still serves everything
+    // but its llm blocks, which read as EIO with a log line saying why.
+    let requested = match &settings.model {
+        Some(p) => {
+            Some(std::fs::read(p).map_err(|e| fail(&mut daemon, format!("{}: {e}", p.display())))?)
+        }
+        None => None,
+    };
+    let engine = mount_engine_options(settings.device);
+    let (read_llm, archive_llm) = match volume_codec(&store, requested.as_deref(), &engine) {
+        Ok(reader) => {
+            let archiver = if settings.compress == CompressMode::Background && !opts.read_only {
+                match volume_codec(&store, None, &engine) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        log::error!("archiver disabled: {e}");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            (Some(reader), archiver)
+        }
+        Err(e) if requested.is_some() => return Err(fail(&mut daemon, e)),
+        Err(e) => {
+            log::error!("neural codec unavailable, storing with zstd only: {e}");
+            (None, None)
+        }
+    };
+    if settings.compress == CompressMode::Off {
+        log::info!("compress=off: the model only decodes");
+    }
+    let write_llm = match settings.compress {
+        CompressMode::Sync => read_llm.clone(),
+        _ => None,
+    };
+    let fs = Fs::with_codecs(
         store,
         FsConfig {
             cache_bytes: settings.cache_mb.saturating_mul(1 << 20),
             read_only: opts.read_only,
+            best_codec_on_write: write_llm.is_some(),
             ..FsConfig::default()
         },
+        CodecSet::with_llm(read_llm),
     )
     .map_err(|e| fail(&mut daemon, e.to_string()))?;
     let fs = Arc::new(fs);
+    let archiver = archive_llm.map(|llm| {
+        Archiver::spawn(
+            Arc::clone(&fs),
+            CodecSet::with_llm(Some(llm)),
+            Duration::from_secs(settings.archive_after),
+        )
+    });
     let mut mount_options = vec![
         MountOption::FSName(store_dir.to_string_lossy().into_owned()),
         MountOption::Subtype("llmfs".into()),
@@ -501,6 +621,9 @@ fn serve(
     });
     let result = session.run();
     handle.close();
+    if let Some(a) = archiver {
+        a.stop();
+    }
     if !stopping.swap(true, Ordering::SeqCst) {
         notify::stopping(&format!(
             "{} was unmounted; writing back",

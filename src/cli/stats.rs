@@ -35,6 +35,12 @@ fn ratio(logical: u64, stored: u64) -> f64 {
 pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
     let store = open_read_only(path)?;
     let t = store.read(|m| m.totals()).map_err(|e| e.to_string())?;
+    let ((arch_raw, arch_stored), (pend_raw, pend_stored)) = store
+        .read(|m| m.archive_totals())
+        .map_err(|e| e.to_string())?;
+    let model = store
+        .read(|m| m.volume_setting(crate::archive::MODEL_SETTING))
+        .map_err(|e| e.to_string())?;
     let name = |c: u8| CodecId::from_u8(c).map_or("unknown", |c| c.name());
     if json {
         let codecs: Vec<String> = t
@@ -49,7 +55,9 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
             .collect();
         println!(
             "{{\"store\":{:?},\"block_size\":{},\"files\":{},\"directories\":{},\"other_inodes\":{},\
-             \"logical_bytes\":{},\"stored_bytes\":{},\"ratio\":{:.4},\"codecs\":[{}]}}",
+             \"logical_bytes\":{},\"stored_bytes\":{},\"ratio\":{:.4},\"model\":{},\
+             \"archived\":{{\"raw_bytes\":{arch_raw},\"stored_bytes\":{arch_stored}}},\
+             \"pending\":{{\"raw_bytes\":{pend_raw},\"stored_bytes\":{pend_stored}}},\"codecs\":[{}]}}",
             store.dir().display().to_string(),
             store.block_size(),
             t.files,
@@ -58,6 +66,7 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
             t.logical_bytes,
             t.stored_bytes,
             ratio(t.logical_bytes, t.stored_bytes),
+            model.as_ref().map_or("null".to_string(), |m| format!("{m:?}")),
             codecs.join(",")
         );
         return Ok(ExitCode::SUCCESS);
@@ -72,6 +81,14 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
     println!(
         "ratio          {:.3}",
         ratio(t.logical_bytes, t.stored_bytes)
+    );
+    println!("model          {}", model.as_deref().unwrap_or("none yet"));
+    println!(
+        "archived       {arch_raw} bytes stored as {arch_stored} (ratio {:.3})",
+        ratio(arch_raw, arch_stored)
+    );
+    println!(
+        "pending        {pend_raw} bytes stored as {pend_stored} (not yet considered by the archiver)"
     );
     println!();
     println!(
@@ -91,9 +108,101 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `llmfs archive`: the archiver's pass, offline, with progress.
+pub fn archive(
+    path: &Path,
+    older_than: u64,
+    model: &super::compress::ModelArgs,
+) -> Result<ExitCode, String> {
+    use std::sync::atomic::AtomicBool;
+    let dir = store_dir(path);
+    if store_of_mountpoint(path).is_some() {
+        return Err(format!(
+            "{} is mounted: a mounted volume archives in the background (--compress=background); \
+             unmount it to archive offline",
+            path.display()
+        ));
+    }
+    let store = Store::open(
+        &dir,
+        &OpenOptions {
+            create: false,
+            ..OpenOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let requested = match &model.model {
+        Some(p) => Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
+    };
+    let llm = crate::archive::volume_codec(&store, requested.as_deref(), &model.options())?;
+    if !llm.can_encode() {
+        return Err("the model failed its self-test; nothing archived".into());
+    }
+    let codecs = crate::codec::CodecSet::with_llm(Some(llm));
+    let (_, (pending, _)) = store
+        .read(|m| m.archive_totals())
+        .map_err(|e| e.to_string())?;
+    let before = crate::time::now_ns() - (older_than as i64).saturating_mul(1_000_000_000);
+    let mut bar = super::progress::Progress::new("archive", pending);
+    let stop = AtomicBool::new(false);
+    let stats =
+        crate::archive::archive_pass(&store, &codecs, before, &stop, |s| bar.set(s.raw_bytes))
+            .map_err(|e| e.to_string())?;
+    bar.finish();
+    store.checkpoint().map_err(|e| e.to_string())?;
+    println!(
+        "archived {} blocks ({} bytes): {} now llm, {} failed to decode; stored {} -> {} bytes",
+        stats.blocks,
+        stats.raw_bytes,
+        stats.to_llm,
+        stats.failed,
+        stats.stored_before,
+        stats.stored_after
+    );
+    Ok(if stats.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 pub fn fsck(path: &Path) -> Result<ExitCode, String> {
     let store = open_read_only(path)?;
-    let report = crate::fsck::check(&store, |_, _| {}).map_err(|e| e.to_string())?;
+    let llm_blocks = store
+        .read(|m| m.totals())
+        .map_err(|e| e.to_string())?
+        .per_codec
+        .iter()
+        .any(|(c, n, _, _)| *c == CodecId::Llm as u8 && *n > 0);
+    // The model is loaded only when there are llm blocks to verify.
+    let llm = if llm_blocks {
+        let options = crate::model::EngineOptions {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ..Default::default()
+        };
+        match crate::archive::volume_codec(&store, None, &options) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("llmfs fsck: the volume's model cannot be loaded ({e}); its llm blocks will fail");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let codecs = crate::codec::CodecSet::with_llm(llm);
+    let blocks = store.read(|m| m.totals()).map_err(|e| e.to_string())?;
+    let total_raw: u64 = blocks.per_codec.iter().map(|(_, _, raw, _)| *raw).sum();
+    let mut bar = super::progress::Progress::new("fsck", total_raw);
+    let mut done_blocks = 0u64;
+    let bs = store.block_size() as u64;
+    let report = crate::fsck::check(&store, &codecs, |n, _| {
+        done_blocks = n;
+        bar.set((done_blocks * bs).min(total_raw));
+    })
+    .map_err(|e| e.to_string())?;
+    bar.finish();
     println!("{report}");
     Ok(if report.is_clean() {
         ExitCode::SUCCESS

@@ -52,7 +52,10 @@ impl LlmHeader {
             return Err(corrupt(format!("payload of {} bytes", payload.len())));
         }
         if payload[0] != PAYLOAD_VERSION {
-            return Err(corrupt(format!("unknown llm payload version {}", payload[0])));
+            return Err(corrupt(format!(
+                "unknown llm payload version {}",
+                payload[0]
+            )));
         }
         let h = LlmHeader {
             group: payload[1] as usize,
@@ -61,7 +64,10 @@ impl LlmHeader {
             engine: payload[12..20].try_into().unwrap(),
         };
         if h.group == 0 || h.chunk_len == 0 {
-            return Err(corrupt(format!("group {} chunk length {}", h.group, h.chunk_len)));
+            return Err(corrupt(format!(
+                "group {} chunk length {}",
+                h.group, h.chunk_len
+            )));
         }
         Ok(h)
     }
@@ -82,6 +88,18 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `DECODE_BATCH`, or `LLMFS_DECODE_BATCH` when set (for tuning).
+fn decode_batch_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("LLMFS_DECODE_BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(DECODE_BATCH)
+    })
+}
+
 /// One group of a block to decode: its stream and its chunks' lengths.
 struct GroupJob<'a> {
     stream: &'a [u8],
@@ -90,21 +108,27 @@ struct GroupJob<'a> {
 
 /// Splits a payload into its groups. Every length is checked against the
 /// payload, so nothing here allocates beyond what `raw_len` declares.
-fn split_groups(payload: &[u8], raw_len: usize) -> Result<(LlmHeader, Vec<GroupJob<'_>>), CodecError> {
+fn split_groups(
+    payload: &[u8],
+    raw_len: usize,
+) -> Result<(LlmHeader, Vec<GroupJob<'_>>), CodecError> {
     let h = LlmHeader::parse(payload)?;
     let chunks = raw_len.div_ceil(h.chunk_len);
     let groups = chunks.div_ceil(h.group);
     let mut pos = HEADER_LEN;
     let mut sizes = Vec::with_capacity(groups);
     for _ in 1..groups {
-        let (v, n) = read_leb128(&payload[pos..]).ok_or_else(|| corrupt("bad group length".into()))?;
+        let (v, n) =
+            read_leb128(&payload[pos..]).ok_or_else(|| corrupt("bad group length".into()))?;
         pos += n;
         sizes.push(v);
     }
     let declared: u64 = sizes.iter().sum();
     let rest = (payload.len() - pos) as u64;
     if declared > rest {
-        return Err(corrupt(format!("group lengths {declared} exceed the payload {rest}")));
+        return Err(corrupt(format!(
+            "group lengths {declared} exceed the payload {rest}"
+        )));
     }
     sizes.push(rest - declared);
     let mut jobs = Vec::with_capacity(groups);
@@ -178,7 +202,10 @@ impl LlmCodec {
     }
 
     /// Loads `model` on a new engine and self-tests it.
-    pub fn load(model: &[u8], options: &crate::model::EngineOptions) -> Result<LlmCodec, ModelError> {
+    pub fn load(
+        model: &[u8],
+        options: &crate::model::EngineOptions,
+    ) -> Result<LlmCodec, ModelError> {
         Ok(LlmCodec::new(Engine::load(model, options)?))
     }
 
@@ -242,7 +269,9 @@ impl LlmCodec {
             // Take whole groups up to DECODE_BATCH sequences.
             let mut end = start;
             let mut seqs = 0;
-            while end < jobs.len() && (end == start || seqs + jobs[end].2.lens.len() <= DECODE_BATCH) {
+            while end < jobs.len()
+                && (end == start || seqs + jobs[end].2.lens.len() <= decode_batch_limit())
+            {
                 seqs += jobs[end].2.lens.len();
                 end += 1;
             }
@@ -287,14 +316,22 @@ fn decode_batch(
     jobs: &[(usize, usize, GroupJob<'_>)],
 ) -> Result<Vec<Result<Vec<Vec<u8>>, CodecError>>, CodecError> {
     let seqs: usize = jobs.iter().map(|j| j.2.lens.len()).sum();
-    let longest = jobs.iter().flat_map(|j| j.2.lens.iter()).copied().max().unwrap_or(0);
+    let longest = jobs
+        .iter()
+        .flat_map(|j| j.2.lens.iter())
+        .copied()
+        .max()
+        .unwrap_or(0);
     if longest > engine.config.context {
         return Err(corrupt(format!(
             "chunk length {longest} exceeds the model context {}",
             engine.config.context
         )));
     }
-    let mut decoders: Vec<Option<Decoder<'_>>> = jobs.iter().map(|j| Some(Decoder::new(j.2.stream))).collect();
+    let mut decoders: Vec<Option<Decoder<'_>>> = jobs
+        .iter()
+        .map(|j| Some(Decoder::new(j.2.stream)))
+        .collect();
     let mut errors: Vec<Option<CodecError>> = vec![None; jobs.len()];
     let mut out: Vec<Vec<Vec<u8>>> = jobs
         .iter()
@@ -313,7 +350,9 @@ fn decode_batch(
                 if t >= len {
                     continue;
                 }
-                let Some(dec) = decoders[g].as_mut() else { continue };
+                let Some(dec) = decoders[g].as_mut() else {
+                    continue;
+                };
                 let table = FreqTable::from_logits(&logits[r * VOCAB..(r + 1) * VOCAB])
                     .map_err(|e| corrupt(e.to_string()))?;
                 let symbol = match table.symbol_for(dec.target()) {
@@ -341,7 +380,10 @@ fn decode_batch(
         .zip(errors)
         .map(|((chunks, dec), err)| match (err, dec) {
             (Some(e), _) => Err(e),
-            (None, Some(dec)) => dec.finish().map(|()| chunks).map_err(|e| corrupt(e.to_string())),
+            (None, Some(dec)) => dec
+                .finish()
+                .map(|()| chunks)
+                .map_err(|e| corrupt(e.to_string())),
             (None, None) => Err(corrupt("decoder stopped".into())),
         })
         .collect())
@@ -379,9 +421,11 @@ impl Codec for LlmCodec {
                             detail: e.to_string(),
                         })?;
                         let s = byte as usize;
-                        enc.encode(table.cum(s), table.freq(s)).map_err(|e| CodecError::Encode {
-                            codec: CodecId::Llm,
-                            detail: e.to_string(),
+                        enc.encode(table.cum(s), table.freq(s)).map_err(|e| {
+                            CodecError::Encode {
+                                codec: CodecId::Llm,
+                                detail: e.to_string(),
+                            }
                         })?;
                     }
                 }

@@ -451,10 +451,12 @@ impl Fs {
         if data.iter().all(|&b| b == 0) {
             return Ok(None);
         }
-        let record = self
-            .codecs
-            .encode_block(data)
-            .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
+        let record = if self.config.best_codec_on_write {
+            self.codecs.encode_block_best(data)
+        } else {
+            self.codecs.encode_block(data)
+        }
+        .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
         let header = RecordHeader::parse(&record, data.len())
             .map_err(|e| Error::Inconsistent(format!("encoder wrote a bad record: {e}")))?;
         Ok(Some(Encoded {

@@ -36,6 +36,9 @@ pub struct FsConfig {
     pub dirty_bytes: usize,
     /// Refuse every change.
     pub read_only: bool,
+    /// Encode written blocks with the best codec at once (the model where
+    /// it wins) instead of the fast one.
+    pub best_codec_on_write: bool,
 }
 
 impl Default for FsConfig {
@@ -44,6 +47,7 @@ impl Default for FsConfig {
             cache_bytes: 64 << 20,
             dirty_bytes: 32 << 20,
             read_only: false,
+            best_codec_on_write: false,
         }
     }
 }
@@ -101,10 +105,15 @@ impl Fs {
     /// Wraps an open store. Inodes left unlinked-but-open by a crash are
     /// reclaimed here, before any request is served.
     pub fn new(store: Store, config: FsConfig) -> Result<Fs> {
+        Fs::with_codecs(store, config, CodecSet::default())
+    }
+
+    /// As [`Fs::new`], with the codecs (and so the model) to use.
+    pub fn with_codecs(store: Store, config: FsConfig, codecs: CodecSet) -> Result<Fs> {
         let read_only = config.read_only || store.is_read_only();
         let fs = Fs {
             cache: BlockCache::new(config.cache_bytes),
-            codecs: CodecSet::default(),
+            codecs,
             state: Mutex::new(State {
                 next_fh: 1,
                 ..State::default()

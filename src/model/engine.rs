@@ -176,10 +176,13 @@ pub struct Engine {
     pub fingerprint: Fingerprint,
 }
 
+/// A key/value cache: the graph's `past_*` inputs by name.
+type Cache = Vec<(String, DynValue)>;
+
 /// The decoder's state for a batch of sequences advancing in lockstep.
 pub struct DecodeState {
     batch: usize,
-    cache: Vec<(String, DynValue)>,
+    cache: Cache,
     logits: Vec<f32>,
     steps: usize,
 }
@@ -203,6 +206,10 @@ impl Engine {
             .with_intra_threads(options.threads.max(1))
             .map_err(ort::Error::from)?
             .with_inter_threads(1)
+            .map_err(ort::Error::from)?
+            // Spinning workers only steal the core from the other engine
+            // or from FUSE threads; the logits do not depend on it.
+            .with_intra_op_spinning(false)
             .map_err(ort::Error::from)?;
         if let Device::Cuda(id) = options.device {
             builder = with_cuda(builder, id)?;
@@ -214,9 +221,7 @@ impl Engine {
             .ok_or_else(|| ModelError::BadModel("no llmfs.config metadata".into()))?;
         let config = ModelConfig::parse(&config_json)?;
         let expected_inputs = 1 + 2 * config.n_layers;
-        if session.inputs().len() != expected_inputs
-            || session.outputs().len() != expected_inputs
-        {
+        if session.inputs().len() != expected_inputs || session.outputs().len() != expected_inputs {
             return Err(ModelError::BadModel(format!(
                 "expected {expected_inputs} inputs and outputs for {} layers",
                 config.n_layers
@@ -235,7 +240,7 @@ impl Engine {
         })
     }
 
-    fn empty_cache(&self, batch: usize) -> Result<Vec<(String, DynValue)>, ModelError> {
+    fn empty_cache(&self, batch: usize) -> Result<Cache, ModelError> {
         let (h, dh) = (self.config.n_heads, self.config.head_dim());
         let mut cache = Vec::with_capacity(2 * self.config.n_layers);
         for l in 0..self.config.n_layers {
@@ -335,8 +340,8 @@ impl Engine {
         batch: usize,
         t: usize,
         tokens: Vec<i64>,
-        cache: Option<Vec<(String, DynValue)>>,
-    ) -> Result<(Vec<f32>, Vec<(String, DynValue)>), ModelError> {
+        cache: Option<Cache>,
+    ) -> Result<(Vec<f32>, Cache), ModelError> {
         let keep_cache = cache.is_some();
         let cache = match cache {
             Some(c) => c,
@@ -345,7 +350,9 @@ impl Engine {
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(1 + cache.len());
         inputs.push((
             "tokens".into(),
-            Tensor::<i64>::from_array(([batch, t], tokens))?.into_dyn().into(),
+            Tensor::<i64>::from_array(([batch, t], tokens))?
+                .into_dyn()
+                .into(),
         ));
         for (name, value) in cache {
             inputs.push((name, value.into()));
@@ -410,7 +417,8 @@ fn with_cuda(
 ) -> Result<ort::session::builder::SessionBuilder, ModelError> {
     Err(ModelError::Device {
         device: format!("cuda:{id}"),
-        detail: "llmfs was built without the `cuda` feature (cargo build --release --features cuda)"
-            .into(),
+        detail:
+            "llmfs was built without the `cuda` feature (cargo build --release --features cuda)"
+                .into(),
     })
 }

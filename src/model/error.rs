@@ -9,7 +9,11 @@ pub enum ModelError {
     /// The library was found but could not be loaded or is the wrong build.
     RuntimeLoad { path: PathBuf, detail: String },
     /// The library's checksum is not the pinned one.
-    RuntimeChecksum { path: PathBuf, expected: String, actual: String },
+    RuntimeChecksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     /// The model file is not an llmfs model graph.
     BadModel(String),
     /// ONNX Runtime failed while building a session or running the model.
@@ -37,7 +41,11 @@ impl fmt::Display for ModelError {
                 )
             }
             ModelError::RuntimeLoad { path, detail } => {
-                write!(f, "cannot load ONNX Runtime from {}: {detail}", path.display())
+                write!(
+                    f,
+                    "cannot load ONNX Runtime from {}: {detail}",
+                    path.display()
+                )
             }
             ModelError::RuntimeChecksum {
                 path,

@@ -7,9 +7,9 @@ mod error;
 pub mod runtime;
 mod selftest;
 
+pub use default::DEFAULT_MODEL;
 pub use engine::{
     cpu_class, DecodeState, Device, Engine, EngineOptions, Fingerprint, ModelConfig, BOS, VOCAB,
 };
-pub use default::DEFAULT_MODEL;
 pub use error::ModelError;
 pub use selftest::self_test;

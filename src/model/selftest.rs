@@ -10,7 +10,12 @@ use super::{Engine, ModelError, VOCAB};
 fn sample(context: usize) -> Vec<Vec<u8>> {
     let text: &[u8] = b"The quick brown fox jumps over the lazy dog.\n\
         {\"key\": [1, 2, 3], \"ok\": true}\n\tfn main() { println!(\"{}\", 42); }\n";
-    let mut a: Vec<u8> = text.iter().copied().cycle().take(context.min(200)).collect();
+    let mut a: Vec<u8> = text
+        .iter()
+        .copied()
+        .cycle()
+        .take(context.min(200))
+        .collect();
     a.extend((0..=255u8).take(context.saturating_sub(a.len()).min(56)));
     let b: Vec<u8> = text.iter().rev().copied().take(context.min(61)).collect();
     vec![a, b]

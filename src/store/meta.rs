@@ -274,8 +274,8 @@ impl<'c> Meta<'c> {
         self.delete_block(ino, idx)?;
         self.conn
             .prepare_cached(
-                "INSERT INTO blocks(ino, idx, codec, raw_len, stored_len, record) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO blocks(ino, idx, codec, raw_len, stored_len, record, written_ns, archived) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 ino,
@@ -283,11 +283,105 @@ impl<'c> Meta<'c> {
                 codec,
                 raw_len,
                 record.len() as u64,
-                record
+                record,
+                crate::time::now_ns(),
+                // A block the write path already coded with the model (the
+                // synchronous mode) needs no archiving.
+                i64::from(codec == crate::codec::CodecId::Llm as u8)
             ])?;
         self.conn
             .prepare_cached("UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1")?
             .execute(params![ino, record.len() as u64])?;
+        Ok(())
+    }
+
+    /// Blocks the archiver has not yet considered, written at or before
+    /// `written_before` (ns), oldest first.
+    pub fn blocks_to_archive(&self, written_before: i64, limit: usize) -> Result<Vec<(u64, u64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ino, idx FROM blocks WHERE archived = 0 AND written_ns <= ?1 \
+             ORDER BY written_ns LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![written_before, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Bytes of blocks (raw, stored) the archiver has and has not yet
+    /// considered: `((archived_raw, archived_stored), (pending_raw, pending_stored))`.
+    pub fn archive_totals(&self) -> Result<((u64, u64), (u64, u64))> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT archived, COALESCE(SUM(raw_len), 0), COALESCE(SUM(stored_len), 0) \
+             FROM blocks GROUP BY archived",
+        )?;
+        let mut out = ((0, 0), (0, 0));
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))?;
+        for row in rows {
+            let (archived, raw, stored) = row?;
+            if archived != 0 {
+                out.0 = (raw, stored);
+            } else {
+                out.1 = (raw, stored);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces a block's record with `new` (same data, another codec) and
+    /// marks it archived, only if the block still holds exactly `old`: a
+    /// block written meanwhile keeps its new data. Returns whether it
+    /// swapped.
+    pub fn swap_archived_block(
+        &self,
+        ino: u64,
+        idx: u64,
+        old: &[u8],
+        new: Option<(u8, &[u8])>,
+    ) -> Result<bool> {
+        let changed = match new {
+            Some((codec, record)) => self
+                .conn
+                .prepare_cached(
+                    "UPDATE blocks SET codec = ?3, stored_len = ?4, record = ?5, archived = 1 \
+                     WHERE ino = ?1 AND idx = ?2 AND record = ?6",
+                )?
+                .execute(params![ino, idx, codec, record.len() as u64, record, old])?,
+            None => self
+                .conn
+                .prepare_cached(
+                    "UPDATE blocks SET archived = 1 WHERE ino = ?1 AND idx = ?2 AND record = ?3",
+                )?
+                .execute(params![ino, idx, old])?,
+        };
+        if changed == 1 {
+            if let Some((_, record)) = new {
+                let delta = record.len() as i64 - old.len() as i64;
+                self.conn
+                    .prepare_cached(
+                        "UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1",
+                    )?
+                    .execute(params![ino, delta])?;
+            }
+        }
+        Ok(changed == 1)
+    }
+
+    /// The stored model with this sha256 (hex), if the volume holds it.
+    pub fn model(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT onnx FROM models WHERE sha256 = ?1")?;
+        Ok(stmt.query_row([sha256], |r| r.get(0)).optional()?)
+    }
+
+    /// Stores a model (idempotent).
+    pub fn put_model(&self, sha256: &str, onnx: &[u8]) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO models(sha256, onnx, added_ns) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![sha256, onnx, crate::time::now_ns()])?;
         Ok(())
     }
 
@@ -395,6 +489,13 @@ impl<'c> Meta<'c> {
             .conn
             .prepare_cached("SELECT value FROM volume WHERE key = ?1")?;
         Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
+    }
+
+    pub fn set_volume_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO volume(key, value) VALUES (?1, ?2)")?
+            .execute([key, value])?;
+        Ok(())
     }
 
     pub(super) fn bump_sync_generation(&self) -> Result<()> {

@@ -6,7 +6,10 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The migrations, in order; entry i brings the schema to version i + 1.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_initial.sql"),
+    include_str!("../../migrations/0002_models_archive.sql"),
+];
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

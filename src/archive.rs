@@ -1,0 +1,285 @@
+//! The neural codec in a volume: which model a volume uses, and the
+//! archiver that re-encodes cold blocks with it.
+//!
+//! New writes are stored with the fast codec (zstd or raw) so the model
+//! never slows them down. The archiver picks blocks not yet considered and
+//! written long enough ago, decodes each, encodes it with the smallest of
+//! llm/zstd/raw, and swaps the new record in only if the block still holds
+//! the record it started from: a block rewritten meanwhile keeps its new
+//! data (`Meta::swap_archived_block`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::codec::{record_codec, CodecId, CodecSet, LlmCodec};
+use crate::error::{Error, Result};
+use crate::model::{EngineOptions, ModelError, DEFAULT_MODEL};
+use crate::store::{Durability, Store};
+
+/// Volume setting naming the model (sha256, hex) new blocks are coded with.
+pub const MODEL_SETTING: &str = "model_sha256";
+/// Blocks read per archiver round.
+const BATCH: usize = 8;
+
+/// When blocks get the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompressMode {
+    /// Writes use the fast codec; the archiver re-encodes cold blocks.
+    #[default]
+    Background,
+    /// Writes use the best codec at once (slow; batch archival).
+    Sync,
+    /// Never encode with the model (blocks it wrote still decode).
+    Off,
+}
+
+impl CompressMode {
+    pub fn parse(s: &str) -> std::result::Result<CompressMode, String> {
+        match s {
+            "background" => Ok(CompressMode::Background),
+            "sync" => Ok(CompressMode::Sync),
+            "off" => Ok(CompressMode::Off),
+            _ => Err(format!(
+                "unknown compress mode {s:?} (background, sync, off)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for CompressMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CompressMode::Background => "background",
+            CompressMode::Sync => "sync",
+            CompressMode::Off => "off",
+        })
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    crate::model::runtime::hex(&Sha256::digest(bytes))
+}
+
+/// The model a volume uses: the one it recorded, or, for a volume that has
+/// none yet, `requested` (default: the built-in model), which is then
+/// stored in the volume. Returns the model's bytes.
+pub fn volume_model(
+    store: &Store,
+    requested: Option<&[u8]>,
+) -> std::result::Result<Vec<u8>, String> {
+    let recorded = store
+        .read(|m| Ok::<_, Error>(m.volume_setting(MODEL_SETTING)?))
+        .map_err(|e| e.to_string())?;
+    match recorded {
+        Some(sha) => {
+            let bytes = store
+                .read(|m| Ok::<_, Error>(m.model(&sha)?))
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| {
+                    ModelError::ModelMissing {
+                        sha256: sha.clone(),
+                    }
+                    .to_string()
+                })?;
+            if sha256_hex(&bytes) != sha {
+                return Err(format!(
+                    "the volume's stored model {sha} is damaged (checksum mismatch)"
+                ));
+            }
+            if let Some(req) = requested {
+                let want = sha256_hex(req);
+                if want != sha {
+                    return Err(format!(
+                        "this volume codes with model {sha}; --model {want} differs \
+                         (a volume keeps the model it was created with)"
+                    ));
+                }
+            }
+            Ok(bytes)
+        }
+        None => {
+            let bytes = requested.unwrap_or(DEFAULT_MODEL).to_vec();
+            if !store.is_read_only() {
+                let sha = sha256_hex(&bytes);
+                store
+                    .write(Durability::Durable, |m| {
+                        m.put_model(&sha, &bytes)?;
+                        m.set_volume_setting(MODEL_SETTING, &sha)?;
+                        Ok::<_, Error>(())
+                    })
+                    .map_err(|e| e.to_string())?;
+                log::info!("volume uses model {sha}");
+            }
+            Ok(bytes)
+        }
+    }
+}
+
+/// Loads the volume's model on an engine; errors are for the caller to
+/// report (a volume without a working model still serves its other data).
+pub fn volume_codec(
+    store: &Store,
+    requested: Option<&[u8]>,
+    options: &EngineOptions,
+) -> std::result::Result<Arc<LlmCodec>, String> {
+    let bytes = volume_model(store, requested)?;
+    let codec = LlmCodec::load(&bytes, options).map_err(|e| e.to_string())?;
+    Ok(Arc::new(codec))
+}
+
+/// Counts of one archiver pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveStats {
+    pub blocks: u64,
+    /// Blocks now stored with the model.
+    pub to_llm: u64,
+    /// Blocks rewritten while being re-encoded (left as written).
+    pub changed: u64,
+    /// Blocks that failed to decode (left alone; fsck reports them).
+    pub failed: u64,
+    pub raw_bytes: u64,
+    pub stored_before: u64,
+    pub stored_after: u64,
+}
+
+/// Archives every block written at or before `written_before` (ns) and
+/// not yet considered, until none is left or `stop` is set. `progress` is
+/// called after each block.
+pub fn archive_pass(
+    store: &Store,
+    codecs: &CodecSet,
+    written_before: i64,
+    stop: &AtomicBool,
+    mut progress: impl FnMut(&ArchiveStats),
+) -> Result<ArchiveStats> {
+    let mut stats = ArchiveStats::default();
+    let mut skip: std::collections::HashSet<(u64, u64)> = Default::default();
+    while !stop.load(Ordering::Relaxed) {
+        let batch = store
+            .read(|m| Ok::<_, Error>(m.blocks_to_archive(written_before, BATCH + skip.len())?))?;
+        let batch: Vec<_> = batch
+            .into_iter()
+            .filter(|b| !skip.contains(b))
+            .take(BATCH)
+            .collect();
+        if batch.is_empty() {
+            break;
+        }
+        for (ino, idx) in batch {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let Some(old) = store.read(|m| Ok::<_, Error>(m.block(ino, idx)?))? else {
+                continue;
+            };
+            stats.blocks += 1;
+            let raw = match codecs.decode_block(&old, store.block_size()) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    log::error!("archiver: inode {ino} block {idx}: {e}; left as it is");
+                    stats.failed += 1;
+                    skip.insert((ino, idx));
+                    continue;
+                }
+            };
+            let new = codecs
+                .encode_block_best(&raw)
+                .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
+            let better = new.len() < old.len() && record_codec(&new) == Some(CodecId::Llm);
+            let swap = better.then_some((CodecId::Llm as u8, new.as_slice()));
+            let swapped = store.write(Durability::Normal, |m| {
+                Ok::<_, Error>(m.swap_archived_block(ino, idx, &old, swap)?)
+            })?;
+            stats.raw_bytes += raw.len() as u64;
+            stats.stored_before += old.len() as u64;
+            if !swapped {
+                stats.changed += 1;
+                stats.stored_after += old.len() as u64;
+            } else if better {
+                stats.to_llm += 1;
+                stats.stored_after += new.len() as u64;
+            } else {
+                stats.stored_after += old.len() as u64;
+            }
+            progress(&stats);
+        }
+    }
+    Ok(stats)
+}
+
+/// The background archiver of a mounted volume: one low-priority thread.
+pub struct Archiver {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Archiver {
+    /// Starts archiving blocks of `fs` cold for `after`; `codecs` has its
+    /// own engine so
+    /// reads never wait for an archiver encode.
+    pub fn spawn(fs: Arc<crate::fs::Fs>, codecs: CodecSet, after: Duration) -> Archiver {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("llmfs-archiver".into())
+            .spawn(move || {
+                // Lowest CPU priority for this thread only: interactive I/O
+                // comes first.
+                unsafe {
+                    libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+                }
+                let poll = after.clamp(Duration::from_millis(200), Duration::from_secs(30));
+                while !stop2.load(Ordering::Relaxed) {
+                    let before =
+                        crate::time::now_ns() - after.as_nanos().min(i64::MAX as u128) as i64;
+                    match archive_pass(fs.store(), &codecs, before, &stop2, |_| {}) {
+                        Ok(s) if s.blocks > 0 => log::info!(
+                            "archiver: {} blocks, {} now llm, {} changed meanwhile, {} -> {} bytes",
+                            s.blocks,
+                            s.to_llm,
+                            s.changed,
+                            s.stored_before,
+                            s.stored_after
+                        ),
+                        Ok(_) => {}
+                        Err(e) => log::error!("archiver: {e}"),
+                    }
+                    let mut slept = Duration::ZERO;
+                    while slept < poll && !stop2.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(100));
+                        slept += Duration::from_millis(100);
+                    }
+                }
+            })
+            .expect("spawning the archiver thread");
+        Archiver {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops after the block in hand (an encode takes seconds at most).
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Archiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Default engine options for a mounted volume: one model thread each for
+/// reads and the archiver, leaving cores to FUSE.
+pub fn mount_engine_options(device: crate::model::Device) -> EngineOptions {
+    EngineOptions { device, threads: 1 }
+}
