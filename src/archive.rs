@@ -63,8 +63,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The model a volume uses: the one it recorded, or, for a volume that has
-/// none yet, `requested` (default: the built-in model), which is then
-/// stored in the volume. Returns the model's bytes.
+/// none yet, `requested` (default: the built-in model). A volume records
+/// (and stores) its model only when its first llm block is written
+/// ([`ensure_model_recorded`]), so volumes that never use it do not carry it.
 pub fn volume_model(
     store: &Store,
     requested: Option<&[u8]>,
@@ -99,22 +100,30 @@ pub fn volume_model(
             }
             Ok(bytes)
         }
-        None => {
-            let bytes = requested.unwrap_or(DEFAULT_MODEL).to_vec();
-            if !store.is_read_only() {
-                let sha = sha256_hex(&bytes);
-                store
-                    .write(Durability::Durable, |m| {
-                        m.put_model(&sha, &bytes)?;
-                        m.set_volume_setting(MODEL_SETTING, &sha)?;
-                        Ok::<_, Error>(())
-                    })
-                    .map_err(|e| e.to_string())?;
-                log::info!("volume uses model {sha}");
-            }
-            Ok(bytes)
-        }
+        None => Ok(requested.unwrap_or(DEFAULT_MODEL).to_vec()),
     }
+}
+
+/// Stores `llm`'s model in the volume and records it as the volume's model,
+/// unless already done; durable before any llm block can refer to it.
+pub fn ensure_model_recorded(store: &Store, llm: &LlmCodec) -> Result<()> {
+    let sha = sha256_hex(llm.model_bytes());
+    store.write(Durability::Durable, |m| {
+        match m.volume_setting(MODEL_SETTING)? {
+            Some(recorded) if recorded == sha => {}
+            Some(recorded) => {
+                return Err(Error::Inconsistent(format!(
+                    "volume records model {recorded}, the codec runs {sha}"
+                )))
+            }
+            None => {
+                m.put_model(&sha, llm.model_bytes())?;
+                m.set_volume_setting(MODEL_SETTING, &sha)?;
+                log::info!("volume now stores and uses model {sha}");
+            }
+        }
+        Ok::<_, Error>(())
+    })
 }
 
 /// Loads the volume's model on an engine; errors are for the caller to
@@ -155,6 +164,7 @@ pub fn archive_pass(
     mut progress: impl FnMut(&ArchiveStats),
 ) -> Result<ArchiveStats> {
     let mut stats = ArchiveStats::default();
+    let mut model_recorded = false;
     let mut skip: std::collections::HashSet<(u64, u64)> = Default::default();
     while !stop.load(Ordering::Relaxed) {
         let batch = store
@@ -188,6 +198,12 @@ pub fn archive_pass(
                 .encode_block_best(&raw)
                 .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
             let better = new.len() < old.len() && record_codec(&new) == Some(CodecId::Llm);
+            if better && !model_recorded {
+                if let Some(llm) = codecs.llm() {
+                    ensure_model_recorded(store, llm)?;
+                }
+                model_recorded = true;
+            }
             let swap = better.then_some((CodecId::Llm as u8, new.as_slice()));
             let swapped = store.write(Durability::Normal, |m| {
                 Ok::<_, Error>(m.swap_archived_block(ino, idx, &old, swap)?)

@@ -38,8 +38,16 @@ fn codecs(model: &[u8], threads: usize) -> CodecSet {
 
 fn pack(set: &CodecSet, data: &[u8], policy: Policy) -> Vec<u8> {
     let mut out = Vec::new();
-    container::compress(set, &mut Cursor::new(data), data.len() as u64, &mut out, BS, policy, |_| {})
-        .unwrap();
+    container::compress(
+        set,
+        &mut Cursor::new(data),
+        data.len() as u64,
+        &mut out,
+        BS,
+        policy,
+        |_| {},
+    )
+    .unwrap();
     out
 }
 
@@ -58,7 +66,10 @@ fn corpora() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("corpora not found at {}: corpus round trips skipped", dir.display());
+        eprintln!(
+            "corpora not found at {}: corpus round trips skipped",
+            dir.display()
+        );
         None
     }
 }
@@ -125,10 +136,18 @@ fn adversarial_inputs_round_trip() {
         ("zeros".into(), vec![0; 70_000]),
         ("one repeated byte".into(), vec![0xAB; 65_536]),
         ("noise".into(), noise(150_000, 1)),
-        ("all byte values".into(), (0..=255u8).cycle().take(5000).collect()),
+        (
+            "all byte values".into(),
+            (0..=255u8).cycle().take(5000).collect(),
+        ),
     ];
-    for n in [255, 256, 257, 4095, 4096, 4097, 65_535, 65_536, 65_537, 131_071, 131_073] {
-        cases.push((format!("{n} bytes of text"), text.iter().copied().cycle().take(n).collect()));
+    for n in [
+        255, 256, 257, 4095, 4096, 4097, 65_535, 65_536, 65_537, 131_071, 131_073,
+    ] {
+        cases.push((
+            format!("{n} bytes of text"),
+            text.iter().copied().cycle().take(n).collect(),
+        ));
     }
     for (name, data) in cases {
         for policy in [Policy::Only(CodecId::Llm), Policy::Best] {
@@ -150,7 +169,11 @@ fn output_does_not_depend_on_threads() {
 
 /// The llm record of one block of text.
 fn llm_record(set: &CodecSet) -> (Vec<u8>, Vec<u8>) {
-    let data: Vec<u8> = std::fs::read("src/fs/data.rs").unwrap().into_iter().take(20_000).collect();
+    let data: Vec<u8> = std::fs::read("src/fs/data.rs")
+        .unwrap()
+        .into_iter()
+        .take(20_000)
+        .collect();
     let rec = set.encode_block_with(CodecId::Llm, &data).unwrap();
     (data, rec)
 }
@@ -201,7 +224,10 @@ fn corrupt_llm_payloads_are_errors() {
             }
         }
         match set.decode_block(&bad, BS as usize) {
-            Ok(out) => assert_eq!(out, data, "round {round}: corrupt payload decoded to other bytes"),
+            Ok(out) => assert_eq!(
+                out, data,
+                "round {round}: corrupt payload decoded to other bytes"
+            ),
             Err(_) => {}
         }
     }
@@ -233,7 +259,16 @@ fn a_file_needs_the_model_it_was_made_with() {
     if let Ok(llm) = LlmCodec::load(&other, &EngineOptions::default()) {
         let set = CodecSet::with_llm(Some(Arc::new(llm)));
         let err = unpack(&set, &packed).unwrap_err();
-        assert!(matches!(err, ContainerError::ModelMismatch { loaded: Some(_), .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ContainerError::ModelMismatch {
+                    loaded: Some(_),
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }
 
@@ -242,14 +277,23 @@ fn corrupt_containers_are_errors() {
     let set = codecs(&test_model(), 1);
     let data = std::fs::read("src/container.rs").unwrap();
     let packed = pack(&set, &data, Policy::Only(CodecId::Llm));
-    assert!(matches!(unpack(&set, b"hello"), Err(ContainerError::NotContainer)));
+    assert!(matches!(
+        unpack(&set, b"hello"),
+        Err(ContainerError::NotContainer)
+    ));
     let mut bad = packed.clone();
     bad[20] ^= 1;
-    assert!(matches!(unpack(&set, &bad), Err(ContainerError::HeaderChecksum)));
+    assert!(matches!(
+        unpack(&set, &bad),
+        Err(ContainerError::HeaderChecksum)
+    ));
     assert!(unpack(&set, &packed[..packed.len() - 3]).is_err());
     let mut long = packed.clone();
     long.push(0);
-    assert!(matches!(unpack(&set, &long), Err(ContainerError::TrailingData)));
+    assert!(matches!(
+        unpack(&set, &long),
+        Err(ContainerError::TrailingData)
+    ));
     // A block record claiming a huge length is refused, not allocated.
     let mut bad = packed.clone();
     bad[64..68].copy_from_slice(&u32::MAX.to_le_bytes());

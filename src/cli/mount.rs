@@ -527,9 +527,13 @@ fn serve(
         log::info!("compress=off: the model only decodes");
     }
     let write_llm = match settings.compress {
-        CompressMode::Sync => read_llm.clone(),
+        CompressMode::Sync if !opts.read_only => read_llm.clone(),
         _ => None,
     };
+    if let Some(llm) = &write_llm {
+        crate::archive::ensure_model_recorded(&store, llm)
+            .map_err(|e| fail(&mut daemon, e.to_string()))?;
+    }
     let fs = Fs::with_codecs(
         store,
         FsConfig {

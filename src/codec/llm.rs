@@ -173,6 +173,8 @@ fn write_leb128(mut v: u64, out: &mut Vec<u8>) {
 /// checksum catches any difference.
 pub struct LlmCodec {
     engine: Mutex<Engine>,
+    /// The model file, for storing it in a volume that starts using it.
+    model: Vec<u8>,
     model_id: [u8; 8],
     engine_id: [u8; 8],
     description: String,
@@ -183,7 +185,7 @@ pub struct LlmCodec {
 impl LlmCodec {
     /// Wraps `engine`, running the self-test; a failure is logged loudly
     /// and leaves a codec that only decodes.
-    pub fn new(mut engine: Engine) -> LlmCodec {
+    pub fn new(mut engine: Engine, model: Vec<u8>) -> LlmCodec {
         let can_encode = match crate::model::self_test(&mut engine) {
             Ok(()) => true,
             Err(e) => {
@@ -197,6 +199,7 @@ impl LlmCodec {
             description: engine.fingerprint.describe(),
             chunk_len: engine.config.context.min(u16::MAX as usize),
             can_encode,
+            model,
             engine: Mutex::new(engine),
         }
     }
@@ -206,7 +209,12 @@ impl LlmCodec {
         model: &[u8],
         options: &crate::model::EngineOptions,
     ) -> Result<LlmCodec, ModelError> {
-        Ok(LlmCodec::new(Engine::load(model, options)?))
+        Ok(LlmCodec::new(Engine::load(model, options)?, model.to_vec()))
+    }
+
+    /// The model file this codec runs.
+    pub fn model_bytes(&self) -> &[u8] {
+        &self.model
     }
 
     pub fn can_encode(&self) -> bool {

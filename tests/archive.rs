@@ -1,0 +1,246 @@
+//! The neural codec inside a volume, without mounting: the synchronous
+//! write path, the archiver, and its atomic swap (a block rewritten while
+//! it is being re-encoded keeps the new data). Real SQLite store, real
+//! default model. Small blocks keep the model's work per block small.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use llmfs::archive::{archive_pass, ensure_model_recorded, volume_codec};
+use llmfs::codec::{CodecId, CodecSet};
+use llmfs::fs::{Ctx, Fs, FsConfig};
+use llmfs::model::EngineOptions;
+use llmfs::store::{Durability, OpenOptions, Store, ROOT_INO};
+
+const BS: usize = 4096;
+
+fn open_store(dir: &std::path::Path) -> Store {
+    Store::open(
+        dir,
+        &OpenOptions {
+            create: true,
+            block_size: BS,
+            read_only: false,
+        },
+    )
+    .unwrap()
+}
+
+fn llm_codecs(store: &Store) -> CodecSet {
+    let llm = volume_codec(store, None, &EngineOptions::default()).unwrap();
+    assert!(llm.can_encode(), "default model failed its self-test");
+    CodecSet::with_llm(Some(llm))
+}
+
+fn text(n: usize, variant: usize) -> Vec<u8> {
+    let base = std::fs::read_to_string("README.md").unwrap();
+    let mut out = format!("variant {variant}\n").into_bytes();
+    out.extend(base.bytes().skip(variant * 97).cycle().take(n));
+    out.truncate(n);
+    out
+}
+
+fn create(fs: &Fs, name: &str, data: &[u8]) -> u64 {
+    let attr = fs
+        .mknod(
+            &Ctx::root(),
+            ROOT_INO,
+            name.as_bytes(),
+            libc::S_IFREG | 0o644,
+            0,
+        )
+        .unwrap();
+    let fh = fs.open(attr.ino, libc::O_RDWR).unwrap();
+    fs.write(attr.ino, fh, 0, data).unwrap();
+    fs.fsync(attr.ino).unwrap();
+    fs.release(attr.ino, fh).unwrap();
+    attr.ino
+}
+
+fn codec_blocks(store: &Store, codec: CodecId) -> u64 {
+    let t = store.read(|m| m.totals()).unwrap();
+    t.per_codec
+        .iter()
+        .filter(|(c, ..)| *c == codec as u8)
+        .map(|(_, n, ..)| *n)
+        .sum()
+}
+
+#[test]
+fn sync_mode_writes_llm_blocks_that_read_back_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = text(6 * BS + 123, 0);
+    let ino = {
+        let store = open_store(dir.path());
+        let codecs = llm_codecs(&store);
+        ensure_model_recorded(&store, codecs.llm().unwrap()).unwrap();
+        let fs = Fs::with_codecs(
+            store,
+            FsConfig {
+                best_codec_on_write: true,
+                ..FsConfig::default()
+            },
+            codecs,
+        )
+        .unwrap();
+        let ino = create(&fs, "prose.txt", &data);
+        fs.shutdown().unwrap();
+        assert!(
+            codec_blocks(fs.store(), CodecId::Llm) > 0,
+            "the model won no block of prose"
+        );
+        ino
+    };
+    // Reopened: the volume's recorded model decodes its blocks.
+    let store = open_store(dir.path());
+    let codecs = llm_codecs(&store);
+    let fs = Fs::with_codecs(store, FsConfig::default(), codecs).unwrap();
+    assert_eq!(fs.read(ino, 0, data.len() as u32 + 10).unwrap(), data);
+    let report = llmfs::fsck::check(fs.store(), &llm_codecs(fs.store()), |_, _| {}).unwrap();
+    assert!(report.is_clean(), "{report}");
+}
+
+#[test]
+fn archiver_moves_cold_blocks_to_the_model_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let fs = Fs::with_codecs(store, FsConfig::default(), CodecSet::default()).unwrap();
+    let data = text(5 * BS, 1);
+    let ino = create(&fs, "a.txt", &data);
+    let noise: Vec<u8> = (0..2 * BS as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let ino2 = create(&fs, "noise.bin", &noise);
+    assert_eq!(
+        codec_blocks(fs.store(), CodecId::Llm),
+        0,
+        "writes use the fast codec"
+    );
+    let before = fs.store().read(|m| m.archive_totals()).unwrap();
+    assert!(before.1 .0 > 0, "blocks pending");
+
+    let codecs = llm_codecs(fs.store());
+    let stop = AtomicBool::new(false);
+    let stats = archive_pass(fs.store(), &codecs, i64::MAX, &stop, |_| {}).unwrap();
+    assert_eq!(stats.blocks, 7);
+    assert!(
+        stats.to_llm > 0 && stats.stored_after < stats.stored_before,
+        "{stats:?}"
+    );
+    let after = fs.store().read(|m| m.archive_totals()).unwrap();
+    assert_eq!(after.1, (0, 0), "nothing left pending");
+    // A second pass finds nothing to do.
+    assert_eq!(
+        archive_pass(fs.store(), &codecs, i64::MAX, &stop, |_| {})
+            .unwrap()
+            .blocks,
+        0
+    );
+
+    // The filesystem's own codecs must include the model to read llm blocks.
+    drop(fs);
+    let store = open_store(dir.path());
+    let fs = Fs::with_codecs(
+        store,
+        FsConfig::default(),
+        llm_codecs(&open_store_ro(dir.path())),
+    )
+    .unwrap();
+    assert_eq!(fs.read(ino, 0, data.len() as u32).unwrap(), data);
+    assert_eq!(fs.read(ino2, 0, noise.len() as u32).unwrap(), noise);
+}
+
+fn open_store_ro(dir: &std::path::Path) -> Store {
+    Store::open(
+        dir,
+        &OpenOptions {
+            read_only: true,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn swap_is_refused_for_a_block_rewritten_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let set = CodecSet::default();
+    let a = set.encode_block(&text(BS, 2)).unwrap();
+    let b = set.encode_block(&text(BS, 3)).unwrap();
+    store
+        .write(Durability::Normal, |m| {
+            m.put_block(7, 0, CodecId::Zstd as u8, BS as u64, &a)
+        })
+        .unwrap();
+    // The archiver read `a`; a writer replaced it with `b`; the swap of a
+    // re-encoding of `a` must not go in.
+    store
+        .write(Durability::Normal, |m| {
+            m.put_block(7, 0, CodecId::Zstd as u8, BS as u64, &b)
+        })
+        .unwrap();
+    let swapped = store
+        .write(Durability::Normal, |m| {
+            m.swap_archived_block(7, 0, &a, Some((CodecId::Raw as u8, b"whatever")))
+        })
+        .unwrap();
+    assert!(!swapped);
+    assert_eq!(store.read(|m| m.block(7, 0)).unwrap().unwrap(), b);
+    // With the current record, it does.
+    let swapped = store
+        .write(Durability::Normal, |m| {
+            m.swap_archived_block(7, 0, &b, None)
+        })
+        .unwrap();
+    assert!(swapped);
+}
+
+#[test]
+fn archiver_racing_writers_keeps_every_last_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let fs = Arc::new(Fs::with_codecs(store, FsConfig::default(), CodecSet::default()).unwrap());
+    let ino = create(&fs, "hot.txt", &text(8 * BS, 4));
+    let codecs = llm_codecs(fs.store());
+    let stop = Arc::new(AtomicBool::new(false));
+    let archiver = {
+        let (fs, stop) = (Arc::clone(&fs), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut total = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                total += archive_pass(fs.store(), &codecs, i64::MAX, &stop, |_| {})
+                    .unwrap()
+                    .changed;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            (total, codecs)
+        })
+    };
+    // Rewrite blocks while the archiver works on them.
+    let mut expect = text(8 * BS, 4);
+    for round in 0..12usize {
+        let fh = fs.open(ino, libc::O_RDWR).unwrap();
+        let block = round * 5 % 8;
+        let new = text(BS, 10 + round);
+        fs.write(ino, fh, (block * BS) as u64, &new).unwrap();
+        expect[block * BS..(block + 1) * BS].copy_from_slice(&new);
+        fs.fsync(ino).unwrap();
+        fs.release(ino, fh).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (_changed, codecs) = archiver.join().unwrap();
+    // A final pass, then read through a filesystem that can decode llm.
+    let stop = AtomicBool::new(false);
+    archive_pass(fs.store(), &codecs, i64::MAX, &stop, |_| {}).unwrap();
+    drop(fs);
+    let store = open_store(dir.path());
+    let fs = Fs::with_codecs(store, FsConfig::default(), codecs).unwrap();
+    assert!(
+        fs.read(ino, 0, expect.len() as u32).unwrap() == expect,
+        "a write was lost"
+    );
+    let report = llmfs::fsck::check(fs.store(), &llm_codecs(fs.store()), |_, _| {}).unwrap();
+    assert!(report.is_clean(), "{report}");
+}

@@ -1,0 +1,102 @@
+//! The neural codec through a real mount: synchronous mode, the background
+//! archiver, and data surviving unmount and remount.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Mounted, BIN};
+
+fn prose(n: usize) -> Vec<u8> {
+    let base = fs::read("README.md").unwrap();
+    base.iter().copied().cycle().take(n).collect()
+}
+
+fn stats_json(m: &Mounted) -> String {
+    let out = Command::new(BIN)
+        .arg("stats")
+        .arg("--json")
+        .arg(m.path(""))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Blocks stored with `codec`, from `llmfs stats --json`.
+fn blocks_of(json: &str, codec: &str) -> u64 {
+    let key = format!("{{\"codec\":\"{codec}\",\"blocks\":");
+    json.find(&key)
+        .map(|at| {
+            json[at + key.len()..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .unwrap_or(0)
+}
+
+fn pending_raw(json: &str) -> u64 {
+    let key = "\"pending\":{\"raw_bytes\":";
+    let at = json.find(key).expect("pending in stats") + key.len();
+    json[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn sync_mode_stores_prose_with_the_model_across_remounts() {
+    let mut m = Mounted::new(&["--compress", "sync", "--block-size", "4096"]);
+    let data = prose(40_000);
+    fs::write(m.path("prose.txt"), &data).unwrap();
+    m.unmount();
+    m.mount(&["--compress", "sync"]);
+    assert!(fs::read(m.path("prose.txt")).unwrap() == data);
+    let json = stats_json(&m);
+    assert!(blocks_of(&json, "llm") > 0, "no llm blocks: {json}");
+    m.unmount();
+    let (ok, out) = m.fsck();
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn background_archiver_reencodes_cold_blocks() {
+    let mut m = Mounted::new(&["--archive-after", "0", "--block-size", "4096"]);
+    let data = prose(30_000);
+    fs::write(m.path("later.txt"), &data).unwrap();
+    // fsync through a handle so that the blocks reach the store.
+    fs::File::open(m.path("later.txt"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let json = stats_json(&m);
+        if pending_raw(&json) == 0 && blocks_of(&json, "llm") > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "archiver did not finish: {json}\n{}",
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    m.unmount();
+    m.mount(&[]);
+    assert!(fs::read(m.path("later.txt")).unwrap() == data);
+    m.unmount();
+    let (ok, out) = m.fsck();
+    assert!(ok, "{out}");
+}
