@@ -28,8 +28,6 @@ pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 64;
 /// Largest block size a container may declare (the volume's limit too).
 pub const MAX_BLOCK_SIZE: u32 = 16 << 20;
-/// How many llm blocks are decoded in shared model runs.
-const DECODE_AHEAD: usize = 4;
 
 #[derive(Debug)]
 pub enum ContainerError {
@@ -182,7 +180,7 @@ fn read_block(input: &mut impl Read, buf: &mut Vec<u8>, len: usize) -> io::Resul
 /// `policy` picks the codec per block; `progress` is called with the bytes
 /// done so far.
 pub fn compress(
-    codecs: &CodecSet,
+    workers: &[CodecSet],
     input: &mut impl Read,
     raw_len: u64,
     output: &mut impl Write,
@@ -190,6 +188,7 @@ pub fn compress(
     policy: Policy,
     mut progress: impl FnMut(u64),
 ) -> Result<Summary, ContainerError> {
+    let codecs = workers.first().expect("at least one worker");
     let model_sha256 = match codecs.llm() {
         Some(llm) => {
             let fp = llm.fingerprint();
@@ -211,31 +210,61 @@ pub fn compress(
     };
     output.write_all(&header.to_bytes())?;
     let mut summary = Summary::default();
-    let mut buf = Vec::with_capacity(block_size as usize);
-    for index in 0..blocks {
-        let want = (raw_len - index * u64::from(block_size)).min(u64::from(block_size)) as usize;
-        read_block(input, &mut buf, want)?;
-        if buf.len() != want {
-            return Err(ContainerError::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "input shrank while being compressed",
-            )));
+    let mut index = 0u64;
+    while index < blocks {
+        // One block per worker, encoded in parallel, written in order.
+        let n = (workers.len() as u64).min(blocks - index) as usize;
+        let mut bufs = Vec::with_capacity(n);
+        for i in 0..n as u64 {
+            let at = (index + i) * u64::from(block_size);
+            let want = (raw_len - at).min(u64::from(block_size)) as usize;
+            let mut buf = Vec::with_capacity(want);
+            read_block(input, &mut buf, want)?;
+            if buf.len() != want {
+                return Err(ContainerError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "input shrank while being compressed",
+                )));
+            }
+            bufs.push(buf);
         }
-        let record = match policy {
-            Policy::Best => codecs.encode_block_best(&buf),
-            Policy::Fast => codecs.encode_block(&buf),
-            Policy::Only(id) => codecs.encode_block_with(id, &buf),
+        let records: Vec<Result<Vec<u8>, CodecError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = bufs
+                .iter()
+                .zip(workers)
+                .map(|(buf, codecs)| {
+                    scope.spawn(move || match policy {
+                        Policy::Best => codecs.encode_block_best(buf),
+                        Policy::Fast => codecs.encode_block(buf),
+                        Policy::Only(id) => codecs.encode_block_with(id, buf),
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(CodecError::Engine("encoder thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for (i, (buf, record)) in bufs.iter().zip(records).enumerate() {
+            let record = record.map_err(|error| ContainerError::Block {
+                index: index + i as u64,
+                error,
+            })?;
+            output.write_all(&(record.len() as u32).to_le_bytes())?;
+            output.write_all(&record)?;
+            summary.raw_bytes += buf.len() as u64;
+            summary.stored_bytes += 4 + record.len() as u64;
+            summary.add(
+                record_codec(&record).unwrap_or(CodecId::Raw),
+                buf.len(),
+                record.len(),
+            );
         }
-        .map_err(|error| ContainerError::Block { index, error })?;
-        output.write_all(&(record.len() as u32).to_le_bytes())?;
-        output.write_all(&record)?;
-        summary.raw_bytes += buf.len() as u64;
-        summary.stored_bytes += 4 + record.len() as u64;
-        summary.add(
-            record_codec(&record).unwrap_or(CodecId::Raw),
-            buf.len(),
-            record.len(),
-        );
+        index += n as u64;
         progress(summary.raw_bytes);
     }
     summary.stored_bytes += HEADER_LEN as u64;
@@ -257,7 +286,7 @@ pub fn read_header(input: &mut impl Read) -> Result<Header, ContainerError> {
 /// Nothing unverified is written: each block is checked against its
 /// checksum before it reaches `output`.
 pub fn decompress(
-    codecs: &CodecSet,
+    workers: &[CodecSet],
     header: &Header,
     input: &mut impl Read,
     output: &mut impl Write,
@@ -267,15 +296,53 @@ pub fn decompress(
     let bs = header.block_size as usize;
     let mut index = 0u64;
     let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut flush = |pending: &mut Vec<(u64, Vec<u8>)>,
-                     summary: &mut Summary,
-                     output: &mut dyn Write|
-     -> Result<(), ContainerError> {
-        if pending.is_empty() {
-            return Ok(());
+    while index < u64::from(header.blocks) || !pending.is_empty() {
+        if index < u64::from(header.blocks) && pending.len() < workers.len() {
+            let mut len = [0u8; 4];
+            input
+                .read_exact(&mut len)
+                .map_err(|_| ContainerError::Truncated { index })?;
+            let len = u32::from_le_bytes(len) as usize;
+            // A record is its header plus a payload of at most 16 bits per
+            // byte (the coder's floor frequency) plus slack: anything longer
+            // is corrupt, and is not allocated.
+            if !(RECORD_HEADER_LEN..=RECORD_HEADER_LEN + 2 * bs + 4096).contains(&len) {
+                return Err(ContainerError::Block {
+                    index,
+                    error: CodecError::PayloadLength {
+                        declared: len as u64,
+                        actual: RECORD_HEADER_LEN + 2 * bs + 4096,
+                    },
+                });
+            }
+            let mut record = vec![0u8; len];
+            input
+                .read_exact(&mut record)
+                .map_err(|_| ContainerError::Truncated { index })?;
+            pending.push((index, record));
+            index += 1;
+            continue;
         }
-        let decoded = decode_records(codecs, header, pending)?;
+        // One record per worker, decoded in parallel, written in order.
+        let decoded: Vec<Result<Vec<Vec<u8>>, ContainerError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pending
+                .iter()
+                .zip(workers)
+                .map(|(rec, codecs)| {
+                    scope.spawn(move || decode_records(codecs, header, std::slice::from_ref(rec)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(ContainerError::BadHeader("decoder thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
         for ((_, record), data) in pending.iter().zip(decoded) {
+            let data = data?.pop().unwrap_or_default();
             output.write_all(&data)?;
             summary.raw_bytes += data.len() as u64;
             summary.stored_bytes += 4 + record.len() as u64;
@@ -287,38 +354,7 @@ pub fn decompress(
         }
         pending.clear();
         progress(summary.raw_bytes);
-        Ok(())
-    };
-    while index < u64::from(header.blocks) {
-        let mut len = [0u8; 4];
-        input
-            .read_exact(&mut len)
-            .map_err(|_| ContainerError::Truncated { index })?;
-        let len = u32::from_le_bytes(len) as usize;
-        // A record is its header plus a payload of at most 16 bits per byte
-        // (the coder's floor frequency) plus slack: anything longer is
-        // corrupt, and is not allocated.
-        if !(RECORD_HEADER_LEN..=RECORD_HEADER_LEN + 2 * bs + 4096).contains(&len) {
-            return Err(ContainerError::Block {
-                index,
-                error: CodecError::PayloadLength {
-                    declared: len as u64,
-                    actual: RECORD_HEADER_LEN + 2 * bs + 4096,
-                },
-            });
-        }
-        let mut record = vec![0u8; len];
-        input
-            .read_exact(&mut record)
-            .map_err(|_| ContainerError::Truncated { index })?;
-        let is_llm = record_codec(&record) == Some(CodecId::Llm);
-        pending.push((index, record));
-        if !is_llm || pending.len() >= DECODE_AHEAD {
-            flush(&mut pending, &mut summary, output)?;
-        }
-        index += 1;
     }
-    flush(&mut pending, &mut summary, output)?;
     let mut extra = [0u8; 1];
     if input.read(&mut extra)? != 0 {
         return Err(ContainerError::TrailingData);

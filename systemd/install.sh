@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs llmfs for production use (as root):
 #   /usr/local/bin/llmfs                         the binary (cargo build --release)
+#   /usr/local/lib/llmfs/libonnxruntime.so.1.31.1  the pinned ONNX Runtime (found
+#                                                by the binary as ../lib/llmfs/)
 #   /sbin/mount.fuse.llmfs, /sbin/mount.llmfs    mount(8) helper symlinks (fstab)
 #   /etc/systemd/system/llmfs@.service           one service per volume
 #   /etc/llmfs/archive.conf.example              example volume config
@@ -31,6 +33,14 @@ if [ -z "$bin" ]; then
 fi
 
 install -D -m 0755 "$bin" "$dest$prefix/bin/llmfs"
+# The runtime library cargo put next to the binary (build.rs, pinned by
+# version and sha256).
+ortlib=$(dirname "$bin")/libonnxruntime.so.1.31.1
+if [ ! -f "$ortlib" ]; then
+  echo "install.sh: $ortlib not found (build with cargo first)" >&2
+  exit 1
+fi
+install -D -m 0644 "$ortlib" "$dest$prefix/lib/llmfs/libonnxruntime.so.1.31.1"
 [ -d "$dest/sbin" ] || install -d -m 0755 "$dest/sbin"
 for helper in mount.fuse.llmfs mount.llmfs; do
   ln -sfn "$prefix/bin/llmfs" "$dest/sbin/$helper"

@@ -881,6 +881,7 @@ fn install_script_stages_everything() {
     assert!(out.status.success(), "install.sh: {}", text(&out));
     for f in [
         "usr/local/bin/llmfs",
+        "usr/local/lib/llmfs/libonnxruntime.so.1.31.1",
         "etc/systemd/system/llmfs@.service",
         "etc/llmfs/archive.conf.example",
         "usr/local/share/man/man1/llmfs.1",

@@ -22,18 +22,19 @@ pub struct ModelArgs {
     /// Execution provider: cpu, cuda or cuda:N (needs a build with --features cuda).
     #[arg(long, default_value = "cpu", value_parser = Device::parse)]
     pub device: Device,
-    /// Model threads [default: all cores].
+    /// Blocks coded in parallel, one model engine each [default: all cores].
     #[arg(long, value_name = "N")]
-    pub model_threads: Option<usize>,
+    pub workers: Option<usize>,
+    /// Threads inside each model engine (the output does not depend on it).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub model_threads: usize,
 }
 
 impl ModelArgs {
     pub fn options(&self) -> EngineOptions {
         EngineOptions {
             device: self.device,
-            threads: self
-                .model_threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            threads: self.model_threads.max(1),
         }
     }
 
@@ -42,6 +43,25 @@ impl ModelArgs {
             Some(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())),
             None => Ok(DEFAULT_MODEL.to_vec()),
         }
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+
+    /// One codec set per worker, each with its own engine.
+    pub fn worker_sets(&self, with_llm: bool) -> Result<Vec<CodecSet>, String> {
+        (0..self.workers())
+            .map(|_| {
+                Ok(if with_llm {
+                    CodecSet::with_llm(Some(self.load()?))
+                } else {
+                    CodecSet::default()
+                })
+            })
+            .collect()
     }
 
     /// The llm codec, self-tested.
@@ -205,10 +225,7 @@ pub fn compress(args: CompressArgs) -> Result<ExitCode, String> {
             args.block_size
         ));
     }
-    let codecs = match args.codec {
-        CodecChoice::Auto | CodecChoice::Llm => CodecSet::with_llm(Some(args.model.load()?)),
-        CodecChoice::Zstd => CodecSet::default(),
-    };
+    let codecs = args.model.worker_sets(args.codec != CodecChoice::Zstd)?;
     let policy = match args.codec {
         CodecChoice::Auto => container::Policy::Best,
         CodecChoice::Zstd => container::Policy::Fast,
@@ -243,11 +260,7 @@ pub fn decompress(args: DecompressArgs) -> Result<ExitCode, String> {
     let header =
         container::read_header(&mut input).map_err(|e| format!("{}: {e}", args.input.display()))?;
     // Load the model only when the file needs one.
-    let codecs = if header.model_sha256 != [0u8; 32] {
-        CodecSet::with_llm(Some(args.model.load()?))
-    } else {
-        CodecSet::default()
-    };
+    let codecs = args.model.worker_sets(header.model_sha256 != [0u8; 32])?;
     let mut out = Output::create(&args.output)?;
     let start = Instant::now();
     let summary = container::decompress(&codecs, &header, &mut input, &mut out.writer, |_| {})

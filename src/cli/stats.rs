@@ -135,7 +135,12 @@ pub fn archive(
         Some(p) => Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
         None => None,
     };
-    let llm = crate::archive::volume_codec(&store, requested.as_deref(), &model.options())?;
+    // One engine with all the cores: the pass goes block by block.
+    let options = crate::model::EngineOptions {
+        threads: model.workers(),
+        ..model.options()
+    };
+    let llm = crate::archive::volume_codec(&store, requested.as_deref(), &options)?;
     if !llm.can_encode() {
         return Err("the model failed its self-test; nothing archived".into());
     }

@@ -1,0 +1,29 @@
+//! Arbitrary bytes as a block record, decoded with every codec including
+//! the llm codec (the committed test model): must return an error or the
+//! verified bytes, never panic, hang or allocate beyond the block size.
+//!
+//!   cargo fuzz run decode_block      (from the repository root)
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+
+use libfuzzer_sys::fuzz_target;
+use llmfs::codec::{CodecSet, LlmCodec};
+use llmfs::model::EngineOptions;
+
+fn codecs() -> &'static CodecSet {
+    static SET: OnceLock<CodecSet> = OnceLock::new();
+    SET.get_or_init(|| {
+        let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/test/model.onnx"))
+            .expect("models/test/model.onnx");
+        let llm = LlmCodec::load(&model, &EngineOptions::default()).expect("test model");
+        CodecSet::with_llm(Some(Arc::new(llm)))
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    // Small blocks keep each model run short; the format is the same.
+    if let Ok(out) = codecs().decode_block(data, 4096) {
+        assert!(out.len() <= 4096);
+    }
+});
