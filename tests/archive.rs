@@ -244,3 +244,42 @@ fn archiver_racing_writers_keeps_every_last_write() {
     let report = llmfs::fsck::check(fs.store(), &llm_codecs(fs.store()), |_, _| {}).unwrap();
     assert!(report.is_clean(), "{report}");
 }
+
+#[test]
+fn sequential_reads_find_the_next_llm_block_decoded_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = text(4 * BS, 5);
+    let ino = {
+        let store = open_store(dir.path());
+        let codecs = llm_codecs(&store);
+        ensure_model_recorded(&store, codecs.llm().unwrap()).unwrap();
+        let fs = Fs::with_codecs(store, FsConfig::default(), CodecSet::default()).unwrap();
+        let ino = create(&fs, "seq.txt", &data);
+        fs.shutdown().unwrap();
+        // Every block with the model, whether or not it wins.
+        for idx in 0..4u64 {
+            let raw = &data[idx as usize * BS..(idx as usize + 1) * BS];
+            let rec = codecs.encode_block_with(CodecId::Llm, raw).unwrap();
+            fs.store()
+                .write(Durability::Normal, |m| {
+                    m.put_block(ino, idx, CodecId::Llm as u8, BS as u64, &rec)
+                })
+                .unwrap();
+        }
+        assert_eq!(codec_blocks(fs.store(), CodecId::Llm), 4);
+        ino
+    };
+    let store = open_store(dir.path());
+    let (reader, ahead) = (llm_codecs(&store), llm_codecs(&store));
+    let fs = Fs::with_codecs(store, FsConfig::default(), reader)
+        .unwrap()
+        .with_read_ahead(ahead);
+    let mut back = Vec::new();
+    for i in 0..4u64 {
+        back.extend(fs.read(ino, i * BS as u64, BS as u32).unwrap());
+    }
+    assert!(back == data);
+    let stats = fs.cache_stats();
+    // Blocks 0 and 2 were decoded on demand, 1 and 3 ahead of the reader.
+    assert!(stats.hits >= 2, "{stats:?}");
+}

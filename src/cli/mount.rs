@@ -502,27 +502,31 @@ fn serve(
         None => None,
     };
     let engine = mount_engine_options(settings.device);
-    let (read_llm, archive_llm) = match volume_codec(&store, requested.as_deref(), &engine) {
-        Ok(reader) => {
-            let archiver = if settings.compress == CompressMode::Background && !opts.read_only {
-                match volume_codec(&store, None, &engine) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        log::error!("archiver disabled: {e}");
-                        None
+    let (read_llm, archive_llm, ahead_llm) =
+        match volume_codec(&store, requested.as_deref(), &engine) {
+            Ok(reader) => {
+                let ahead = volume_codec(&store, None, &engine)
+                    .map_err(|e| log::warn!("read-ahead disabled: {e}"))
+                    .ok();
+                let archiver = if settings.compress == CompressMode::Background && !opts.read_only {
+                    match volume_codec(&store, None, &engine) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            log::error!("archiver disabled: {e}");
+                            None
+                        }
                     }
-                }
-            } else {
-                None
-            };
-            (Some(reader), archiver)
-        }
-        Err(e) if requested.is_some() => return Err(fail(&mut daemon, e)),
-        Err(e) => {
-            log::error!("neural codec unavailable, storing with zstd only: {e}");
-            (None, None)
-        }
-    };
+                } else {
+                    None
+                };
+                (Some(reader), archiver, ahead)
+            }
+            Err(e) if requested.is_some() => return Err(fail(&mut daemon, e)),
+            Err(e) => {
+                log::error!("neural codec unavailable, storing with zstd only: {e}");
+                (None, None, None)
+            }
+        };
     if settings.compress == CompressMode::Off {
         log::info!("compress=off: the model only decodes");
     }
@@ -545,6 +549,10 @@ fn serve(
         CodecSet::with_llm(read_llm),
     )
     .map_err(|e| fail(&mut daemon, e.to_string()))?;
+    let fs = match ahead_llm {
+        Some(ahead) => fs.with_read_ahead(CodecSet::with_llm(Some(ahead))),
+        None => fs,
+    };
     let fs = Arc::new(fs);
     let archiver = archive_llm.map(|llm| {
         Archiver::spawn(

@@ -96,6 +96,12 @@ struct State {
 pub struct Fs {
     store: Store,
     codecs: CodecSet,
+    /// A second model engine that decodes the next llm block while a
+    /// sequential reader's current one is decoded (read-ahead).
+    ahead: Option<CodecSet>,
+    /// Per inode, the last llm block decoded on a cache miss (or read
+    /// ahead): a miss right after it is a sequential read.
+    last_llm_miss: Mutex<HashMap<u64, u64>>,
     cache: BlockCache,
     state: Mutex<State>,
     config: FsConfig,
@@ -114,6 +120,8 @@ impl Fs {
         let fs = Fs {
             cache: BlockCache::new(config.cache_bytes),
             codecs,
+            ahead: None,
+            last_llm_miss: Mutex::new(HashMap::new()),
             state: Mutex::new(State {
                 next_fh: 1,
                 ..State::default()
@@ -137,6 +145,13 @@ impl Fs {
             }
         }
         Ok(fs)
+    }
+
+    /// Decodes the next llm block ahead of sequential readers with a
+    /// second engine (`ahead` should hold its own llm codec).
+    pub fn with_read_ahead(mut self, ahead: CodecSet) -> Fs {
+        self.ahead = Some(ahead);
+        self
     }
 
     pub fn store(&self) -> &Store {
