@@ -899,3 +899,36 @@ fn install_script_stages_everything() {
         std::fs::read_to_string(UNIT).unwrap()
     );
 }
+
+/// With stderr connected to the journal (JOURNAL_STREAM names it), log
+/// lines carry a syslog priority prefix and no timestamp of their own.
+#[test]
+fn logs_to_the_journal_with_priorities() {
+    use std::os::unix::fs::MetadataExt;
+    let t = tempfile::tempdir().unwrap();
+    let err_path = t.path().join("stderr");
+    let err = std::fs::File::create(&err_path).unwrap();
+    let meta = err.metadata().unwrap();
+    let input = t.path().join("in");
+    std::fs::write(&input, b"journal test").unwrap();
+    let status = Command::new(BIN)
+        .args(["-vv", "compress", "--codec", "llm", "--model"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/models/test/model.onnx"
+        ))
+        .arg(&input)
+        .arg(t.path().join("out"))
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .env_remove("RUST_LOG")
+        .stderr(err)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let log = std::fs::read_to_string(&err_path).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("<7>llmfs::model::runtime: ")),
+        "{log}"
+    );
+}

@@ -111,9 +111,40 @@ pub fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let env = env_logger::Env::default().default_filter_or(format!("llmfs={level},warn"));
-    let _ = env_logger::Builder::from_env(env)
-        .format_timestamp_millis()
-        .try_init();
+    let mut builder = env_logger::Builder::from_env(env);
+    if under_journald() {
+        // stderr goes to the journal: a syslog priority prefix gives each
+        // line its level there, and the journal keeps its own timestamps.
+        builder.format(|buf, record| {
+            use std::io::Write;
+            let priority = match record.level() {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            writeln!(buf, "<{priority}>{}: {}", record.target(), record.args())
+        });
+    } else {
+        builder.format_timestamp_millis();
+    }
+    let _ = builder.try_init();
+}
+
+/// True when stderr is connected to the systemd journal (systemd sets
+/// JOURNAL_STREAM to the device and inode of that stream).
+fn under_journald() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
 }
 
 pub fn main() -> ExitCode {
