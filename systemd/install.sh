@@ -41,6 +41,10 @@ if [ ! -f "$ortlib" ]; then
   exit 1
 fi
 install -D -m 0644 "$ortlib" "$dest$prefix/lib/llmfs/libonnxruntime.so.1.31.1"
+# A --features cuda build also carries the CUDA execution provider.
+for provider in "$(dirname "$bin")"/libonnxruntime_providers_*.so; do
+  [ -f "$provider" ] && install -m 0644 "$provider" "$dest$prefix/lib/llmfs/"
+done
 [ -d "$dest/sbin" ] || install -d -m 0755 "$dest/sbin"
 for helper in mount.fuse.llmfs mount.llmfs; do
   ln -sfn "$prefix/bin/llmfs" "$dest/sbin/$helper"

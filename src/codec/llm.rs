@@ -63,7 +63,9 @@ impl LlmHeader {
             model: payload[4..12].try_into().unwrap(),
             engine: payload[12..20].try_into().unwrap(),
         };
-        if h.group == 0 || h.chunk_len == 0 {
+        // A group is decoded as one batch: bound it (and with it the
+        // decoder's cache memory) whatever the payload says.
+        if h.group == 0 || h.group > DECODE_BATCH || h.chunk_len == 0 {
             return Err(corrupt(format!(
                 "group {} chunk length {}",
                 h.group, h.chunk_len

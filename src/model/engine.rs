@@ -385,7 +385,7 @@ fn with_cuda(
 ) -> Result<ort::session::builder::SessionBuilder, ModelError> {
     use ort::ep::ExecutionProvider;
     let cuda = ort::ep::CUDA::default().with_device_id(id);
-    match cuda.is_available() {
+    match ort::ep::CUDA::is_available() {
         Ok(true) => {}
         Ok(false) => {
             return Err(ModelError::Device {
