@@ -100,3 +100,40 @@ fn background_archiver_reencodes_cold_blocks() {
     let (ok, out) = m.fsck();
     assert!(ok, "{out}");
 }
+
+#[test]
+fn offline_archive_command_reencodes_an_unmounted_store() {
+    let mut m = Mounted::new(&["--compress", "off", "--block-size", "4096"]);
+    let data = prose(24_000);
+    fs::write(m.path("doc.txt"), &data).unwrap();
+    let mounted = Command::new(BIN)
+        .arg("archive")
+        .arg(&m.store)
+        .output()
+        .unwrap();
+    assert!(
+        !mounted.status.success(),
+        "archive must refuse a mounted store"
+    );
+    m.unmount();
+    let out = Command::new(BIN)
+        .arg("archive")
+        .arg(&m.store)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("archived 6 blocks"), "{text}");
+    m.mount(&[]);
+    let json = stats_json(&m);
+    assert_eq!(pending_raw(&json), 0, "{json}");
+    assert!(blocks_of(&json, "llm") > 0, "{json}");
+    assert!(fs::read(m.path("doc.txt")).unwrap() == data);
+    m.unmount();
+    let (ok, out) = m.fsck();
+    assert!(ok, "{out}");
+}
