@@ -197,14 +197,16 @@ pub fn archive_pass(
             let new = codecs
                 .encode_block_best(&raw)
                 .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
-            let better = new.len() < old.len() && record_codec(&new) == Some(CodecId::Llm);
-            if better && !model_recorded {
+            // Smaller wins: the model, or zstd at its archival level.
+            let new_codec = record_codec(&new).unwrap_or(CodecId::Raw);
+            let better = new.len() < old.len();
+            if better && new_codec == CodecId::Llm && !model_recorded {
                 if let Some(llm) = codecs.llm() {
                     ensure_model_recorded(store, llm)?;
                 }
                 model_recorded = true;
             }
-            let swap = better.then_some((CodecId::Llm as u8, new.as_slice()));
+            let swap = better.then_some((new_codec as u8, new.as_slice()));
             let swapped = store.write(Durability::Normal, |m| {
                 Ok::<_, Error>(m.swap_archived_block(ino, idx, &old, swap)?)
             })?;
@@ -214,7 +216,7 @@ pub fn archive_pass(
                 stats.changed += 1;
                 stats.stored_after += old.len() as u64;
             } else if better {
-                stats.to_llm += 1;
+                stats.to_llm += u64::from(new_codec == CodecId::Llm);
                 stats.stored_after += new.len() as u64;
             } else {
                 stats.stored_after += old.len() as u64;

@@ -10,11 +10,16 @@ use super::{Codec, CodecError, CodecId, LlmCodec, RawCodec, ZstdCodec};
 /// Policy (as ZFS does): keep the smallest encoding, and store raw unless
 /// the winner saves at least 1/8 of the raw size. The fast path
 /// ([`CodecSet::encode_block`]) tries zstd only; the archival path
-/// ([`CodecSet::encode_block_best`]) also tries the model, unless a cheap
+/// ([`CodecSet::encode_block_best`]) uses zstd's strongest level and also
+/// tries the model, unless a cheap
 /// pre-pass (zstd saving less than 1/32) says the data is incompressible.
 pub struct CodecSet {
     raw: RawCodec,
     zstd: ZstdCodec,
+    /// zstd at its strongest level, for the archival path: the same record
+    /// format (any level decodes), a few milliseconds per block, nothing
+    /// next to the model.
+    zstd_best: ZstdCodec,
     llm: Option<Arc<LlmCodec>>,
 }
 
@@ -23,6 +28,7 @@ impl Default for CodecSet {
         CodecSet {
             raw: RawCodec,
             zstd: ZstdCodec::default(),
+            zstd_best: ZstdCodec::new(ZstdCodec::ARCHIVE_LEVEL),
             llm: None,
         }
     }
@@ -66,7 +72,7 @@ impl CodecSet {
     /// Encodes one block with every codec worth trying and keeps the
     /// smallest. Without a model that may encode, this is the fast path.
     pub fn encode_block_best(&self, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
-        let zstd = encode_record(&self.zstd, raw)?;
+        let zstd = encode_record(&self.zstd_best, raw)?;
         let zstd_payload = zstd.len() - RECORD_HEADER_LEN;
         let incompressible = zstd_payload >= raw.len() - raw.len() / 32;
         let llm = match &self.llm {

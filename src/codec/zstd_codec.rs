@@ -1,12 +1,15 @@
 use super::{Codec, CodecError, CodecId};
 
-/// zstd at a fixed level: the fast codec that new writes use.
+/// zstd at a fixed level: level 3 is the fast codec that new writes use,
+/// level 19 the archival path's.
 pub struct ZstdCodec {
     level: i32,
 }
 
 impl ZstdCodec {
     pub const DEFAULT_LEVEL: i32 = 3;
+    /// The archival path's level (`zstd -19`).
+    pub const ARCHIVE_LEVEL: i32 = 19;
 
     pub fn new(level: i32) -> ZstdCodec {
         ZstdCodec { level }
