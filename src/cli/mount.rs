@@ -37,7 +37,8 @@ pub struct MountArgs {
     pub foreground: bool,
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
     /// auto_unmount, noatime, nodev, nosuid, noexec, dev, suid, exec, sync,
-    /// dirsync, async; cache_mb=N, threads=N, block_size=N (as the flags).
+    /// dirsync, async; cache_mb=N, threads=N, block_size=N, compress=MODE,
+    /// archive_after=AGE (as the flags).
     /// fstab-only options (defaults, auto, noauto, user, nouser, users,
     /// owner, group, _netdev, nofail, x-*, comment=*) are ignored; empty
     /// ones too.
