@@ -137,3 +137,46 @@ fn offline_archive_command_reencodes_an_unmounted_store() {
     let (ok, out) = m.fsck();
     assert!(ok, "{out}");
 }
+
+/// Flips one byte of the stored model (or deletes it) behind llmfs's back.
+fn tamper_model(store: &std::path::Path, delete: bool) {
+    let db = rusqlite::Connection::open(store.join(llmfs::store::DB_FILE)).unwrap();
+    if delete {
+        db.execute("DELETE FROM models", []).unwrap();
+        return;
+    }
+    let mut onnx: Vec<u8> = db
+        .query_row("SELECT onnx FROM models", [], |r| r.get(0))
+        .unwrap();
+    let at = onnx.len() / 2;
+    onnx[at] ^= 0x01;
+    db.execute("UPDATE models SET onnx = ?1", [onnx]).unwrap();
+}
+
+#[test]
+fn an_altered_or_missing_model_is_detected_before_any_llm_block_is_decoded() {
+    for delete in [false, true] {
+        let mut m = Mounted::new(&["--compress", "sync", "--block-size", "4096"]);
+        let data = prose(12_000);
+        fs::write(m.path("p.txt"), &data).unwrap();
+        fs::write(m.path("small"), b"tiny").unwrap();
+        m.unmount();
+        tamper_model(&m.store, delete);
+        // The volume still mounts and serves what is not llm-coded...
+        m.mount(&[]);
+        assert_eq!(fs::read(m.path("small")).unwrap(), b"tiny");
+        // ...and the llm blocks are EIO, with the reason in the log.
+        let err = fs::read(m.path("p.txt")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+        let log = m.log_text();
+        let reason = if delete {
+            "is needed to decode this data but is not available"
+        } else {
+            "is damaged (checksum mismatch)"
+        };
+        assert!(log.contains(reason), "{log}");
+        m.unmount();
+        let (ok, out) = m.fsck();
+        assert!(!ok && out.contains(reason), "{out}");
+    }
+}
