@@ -58,8 +58,7 @@ impl std::fmt::Display for CompressMode {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    crate::model::runtime::hex(&Sha256::digest(bytes))
+    crate::model::hex(&crate::model::sha256(bytes))
 }
 
 /// The model a volume uses: the one it recorded, or, for a volume that has

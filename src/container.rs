@@ -21,7 +21,8 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
-use crate::codec::{record_codec, CodecError, CodecId, CodecSet, RecordHeader, RECORD_HEADER_LEN};
+use crate::codec::{record_codec, CodecError, CodecId, CodecSet, RECORD_HEADER_LEN};
+use crate::model::hex;
 
 pub const MAGIC: [u8; 8] = *b"\x89LFZ\r\n\x1a\n";
 pub const VERSION: u8 = 1;
@@ -165,10 +166,6 @@ impl Summary {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// Reads `len` bytes of `input`, or fewer at its end.
 fn read_block(input: &mut impl Read, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
     buf.clear();
@@ -189,17 +186,7 @@ pub fn compress(
     mut progress: impl FnMut(u64),
 ) -> Result<Summary, ContainerError> {
     let codecs = workers.first().expect("at least one worker");
-    let model_sha256 = match codecs.llm() {
-        Some(llm) => {
-            let fp = llm.fingerprint();
-            let mut sha = [0u8; 32];
-            for (i, b) in sha.iter_mut().enumerate() {
-                *b = u8::from_str_radix(&fp.model_sha256[2 * i..2 * i + 2], 16).unwrap_or(0);
-            }
-            sha
-        }
-        None => [0u8; 32],
-    };
+    let model_sha256 = codecs.llm().map_or([0u8; 32], |llm| llm.model_sha256());
     let blocks = raw_len.div_ceil(u64::from(block_size));
     let header = Header {
         block_size,
@@ -296,6 +283,7 @@ pub fn decompress(
     let bs = header.block_size as usize;
     let mut index = 0u64;
     let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut model_checked = false;
     while index < u64::from(header.blocks) || !pending.is_empty() {
         if index < u64::from(header.blocks) && pending.len() < workers.len() {
             let mut len = [0u8; 4];
@@ -319,30 +307,35 @@ pub fn decompress(
             input
                 .read_exact(&mut record)
                 .map_err(|_| ContainerError::Truncated { index })?;
+            if !model_checked && record_codec(&record) == Some(CodecId::Llm) {
+                check_model(&workers[0], header)?;
+                model_checked = true;
+            }
             pending.push((index, record));
             index += 1;
             continue;
         }
         // One record per worker, decoded in parallel, written in order.
-        let decoded: Vec<Result<Vec<Vec<u8>>, ContainerError>> = std::thread::scope(|scope| {
+        let decoded: Vec<Result<Vec<u8>, CodecError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = pending
                 .iter()
                 .zip(workers)
-                .map(|(rec, codecs)| {
-                    scope.spawn(move || decode_records(codecs, header, std::slice::from_ref(rec)))
-                })
+                .map(|((_, rec), codecs)| scope.spawn(move || codecs.decode_block(rec, bs)))
                 .collect();
             handles
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        Err(ContainerError::BadHeader("decoder thread panicked".into()))
+                        Err(CodecError::Engine("decoder thread panicked".into()))
                     })
                 })
                 .collect()
         });
-        for ((_, record), data) in pending.iter().zip(decoded) {
-            let data = data?.pop().unwrap_or_default();
+        for ((index, record), data) in pending.iter().zip(decoded) {
+            let data = data.map_err(|error| ContainerError::Block {
+                index: *index,
+                error,
+            })?;
             output.write_all(&data)?;
             summary.raw_bytes += data.len() as u64;
             summary.stored_bytes += 4 + record.len() as u64;
@@ -370,79 +363,20 @@ pub fn decompress(
     Ok(summary)
 }
 
-/// Decodes records in order, batching the llm ones through one model run.
-fn decode_records(
-    codecs: &CodecSet,
-    header: &Header,
-    records: &[(u64, Vec<u8>)],
-) -> Result<Vec<Vec<u8>>, ContainerError> {
-    let bs = header.block_size as usize;
-    let llm_records: Vec<usize> = (0..records.len())
-        .filter(|&i| record_codec(&records[i].1) == Some(CodecId::Llm))
-        .collect();
-    let mut llm_out: Vec<Option<Result<Vec<u8>, CodecError>>> = vec![None; records.len()];
-    if !llm_records.is_empty() {
-        let Some(llm) = codecs.llm() else {
-            return Err(ContainerError::ModelMismatch {
-                needed: hex(&header.model_sha256),
-                loaded: None,
-            });
-        };
-        let fp = llm.fingerprint();
-        if fp.model_sha256 != hex(&header.model_sha256) {
-            return Err(ContainerError::ModelMismatch {
-                needed: hex(&header.model_sha256),
-                loaded: Some(fp.model_sha256),
-            });
+/// A file with llm blocks decodes only with the model it names.
+fn check_model(codecs: &CodecSet, header: &Header) -> Result<(), ContainerError> {
+    let needed = hex(&header.model_sha256);
+    match codecs.llm() {
+        None => Err(ContainerError::ModelMismatch {
+            needed,
+            loaded: None,
+        }),
+        Some(llm) if llm.model_sha256() != header.model_sha256 => {
+            Err(ContainerError::ModelMismatch {
+                needed,
+                loaded: Some(hex(&llm.model_sha256())),
+            })
         }
-        // Parse headers first so that batched decoding sees checked lengths.
-        let mut batch = Vec::new();
-        for &i in &llm_records {
-            let rec = &records[i].1;
-            let h = RecordHeader::parse(rec, bs).map_err(|error| ContainerError::Block {
-                index: records[i].0,
-                error,
-            })?;
-            batch.push((&rec[RECORD_HEADER_LEN..], h.raw_len as usize));
-        }
-        for (&i, result) in llm_records.iter().zip(llm.decode_many(&batch)) {
-            llm_out[i] = Some(result);
-        }
+        Some(_) => Ok(()),
     }
-    let mut out = Vec::with_capacity(records.len());
-    for (i, (index, record)) in records.iter().enumerate() {
-        let data = match llm_out[i].take() {
-            // Decoded in the batch: verify like decode_record does.
-            Some(result) => result.and_then(|data| verify(record, data, codecs)),
-            None => codecs.decode_block(record, bs),
-        }
-        .map_err(|error| ContainerError::Block {
-            index: *index,
-            error,
-        })?;
-        out.push(data);
-    }
-    Ok(out)
-}
-
-fn verify(record: &[u8], data: Vec<u8>, codecs: &CodecSet) -> Result<Vec<u8>, CodecError> {
-    let h = RecordHeader::parse(record, usize::MAX)?;
-    if data.len() != h.raw_len as usize {
-        return Err(CodecError::LengthMismatch {
-            expected: h.raw_len as usize,
-            actual: data.len(),
-        });
-    }
-    let actual = crc32c::crc32c(&data);
-    if actual != h.crc32c {
-        let context = codecs
-            .get(CodecId::Llm)
-            .and_then(|c| c.describe_payload(&record[RECORD_HEADER_LEN..]));
-        return Err(CodecError::Checksum {
-            expected: h.crc32c,
-            actual,
-            context,
-        });
-    }
-    Ok(data)
 }

@@ -180,3 +180,46 @@ fn an_altered_or_missing_model_is_detected_before_any_llm_block_is_decoded() {
         assert!(!ok && out.contains(reason), "{out}");
     }
 }
+
+/// A new volume's --model is the model every engine codes with (reads,
+/// read-ahead and the archiver), and the one the volume records.
+#[test]
+fn a_new_volume_codes_with_the_model_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = fs::read("models/default/model.onnx").unwrap();
+    let at = model.len() / 2;
+    model[at] ^= 0x01; // another model: one weight differs
+    let path = dir.path().join("other.onnx");
+    fs::write(&path, &model).unwrap();
+    let sha = llmfs::model::hex(&llmfs::model::sha256(&model));
+    let mut m = Mounted::new(&[
+        "--model",
+        path.to_str().unwrap(),
+        "--archive-after",
+        "0",
+        "--block-size",
+        "4096",
+    ]);
+    let data = prose(16_000);
+    fs::write(m.path("given.txt"), &data).unwrap();
+    fs::File::open(m.path("given.txt"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let json = stats_json(&m);
+        if pending_raw(&json) == 0 && blocks_of(&json, "llm") > 0 {
+            assert!(
+                json.contains(&sha),
+                "volume must record the given model: {json}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "archiver did not finish: {json}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Read back through the same mount (its reader engine runs that model).
+    assert!(fs::read(m.path("given.txt")).unwrap() == data);
+    m.unmount();
+}

@@ -16,8 +16,8 @@ use fuser::{Config, MountOption, SessionACL};
 use super::mountinfo::{store_of_mountpoint, FS_TYPE};
 use super::notify;
 use super::paths::default_store_for;
-use crate::archive::{mount_engine_options, volume_codec, Archiver, CompressMode};
-use crate::codec::CodecSet;
+use crate::archive::{mount_engine_options, volume_model, Archiver, CompressMode};
+use crate::codec::{CodecSet, LlmCodec};
 use crate::fs::{Fs, FsConfig};
 use crate::fuse::FuseFs;
 use crate::model::Device;
@@ -503,31 +503,33 @@ fn serve(
         None => None,
     };
     let engine = mount_engine_options(settings.device);
-    let (read_llm, archive_llm, ahead_llm) =
-        match volume_codec(&store, requested.as_deref(), &engine) {
-            Ok(reader) => {
-                let ahead = volume_codec(&store, None, &engine)
-                    .map_err(|e| log::warn!("read-ahead disabled: {e}"))
-                    .ok();
-                let archiver = if settings.compress == CompressMode::Background && !opts.read_only {
-                    match volume_codec(&store, None, &engine) {
-                        Ok(c) => Some(c),
-                        Err(e) => {
-                            log::error!("archiver disabled: {e}");
-                            None
-                        }
-                    }
-                } else {
-                    None
-                };
-                (Some(reader), archiver, ahead)
-            }
-            Err(e) if requested.is_some() => return Err(fail(&mut daemon, e)),
-            Err(e) => {
-                log::error!("neural codec unavailable, storing with zstd only: {e}");
-                (None, None, None)
-            }
-        };
+    // One read of the model; every engine (reads, read-ahead, archiver) runs
+    // the same bytes, so a new volume's --model is what all of them code with.
+    let loaded = volume_model(&store, requested.as_deref()).and_then(|bytes| {
+        let reader = LlmCodec::load(&bytes, &engine).map_err(|e| e.to_string())?;
+        Ok((bytes, Arc::new(reader)))
+    });
+    let (read_llm, archive_llm, ahead_llm) = match loaded {
+        Ok((bytes, reader)) => {
+            let load = || LlmCodec::load(&bytes, &engine).map(Arc::new);
+            let ahead = load()
+                .map_err(|e| log::warn!("read-ahead disabled: {e}"))
+                .ok();
+            let archiver = if settings.compress == CompressMode::Background && !opts.read_only {
+                load()
+                    .map_err(|e| log::error!("archiver disabled: {e}"))
+                    .ok()
+            } else {
+                None
+            };
+            (Some(reader), archiver, ahead)
+        }
+        Err(e) if requested.is_some() => return Err(fail(&mut daemon, e)),
+        Err(e) => {
+            log::error!("neural codec unavailable, storing with zstd only: {e}");
+            (None, None, None)
+        }
+    };
     if settings.compress == CompressMode::Off {
         log::info!("compress=off: the model only decodes");
     }

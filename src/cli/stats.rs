@@ -174,9 +174,8 @@ pub fn archive(
 
 pub fn fsck(path: &Path) -> Result<ExitCode, String> {
     let store = open_read_only(path)?;
-    let llm_blocks = store
-        .read(|m| m.totals())
-        .map_err(|e| e.to_string())?
+    let totals = store.read(|m| m.totals()).map_err(|e| e.to_string())?;
+    let llm_blocks = totals
         .per_codec
         .iter()
         .any(|(c, n, _, _)| *c == CodecId::Llm as u8 && *n > 0);
@@ -197,8 +196,7 @@ pub fn fsck(path: &Path) -> Result<ExitCode, String> {
         None
     };
     let codecs = crate::codec::CodecSet::with_llm(llm);
-    let blocks = store.read(|m| m.totals()).map_err(|e| e.to_string())?;
-    let total_raw: u64 = blocks.per_codec.iter().map(|(_, _, raw, _)| *raw).sum();
+    let total_raw: u64 = totals.per_codec.iter().map(|(_, _, raw, _)| *raw).sum();
     let mut bar = super::progress::Progress::new("fsck", total_raw);
     let mut done_blocks = 0u64;
     let bs = store.block_size() as u64;

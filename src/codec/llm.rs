@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use super::{Codec, CodecError, CodecId};
 use crate::coder::range::{Decoder, Encoder};
 use crate::coder::FreqTable;
-use crate::model::{Engine, ModelError, VOCAB};
+use crate::model::{hex, Engine, ModelError, VOCAB};
 
 pub const PAYLOAD_VERSION: u8 = 1;
 const HEADER_LEN: usize = 20;
@@ -84,22 +84,6 @@ fn corrupt(detail: String) -> CodecError {
 
 fn engine_error(e: ModelError) -> CodecError {
     CodecError::Engine(e.to_string())
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `DECODE_BATCH`, or `LLMFS_DECODE_BATCH` when set (for tuning).
-fn decode_batch_limit() -> usize {
-    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        std::env::var("LLMFS_DECODE_BATCH")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n: &usize| n > 0)
-            .unwrap_or(DECODE_BATCH)
-    })
 }
 
 /// One group of a block to decode: its stream and its chunks' lengths.
@@ -177,6 +161,7 @@ pub struct LlmCodec {
     engine: Mutex<Engine>,
     /// The model file, for storing it in a volume that starts using it.
     model: Vec<u8>,
+    model_sha256: [u8; 32],
     model_id: [u8; 8],
     engine_id: [u8; 8],
     description: String,
@@ -198,6 +183,7 @@ impl LlmCodec {
         LlmCodec {
             engine_id: engine.fingerprint.id(),
             model_id: engine.fingerprint.model_id(),
+            model_sha256: engine.fingerprint.model_sha256,
             description: engine.fingerprint.describe(),
             chunk_len: engine.config.context.min(u16::MAX as usize),
             can_encode,
@@ -231,8 +217,9 @@ impl LlmCodec {
         &self.description
     }
 
-    pub fn fingerprint(&self) -> crate::model::Fingerprint {
-        self.lock().fingerprint.clone()
+    /// sha256 of the model file.
+    pub fn model_sha256(&self) -> [u8; 32] {
+        self.model_sha256
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Engine> {
@@ -280,7 +267,7 @@ impl LlmCodec {
             let mut end = start;
             let mut seqs = 0;
             while end < jobs.len()
-                && (end == start || seqs + jobs[end].2.lens.len() <= decode_batch_limit())
+                && (end == start || seqs + jobs[end].2.lens.len() <= DECODE_BATCH)
             {
                 seqs += jobs[end].2.lens.len();
                 end += 1;
@@ -288,7 +275,7 @@ impl LlmCodec {
             let batch = &jobs[start..end];
             match decode_batch(&mut engine, batch) {
                 Ok(outputs) => {
-                    for ((b, first_chunk, job), chunks) in batch.iter().zip(outputs) {
+                    for ((b, first_chunk, _), chunks) in batch.iter().zip(outputs) {
                         let (b, first_chunk) = (*b, *first_chunk);
                         match (chunks, &mut results[b]) {
                             (Ok(chunks), Ok(out)) => {
@@ -301,7 +288,6 @@ impl LlmCodec {
                             (Err(e), r @ Ok(_)) => *r = Err(e),
                             _ => {}
                         }
-                        let _ = job;
                     }
                 }
                 Err(e) => {

@@ -7,10 +7,10 @@
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor};
-use sha2::{Digest, Sha256};
 
-use super::runtime::{hex, runtime};
+use super::runtime::runtime;
 use super::ModelError;
+use super::{hex, sha256};
 
 /// Byte symbols; token 256 is BOS, which starts every chunk.
 pub const VOCAB: usize = 256;
@@ -110,7 +110,7 @@ impl Default for EngineOptions {
 /// with the same fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {
-    pub model_sha256: String,
+    pub model_sha256: [u8; 32],
     pub runtime: String,
     pub device: String,
     pub cpu_class: String,
@@ -120,7 +120,7 @@ impl Fingerprint {
     pub fn describe(&self) -> String {
         format!(
             "model {} on onnxruntime {} {} ({}, graph optimisation {})",
-            &self.model_sha256[..16],
+            hex(&self.model_sha256[..8]),
             self.runtime,
             self.device,
             self.cpu_class,
@@ -130,20 +130,20 @@ impl Fingerprint {
 
     /// First 8 bytes of the model file's sha256.
     pub fn model_id(&self) -> [u8; 8] {
-        let mut id = [0u8; 8];
-        for (i, b) in id.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&self.model_sha256[2 * i..2 * i + 2], 16).unwrap_or(0);
-        }
-        id
+        self.model_sha256[..8].try_into().unwrap()
     }
 
     /// First 8 bytes of the sha256 of the full description.
     pub fn id(&self) -> [u8; 8] {
         let full = format!(
             "{}|{}|{}|{}|{}",
-            self.model_sha256, self.runtime, self.device, self.cpu_class, OPT_LEVEL_NAME
+            hex(&self.model_sha256),
+            self.runtime,
+            self.device,
+            self.cpu_class,
+            OPT_LEVEL_NAME
         );
-        Sha256::digest(full.as_bytes())[..8].try_into().unwrap()
+        sha256(full.as_bytes())[..8].try_into().unwrap()
     }
 }
 
@@ -187,16 +187,6 @@ pub struct DecodeState {
     steps: usize,
 }
 
-impl DecodeState {
-    pub fn batch(&self) -> usize {
-        self.batch
-    }
-
-    pub fn steps(&self) -> usize {
-        self.steps
-    }
-}
-
 impl Engine {
     pub fn load(model: &[u8], options: &EngineOptions) -> Result<Engine, ModelError> {
         let rt = runtime()?;
@@ -228,7 +218,7 @@ impl Engine {
             )));
         }
         let fingerprint = Fingerprint {
-            model_sha256: hex(&Sha256::digest(model)),
+            model_sha256: sha256(model),
             runtime: rt.version.clone(),
             device: options.device.name(),
             cpu_class: cpu_class(),

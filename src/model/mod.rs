@@ -2,12 +2,14 @@
 //! engine fingerprint, and the start-up self-test of the model contract.
 
 mod default;
+mod digest;
 mod engine;
 mod error;
 pub mod runtime;
 mod selftest;
 
 pub use default::DEFAULT_MODEL;
+pub use digest::{hex, sha256};
 pub use engine::{
     cpu_class, DecodeState, Device, Engine, EngineOptions, Fingerprint, ModelConfig, BOS, VOCAB,
 };

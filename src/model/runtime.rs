@@ -9,9 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use sha2::{Digest, Sha256};
-
-use super::ModelError;
+use super::{hex, sha256, ModelError};
 
 pub const ORT_VERSION: &str = env!("LLMFS_ORT_VERSION");
 const BUILD_PATH: &str = env!("LLMFS_ORT_BUILD_PATH");
@@ -110,9 +108,5 @@ fn sha256_file(path: &Path) -> Result<String, ModelError> {
         path: path.to_path_buf(),
         detail: e.to_string(),
     })?;
-    Ok(hex(&Sha256::digest(&data)))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(hex(&sha256(&data)))
 }
