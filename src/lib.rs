@@ -14,6 +14,7 @@ pub mod error;
 pub mod fs;
 pub mod fsck;
 pub mod fuse;
+pub mod mix;
 pub mod model;
 pub mod store;
 pub mod time;

@@ -167,7 +167,7 @@ fn adversarial_inputs_round_trip() {
 #[test]
 fn output_does_not_depend_on_threads() {
     let model = test_model();
-    let data: Vec<u8> = std::fs::read("src/codec/llm.rs").unwrap();
+    let data: Vec<u8> = std::fs::read("src/codec/llm/mod.rs").unwrap();
     let a = pack(&codecs(&model, 1), &data, Policy::Only(CodecId::Llm));
     let b = pack(&codecs(&model, 2), &data, Policy::Only(CodecId::Llm));
     assert!(a == b, "compressed bytes differ between 1 and 2 threads");
@@ -249,10 +249,10 @@ fn corrupt_llm_payloads_are_errors() {
                 bad.extend(noise(n, round));
                 fix_len(&mut bad);
             }
-            // Valid llm header, random streams.
+            // Valid llm header (21 bytes in version 2), random streams.
             _ => {
-                let keep = RECORD_HEADER_LEN + 20;
-                let n = payload_len - 20;
+                let keep = RECORD_HEADER_LEN + 21;
+                let n = payload_len - 21;
                 bad.truncate(keep);
                 bad.extend(noise(n, round + 1000));
             }
@@ -274,6 +274,85 @@ fn corrupt_llm_payloads_are_errors() {
         Err(CodecError::RawTooLarge { .. })
     ));
     assert!(RecordHeader::parse(&rec, BS as usize).is_ok());
+}
+
+/// The llm payload of `data` from `codec`, and its version byte.
+fn llm_payload(codec: &LlmCodec, data: &[u8]) -> Vec<u8> {
+    use llmfs::codec::Codec;
+    let mut out = Vec::new();
+    codec.encode(data, &mut out).unwrap();
+    out
+}
+
+fn llm_codec(model: &[u8]) -> LlmCodec {
+    LlmCodec::load(model, &EngineOptions::default()).unwrap()
+}
+
+#[test]
+fn transformer_alone_payloads_still_decode() {
+    // Version 1 payloads (the transformer alone, what volumes held before
+    // the mixer) decode with a codec that writes version 2.
+    let model = test_model();
+    let mixing = llm_codec(&model);
+    let alone = llm_codec(&model).without_mixing();
+    let text = std::fs::read("src/container.rs").unwrap();
+    for n in [1, 255, 256, 257, 5000, 65_536] {
+        let data: Vec<u8> = text.iter().copied().cycle().take(n).collect();
+        let v1 = llm_payload(&alone, &data);
+        let v2 = llm_payload(&mixing, &data);
+        assert_eq!((v1[0], v2[0]), (1, 2));
+        for payload in [&v1, &v2] {
+            for codec in [&mixing, &alone] {
+                let back = codec.decode_many(&[(payload, n)]).pop().unwrap().unwrap();
+                assert!(back == data, "{n} bytes, version {}", payload[0]);
+            }
+        }
+    }
+}
+
+#[test]
+fn blocks_of_both_versions_decode_together() {
+    // Read-ahead decodes several blocks in shared model runs: waves of
+    // different blocks share a batch, a block's waves run in order, and
+    // version 1 groups batch on their own.
+    let model = test_model();
+    let mixing = llm_codec(&model);
+    let alone = llm_codec(&model).without_mixing();
+    let text = std::fs::read("src/fs/data.rs").unwrap();
+    let sizes = [1usize, 4096, 20_000, 65_536, 300, 17_000];
+    let blocks: Vec<(Vec<u8>, Vec<u8>)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let data: Vec<u8> = text.iter().copied().skip(i * 999).cycle().take(n).collect();
+            let codec = if i % 3 == 2 { &alone } else { &mixing };
+            (llm_payload(codec, &data), data)
+        })
+        .collect();
+    let mut inputs: Vec<(&[u8], usize)> = blocks
+        .iter()
+        .map(|(p, d)| (p.as_slice(), d.len()))
+        .collect();
+    // One damaged block fails alone.
+    let mut bad = blocks[1].0.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x55;
+    bad.push(0x13);
+    inputs.push((&bad, sizes[1]));
+    let results = mixing.decode_many(&inputs);
+    for (i, (_, data)) in blocks.iter().enumerate() {
+        assert!(
+            results[i].as_ref().unwrap() == data,
+            "block {i} of {} bytes",
+            data.len()
+        );
+    }
+    if let Ok(out) = &results[blocks.len()] {
+        assert!(
+            out != &blocks[1].1,
+            "a damaged block decoded to the original"
+        );
+    }
 }
 
 #[test]

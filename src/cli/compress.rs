@@ -53,10 +53,20 @@ impl ModelArgs {
 
     /// One codec set per worker, each with its own engine.
     pub fn worker_sets(&self, with_llm: bool) -> Result<Vec<CodecSet>, String> {
+        self.worker_sets_mixing(with_llm, true)
+    }
+
+    /// [`ModelArgs::worker_sets`], choosing whether the llm codec mixes in
+    /// the in-block models.
+    pub fn worker_sets_mixing(
+        &self,
+        with_llm: bool,
+        mixing: bool,
+    ) -> Result<Vec<CodecSet>, String> {
         (0..self.workers())
             .map(|_| {
                 Ok(if with_llm {
-                    CodecSet::with_llm(Some(self.load()?))
+                    CodecSet::with_llm(Some(self.load_mixing(mixing)?))
                 } else {
                     CodecSet::default()
                 })
@@ -66,8 +76,15 @@ impl ModelArgs {
 
     /// The llm codec, self-tested.
     pub fn load(&self) -> Result<Arc<LlmCodec>, String> {
+        self.load_mixing(true)
+    }
+
+    fn load_mixing(&self, mixing: bool) -> Result<Arc<LlmCodec>, String> {
         let bytes = self.model_bytes()?;
-        let codec = LlmCodec::load(&bytes, &self.options()).map_err(|e| e.to_string())?;
+        let mut codec = LlmCodec::load(&bytes, &self.options()).map_err(|e| e.to_string())?;
+        if !mixing {
+            codec = codec.without_mixing();
+        }
         if !codec.can_encode() {
             log::error!("the model failed its self-test; it will only be used to decode");
         }
@@ -83,6 +100,9 @@ pub enum CodecChoice {
     Zstd,
     /// The model on every block, even where it loses (tests, benchmarks).
     Llm,
+    /// The transformer alone on every block, without the in-block models
+    /// it is normally mixed with (to measure its own contribution).
+    LlmAlone,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -225,11 +245,14 @@ pub fn compress(args: CompressArgs) -> Result<ExitCode, String> {
             args.block_size
         ));
     }
-    let codecs = args.model.worker_sets(args.codec != CodecChoice::Zstd)?;
+    let codecs = args.model.worker_sets_mixing(
+        args.codec != CodecChoice::Zstd,
+        args.codec != CodecChoice::LlmAlone,
+    )?;
     let policy = match args.codec {
         CodecChoice::Auto => container::Policy::Best,
         CodecChoice::Zstd => container::Policy::Fast,
-        CodecChoice::Llm => container::Policy::Only(CodecId::Llm),
+        CodecChoice::Llm | CodecChoice::LlmAlone => container::Policy::Only(CodecId::Llm),
     };
     let (mut input, len) = open_input(&args.input)?;
     let len = len.ok_or("input length unknown")?;

@@ -9,66 +9,96 @@
 //! chunk) order inside a group: a decoder can batch any set of groups, from
 //! one block or several.
 //!
+//! Two payload versions: 1 codes each byte with the transformer's table
+//! alone ([`plain`]); 2, the default, mixes the transformer with adaptive
+//! in-block models and codes bit by bit ([`mixed`], [`crate::mix`]).
+//!
 //! Payload layout (little-endian; docs/FORMAT.md):
 //!
 //! ```text
-//! 0   u8      payload version (1)
+//! 0   u8      payload version (1 or 2)
 //! 1   u8      chunks per group G (>= 1)
 //! 2   u16     chunk length C (>= 1, <= the model context)
 //! 4   [u8;8]  model id (first 8 bytes of the model file's sha256)
 //! 12  [u8;8]  engine fingerprint id (model, runtime, provider, CPU class)
-//! 20  LEB128  byte length of each group stream but the last
+//! 20  u8      version 2 only: chunks per wave W (a multiple of G, <= 64)
+//! ..  LEB128  byte length of each group stream but the last
 //! ..          the group streams, in order
 //! ```
+
+mod mixed;
+mod plain;
 
 use std::sync::Mutex;
 
 use super::{Codec, CodecError, CodecId};
-use crate::coder::range::{Decoder, Encoder};
-use crate::coder::FreqTable;
-use crate::model::{hex, Engine, ModelError, VOCAB};
+use crate::model::{hex, Engine, ModelError};
 
-pub const PAYLOAD_VERSION: u8 = 1;
-const HEADER_LEN: usize = 20;
+/// The transformer alone.
+pub const PAYLOAD_PLAIN: u8 = 1;
+/// The transformer mixed with the in-block models.
+pub const PAYLOAD_MIXED: u8 = 2;
 /// Chunks per range-coder stream: fewer streams cost fewer flush bytes,
 /// smaller groups give the decoder finer batches.
 pub const GROUP: usize = 16;
 /// Most sequences the decoder advances in one model run: bounds the
 /// key/value cache (batch x context x d_model x layers x 2 floats).
 pub const DECODE_BATCH: usize = 64;
+/// Chunks per wave in version 2: the adaptive state is shared across a
+/// wave's chunks, which a decoder advances in one batch.
+pub const WAVE: usize = DECODE_BATCH;
 
 /// The parsed fixed part of an llm payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LlmHeader {
+    pub version: u8,
     pub group: usize,
     pub chunk_len: usize,
     pub model: [u8; 8],
     pub engine: [u8; 8],
+    /// Chunks per wave (version 2; version 1 has no shared state, and its
+    /// "waves" are its groups).
+    pub wave: usize,
+    /// Where the stream lengths start.
+    pub len: usize,
 }
 
 impl LlmHeader {
     pub fn parse(payload: &[u8]) -> Result<LlmHeader, CodecError> {
-        if payload.len() < HEADER_LEN {
+        let len = match payload.first() {
+            Some(&PAYLOAD_PLAIN) => 20,
+            Some(&PAYLOAD_MIXED) => 21,
+            Some(v) => return Err(corrupt(format!("unknown llm payload version {v}"))),
+            None => 0,
+        };
+        if payload.len() < len || len == 0 {
             return Err(corrupt(format!("payload of {} bytes", payload.len())));
         }
-        if payload[0] != PAYLOAD_VERSION {
-            return Err(corrupt(format!(
-                "unknown llm payload version {}",
-                payload[0]
-            )));
-        }
+        let group = payload[1] as usize;
         let h = LlmHeader {
-            group: payload[1] as usize,
+            version: payload[0],
+            group,
             chunk_len: u16::from_le_bytes([payload[2], payload[3]]) as usize,
             model: payload[4..12].try_into().unwrap(),
             engine: payload[12..20].try_into().unwrap(),
+            wave: if len > 20 {
+                payload[20] as usize
+            } else {
+                group
+            },
+            len,
         };
-        // A group is decoded as one batch: bound it (and with it the
-        // decoder's cache memory) whatever the payload says.
-        if h.group == 0 || h.group > DECODE_BATCH || h.chunk_len == 0 {
+        // A group, and a wave, is decoded as one batch: bound it (and with
+        // it the decoder's cache memory) whatever the payload says.
+        if h.group == 0
+            || h.group > DECODE_BATCH
+            || h.chunk_len == 0
+            || h.wave > DECODE_BATCH
+            || h.wave % h.group != 0
+        {
             return Err(corrupt(format!(
-                "group {} chunk length {}",
-                h.group, h.chunk_len
+                "group {} wave {} chunk length {}",
+                h.group, h.wave, h.chunk_len
             )));
         }
         Ok(h)
@@ -101,7 +131,7 @@ fn split_groups(
     let h = LlmHeader::parse(payload)?;
     let chunks = raw_len.div_ceil(h.chunk_len);
     let groups = chunks.div_ceil(h.group);
-    let mut pos = HEADER_LEN;
+    let mut pos = h.len;
     let mut sizes = Vec::with_capacity(groups);
     for _ in 1..groups {
         let (v, n) =
@@ -167,6 +197,9 @@ pub struct LlmCodec {
     description: String,
     chunk_len: usize,
     can_encode: bool,
+    /// Write version 2 (mixed) payloads; version 1 (the transformer alone)
+    /// when off.
+    mixing: bool,
 }
 
 impl LlmCodec {
@@ -187,9 +220,17 @@ impl LlmCodec {
             description: engine.fingerprint.describe(),
             chunk_len: engine.config.context.min(u16::MAX as usize),
             can_encode,
+            mixing: true,
             model,
             engine: Mutex::new(engine),
         }
+    }
+
+    /// A codec that writes the transformer's predictions alone, without
+    /// the in-block models (to measure the transformer's own contribution).
+    pub fn without_mixing(mut self) -> LlmCodec {
+        self.mixing = false;
+        self
     }
 
     /// Loads `model` on a new engine and self-tests it.
@@ -231,69 +272,81 @@ impl LlmCodec {
     /// Decodes several blocks in shared model runs (read-ahead). Each entry
     /// is `(payload, raw_len)`; the results come back in the same order.
     pub fn decode_many(&self, blocks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, CodecError>> {
-        let mut results: Vec<Result<Vec<u8>, CodecError>> = Vec::with_capacity(blocks.len());
-        // (block, group index within the block, job)
-        let mut jobs: Vec<(usize, usize, GroupJob<'_>)> = Vec::new();
-        let mut chunk_lens = Vec::with_capacity(blocks.len());
+        let mut results: Vec<Option<Result<Vec<u8>, CodecError>>> = Vec::new();
+        // Version 1: (block, first chunk of the group, job).
+        let mut plain_jobs: Vec<(usize, usize, GroupJob<'_>)> = Vec::new();
+        let mut plain_lens = Vec::new();
+        // Version 2: (block, state).
+        let mut mixed_blocks = Vec::new();
         for (b, &(payload, raw_len)) in blocks.iter().enumerate() {
+            plain_lens.push(0);
+            results.push(None);
             match split_groups(payload, raw_len) {
                 // Another model cannot decode it. Another engine of the same
                 // model (another CPU class, say) may: try, and let the
                 // checksum judge.
                 Ok((h, _)) if h.model != self.model_id => {
-                    results.push(Err(CodecError::EngineMismatch {
+                    results[b] = Some(Err(CodecError::EngineMismatch {
                         block: format!("model {}, engine {}", hex(&h.model), hex(&h.engine)),
                         engine: format!("{} ({})", hex(&self.engine_id), self.description),
                     }));
-                    chunk_lens.push(0);
+                }
+                Ok((h, groups)) if h.version == PAYLOAD_MIXED => {
+                    mixed_blocks.push((b, mixed::MixedBlock::new(h, groups, raw_len)));
                 }
                 Ok((h, groups)) => {
-                    results.push(Ok(vec![0u8; raw_len]));
-                    chunk_lens.push(h.chunk_len);
+                    results[b] = Some(Ok(vec![0u8; raw_len]));
+                    plain_lens[b] = h.chunk_len;
                     for (g, job) in groups.into_iter().enumerate() {
-                        jobs.push((b, g * h.group, job));
+                        plain_jobs.push((b, g * h.group, job));
                     }
                 }
-                Err(e) => {
-                    results.push(Err(e));
-                    chunk_lens.push(0);
-                }
+                Err(e) => results[b] = Some(Err(e)),
             }
         }
         let mut engine = self.lock();
+        if !mixed_blocks.is_empty() {
+            let (index, states): (Vec<usize>, Vec<_>) = mixed_blocks.into_iter().unzip();
+            for (b, r) in index
+                .into_iter()
+                .zip(mixed::decode_blocks(&mut engine, states))
+            {
+                results[b] = Some(r);
+            }
+        }
         let mut start = 0;
-        while start < jobs.len() {
+        while start < plain_jobs.len() {
             // Take whole groups up to DECODE_BATCH sequences.
             let mut end = start;
             let mut seqs = 0;
-            while end < jobs.len()
-                && (end == start || seqs + jobs[end].2.lens.len() <= DECODE_BATCH)
+            while end < plain_jobs.len()
+                && (end == start || seqs + plain_jobs[end].2.lens.len() <= DECODE_BATCH)
             {
-                seqs += jobs[end].2.lens.len();
+                seqs += plain_jobs[end].2.lens.len();
                 end += 1;
             }
-            let batch = &jobs[start..end];
-            match decode_batch(&mut engine, batch) {
+            let batch = &plain_jobs[start..end];
+            match plain::decode_batch(&mut engine, batch) {
                 Ok(outputs) => {
                     for ((b, first_chunk, _), chunks) in batch.iter().zip(outputs) {
                         let (b, first_chunk) = (*b, *first_chunk);
                         match (chunks, &mut results[b]) {
-                            (Ok(chunks), Ok(out)) => {
-                                let cl = chunk_lens[b];
+                            (Ok(chunks), Some(Ok(out))) => {
+                                let cl = plain_lens[b];
                                 for (i, data) in chunks.into_iter().enumerate() {
                                     let at = (first_chunk + i) * cl;
                                     out[at..at + data.len()].copy_from_slice(&data);
                                 }
                             }
-                            (Err(e), r @ Ok(_)) => *r = Err(e),
+                            (Err(e), r @ Some(Ok(_))) => *r = Some(Err(e)),
                             _ => {}
                         }
                     }
                 }
                 Err(e) => {
                     for (b, _, _) in batch {
-                        if results[*b].is_ok() {
-                            results[*b] = Err(e.clone());
+                        if let Some(r @ Ok(_)) = &mut results[*b] {
+                            *r = Err(e.clone());
                         }
                     }
                 }
@@ -301,88 +354,10 @@ impl LlmCodec {
             start = end;
         }
         results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(corrupt("block not decoded".into()))))
+            .collect()
     }
-}
-
-/// Advances all chunks of `jobs` in lockstep. Returns, per group, its
-/// chunks' bytes, or the group's own coding error.
-#[allow(clippy::type_complexity)]
-fn decode_batch(
-    engine: &mut Engine,
-    jobs: &[(usize, usize, GroupJob<'_>)],
-) -> Result<Vec<Result<Vec<Vec<u8>>, CodecError>>, CodecError> {
-    let seqs: usize = jobs.iter().map(|j| j.2.lens.len()).sum();
-    let longest = jobs
-        .iter()
-        .flat_map(|j| j.2.lens.iter())
-        .copied()
-        .max()
-        .unwrap_or(0);
-    if longest > engine.config.context {
-        return Err(corrupt(format!(
-            "chunk length {longest} exceeds the model context {}",
-            engine.config.context
-        )));
-    }
-    let mut decoders: Vec<Option<Decoder<'_>>> = jobs
-        .iter()
-        .map(|j| Some(Decoder::new(j.2.stream)))
-        .collect();
-    let mut errors: Vec<Option<CodecError>> = vec![None; jobs.len()];
-    let mut out: Vec<Vec<Vec<u8>>> = jobs
-        .iter()
-        .map(|j| j.2.lens.iter().map(|&l| Vec::with_capacity(l)).collect())
-        .collect();
-    let mut state = engine.decoder(seqs).map_err(engine_error)?;
-    let mut prev = vec![0u8; seqs];
-    for t in 0..longest {
-        let logits = engine
-            .step(&mut state, if t == 0 { &[] } else { &prev })
-            .map_err(engine_error)?;
-        let mut row = 0;
-        for (g, job) in jobs.iter().enumerate() {
-            for (c, &len) in job.2.lens.iter().enumerate() {
-                let r = row + c;
-                if t >= len {
-                    continue;
-                }
-                let Some(dec) = decoders[g].as_mut() else {
-                    continue;
-                };
-                let table = FreqTable::from_logits(&logits[r * VOCAB..(r + 1) * VOCAB])
-                    .map_err(|e| corrupt(e.to_string()))?;
-                let symbol = match table.symbol_for(dec.target()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        errors[g] = Some(corrupt(e.to_string()));
-                        decoders[g] = None;
-                        continue;
-                    }
-                };
-                if let Err(e) = dec.consume(table.cum(symbol), table.freq(symbol)) {
-                    errors[g] = Some(corrupt(e.to_string()));
-                    decoders[g] = None;
-                    continue;
-                }
-                out[g][c].push(symbol as u8);
-                prev[r] = symbol as u8;
-            }
-            row += job.2.lens.len();
-        }
-    }
-    Ok(out
-        .into_iter()
-        .zip(decoders)
-        .zip(errors)
-        .map(|((chunks, dec), err)| match (err, dec) {
-            (Some(e), _) => Err(e),
-            (None, Some(dec)) => dec
-                .finish()
-                .map(|()| chunks)
-                .map_err(|e| corrupt(e.to_string())),
-            (None, None) => Err(corrupt("decoder stopped".into())),
-        })
-        .collect())
 }
 
 impl Codec for LlmCodec {
@@ -399,35 +374,21 @@ impl Codec for LlmCodec {
         }
         let chunks: Vec<&[u8]> = raw.chunks(self.chunk_len).collect();
         let logits = self.lock().score(&chunks).map_err(engine_error)?;
-        out.push(PAYLOAD_VERSION);
+        out.push(if self.mixing {
+            PAYLOAD_MIXED
+        } else {
+            PAYLOAD_PLAIN
+        });
         out.push(GROUP as u8);
         out.extend_from_slice(&(self.chunk_len as u16).to_le_bytes());
         out.extend_from_slice(&self.model_id);
         out.extend_from_slice(&self.engine_id);
-        let mut streams = Vec::new();
-        for (g, group) in chunks.chunks(GROUP).enumerate() {
-            let mut enc = Encoder::new();
-            let longest = group.iter().map(|c| c.len()).max().unwrap_or(0);
-            for t in 0..longest {
-                for (c, chunk) in group.iter().enumerate() {
-                    if let Some(&byte) = chunk.get(t) {
-                        let l = &logits[g * GROUP + c][t * VOCAB..(t + 1) * VOCAB];
-                        let table = FreqTable::from_logits(l).map_err(|e| CodecError::Encode {
-                            codec: CodecId::Llm,
-                            detail: e.to_string(),
-                        })?;
-                        let s = byte as usize;
-                        enc.encode(table.cum(s), table.freq(s)).map_err(|e| {
-                            CodecError::Encode {
-                                codec: CodecId::Llm,
-                                detail: e.to_string(),
-                            }
-                        })?;
-                    }
-                }
-            }
-            streams.push(enc.finish());
-        }
+        let streams = if self.mixing {
+            out.push(WAVE as u8);
+            mixed::encode_streams(&chunks, &logits, raw.len(), self.chunk_len, GROUP, WAVE)?
+        } else {
+            plain::encode_streams(&chunks, &logits, GROUP)?
+        };
         for s in &streams[..streams.len().saturating_sub(1)] {
             write_leb128(s.len() as u64, out);
         }

@@ -1,0 +1,198 @@
+//! Payload version 2: the transformer's predictions mixed with adaptive
+//! in-block models ([`crate::mix`]), coded bit by bit.
+//!
+//! The predictor's state spans the whole block and follows the block's
+//! coding order: waves of `wave` consecutive chunks, and inside a wave
+//! (position, chunk) order. A decoder must therefore advance a wave in one
+//! lockstep batch and finish it before the block's next wave; waves of
+//! different blocks share batches freely.
+
+use super::plain::encode_error;
+use super::{corrupt, engine_error, GroupJob, LlmHeader, DECODE_BATCH};
+use crate::codec::CodecError;
+use crate::coder::range::{Decoder, Encoder};
+use crate::coder::FreqTable;
+use crate::mix::{ByteEncoder, Predictor};
+use crate::model::{Engine, VOCAB};
+
+/// The group streams of a block of `raw_len` bytes, cut into `chunks`.
+pub(super) fn encode_streams(
+    chunks: &[&[u8]],
+    logits: &[Vec<f32>],
+    raw_len: usize,
+    chunk_len: usize,
+    group: usize,
+    wave: usize,
+) -> Result<Vec<Vec<u8>>, CodecError> {
+    let mut predictor = Predictor::new(raw_len, chunk_len);
+    let mut encoders: Vec<Encoder> = (0..chunks.len().div_ceil(group))
+        .map(|_| Encoder::new())
+        .collect();
+    for w0 in (0..chunks.len()).step_by(wave) {
+        let w1 = (w0 + wave).min(chunks.len());
+        let longest = chunks[w0..w1].iter().map(|c| c.len()).max().unwrap_or(0);
+        for t in 0..longest {
+            for c in w0..w1 {
+                let Some(&byte) = chunks[c].get(t) else {
+                    continue;
+                };
+                let table = FreqTable::from_logits(&logits[c][t * VOCAB..(t + 1) * VOCAB])
+                    .map_err(encode_error)?;
+                let mut bits = ByteEncoder {
+                    encoder: &mut encoders[c / group],
+                    byte,
+                    next: 0,
+                };
+                predictor
+                    .code_byte(c, &table, &mut bits)
+                    .map_err(encode_error)?;
+            }
+        }
+    }
+    Ok(encoders.into_iter().map(Encoder::finish).collect())
+}
+
+/// A version-2 block being decoded.
+pub(super) struct MixedBlock<'a> {
+    header: LlmHeader,
+    raw_len: usize,
+    /// One range decoder per group stream.
+    decoders: Vec<Decoder<'a>>,
+    predictor: Predictor,
+    error: Option<CodecError>,
+}
+
+impl<'a> MixedBlock<'a> {
+    pub(super) fn new(header: LlmHeader, groups: Vec<GroupJob<'a>>, raw_len: usize) -> Self {
+        MixedBlock {
+            header,
+            raw_len,
+            decoders: groups.iter().map(|g| Decoder::new(g.stream)).collect(),
+            predictor: Predictor::new(raw_len, header.chunk_len),
+            error: None,
+        }
+    }
+
+    fn chunks(&self) -> usize {
+        self.raw_len.div_ceil(self.header.chunk_len)
+    }
+
+    fn chunk_len(&self, c: usize) -> usize {
+        self.header
+            .chunk_len
+            .min(self.raw_len - c * self.header.chunk_len)
+    }
+
+    /// The block's bytes, once every wave is decoded, after checking that
+    /// each stream ended where the encoder ended it.
+    fn finish(self) -> Result<Vec<u8>, CodecError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        for d in self.decoders {
+            d.finish().map_err(|e| corrupt(e.to_string()))?;
+        }
+        Ok(self.predictor.into_block())
+    }
+}
+
+/// One wave of one block: chunks `first..end`.
+struct Unit {
+    block: usize,
+    first: usize,
+    end: usize,
+}
+
+/// Decodes `blocks`, batching waves of different blocks together.
+pub(super) fn decode_blocks(
+    engine: &mut Engine,
+    mut blocks: Vec<MixedBlock<'_>>,
+) -> Vec<Result<Vec<u8>, CodecError>> {
+    for round in 0.. {
+        // This round: wave `round` of every block that has one.
+        let units: Vec<Unit> = blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.error.is_none())
+            .filter_map(|(i, b)| {
+                let first = round * b.header.wave;
+                (first < b.chunks()).then(|| Unit {
+                    block: i,
+                    first,
+                    end: (first + b.header.wave).min(b.chunks()),
+                })
+            })
+            .collect();
+        if units.is_empty() {
+            break;
+        }
+        let mut start = 0;
+        while start < units.len() {
+            let mut end = start;
+            let mut seqs = 0;
+            while end < units.len()
+                && (end == start || seqs + units[end].end - units[end].first <= DECODE_BATCH)
+            {
+                seqs += units[end].end - units[end].first;
+                end += 1;
+            }
+            let batch = &units[start..end];
+            if let Err(e) = decode_wave_batch(engine, &mut blocks, batch) {
+                for u in batch {
+                    blocks[u.block].error.get_or_insert_with(|| e.clone());
+                }
+            }
+            start = end;
+        }
+    }
+    blocks.into_iter().map(MixedBlock::finish).collect()
+}
+
+/// Advances the chunks of `batch` in lockstep, position by position; a
+/// coding error stops only its own block.
+fn decode_wave_batch(
+    engine: &mut Engine,
+    blocks: &mut [MixedBlock<'_>],
+    batch: &[Unit],
+) -> Result<(), CodecError> {
+    let seqs: usize = batch.iter().map(|u| u.end - u.first).sum();
+    let longest = batch
+        .iter()
+        .map(|u| blocks[u.block].chunk_len(u.first))
+        .max()
+        .unwrap_or(0);
+    if longest > engine.config.context {
+        return Err(corrupt(format!(
+            "chunk length {longest} exceeds the model context {}",
+            engine.config.context
+        )));
+    }
+    let mut state = engine.decoder(seqs).map_err(engine_error)?;
+    let mut prev = vec![0u8; seqs];
+    for t in 0..longest {
+        let logits = engine
+            .step(&mut state, if t == 0 { &[] } else { &prev })
+            .map_err(engine_error)?;
+        let mut row = 0;
+        for u in batch {
+            let b = &mut blocks[u.block];
+            for c in u.first..u.end {
+                let r = row + c - u.first;
+                if t >= b.chunk_len(c) || b.error.is_some() {
+                    continue;
+                }
+                let coded =
+                    FreqTable::from_logits(&logits[r * VOCAB..(r + 1) * VOCAB]).and_then(|table| {
+                        let g = c / b.header.group;
+                        b.predictor.code_byte(c, &table, &mut b.decoders[g])
+                    });
+                match coded {
+                    Ok(byte) => prev[r] = byte,
+                    Err(e) => b.error = Some(corrupt(e.to_string())),
+                }
+            }
+            row += u.end - u.first;
+        }
+    }
+    Ok(())
+}

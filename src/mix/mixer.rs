@@ -1,0 +1,113 @@
+//! A gated linear mixer in the logistic domain (as in PAQ): the output is
+//! `squash(sum w_i * x_i)`, with a weight vector chosen by a small context,
+//! trained online by gradient descent on coding cost. Integer arithmetic
+//! throughout, so the encoder and the decoder stay identical.
+
+use super::squash::{squash, STRETCH_MAX};
+
+/// Weights have 16 fractional bits: 65536 is 1.0.
+const ONE: i32 = 1 << 16;
+/// Learning rate as a right shift of `input * error` (error in 1/65536).
+const LEARNING_SHIFT: u32 = 15;
+/// Weights are kept within +-WEIGHT_MAX so nothing can overflow.
+const WEIGHT_MAX: i32 = 16 * ONE;
+
+pub struct Mixer {
+    inputs: usize,
+    weights: Vec<i32>,
+    x: Vec<i32>,
+    set: usize,
+    p: u32,
+}
+
+impl Mixer {
+    /// A mixer of `inputs` inputs and `sets` weight vectors, each starting
+    /// as `initial` (which gives each input's starting weight).
+    pub fn new(inputs: usize, sets: usize, initial: &[i32]) -> Mixer {
+        debug_assert_eq!(initial.len(), inputs);
+        Mixer {
+            inputs,
+            weights: (0..sets).flat_map(|_| initial.iter().copied()).collect(),
+            x: vec![0; inputs],
+            set: 0,
+            p: 1 << 15,
+        }
+    }
+
+    /// The inputs' slots, to fill before [`Mixer::mix`].
+    #[inline]
+    pub fn inputs(&mut self) -> &mut [i32] {
+        &mut self.x
+    }
+
+    /// Mixes the inputs with weight vector `set`: a 16-bit probability.
+    #[inline]
+    pub fn mix(&mut self, set: usize) -> u32 {
+        self.set = set * self.inputs;
+        let w = &self.weights[self.set..self.set + self.inputs];
+        let dot: i64 = w
+            .iter()
+            .zip(&self.x)
+            .map(|(&w, &x)| i64::from(w) * i64::from(x))
+            .sum();
+        let st = (dot >> 16).clamp(-i64::from(STRETCH_MAX), i64::from(STRETCH_MAX)) as i32;
+        self.p = squash(st);
+        self.p
+    }
+
+    /// Trains the last weight vector used on the coded bit.
+    #[inline]
+    pub fn update(&mut self, bit: u32) {
+        let err = ((bit as i32) << 16) - self.p as i32;
+        let w = &mut self.weights[self.set..self.set + self.inputs];
+        for (w, &x) in w.iter_mut().zip(&self.x) {
+            let dw = (i64::from(x) * i64::from(err)) >> LEARNING_SHIFT;
+            *w = (i64::from(*w) + dw).clamp(-i64::from(WEIGHT_MAX), i64::from(WEIGHT_MAX)) as i32;
+        }
+    }
+}
+
+/// 1.0 as a weight.
+pub const WEIGHT_ONE: i32 = ONE;
+
+/// An adaptive probability map (secondary estimation, as in PAQ): refines a
+/// probability given a context, by interpolating between 33 learned
+/// points along the stretch axis, one row of points per context.
+pub struct Apm {
+    t: Vec<u32>,
+    idx: usize,
+    rate: u32,
+}
+
+impl Apm {
+    /// A map over `contexts` contexts, starting as the identity, learning at
+    /// `1 / 2^rate`.
+    pub fn new(contexts: usize, rate: u32) -> Apm {
+        let row: Vec<u32> = (0..33).map(|j| squash((j - 16) * 128) << 4).collect();
+        Apm {
+            t: (0..contexts).flat_map(|_| row.iter().copied()).collect(),
+            idx: 0,
+            rate,
+        }
+    }
+
+    /// The refined probability of `p` (16-bit) in context `ctx`.
+    #[inline]
+    pub fn refine(&mut self, p: u32, ctx: usize) -> u32 {
+        let s = super::squash::stretch(p) + 2048;
+        let (lo, w) = ((s >> 7) as usize, (s & 127) as u32);
+        self.idx = ctx * 33 + lo + usize::from(w >= 64);
+        let base = ctx * 33 + lo;
+        let p = (self.t[base] as u64 * u64::from(128 - w) + self.t[base + 1] as u64 * u64::from(w))
+            >> 11;
+        (p as u32).clamp(1, 65535)
+    }
+
+    /// Trains the point nearest the last probability refined.
+    #[inline]
+    pub fn update(&mut self, bit: u32) {
+        let target = if bit != 0 { (65535u32 << 4) as i64 } else { 0 };
+        let v = &mut self.t[self.idx];
+        *v = (i64::from(*v) + ((target - i64::from(*v)) >> self.rate)) as u32;
+    }
+}
