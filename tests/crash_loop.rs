@@ -496,8 +496,8 @@ fn crash_check_catches_loss() {
         10_000,
     ));
     let mut newer = data.clone();
-    for p in 100..150 {
-        newer[p] = pat(p as u64, 2);
+    for (p, b) in newer.iter_mut().enumerate().take(150).skip(100) {
+        *b = pat(p as u64, 2);
     }
     assert!(check(0, &touched, &[Some(data.clone()), None]).is_ok());
     assert!(check(0, &touched, &[Some(newer), None]).is_ok());
