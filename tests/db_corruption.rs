@@ -14,6 +14,9 @@ use common::{is_mounted, Mounted, BIN};
 
 const PAGE: usize = 4096;
 
+/// One way to damage the write-ahead log's bytes.
+type WalDamage = Box<dyn Fn(&mut Vec<u8>)>;
+
 fn text(n: usize, seed: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(n + 64);
     let mut line = seed;
@@ -137,7 +140,7 @@ fn torn_or_corrupt_wal_keeps_every_checkpointed_commit() {
     copy_store(&m.store, &base);
 
     let frame = 24 + PAGE;
-    let cuts: Vec<(String, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    let cuts: Vec<(String, WalDamage)> = vec![
         ("WAL header only".into(), Box::new(|w| w.truncate(32))),
         (
             "WAL cut mid-frame".into(),
