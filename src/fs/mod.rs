@@ -132,6 +132,23 @@ impl Fs {
             },
             store,
         };
+        // A store whose root is gone or is not a directory cannot be served
+        // right: refuse it here, with the reason, instead of mounting a
+        // volume whose every request fails.
+        match fs.store.read(|m| Ok::<_, Error>(m.inode(ROOT_INO)?))? {
+            Some(root) if is_dir(root.mode) && root.nlink >= 2 => {}
+            Some(root) => {
+                return Err(Error::Inconsistent(format!(
+                    "the root directory (inode 1) has mode {:o} and nlink {}",
+                    root.mode, root.nlink
+                )))
+            }
+            None => {
+                return Err(Error::Inconsistent(
+                    "the root directory (inode 1) is missing".into(),
+                ))
+            }
+        }
         if !read_only {
             let reclaimed = fs.store.write(Durability::Normal, |m| {
                 let orphans = m.unlinked_inodes()?;
