@@ -532,9 +532,8 @@ fn per_block(
         .map(Vec::as_slice)
         .zip(blocks.iter().copied())
         .collect();
-    let decode = |_: &mut (), &(p, b): &(&[u8], &[u8])| {
-        peer.decompress(p, b.len()).is_ok_and(|d| d == b)
-    };
+    let decode =
+        |_: &mut (), &(p, b): &(&[u8], &[u8])| peer.decompress(p, b.len()).is_ok_and(|d| d == b);
     let dec = parallel(&pairs, &mut units, decode);
     if dec.out.iter().any(|ok| !ok) {
         return Err(format!("{}: a block did not round-trip", peer.name()));
@@ -718,7 +717,10 @@ mod tests {
     fn samples_are_even_and_bounded() {
         assert_eq!(sample(100, 64, Limit::Bytes(1000)), vec![0, 1]);
         assert_eq!(sample(0, 64, Limit::All), Vec::<usize>::new());
-        assert_eq!(sample(64 * 10, 64, Limit::Bytes(64 * 5)), vec![0, 2, 4, 6, 8]);
+        assert_eq!(
+            sample(64 * 10, 64, Limit::Bytes(64 * 5)),
+            vec![0, 2, 4, 6, 8]
+        );
         assert_eq!(sample(64 * 10, 64, Limit::Bytes(10)), vec![0]);
         assert_eq!(sample(64 * 10 + 1, 64, Limit::All).len(), 11);
     }

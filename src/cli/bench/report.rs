@@ -239,7 +239,10 @@ fn size_table(r: &Report) -> Table {
         }
         rows.push(row);
         if sampled && model {
-            let mut row = vec![format!("{name}, model blocks only"), t.sample_bytes.to_string()];
+            let mut row = vec![
+                format!("{name}, model blocks only"),
+                t.sample_bytes.to_string(),
+            ];
             row.push(String::new());
             if has_llmfs {
                 row.push(String::new());
@@ -514,7 +517,9 @@ pub fn json(r: &Report) -> Value {
         .subjects
         .iter()
         .map(|s| match s {
-            Subject::Peer(p) => json!({"name": p.name(), "setting": p.setting(), "library": p.library()}),
+            Subject::Peer(p) => {
+                json!({"name": p.name(), "setting": p.setting(), "library": p.library()})
+            }
             _ => json!({"name": s.name(), "library": engine_line(r)}),
         })
         .collect();
