@@ -42,7 +42,7 @@ impl Peer {
         match self {
             Peer::Zstd3 => "zstd -3",
             Peer::Zstd19 => "zstd -19",
-            Peer::Xz9e => "xz -9e (preset 9 | extreme, crc64)",
+            Peer::Xz9e => "xz -9e (preset 9 + extreme, crc64)",
             Peer::Gzip9 => "gzip -9",
             Peer::Brotli11 => "brotli -q 11 -w 24",
         }
