@@ -55,6 +55,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=ORT_DYLIB_PATH");
     println!("cargo:rerun-if-env-changed=LLMFS_ORT_CACHE");
     println!("cargo:rustc-env=LLMFS_ORT_VERSION={ORT_VERSION}");
+    dependency_versions();
     let lib_name = format!("libonnxruntime.so.{ORT_VERSION}");
     if let Ok(path) = env::var("ORT_DYLIB_PATH") {
         if !path.is_empty() {
@@ -226,4 +227,43 @@ fn write_exec(path: &Path, data: &[u8]) -> io::Result<()> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Crates whose versions `llmfs bench` names in its tables: the compressors
+/// it measures llmfs against.
+const BENCH_CRATES: &[&str] = &[
+    "zstd",
+    "zstd-sys",
+    "liblzma",
+    "liblzma-sys",
+    "flate2",
+    "miniz_oxide",
+    "brotli",
+    "brotli-decompressor",
+];
+
+/// Emits `LLMFS_CRATE_VERSIONS` ("name=version,..."), read from Cargo.lock
+/// so that the benchmark's version column cannot drift from what was built.
+/// Without a lock file (a crates.io build) the column says "unknown".
+fn dependency_versions() {
+    let lock = Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap()).join("Cargo.lock");
+    println!("cargo:rerun-if-changed={}", lock.display());
+    let text = fs::read_to_string(&lock).unwrap_or_default();
+    let mut found = Vec::new();
+    for package in text.split("[[package]]") {
+        let field = |key: &str| {
+            package.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .and_then(|r| r.trim().strip_prefix('='))
+                    .map(|v| v.trim().trim_matches('"').to_string())
+            })
+        };
+        if let (Some(name), Some(version)) = (field("name "), field("version ")) {
+            if BENCH_CRATES.contains(&name.as_str()) {
+                found.push(format!("{name}={version}"));
+            }
+        }
+    }
+    found.sort();
+    println!("cargo:rustc-env=LLMFS_CRATE_VERSIONS={}", found.join(","));
 }

@@ -1,7 +1,8 @@
 //! Throughput of the range coder and of frequency-table construction.
 //!
 //! `cargo bench --bench coder`; symbol throughput is reported as bytes,
-//! one symbol standing for one byte.
+//! one symbol standing for one byte. The llm codec's own speed, end to end,
+//! is `llmfs bench` (README, "Benchmarks").
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use llmfs::coder::{decode_symbols, encode_symbols, CoderError, FreqTable, SymbolModel, TOTAL};
@@ -61,6 +62,18 @@ fn tables(c: &mut Criterion) {
             b.iter(|| FreqTable::from_logits(black_box(&l)).unwrap())
         });
     }
+    // The decoder's per-symbol search of a table, over every target slot.
+    let t = table();
+    let targets: Vec<u32> = (0..4096u32).map(|i| i * (TOTAL / 4096)).collect();
+    g.throughput(Throughput::Elements(targets.len() as u64));
+    g.bench_function("symbol_for_4096", |b| {
+        b.iter(|| {
+            targets
+                .iter()
+                .map(|&x| t.symbol_for(black_box(x)).unwrap())
+                .sum::<usize>()
+        })
+    });
     let counts: Vec<u32> = (0..256u32).map(|i| (i * 7919) % 1000).collect();
     g.throughput(Throughput::Elements(256));
     g.bench_function("from_counts_256", |b| {

@@ -4,6 +4,11 @@ directory, against xz -9e and zstd -19, each per 64 KiB block and
 whole-file, all measured in the same run. Writes a markdown table and JSON.
 
 usage: evaluate.py LLMFS_BINARY MODEL.onnx DIR OUT_PREFIX [--workers N]
+
+`llmfs bench DIR --model MODEL.onnx --llm-max-bytes all` measures all of
+this and more (gzip, brotli, zstd -3, the llm codec on every block, the
+model's decode against its full pass) without Python or the zstd binary;
+this script stays for the model card's existing tables.
 """
 
 import json

@@ -1,6 +1,7 @@
-//! Command-line interface: `llmfs mount|umount|stats|fsck|compress|decompress`, the mount(8)
+//! Command-line interface: `llmfs mount|umount|stats|fsck|compress|decompress|bench`, the mount(8)
 //! helper mode (`mount.fuse.llmfs`), and the hidden `llmfs generate`.
 
+mod bench;
 mod compress;
 mod generate;
 mod helper;
@@ -81,6 +82,10 @@ pub enum Command {
     Compress(compress::CompressArgs),
     /// Decompress a file made by `llmfs compress`.
     Decompress(compress::DecompressArgs),
+    /// Measure space and speed of llmfs's codecs against zstd, xz, gzip and
+    /// brotli on the same files.
+    #[command(after_long_help = bench::BENCH_HELP)]
+    Bench(bench::BenchArgs),
     /// Generate man pages or shell completions.
     #[command(hide = true)]
     Generate {
@@ -195,6 +200,10 @@ pub fn main() -> ExitCode {
         Command::Decompress(args) => {
             init_logging(cli.log.verbose);
             compress::decompress(args)
+        }
+        Command::Bench(args) => {
+            init_logging(cli.log.verbose);
+            bench::run(args)
         }
         Command::Generate { what } => generate::run(what),
     };
