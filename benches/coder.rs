@@ -1,4 +1,5 @@
-//! Throughput of the range coder and of frequency-table construction.
+//! Throughput of the range coder, of frequency-table construction and of
+//! the in-block mixer (`llmfs::mix`).
 //!
 //! `cargo bench --bench coder`; symbol throughput is reported as bytes,
 //! one symbol standing for one byte. The llm codec's own speed, end to end,
@@ -82,5 +83,39 @@ fn tables(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, coding, tables);
+/// The in-block mixer coding a 64 KiB block of text in the codec's order
+/// (waves of 64 chunks of 256 bytes), with a fixed transformer table: the
+/// mixer's own cost per byte, which the llm codec adds to the model's.
+fn mixer(c: &mut Criterion) {
+    use llmfs::coder::range::Encoder;
+    use llmfs::mix::{ByteEncoder, Predictor};
+    let text = std::fs::read("README.md").unwrap();
+    let block: Vec<u8> = text.iter().copied().cycle().take(65536).collect();
+    let table = table();
+    let mut g = c.benchmark_group("mix");
+    g.throughput(Throughput::Bytes(block.len() as u64));
+    g.sample_size(10);
+    g.bench_function("encode_64KiB_text", |b| {
+        b.iter(|| {
+            let mut p = Predictor::new(block.len(), 256);
+            let mut enc = Encoder::new();
+            for w0 in (0..256).step_by(64) {
+                for t in 0..256 {
+                    for chunk in w0..w0 + 64 {
+                        let mut bits = ByteEncoder {
+                            encoder: &mut enc,
+                            byte: block[chunk * 256 + t],
+                            next: 0,
+                        };
+                        p.code_byte(chunk, &table, &mut bits).unwrap();
+                    }
+                }
+            }
+            black_box(enc.finish())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, coding, tables, mixer);
 criterion_main!(benches);
