@@ -61,14 +61,16 @@ pub fn check(
     for problem in store.integrity_check()? {
         r.errors.push(format!("sqlite integrity: {problem}"));
     }
-    let (inodes, dirents, blocks, xattr_owners) = store.read(|m| {
+    let (bad_rows, inodes, dirents, blocks, xattr_owners) = store.read(|m| {
         Ok::<_, Error>((
+            m.out_of_range_rows()?,
             m.all_inodes()?,
             m.all_dirents()?,
             m.block_infos(None)?,
             m.xattr_owners()?,
         ))
     })?;
+    r.errors.extend(bad_rows);
     r.inodes = inodes.len() as u64;
     r.entries = dirents.len() as u64;
     let by_ino: HashMap<u64, &crate::store::InodeRow> = inodes.iter().map(|i| (i.ino, i)).collect();

@@ -71,6 +71,14 @@ pub struct StoreTotals {
 const INODE_COLUMNS: &str = "ino, mode, uid, gid, nlink, size, stored_bytes, rdev, atime_ns, \
                              mtime_ns, ctime_ns, crtime_ns, target";
 
+/// The rows [`Meta::out_of_range_rows`] does not name.
+const IN_RANGE_INODE: &str = "ino >= 1 AND mode BETWEEN 0 AND 4294967295 \
+     AND uid BETWEEN 0 AND 4294967295 AND gid BETWEEN 0 AND 4294967295 \
+     AND nlink BETWEEN 0 AND 4294967295 AND rdev BETWEEN 0 AND 4294967295 \
+     AND size >= 0 AND stored_bytes >= 0";
+const IN_RANGE_BLOCK: &str = "ino >= 1 AND idx >= 0 AND codec BETWEEN 0 AND 255 \
+     AND raw_len >= 0 AND stored_len >= 0";
+
 fn inode_from_row(r: &Row<'_>) -> rusqlite::Result<InodeRow> {
     Ok(InodeRow {
         ino: r.get(0)?,
@@ -171,8 +179,49 @@ impl<'c> Meta<'c> {
         Ok(stmt.query_row([], |r| r.get(0))?)
     }
 
+    /// Rows holding numbers outside what their fields can hold (a negative
+    /// size, a mode beyond 32 bits, ...), named by their keys: fsck reports
+    /// these one by one, then leaves the rows out of the typed reads that
+    /// would otherwise stop at the first.
+    pub fn out_of_range_rows(&self) -> Result<Vec<String>> {
+        const U32: &str = "BETWEEN 0 AND 4294967295";
+        let checks = [
+            (
+                "inodes",
+                "'inode ' || ino",
+                format!(
+                    "ino < 1 OR mode NOT {U32} OR uid NOT {U32} OR gid NOT {U32} \
+                     OR nlink NOT {U32} OR rdev NOT {U32} OR size < 0 OR stored_bytes < 0"
+                ),
+            ),
+            (
+                "dirents",
+                "'entry ' || quote(name) || ' in directory ' || parent",
+                "parent < 1 OR ino < 1".to_string(),
+            ),
+            (
+                "blocks",
+                "'block ' || idx || ' of inode ' || ino",
+                "ino < 1 OR idx < 0 OR codec NOT BETWEEN 0 AND 255 OR raw_len < 0 \
+                 OR stored_len < 0"
+                    .to_string(),
+            ),
+        ];
+        let mut out = Vec::new();
+        for (table, name, bad) in checks {
+            let mut stmt = self
+                .conn
+                .prepare(&format!("SELECT {name} FROM {table} WHERE {bad}"))?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            for row in rows {
+                out.push(format!("{}: a number out of range", row?));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn all_inodes(&self) -> Result<Vec<InodeRow>> {
-        let sql = format!("SELECT {INODE_COLUMNS} FROM inodes ORDER BY ino");
+        let sql = format!("SELECT {INODE_COLUMNS} FROM inodes WHERE {IN_RANGE_INODE} ORDER BY ino");
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map([], inode_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -246,9 +295,9 @@ impl<'c> Meta<'c> {
 
     /// Every (parent, name, ino) triple, for fsck.
     pub fn all_dirents(&self) -> Result<Vec<(u64, Vec<u8>, u64)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT parent, name, ino FROM dirents ORDER BY id")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT parent, name, ino FROM dirents WHERE parent >= 1 AND ino >= 1 ORDER BY id",
+        )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -434,7 +483,9 @@ impl<'c> Meta<'c> {
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             }
             None => {
-                let mut stmt = self.conn.prepare(&format!("{base} ORDER BY ino, idx"))?;
+                let mut stmt = self
+                    .conn
+                    .prepare(&format!("{base} WHERE {IN_RANGE_BLOCK} ORDER BY ino, idx"))?;
                 let rows = stmt.query_map([], map)?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             }
