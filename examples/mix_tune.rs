@@ -3,9 +3,12 @@
 //! instead of re-running the model.
 //!
 //! ```text
-//! cargo run --release --example mix_tune -- dump FILE TABLES   # run the built-in model once
-//! cargo run --release --example mix_tune -- cost FILE TABLES   # bits/byte, mixed and alone
+//! cargo run --release --example mix_tune -- dump FILE TABLES [MODEL]   # run the model once
+//! cargo run --release --example mix_tune -- cost FILE TABLES            # bits/byte, mixed and alone
+//! cargo run --release --example mix_tune -- cost FILE uniform           # the mixer with no transformer
 //! ```
+//!
+//! MODEL defaults to the built-in model.
 //!
 //! FILE is coded as llmfs codes it: 64 KiB blocks, 256-byte chunks, waves
 //! of 64 chunks. TABLES holds the transformer's frequency table for every
@@ -23,13 +26,23 @@ const BLOCK: usize = 65536;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [cmd, file, tables] = &args[..] else {
-        eprintln!("usage: mix_tune dump|cost FILE TABLES");
-        exit(2);
+    let (cmd, file, tables, model) = match &args[..] {
+        [c, f, t] => (c, f, t, None),
+        [c, f, t, m] if c == "dump" => (c, f, t, Some(m)),
+        _ => {
+            eprintln!("usage: mix_tune dump FILE TABLES [MODEL] | cost FILE TABLES|uniform");
+            exit(2);
+        }
     };
     let data = std::fs::read(file).unwrap_or_else(|e| fail(file, e));
     match cmd.as_str() {
-        "dump" => dump(&data, tables),
+        "dump" => {
+            let model = match model {
+                Some(m) => std::fs::read(m).unwrap_or_else(|e| fail(m, e)),
+                None => DEFAULT_MODEL.to_vec(),
+            };
+            dump(&data, tables, &model)
+        }
         "cost" => cost(&data, tables),
         _ => {
             eprintln!("unknown command {cmd}");
@@ -43,10 +56,10 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     exit(1)
 }
 
-fn dump(data: &[u8], path: &str) {
+fn dump(data: &[u8], path: &str, model: &[u8]) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut engine = Engine::load(
-        DEFAULT_MODEL,
+        model,
         &EngineOptions {
             threads,
             ..Default::default()
@@ -71,7 +84,12 @@ fn dump(data: &[u8], path: &str) {
 }
 
 fn cost(data: &[u8], path: &str) {
-    let raw = std::fs::read(path).unwrap_or_else(|e| fail(path, e));
+    let raw = if path == "uniform" {
+        // 256 of 65536 for every byte value.
+        [0u8, 1].repeat(data.len() * VOCAB)
+    } else {
+        std::fs::read(path).unwrap_or_else(|e| fail(path, e))
+    };
     if raw.len() != data.len() * VOCAB * 2 {
         fail(path, "not the tables of this file");
     }
