@@ -10,23 +10,12 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::{is_mounted, Mounted, BIN};
+use common::{is_mounted, text, Mounted, BIN};
 
 const PAGE: usize = 4096;
 
 /// One way to damage the write-ahead log's bytes.
 type WalDamage = Box<dyn Fn(&mut Vec<u8>)>;
-
-fn text(n: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 64);
-    let mut line = seed;
-    while out.len() < n {
-        out.extend_from_slice(format!("{line:08} sphinx of black quartz\n").as_bytes());
-        line += 1;
-    }
-    out.truncate(n);
-    out
-}
 
 fn copy_store(from: &Path, to: &Path) {
     let _ = fs::remove_dir_all(to);

@@ -15,18 +15,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{is_mounted, Mounted, BIN};
-
-fn text(n: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 64);
-    let mut line = seed;
-    while out.len() < n {
-        out.extend_from_slice(format!("{line:08} the quick brown fox\n").as_bytes());
-        line += 1;
-    }
-    out.truncate(n);
-    out
-}
+use common::{is_mounted, text, Mounted, BIN};
 
 fn db(store: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(store.join("llmfs.db")).unwrap()

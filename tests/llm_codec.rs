@@ -296,7 +296,7 @@ fn transformer_alone_payloads_still_decode() {
     let mixing = llm_codec(&model);
     let alone = llm_codec(&model).without_mixing();
     let text = std::fs::read("src/container.rs").unwrap();
-    for n in [1, 255, 256, 257, 5000, 65_536] {
+    for n in [0, 1, 255, 256, 257, 5000, 65_536] {
         let data: Vec<u8> = text.iter().copied().cycle().take(n).collect();
         let v1 = llm_payload(&alone, &data);
         let v2 = llm_payload(&mixing, &data);

@@ -10,22 +10,9 @@ use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{is_mounted, Mounted, BIN};
+use common::{is_mounted, text, Mounted, BIN};
 
 const BS: usize = 64 * 1024;
-
-fn text(n: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 64);
-    let mut line = seed;
-    while out.len() < n {
-        out.extend_from_slice(
-            format!("{line:08} lorem ipsum dolor sit amet, consectetur\n").as_bytes(),
-        );
-        line += 1;
-    }
-    out.truncate(n);
-    out
-}
 
 fn llmfs<I, S>(args: I) -> Output
 where

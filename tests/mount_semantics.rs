@@ -15,7 +15,7 @@ use std::process::Command;
 
 use rand::{RngCore, SeedableRng};
 
-use common::Mounted;
+use common::{text, Mounted};
 
 const BS: u64 = 64 * 1024;
 
@@ -60,19 +60,6 @@ fn assert_errno<T: std::fmt::Debug>(r: io::Result<T>, want: i32, what: &str) {
 }
 
 /// Compressible, position-dependent text.
-fn text(n: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 64);
-    let mut line = seed;
-    while out.len() < n {
-        out.extend_from_slice(
-            format!("line {line:08}: the quick brown fox jumps over the lazy dog\n").as_bytes(),
-        );
-        line += 1;
-    }
-    out.truncate(n);
-    out
-}
-
 /// Incompressible bytes.
 fn noise(n: usize, seed: u64) -> Vec<u8> {
     let mut v = vec![0u8; n];

@@ -1,13 +1,12 @@
 //! Adaptive bit probabilities: a counter per context, and order-k byte
 //! context models built from them.
+//!
+//! A counter is a probability that learns from the bits it sees: 22 bits of
+//! probability and a 10-bit count, packed in a `u32` (`p << 10 | n`). The
+//! step size is `1 / (n + 1.5)` while `n` is below the limit, then stays
+//! there: fast to learn a new context, slow to forget a settled one.
 
 use super::squash::stretch;
-
-/// A probability that learns from the bits it sees: 22 bits of probability
-/// and a 10-bit count, packed in a `u32` (`p << 10 | n`). The step size is
-/// `1 / (n + 1.5)` while `n` is below the limit, then stays there: fast to
-/// learn a new context, slow to forget a settled one.
-pub struct Counter;
 
 const P_BITS: u32 = 22;
 /// Half: a context never seen predicts nothing.
@@ -26,29 +25,28 @@ const fn build_rates() -> [u32; 1024] {
     t
 }
 
-impl Counter {
-    /// The counter's probability of a 1, 16-bit.
-    #[inline]
-    pub fn p16(slot: u32) -> u32 {
-        slot >> (10 + P_BITS - 16)
-    }
+/// The counter's probability of a 1, 16-bit.
+#[inline]
+pub fn p16(slot: u32) -> u32 {
+    slot >> (10 + P_BITS - 16)
+}
 
-    /// Moves the counter toward `bit`, counting up to `limit` (< 1024).
-    #[inline]
-    pub fn update(slot: &mut u32, bit: u32, limit: u32) {
-        let p = (*slot >> 10) as i64;
-        let n = *slot & 1023;
-        let target = if bit != 0 { (1i64 << P_BITS) - 1 } else { 0 };
-        let p = p + (((target - p) * i64::from(RATE[n as usize])) >> 16);
-        let n = if n < limit { n + 1 } else { limit };
-        *slot = ((p as u32) << 10) | n;
-    }
+/// Moves the counter toward `bit`, counting up to `limit` (< 1024).
+#[inline]
+pub fn update(slot: &mut u32, bit: u32, limit: u32) {
+    let p = (*slot >> 10) as i64;
+    let n = *slot & 1023;
+    let target = if bit != 0 { (1i64 << P_BITS) - 1 } else { 0 };
+    let p = p + (((target - p) * i64::from(RATE[n as usize])) >> 16);
+    let n = if n < limit { n + 1 } else { limit };
+    *slot = ((p as u32) << 10) | n;
 }
 
 /// The byte orders the context models use: the last k bytes of the chunk.
 pub const ORDERS: [usize; 7] = [1, 2, 3, 4, 5, 6, 8];
-/// Context models: the orders, then the word model (the letters of the
-/// current word, case-folded: text repeats words wherever they fall).
+/// Context models: the orders, then the word models (the letters of the
+/// current word, case-folded, and of the word pair: text repeats words
+/// wherever they fall).
 pub const MODELS: usize = ORDERS.len() + 2;
 /// Adaptation limit of the context counters: contexts in a block drift.
 const LIMIT: u32 = 15;
@@ -121,7 +119,7 @@ impl ContextModels {
             self.slot[o] = slot;
             let counter = self.tables[o][slot];
             self.seen += usize::from(counter & 1023 != 0);
-            *x = stretch(Counter::p16(counter));
+            *x = stretch(p16(counter));
         }
     }
 
@@ -135,7 +133,7 @@ impl ContextModels {
     #[inline]
     pub fn update(&mut self, bit: u32) {
         for o in 0..MODELS {
-            Counter::update(&mut self.tables[o][self.slot[o]], bit, LIMIT);
+            update(&mut self.tables[o][self.slot[o]], bit, LIMIT);
         }
     }
 }
@@ -147,16 +145,16 @@ mod tests {
     #[test]
     fn counter_learns_and_stays_in_range() {
         let mut c = COUNTER_INIT;
-        assert_eq!(Counter::p16(c), 32768);
+        assert_eq!(p16(c), 32768);
         for _ in 0..2000 {
-            Counter::update(&mut c, 1, 30);
+            update(&mut c, 1, 30);
         }
-        assert!(Counter::p16(c) > 65000);
+        assert!(p16(c) > 65000);
         // At its limit a counter still follows a change within a few
         // dozen bits.
         for _ in 0..200 {
-            Counter::update(&mut c, 0, 30);
+            update(&mut c, 0, 30);
         }
-        assert!(Counter::p16(c) < 500);
+        assert!(p16(c) < 500);
     }
 }

@@ -7,7 +7,7 @@
 //! are not a prefix of the block: the caller says, per chunk, how many of
 //! its bytes are known.
 
-use super::counters::Counter;
+use super::counters;
 use super::squash::stretch;
 
 /// Context bytes hashed to find a candidate; also the shortest match used.
@@ -130,7 +130,7 @@ impl MatchModel {
         let bit = (e >> (7 - bitpos)) & 1;
         self.bit = Some(bit);
         self.hit_slot = b * 8 + bitpos as usize;
-        let st = stretch(Counter::p16(self.hits[self.hit_slot]));
+        let st = stretch(counters::p16(self.hits[self.hit_slot]));
         if bit == 1 {
             st
         } else {
@@ -153,7 +153,7 @@ impl MatchModel {
     #[inline]
     pub fn update(&mut self, bit: u32) {
         if let Some(expected) = self.bit {
-            Counter::update(
+            counters::update(
                 &mut self.hits[self.hit_slot],
                 u32::from(expected == bit),
                 255,

@@ -15,7 +15,7 @@ const WEIGHT_MAX: i32 = 16 * ONE;
 pub struct Mixer {
     inputs: usize,
     weights: Vec<i32>,
-    x: Vec<i32>,
+    /// The weight vector and output of the last mix, for the update.
     set: usize,
     p: u32,
 }
@@ -28,26 +28,19 @@ impl Mixer {
         Mixer {
             inputs,
             weights: (0..sets).flat_map(|_| initial.iter().copied()).collect(),
-            x: vec![0; inputs],
             set: 0,
             p: 1 << 15,
         }
     }
 
-    /// The inputs' slots, to fill before [`Mixer::mix`].
+    /// Mixes the inputs `x` with weight vector `set`: a 16-bit probability.
     #[inline]
-    pub fn inputs(&mut self) -> &mut [i32] {
-        &mut self.x
-    }
-
-    /// Mixes the inputs with weight vector `set`: a 16-bit probability.
-    #[inline]
-    pub fn mix(&mut self, set: usize) -> u32 {
+    pub fn mix(&mut self, x: &[i32], set: usize) -> u32 {
         self.set = set * self.inputs;
         let w = &self.weights[self.set..self.set + self.inputs];
         let dot: i64 = w
             .iter()
-            .zip(&self.x)
+            .zip(x)
             .map(|(&w, &x)| i64::from(w) * i64::from(x))
             .sum();
         let st = (dot >> 16).clamp(-i64::from(STRETCH_MAX), i64::from(STRETCH_MAX)) as i32;
@@ -55,12 +48,13 @@ impl Mixer {
         self.p
     }
 
-    /// Trains the last weight vector used on the coded bit.
+    /// Trains the last weight vector used, on the same inputs `x`, toward
+    /// the coded bit.
     #[inline]
-    pub fn update(&mut self, bit: u32) {
+    pub fn update(&mut self, x: &[i32], bit: u32) {
         let err = ((bit as i32) << 16) - self.p as i32;
         let w = &mut self.weights[self.set..self.set + self.inputs];
-        for (w, &x) in w.iter_mut().zip(&self.x) {
+        for (w, &x) in w.iter_mut().zip(x) {
             let dw = (i64::from(x) * i64::from(err)) >> LEARNING_SHIFT;
             *w = (i64::from(*w) + dw).clamp(-i64::from(WEIGHT_MAX), i64::from(WEIGHT_MAX)) as i32;
         }

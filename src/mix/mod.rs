@@ -176,7 +176,7 @@ impl Predictor {
         };
         let mut c0 = 1u32;
         for bitpos in 0..8 {
-            let x = self.mixer.inputs();
+            let mut x = [0i32; INPUTS];
             x[0] = stretch(table_p1(table, c0, bitpos));
             self.orders.predict(c0, &mut x[1..=MODELS]);
             x[IN_MATCH] = self.matcher.predict(c0, bitpos);
@@ -185,18 +185,18 @@ impl Predictor {
             // different contexts, averaged in the logistic domain: one by
             // how much the adaptive models know here, one by how sure the
             // transformer is.
-            let p_a = self.mixer.mix(strength * (MODELS + 1) + self.orders.seen());
-            let x: [i32; INPUTS] = self.mixer.inputs()[..].try_into().unwrap();
-            self.mixer2.inputs().copy_from_slice(&x);
+            let p_a = self
+                .mixer
+                .mix(&x, strength * (MODELS + 1) + self.orders.seen());
             let sure = (x[0].unsigned_abs() as usize / 256).min(8);
-            let p_b = self.mixer2.mix(sure * 8 + bitpos as usize);
+            let p_b = self.mixer2.mix(&x, sure * 8 + bitpos as usize);
             let pm = squash::squash((stretch(p_a) + stretch(p_b)) / 2);
             let a0 = self.apm0.refine(pm, c0 as usize);
             let a1 = self.apm1.refine(pm, c1 * 256 + c0 as usize);
             let p1 = ((pm + a0 + 2 * a1) / 4).clamp(1, 65535);
             let bit = coder.code(p1)?;
-            self.mixer.update(bit);
-            self.mixer2.update(bit);
+            self.mixer.update(&x, bit);
+            self.mixer2.update(&x, bit);
             self.apm0.update(bit);
             self.apm1.update(bit);
             self.orders.update(bit);

@@ -9,6 +9,21 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_llmfs");
 
+/// `n` bytes of numbered lines of text (compressible, every line distinct),
+/// starting at line `seed`.
+pub fn text(n: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 64);
+    let mut line = seed;
+    while out.len() < n {
+        out.extend_from_slice(
+            format!("line {line:08}: the quick brown fox jumps over the lazy dog\n").as_bytes(),
+        );
+        line += 1;
+    }
+    out.truncate(n);
+    out
+}
+
 /// A mounted volume on temporary directories.
 pub struct Mounted {
     pub dir: tempfile::TempDir,

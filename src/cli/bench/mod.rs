@@ -601,6 +601,29 @@ fn whole_file(peer: Peer, data: &[u8], r: &mut FileResult) -> Result<(), String>
     Ok(())
 }
 
+/// Records a model column: the block records it stored, and its timings
+/// (decode already the workers' busy time).
+fn record_column(
+    r: &mut FileResult,
+    column: Column,
+    raw_bytes: u64,
+    records: &[Vec<u8>],
+    encode_secs: f64,
+    decode_secs: f64,
+) {
+    let stored_bytes = records.iter().map(|x| x.len() as u64).sum();
+    r.columns.insert(
+        column,
+        Measure {
+            raw_bytes,
+            stored_bytes,
+            encode_secs,
+            decode_secs,
+        },
+    );
+    r.on_sample.insert(column, stored_bytes);
+}
+
 /// The llm codec on every sampled block, the per-block choice, and the
 /// model's full pass; one engine per worker, blocks shared out.
 fn model_columns(
@@ -650,17 +673,14 @@ fn model_columns(
     if subjects.contains(&Subject::Llm) {
         let (records, encode_secs) = encode(Some(CodecId::Llm), &mut state.sets)?;
         let secs = decode(&records, &vec![None; records.len()], &mut state.sets)?;
-        r.columns.insert(
+        record_column(
+            r,
             Column::Llm,
-            Measure {
-                raw_bytes,
-                stored_bytes: records.iter().map(|x| x.len() as u64).sum(),
-                encode_secs,
-                decode_secs: busy_secs(&secs, workers),
-            },
+            raw_bytes,
+            &records,
+            encode_secs,
+            busy_secs(&secs, workers),
         );
-        r.on_sample
-            .insert(Column::Llm, r.columns[&Column::Llm].stored_bytes);
         // The full pass the encoder ran, alone: the model's arithmetic.
         let t = parallel(&sampled, &mut state.engines, |engine, b| {
             let chunks: Vec<&[u8]> = b.chunks(engine.config.context).collect();
@@ -694,17 +714,14 @@ fn model_columns(
         for rec in &records {
             r.choice[record_codec(rec).unwrap_or(CodecId::Raw) as usize] += 1;
         }
-        r.columns.insert(
+        record_column(
+            r,
             Column::Llmfs,
-            Measure {
-                raw_bytes,
-                stored_bytes: records.iter().map(|x| x.len() as u64).sum(),
-                encode_secs,
-                decode_secs: busy_secs(&secs, workers),
-            },
+            raw_bytes,
+            &records,
+            encode_secs,
+            busy_secs(&secs, workers),
         );
-        r.on_sample
-            .insert(Column::Llmfs, r.columns[&Column::Llmfs].stored_bytes);
     }
     Ok(())
 }

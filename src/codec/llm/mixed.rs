@@ -8,7 +8,7 @@
 //! different blocks share batches freely.
 
 use super::plain::encode_error;
-use super::{corrupt, engine_error, GroupJob, LlmHeader, DECODE_BATCH};
+use super::{batches, corrupt, lockstep, GroupJob, LlmHeader};
 use crate::codec::CodecError;
 use crate::coder::range::{Decoder, Encoder};
 use crate::coder::FreqTable;
@@ -126,23 +126,14 @@ pub(super) fn decode_blocks(
         if units.is_empty() {
             break;
         }
-        let mut start = 0;
-        while start < units.len() {
-            let mut end = start;
-            let mut seqs = 0;
-            while end < units.len()
-                && (end == start || seqs + units[end].end - units[end].first <= DECODE_BATCH)
-            {
-                seqs += units[end].end - units[end].first;
-                end += 1;
-            }
-            let batch = &units[start..end];
+        let sizes: Vec<usize> = units.iter().map(|u| u.end - u.first).collect();
+        for range in batches(&sizes) {
+            let batch = &units[range];
             if let Err(e) = decode_wave_batch(engine, &mut blocks, batch) {
                 for u in batch {
                     blocks[u.block].error.get_or_insert_with(|| e.clone());
                 }
             }
-            start = end;
         }
     }
     blocks.into_iter().map(MixedBlock::finish).collect()
@@ -161,18 +152,7 @@ fn decode_wave_batch(
         .map(|u| blocks[u.block].chunk_len(u.first))
         .max()
         .unwrap_or(0);
-    if longest > engine.config.context {
-        return Err(corrupt(format!(
-            "chunk length {longest} exceeds the model context {}",
-            engine.config.context
-        )));
-    }
-    let mut state = engine.decoder(seqs).map_err(engine_error)?;
-    let mut prev = vec![0u8; seqs];
-    for t in 0..longest {
-        let logits = engine
-            .step(&mut state, if t == 0 { &[] } else { &prev })
-            .map_err(engine_error)?;
+    lockstep(engine, seqs, longest, |t, logits, prev| {
         let mut row = 0;
         for u in batch {
             let b = &mut blocks[u.block];
@@ -193,6 +173,6 @@ fn decode_wave_batch(
             }
             row += u.end - u.first;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -59,34 +59,39 @@ pub struct LlmHeader {
     /// Chunks per wave (version 2; version 1 has no shared state, and its
     /// "waves" are its groups).
     pub wave: usize,
-    /// Where the stream lengths start.
-    pub len: usize,
+}
+
+/// The fixed header's length in a payload of `version`, if known.
+fn header_len(version: u8) -> Option<usize> {
+    match version {
+        PAYLOAD_PLAIN => Some(20),
+        PAYLOAD_MIXED => Some(21),
+        _ => None,
+    }
 }
 
 impl LlmHeader {
     pub fn parse(payload: &[u8]) -> Result<LlmHeader, CodecError> {
-        let len = match payload.first() {
-            Some(&PAYLOAD_PLAIN) => 20,
-            Some(&PAYLOAD_MIXED) => 21,
-            Some(v) => return Err(corrupt(format!("unknown llm payload version {v}"))),
-            None => 0,
+        let Some(&version) = payload.first() else {
+            return Err(corrupt("empty payload".into()));
         };
-        if payload.len() < len || len == 0 {
+        let len = header_len(version)
+            .ok_or_else(|| corrupt(format!("unknown llm payload version {version}")))?;
+        if payload.len() < len {
             return Err(corrupt(format!("payload of {} bytes", payload.len())));
         }
         let group = payload[1] as usize;
         let h = LlmHeader {
-            version: payload[0],
+            version,
             group,
             chunk_len: u16::from_le_bytes([payload[2], payload[3]]) as usize,
             model: payload[4..12].try_into().unwrap(),
             engine: payload[12..20].try_into().unwrap(),
-            wave: if len > 20 {
+            wave: if version == PAYLOAD_MIXED {
                 payload[20] as usize
             } else {
                 group
             },
-            len,
         };
         // A group, and a wave, is decoded as one batch: bound it (and with
         // it the decoder's cache memory) whatever the payload says.
@@ -131,7 +136,7 @@ fn split_groups(
     let h = LlmHeader::parse(payload)?;
     let chunks = raw_len.div_ceil(h.chunk_len);
     let groups = chunks.div_ceil(h.group);
-    let mut pos = h.len;
+    let mut pos = header_len(h.version).unwrap_or(payload.len());
     let mut sizes = Vec::with_capacity(groups);
     for _ in 1..groups {
         let (v, n) =
@@ -159,6 +164,52 @@ fn split_groups(
         jobs.push(GroupJob { stream, lens });
     }
     Ok((h, jobs))
+}
+
+/// Splits units of `sizes` sequences, in order, into runs that one model
+/// batch can take: whole units, at most DECODE_BATCH sequences (a larger
+/// unit runs alone).
+fn batches(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < sizes.len() {
+        let mut end = start + 1;
+        let mut seqs = sizes[start];
+        while end < sizes.len() && seqs + sizes[end] <= DECODE_BATCH {
+            seqs += sizes[end];
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+/// Advances `seqs` sequences in lockstep for `longest` positions: one
+/// batched model step per position, then `code(t, logits, prev)` codes
+/// position `t` of every sequence and writes each byte it decoded into
+/// `prev`, the next step's input.
+fn lockstep(
+    engine: &mut Engine,
+    seqs: usize,
+    longest: usize,
+    mut code: impl FnMut(usize, &[f32], &mut [u8]) -> Result<(), CodecError>,
+) -> Result<(), CodecError> {
+    if longest > engine.config.context {
+        return Err(corrupt(format!(
+            "chunk length {longest} exceeds the model context {}",
+            engine.config.context
+        )));
+    }
+    let mut state = engine.decoder(seqs).map_err(engine_error)?;
+    let mut prev = vec![0u8; seqs];
+    for t in 0..longest {
+        let logits = engine
+            .step(&mut state, if t == 0 { &[] } else { &prev })
+            .map_err(engine_error)?;
+        code(t, logits, &mut prev)?;
+    }
+    Ok(())
 }
 
 fn read_leb128(bytes: &[u8]) -> Option<(u64, usize)> {
@@ -314,18 +365,9 @@ impl LlmCodec {
                 results[b] = Some(r);
             }
         }
-        let mut start = 0;
-        while start < plain_jobs.len() {
-            // Take whole groups up to DECODE_BATCH sequences.
-            let mut end = start;
-            let mut seqs = 0;
-            while end < plain_jobs.len()
-                && (end == start || seqs + plain_jobs[end].2.lens.len() <= DECODE_BATCH)
-            {
-                seqs += plain_jobs[end].2.lens.len();
-                end += 1;
-            }
-            let batch = &plain_jobs[start..end];
+        let sizes: Vec<usize> = plain_jobs.iter().map(|j| j.2.lens.len()).collect();
+        for range in batches(&sizes) {
+            let batch = &plain_jobs[range];
             match plain::decode_batch(&mut engine, batch) {
                 Ok(outputs) => {
                     for ((b, first_chunk, _), chunks) in batch.iter().zip(outputs) {
@@ -351,7 +393,6 @@ impl LlmCodec {
                     }
                 }
             }
-            start = end;
         }
         results
             .into_iter()

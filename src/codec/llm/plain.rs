@@ -2,7 +2,7 @@
 //! 256-symbol table per byte. Still written on request (to measure the
 //! transformer's own contribution) and always decoded.
 
-use super::{corrupt, engine_error, GroupJob};
+use super::{corrupt, lockstep, GroupJob};
 use crate::codec::{CodecError, CodecId};
 use crate::coder::range::{Decoder, Encoder};
 use crate::coder::FreqTable;
@@ -56,12 +56,6 @@ pub(super) fn decode_batch(
         .copied()
         .max()
         .unwrap_or(0);
-    if longest > engine.config.context {
-        return Err(corrupt(format!(
-            "chunk length {longest} exceeds the model context {}",
-            engine.config.context
-        )));
-    }
     let mut decoders: Vec<Option<Decoder<'_>>> = jobs
         .iter()
         .map(|j| Some(Decoder::new(j.2.stream)))
@@ -71,12 +65,7 @@ pub(super) fn decode_batch(
         .iter()
         .map(|j| j.2.lens.iter().map(|&l| Vec::with_capacity(l)).collect())
         .collect();
-    let mut state = engine.decoder(seqs).map_err(engine_error)?;
-    let mut prev = vec![0u8; seqs];
-    for t in 0..longest {
-        let logits = engine
-            .step(&mut state, if t == 0 { &[] } else { &prev })
-            .map_err(engine_error)?;
+    lockstep(engine, seqs, longest, |t, logits, prev| {
         let mut row = 0;
         for (g, job) in jobs.iter().enumerate() {
             for (c, &len) in job.2.lens.iter().enumerate() {
@@ -107,7 +96,8 @@ pub(super) fn decode_batch(
             }
             row += job.2.lens.len();
         }
-    }
+        Ok(())
+    })?;
     Ok(out
         .into_iter()
         .zip(decoders)
