@@ -4,7 +4,7 @@
 //! New writes are stored with the fast codec (zstd or raw) so the model
 //! never slows them down. The archiver picks blocks not yet considered and
 //! written long enough ago, decodes each, encodes it with the smallest of
-//! llm/zstd/raw, and swaps the new record in only if the block still holds
+//! llm/lzma/zstd/raw, and swaps the new record in only if the block still holds
 //! the record it started from: a block rewritten meanwhile keeps its new
 //! data (`Meta::swap_archived_block`).
 

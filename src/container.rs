@@ -140,7 +140,7 @@ impl Header {
 /// How `compress` picks a codec per block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
-    /// The smallest of llm, zstd and raw.
+    /// The smallest of llm, lzma, zstd and raw.
     Best,
     /// zstd or raw.
     Fast,
@@ -154,7 +154,7 @@ pub struct Summary {
     pub raw_bytes: u64,
     pub stored_bytes: u64,
     /// Per codec: (blocks, raw bytes, record bytes).
-    pub per_codec: [(u64, u64, u64); 3],
+    pub per_codec: [(u64, u64, u64); CodecId::ALL.len()],
 }
 
 impl Summary {

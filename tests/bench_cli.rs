@@ -84,6 +84,7 @@ fn bench_json_on_a_small_file() {
     let choice = &f["llmfs_choice"];
     assert_eq!(
         choice["llm"].as_u64().unwrap()
+            + choice["lzma"].as_u64().unwrap()
             + choice["zstd"].as_u64().unwrap()
             + choice["raw"].as_u64().unwrap(),
         2

@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use llmfs::codec::{encode_record, CodecId, CodecSet, LzmaCodec, RawCodec, ZstdCodec};
 use llmfs::store::{Durability, OpenOptions, Store, StoreError, DB_FILE, SCHEMA_VERSION};
 
 fn create(dir: &std::path::Path, block_size: usize) -> Result<Store, StoreError> {
@@ -77,6 +78,53 @@ fn newer_schema_refused() {
     )
     .unwrap_err();
     assert!(matches!(ro, StoreError::TooNew { .. }), "{ro}");
+}
+
+/// A store written before LZMA2 records existed (schema version 2; version 3
+/// changes no table) opens, is upgraded in place, keeps its blocks, and takes
+/// LZMA2 records afterwards. Older builds then refuse it as too new.
+#[test]
+fn version_2_store_upgrades_and_keeps_its_blocks() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    let text = b"a block written by an older llmfs; ".repeat(500);
+    let zstd = encode_record(&ZstdCodec::new(19), &text).unwrap();
+    let raw = encode_record(&RawCodec, b"raw bytes").unwrap();
+    {
+        let s = create(&dir, 65536).unwrap();
+        s.write(Durability::Durable, |m| {
+            m.put_block(1, 0, CodecId::Zstd as u8, text.len() as u64, &zstd)?;
+            m.put_block(1, 1, CodecId::Raw as u8, 9, &raw)
+        })
+        .unwrap();
+    }
+    let c = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
+    c.pragma_update(None, "user_version", 2).unwrap();
+    drop(c);
+
+    let s = create(&dir, 65536).unwrap();
+    let version: u32 = rusqlite::Connection::open(dir.join(DB_FILE))
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 3);
+    let set = CodecSet::default();
+    let got = s.read(|m| m.block(1, 0)).unwrap().unwrap();
+    assert_eq!(got, zstd);
+    assert_eq!(set.decode_block(&got, 65536).unwrap(), text);
+    let got = s.read(|m| m.block(1, 1)).unwrap().unwrap();
+    assert_eq!(set.decode_block(&got, 65536).unwrap(), b"raw bytes");
+
+    let lzma = encode_record(&LzmaCodec, &text).unwrap();
+    s.write(Durability::Durable, |m| {
+        m.put_block(1, 0, CodecId::Lzma as u8, text.len() as u64, &lzma)
+    })
+    .unwrap();
+    drop(s);
+    let s = create(&dir, 65536).unwrap();
+    let got = s.read(|m| m.block(1, 0)).unwrap().unwrap();
+    assert_eq!(set.decode_block(&got, 65536).unwrap(), text);
 }
 
 #[test]

@@ -5,11 +5,13 @@ DESIGN.md): the encoder runs it once over a whole chunk with an empty cache,
 the decoder runs it one token at a time with the cache it returned last time.
 
 Inputs
-  tokens        int64 [B, T]          BOS (256) then bytes
+  tokens        int64 [B, T]          BOS then symbols (bytes: BOS 256; a tokenizer
+                                      model: BOS = config["vocab"])
   past_k_<l>    f32   [B, H, dh, P]   keys, stored transposed so QK^T needs no copy
   past_v_<l>    f32   [B, H, P, dh]
 Outputs
-  logits        f32   [B, T, 256]     row t predicts the byte after token t
+  logits        f32   [B, T, V]       row t predicts the symbol after token t (V 256
+                                      for bytes, config["vocab"] for a tokenizer)
   present_k_<l> f32   [B, H, dh, P+T]
   present_v_<l> f32   [B, H, P+T, dh]
 
@@ -28,8 +30,6 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 18
-VOCAB_OUT = 256
-BOS = 256
 
 
 def build(config, weights):
@@ -131,7 +131,8 @@ def build(config, weights):
     for l in range(n_layers):
         inputs.append(helper.make_tensor_value_info(f"past_k_{l}", TensorProto.FLOAT, ["B", n_heads, dh, "P"]))
         inputs.append(helper.make_tensor_value_info(f"past_v_{l}", TensorProto.FLOAT, ["B", n_heads, "P", dh]))
-    outs = [helper.make_tensor_value_info(logits, TensorProto.FLOAT, ["B", "T", VOCAB_OUT])]
+    vocab_out = config.get("vocab", 256)
+    outs = [helper.make_tensor_value_info(logits, TensorProto.FLOAT, ["B", "T", vocab_out])]
     for l in range(n_layers):
         outs.append(helper.make_tensor_value_info(f"present_k_{l}", TensorProto.FLOAT, ["B", n_heads, dh, "PT"]))
         outs.append(helper.make_tensor_value_info(f"present_v_{l}", TensorProto.FLOAT, ["B", n_heads, "PT", dh]))

@@ -1,9 +1,13 @@
-"""Trains the byte-level transformer that the graph builder exports.
+"""Trains the transformer that the graph builder exports.
 
 The architecture is exactly the one graph.py writes: token + learned position
 embeddings, pre-LayerNorm blocks (causal attention, GELU MLP), final
-LayerNorm, untied output head. Every sample starts with BOS (256), as every
-coded chunk does.
+LayerNorm, untied output head. Every sample starts with BOS, as every coded
+chunk does.
+
+Two input schemes: bytes (vocabulary 256, BOS 256; the default), or with
+--tokenizer a byte-pair tokenizer (tokenizer.py: all 256 bytes plus merges,
+BOS = vocabulary size). Held-out figures are bits per *byte* either way.
 
 Resumable: a checkpoint (weights, optimiser, step, RNG state) is written every
 --checkpoint-minutes and at the end; rerunning the same command continues. The
@@ -50,11 +54,12 @@ class Model(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         d = cfg["d_model"]
-        self.tok = nn.Embedding(257, d)
+        vocab = cfg.get("vocab", 256)
+        self.tok = nn.Embedding(vocab + 1, d)
         self.pos = nn.Embedding(cfg["context"], d)
         self.blocks = nn.ModuleList(Block(d, cfg["n_heads"]) for _ in range(cfg["n_layers"]))
         self.lnf = nn.LayerNorm(d)
-        self.head = nn.Linear(d, 256)
+        self.head = nn.Linear(d, vocab)
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(m.weight, std=0.02)
@@ -85,16 +90,29 @@ class Model(nn.Module):
         return w
 
 
-def load_split(corpus, split):
+def load_split(corpus, split, tok=None, cache_dir=None, max_bytes=None):
+    """Each source of a split as a symbol array: its bytes, or its tokens
+    (cached in cache_dir, since tokenizing the corpus takes minutes)."""
     data = {}
     for f in sorted(os.listdir(os.path.join(corpus, split))):
         arr = np.fromfile(os.path.join(corpus, split, f), dtype=np.uint8)
-        if len(arr) > 4096:
-            data[f[:-4]] = arr
+        if max_bytes:
+            arr = arr[:max_bytes]
+        if len(arr) <= 4096:
+            continue
+        if tok is not None:
+            cache = os.path.join(cache_dir, f"tokens-{split}-{f[:-4]}-{max_bytes or 0}.npy")
+            if os.path.exists(cache):
+                arr = np.load(cache)
+            else:
+                arr = np.array(tok.encode(arr.tobytes()), dtype=np.uint16)
+                np.save(cache + ".tmp.npy", arr)
+                os.replace(cache + ".tmp.npy", cache)
+        data[f[:-4]] = arr
     return data
 
 
-def sampler(data, weights, ctx, batch, rng):
+def sampler(data, weights, ctx, batch, rng, bos=BOS):
     names = sorted(data)
     p = np.array([weights.get(n, 1.0) * len(data[n]) for n in names], dtype=np.float64)
     p /= p.sum()
@@ -104,27 +122,29 @@ def sampler(data, weights, ctx, batch, rng):
         for s in src:
             arr = data[names[s]]
             start = rng.integers(0, len(arr) - ctx)
-            rows.append(np.concatenate([[BOS], arr[start:start + ctx - 1]]))
+            rows.append(np.concatenate([[bos], arr[start:start + ctx - 1]]))
             rows[-1] = np.concatenate([rows[-1], arr[start + ctx - 1:start + ctx]])
         yield torch.from_numpy(np.stack(rows).astype(np.int64))
 
 
 @torch.no_grad()
-def evaluate(model, data, ctx, device, max_bytes=1 << 18):
+def evaluate(model, data, ctx, device, max_symbols=1 << 18, vocab=256, symbol_bytes=None):
     """Bits per byte on held-out text, coded as llmfs codes it: independent
-    chunks of ctx bytes, each starting from BOS."""
+    chunks of ctx symbols, each starting from BOS. symbol_bytes[i] is the
+    length in bytes of symbol i (all 1 for bytes)."""
     model.eval()
     out = {}
     for name, arr in sorted(data.items()):
-        arr = arr[:max_bytes]
+        arr = arr[:max_symbols]
         n = len(arr) // ctx * ctx
+        n_bytes = n if symbol_bytes is None else int(symbol_bytes[arr[:n]].sum())
         chunks = torch.from_numpy(arr[:n].reshape(-1, ctx).astype(np.int64))
         bits = 0.0
         for i in range(0, len(chunks), 32):
             y = chunks[i:i + 32].to(device)
-            x = torch.cat([torch.full((len(y), 1), BOS, device=device), y[:, :-1]], dim=1)
-            bits += F.cross_entropy(model(x).reshape(-1, 256), y.reshape(-1), reduction="sum").item()
-        out[name] = bits / n / math.log(2)
+            x = torch.cat([torch.full((len(y), 1), vocab, device=device), y[:, :-1]], dim=1)
+            bits += F.cross_entropy(model(x).reshape(-1, vocab), y.reshape(-1), reduction="sum").item()
+        out[name] = bits / n_bytes / math.log(2)
     model.train()
     return out
 
@@ -145,12 +165,21 @@ def main():
     ap.add_argument("--checkpoint-minutes", type=float, default=10)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--tokenizer", help="tokenizer.json (tokenizer.py); bytes without it")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads, "context": args.context}
     os.makedirs(args.out, exist_ok=True)
+    tok, symbol_bytes = None, None
+    if args.tokenizer:
+        from tokenizer import Tokenizer
+        tok = Tokenizer.load(args.tokenizer)
+        tok.save(os.path.join(args.out, "tokenizer.json"))
+        cfg["vocab"] = tok.vocab
+        symbol_bytes = np.array([len(b) for b in tok.bytes_of], dtype=np.int64)
+    vocab = cfg.get("vocab", 256)
     ckpt_path = os.path.join(args.out, "checkpoint.pt")
     torch.manual_seed(args.seed)
     model = Model(cfg).to(args.device)
@@ -168,11 +197,11 @@ def main():
         step, log, train_seconds = ck["step"], ck["log"], ck["train_seconds"]
         rng.bit_generator.state = ck["rng"]
         print(f"resumed at step {step}", flush=True)
-    train = load_split(args.corpus, "train")
-    held = load_split(args.corpus, "heldout")
-    batches = sampler(train, {}, args.context, args.batch, rng)
+    train = load_split(args.corpus, "train", tok, args.out)
+    held = load_split(args.corpus, "heldout", tok, args.out, max_bytes=1 << 16)
+    batches = sampler(train, {}, args.context, args.batch, rng, bos=vocab)
     nparams = sum(p.numel() for p in model.parameters())
-    print(f"{nparams} parameters, config {cfg}, {sum(map(len, train.values())) / 1e6:.1f} MB of training text",
+    print(f"{nparams} parameters, config {cfg}, {sum(map(len, train.values())) / 1e6:.1f}M training symbols",
           flush=True)
 
     def save():
@@ -196,7 +225,7 @@ def main():
             g["lr"] = lr
         tokens = next(batches).to(args.device)
         logits = model(tokens[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, 256), tokens[:, 1:].reshape(-1))
+        loss = F.cross_entropy(logits.reshape(-1, vocab), tokens[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -208,9 +237,11 @@ def main():
             now = time.time()
             train_seconds += now - t_mark
             rate = 100 * args.batch * args.context / (now - t_mark)
-            entry = {"step": step, "bpb": loss_acc / n_acc / math.log(2), "lr": lr, "tok_s": rate}
-            if step % 1000 == 0:
-                entry["heldout_bpb"] = evaluate(model, held, args.context, args.device, 1 << 16)
+            # bits per symbol (a token, for a tokenizer model); held out is per byte
+            entry = {"step": step, "bits_per_symbol": loss_acc / n_acc / math.log(2), "lr": lr, "tok_s": rate}
+            if step % 1000 == 0 or step == args.steps:
+                entry["heldout_bpb"] = evaluate(model, held, args.context, args.device, 1 << 16, vocab,
+                                                symbol_bytes)
             log.append(entry)
             print(json.dumps(entry), flush=True)
             t_mark, loss_acc, n_acc = time.time(), 0.0, 0

@@ -94,7 +94,7 @@ impl ModelArgs {
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodecChoice {
-    /// The smallest of llm, zstd and raw per block.
+    /// The smallest of llm, lzma, zstd and raw per block.
     Auto,
     /// zstd or raw only (no model).
     Zstd,

@@ -8,6 +8,7 @@
 
 mod error;
 pub mod llm;
+mod lzma_codec;
 mod raw;
 pub mod record;
 mod select;
@@ -15,6 +16,7 @@ mod zstd_codec;
 
 pub use error::CodecError;
 pub use llm::LlmCodec;
+pub use lzma_codec::LzmaCodec;
 pub use raw::RawCodec;
 pub use record::{decode_record, encode_record, RecordHeader, RECORD_HEADER_LEN};
 pub use select::{record_codec, CodecSet};
@@ -28,6 +30,8 @@ pub enum CodecId {
     Raw = 0,
     Zstd = 1,
     Llm = 2,
+    /// LZMA2 (xz -9e) without the .xz container; archival path only.
+    Lzma = 3,
 }
 
 impl CodecId {
@@ -36,6 +40,7 @@ impl CodecId {
             0 => Some(CodecId::Raw),
             1 => Some(CodecId::Zstd),
             2 => Some(CodecId::Llm),
+            3 => Some(CodecId::Lzma),
             _ => None,
         }
     }
@@ -45,10 +50,11 @@ impl CodecId {
             CodecId::Raw => "raw",
             CodecId::Zstd => "zstd",
             CodecId::Llm => "llm",
+            CodecId::Lzma => "lzma",
         }
     }
 
-    pub const ALL: [CodecId; 3] = [CodecId::Raw, CodecId::Zstd, CodecId::Llm];
+    pub const ALL: [CodecId; 4] = [CodecId::Raw, CodecId::Zstd, CodecId::Llm, CodecId::Lzma];
 }
 
 /// One block codec. Implementations are deterministic: the same input gives

@@ -9,6 +9,7 @@ use super::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_models_archive.sql"),
+    include_str!("../../migrations/0003_lzma_records.sql"),
 ];
 
 /// The schema version this build writes and reads.

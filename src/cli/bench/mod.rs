@@ -49,7 +49,7 @@ pub const BENCH_HELP: &str = "\
 What runs: every classical compressor (zstd -3, zstd -19, xz -9e, gzip -9, \
 brotli -q 11) on every byte, once per block of --block-size and once on the \
 whole file, single-threaded per stream. The model (`llm`: the llm codec on \
-every block; `llmfs`: the smallest of llm/zstd-19/raw per block, which is \
+every block; `llmfs`: the smallest of llm/lzma/zstd-19/raw per block, which is \
 what the archiver stores) on every block of files up to --llm-max-bytes, and \
 on an evenly spaced sample of that many bytes of blocks of larger files \
 (the output names the sample); `--llm-max-bytes all` runs it on everything. \
@@ -223,7 +223,7 @@ pub struct FileResult {
     /// Per-block columns' stored bytes over the sampled blocks only.
     pub on_sample: BTreeMap<Column, u64>,
     /// The llmfs choice: blocks per codec id.
-    pub choice: [u64; 3],
+    pub choice: [u64; CodecId::ALL.len()],
     /// The model's full pass over the sampled blocks (seconds in `encode_secs`).
     pub full_pass: Option<Measure>,
 }
@@ -496,7 +496,7 @@ fn bench_file(
         sample,
         columns: BTreeMap::new(),
         on_sample: BTreeMap::new(),
-        choice: [0; 3],
+        choice: [0; CodecId::ALL.len()],
         full_pass: None,
     };
     for &s in subjects {

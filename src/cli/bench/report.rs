@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::codec::CodecId;
 use serde_json::{json, Map, Value};
 
 use super::{Column, FileResult, Limit, Measure, Report, Subject};
@@ -17,7 +18,7 @@ struct Totals {
     sample_bytes: u64,
     on_sample: BTreeMap<Column, u64>,
     full_pass: Option<Measure>,
-    choice: [u64; 3],
+    choice: [u64; CodecId::ALL.len()],
 }
 
 impl Totals {
@@ -163,8 +164,9 @@ fn kbs(bytes: u64, secs: f64) -> String {
     }
 }
 
-fn choice(c: [u64; 3]) -> String {
-    format!("{}/{}/{}", c[2], c[1], c[0])
+/// Blocks per codec as llm/lzma/zstd/raw.
+fn choice(c: [u64; CodecId::ALL.len()]) -> String {
+    format!("{}/{}/{}/{}", c[2], c[3], c[1], c[0])
 }
 
 /// Bits per byte: a row per file, then the groups.
@@ -175,7 +177,7 @@ fn size_table(r: &Report) -> Table {
     if model {
         head.push("model blocks".into());
         if r.settings.subjects.contains(&Subject::Llmfs) {
-            head.push("llmfs llm/zstd/raw".into());
+            head.push("llmfs llm/lzma/zstd/raw".into());
         }
     }
     head.extend(cols.iter().map(|c| c.name()));
@@ -317,7 +319,7 @@ fn codec_table(r: &Report) -> Table {
     for s in &r.settings.subjects {
         let (setting, library) = match s {
             Subject::Llmfs => (
-                "per block the smallest of llm, zstd -19, raw (CodecSet::encode_block_best)".into(),
+                "per block the smallest of llm, lzma (xz -9e), zstd -19, raw (CodecSet::encode_block_best)".into(),
                 engine_line(r),
             ),
             Subject::Llm => (
@@ -452,8 +454,8 @@ fn columns_json(r: &Report, cols: &BTreeMap<Column, Measure>) -> Value {
     Value::Object(m)
 }
 
-fn choice_json(c: [u64; 3]) -> Value {
-    json!({"llm": c[2], "zstd": c[1], "raw": c[0]})
+fn choice_json(c: [u64; CodecId::ALL.len()]) -> Value {
+    json!({"llm": c[2], "lzma": c[3], "zstd": c[1], "raw": c[0]})
 }
 
 pub fn json(r: &Report) -> Value {
