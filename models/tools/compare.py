@@ -6,19 +6,24 @@ the decoder path (one-token cached steps, a batch of 64 chunks in lockstep),
 as symbols/s and bytes/s, with the pinned runtime and graph optimisation
 level "basic", as llmfs runs it.
 
-The bits come from the float logits (log-softmax in float64): the range
-coder's integer tables add about 0.1-0.3% to this, the same for every model.
+The bits are those of llmfs's integer frequency tables (src/coder/freq.rs:
+total 2^16, a floor of 1 per symbol, the rest shared by probability), taken
+as -log2((1 + p * (2^16 - V)) / 2^16) for the coded symbol's softmax
+probability p over a vocabulary of V symbols: without the floor a model that
+is confidently wrong (on binary data) would cost unboundedly many bits.
 For byte models `llmfs compress --codec llm-alone` measures the real codec
 and `mix_tune` the mixed predictor; this script is what puts the tokenizer
 models next to them.
 
 usage: compare.py --model NAME=MODEL.onnx[,TOKENIZER.json] ... [--threads 1]
-                  [--no-speed] [--out PREFIX] FILE[:MAX_BYTES] ...
+                  [--no-speed | --speed-only] [--out PREFIX] FILE[:MAX_BYTES] ...
+
+--speed-only skips the bits (the files then only give bytes per symbol), so
+that throughput can be measured on an otherwise idle machine in a minute.
 """
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -31,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tokenizer import Tokenizer  # noqa: E402
 
 BLOCK = 65536
+TOTAL = 1 << 16  # the coder's table total (src/coder/freq.rs)
 
 
 def load(spec, threads):
@@ -81,9 +87,11 @@ def bits_of(m, syms):
             logits = m["sess"].run(["logits"], {"tokens": x, **empty_cache(m["cfg"], len(y))})[0]
             z = logits.astype(np.float64)
             z -= z.max(axis=-1, keepdims=True)
-            logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-            total -= np.take_along_axis(logp, y[:, :, None], axis=-1).sum()
-    return total / math.log(2)
+            p = np.exp(z)
+            p = np.take_along_axis(p, y[:, :, None], axis=-1)[..., 0] / p.sum(axis=-1)
+            vocab = logits.shape[-1]
+            total -= np.log2((1 + p * (TOTAL - vocab)) / TOTAL).sum()
+    return total
 
 
 def speed(m, seconds=3.0):
@@ -118,6 +126,7 @@ def main():
     ap.add_argument("--model", action="append", required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--speed-only", action="store_true")
     ap.add_argument("--out")
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
@@ -137,7 +146,7 @@ def main():
             bits = syms_n = 0
             for i in range(0, len(data), BLOCK):
                 s = symbols(m, data[i:i + BLOCK])
-                bits += bits_of(m, s)
+                bits += 0.0 if args.speed_only else bits_of(m, s)
                 syms_n += len(s)
             r["files"][name] = {"bits_per_byte": bits / len(data), "bytes_per_symbol": len(data) / syms_n}
             bits_total += bits

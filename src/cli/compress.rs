@@ -98,6 +98,9 @@ pub enum CodecChoice {
     Auto,
     /// zstd or raw only (no model).
     Zstd,
+    /// The smallest of lzma, zstd -19 and raw per block: the archival choice
+    /// without the model (fast; `auto` never stores more).
+    Classic,
     /// The model on every block, even where it loses (tests, benchmarks).
     Llm,
     /// The transformer alone on every block, without the in-block models
@@ -246,11 +249,11 @@ pub fn compress(args: CompressArgs) -> Result<ExitCode, String> {
         ));
     }
     let codecs = args.model.worker_sets_mixing(
-        args.codec != CodecChoice::Zstd,
+        !matches!(args.codec, CodecChoice::Zstd | CodecChoice::Classic),
         args.codec != CodecChoice::LlmAlone,
     )?;
     let policy = match args.codec {
-        CodecChoice::Auto => container::Policy::Best,
+        CodecChoice::Auto | CodecChoice::Classic => container::Policy::Best,
         CodecChoice::Zstd => container::Policy::Fast,
         CodecChoice::Llm | CodecChoice::LlmAlone => container::Policy::Only(CodecId::Llm),
     };

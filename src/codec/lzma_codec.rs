@@ -199,4 +199,30 @@ mod tests {
             assert!(out.len() <= raw.len());
         }
     }
+
+    #[test]
+    fn random_payloads_are_errors_or_exact() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..300 {
+            let len = (next() % 300) as usize;
+            let mut payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Half of them start like a real stream (an uncompressed or an
+            // LZMA chunk header) so the decoder gets past the first byte.
+            if round % 2 == 0 && !payload.is_empty() {
+                payload[0] = if round % 4 == 0 { 0x01 } else { 0xe0 };
+            }
+            let raw_len = (next() % 70_000) as usize;
+            let mut out = Vec::new();
+            if LzmaCodec.decode(&payload, raw_len, &mut out).is_ok() {
+                assert_eq!(out.len(), raw_len);
+            }
+            assert!(out.len() <= raw_len);
+        }
+    }
 }
