@@ -140,15 +140,7 @@ mod tests {
             roundtrip(&sample(n));
             roundtrip(&vec![0u8; n]);
         }
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let noise: Vec<u8> = (0..65536)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
+        let noise = crate::codec::test_data::noise(65536, 0x9e37_79b9_7f4a_7c15u64);
         let p = roundtrip(&noise);
         assert!(p.len() < noise.len() + noise.len() / 64, "{}", p.len());
     }

@@ -76,3 +76,20 @@ pub trait Codec: Send + Sync {
         None
     }
 }
+
+/// Test data shared by the codec modules' tests.
+#[cfg(test)]
+pub(crate) mod test_data {
+    /// `n` bytes of xorshift64 noise from `seed`: incompressible, reproducible.
+    pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+}

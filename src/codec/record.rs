@@ -157,15 +157,7 @@ mod tests {
         let set = CodecSet::default();
         let rec = set.encode_block(&text(65536)).unwrap();
         assert_eq!(rec[1], CodecId::Zstd as u8);
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let noise: Vec<u8> = (0..65536)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
+        let noise = crate::codec::test_data::noise(65536, 0x9e37_79b9_7f4a_7c15u64);
         let rec = set.encode_block(&noise).unwrap();
         assert_eq!(rec[1], CodecId::Raw as u8);
         assert_eq!(set.decode_block(&rec, 65536).unwrap(), noise);

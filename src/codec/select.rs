@@ -174,15 +174,7 @@ mod tests {
     #[test]
     fn archival_path_skips_lzma_on_incompressible_blocks() {
         let set = CodecSet::default();
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let noise: Vec<u8> = (0..65536)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 32) as u8
-            })
-            .collect();
+        let noise = crate::codec::test_data::noise(65536, 0x2545_f491_4f6c_dd1du64);
         let rec = set.encode_block_best(&noise).unwrap();
         assert_eq!(record_codec(&rec), Some(CodecId::Raw));
         assert_eq!(set.decode_block(&rec, 65536).unwrap(), noise);
