@@ -30,9 +30,9 @@ import time
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_exact import empty_cache, session  # noqa: E402
 from tokenizer import Tokenizer  # noqa: E402
 
 BLOCK = 65536
@@ -42,28 +42,16 @@ TOTAL = 1 << 16  # the coder's table total (src/coder/freq.rs)
 def load(spec, threads):
     name, rest = spec.split("=", 1)
     path, _, tok_path = rest.partition(",")
-    cfg = json.loads({p.key: p.value for p in onnx.load(path).metadata_props}["llmfs.config"])
+    graph = onnx.load(path)
+    cfg = json.loads({p.key: p.value for p in graph.metadata_props}["llmfs.config"])
     tok = Tokenizer.load(tok_path) if tok_path else None
     if tok is not None and tok.vocab != cfg.get("vocab"):
         sys.exit(f"{spec}: tokenizer vocabulary {tok.vocab} != model's {cfg.get('vocab')}")
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    params = sum(int(np.prod(t.dims)) for t in onnx.load(path).graph.initializer
+    sess = session(path, "basic", threads)
+    params = sum(int(np.prod(t.dims)) for t in graph.graph.initializer
                  if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) >= 1 and not t.name.startswith("causal"))
     return {"name": name, "path": path, "cfg": cfg, "tok": tok, "sess": sess, "params": params,
             "size": os.path.getsize(path)}
-
-
-def empty_cache(cfg, b):
-    d, h = cfg["d_model"], cfg["n_heads"]
-    feeds = {}
-    for l in range(cfg["n_layers"]):
-        feeds[f"past_k_{l}"] = np.zeros((b, h, d // h, 0), np.float32)
-        feeds[f"past_v_{l}"] = np.zeros((b, h, 0, d // h), np.float32)
-    return feeds
 
 
 def symbols(m, block):

@@ -166,7 +166,14 @@ fn kbs(bytes: u64, secs: f64) -> String {
 
 /// Blocks per codec as llm/lzma/zstd/raw.
 fn choice(c: [u64; CodecId::ALL.len()]) -> String {
-    format!("{}/{}/{}/{}", c[2], c[3], c[1], c[0])
+    let n = |id: CodecId| c[id as usize];
+    format!(
+        "{}/{}/{}/{}",
+        n(CodecId::Llm),
+        n(CodecId::Lzma),
+        n(CodecId::Zstd),
+        n(CodecId::Raw)
+    )
 }
 
 /// Bits per byte: a row per file, then the groups.
@@ -455,7 +462,12 @@ fn columns_json(r: &Report, cols: &BTreeMap<Column, Measure>) -> Value {
 }
 
 fn choice_json(c: [u64; CodecId::ALL.len()]) -> Value {
-    json!({"llm": c[2], "lzma": c[3], "zstd": c[1], "raw": c[0]})
+    Value::Object(
+        CodecId::ALL
+            .iter()
+            .map(|&id| (id.name().to_string(), json!(c[id as usize])))
+            .collect(),
+    )
 }
 
 pub fn json(r: &Report) -> Value {
