@@ -639,7 +639,8 @@ fn serve(
     if let Some(a) = archiver {
         a.stop();
     }
-    if !stopping.swap(true, Ordering::SeqCst) {
+    let signalled = stopping.swap(true, Ordering::SeqCst);
+    if !signalled {
         notify::stopping(&format!(
             "{} was unmounted; writing back",
             mountpoint.display()
@@ -648,6 +649,16 @@ fn serve(
     // `destroy` already wrote everything back; this is a no-op unless the
     // session ended without it.
     let shut = fs.shutdown();
+    let result = match result {
+        // The unmount we started on a signal can race the session's next
+        // read, which then sees the connection aborted instead of ENODEV:
+        // the end we asked for, not a failure. Write-back is checked below.
+        Err(e) if signalled && e.raw_os_error() == Some(libc::ECONNABORTED) => {
+            log::info!("FUSE connection closed by the unmount");
+            Ok(())
+        }
+        r => r,
+    };
     result.map_err(|e| format!("FUSE session ended with an error: {e}"))?;
     shut.map_err(|e| format!("writing back at unmount: {e}"))?;
     log::info!("unmounted {}", mountpoint.display());
