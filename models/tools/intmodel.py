@@ -1,0 +1,688 @@
+"""The integer model (semantics `llmfs-int8-v1`): its executable
+specification in numpy, post-training quantisation of a float model, and the
+ONNX graph that ONNX Runtime runs.
+
+Every value that reaches the logits is an integer computed by the rules
+below, so every kernel on every ISA and execution provider gives the same
+result (docs/INTEGER_MODEL.md states the same rules op by op, with bounds).
+`forward()` here is the reference in numpy; `src/model/reference.rs` is the
+reference in Rust; `build_graph()` writes the graph that computes it with
+ONNX Runtime's integer kernels. Tests check all three agree bitwise.
+
+Arithmetic rules:
+  - tdiv(a, b): division truncating toward zero (C, Rust, ONNX `Div` on
+    integers). Where the rounding direction matters the numerator is made
+    non-negative by adding a multiple of the divisor first, so truncation is
+    floor and the result is round-half-up.
+  - Every product of two tensors is MatMulInteger int8 x int8 (values in
+    [-127, 127], no zero points) accumulating in int32.
+  - Every reduction (ReduceSum, ReduceMax) stays below 2^24 in magnitude, so
+    an execution provider that reduces through float32 is exact too.
+  - Requantisation of a product multiplies in int64 (`req`).
+
+usage:
+  intmodel.py quantize FLOAT.onnx OUT.onnx [--calib FILE ...]   PTQ of a float model
+  intmodel.py check MODEL.onnx                                  numpy reference vs ORT, bitwise
+  intmodel.py random CONFIG.json OUT.onnx [--seed N] [--extreme] random weights (tests)
+"""
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+
+import numpy as np
+
+SEMANTICS = "llmfs-int8-v1"
+XMAX = 32767  # residual stream bound: |x| <= XMAX
+XFRAC = 9  # residual value = x / 2^XFRAC
+RSQRT_BITS = 13  # RSQRT[v] = round(2^13 / sqrt(max(v, 1)))
+VAR_CLAMP = 255  # |xs| <= 255 in the variance
+LOGIT_FRAC = 10  # logit in nats = L / 2^LOGIT_FRAC
+LOGIT_MAX = 1 << 20
+REQ_S = 24  # requantisation multipliers in Q24
+REQ_OFF = 1 << 31  # offset making requantisation numerators non-negative
+GELU_G = 2048  # GELU table index = h + G, h in [-G, G]
+MASK = 1 << 22  # added (negated) to masked attention scores
+LN_OFF = 1 << 29  # offset making the LN output numerators non-negative
+
+
+def tdiv(a, b):
+    """Integer division truncating toward zero, elementwise (int64)."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    q = np.abs(a) // np.abs(b)
+    return np.where((a < 0) ^ (b < 0), -q, q)
+
+
+def rsqrt_table():
+    v = np.arange(VAR_CLAMP * VAR_CLAMP + 1, dtype=np.float64)
+    return np.round((1 << RSQRT_BITS) / np.sqrt(np.maximum(v, 1))).astype(np.int32)
+
+
+# --------------------------------------------------------------------------
+# The reference forward pass
+# --------------------------------------------------------------------------
+
+
+def layer_norm(x, k, div):
+    """x int [..., d] -> int8-valued [..., d]. `k` scales xs for the
+    variance; `div[c]` = 2^(RSQRT_BITS + k - q_c) divides the output."""
+    d = x.shape[-1]
+    s = x.sum(-1, keepdims=True)
+    m = tdiv(s, d)
+    xc = x - m
+    xs = (xc + (1 << 16) + ((1 << k) >> 1)) // (1 << k) - ((1 << 16) >> k)
+    xs = np.clip(xs, -VAR_CLAMP, VAR_CLAMP)
+    v = (xs * xs).sum(-1, keepdims=True) // d
+    r = RSQRT[v].astype(np.int64)
+    u = xc * r
+    y = (u + LN_OFF + div // 2) // div - LN_OFF // div
+    return np.clip(y, -127, 127)
+
+
+def req(acc, mul, add, lo, hi):
+    """Requantisation: clamp(floor((acc * mul + add) / 2^REQ_S) - REQ_OFF)."""
+    t = (acc.astype(np.int64) * mul + add) // (1 << REQ_S) - REQ_OFF
+    return np.clip(t, lo, hi)
+
+
+def forward(p, cfg, tokens, cache=None):
+    """tokens int [B, T] (BOS first when the cache is empty); cache a list
+    of (k [B,H,dh,P], v [B,H,P,dh]) per layer or None. Returns the int
+    logits [B, T, V] and the new cache."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    b, t = tokens.shape
+    d, h, nl = cfg["d_model"], cfg["n_heads"], cfg["n_layers"]
+    dh = d // h
+    q = cfg["quant"]
+    past = 0 if cache is None else cache[0][0].shape[3]
+    pos = np.arange(past, past + t)
+    x = np.clip(p["tok_emb"][tokens].astype(np.int64) + p["pos_emb"][pos], -XMAX, XMAX)
+    # mask[i, j] for query row past + i and key column j
+    cols = np.arange(past + t)
+    mask = np.where(cols[None, :] > (past + np.arange(t))[:, None], -MASK, 0)
+    new_cache = []
+    for l in range(nl):
+        lq = q["layers"][l]
+        pre = f"h{l}."
+        y = layer_norm(x, lq["ln1_k"], p[pre + "ln1.div"].astype(np.int64))
+        acc = y @ p[pre + "attn.wqkv"].astype(np.int64)
+        qkv = req(acc, p[pre + "attn.mqkv"], p[pre + "attn.cqkv"], -127, 127)
+        qh = qkv[..., :d].reshape(b, t, h, dh).transpose(0, 2, 1, 3)
+        kh = qkv[..., d : 2 * d].reshape(b, t, h, dh).transpose(0, 2, 3, 1)
+        vh = qkv[..., 2 * d :].reshape(b, t, h, dh).transpose(0, 2, 1, 3)
+        if cache is not None:
+            kh = np.concatenate([cache[l][0].astype(np.int64), kh], axis=3)
+            vh = np.concatenate([cache[l][1].astype(np.int64), vh], axis=2)
+        new_cache.append((kh.astype(np.int8), vh.astype(np.int8)))
+        scores = qh @ kh + mask  # [B, H, T, P+T]
+        mx = scores.max(-1, keepdims=True)
+        idx = np.minimum((mx - scores) // (1 << lq["exp_shift"]), len(p[pre + "attn.exp"]) - 1)
+        pr = p[pre + "attn.exp"][idx].astype(np.int64)
+        ssum = pr.sum(-1, keepdims=True)
+        acc = pr @ vh  # [B, H, T, dh]
+        o = (acc + 128 * ssum + ssum // 2) // ssum - 128
+        o = o.transpose(0, 2, 1, 3).reshape(b, t, d)
+        acc = o @ p[pre + "attn.wo"].astype(np.int64)
+        x = np.clip(x + req(acc, p[pre + "attn.mo"], p[pre + "attn.co"], -XMAX, XMAX), -XMAX, XMAX)
+        y = layer_norm(x, lq["ln2_k"], p[pre + "ln2.div"].astype(np.int64))
+        acc = y @ p[pre + "mlp.w1"].astype(np.int64)
+        gi = req(acc, p[pre + "mlp.m1"], p[pre + "mlp.c1"], 0, 2 * GELU_G)
+        g = p[pre + "mlp.gelu"][gi].astype(np.int64)
+        acc = g @ p[pre + "mlp.w2"].astype(np.int64)
+        x = np.clip(x + req(acc, p[pre + "mlp.m2"], p[pre + "mlp.c2"], -XMAX, XMAX), -XMAX, XMAX)
+    y = layer_norm(x, q["lnf_k"], p["lnf.div"].astype(np.int64))
+    acc = y @ p["head.w"].astype(np.int64)
+    logits = req(acc, p["head.m"], p["head.c"], -LOGIT_MAX, LOGIT_MAX)
+    return logits, new_cache
+
+
+RSQRT = rsqrt_table()
+
+# --------------------------------------------------------------------------
+# Post-training quantisation of a float model
+# --------------------------------------------------------------------------
+
+
+def load_float(path):
+    """Float weights of a graph.py model under train.py's names (the
+    attention scale is already folded into wq)."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(path)
+    cfg = json.loads({e.key: e.value for e in m.metadata_props}["llmfs.config"])
+    w = {}
+    for i in m.graph.initializer:
+        n = re.sub(r"_\d+$", "", i.name)
+        w[n] = numpy_helper.to_array(i).astype(np.float64)
+    out = {"tok_emb": w["tok_emb"], "pos_emb": w["pos_emb"], "lnf.g": w["lnf_g"], "lnf.b": w["lnf_b"],
+           "head.w": w["head_w"], "head.b": w["head_b"]}
+    for l in range(cfg["n_layers"]):
+        for k in ["ln1_g", "ln1_b", "attn_wqkv", "attn_bqkv", "attn_wo", "attn_bo", "ln2_g", "ln2_b",
+                  "mlp_w1", "mlp_b1", "mlp_w2", "mlp_b2"]:
+            a, b = k.split("_", 1)
+            out[f"h{l}.{a}.{b}"] = w[f"h{l}_{k}"]
+    return cfg, out
+
+
+def gelu(z):
+    erf = np.vectorize(math.erf)
+    return 0.5 * z * (1 + erf(z / math.sqrt(2)))
+
+
+def float_forward(w, cfg, tokens, stats):
+    """The float model on one chunk [T], recording the ranges PTQ needs."""
+    d, h = cfg["d_model"], cfg["n_heads"]
+    dh = d // h
+    t = len(tokens)
+
+    def rec(k, a, axis=None):
+        v = np.abs(a).max(axis=axis) if axis is not None else np.abs(a).max()
+        stats[k] = np.maximum(stats.get(k, 0), v)
+
+    def ln(x, g, b, key):
+        xc = x - x.mean(-1, keepdims=True)
+        rec(key + ".xc", xc)
+        z = xc / np.sqrt((xc ** 2).mean(-1, keepdims=True) + 1e-5)
+        rec(key + ".z", z, axis=0)
+        return z * g + b
+
+    x = w["tok_emb"][tokens] + w["pos_emb"][:t]
+    mask = np.triu(np.full((t, t), -np.inf), 1)
+    for l in range(cfg["n_layers"]):
+        pre = f"h{l}."
+        hh = ln(x, w[pre + "ln1.g"], w[pre + "ln1.b"], pre + "ln1")
+        qkv = hh @ w[pre + "attn.wqkv"] + w[pre + "attn.bqkv"]
+        q, k, v = qkv[:, :d], qkv[:, d : 2 * d], qkv[:, 2 * d :]
+        rec(pre + "q", q), rec(pre + "k", k), rec(pre + "v", v)
+        q = q.reshape(t, h, dh).transpose(1, 0, 2)
+        k = k.reshape(t, h, dh).transpose(1, 0, 2)
+        v = v.reshape(t, h, dh).transpose(1, 0, 2)
+        s = q @ k.transpose(0, 2, 1) + mask
+        s = np.exp(s - s.max(-1, keepdims=True))
+        o = ((s / s.sum(-1, keepdims=True)) @ v).transpose(1, 0, 2).reshape(t, d)
+        x = x + o @ w[pre + "attn.wo"] + w[pre + "attn.bo"]
+        hh = ln(x, w[pre + "ln2.g"], w[pre + "ln2.b"], pre + "ln2")
+        hh = hh @ w[pre + "mlp.w1"] + w[pre + "mlp.b1"]
+        rec(pre + "mlp.h", hh)
+        hh = gelu(hh)
+        rec(pre + "mlp.g", hh)
+        x = x + hh @ w[pre + "mlp.w2"] + w[pre + "mlp.b2"]
+    hh = ln(x, w["lnf.g"], w["lnf.b"], "lnf")
+    return hh @ w["head.w"] + w["head.b"]
+
+
+def calibrate(w, cfg, samples):
+    stats = {}
+    for s in samples:
+        float_forward(w, cfg, np.array([256] + list(s[:-1])), stats)
+    return stats
+
+
+def ln_params(stats, key, margin=1.0):
+    """k (variance shift) and the per-channel output power q_c."""
+    xc_max = stats[key + ".xc"] * (1 << XFRAC) * margin
+    k = 0
+    while xc_max / (1 << k) > VAR_CLAMP:
+        k += 1
+    zmax = np.maximum(stats[key + ".z"] * margin, 1e-3)
+    qc = np.clip(np.floor(np.log2(127.0 / zmax)), 0, RSQRT_BITS + k).astype(np.int64)
+    div = (1 << (RSQRT_BITS + k - qc)).astype(np.int32)
+    return k, qc, div
+
+
+def quant_weight(wf):
+    """Per-output-column symmetric int8: (int8 weights, column scales)."""
+    s = np.maximum(np.abs(wf).max(axis=0), 1e-12) / 127.0
+    return np.clip(np.round(wf / s), -127, 127).astype(np.int8), s
+
+
+def req_consts(col_scale, bias, out_scale, offset=0):
+    """Multiplier and addend of `req` so that the result is
+    round((acc * col_scale + bias) / out_scale) + offset."""
+    mul = np.round(col_scale / out_scale * (1 << REQ_S)).astype(np.int64)
+    assert (mul < (1 << 31)).all(), "requantisation multiplier out of range"
+    b = np.round(bias / out_scale * (1 << REQ_S))
+    assert (np.abs(b) < (1 << 54)).all(), "requantisation bias out of range"
+    add = (b.astype(np.int64) + (1 << (REQ_S - 1))
+           + (REQ_OFF + offset) * (1 << REQ_S))
+    return mul, add
+
+
+def quantize(cfg, w, stats):
+    d, nh = cfg["d_model"], cfg["n_heads"]
+    p = {}
+    quant = {"layers": []}
+    xs = float(1 << XFRAC)
+    p["tok_emb"] = np.clip(np.round(w["tok_emb"] * xs), -XMAX, XMAX).astype(np.int32)
+    p["pos_emb"] = np.clip(np.round(w["pos_emb"] * xs), -XMAX, XMAX).astype(np.int32)
+    for l in range(cfg["n_layers"]):
+        pre = f"h{l}."
+        lq = {}
+        k1, q1, div1 = ln_params(stats, pre + "ln1")
+        lq["ln1_k"] = k1
+        p[pre + "ln1.div"] = div1
+        # Fold the LN gain, bias and the per-channel power into the product.
+        wf = (w[pre + "ln1.g"] * 2.0 ** -q1)[:, None] * w[pre + "attn.wqkv"]
+        bias = w[pre + "ln1.b"] @ w[pre + "attn.wqkv"] + w[pre + "attn.bqkv"]
+        wi, cs = quant_weight(wf)
+        p[pre + "attn.wqkv"] = wi
+        s_q, s_k, s_v = (stats[pre + n] / 127.0 for n in ("q", "k", "v"))
+        out_scale = np.concatenate([np.full(d, s_q), np.full(d, s_k), np.full(d, s_v)])
+        p[pre + "attn.mqkv"], p[pre + "attn.cqkv"] = req_consts(cs, bias, out_scale)
+        # Softmax table: step 2^e * s_q * s_k nats, about 1/64 nat or finer.
+        unit = s_q * s_k
+        e = max(0, int(math.floor(math.log2(1.0 / (64.0 * unit)))))
+        step = (1 << e) * unit
+        n = int(math.ceil(math.log(127.0 / 0.5) / step)) + 1
+        table = np.round(127.0 * np.exp(-np.arange(n) * step))
+        table[-1] = 0
+        p[pre + "attn.exp"] = table.astype(np.int32)
+        lq["exp_shift"] = e
+        wi, cs = quant_weight(s_v * w[pre + "attn.wo"])
+        p[pre + "attn.wo"] = wi
+        p[pre + "attn.mo"], p[pre + "attn.co"] = req_consts(cs, w[pre + "attn.bo"], 1.0 / xs)
+        k2, q2, div2 = ln_params(stats, pre + "ln2")
+        lq["ln2_k"] = k2
+        p[pre + "ln2.div"] = div2
+        wf = (w[pre + "ln2.g"] * 2.0 ** -q2)[:, None] * w[pre + "mlp.w1"]
+        bias = w[pre + "ln2.b"] @ w[pre + "mlp.w1"] + w[pre + "mlp.b1"]
+        wi, cs = quant_weight(wf)
+        p[pre + "mlp.w1"] = wi
+        s_h = stats[pre + "mlp.h"] / GELU_G
+        p[pre + "mlp.m1"], p[pre + "mlp.c1"] = req_consts(cs, bias, s_h, offset=GELU_G)
+        s_g = stats[pre + "mlp.g"] / 127.0
+        gt = gelu((np.arange(2 * GELU_G + 1) - GELU_G) * s_h) / s_g
+        p[pre + "mlp.gelu"] = np.clip(np.round(gt), -127, 127).astype(np.int32)
+        wi, cs = quant_weight(s_g * w[pre + "mlp.w2"])
+        p[pre + "mlp.w2"] = wi
+        p[pre + "mlp.m2"], p[pre + "mlp.c2"] = req_consts(cs, w[pre + "mlp.b2"], 1.0 / xs)
+        quant["layers"].append(lq)
+    kf, qf, divf = ln_params(stats, "lnf")
+    quant["lnf_k"] = kf
+    p["lnf.div"] = divf
+    wf = (w["lnf.g"] * 2.0 ** -qf)[:, None] * w["head.w"]
+    bias = w["lnf.b"] @ w["head.w"] + w["head.b"]
+    wi, cs = quant_weight(wf)
+    p["head.w"] = wi
+    p["head.m"], p["head.c"] = req_consts(cs, bias, 2.0 ** -LOGIT_FRAC)
+    cfg = dict(cfg)
+    cfg["semantics"] = SEMANTICS
+    cfg["quant"] = quant
+    return cfg, p
+
+
+# --------------------------------------------------------------------------
+# The ONNX graph
+# --------------------------------------------------------------------------
+
+OPSET = 18
+
+
+def build_graph(cfg, p):
+    """The graph computing `forward` with ONNX Runtime's integer kernels.
+    Inputs: tokens int64 [B, T], past_k_<l> int8 [B, H, dh, P], past_v_<l>
+    int8 [B, H, P, dh]. Outputs: logits int32 [B, T, V], present_k_<l>,
+    present_v_<l> (int8). Parameters are initializers under their names in
+    `p`, which is how the Rust reference engine finds them."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    d, nh, nl, ctx = cfg["d_model"], cfg["n_heads"], cfg["n_layers"], cfg["context"]
+    dh = d // nh
+    vocab = p["head.w"].shape[1]
+    q = cfg["quant"]
+    nodes, inits = [], []
+    counter = [0]
+    consts = {}
+
+    def name(prefix):
+        counter[0] += 1
+        return f"{prefix}_{counter[0]}"
+
+    def const(arr, prefix="c"):
+        arr = np.asarray(arr)
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
+        if key not in consts:
+            n = name(prefix)
+            inits.append(numpy_helper.from_array(arr, n))
+            consts[key] = n
+        return consts[key]
+
+    def i32(v):
+        return const(np.array(v, dtype=np.int32))
+
+    def i64(v):
+        return const(np.array(v, dtype=np.int64))
+
+    def node(op, inputs, prefix=None, **attrs):
+        out = name(prefix or op.lower())
+        nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        return out
+
+    for key, arr in p.items():
+        inits.append(numpy_helper.from_array(np.asarray(arr), key))
+
+    def clamp(x, lo, hi, c):
+        return node("Min", [node("Max", [x, c(lo)]), c(hi)])
+
+    def layer_norm(x, k, div_key):
+        div = p[div_key].astype(np.int64)
+        s = node("ReduceSum", [x, i64([-1])], keepdims=1)
+        xc = node("Sub", [x, node("Div", [s, i32(d)])])
+        xs = node("Sub", [node("Div", [node("Add", [xc, i32((1 << 16) + ((1 << k) >> 1))]), i32(1 << k)]),
+                          i32((1 << 16) >> k)])
+        xs = clamp(xs, -VAR_CLAMP, VAR_CLAMP, i32)
+        v = node("Div", [node("ReduceSum", [node("Mul", [xs, xs]), i64([-1])], keepdims=1), i32(d)])
+        r = node("Gather", [const(RSQRT, "rsqrt"), v], axis=0)
+        u = node("Mul", [xc, r])
+        y = node("Add", [u, i32((LN_OFF + div // 2).astype(np.int32))])
+        y = node("Sub", [node("Div", [y, div_key]), i32((LN_OFF // div).astype(np.int32))])
+        return node("Cast", [clamp(y, -127, 127, i32)], to=TensorProto.INT8)
+
+    def req(acc, mul_key, add_key, lo, hi, to):
+        t = node("Mul", [node("Cast", [acc], to=TensorProto.INT64), mul_key])
+        t = node("Sub", [node("Div", [node("Add", [t, add_key]), i64(1 << REQ_S)]), i64(REQ_OFF)])
+        return node("Cast", [clamp(t, lo, hi, i64)], to=to)
+
+    tokens = "tokens"
+    shape_k0 = node("Shape", ["past_k_0"])
+    past = node("Gather", [shape_k0, i64(3)], axis=0)
+    shape_tok = node("Shape", [tokens])
+    t = node("Gather", [shape_tok, i64(1)], axis=0)
+    p_end = node("Add", [past, t])
+    positions = node("Range", [past, p_end, i64(1)])
+    x = node("Add", [node("Gather", ["tok_emb", tokens], axis=0), node("Gather", ["pos_emb", positions], axis=0)])
+    x = clamp(x, -XMAX, XMAX, i32)
+
+    tri = np.triu(np.full((ctx, ctx), -MASK, dtype=np.int32), k=1)
+    starts = node("Concat", [node("Unsqueeze", [past, i64([0])]), i64([0])], axis=0)
+    pe1 = node("Unsqueeze", [p_end, i64([0])])
+    ends = node("Concat", [pe1, pe1], axis=0)
+    mask = node("Slice", [const(tri, "causal"), starts, ends, i64([0, 1])])
+
+    b1 = node("Unsqueeze", [node("Gather", [shape_tok, i64(0)], axis=0), i64([0])])
+    t1 = node("Unsqueeze", [t, i64([0])])
+    heads_shape = node("Concat", [b1, t1, i64([nh, dh])], axis=0)
+    model_shape = node("Concat", [b1, t1, i64([d])], axis=0)
+
+    outputs = []
+    for l in range(nl):
+        pre = f"h{l}."
+        lq = q["layers"][l]
+        y = layer_norm(x, lq["ln1_k"], pre + "ln1.div")
+        acc = node("MatMulInteger", [y, pre + "attn.wqkv"])
+        qkv = req(acc, pre + "attn.mqkv", pre + "attn.cqkv", -127, 127, TensorProto.INT8)
+        qn, kn, vn = name("q"), name("k"), name("v")
+        nodes.append(helper.make_node("Split", [qkv, i64([d, d, d])], [qn, kn, vn], axis=2))
+        qh = node("Transpose", [node("Reshape", [qn, heads_shape])], perm=[0, 2, 1, 3])
+        kh = node("Transpose", [node("Reshape", [kn, heads_shape])], perm=[0, 2, 3, 1])
+        vh = node("Transpose", [node("Reshape", [vn, heads_shape])], perm=[0, 2, 1, 3])
+        k_all, v_all = f"present_k_{l}", f"present_v_{l}"
+        nodes.append(helper.make_node("Concat", [f"past_k_{l}", kh], [k_all], axis=3))
+        nodes.append(helper.make_node("Concat", [f"past_v_{l}", vh], [v_all], axis=2))
+        scores = node("Add", [node("MatMulInteger", [qh, k_all]), mask])
+        mx = node("ReduceMax", [scores, i64([-1])], keepdims=1)
+        n_exp = len(p[pre + "attn.exp"])
+        idx = node("Min", [node("Div", [node("Sub", [mx, scores]), i32(1 << lq["exp_shift"])]), i32(n_exp - 1)])
+        pr = node("Gather", [pre + "attn.exp", idx], axis=0)
+        ssum = node("ReduceSum", [pr, i64([-1])], keepdims=1)
+        acc = node("MatMulInteger", [node("Cast", [pr], to=TensorProto.INT8), v_all])
+        bias = node("Add", [node("Mul", [ssum, i32(128)]), node("Div", [ssum, i32(2)])])
+        o = node("Sub", [node("Div", [node("Add", [acc, bias]), ssum]), i32(128)])
+        o = node("Cast", [o], to=TensorProto.INT8)
+        o = node("Reshape", [node("Transpose", [o], perm=[0, 2, 1, 3]), model_shape])
+        acc = node("MatMulInteger", [o, pre + "attn.wo"])
+        x = clamp(node("Add", [x, req(acc, pre + "attn.mo", pre + "attn.co", -XMAX, XMAX, TensorProto.INT32)]),
+                  -XMAX, XMAX, i32)
+        y = layer_norm(x, lq["ln2_k"], pre + "ln2.div")
+        acc = node("MatMulInteger", [y, pre + "mlp.w1"])
+        gi = req(acc, pre + "mlp.m1", pre + "mlp.c1", 0, 2 * GELU_G, TensorProto.INT32)
+        g = node("Cast", [node("Gather", [pre + "mlp.gelu", gi], axis=0)], to=TensorProto.INT8)
+        acc = node("MatMulInteger", [g, pre + "mlp.w2"])
+        x = clamp(node("Add", [x, req(acc, pre + "mlp.m2", pre + "mlp.c2", -XMAX, XMAX, TensorProto.INT32)]),
+                  -XMAX, XMAX, i32)
+        outputs += [k_all, v_all]
+
+    y = layer_norm(x, q["lnf_k"], "lnf.div")
+    acc = node("MatMulInteger", [y, "head.w"])
+    logits = req(acc, "head.m", "head.c", -LOGIT_MAX, LOGIT_MAX, TensorProto.INT32)
+    nodes.append(helper.make_node("Identity", [logits], ["logits"]))
+
+    inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["B", "T"])]
+    for l in range(nl):
+        inputs.append(helper.make_tensor_value_info(f"past_k_{l}", TensorProto.INT8, ["B", nh, dh, "P"]))
+        inputs.append(helper.make_tensor_value_info(f"past_v_{l}", TensorProto.INT8, ["B", nh, "P", dh]))
+    outs = [helper.make_tensor_value_info("logits", TensorProto.INT32, ["B", "T", vocab])]
+    for l in range(nl):
+        outs.append(helper.make_tensor_value_info(f"present_k_{l}", TensorProto.INT8, ["B", nh, dh, "PT"]))
+        outs.append(helper.make_tensor_value_info(f"present_v_{l}", TensorProto.INT8, ["B", nh, "PT", dh]))
+    graph = helper.make_graph(nodes, "llmfs-int", inputs, outs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="llmfs-intmodel")
+    model.ir_version = 9
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "llmfs.config", json.dumps(cfg, sort_keys=True)
+    onnx.checker.check_model(model)
+    return model
+
+
+def load_int(path):
+    """(config, parameters) of an integer model file."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(path)
+    cfg = json.loads({e.key: e.value for e in m.metadata_props}["llmfs.config"])
+    if cfg.get("semantics") != SEMANTICS:
+        raise SystemExit(f"{path}: not an {SEMANTICS} model")
+    p = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer if not re.match(r"^[a-z]+_\d+$", i.name)}
+    return cfg, p
+
+
+def validate(cfg, p):
+    """The bounds docs/INTEGER_MODEL.md requires of a model's parameters."""
+    d, nh = cfg["d_model"], cfg["n_heads"]
+    dh = d // nh
+    assert d <= 256 and d % nh == 0, "d_model <= 256"
+    assert 4 * d <= 1024, "products of at most 1024 terms"
+    for key, arr in p.items():
+        if arr.dtype == np.int8:
+            assert arr.min() >= -127, f"{key}: int8 weight -128"
+    maxscore = dh * 127 * 127
+    for l in range(cfg["n_layers"]):
+        lq = cfg["quant"]["layers"][l]
+        e, n = lq["exp_shift"], len(p[f"h{l}.attn.exp"])
+        assert (MASK - 2 * maxscore) >> e >= n - 1, "masked scores must reach the table's end"
+        tab = p[f"h{l}.attn.exp"]
+        assert tab[0] == 127 and tab[-1] == 0 and (tab >= 0).all() and (tab <= 127).all()
+        assert ((p[f"h{l}.mlp.gelu"] >= -127) & (p[f"h{l}.mlp.gelu"] <= 127)).all()
+        assert len(p[f"h{l}.mlp.gelu"]) == 2 * GELU_G + 1
+    for key in [k for k in p if k.endswith(".div")]:
+        div = p[key].astype(np.int64)
+        assert ((div >= 1) & (div <= LN_OFF) & ((div & (div - 1)) == 0)).all(), key
+    for key in [k for k in p if re.search(r"\.m(qkv|o|1|2)?$", k)]:
+        assert ((p[key] >= 0) & (p[key] < (1 << 31))).all(), key
+
+
+# --------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------
+
+
+def calibration_samples(files, n_chunks, ctx, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for f in files:
+        data = open(f, "rb").read()
+        if len(data) < ctx + 1:
+            continue
+        for _ in range(n_chunks):
+            at = int(rng.integers(0, len(data) - ctx))
+            out.append(np.frombuffer(data[at : at + ctx], dtype=np.uint8).astype(np.int64))
+    return out
+
+
+def cmd_quantize(args):
+    cfg, w = load_float(args.float_model)
+    files = args.calib
+    samples = calibration_samples(files, args.chunks, cfg["context"])
+    print(f"calibrating on {len(samples)} chunks of {cfg['context']} bytes from {len(files)} files", file=sys.stderr)
+    stats = calibrate(w, cfg, samples)
+    icfg, p = quantize(cfg, w, stats)
+    validate(icfg, p)
+    import onnx
+
+    onnx.save(build_graph(icfg, p), args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+def ort_session(path, level="basic", threads=1):
+    import onnxruntime as ort
+
+    levels = {"disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    so = ort.SessionOptions()
+    so.graph_optimization_level = levels[level]
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def empty_cache(cfg, b):
+    d, h = cfg["d_model"], cfg["n_heads"]
+    feeds = {}
+    for l in range(cfg["n_layers"]):
+        feeds[f"past_k_{l}"] = np.zeros((b, h, d // h, 0), np.int8)
+        feeds[f"past_v_{l}"] = np.zeros((b, h, 0, d // h), np.int8)
+    return feeds
+
+
+def logits_digest(logits):
+    return hashlib.sha256(np.ascontiguousarray(logits, dtype="<i4").tobytes()).hexdigest()
+
+
+def cmd_check(args):
+    cfg, p = load_int(args.model)
+    validate(cfg, p)
+    rng = np.random.default_rng(7)
+    ctx = cfg["context"]
+    b, t = 3, min(ctx, args.length)
+    tokens = rng.integers(0, 256, size=(b, t))
+    tokens[:, 0] = 256
+    ref, _ = forward(p, cfg, tokens)
+    bad = 0
+    for level in ["disabled", "basic", "extended", "all"]:
+        for threads in [1, 2]:
+            sess = ort_session(args.model, level, threads)
+            got = sess.run(["logits"], {"tokens": tokens, **empty_cache(cfg, b)})[0]
+            ok = got.dtype == np.int32 and np.array_equal(got, ref)
+            bad += not ok
+            print(f"full pass  {level:9s} threads {threads}: {'equal' if ok else 'DIFFERENT'}")
+    # Cached steps, one token at a time, against the reference's full pass.
+    sess = ort_session(args.model, "basic", 1)
+    names = [o.name for o in sess.get_outputs()]
+    cache = empty_cache(cfg, b)
+    rows = []
+    for i in range(t):
+        out = sess.run(None, {"tokens": tokens[:, i : i + 1], **cache})
+        rows.append(out[0])
+        cache = {n.replace("present", "past"): v for n, v in zip(names[1:], out[1:])}
+    ok = np.array_equal(np.concatenate(rows, axis=1), ref)
+    bad += not ok
+    print(f"cached steps vs full pass: {'equal' if ok else 'DIFFERENT'}")
+    print(f"logits sha256 {logits_digest(ref)}")
+    sys.exit(1 if bad else 0)
+
+
+def random_model(cfg, seed, extreme):
+    """Random parameters within the documented bounds; `extreme` puts every
+    weight at +-127 and every table at its limits."""
+    rng = np.random.default_rng(seed)
+    d, nh, nl, ctx = cfg["d_model"], cfg["n_heads"], cfg["n_layers"], cfg["context"]
+    v = cfg.get("vocab", 256)
+
+    def w8(k, n):
+        if extreme:
+            return (rng.integers(0, 2, size=(k, n)) * 254 - 127).astype(np.int8)
+        return rng.integers(-127, 128, size=(k, n)).astype(np.int8)
+
+    def mul(n, hi):
+        return rng.integers(1, hi, size=n).astype(np.int64)
+
+    def add(n, offset=0):
+        return (rng.integers(-1 << 40, 1 << 40, size=n) + (1 << (REQ_S - 1))
+                + (REQ_OFF + offset) * (1 << REQ_S)).astype(np.int64)
+
+    def div(k):
+        lo = 0 if extreme else max(0, RSQRT_BITS + k - 8)
+        return (1 << rng.integers(lo, RSQRT_BITS + k + 1, size=d)).astype(np.int32)
+
+    p, quant = {}, {"layers": []}
+    emb = XMAX if extreme else 2000
+    p["tok_emb"] = rng.integers(-emb, emb + 1, size=(v + 1, d)).astype(np.int32)
+    p["pos_emb"] = rng.integers(-emb, emb + 1, size=(ctx, d)).astype(np.int32)
+    hi = (1 << 31) - 1 if extreme else 1 << 20
+    for l in range(nl):
+        pre = f"h{l}."
+        k1, k2 = int(rng.integers(0, 9)), int(rng.integers(0, 9))
+        e = int(rng.integers(0, 8))
+        n = int(rng.integers(16, 400))
+        tab = np.round(127 * np.exp(-np.arange(n) * 5.5 / n))
+        tab[0], tab[-1] = 127, 0
+        p[pre + "ln1.div"], p[pre + "ln2.div"] = div(k1), div(k2)
+        p[pre + "attn.wqkv"], p[pre + "attn.mqkv"], p[pre + "attn.cqkv"] = w8(d, 3 * d), mul(3 * d, hi), add(3 * d)
+        p[pre + "attn.exp"] = tab.astype(np.int32)
+        p[pre + "attn.wo"], p[pre + "attn.mo"], p[pre + "attn.co"] = w8(d, d), mul(d, hi), add(d)
+        p[pre + "mlp.w1"], p[pre + "mlp.m1"], p[pre + "mlp.c1"] = w8(d, 4 * d), mul(4 * d, hi), add(4 * d, GELU_G)
+        p[pre + "mlp.gelu"] = rng.integers(-127, 128, size=2 * GELU_G + 1).astype(np.int32)
+        p[pre + "mlp.w2"], p[pre + "mlp.m2"], p[pre + "mlp.c2"] = w8(4 * d, d), mul(d, hi), add(d)
+        quant["layers"].append({"ln1_k": k1, "ln2_k": k2, "exp_shift": e})
+    kf = int(rng.integers(0, 9))
+    quant["lnf_k"] = kf
+    p["lnf.div"] = div(kf)
+    p["head.w"], p["head.m"], p["head.c"] = w8(d, v), mul(v, hi), add(v)
+    cfg = dict(cfg)
+    cfg["semantics"] = SEMANTICS
+    cfg["quant"] = quant
+    return cfg, p
+
+
+def cmd_random(args):
+    cfg = json.load(open(args.config))
+    icfg, p = random_model(cfg, args.seed, args.extreme)
+    validate(icfg, p)
+    import onnx
+
+    onnx.save(build_graph(icfg, p), args.out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("quantize")
+    a.add_argument("float_model")
+    a.add_argument("out")
+    a.add_argument("--calib", nargs="+", required=True)
+    a.add_argument("--chunks", type=int, default=8)
+    a = sub.add_parser("check")
+    a.add_argument("model")
+    a.add_argument("--length", type=int, default=64)
+    a = sub.add_parser("random")
+    a.add_argument("config")
+    a.add_argument("out")
+    a.add_argument("--seed", type=int, default=1)
+    a.add_argument("--extreme", action="store_true")
+    args = ap.parse_args()
+    {"quantize": cmd_quantize, "check": cmd_check, "random": cmd_random}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
