@@ -127,14 +127,150 @@ pub fn ensure_model_recorded(store: &Store, llm: &LlmCodec) -> Result<()> {
 
 /// Loads the volume's model on an engine; errors are for the caller to
 /// report (a volume without a working model still serves its other data).
+/// Other models the volume stores (a float model whose blocks are being
+/// converted to a portable one) are loaded to decode their blocks.
 pub fn volume_codec(
     store: &Store,
     requested: Option<&[u8]>,
     options: &EngineOptions,
 ) -> std::result::Result<Arc<LlmCodec>, String> {
     let bytes = volume_model(store, requested)?;
-    let codec = LlmCodec::load(&bytes, options).map_err(|e| e.to_string())?;
+    let decoders = other_model_codecs(store, &sha256_hex(&bytes), options)?;
+    let codec = LlmCodec::load(&bytes, options)
+        .map_err(|e| e.to_string())?
+        .with_decoders(decoders);
     Ok(Arc::new(codec))
+}
+
+/// Codecs for the models the volume stores besides `current`. One that
+/// cannot be loaded is logged and left out: its blocks then fail to decode
+/// with an engine mismatch, and the rest of the volume still reads.
+pub fn other_model_codecs(
+    store: &Store,
+    current: &str,
+    options: &EngineOptions,
+) -> std::result::Result<Vec<Arc<LlmCodec>>, String> {
+    let shas = store
+        .read(|m| Ok::<_, Error>(m.model_shas()?))
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for sha in shas.into_iter().filter(|s| s != current) {
+        let bytes = store
+            .read(|m| Ok::<_, Error>(m.model(&sha)?))
+            .map_err(|e| e.to_string())?;
+        match bytes.filter(|b| sha256_hex(b) == sha) {
+            Some(b) => match LlmCodec::load(&b, options) {
+                Ok(c) => out.push(Arc::new(c)),
+                Err(e) => log::error!("the volume's model {sha} cannot be loaded: {e}"),
+            },
+            None => log::error!("the volume's stored model {sha} is damaged"),
+        }
+    }
+    Ok(out)
+}
+
+/// Makes `llm`'s (portable) model the one the volume codes new blocks with,
+/// keeping the models its older blocks need; durable before any block
+/// refers to it.
+pub fn adopt_model(store: &Store, llm: &LlmCodec) -> Result<()> {
+    let sha = sha256_hex(llm.model_bytes());
+    store.write(Durability::Durable, |m| {
+        m.put_model(&sha, llm.model_bytes())?;
+        if m.volume_setting(MODEL_SETTING)?.as_deref() != Some(sha.as_str()) {
+            m.set_volume_setting(MODEL_SETTING, &sha)?;
+            log::info!("volume now codes with model {sha}");
+        }
+        Ok::<_, Error>(())
+    })
+}
+
+/// Re-encodes every llm block of a float model (decodable only on the
+/// engine class that wrote it) with `codecs`, whose llm codec must run a
+/// portable model the volume has adopted ([`adopt_model`]): each block gets
+/// the smallest of the portable model, LZMA2, zstd -19 and raw, swapped in
+/// only if the block still holds what was read (a block rewritten meanwhile
+/// keeps its new data). Once no block names another model, those models are
+/// dropped from the volume.
+pub fn convert_to_portable(
+    store: &Store,
+    codecs: &CodecSet,
+    stop: &AtomicBool,
+    mut progress: impl FnMut(&ArchiveStats),
+) -> Result<ArchiveStats> {
+    let llm = match codecs.llm() {
+        Some(llm) if llm.portable() && llm.can_encode() => llm,
+        _ => {
+            return Err(Error::Inconsistent(
+                "converting to portable blocks needs an integer model that passed its self-test"
+                    .into(),
+            ))
+        }
+    };
+    let mut stats = ArchiveStats::default();
+    // Blocks that failed to decode stay where they are: skip past them.
+    let mut failed = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let batch = store.read(|m| Ok::<_, Error>(m.llm_blocks_not_portable(failed, BATCH)?))?;
+        if batch.is_empty() {
+            break;
+        }
+        for (ino, idx) in batch {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let Some(old) = store.read(|m| Ok::<_, Error>(m.block(ino, idx)?))? else {
+                continue;
+            };
+            stats.blocks += 1;
+            let raw = match codecs.decode_block(&old, store.block_size()) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    log::error!("convert: inode {ino} block {idx}: {e}; left as it is");
+                    stats.failed += 1;
+                    failed += 1;
+                    continue;
+                }
+            };
+            let new = codecs
+                .encode_block_best(&raw)
+                .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
+            let new_codec = record_codec(&new).unwrap_or(CodecId::Raw);
+            let swapped = store.write(Durability::Normal, |m| {
+                Ok::<_, Error>(m.swap_archived_block(
+                    ino,
+                    idx,
+                    &old,
+                    Some((new_codec as u8, new.as_slice())),
+                )?)
+            })?;
+            stats.raw_bytes += raw.len() as u64;
+            stats.stored_before += old.len() as u64;
+            if swapped {
+                stats.to_llm += u64::from(new_codec == CodecId::Llm);
+                stats.stored_after += new.len() as u64;
+            } else {
+                stats.changed += 1;
+                stats.stored_after += old.len() as u64;
+            }
+            progress(&stats);
+        }
+    }
+    if !stop.load(Ordering::Relaxed) && stats.failed == 0 {
+        let current = sha256_hex(llm.model_bytes());
+        store.write(Durability::Durable, |m| {
+            for sha in m.model_shas()? {
+                let Some(id) = crate::model::model_id_from_hex(&sha) else {
+                    continue;
+                };
+                if sha != current && m.llm_blocks_of_model(&id)? == 0 {
+                    m.delete_model(&sha)?;
+                    log::info!("model {sha} no longer used by any block: dropped");
+                }
+            }
+            Ok::<_, Error>(())
+        })?;
+    }
+    Ok(stats)
 }
 
 /// Counts of one archiver pass.

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
-use crate::codec::{CodecId, CodecSet};
+use crate::codec::{payload_portable, CodecId, CodecSet};
 use crate::error::Error;
 use crate::fs::{is_dir, is_reg, NAME_MAX};
 use crate::store::{Store, ROOT_INO};
@@ -20,6 +20,9 @@ pub struct Report {
     pub errors: Vec<String>,
     /// Harmless leftovers (e.g. unlinked inodes awaiting reclaim).
     pub warnings: Vec<String>,
+    /// llm blocks of a float model (payload versions 1 and 2): readable
+    /// only on the engine class that wrote them.
+    pub llm_not_portable: u64,
 }
 
 impl Report {
@@ -226,6 +229,12 @@ pub fn check(
             ));
         }
         let record = store.read(|m| Ok::<_, Error>(m.block(b.ino, b.idx)?))?;
+        if let Some(rec) = &record {
+            let payload = rec.get(crate::codec::RECORD_HEADER_LEN..).unwrap_or(&[]);
+            if b.codec == CodecId::Llm as u8 && payload_portable(payload) == Some(false) {
+                r.llm_not_portable += 1;
+            }
+        }
         match record {
             Some(rec) => match codecs.decode_block(&rec, bs as usize) {
                 Ok(data) if data.len() as u64 != b.raw_len => r.errors.push(format!(
@@ -245,6 +254,13 @@ pub fn check(
                 .push(format!("inode {} block {} vanished", b.ino, b.idx)),
         }
         progress(n as u64 + 1, total);
+    }
+    if r.llm_not_portable > 0 {
+        r.warnings.push(format!(
+            "{} llm blocks are coded with a float model and decode only on the CPU class \
+             (and runtime) that wrote them; `llmfs archive --portable` re-encodes them portably",
+            r.llm_not_portable
+        ));
     }
     for i in &inodes {
         let s = stored.get(&i.ino).copied().unwrap_or(0);

@@ -5,11 +5,15 @@
 use llmfs::model::{self_test, Engine, EngineOptions, VOCAB};
 
 fn models() -> Vec<(&'static str, Vec<u8>)> {
-    let mut out = vec![("test", std::fs::read("models/test/model.onnx").unwrap())];
-    if let Ok(bytes) = std::fs::read("models/default/model.onnx") {
-        out.push(("default", bytes));
-    }
-    out
+    [
+        ("test", "models/test/model.onnx"),
+        ("test-int", "models/test-int/model.onnx"),
+        ("float-d192l3", "models/float-d192l3/model.onnx"),
+        ("default", "models/default/model.onnx"),
+    ]
+    .into_iter()
+    .map(|(name, path)| (name, std::fs::read(path).unwrap()))
+    .collect()
 }
 
 fn engine(bytes: &[u8], threads: usize) -> Engine {

@@ -186,9 +186,9 @@ fn an_altered_or_missing_model_is_detected_before_any_llm_block_is_decoded() {
 #[test]
 fn a_new_volume_codes_with_the_model_it_was_given() {
     let dir = tempfile::tempdir().unwrap();
-    let mut model = fs::read("models/default/model.onnx").unwrap();
+    let mut model = fs::read("models/float-d192l3/model.onnx").unwrap();
     let at = model.len() / 2;
-    model[at] ^= 0x01; // another model: one weight differs
+    model[at] ^= 0x01; // another model: one float weight differs
     let path = dir.path().join("other.onnx");
     fs::write(&path, &model).unwrap();
     let sha = llmfs::model::hex(&llmfs::model::sha256(&model));

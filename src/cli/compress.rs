@@ -19,7 +19,8 @@ pub struct ModelArgs {
     /// Model file (.onnx from models/tools/graph.py) [default: the built-in model].
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
-    /// Execution provider: cpu, cuda or cuda:N (needs a build with --features cuda).
+    /// Engine: cpu, cuda or cuda:N (ONNX Runtime; cuda needs a build with
+    /// --features cuda), or reference (the pure-Rust engine, integer models only).
     #[arg(long, default_value = "cpu", value_parser = Device::parse)]
     pub device: Device,
     /// Blocks coded in parallel, one model engine each [default: all cores].

@@ -5,6 +5,7 @@ mod bench;
 mod compress;
 mod generate;
 mod helper;
+mod model_check;
 mod mount;
 mod mountinfo;
 mod notify;
@@ -75,6 +76,12 @@ pub enum Command {
         /// Only blocks written at least this long ago (seconds, or 30s, 10m, 2h, 1d).
         #[arg(long, default_value = "0", value_parser = mount::parse_age)]
         older_than: u64,
+        /// Instead, re-encode every llm block of a float model (readable only
+        /// on the CPU class that wrote it) with the portable integer model
+        /// (--model, default the built-in one), which the volume adopts for
+        /// new blocks; run it on a machine that can read those blocks.
+        #[arg(long)]
+        portable: bool,
         #[command(flatten)]
         model: compress::ModelArgs,
     },
@@ -82,6 +89,10 @@ pub enum Command {
     Compress(compress::CompressArgs),
     /// Decompress a file made by `llmfs compress`.
     Decompress(compress::DecompressArgs),
+    /// Load a model on an engine, run its self-test, and print the engine
+    /// fingerprint and the digest of its logits on a fixed input (the same
+    /// on every machine for an integer model).
+    ModelCheck(model_check::ModelCheckArgs),
     /// Measure space and speed of llmfs's codecs against zstd, xz, gzip and
     /// brotli on the same files.
     #[command(after_long_help = bench::BENCH_HELP)]
@@ -188,10 +199,15 @@ pub fn main() -> ExitCode {
         Command::Archive {
             store,
             older_than,
+            portable,
             model,
         } => {
             init_logging(cli.log.verbose);
-            stats::archive(&store, older_than, &model)
+            if portable {
+                stats::convert_to_portable(&store, &model)
+            } else {
+                stats::archive(&store, older_than, &model)
+            }
         }
         Command::Compress(args) => {
             init_logging(cli.log.verbose);
@@ -204,6 +220,10 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => {
             init_logging(cli.log.verbose);
             bench::run(args)
+        }
+        Command::ModelCheck(args) => {
+            init_logging(cli.log.verbose);
+            model_check::run(&args)
         }
         Command::Generate { what } => generate::run(what),
     };

@@ -67,7 +67,8 @@ pub struct MountArgs {
     /// volume keeps the model it was created with.
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
-    /// Execution provider for the model: cpu, cuda or cuda:N.
+    /// Engine for the model: cpu, cuda or cuda:N (ONNX Runtime), or
+    /// reference (the pure-Rust engine, integer models only).
     #[arg(long, default_value = "cpu", value_parser = Device::parse)]
     pub device: Device,
 }

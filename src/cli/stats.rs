@@ -57,7 +57,8 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
             "{{\"store\":{:?},\"block_size\":{},\"files\":{},\"directories\":{},\"other_inodes\":{},\
              \"logical_bytes\":{},\"stored_bytes\":{},\"ratio\":{:.4},\"model\":{},\
              \"archived\":{{\"raw_bytes\":{arch_raw},\"stored_bytes\":{arch_stored}}},\
-             \"pending\":{{\"raw_bytes\":{pend_raw},\"stored_bytes\":{pend_stored}}},\"codecs\":[{}]}}",
+             \"pending\":{{\"raw_bytes\":{pend_raw},\"stored_bytes\":{pend_stored}}},\
+             \"llm_not_portable\":{{\"blocks\":{},\"raw_bytes\":{}}},\"codecs\":[{}]}}",
             store.dir().display().to_string(),
             store.block_size(),
             t.files,
@@ -67,6 +68,8 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
             t.stored_bytes,
             ratio(t.logical_bytes, t.stored_bytes),
             model.as_ref().map_or("null".to_string(), |m| format!("{m:?}")),
+            t.llm_not_portable.0,
+            t.llm_not_portable.1,
             codecs.join(",")
         );
         return Ok(ExitCode::SUCCESS);
@@ -90,6 +93,15 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
     println!(
         "pending        {pend_raw} bytes stored as {pend_stored} (not yet considered by the archiver)"
     );
+    let (np_blocks, np_raw) = t.llm_not_portable;
+    if np_blocks > 0 {
+        println!(
+            "not portable   {np_blocks} llm blocks ({np_raw} bytes) of a float model decode only on \
+             the CPU class that wrote them; `llmfs archive --portable` re-encodes them"
+        );
+    } else {
+        println!("not portable   0 blocks");
+    }
     println!();
     println!(
         "{:<8} {:>10} {:>16} {:>16} {:>7}",
@@ -161,6 +173,83 @@ pub fn archive(
         stats.blocks,
         stats.raw_bytes,
         stats.to_llm,
+        stats.failed,
+        stats.stored_before,
+        stats.stored_after
+    );
+    Ok(if stats.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `llmfs archive --portable`: re-encodes the float model's llm blocks with
+/// a portable integer model, offline, with progress.
+pub fn convert_to_portable(
+    path: &Path,
+    model: &super::compress::ModelArgs,
+) -> Result<ExitCode, String> {
+    use std::sync::atomic::AtomicBool;
+    let dir = store_dir(path);
+    if store_of_mountpoint(path).is_some() {
+        return Err(format!(
+            "{} is mounted: unmount it to convert its blocks",
+            path.display()
+        ));
+    }
+    let store = Store::open(
+        &dir,
+        &OpenOptions {
+            create: false,
+            ..OpenOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let options = crate::model::EngineOptions {
+        threads: model.workers(),
+        ..model.options()
+    };
+    let target = crate::codec::LlmCodec::load(&model.model_bytes()?, &options)
+        .map_err(|e| e.to_string())?;
+    if !target.portable() {
+        return Err(format!(
+            "{} is a float model; --portable needs an integer model (the built-in one is)",
+            target.description()
+        ));
+    }
+    if !target.can_encode() {
+        return Err("the model failed its self-test; nothing converted".into());
+    }
+    let t = store.read(|m| m.totals()).map_err(|e| e.to_string())?;
+    let (blocks, raw) = t.llm_not_portable;
+    if blocks == 0 {
+        println!("every llm block is already portable; nothing to convert");
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The models the old blocks need: every other model the volume stores
+    // (also after an interrupted conversion, when the volume already codes
+    // with the target).
+    let target_sha = crate::model::hex(&target.model_sha256());
+    let decoders = crate::archive::other_model_codecs(&store, &target_sha, &options)?;
+    crate::archive::adopt_model(&store, &target).map_err(|e| e.to_string())?;
+    let llm = std::sync::Arc::new(target.with_decoders(decoders));
+    let codecs = crate::codec::CodecSet::with_llm(Some(llm));
+    let mut bar = super::progress::Progress::new("portable", raw);
+    let stop = AtomicBool::new(false);
+    let stats = crate::archive::convert_to_portable(&store, &codecs, &stop, |s| {
+        bar.set(s.raw_bytes)
+    })
+    .map_err(|e| e.to_string())?;
+    bar.finish();
+    store.checkpoint().map_err(|e| e.to_string())?;
+    println!(
+        "converted {} blocks ({} bytes): {} now portable llm, {} changed meanwhile, {} failed to \
+         decode here; stored {} -> {} bytes",
+        stats.blocks,
+        stats.raw_bytes,
+        stats.to_llm,
+        stats.changed,
         stats.failed,
         stats.stored_before,
         stats.stored_after

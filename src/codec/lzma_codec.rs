@@ -2,7 +2,7 @@
 //! holds the length and a checksum; the container would add about 60 bytes
 //! a block). The archival path tries it next to zstd -19 and the model: on
 //! the corpora's binary files it is 1-37% smaller than zstd -19 per block
-//! (kennedy.xls 37%; models/default/README.md), and it decodes at tens of
+//! (kennedy.xls 37%; models/float-d192l3/README.md), and it decodes at tens of
 //! MB/s.
 //!
 //! Settings are fixed, so that the payload is a pure function of the block:

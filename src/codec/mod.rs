@@ -15,7 +15,7 @@ mod select;
 mod zstd_codec;
 
 pub use error::CodecError;
-pub use llm::LlmCodec;
+pub use llm::{payload_portable, LlmCodec};
 pub use lzma_codec::LzmaCodec;
 pub use raw::RawCodec;
 pub use record::{decode_record, encode_record, RecordHeader, RECORD_HEADER_LEN};

@@ -9,3 +9,13 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The model id (first 8 bytes of the sha256) of a model named by its
+/// sha256 in hex; `None` if `sha` is not at least 16 hex digits.
+pub fn model_id_from_hex(sha: &str) -> Option<[u8; 8]> {
+    let mut id = [0u8; 8];
+    for (i, byte) in id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(sha.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(id)
+}

@@ -1,13 +1,23 @@
-//! One ONNX Runtime session over an llmfs model graph, and the two ways of
-//! running it: the full pass (encoder path) and one-token cached steps
-//! (decoder path). `models/tools/graph.py` documents the graph's inputs and
-//! outputs; DESIGN.md's "model contract" says why both paths give
-//! bitwise-equal logits.
+//! One model engine over an llmfs model graph, and the two ways of running
+//! it: the full pass (encoder path) and one-token cached steps (decoder
+//! path).
+//!
+//! Two kinds of model graph:
+//! - **float** (`models/tools/graph.py`): float32 throughout; its logits are
+//!   exact only on the same runtime build, execution provider and CPU
+//!   kernel class (docs/DESIGN.md, "The model contract"), so its blocks
+//!   record all of that in their engine fingerprint;
+//! - **integer** (`llmfs-int8-v1`, `models/tools/intmodel.py`,
+//!   docs/INTEGER_MODEL.md): every value that reaches the logits is an
+//!   integer, computed the same by every kernel, so its fingerprint is the
+//!   model and the semantics version alone, and ONNX Runtime on any CPU or
+//!   GPU, or the pure-Rust reference engine, decodes its blocks.
 
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor};
 
+use super::reference::{RefCache, Reference};
 use super::runtime::runtime;
 use super::ModelError;
 use super::{hex, sha256};
@@ -23,6 +33,11 @@ const OPT_LEVEL_NAME: &str = "basic";
 /// (batch x heads x context^2 floats).
 const SCORE_BATCH: usize = 32;
 
+/// The integer semantics this build implements (docs/INTEGER_MODEL.md).
+pub const INT_SEMANTICS: &str = "llmfs-int8-v1";
+/// An integer model's logit `L` stands for `L / 2^LOGIT_FRAC` nats.
+pub(super) const LOGIT_FRAC: i32 = 10;
+
 /// The shape of a model, read from the graph's `llmfs.config` metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelConfig {
@@ -30,6 +45,8 @@ pub struct ModelConfig {
     pub d_model: usize,
     pub n_heads: usize,
     pub n_layers: usize,
+    /// An integer model (`semantics` = [`INT_SEMANTICS`]); float otherwise.
+    pub integer: bool,
 }
 
 impl ModelConfig {
@@ -43,11 +60,21 @@ impl ModelConfig {
                 .map(|x| x as usize)
                 .ok_or_else(|| ModelError::BadModel(format!("config lacks a valid {k}")))
         };
+        let integer = match v.get("semantics") {
+            None => false,
+            Some(serde_json::Value::String(s)) if s == INT_SEMANTICS => true,
+            Some(other) => {
+                return Err(ModelError::BadModel(format!(
+                    "model semantics {other} unknown to this llmfs (it implements {INT_SEMANTICS})"
+                )))
+            }
+        };
         let c = ModelConfig {
             context: get("context")?,
             d_model: get("d_model")?,
             n_heads: get("n_heads")?,
             n_layers: get("n_layers")?,
+            integer,
         };
         if c.d_model % c.n_heads != 0 || c.context < 2 {
             return Err(ModelError::BadModel(format!("inconsistent config {json}")));
@@ -66,6 +93,9 @@ pub enum Device {
     #[default]
     Cpu,
     Cuda(i32),
+    /// The pure-Rust reference engine: integer models only, slower than
+    /// ONNX Runtime, and available wherever llmfs builds.
+    Reference,
 }
 
 impl Device {
@@ -73,9 +103,12 @@ impl Device {
         match s {
             "cpu" => Ok(Device::Cpu),
             "cuda" => Ok(Device::Cuda(0)),
+            "reference" => Ok(Device::Reference),
             _ => match s.strip_prefix("cuda:").map(str::parse) {
                 Some(Ok(n)) => Ok(Device::Cuda(n)),
-                _ => Err(format!("unknown device {s:?} (cpu, cuda, cuda:N)")),
+                _ => Err(format!(
+                    "unknown device {s:?} (cpu, cuda, cuda:N, reference)"
+                )),
             },
         }
     }
@@ -84,6 +117,7 @@ impl Device {
         match self {
             Device::Cpu => "cpu".into(),
             Device::Cuda(n) => format!("cuda:{n}"),
+            Device::Reference => "reference".into(),
         }
     }
 }
@@ -104,28 +138,41 @@ impl Default for EngineOptions {
     }
 }
 
-/// Everything the logits depend on besides the input: which model, which
-/// runtime build, which execution provider and which CPU kernels. Blocks
-/// record its [`Fingerprint::id`]; a block only decodes exactly on an engine
-/// with the same fingerprint.
+/// Everything the logits depend on besides the input. For a float model:
+/// which model, which runtime build, which execution provider and which CPU
+/// kernels; a block only decodes exactly on an engine with the same
+/// fingerprint. For an integer model: the model and the semantics version
+/// alone (`semantics`), which every engine computes the same. Blocks record
+/// its [`Fingerprint::id`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {
     pub model_sha256: [u8; 32],
+    /// What runs the model: `onnxruntime <version>` or `reference`.
     pub runtime: String,
     pub device: String,
     pub cpu_class: String,
+    /// The integer semantics of an integer model; `None` for a float one.
+    pub semantics: Option<&'static str>,
 }
 
 impl Fingerprint {
     pub fn describe(&self) -> String {
-        format!(
-            "model {} on onnxruntime {} {} ({}, graph optimisation {})",
-            hex(&self.model_sha256[..8]),
-            self.runtime,
-            self.device,
-            self.cpu_class,
-            OPT_LEVEL_NAME
-        )
+        match self.semantics {
+            Some(sem) => format!(
+                "model {} ({sem}, portable) on {} {}",
+                hex(&self.model_sha256[..8]),
+                self.runtime,
+                self.device,
+            ),
+            None => format!(
+                "model {} on {} {} ({}, graph optimisation {})",
+                hex(&self.model_sha256[..8]),
+                self.runtime,
+                self.device,
+                self.cpu_class,
+                OPT_LEVEL_NAME
+            ),
+        }
     }
 
     /// First 8 bytes of the model file's sha256.
@@ -133,16 +180,27 @@ impl Fingerprint {
         self.model_sha256[..8].try_into().unwrap()
     }
 
-    /// First 8 bytes of the sha256 of the full description.
+    /// Whether blocks coded on this engine decode on every engine of the
+    /// same model (an integer model).
+    pub fn portable(&self) -> bool {
+        self.semantics.is_some()
+    }
+
+    /// First 8 bytes of the sha256 of what the logits depend on: for an
+    /// integer model the model and the semantics version only, so every
+    /// engine of it, on any machine, has the same id.
     pub fn id(&self) -> [u8; 8] {
-        let full = format!(
-            "{}|{}|{}|{}|{}",
-            hex(&self.model_sha256),
-            self.runtime,
-            self.device,
-            self.cpu_class,
-            OPT_LEVEL_NAME
-        );
+        let full = match self.semantics {
+            Some(sem) => format!("{}|{sem}", hex(&self.model_sha256)),
+            None => format!(
+                "{}|{}|{}|{}|{}",
+                hex(&self.model_sha256),
+                self.runtime.trim_start_matches("onnxruntime "),
+                self.device,
+                self.cpu_class,
+                OPT_LEVEL_NAME
+            ),
+        };
         sha256(full.as_bytes())[..8].try_into().unwrap()
     }
 }
@@ -171,24 +229,42 @@ pub fn cpu_class() -> String {
 }
 
 pub struct Engine {
-    session: Session,
+    backend: Backend,
     pub config: ModelConfig,
     pub fingerprint: Fingerprint,
+    /// For an integer model on ONNX Runtime: the reference engine over the
+    /// same model. Loading it checks the model's bounds (which ONNX Runtime
+    /// does not), and the self-test compares the two engines' logits.
+    oracle: Option<Reference>,
 }
 
-/// A key/value cache: the graph's `past_*` inputs by name.
-type Cache = Vec<(String, DynValue)>;
+/// What computes the logits.
+enum Backend {
+    Ort(Session),
+    /// The pure-Rust integer engine (integer models only).
+    Reference(Reference),
+}
+
+/// A key/value cache: the graph's `past_*` inputs by name, or the
+/// reference engine's own.
+enum Cache {
+    Ort(Vec<(String, DynValue)>),
+    Reference(RefCache),
+}
 
 /// The decoder's state for a batch of sequences advancing in lockstep.
 pub struct DecodeState {
     batch: usize,
-    cache: Cache,
+    cache: Option<Cache>,
     logits: Vec<f32>,
     steps: usize,
 }
 
 impl Engine {
     pub fn load(model: &[u8], options: &EngineOptions) -> Result<Engine, ModelError> {
+        if options.device == Device::Reference {
+            return Engine::load_reference(model);
+        }
         let rt = runtime()?;
         let mut builder = Session::builder(&rt.environment)?
             .with_optimization_level(OPT_LEVEL)
@@ -219,27 +295,102 @@ impl Engine {
         }
         let fingerprint = Fingerprint {
             model_sha256: sha256(model),
-            runtime: rt.version.clone(),
+            runtime: format!("onnxruntime {}", rt.version),
             device: options.device.name(),
             cpu_class: cpu_class(),
+            semantics: config.integer.then_some(INT_SEMANTICS),
+        };
+        let oracle = if config.integer {
+            let reference = Reference::load(model)?;
+            let shape = (
+                reference.context(),
+                reference.d_model(),
+                reference.n_heads(),
+                reference.n_layers(),
+            );
+            if shape != (config.context, config.d_model, config.n_heads, config.n_layers) {
+                return Err(ModelError::BadModel(format!(
+                    "the graph's configuration {config:?} and its parameters {shape:?} disagree"
+                )));
+            }
+            Some(reference)
+        } else {
+            None
         };
         Ok(Engine {
-            session,
+            backend: Backend::Ort(session),
             config,
             fingerprint,
+            oracle,
         })
+    }
+
+    /// The reference engine: integer models only, no ONNX Runtime needed.
+    fn load_reference(model: &[u8]) -> Result<Engine, ModelError> {
+        let reference = Reference::load(model)?;
+        let config = ModelConfig {
+            context: reference.context(),
+            d_model: reference.d_model(),
+            n_heads: reference.n_heads(),
+            n_layers: reference.n_layers(),
+            integer: true,
+        };
+        let fingerprint = Fingerprint {
+            model_sha256: sha256(model),
+            runtime: "llmfs reference engine".into(),
+            device: Device::Reference.name(),
+            cpu_class: cpu_class(),
+            semantics: Some(INT_SEMANTICS),
+        };
+        Ok(Engine {
+            backend: Backend::Reference(reference),
+            config,
+            fingerprint,
+            oracle: None,
+        })
+    }
+
+    /// The reference engine's integer logits for `chunks` (each from BOS),
+    /// when this engine runs an integer model on ONNX Runtime: the
+    /// self-test's second opinion.
+    pub fn reference_logits(&self, chunks: &[&[u8]]) -> Option<Result<Vec<Vec<f32>>, ModelError>> {
+        let oracle = self.oracle.as_ref()?;
+        Some(
+            chunks
+                .iter()
+                .map(|c| {
+                    let mut tokens = vec![BOS];
+                    tokens.extend(c[..c.len().saturating_sub(1)].iter().map(|&b| i64::from(b)));
+                    let mut cache = RefCache::new(oracle, 1);
+                    let logits = oracle.run(&tokens, 1, tokens.len(), &mut cache)?;
+                    Ok(int_logits(&logits[..c.len() * VOCAB]))
+                })
+                .collect(),
+        )
     }
 
     fn empty_cache(&self, batch: usize) -> Result<Cache, ModelError> {
         let (h, dh) = (self.config.n_heads, self.config.head_dim());
+        if let Backend::Reference(r) = &self.backend {
+            return Ok(Cache::Reference(RefCache::new(r, batch)));
+        }
         let mut cache = Vec::with_capacity(2 * self.config.n_layers);
         for l in 0..self.config.n_layers {
-            let k = Tensor::<f32>::from_array(([batch, h, dh, 0], Vec::<f32>::new()))?;
-            let v = Tensor::<f32>::from_array(([batch, h, 0, dh], Vec::<f32>::new()))?;
-            cache.push((format!("past_k_{l}"), k.into_dyn()));
-            cache.push((format!("past_v_{l}"), v.into_dyn()));
+            let (k, v) = if self.config.integer {
+                (
+                    Tensor::<i8>::from_array(([batch, h, dh, 0], Vec::<i8>::new()))?.into_dyn(),
+                    Tensor::<i8>::from_array(([batch, h, 0, dh], Vec::<i8>::new()))?.into_dyn(),
+                )
+            } else {
+                (
+                    Tensor::<f32>::from_array(([batch, h, dh, 0], Vec::<f32>::new()))?.into_dyn(),
+                    Tensor::<f32>::from_array(([batch, h, 0, dh], Vec::<f32>::new()))?.into_dyn(),
+                )
+            };
+            cache.push((format!("past_k_{l}"), k));
+            cache.push((format!("past_v_{l}"), v));
         }
-        Ok(cache)
+        Ok(Cache::Ort(cache))
     }
 
     /// The full pass over `chunks` (each at most `context` bytes): for chunk
@@ -268,7 +419,8 @@ impl Engine {
                 tokens.extend(c[..c.len().saturating_sub(1)].iter().map(|&b| i64::from(b)));
                 tokens.resize((i + 1) * t, 0);
             }
-            let logits = self.run(group.len(), t, tokens, None)?.0;
+            let cache = self.empty_cache(group.len())?;
+            let logits = self.run(group.len(), t, tokens, cache)?.0;
             for (i, c) in group.iter().enumerate() {
                 let row = i * t * VOCAB;
                 out.push(logits[row..row + c.len() * VOCAB].to_vec());
@@ -282,7 +434,7 @@ impl Engine {
     pub fn decoder(&self, batch: usize) -> Result<DecodeState, ModelError> {
         Ok(DecodeState {
             batch,
-            cache: self.empty_cache(batch)?,
+            cache: Some(self.empty_cache(batch)?),
             logits: Vec::new(),
             steps: 0,
         })
@@ -314,29 +466,37 @@ impl Engine {
                 self.config.context
             )));
         }
-        let cache = std::mem::take(&mut state.cache);
-        let (logits, cache) = self.run(state.batch, 1, tokens, Some(cache))?;
+        let cache = state
+            .cache
+            .take()
+            .ok_or_else(|| ModelError::Inference("decoder state lost after an error".into()))?;
+        let (logits, cache) = self.run(state.batch, 1, tokens, cache)?;
         state.logits = logits;
-        state.cache = cache;
+        state.cache = Some(cache);
         state.steps += 1;
         Ok(&state.logits)
     }
 
-    /// One run of the graph: `tokens` is `[batch, t]`; with no cache, an
-    /// empty one. Returns the logits and, when a cache was given, the new
-    /// cache.
+    /// One run of the model: `tokens` is `[batch, t]`, after the positions
+    /// in `cache`. Returns the logits (an integer model's converted
+    /// exactly: `L / 2^LOGIT_FRAC` is a float32 for every `|L| < 2^24`) and
+    /// the cache with this run's positions appended.
     fn run(
         &mut self,
         batch: usize,
         t: usize,
         tokens: Vec<i64>,
-        cache: Option<Cache>,
+        cache: Cache,
     ) -> Result<(Vec<f32>, Cache), ModelError> {
-        let keep_cache = cache.is_some();
-        let cache = match cache {
-            Some(c) => c,
-            None => self.empty_cache(batch)?,
+        let session = match (&mut self.backend, cache) {
+            (Backend::Reference(r), Cache::Reference(mut c)) => {
+                let logits = r.run(&tokens, batch, t, &mut c)?;
+                return Ok((int_logits(&logits), Cache::Reference(c)));
+            }
+            (Backend::Ort(session), Cache::Ort(c)) => (session, c),
+            _ => return Err(ModelError::Inference("cache of another engine".into())),
         };
+        let (session, cache) = session;
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(1 + cache.len());
         inputs.push((
             "tokens".into(),
@@ -347,25 +507,42 @@ impl Engine {
         for (name, value) in cache {
             inputs.push((name, value.into()));
         }
-        let mut outputs = self.session.run(inputs)?;
-        let (shape, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
-        if shape.iter().product::<i64>() as usize != batch * t * VOCAB {
-            return Err(ModelError::BadModel(format!("logits of shape {shape:?}")));
-        }
-        let logits = logits.to_vec();
-        let mut new_cache = Vec::new();
-        if keep_cache {
-            for l in 0..self.config.n_layers {
-                for kind in ["k", "v"] {
-                    let value = outputs
-                        .remove(format!("present_{kind}_{l}"))
-                        .ok_or_else(|| ModelError::BadModel(format!("no present_{kind}_{l}")))?;
-                    new_cache.push((format!("past_{kind}_{l}"), value));
-                }
+        let mut outputs = session.run(inputs)?;
+        let logits = if self.config.integer {
+            let (shape, logits) = outputs["logits"].try_extract_tensor::<i32>()?;
+            check_logits_shape(shape, batch * t)?;
+            int_logits(logits)
+        } else {
+            let (shape, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
+            check_logits_shape(shape, batch * t)?;
+            logits.to_vec()
+        };
+        let mut new_cache = Vec::with_capacity(2 * self.config.n_layers);
+        for l in 0..self.config.n_layers {
+            for kind in ["k", "v"] {
+                let value = outputs
+                    .remove(format!("present_{kind}_{l}"))
+                    .ok_or_else(|| ModelError::BadModel(format!("no present_{kind}_{l}")))?;
+                new_cache.push((format!("past_{kind}_{l}"), value));
             }
         }
-        Ok((logits, new_cache))
+        Ok((logits, Cache::Ort(new_cache)))
     }
+}
+
+fn check_logits_shape(shape: &[i64], rows: usize) -> Result<(), ModelError> {
+    if shape.iter().product::<i64>() as usize != rows * VOCAB {
+        return Err(ModelError::BadModel(format!("logits of shape {shape:?}")));
+    }
+    Ok(())
+}
+
+/// An integer model's logits as the floats the frequency tables take:
+/// `L / 2^LOGIT_FRAC`, exact (a power-of-two scaling of an integer below
+/// 2^24 in magnitude; the graph clamps to 2^20).
+fn int_logits(logits: &[i32]) -> Vec<f32> {
+    let scale = (-LOGIT_FRAC as f32).exp2();
+    logits.iter().map(|&l| l as f32 * scale).collect()
 }
 
 #[cfg(feature = "cuda")]

@@ -5,13 +5,16 @@ mod default;
 mod digest;
 mod engine;
 mod error;
+mod onnx_proto;
+pub mod reference;
 pub mod runtime;
 mod selftest;
 
 pub use default::DEFAULT_MODEL;
-pub use digest::{hex, sha256};
+pub use digest::{hex, model_id_from_hex, sha256};
 pub use engine::{
-    cpu_class, DecodeState, Device, Engine, EngineOptions, Fingerprint, ModelConfig, BOS, VOCAB,
+    cpu_class, DecodeState, Device, Engine, EngineOptions, Fingerprint, ModelConfig, BOS,
+    INT_SEMANTICS, VOCAB,
 };
 pub use error::ModelError;
-pub use selftest::self_test;
+pub use selftest::{logits_digest, self_test};

@@ -66,6 +66,10 @@ pub struct StoreTotals {
     pub stored_bytes: u64,
     /// (codec id, blocks, raw bytes, stored bytes)
     pub per_codec: Vec<(u8, u64, u64, u64)>,
+    /// llm blocks coded with a float model (payload versions 1 and 2),
+    /// which decode only on the engine class that wrote them, and their raw
+    /// bytes. `llmfs archive --portable` re-encodes them.
+    pub llm_not_portable: (u64, u64),
 }
 
 const INODE_COLUMNS: &str = "ino, mode, uid, gid, nlink, size, stored_bytes, rdev, atime_ns, \
@@ -357,6 +361,22 @@ impl<'c> Meta<'c> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Up to `limit` llm blocks coded with a float model (payload versions 1
+    /// and 2, which decode only on the engine class that wrote them),
+    /// skipping the first `offset` of them, in (ino, idx) order.
+    pub fn llm_blocks_not_portable(&self, offset: usize, limit: usize) -> Result<Vec<(u64, u64)>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT ino, idx FROM blocks WHERE codec = {} AND substr(record, {}, 1) IN (x'01', x'02') \
+             ORDER BY ino, idx LIMIT ?1 OFFSET ?2",
+            crate::codec::CodecId::Llm as u8,
+            crate::codec::RECORD_HEADER_LEN + 1
+        ))?;
+        let rows = stmt.query_map(params![limit as i64, offset as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Bytes of blocks (raw, stored) the archiver has and has not yet
     /// considered: `((archived_raw, archived_stored), (pending_raw, pending_stored))`.
     pub fn archive_totals(&self) -> Result<((u64, u64), (u64, u64))> {
@@ -422,6 +442,37 @@ impl<'c> Meta<'c> {
             .conn
             .prepare_cached("SELECT onnx FROM models WHERE sha256 = ?1")?;
         Ok(stmt.query_row([sha256], |r| r.get(0)).optional()?)
+    }
+
+    /// The sha256 (hex) of every model the volume stores.
+    pub fn model_shas(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT sha256 FROM models ORDER BY added_ns, sha256")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// How many llm blocks name `model_id` (the first 8 bytes of a model's
+    /// sha256) in their payload header.
+    pub fn llm_blocks_of_model(&self, model_id: &[u8; 8]) -> Result<u64> {
+        Ok(self.conn.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM blocks WHERE codec = {} AND substr(record, {}, 8) = ?1",
+                crate::codec::CodecId::Llm as u8,
+                crate::codec::RECORD_HEADER_LEN + 5
+            ),
+            [&model_id[..]],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Drops a stored model that no block refers to any more.
+    pub fn delete_model(&self, sha256: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM models WHERE sha256 = ?1")?
+            .execute([sha256])?;
+        Ok(())
     }
 
     /// Stores a model (idempotent).
@@ -590,6 +641,16 @@ impl<'c> Meta<'c> {
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         t.per_codec = rows.collect::<rusqlite::Result<_>>()?;
+        t.llm_not_portable = self.conn.query_row(
+            &format!(
+                "SELECT COUNT(*), COALESCE(SUM(raw_len), 0) FROM blocks WHERE codec = {} \
+                 AND substr(record, {}, 1) IN (x'01', x'02')",
+                crate::codec::CodecId::Llm as u8,
+                crate::codec::RECORD_HEADER_LEN + 1
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         Ok(t)
     }
 }

@@ -9,19 +9,25 @@
 //! chunk) order inside a group: a decoder can batch any set of groups, from
 //! one block or several.
 //!
-//! Two payload versions: 1 codes each byte with the transformer's table
-//! alone ([`plain`]); 2, the default, mixes the transformer with adaptive
-//! in-block models and codes bit by bit ([`mixed`], [`crate::mix`]).
+//! Four payload versions, two codings times two kinds of engine:
+//!
+//! | version | coding | engine |
+//! |---|---|---|
+//! | 1 | the transformer's table alone ([`plain`]) | float model: decodes only on the engine class that wrote it |
+//! | 2 | transformer mixed with adaptive in-block models, bit by bit ([`mixed`], [`crate::mix`]) | float model |
+//! | 3 | as 1 | integer model: portable, any engine of the model decodes it |
+//! | 4 | as 2 (the default) | integer model |
 //!
 //! Payload layout (little-endian; docs/FORMAT.md):
 //!
 //! ```text
-//! 0   u8      payload version (1 or 2)
+//! 0   u8      payload version (1 to 4)
 //! 1   u8      chunks per group G (>= 1)
 //! 2   u16     chunk length C (>= 1, <= the model context)
 //! 4   [u8;8]  model id (first 8 bytes of the model file's sha256)
-//! 12  [u8;8]  engine fingerprint id (model, runtime, provider, CPU class)
-//! 20  u8      version 2 only: chunks per wave W (a multiple of G, <= 64)
+//! 12  [u8;8]  engine fingerprint id (versions 1, 2: model, runtime, provider,
+//!             CPU class; versions 3, 4: model and integer semantics only)
+//! 20  u8      versions 2 and 4 only: chunks per wave W (a multiple of G, <= 64)
 //! ..  LEB128  byte length of each group stream but the last
 //! ..          the group streams, in order
 //! ```
@@ -34,10 +40,31 @@ use std::sync::Mutex;
 use super::{Codec, CodecError, CodecId};
 use crate::model::{hex, Engine, ModelError};
 
-/// The transformer alone.
+/// The transformer alone, float model.
 pub const PAYLOAD_PLAIN: u8 = 1;
-/// The transformer mixed with the in-block models.
+/// The transformer mixed with the in-block models, float model.
 pub const PAYLOAD_MIXED: u8 = 2;
+/// The transformer alone, integer model (portable).
+pub const PAYLOAD_PLAIN_PORTABLE: u8 = 3;
+/// The transformer mixed with the in-block models, integer model
+/// (portable).
+pub const PAYLOAD_MIXED_PORTABLE: u8 = 4;
+
+/// Whether a payload of `version` mixes the in-block models.
+fn is_mixed(version: u8) -> bool {
+    matches!(version, PAYLOAD_MIXED | PAYLOAD_MIXED_PORTABLE)
+}
+
+/// Whether an llm payload decodes on every engine of its model (an integer
+/// model's), rather than only on the engine class that wrote it. `None`
+/// for a payload too short or of an unknown version.
+pub fn payload_portable(payload: &[u8]) -> Option<bool> {
+    match *payload.first()? {
+        PAYLOAD_PLAIN | PAYLOAD_MIXED => Some(false),
+        PAYLOAD_PLAIN_PORTABLE | PAYLOAD_MIXED_PORTABLE => Some(true),
+        _ => None,
+    }
+}
 /// Chunks per range-coder stream: fewer streams cost fewer flush bytes,
 /// smaller groups give the decoder finer batches.
 pub const GROUP: usize = 16;
@@ -64,8 +91,8 @@ pub struct LlmHeader {
 /// The fixed header's length in a payload of `version`, if known.
 fn header_len(version: u8) -> Option<usize> {
     match version {
-        PAYLOAD_PLAIN => Some(20),
-        PAYLOAD_MIXED => Some(21),
+        PAYLOAD_PLAIN | PAYLOAD_PLAIN_PORTABLE => Some(20),
+        PAYLOAD_MIXED | PAYLOAD_MIXED_PORTABLE => Some(21),
         _ => None,
     }
 }
@@ -87,7 +114,7 @@ impl LlmHeader {
             chunk_len: u16::from_le_bytes([payload[2], payload[3]]) as usize,
             model: payload[4..12].try_into().unwrap(),
             engine: payload[12..20].try_into().unwrap(),
-            wave: if version == PAYLOAD_MIXED {
+            wave: if is_mixed(version) {
                 payload[20] as usize
             } else {
                 group
@@ -248,9 +275,14 @@ pub struct LlmCodec {
     description: String,
     chunk_len: usize,
     can_encode: bool,
-    /// Write version 2 (mixed) payloads; version 1 (the transformer alone)
-    /// when off.
+    /// Write mixed payloads (version 2 or 4); the transformer alone
+    /// (version 1 or 3) when off.
     mixing: bool,
+    /// The engine runs an integer model: payload versions 3 and 4.
+    portable: bool,
+    /// Codecs of the volume's other models, for its blocks coded with them
+    /// (a volume being converted to a portable model): decode only.
+    others: Vec<std::sync::Arc<LlmCodec>>,
 }
 
 impl LlmCodec {
@@ -272,6 +304,8 @@ impl LlmCodec {
             chunk_len: engine.config.context.min(u16::MAX as usize),
             can_encode,
             mixing: true,
+            portable: engine.fingerprint.portable(),
+            others: Vec::new(),
             model,
             engine: Mutex::new(engine),
         }
@@ -281,6 +315,13 @@ impl LlmCodec {
     /// the in-block models (to measure the transformer's own contribution).
     pub fn without_mixing(mut self) -> LlmCodec {
         self.mixing = false;
+        self
+    }
+
+    /// Also decodes blocks of the models of `others` (by the model id each
+    /// payload names); this codec still encodes with its own.
+    pub fn with_decoders(mut self, others: Vec<std::sync::Arc<LlmCodec>>) -> LlmCodec {
+        self.others = others;
         self
     }
 
@@ -305,6 +346,11 @@ impl LlmCodec {
         self.engine_id
     }
 
+    /// Whether this codec's blocks decode on every engine of its model.
+    pub fn portable(&self) -> bool {
+        self.portable
+    }
+
     pub fn description(&self) -> &str {
         &self.description
     }
@@ -327,8 +373,10 @@ impl LlmCodec {
         // Version 1: (block, first chunk of the group, job).
         let mut plain_jobs: Vec<(usize, usize, GroupJob<'_>)> = Vec::new();
         let mut plain_lens = Vec::new();
-        // Version 2: (block, state).
+        // Versions 2 and 4: (block, state).
         let mut mixed_blocks = Vec::new();
+        // Blocks of another of the volume's models: (codec in `others`, block).
+        let mut elsewhere: Vec<(usize, usize)> = Vec::new();
         for (b, &(payload, raw_len)) in blocks.iter().enumerate() {
             plain_lens.push(0);
             results.push(None);
@@ -337,12 +385,21 @@ impl LlmCodec {
                 // model (another CPU class, say) may: try, and let the
                 // checksum judge.
                 Ok((h, _)) if h.model != self.model_id => {
-                    results[b] = Some(Err(CodecError::EngineMismatch {
-                        block: format!("model {}, engine {}", hex(&h.model), hex(&h.engine)),
-                        engine: format!("{} ({})", hex(&self.engine_id), self.description),
-                    }));
+                    match self.others.iter().position(|o| o.model_id == h.model) {
+                        Some(o) => elsewhere.push((o, b)),
+                        None => {
+                            results[b] = Some(Err(CodecError::EngineMismatch {
+                                block: format!(
+                                    "model {}, engine {}",
+                                    hex(&h.model),
+                                    hex(&h.engine)
+                                ),
+                                engine: format!("{} ({})", hex(&self.engine_id), self.description),
+                            }));
+                        }
+                    }
                 }
-                Ok((h, groups)) if h.version == PAYLOAD_MIXED => {
+                Ok((h, groups)) if is_mixed(h.version) => {
                     mixed_blocks.push((b, mixed::MixedBlock::new(h, groups, raw_len)));
                 }
                 Ok((h, groups)) => {
@@ -353,6 +410,20 @@ impl LlmCodec {
                     }
                 }
                 Err(e) => results[b] = Some(Err(e)),
+            }
+        }
+        for (o, other) in self.others.iter().enumerate() {
+            let mine: Vec<usize> = elsewhere
+                .iter()
+                .filter(|(x, _)| *x == o)
+                .map(|(_, b)| *b)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let subset: Vec<(&[u8], usize)> = mine.iter().map(|&b| blocks[b]).collect();
+            for (b, r) in mine.into_iter().zip(other.decode_many(&subset)) {
+                results[b] = Some(r);
             }
         }
         let mut engine = self.lock();
@@ -415,10 +486,11 @@ impl Codec for LlmCodec {
         }
         let chunks: Vec<&[u8]> = raw.chunks(self.chunk_len).collect();
         let logits = self.lock().score(&chunks).map_err(engine_error)?;
-        out.push(if self.mixing {
-            PAYLOAD_MIXED
-        } else {
-            PAYLOAD_PLAIN
+        out.push(match (self.mixing, self.portable) {
+            (true, false) => PAYLOAD_MIXED,
+            (false, false) => PAYLOAD_PLAIN,
+            (true, true) => PAYLOAD_MIXED_PORTABLE,
+            (false, true) => PAYLOAD_PLAIN_PORTABLE,
         });
         out.push(GROUP as u8);
         out.extend_from_slice(&(self.chunk_len as u16).to_le_bytes());

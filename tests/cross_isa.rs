@@ -1,0 +1,123 @@
+//! Cross-CPU exactness: the same llmfs binary under `qemu-x86_64 -cpu
+//! Haswell` (AVX2) and `-cpu Nehalem` (SSE4.2) runs ONNX Runtime's kernels
+//! for those CPU classes. An integer model must give the same logits digest
+//! there as natively, and blocks written on one class must decode on the
+//! others, both ways.
+//!
+//! Needs qemu-user (Debian package `qemu-user`); without it the tests say so
+//! and pass, unless LLMFS_REQUIRE_QEMU=1 (set by .ci/test), when they fail.
+
+use std::path::Path;
+use std::process::Command;
+
+const QEMU: &str = "qemu-x86_64";
+const CPUS: [&str; 2] = ["Haswell", "Nehalem"];
+
+fn have_qemu() -> bool {
+    let found = Command::new(QEMU).arg("-version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("LLMFS_REQUIRE_QEMU").is_none(),
+            "{QEMU} is missing and LLMFS_REQUIRE_QEMU is set (install qemu-user)"
+        );
+        eprintln!("skipped: {QEMU} not found (install Debian's qemu-user to run cross-CPU tests)");
+    }
+    found
+}
+
+/// `llmfs ARGS`, natively or under qemu with `cpu`.
+fn llmfs(cpu: Option<&str>, args: &[&str]) -> std::process::Output {
+    let bin = env!("CARGO_BIN_EXE_llmfs");
+    let mut cmd = match cpu {
+        Some(cpu) => {
+            let mut c = Command::new(QEMU);
+            c.args(["-cpu", cpu, bin]);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let out = cmd.args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "llmfs {args:?} under {cpu:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn model_path(rel: &str) -> String {
+    format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn digest(cpu: Option<&str>, model: &str, device: &str) -> (String, String) {
+    let out = llmfs(
+        cpu,
+        &["model-check", "--json", "--device", device, "--model", &model_path(model)],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["self_test"], "passed", "{v}");
+    (
+        v["logits_sha256"].as_str().unwrap().to_string(),
+        v["cpu_class"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn integer_logits_are_the_same_on_every_cpu_class() {
+    if !have_qemu() {
+        return;
+    }
+    for model in ["models/test-int/model.onnx", "models/default/model.onnx"] {
+        let (native, class) = digest(None, model, "cpu");
+        for cpu in CPUS {
+            let (emulated, emulated_class) = digest(Some(cpu), model, "cpu");
+            assert_ne!(class, emulated_class, "qemu -cpu {cpu} must change the kernel class");
+            assert_eq!(native, emulated, "{model}: {class} vs {emulated_class}");
+        }
+        let (reference, _) = digest(Some("Nehalem"), model, "reference");
+        assert_eq!(native, reference, "{model}: reference engine under Nehalem");
+    }
+}
+
+fn roundtrip(dir: &Path, model: &str, data: &[u8], enc: Option<&str>, dec: Option<&str>) {
+    let input = dir.join("in");
+    let packed = dir.join("packed");
+    let output = dir.join("out");
+    std::fs::write(&input, data).unwrap();
+    let m = model_path(model);
+    llmfs(
+        enc,
+        &[
+            "compress", "--codec", "llm", "--workers", "1", "--model", &m,
+            input.to_str().unwrap(), packed.to_str().unwrap(),
+        ],
+    );
+    llmfs(
+        dec,
+        &[
+            "decompress", "--workers", "1", "--model", &m,
+            packed.to_str().unwrap(), output.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        std::fs::read(&output).unwrap() == data,
+        "{model}: written under {enc:?}, read under {dec:?}"
+    );
+}
+
+#[test]
+fn integer_blocks_written_on_one_cpu_class_decode_on_the_others() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (model, len) in [("models/test-int/model.onnx", 4096), ("models/default/model.onnx", 1024)] {
+        let data = &text[..len];
+        for cpu in CPUS {
+            roundtrip(dir.path(), model, data, None, Some(cpu));
+            roundtrip(dir.path(), model, data, Some(cpu), None);
+        }
+    }
+}

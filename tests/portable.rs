@@ -1,0 +1,116 @@
+//! Portable blocks: an integer model's llm blocks decode on every engine
+//! of the model (ONNX Runtime with any thread count, the reference engine),
+//! every engine writes the same bytes, and float models' blocks are marked
+//! as not portable.
+
+mod common;
+
+use llmfs::codec::{payload_portable, Codec, LlmCodec};
+use llmfs::model::{logits_digest, Device, Engine, EngineOptions};
+
+const INT_MODELS: [&str; 2] = ["models/test-int/model.onnx", "models/default/model.onnx"];
+
+/// sha256 of the integer logits of `logits_digest`'s fixed input, per
+/// model: the same on every machine and engine (also checked under emulated
+/// CPUs in tests/cross_isa.rs). Reproduce with
+/// `llmfs model-check --model MODEL --json` (its `logits_sha256`).
+const PINNED_DIGESTS: [(&str, &str); 2] = [
+    ("models/test-int/model.onnx", "99abd72131ae28b5e7145d1a6b5ccc9cb192da4cdb7962ae731577f5a4d98539"),
+    ("models/default/model.onnx", "4fa3909dd34782d181bc22ce65555e8d82e480f4eb04035f5aecdbd72ed8494d"),
+];
+
+fn engines() -> [(Device, usize); 3] {
+    [(Device::Cpu, 1), (Device::Cpu, 2), (Device::Reference, 1)]
+}
+
+fn codec(model: &[u8], device: Device, threads: usize, mixing: bool) -> LlmCodec {
+    let c = LlmCodec::load(model, &EngineOptions { device, threads }).unwrap();
+    assert!(c.can_encode(), "{device:?}: self-test failed");
+    assert!(c.portable());
+    if mixing {
+        c
+    } else {
+        c.without_mixing()
+    }
+}
+
+/// Text, then every byte value: a block that is partly not text.
+fn sample(len: usize) -> Vec<u8> {
+    let mut data = common::text(len, 11);
+    data.truncate(len.saturating_sub(256));
+    data.extend(0..=255u8);
+    data
+}
+
+#[test]
+fn integer_blocks_decode_on_every_engine_and_every_engine_writes_the_same() {
+    for path in INT_MODELS {
+        let model = std::fs::read(path).unwrap();
+        let data = sample(if path.contains("test-int") { 3000 } else { 1200 });
+        for mixing in [true, false] {
+            let codecs: Vec<LlmCodec> = engines()
+                .iter()
+                .map(|&(d, t)| codec(&model, d, t, mixing))
+                .collect();
+            let ids: Vec<[u8; 8]> = codecs.iter().map(LlmCodec::engine_id).collect();
+            assert!(ids.windows(2).all(|w| w[0] == w[1]), "{path}: engine ids {ids:?}");
+            let mut first: Option<Vec<u8>> = None;
+            for (e, enc) in codecs.iter().enumerate() {
+                let mut payload = Vec::new();
+                enc.encode(&data, &mut payload).unwrap();
+                assert_eq!(payload[0], if mixing { 4 } else { 3 });
+                assert_eq!(payload_portable(&payload), Some(true));
+                match &first {
+                    None => first = Some(payload.clone()),
+                    Some(f) => assert!(
+                        f == &payload,
+                        "{path}: engine {:?} wrote other bytes",
+                        engines()[e]
+                    ),
+                }
+                for (d, dec) in codecs.iter().enumerate() {
+                    let mut out = Vec::new();
+                    dec.decode(&payload, data.len(), &mut out)
+                        .unwrap_or_else(|err| {
+                            panic!("{path}: {:?} -> {:?}: {err}", engines()[e], engines()[d])
+                        });
+                    assert!(out == data, "{path}: {:?} -> {:?}", engines()[e], engines()[d]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn float_blocks_are_not_portable() {
+    let model = std::fs::read("models/test/model.onnx").unwrap();
+    let c = LlmCodec::load(&model, &EngineOptions::default()).unwrap();
+    assert!(!c.portable());
+    let data = sample(700);
+    let mut payload = Vec::new();
+    c.encode(&data, &mut payload).unwrap();
+    assert_eq!(payload[0], 2);
+    assert_eq!(payload_portable(&payload), Some(false));
+    // The reference engine runs integer models only.
+    let err = Engine::load(
+        &model,
+        &EngineOptions {
+            device: Device::Reference,
+            threads: 1,
+        },
+    )
+    .err()
+    .expect("a float model on the reference engine");
+    assert!(err.to_string().contains("llmfs-int8-v1"), "{err}");
+}
+
+#[test]
+fn logits_digest_is_the_pinned_one_on_every_engine() {
+    for (path, want) in PINNED_DIGESTS {
+        let model = std::fs::read(path).unwrap();
+        for (device, threads) in engines() {
+            let mut e = Engine::load(&model, &EngineOptions { device, threads }).unwrap();
+            assert_eq!(logits_digest(&mut e).unwrap(), want, "{path} on {device:?}");
+        }
+    }
+}
