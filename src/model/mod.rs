@@ -5,6 +5,8 @@ mod default;
 mod digest;
 mod engine;
 mod error;
+mod onnx_proto;
+pub mod reference;
 pub mod runtime;
 mod selftest;
 
@@ -14,4 +16,5 @@ pub use engine::{
     cpu_class, DecodeState, Device, Engine, EngineOptions, Fingerprint, ModelConfig, BOS, VOCAB,
 };
 pub use error::ModelError;
+pub use reference::{RefCache, Reference};
 pub use selftest::self_test;
