@@ -1,4 +1,5 @@
-//! The language model: ONNX Runtime sessions over an llmfs model graph, the
+//! The language model: engines over an llmfs model graph (ONNX Runtime
+//! sessions, or the pure-Rust reference engine for integer models), the
 //! engine fingerprint, and the start-up self-test of the model contract.
 
 mod default;
@@ -17,4 +18,5 @@ pub use engine::{
     INT_SEMANTICS, VOCAB,
 };
 pub use error::ModelError;
+pub use reference::{RefCache, Reference};
 pub use selftest::{logits_digest, self_test};
