@@ -197,15 +197,14 @@ pub fn convert_to_portable(
     stop: &AtomicBool,
     mut progress: impl FnMut(&ArchiveStats),
 ) -> Result<ArchiveStats> {
-    let llm = match codecs.llm() {
-        Some(llm) if llm.portable() && llm.can_encode() => llm,
-        _ => {
-            return Err(Error::Inconsistent(
+    let llm =
+        match codecs.llm() {
+            Some(llm) if llm.portable() && llm.can_encode() => llm,
+            _ => return Err(Error::Inconsistent(
                 "converting to portable blocks needs an integer model that passed its self-test"
                     .into(),
-            ))
-        }
-    };
+            )),
+        };
     let mut stats = ArchiveStats::default();
     // Blocks that failed to decode stay where they are: skip past them.
     let mut failed = 0usize;

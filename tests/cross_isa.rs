@@ -53,7 +53,14 @@ fn model_path(rel: &str) -> String {
 fn digest(cpu: Option<&str>, model: &str, device: &str) -> (String, String) {
     let out = llmfs(
         cpu,
-        &["model-check", "--json", "--device", device, "--model", &model_path(model)],
+        &[
+            "model-check",
+            "--json",
+            "--device",
+            device,
+            "--model",
+            &model_path(model),
+        ],
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["self_test"], "passed", "{v}");
@@ -72,7 +79,10 @@ fn integer_logits_are_the_same_on_every_cpu_class() {
         let (native, class) = digest(None, model, "cpu");
         for cpu in CPUS {
             let (emulated, emulated_class) = digest(Some(cpu), model, "cpu");
-            assert_ne!(class, emulated_class, "qemu -cpu {cpu} must change the kernel class");
+            assert_ne!(
+                class, emulated_class,
+                "qemu -cpu {cpu} must change the kernel class"
+            );
             assert_eq!(native, emulated, "{model}: {class} vs {emulated_class}");
         }
         let (reference, _) = digest(Some("Nehalem"), model, "reference");
@@ -89,15 +99,27 @@ fn roundtrip(dir: &Path, model: &str, data: &[u8], enc: Option<&str>, dec: Optio
     llmfs(
         enc,
         &[
-            "compress", "--codec", "llm", "--workers", "1", "--model", &m,
-            input.to_str().unwrap(), packed.to_str().unwrap(),
+            "compress",
+            "--codec",
+            "llm",
+            "--workers",
+            "1",
+            "--model",
+            &m,
+            input.to_str().unwrap(),
+            packed.to_str().unwrap(),
         ],
     );
     llmfs(
         dec,
         &[
-            "decompress", "--workers", "1", "--model", &m,
-            packed.to_str().unwrap(), output.to_str().unwrap(),
+            "decompress",
+            "--workers",
+            "1",
+            "--model",
+            &m,
+            packed.to_str().unwrap(),
+            output.to_str().unwrap(),
         ],
     );
     assert!(
@@ -113,7 +135,10 @@ fn integer_blocks_written_on_one_cpu_class_decode_on_the_others() {
     }
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    for (model, len) in [("models/test-int/model.onnx", 4096), ("models/default/model.onnx", 1024)] {
+    for (model, len) in [
+        ("models/test-int/model.onnx", 4096),
+        ("models/default/model.onnx", 1024),
+    ] {
         let data = &text[..len];
         for cpu in CPUS {
             roundtrip(dir.path(), model, data, None, Some(cpu));

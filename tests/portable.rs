@@ -15,8 +15,14 @@ const INT_MODELS: [&str; 2] = ["models/test-int/model.onnx", "models/default/mod
 /// CPUs in tests/cross_isa.rs). Reproduce with
 /// `llmfs model-check --model MODEL --json` (its `logits_sha256`).
 const PINNED_DIGESTS: [(&str, &str); 2] = [
-    ("models/test-int/model.onnx", "99abd72131ae28b5e7145d1a6b5ccc9cb192da4cdb7962ae731577f5a4d98539"),
-    ("models/default/model.onnx", "4fa3909dd34782d181bc22ce65555e8d82e480f4eb04035f5aecdbd72ed8494d"),
+    (
+        "models/test-int/model.onnx",
+        "99abd72131ae28b5e7145d1a6b5ccc9cb192da4cdb7962ae731577f5a4d98539",
+    ),
+    (
+        "models/default/model.onnx",
+        "4fa3909dd34782d181bc22ce65555e8d82e480f4eb04035f5aecdbd72ed8494d",
+    ),
 ];
 
 fn engines() -> [(Device, usize); 3] {
@@ -46,14 +52,21 @@ fn sample(len: usize) -> Vec<u8> {
 fn integer_blocks_decode_on_every_engine_and_every_engine_writes_the_same() {
     for path in INT_MODELS {
         let model = std::fs::read(path).unwrap();
-        let data = sample(if path.contains("test-int") { 3000 } else { 1200 });
+        let data = sample(if path.contains("test-int") {
+            3000
+        } else {
+            1200
+        });
         for mixing in [true, false] {
             let codecs: Vec<LlmCodec> = engines()
                 .iter()
                 .map(|&(d, t)| codec(&model, d, t, mixing))
                 .collect();
             let ids: Vec<[u8; 8]> = codecs.iter().map(LlmCodec::engine_id).collect();
-            assert!(ids.windows(2).all(|w| w[0] == w[1]), "{path}: engine ids {ids:?}");
+            assert!(
+                ids.windows(2).all(|w| w[0] == w[1]),
+                "{path}: engine ids {ids:?}"
+            );
             let mut first: Option<Vec<u8>> = None;
             for (e, enc) in codecs.iter().enumerate() {
                 let mut payload = Vec::new();
@@ -74,7 +87,12 @@ fn integer_blocks_decode_on_every_engine_and_every_engine_writes_the_same() {
                         .unwrap_or_else(|err| {
                             panic!("{path}: {:?} -> {:?}: {err}", engines()[e], engines()[d])
                         });
-                    assert!(out == data, "{path}: {:?} -> {:?}", engines()[e], engines()[d]);
+                    assert!(
+                        out == data,
+                        "{path}: {:?} -> {:?}",
+                        engines()[e],
+                        engines()[d]
+                    );
                 }
             }
         }

@@ -210,8 +210,8 @@ pub fn convert_to_portable(
         threads: model.workers(),
         ..model.options()
     };
-    let target = crate::codec::LlmCodec::load(&model.model_bytes()?, &options)
-        .map_err(|e| e.to_string())?;
+    let target =
+        crate::codec::LlmCodec::load(&model.model_bytes()?, &options).map_err(|e| e.to_string())?;
     if !target.portable() {
         return Err(format!(
             "{} is a float model; --portable needs an integer model (the built-in one is)",
@@ -237,10 +237,9 @@ pub fn convert_to_portable(
     let codecs = crate::codec::CodecSet::with_llm(Some(llm));
     let mut bar = super::progress::Progress::new("portable", raw);
     let stop = AtomicBool::new(false);
-    let stats = crate::archive::convert_to_portable(&store, &codecs, &stop, |s| {
-        bar.set(s.raw_bytes)
-    })
-    .map_err(|e| e.to_string())?;
+    let stats =
+        crate::archive::convert_to_portable(&store, &codecs, &stop, |s| bar.set(s.raw_bytes))
+            .map_err(|e| e.to_string())?;
     bar.finish();
     store.checkpoint().map_err(|e| e.to_string())?;
     println!(

@@ -308,7 +308,14 @@ impl Engine {
                 reference.n_heads(),
                 reference.n_layers(),
             );
-            if shape != (config.context, config.d_model, config.n_heads, config.n_layers) {
+            if shape
+                != (
+                    config.context,
+                    config.d_model,
+                    config.n_heads,
+                    config.n_layers,
+                )
+            {
                 return Err(ModelError::BadModel(format!(
                     "the graph's configuration {config:?} and its parameters {shape:?} disagree"
                 )));

@@ -35,7 +35,10 @@ pub fn self_test(engine: &mut Engine) -> Result<(), ModelError> {
     let chunks = sample(engine.config.context);
     let refs: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
     let full = engine.score(&refs)?;
-    let prefixes: Vec<&[u8]> = refs.iter().map(|c| &c[..c.len().min(ORACLE_PREFIX)]).collect();
+    let prefixes: Vec<&[u8]> = refs
+        .iter()
+        .map(|c| &c[..c.len().min(ORACLE_PREFIX)])
+        .collect();
     if let Some(reference) = engine.reference_logits(&prefixes) {
         for (i, want) in reference?.iter().enumerate() {
             let got = &full[i][..want.len()];
