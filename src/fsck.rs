@@ -257,8 +257,8 @@ pub fn check(
     }
     if r.llm_not_portable > 0 {
         r.warnings.push(format!(
-            "{} llm blocks are coded with a float model and decode only on the CPU class \
-             (and runtime) that wrote them; `llmfs archive --portable` re-encodes them portably",
+            "{} llm blocks are not portable: coded with a float model, they decode only on the \
+             CPU class (and runtime) that wrote them; `llmfs archive --portable` re-encodes them",
             r.llm_not_portable
         ));
     }

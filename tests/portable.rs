@@ -132,3 +132,126 @@ fn logits_digest_is_the_pinned_one_on_every_engine() {
         }
     }
 }
+
+mod convert {
+    //! A volume of float-model blocks, converted by `llmfs archive
+    //! --portable`: stats and fsck count what is not portable before, and
+    //! nothing after; the data reads back; the old model is dropped.
+
+    use std::process::Command;
+
+    use llmfs::archive::{ensure_model_recorded, volume_codec};
+    use llmfs::codec::{CodecId, CodecSet};
+    use llmfs::fs::{Ctx, Fs, FsConfig};
+    use llmfs::model::{hex, sha256, EngineOptions, DEFAULT_MODEL};
+    use llmfs::store::{OpenOptions, Store, ROOT_INO};
+
+    const BS: usize = 4096;
+
+    fn open_store(dir: &std::path::Path) -> Store {
+        Store::open(
+            dir,
+            &OpenOptions {
+                create: true,
+                block_size: BS,
+                read_only: false,
+            },
+        )
+        .unwrap()
+    }
+
+    fn llmfs(args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_llmfs"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn stats(dir: &str) -> serde_json::Value {
+        let (ok, out) = llmfs(&["stats", "--json", dir]);
+        assert!(ok, "{out}");
+        serde_json::from_str(out.lines().next().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn archive_portable_converts_float_blocks_and_drops_the_float_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap();
+        let float = std::fs::read("models/float-d192l3/model.onnx").unwrap();
+        let mut data = super::common::text(5 * BS, 3);
+        data.extend(super::common::text(2 * BS + 100, 4));
+        let ino = {
+            let store = open_store(dir.path());
+            let llm = volume_codec(&store, Some(&float), &EngineOptions::default()).unwrap();
+            assert!(!llm.portable());
+            ensure_model_recorded(&store, &llm).unwrap();
+            let config = FsConfig {
+                best_codec_on_write: true,
+                ..FsConfig::default()
+            };
+            let fs = Fs::with_codecs(store, config, CodecSet::with_llm(Some(llm))).unwrap();
+            let attr = fs
+                .mknod(
+                    &Ctx::root(),
+                    ROOT_INO,
+                    b"prose.txt",
+                    libc::S_IFREG | 0o644,
+                    0,
+                )
+                .unwrap();
+            let fh = fs.open(attr.ino, libc::O_RDWR).unwrap();
+            fs.write(attr.ino, fh, 0, &data).unwrap();
+            fs.fsync(attr.ino).unwrap();
+            fs.release(attr.ino, fh).unwrap();
+            fs.shutdown().unwrap();
+            attr.ino
+        };
+        let before = stats(path);
+        let not_portable = before["llm_not_portable"]["blocks"].as_u64().unwrap();
+        assert!(not_portable > 0, "the float model won no block: {before}");
+        let (ok, out) = llmfs(&["fsck", path]);
+        assert!(ok && out.contains("not portable"), "{out}");
+
+        let (ok, out) = llmfs(&["archive", "--portable", "--workers", "1", path]);
+        assert!(ok, "{out}");
+        assert!(
+            out.contains(&format!("converted {not_portable} blocks")),
+            "{out}"
+        );
+
+        let after = stats(path);
+        assert_eq!(after["llm_not_portable"]["blocks"], 0, "{after}");
+        assert_eq!(after["model"], hex(&sha256(DEFAULT_MODEL)), "{after}");
+        let (ok, out) = llmfs(&["fsck", path]);
+        assert!(ok && !out.contains("not portable"), "{out}");
+        // A second run finds nothing to do.
+        let (ok, out) = llmfs(&["archive", "--portable", path]);
+        assert!(ok && out.contains("already portable"), "{out}");
+
+        let store = open_store(dir.path());
+        let shas = store.read(|m| m.model_shas()).unwrap();
+        assert_eq!(
+            shas,
+            vec![hex(&sha256(DEFAULT_MODEL))],
+            "the float model is dropped"
+        );
+        let llm = volume_codec(&store, None, &EngineOptions::default()).unwrap();
+        let fs =
+            Fs::with_codecs(store, FsConfig::default(), CodecSet::with_llm(Some(llm))).unwrap();
+        assert_eq!(fs.read(ino, 0, data.len() as u32 + 10).unwrap(), data);
+        let t = fs.store().read(|m| m.totals()).unwrap();
+        let llm_blocks: u64 = t
+            .per_codec
+            .iter()
+            .filter(|(c, ..)| *c == CodecId::Llm as u8)
+            .map(|(_, n, ..)| *n)
+            .sum();
+        assert!(llm_blocks > 0, "the integer model won no block: {t:?}");
+    }
+}
