@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 /// `--extreme --seed 2`).
 const MODELS: [&str; 4] = [
     "models/test-int/model.onnx",
-    "models/default-int/model.onnx",
+    "models/default/model.onnx",
     "models/test-int/random.onnx",
     "models/test-int/random-extreme.onnx",
 ];
@@ -126,7 +126,7 @@ fn loads_the_integer_models() {
     let r = load("models/test-int/model.onnx");
     let shape = (r.context(), r.d_model(), r.n_layers(), r.n_heads());
     assert_eq!(shape, (256, 32, 2, 2));
-    let r = load("models/default-int/model.onnx");
+    let r = load("models/default/model.onnx");
     let shape = (r.context(), r.d_model(), r.n_layers(), r.n_heads());
     assert_eq!(shape, (256, 192, 3, 6));
     for path in &MODELS[2..] {
@@ -259,7 +259,7 @@ fn bad_runs_are_errors() {
         r.run(&[BOS], 1, 1, &mut cache).is_err(),
         "batch 1, cache of 2"
     );
-    let other = load("models/default-int/model.onnx");
+    let other = load("models/default/model.onnx");
     let mut foreign = RefCache::new(&other, 2);
     assert!(
         r.run(&[BOS; 2], 2, 1, &mut foreign).is_err(),
@@ -286,7 +286,7 @@ fn bad_runs_are_errors() {
 }
 
 /// Pinned digest of the integer logits (little-endian int32) of
-/// models/default-int/model.onnx and models/test-int/model.onnx for 4
+/// models/default/model.onnx and models/test-int/model.onnx for 4
 /// sequences of 256 tokens: BOS, then (131·s + 7·i² + 3) mod 256 at position
 /// i of sequence s. From the numpy reference:
 ///
@@ -301,7 +301,7 @@ fn bad_runs_are_errors() {
 fn logits_digest_is_pinned() {
     for (path, digest) in [
         (
-            "models/default-int/model.onnx",
+            "models/default/model.onnx",
             "6fd77b849d699ab019110750915fdef257cfb5d93939a7a42d02b47b354a19ab",
         ),
         (
@@ -433,12 +433,18 @@ fn renamed(model: &[u8], name: &str, to: &str) -> Vec<u8> {
 }
 
 /// `model` with the first `from` replaced by `to` (of the same length).
+/// `model` with the first occurrence of `from` in the outer model's
+/// metadata replaced (the metadata entry is the last `llmfs.config`: the
+/// graph before it embeds the CPU variant, with metadata of its own).
 fn replaced(model: &[u8], from: &str, to: &str) -> Vec<u8> {
     assert_eq!(from.len(), to.len());
-    let pos = model
-        .windows(from.len())
-        .position(|w| w == from.as_bytes())
-        .unwrap();
+    let key = b"llmfs.config";
+    let start = model.windows(key.len()).rposition(|w| w == key).unwrap();
+    let pos = start
+        + model[start..]
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+            .unwrap();
     let mut m = model.to_vec();
     m[pos..pos + to.len()].copy_from_slice(to.as_bytes());
     m

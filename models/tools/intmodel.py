@@ -324,12 +324,20 @@ def quantize(cfg, w, stats):
 OPSET = 18
 
 
-def build_graph(cfg, p):
+def build_graph(cfg, p, u8=False):
     """The graph computing `forward` with ONNX Runtime's integer kernels.
     Inputs: tokens int64 [B, T], past_k_<l> int8 [B, H, dh, P], past_v_<l>
     int8 [B, H, P, dh]. Outputs: logits int32 [B, T, V], present_k_<l>,
     present_v_<l> (int8). Parameters are initializers under their names in
-    `p`, which is how the Rust reference engine finds them."""
+    `p`, which is how the Rust reference engine finds them.
+
+    `u8` builds the CPU variant of the same semantics: every int8 operand of
+    a product is stored as uint8 `value + 128` and multiplied with zero
+    point 128, which gives the same int32 products (`(a+128) - 128 = a`)
+    through ONNX Runtime's vectorised uint8 x uint8 kernels instead of its
+    scalar int8 x int8 loop; the cache is uint8 too. The CUDA provider has
+    no uint8 MatMulInteger, so the canonical graph stays int8 x int8, and
+    `with_cpu_variant` embeds this one beside it."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -365,11 +373,27 @@ def build_graph(cfg, p):
         nodes.append(helper.make_node(op, inputs, [out], **attrs))
         return out
 
+    act = TensorProto.UINT8 if u8 else TensorProto.INT8
+    shift = 128 if u8 else 0
+    zp = [const(np.array(128, dtype=np.uint8), "zp")] * 2 if u8 else []
     for key, arr in p.items():
-        inits.append(numpy_helper.from_array(np.asarray(arr), key))
+        arr = np.asarray(arr)
+        if u8 and arr.dtype == np.int8:
+            arr = (arr.astype(np.int16) + 128).astype(np.uint8)
+        if u8 and key.endswith(".mlp.gelu"):
+            arr = arr + 128
+        inits.append(numpy_helper.from_array(arr, key))
 
     def clamp(x, lo, hi, c):
         return node("Min", [node("Max", [x, c(lo)]), c(hi)])
+
+    def matmul(a, b, a_zp=True):
+        """MatMulInteger of two int8-semantics operands (uint8 + 128 with
+        zero point 128 in the u8 variant); `a_zp` False: `a` holds plain
+        non-negative values (attention probabilities) in either variant."""
+        if not u8:
+            return node("MatMulInteger", [a, b])
+        return node("MatMulInteger", [a, b, zp[0] if a_zp else "", zp[1]])
 
     def layer_norm(x, k, div_key):
         div = p[div_key].astype(np.int64)
@@ -382,13 +406,15 @@ def build_graph(cfg, p):
         r = node("Gather", [const(RSQRT, "rsqrt"), v], axis=0)
         u = node("Mul", [xc, r])
         y = node("Add", [u, i32((LN_OFF + div // 2).astype(np.int32))])
-        y = node("Sub", [node("Div", [y, div_key]), i32((LN_OFF // div).astype(np.int32))])
-        return node("Cast", [clamp(y, -127, 127, i32)], to=TensorProto.INT8)
+        y = node("Sub", [node("Div", [y, div_key]), i32((LN_OFF // div - shift).astype(np.int32))])
+        return node("Cast", [clamp(y, -127 + shift, 127 + shift, i32)], to=act)
 
     def req(acc, mul_key, add_key, lo, hi, to):
+        """`to` None: an int8-semantics operand (`act`)."""
+        s = shift if to is None else 0
         t = node("Mul", [node("Cast", [acc], to=TensorProto.INT64), mul_key])
-        t = node("Sub", [node("Div", [node("Add", [t, add_key]), i64(1 << REQ_S)]), i64(REQ_OFF)])
-        return node("Cast", [clamp(t, lo, hi, i64)], to=to)
+        t = node("Sub", [node("Div", [node("Add", [t, add_key]), i64(1 << REQ_S)]), i64(REQ_OFF - s)])
+        return node("Cast", [clamp(t, lo + s, hi + s, i64)], to=act if to is None else to)
 
     tokens = "tokens"
     shape_k0 = node("Shape", ["past_k_0"])
@@ -416,8 +442,8 @@ def build_graph(cfg, p):
         pre = f"h{l}."
         lq = q["layers"][l]
         y = layer_norm(x, lq["ln1_k"], pre + "ln1.div")
-        acc = node("MatMulInteger", [y, pre + "attn.wqkv"])
-        qkv = req(acc, pre + "attn.mqkv", pre + "attn.cqkv", -127, 127, TensorProto.INT8)
+        acc = matmul(y, pre + "attn.wqkv")
+        qkv = req(acc, pre + "attn.mqkv", pre + "attn.cqkv", -127, 127, None)
         qn, kn, vn = name("q"), name("k"), name("v")
         nodes.append(helper.make_node("Split", [qkv, i64([d, d, d])], [qn, kn, vn], axis=2))
         qh = node("Transpose", [node("Reshape", [qn, heads_shape])], perm=[0, 2, 1, 3])
@@ -426,42 +452,44 @@ def build_graph(cfg, p):
         k_all, v_all = f"present_k_{l}", f"present_v_{l}"
         nodes.append(helper.make_node("Concat", [f"past_k_{l}", kh], [k_all], axis=3))
         nodes.append(helper.make_node("Concat", [f"past_v_{l}", vh], [v_all], axis=2))
-        scores = node("Add", [node("MatMulInteger", [qh, k_all]), mask])
+        scores = node("Add", [matmul(qh, k_all), mask])
         mx = node("ReduceMax", [scores, i64([-1])], keepdims=1)
         n_exp = len(p[pre + "attn.exp"])
         idx = node("Min", [node("Div", [node("Sub", [mx, scores]), i32(1 << lq["exp_shift"])]), i32(n_exp - 1)])
         pr = node("Gather", [pre + "attn.exp", idx], axis=0)
         ssum = node("ReduceSum", [pr, i64([-1])], keepdims=1)
-        acc = node("MatMulInteger", [node("Cast", [pr], to=TensorProto.INT8), v_all])
+        acc = matmul(node("Cast", [pr], to=act), v_all, a_zp=False)
         bias = node("Add", [node("Mul", [ssum, i32(128)]), node("Div", [ssum, i32(2)])])
-        o = node("Sub", [node("Div", [node("Add", [acc, bias]), ssum]), i32(128)])
-        o = node("Cast", [o], to=TensorProto.INT8)
+        o = node("Div", [node("Add", [acc, bias]), ssum])
+        if not u8:  # the u8 variant keeps o + 128
+            o = node("Sub", [o, i32(128)])
+        o = node("Cast", [o], to=act)
         o = node("Reshape", [node("Transpose", [o], perm=[0, 2, 1, 3]), model_shape])
-        acc = node("MatMulInteger", [o, pre + "attn.wo"])
+        acc = matmul(o, pre + "attn.wo")
         x = clamp(node("Add", [x, req(acc, pre + "attn.mo", pre + "attn.co", -XMAX, XMAX, TensorProto.INT32)]),
                   -XMAX, XMAX, i32)
         y = layer_norm(x, lq["ln2_k"], pre + "ln2.div")
-        acc = node("MatMulInteger", [y, pre + "mlp.w1"])
+        acc = matmul(y, pre + "mlp.w1")
         gi = req(acc, pre + "mlp.m1", pre + "mlp.c1", 0, 2 * GELU_G, TensorProto.INT32)
-        g = node("Cast", [node("Gather", [pre + "mlp.gelu", gi], axis=0)], to=TensorProto.INT8)
-        acc = node("MatMulInteger", [g, pre + "mlp.w2"])
+        g = node("Cast", [node("Gather", [pre + "mlp.gelu", gi], axis=0)], to=act)
+        acc = matmul(g, pre + "mlp.w2")
         x = clamp(node("Add", [x, req(acc, pre + "mlp.m2", pre + "mlp.c2", -XMAX, XMAX, TensorProto.INT32)]),
                   -XMAX, XMAX, i32)
         outputs += [k_all, v_all]
 
     y = layer_norm(x, q["lnf_k"], "lnf.div")
-    acc = node("MatMulInteger", [y, "head.w"])
+    acc = matmul(y, "head.w")
     logits = req(acc, "head.m", "head.c", -LOGIT_MAX, LOGIT_MAX, TensorProto.INT32)
     nodes.append(helper.make_node("Identity", [logits], ["logits"]))
 
     inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["B", "T"])]
     for l in range(nl):
-        inputs.append(helper.make_tensor_value_info(f"past_k_{l}", TensorProto.INT8, ["B", nh, dh, "P"]))
-        inputs.append(helper.make_tensor_value_info(f"past_v_{l}", TensorProto.INT8, ["B", nh, "P", dh]))
+        inputs.append(helper.make_tensor_value_info(f"past_k_{l}", act, ["B", nh, dh, "P"]))
+        inputs.append(helper.make_tensor_value_info(f"past_v_{l}", act, ["B", nh, "P", dh]))
     outs = [helper.make_tensor_value_info("logits", TensorProto.INT32, ["B", "T", vocab])]
     for l in range(nl):
-        outs.append(helper.make_tensor_value_info(f"present_k_{l}", TensorProto.INT8, ["B", nh, dh, "PT"]))
-        outs.append(helper.make_tensor_value_info(f"present_v_{l}", TensorProto.INT8, ["B", nh, "PT", dh]))
+        outs.append(helper.make_tensor_value_info(f"present_k_{l}", act, ["B", nh, dh, "PT"]))
+        outs.append(helper.make_tensor_value_info(f"present_v_{l}", act, ["B", nh, "PT", dh]))
     graph = helper.make_graph(nodes, "llmfs-int", inputs, outs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="llmfs-intmodel")
@@ -470,6 +498,28 @@ def build_graph(cfg, p):
     entry.key, entry.value = "llmfs.config", json.dumps(cfg, sort_keys=True)
     onnx.checker.check_model(model)
     return model
+
+
+CPU_GRAPH = "llmfs.cpu_graph"
+
+
+def with_cpu_variant(model, cfg, p):
+    """The canonical graph with its u8 CPU variant embedded as the uint8
+    initializer `llmfs.cpu_graph` (the serialised ModelProto): one model
+    file, one model id; llmfs's CPU engine runs the variant, every other
+    engine the canonical graph, and both compute the same integers."""
+    from onnx import numpy_helper
+
+    variant = build_graph(cfg, p, u8=True).SerializeToString()
+    model.graph.initializer.append(
+        numpy_helper.from_array(np.frombuffer(variant, dtype=np.uint8), CPU_GRAPH))
+    return model
+
+
+def write_model(cfg, p, path):
+    import onnx
+
+    onnx.save(with_cpu_variant(build_graph(cfg, p), cfg, p), path)
 
 
 def load_int(path):
@@ -481,7 +531,8 @@ def load_int(path):
     cfg = json.loads({e.key: e.value for e in m.metadata_props}["llmfs.config"])
     if cfg.get("semantics") != SEMANTICS:
         raise SystemExit(f"{path}: not an {SEMANTICS} model")
-    p = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer if not re.match(r"^[a-z]+_\d+$", i.name)}
+    p = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer
+         if not re.match(r"^[a-z]+_\d+$", i.name) and i.name != CPU_GRAPH}
     return cfg, p
 
 
@@ -536,9 +587,7 @@ def cmd_quantize(args):
     stats = calibrate(w, cfg, samples)
     icfg, p = quantize(cfg, w, stats)
     validate(icfg, p)
-    import onnx
-
-    onnx.save(build_graph(icfg, p), args.out)
+    write_model(icfg, p, args.out)
     print(f"wrote {args.out}", file=sys.stderr)
 
 
@@ -553,6 +602,7 @@ def ort_session(path, level="basic", threads=1):
     so.graph_optimization_level = levels[level]
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
+    so.log_severity_level = 3  # not the note that the embedded CPU variant is unused
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
@@ -563,6 +613,16 @@ def empty_cache(cfg, b):
         feeds[f"past_k_{l}"] = np.zeros((b, h, d // h, 0), np.int8)
         feeds[f"past_v_{l}"] = np.zeros((b, h, 0, d // h), np.int8)
     return feeds
+
+
+def cpu_variant(path):
+    """The serialised CPU variant a model file embeds, or None."""
+    import onnx
+
+    for i in onnx.load(path).graph.initializer:
+        if i.name == CPU_GRAPH:
+            return i.raw_data
+    return None
 
 
 def logits_digest(logits):
@@ -598,6 +658,21 @@ def cmd_check(args):
     ok = np.array_equal(np.concatenate(rows, axis=1), ref)
     bad += not ok
     print(f"cached steps vs full pass: {'equal' if ok else 'DIFFERENT'}")
+    variant = cpu_variant(args.model)
+    if variant is not None:
+        import onnxruntime as ort
+
+        for level in ["disabled", "basic", "all"]:
+            so = ort.SessionOptions()
+            so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, {
+                "disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "all": "ORT_ENABLE_ALL"}[level])
+            so.intra_op_num_threads = 1
+            vs = ort.InferenceSession(variant, so, providers=["CPUExecutionProvider"])
+            feeds = {k: v.astype(np.uint8) for k, v in empty_cache(cfg, b).items()}
+            got = vs.run(["logits"], {"tokens": tokens, **feeds})[0]
+            ok = np.array_equal(got, ref)
+            bad += not ok
+            print(f"cpu variant {level:9s}: {'equal' if ok else 'DIFFERENT'}")
     print(f"logits sha256 {logits_digest(ref)}")
     sys.exit(1 if bad else 0)
 
@@ -659,9 +734,7 @@ def cmd_random(args):
     cfg = json.load(open(args.config))
     icfg, p = random_model(cfg, args.seed, args.extreme)
     validate(icfg, p)
-    import onnx
-
-    onnx.save(build_graph(icfg, p), args.out)
+    write_model(icfg, p, args.out)
 
 
 def main():

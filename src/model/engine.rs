@@ -33,6 +33,9 @@ const OPT_LEVEL_NAME: &str = "basic";
 /// (batch x heads x context^2 floats).
 const SCORE_BATCH: usize = 32;
 
+/// The initializer under which an integer model embeds its CPU variant.
+const CPU_GRAPH: &str = "llmfs.cpu_graph";
+
 /// The integer semantics this build implements (docs/INTEGER_MODEL.md).
 pub const INT_SEMANTICS: &str = "llmfs-int8-v1";
 /// An integer model's logit `L` stands for `L / 2^LOGIT_FRAC` nats.
@@ -240,7 +243,9 @@ pub struct Engine {
 
 /// What computes the logits.
 enum Backend {
-    Ort(Session),
+    /// `cache_u8`: the graph is an integer model's CPU variant, whose cache
+    /// holds `value + 128` as uint8.
+    Ort { session: Session, cache_u8: bool },
     /// The pure-Rust integer engine (integer models only).
     Reference(Reference),
 }
@@ -280,7 +285,14 @@ impl Engine {
         if let Device::Cuda(id) = options.device {
             builder = with_cuda(builder, id)?;
         }
-        let session = builder.commit_from_memory(model)?;
+        // An integer model may carry a CPU variant of its graph (same
+        // semantics, faster kernels; docs/INTEGER_MODEL.md): the CPU runs
+        // that one, the self-test checks it against the reference engine.
+        let cpu_graph = match options.device {
+            Device::Cpu => cpu_variant(model),
+            _ => None,
+        };
+        let session = builder.commit_from_memory(cpu_graph.unwrap_or(model))?;
         let config_json = session
             .metadata()?
             .custom("llmfs.config")
@@ -324,8 +336,9 @@ impl Engine {
         } else {
             None
         };
+        let cache_u8 = cpu_graph.is_some();
         Ok(Engine {
-            backend: Backend::Ort(session),
+            backend: Backend::Ort { session, cache_u8 },
             config,
             fingerprint,
             oracle,
@@ -378,12 +391,18 @@ impl Engine {
 
     fn empty_cache(&self, batch: usize) -> Result<Cache, ModelError> {
         let (h, dh) = (self.config.n_heads, self.config.head_dim());
-        if let Backend::Reference(r) = &self.backend {
-            return Ok(Cache::Reference(RefCache::new(r, batch)));
-        }
+        let cache_u8 = match &self.backend {
+            Backend::Reference(r) => return Ok(Cache::Reference(RefCache::new(r, batch))),
+            Backend::Ort { cache_u8, .. } => *cache_u8,
+        };
         let mut cache = Vec::with_capacity(2 * self.config.n_layers);
         for l in 0..self.config.n_layers {
-            let (k, v) = if self.config.integer {
+            let (k, v) = if cache_u8 {
+                (
+                    Tensor::<u8>::from_array(([batch, h, dh, 0], Vec::<u8>::new()))?.into_dyn(),
+                    Tensor::<u8>::from_array(([batch, h, 0, dh], Vec::<u8>::new()))?.into_dyn(),
+                )
+            } else if self.config.integer {
                 (
                     Tensor::<i8>::from_array(([batch, h, dh, 0], Vec::<i8>::new()))?.into_dyn(),
                     Tensor::<i8>::from_array(([batch, h, 0, dh], Vec::<i8>::new()))?.into_dyn(),
@@ -500,7 +519,7 @@ impl Engine {
                 let logits = r.run(&tokens, batch, t, &mut c)?;
                 return Ok((int_logits(&logits), Cache::Reference(c)));
             }
-            (Backend::Ort(session), Cache::Ort(c)) => (session, c),
+            (Backend::Ort { session, .. }, Cache::Ort(c)) => (session, c),
             _ => return Err(ModelError::Inference("cache of another engine".into())),
         };
         let (session, cache) = session;
@@ -535,6 +554,16 @@ impl Engine {
         }
         Ok((logits, Cache::Ort(new_cache)))
     }
+}
+
+/// The CPU variant graph an integer model file embeds (initializer
+/// `llmfs.cpu_graph`, the serialised variant), if any. A file this reader
+/// cannot take apart (a float model may hold what it does not know) runs
+/// as it is.
+fn cpu_variant(model: &[u8]) -> Option<&[u8]> {
+    let proto = super::onnx_proto::parse_model(model).ok()?;
+    let tensor = proto.initializers.iter().find(|t| t.name == CPU_GRAPH)?;
+    tensor.u8_bytes().ok()
 }
 
 fn check_logits_shape(shape: &[i64], rows: usize) -> Result<(), ModelError> {

@@ -13,6 +13,7 @@
 use super::ModelError;
 
 /// TensorProto.DataType values the integer model uses.
+pub const UINT8: i32 = 2;
 pub const INT8: i32 = 3;
 pub const INT32: i32 = 6;
 pub const INT64: i32 = 7;
@@ -58,7 +59,21 @@ pub struct Tensor<'a> {
     int64_runs: Vec<&'a [u8]>,
 }
 
-impl Tensor<'_> {
+impl<'a> Tensor<'a> {
+    /// A UINT8 tensor's bytes, borrowed from the file (`raw_data` only).
+    pub fn u8_bytes(&self) -> Result<&'a [u8], ModelError> {
+        if self.data_type != UINT8 {
+            return Err(bad(format!(
+                "{}: data type {}, expected {UINT8}",
+                self.name, self.data_type
+            )));
+        }
+        match self.raw {
+            Some(raw) if raw.len() == self.numel()? => Ok(raw),
+            _ => Err(bad(format!("{}: no raw data of its size", self.name))),
+        }
+    }
+
     /// The number of elements the dims describe.
     pub fn numel(&self) -> Result<usize, ModelError> {
         self.dims.iter().try_fold(1usize, |n, &d| {
