@@ -292,6 +292,9 @@ impl Engine {
             Device::Cpu => cpu_variant(model),
             _ => None,
         };
+        if cpu_graph.is_some() {
+            log::debug!("running the model's embedded CPU variant graph");
+        }
         let session = builder.commit_from_memory(cpu_graph.unwrap_or(model))?;
         let config_json = session
             .metadata()?
