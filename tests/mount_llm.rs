@@ -14,45 +14,19 @@ fn prose(n: usize) -> Vec<u8> {
     base.iter().copied().cycle().take(n).collect()
 }
 
-fn stats_json(m: &Mounted) -> String {
-    let out = Command::new(BIN)
-        .arg("stats")
-        .arg("--json")
-        .arg(m.path(""))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+fn stats_json(m: &Mounted) -> serde_json::Value {
+    common::stats_json(&m.path(""))
 }
 
 /// Blocks stored with `codec`, from `llmfs stats --json`.
-fn blocks_of(json: &str, codec: &str) -> u64 {
-    let key = format!("{{\"codec\":\"{codec}\",\"blocks\":");
-    json.find(&key)
-        .map(|at| {
-            json[at + key.len()..]
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .unwrap_or(0)
+fn blocks_of(json: &serde_json::Value, codec: &str) -> u64 {
+    common::codec_blocks(json, codec)
 }
 
-fn pending_raw(json: &str) -> u64 {
-    let key = "\"pending\":{\"raw_bytes\":";
-    let at = json.find(key).expect("pending in stats") + key.len();
-    json[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+fn pending_raw(json: &serde_json::Value) -> u64 {
+    json["pending"]["raw_bytes"]
+        .as_u64()
+        .expect("pending in stats")
 }
 
 #[test]
@@ -211,7 +185,7 @@ fn a_new_volume_codes_with_the_model_it_was_given() {
         let json = stats_json(&m);
         if pending_raw(&json) == 0 && blocks_of(&json, "llm") > 0 {
             assert!(
-                json.contains(&sha),
+                json["model"] == sha.as_str(),
                 "volume must record the given model: {json}"
             );
             break;

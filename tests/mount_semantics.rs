@@ -1425,14 +1425,9 @@ fn open_but_unlinked_file() {
     assert_eq!(fs::read(&p).unwrap(), b"new");
     m.unmount();
     assert_fsck_clean(&m);
-    let out = Command::new(common::BIN)
-        .args(["stats", "--json"])
-        .arg(&m.store)
-        .output()
-        .unwrap();
-    let json = String::from_utf8_lossy(&out.stdout);
+    let json = common::stats_json(&m.store);
     assert!(
-        json.contains("\"files\":2,") && json.contains("\"logical_bytes\":4,"),
+        json["files"] == 2 && json["logical_bytes"] == 4,
         "the unlinked file's inode and data are gone: {json}"
     );
 }
@@ -1892,14 +1887,9 @@ fn rename_over_open_file_keeps_it_until_close() {
     assert_eq!(names(&m.mnt), vec!["old".to_string()]);
     m.unmount();
     assert_fsck_clean(&m);
-    let out = Command::new(common::BIN)
-        .args(["stats", "--json"])
-        .arg(&m.store)
-        .output()
-        .unwrap();
-    let json = String::from_utf8_lossy(&out.stdout);
+    let json = common::stats_json(&m.store);
     assert!(
-        json.contains("\"files\":1,") && json.contains("\"logical_bytes\":11,"),
+        json["files"] == 1 && json["logical_bytes"] == 11,
         "the replaced file is freed at close: {json}"
     );
 }

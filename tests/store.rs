@@ -179,3 +179,40 @@ fn stored_bytes_track_block_writes() {
         .unwrap();
     assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap().stored_bytes, 2);
 }
+
+/// `stats --json` is JSON whatever the store's path holds: a control
+/// character and bytes that are not UTF-8 (the path is shown lossily, as
+/// JSON strings are Unicode).
+#[test]
+fn stats_json_parses_for_a_path_with_control_and_non_utf8_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t
+        .path()
+        .join(OsStr::from_bytes(b"st\x01ore \"q\" \\ \xff\xfe\n"));
+    let s = create(&dir, 4096).unwrap();
+    drop(s);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llmfs"))
+        .args(["stats", "--json"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(v["store"], dir.to_string_lossy().as_ref());
+    assert!(v["store"]
+        .as_str()
+        .unwrap()
+        .contains("st\u{1}ore \"q\" \\ "));
+    assert_eq!(v["block_size"], 4096);
+    assert_eq!(v["files"], 0);
+    assert_eq!(v["directories"], 1);
+    assert_eq!(v["model"], serde_json::Value::Null);
+    assert_eq!(v["codecs"], serde_json::json!([]));
+}

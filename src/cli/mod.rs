@@ -5,6 +5,7 @@ mod bench;
 mod compress;
 mod generate;
 mod helper;
+mod json;
 mod mount;
 mod mountinfo;
 mod notify;

@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use serde::Serialize;
+
+use super::json;
 use super::mountinfo::store_of_mountpoint;
 use crate::codec::CodecId;
 use crate::store::{OpenOptions, Store};
@@ -32,6 +35,38 @@ fn ratio(logical: u64, stored: u64) -> f64 {
     }
 }
 
+/// `llmfs stats --json`.
+#[derive(Serialize)]
+struct StatsJson<'a> {
+    store: String,
+    block_size: usize,
+    files: u64,
+    directories: u64,
+    other_inodes: u64,
+    logical_bytes: u64,
+    stored_bytes: u64,
+    ratio: f64,
+    /// sha256 of the volume's model; null until its first llm block.
+    model: Option<&'a str>,
+    archived: Bytes,
+    pending: Bytes,
+    codecs: Vec<CodecJson>,
+}
+
+#[derive(Serialize)]
+struct Bytes {
+    raw_bytes: u64,
+    stored_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct CodecJson {
+    codec: &'static str,
+    blocks: u64,
+    raw_bytes: u64,
+    stored_bytes: u64,
+}
+
 pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
     let store = open_read_only(path)?;
     let t = store.read(|m| m.totals()).map_err(|e| e.to_string())?;
@@ -43,32 +78,36 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
     let name = |c: u8| CodecId::from_u8(c).map_or("unknown", |c| c.name());
     if json {
-        let codecs: Vec<String> = t
-            .per_codec
-            .iter()
-            .map(|(c, n, raw, stored)| {
-                format!(
-                    "{{\"codec\":\"{}\",\"blocks\":{n},\"raw_bytes\":{raw},\"stored_bytes\":{stored}}}",
-                    name(*c)
-                )
-            })
-            .collect();
-        println!(
-            "{{\"store\":{:?},\"block_size\":{},\"files\":{},\"directories\":{},\"other_inodes\":{},\
-             \"logical_bytes\":{},\"stored_bytes\":{},\"ratio\":{:.4},\"model\":{},\
-             \"archived\":{{\"raw_bytes\":{arch_raw},\"stored_bytes\":{arch_stored}}},\
-             \"pending\":{{\"raw_bytes\":{pend_raw},\"stored_bytes\":{pend_stored}}},\"codecs\":[{}]}}",
-            store.dir().display().to_string(),
-            store.block_size(),
-            t.files,
-            t.directories,
-            t.other_inodes,
-            t.logical_bytes,
-            t.stored_bytes,
-            ratio(t.logical_bytes, t.stored_bytes),
-            model.as_ref().map_or("null".to_string(), |m| format!("{m:?}")),
-            codecs.join(",")
-        );
+        let doc = StatsJson {
+            store: json::path_string(store.dir()),
+            block_size: store.block_size(),
+            files: t.files,
+            directories: t.directories,
+            other_inodes: t.other_inodes,
+            logical_bytes: t.logical_bytes,
+            stored_bytes: t.stored_bytes,
+            ratio: json::round(ratio(t.logical_bytes, t.stored_bytes), 4),
+            model: model.as_deref(),
+            archived: Bytes {
+                raw_bytes: arch_raw,
+                stored_bytes: arch_stored,
+            },
+            pending: Bytes {
+                raw_bytes: pend_raw,
+                stored_bytes: pend_stored,
+            },
+            codecs: t
+                .per_codec
+                .iter()
+                .map(|&(c, blocks, raw_bytes, stored_bytes)| CodecJson {
+                    codec: name(c),
+                    blocks,
+                    raw_bytes,
+                    stored_bytes,
+                })
+                .collect(),
+        };
+        println!("{}", json::to_line(&doc));
         return Ok(ExitCode::SUCCESS);
     }
     println!("store          {}", store.dir().display());

@@ -24,6 +24,37 @@ pub fn text(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// `llmfs stats --json PATH` (a store or a mountpoint), parsed.
+pub fn stats_json(path: &Path) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .args(["stats", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stats --json {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stats --json is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Blocks stored with `codec` in a `stats --json` document (0 if none).
+pub fn codec_blocks(stats: &serde_json::Value, codec: &str) -> u64 {
+    stats["codecs"]
+        .as_array()
+        .expect("codecs array")
+        .iter()
+        .find(|c| c["codec"] == codec)
+        .map_or(0, |c| c["blocks"].as_u64().expect("block count"))
+}
+
 /// A mounted volume on temporary directories.
 pub struct Mounted {
     pub dir: tempfile::TempDir,

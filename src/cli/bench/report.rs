@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::cli::json::round;
 use crate::codec::CodecId;
 use serde_json::{json, Map, Value};
 
@@ -444,11 +445,6 @@ fn measure_json(m: &Measure, threads: usize) -> Value {
         "threads": threads,
         "verified": true,
     })
-}
-
-fn round(v: f64, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (v * f).round() / f
 }
 
 fn columns_json(r: &Report, cols: &BTreeMap<Column, Measure>) -> Value {
