@@ -3,6 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::features::{Feature, FeatureSet, FEATURES_KEY};
 use super::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -320,6 +321,7 @@ impl<'c> Meta<'c> {
         raw_len: u64,
         record: &[u8],
     ) -> Result<()> {
+        self.require_codec(codec)?;
         self.delete_block(ino, idx)?;
         self.conn
             .prepare_cached(
@@ -388,6 +390,9 @@ impl<'c> Meta<'c> {
         old: &[u8],
         new: Option<(u8, &[u8])>,
     ) -> Result<bool> {
+        if let Some((codec, _)) = new {
+            self.require_codec(codec)?;
+        }
         let changed = match new {
             Some((codec, record)) => self
                 .conn
@@ -546,6 +551,38 @@ impl<'c> Meta<'c> {
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO volume(key, value) VALUES (?1, ?2)")?
             .execute([key, value])?;
+        Ok(())
+    }
+
+    /// The volume's feature set (docs/FORMAT.md, "Schema and versions").
+    pub fn features(&self) -> Result<FeatureSet> {
+        match self.volume_setting(FEATURES_KEY)? {
+            Some(text) => FeatureSet::parse(&text).map_err(StoreError::UnknownFeatures),
+            None => Ok(FeatureSet::default()),
+        }
+    }
+
+    /// Before a record of `codec` is stored: records the feature it needs,
+    /// in this transaction, and raises the schema version so that llmfs
+    /// builds without the feature refuse the store from then on.
+    fn require_codec(&self, codec: u8) -> Result<()> {
+        let Some(feature) = Feature::of_codec(codec) else {
+            return Ok(());
+        };
+        let mut set = self.features()?;
+        if set.contains(feature) {
+            return Ok(());
+        }
+        set.insert(feature);
+        self.set_volume_setting(FEATURES_KEY, &set.to_text())?;
+        let version: u32 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let want = set.schema_version(version);
+        if want > version {
+            self.conn.pragma_update(None, "user_version", want)?;
+        }
+        log::info!("the volume now uses feature {}", feature.name());
         Ok(())
     }
 
