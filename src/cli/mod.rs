@@ -12,6 +12,7 @@ mod notify;
 mod paths;
 mod progress;
 mod stats;
+mod volume;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
