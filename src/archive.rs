@@ -6,7 +6,7 @@
 //! written long enough ago, decodes each, encodes it with the smallest of
 //! llm/lzma/zstd/raw, and swaps the new record in only if the block still holds
 //! the record it started from: a block rewritten meanwhile keeps its new
-//! data (`Meta::swap_archived_block`).
+//! data (`WriteTx::swap_archived_block`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

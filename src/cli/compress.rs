@@ -232,13 +232,13 @@ impl Serialize for PerCodecJson<'_> {
         use serde::ser::SerializeMap;
         let mut map = ser.serialize_map(Some(CodecId::ALL.len()))?;
         for c in CodecId::ALL {
-            let (blocks, raw_bytes, stored_bytes) = self.0.per_codec[c as usize];
+            let n = self.0.per_codec[c as usize];
             map.serialize_entry(
                 c.name(),
                 &Counts {
-                    blocks,
-                    raw_bytes,
-                    stored_bytes,
+                    blocks: n.blocks,
+                    raw_bytes: n.raw_bytes,
+                    stored_bytes: n.stored_bytes,
                 },
             )?;
         }
@@ -263,8 +263,8 @@ fn report(verb: &str, s: &Summary, secs: f64, json: bool) {
     } else {
         let per: Vec<String> = CodecId::ALL
             .iter()
-            .filter(|&&c| s.per_codec[c as usize].0 > 0)
-            .map(|&c| format!("{} {} blocks", c.name(), s.per_codec[c as usize].0))
+            .filter(|&&c| s.per_codec[c as usize].blocks > 0)
+            .map(|&c| format!("{} {} blocks", c.name(), s.per_codec[c as usize].blocks))
             .collect();
         eprintln!(
             "llmfs {verb}: {} -> {} bytes stored ({bpb:.3} bits/byte), {:.1} s, {kbs:.1} KB/s; {}",

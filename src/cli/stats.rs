@@ -70,9 +70,11 @@ struct CodecJson {
 pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
     let store = open_read_only(path)?;
     let t = store.read(|m| m.totals()).map_err(|e| e.to_string())?;
-    let ((arch_raw, arch_stored), (pend_raw, pend_stored)) = store
+    let archive = store
         .read(|m| m.archive_totals())
         .map_err(|e| e.to_string())?;
+    let (arch_raw, arch_stored) = (archive.archived.raw_bytes, archive.archived.stored_bytes);
+    let (pend_raw, pend_stored) = (archive.pending.raw_bytes, archive.pending.stored_bytes);
     let model = store
         .read(|m| m.volume_setting(crate::archive::MODEL_SETTING))
         .map_err(|e| e.to_string())?;
@@ -99,11 +101,11 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
             codecs: t
                 .per_codec
                 .iter()
-                .map(|&(c, blocks, raw_bytes, stored_bytes)| CodecJson {
-                    codec: name(c),
-                    blocks,
-                    raw_bytes,
-                    stored_bytes,
+                .map(|c| CodecJson {
+                    codec: name(c.codec),
+                    blocks: c.blocks,
+                    raw_bytes: c.raw_bytes,
+                    stored_bytes: c.stored_bytes,
                 })
                 .collect(),
         };
@@ -134,14 +136,14 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
         "{:<8} {:>10} {:>16} {:>16} {:>7}",
         "codec", "blocks", "raw bytes", "stored bytes", "ratio"
     );
-    for (c, n, raw, stored) in &t.per_codec {
+    for c in &t.per_codec {
         println!(
             "{:<8} {:>10} {:>16} {:>16} {:>7.3}",
-            name(*c),
-            n,
-            raw,
-            stored,
-            ratio(*raw, *stored)
+            name(c.codec),
+            c.blocks,
+            c.raw_bytes,
+            c.stored_bytes,
+            ratio(c.raw_bytes, c.stored_bytes)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -184,9 +186,11 @@ pub fn archive(
         return Err("the model failed its self-test; nothing archived".into());
     }
     let codecs = crate::codec::CodecSet::with_llm(Some(llm));
-    let (_, (pending, _)) = store
+    let pending = store
         .read(|m| m.archive_totals())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .pending
+        .raw_bytes;
     let before = crate::time::now_ns() - (older_than as i64).saturating_mul(1_000_000_000);
     let mut bar = super::progress::Progress::new("archive", pending);
     let stop = AtomicBool::new(false);
@@ -217,7 +221,7 @@ pub fn fsck(path: &Path) -> Result<ExitCode, String> {
     let llm_blocks = totals
         .per_codec
         .iter()
-        .any(|(c, n, _, _)| *c == CodecId::Llm as u8 && *n > 0);
+        .any(|c| c.codec == CodecId::Llm as u8 && c.blocks > 0);
     // The model is loaded only when there are llm blocks to verify.
     let llm = if llm_blocks {
         let options = crate::model::EngineOptions {
@@ -235,7 +239,7 @@ pub fn fsck(path: &Path) -> Result<ExitCode, String> {
         None
     };
     let codecs = crate::codec::CodecSet::with_llm(llm);
-    let total_raw: u64 = totals.per_codec.iter().map(|(_, _, raw, _)| *raw).sum();
+    let total_raw: u64 = totals.per_codec.iter().map(|c| c.raw_bytes).sum();
     let mut bar = super::progress::Progress::new("fsck", total_raw);
     let mut done_blocks = 0u64;
     let bs = store.block_size() as u64;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
 use crate::codec::{record_codec, CodecId, CodecSet, RecordHeader};
 use crate::error::{Error, Result};
-use crate::store::{Durability, Meta};
+use crate::store::{Durability, WriteTx};
 use crate::time::now_ns;
 
 /// One encoded block, ready to store.
@@ -17,7 +17,7 @@ struct Encoded {
 }
 
 /// Stores an encoded block, or drops the row for a hole.
-fn put_or_drop(m: &Meta<'_>, ino: u64, idx: u64, enc: Option<&Encoded>) -> Result<()> {
+fn put_or_drop(m: &WriteTx<'_>, ino: u64, idx: u64, enc: Option<&Encoded>) -> Result<()> {
     match enc {
         Some(e) => m.put_block(ino, idx, e.codec, e.raw_len, &e.record)?,
         None => m.delete_block(ino, idx)?,
@@ -267,7 +267,7 @@ impl Fs {
         if !st.open.get(&ino).is_some_and(|oi| oi.has_unpersisted()) {
             if durability == Durability::Durable {
                 // Nothing new: make the earlier commits durable.
-                self.store.write(durability, |_| Ok::<_, Error>(()))?;
+                self.store.sync()?;
             }
             return Ok(());
         }
@@ -413,7 +413,7 @@ impl Fs {
 
     /// Cuts a stored block to `keep` bytes so that a later extension of the
     /// file reads zeros past the truncation point, not old data.
-    fn trim_block(&self, m: &Meta<'_>, ino: u64, idx: u64, keep: usize) -> Result<()> {
+    fn trim_block(&self, m: &WriteTx<'_>, ino: u64, idx: u64, keep: usize) -> Result<()> {
         let Some(record) = m.block(ino, idx)? else {
             return Ok(());
         };
@@ -524,7 +524,7 @@ impl Fs {
     }
 
     /// Encodes and stores one block, or drops it if it is all zeros.
-    fn store_block(&self, m: &Meta<'_>, ino: u64, idx: u64, data: &[u8]) -> Result<()> {
+    fn store_block(&self, m: &WriteTx<'_>, ino: u64, idx: u64, data: &[u8]) -> Result<()> {
         put_or_drop(m, ino, idx, self.encode(data)?.as_ref())
     }
 

@@ -337,8 +337,7 @@ impl Fs {
         st.handles.clear();
         st.lookups.clear();
         drop(st);
-        self.store
-            .write(Durability::Durable, |_| Ok::<_, Error>(()))?;
+        self.store.sync()?;
         // Everything is durable in the WAL now; moving it into the main file
         // needs space, and failing to is no loss (the next open replays it).
         if let Err(e) = self.store.checkpoint() {

@@ -18,7 +18,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 pub use error::StoreError;
 pub use features::{Feature, FeatureSet, FEATURES_KEY};
 pub use lock::StoreLock;
-pub use meta::{BlockInfo, DirEntryRow, InodeRow, Meta, NewInode, StoreTotals};
+pub use meta::{
+    ArchiveTotals, BlockInfo, ByteTotals, CodecTotals, DirEntryRow, InodeRow, NewInode, ReadTx,
+    StoreTotals, WriteTx,
+};
 pub use migrate::{SCHEMA_VERSION, TABLES_VERSION};
 
 pub const DB_FILE: &str = "llmfs.db";
@@ -158,16 +161,33 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` inside a read transaction (a consistent snapshot).
+    /// Runs `f` inside a read transaction (a consistent snapshot). A
+    /// [`ReadTx`] has no method that writes, so a change inside a read does
+    /// not compile:
+    ///
+    /// ```compile_fail
+    /// # fn f(store: &llmfs::store::Store) {
+    /// store.read(|m| m.set_volume_setting("k", "v"));
+    /// # }
+    /// ```
+    ///
+    /// while the same closure in [`Store::write`] does:
+    ///
+    /// ```
+    /// # fn f(store: &llmfs::store::Store) {
+    /// # use llmfs::store::{Durability, StoreError};
+    /// store.write(Durability::Normal, |m| m.set_volume_setting("k", "v"));
+    /// # }
+    /// ```
     pub fn read<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&Meta<'_>) -> Result<T, E>,
+        f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
             .map_err(StoreError::from)?;
-        let out = f(&Meta::new(&tx))?;
+        let out = f(&ReadTx::new(&tx))?;
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
     }
@@ -177,7 +197,7 @@ impl Store {
     pub fn write<T, E: From<StoreError>>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&Meta<'_>) -> Result<T, E>,
+        f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut conn = self.conn();
         if durability == Durability::Durable {
@@ -188,7 +208,7 @@ impl Store {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(StoreError::from)?;
-            let meta = Meta::new(&tx);
+            let meta = WriteTx::new(&tx);
             let out = f(&meta)?;
             if durability == Durability::Durable {
                 // A commit syncs the WAL only if it wrote a frame; bump a
@@ -203,6 +223,18 @@ impl Store {
             let _ = conn.pragma_update(None, "synchronous", "NORMAL");
         }
         result
+    }
+
+    /// Makes every transaction committed so far durable (on stable storage
+    /// when this returns): `fsync`, `fsyncdir` and unmount. A no-op on a
+    /// read-only store.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Ok(());
+        }
+        // A durable commit syncs the WAL, and with it every earlier commit;
+        // the sync generation it bumps makes sure it writes a frame.
+        self.write(Durability::Durable, |_| Ok::<_, StoreError>(()))
     }
 
     /// Moves the WAL's contents into the main database file (on unmount).
