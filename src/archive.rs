@@ -196,7 +196,8 @@ pub fn archive_pass(
             let new = codecs
                 .encode_block_best(&raw)
                 .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
-            // Smaller wins: the model, or zstd at its archival level.
+            // Smaller wins: the model, LZMA2, or zstd at its archival level
+            // (or raw), whichever `encode_block_best` kept.
             let new_codec = record_codec(&new).unwrap_or(CodecId::Raw);
             let better = new.len() < old.len();
             if better && new_codec == CodecId::Llm && !model_recorded {

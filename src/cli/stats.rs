@@ -1,4 +1,6 @@
-//! `llmfs stats` and `llmfs fsck`.
+//! `llmfs stats`, `llmfs archive` and `llmfs fsck`. Codec names come from
+//! `CodecId::name` (raw, zstd, llm, lzma); a codec id this build does not
+//! know shows as `unknown`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

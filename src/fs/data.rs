@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
-use crate::codec::{record_codec, CodecId, CodecSet, RecordHeader};
+use crate::codec::RecordHeader;
 use crate::error::{Error, Result};
 use crate::store::{Durability, WriteTx};
 use crate::time::now_ns;
@@ -70,7 +70,7 @@ impl Fs {
     }
 
     /// Decodes and verifies a block record; a failure names inode and block.
-    fn decode(&self, ino: u64, idx: u64, record: &[u8]) -> Result<Vec<u8>> {
+    pub(super) fn decode(&self, ino: u64, idx: u64, record: &[u8]) -> Result<Vec<u8>> {
         self.codecs
             .decode_block(record, self.block_size())
             .map_err(|source| Error::Corrupt {
@@ -89,67 +89,10 @@ impl Fs {
         let Some(record) = self.store.read(|m| Ok::<_, Error>(m.block(ino, idx)?))? else {
             return Ok(None);
         };
-        let data = match self.read_ahead_target(ino, idx, &record)? {
-            // Decode this block here and the next one on the read-ahead
-            // engine, at the same time.
-            Some((ahead, next, next_record, next_epoch)) => {
-                let (data, next_data) = std::thread::scope(|scope| {
-                    let h = scope.spawn(|| ahead.decode_block(&next_record, self.block_size()));
-                    let data = self.decode(ino, idx, &record);
-                    (data, h.join())
-                });
-                match next_data {
-                    Ok(Ok(d)) => self.cache.insert(ino, next, Arc::new(d), next_epoch),
-                    // Not an error of this read: the next read reports it.
-                    Ok(Err(e)) => log::debug!("read-ahead of inode {ino} block {next}: {e}"),
-                    Err(_) => log::error!("read-ahead thread panicked"),
-                }
-                data?
-            }
-            None => self.decode(ino, idx, &record)?,
-        };
+        let data = self.decode_reading_ahead(ino, idx, &record)?;
         let data = Arc::new(data);
         self.cache.insert(ino, idx, Arc::clone(&data), epoch);
         Ok(Some(data))
-    }
-
-    /// For a sequential reader missing llm block `idx`: the read-ahead
-    /// codecs, and the next block's index, record and cache epoch when that
-    /// block is an llm block not cached yet.
-    #[allow(clippy::type_complexity)]
-    fn read_ahead_target(
-        &self,
-        ino: u64,
-        idx: u64,
-        record: &[u8],
-    ) -> Result<Option<(&CodecSet, u64, Vec<u8>, u64)>> {
-        let Some(ahead) = &self.ahead else {
-            return Ok(None);
-        };
-        if record_codec(record) != Some(CodecId::Llm) {
-            return Ok(None);
-        }
-        let next = idx + 1;
-        {
-            let mut last = self.last_llm_miss.lock().unwrap_or_else(|p| p.into_inner());
-            let sequential = idx == 0 || last.get(&ino) == Some(&(idx - 1));
-            last.insert(ino, if sequential { next } else { idx });
-            if last.len() > 4096 {
-                last.clear();
-            }
-            if !sequential {
-                return Ok(None);
-            }
-        }
-        let Err(next_epoch) = self.cache.get(ino, next) else {
-            return Ok(None);
-        };
-        match self.store.read(|m| Ok::<_, Error>(m.block(ino, next)?))? {
-            Some(r) if record_codec(&r) == Some(CodecId::Llm) => {
-                Ok(Some((ahead, next, r, next_epoch)))
-            }
-            _ => Ok(None),
-        }
     }
 
     pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {

@@ -165,16 +165,19 @@ fn kbs(bytes: u64, secs: f64) -> String {
     }
 }
 
-/// Blocks per codec as llm/lzma/zstd/raw.
+/// Blocks per codec, strongest first (as [`choice_head`] names them).
 fn choice(c: [u64; CodecId::ALL.len()]) -> String {
-    let n = |id: CodecId| c[id as usize];
-    format!(
-        "{}/{}/{}/{}",
-        n(CodecId::Llm),
-        n(CodecId::Lzma),
-        n(CodecId::Zstd),
-        n(CodecId::Raw)
-    )
+    CodecId::BY_STRENGTH
+        .iter()
+        .map(|&id| c[id as usize].to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The column head of [`choice`]: `llmfs llm/lzma/zstd/raw`.
+fn choice_head() -> String {
+    let names: Vec<&str> = CodecId::BY_STRENGTH.iter().map(|c| c.name()).collect();
+    format!("llmfs {}", names.join("/"))
 }
 
 /// Bits per byte: a row per file, then the groups.
@@ -185,7 +188,7 @@ fn size_table(r: &Report) -> Table {
     if model {
         head.push("model blocks".into());
         if r.settings.subjects.contains(&Subject::Llmfs) {
-            head.push("llmfs llm/lzma/zstd/raw".into());
+            head.push(choice_head());
         }
     }
     head.extend(cols.iter().map(|c| c.name()));
