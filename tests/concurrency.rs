@@ -51,6 +51,9 @@ fn content(w: u64, i: u64, round: u64) -> Vec<u8> {
 
 #[test]
 fn threads_and_processes_agree_with_the_reference() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let mut m = Mounted::new(&["--threads", "8"]);
     for d in ["a", "b", "big"] {
         fs::create_dir(m.path(d)).unwrap();

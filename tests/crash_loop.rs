@@ -436,6 +436,9 @@ fn crash_loop(name: &str, plan: Plan) {
 
 #[test]
 fn crash_loop_plain() {
+    if common::skip_without_fuse() {
+        return;
+    }
     crash_loop(
         "crash_loop_plain",
         Plan {
@@ -456,6 +459,9 @@ fn crash_loop_plain() {
 
 #[test]
 fn crash_loop_with_archiver() {
+    if common::skip_without_fuse() {
+        return;
+    }
     crash_loop(
         "crash_loop_with_archiver",
         Plan {
@@ -478,6 +484,9 @@ fn crash_loop_with_archiver() {
 /// data at a name it was renamed from, and bytes nobody wrote.
 #[test]
 fn crash_check_catches_loss() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let data: Vec<u8> = (0..10_000).map(|p| pat(p, 1)).collect();
     let synced = Slot {
         dir: 0,

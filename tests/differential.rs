@@ -65,6 +65,9 @@ fn env_num(name: &str) -> Option<u64> {
 
 #[test]
 fn differential_random_ops() {
+    if common::skip_without_fuse() {
+        return;
+    }
     // SAFETY: umask cannot fail; both sides see the same one.
     unsafe { libc::umask(0o022) };
     let steps = env_num("LLMFS_DIFF_STEPS").unwrap_or(DEFAULT_STEPS as u64) as usize;
@@ -1319,6 +1322,9 @@ fn run_seed(seed: u64, steps: usize) {
 /// POSIX (and every local filesystem) keeps it, with `st_nlink` 0.
 #[test]
 fn fstat_of_unlinked_open_fifo() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("fifo");
     let c = cpath(&p);
@@ -1341,6 +1347,9 @@ fn fstat_of_unlinked_open_fifo() {
 /// `fstat`/`fchmod`/`stat(".")` instead of a directory with `st_nlink` 0.
 #[test]
 fn fstat_of_removed_open_directory() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("dir");
     let c = cpath(&p);

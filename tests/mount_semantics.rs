@@ -266,6 +266,9 @@ impl RemountCheck for Mounted {
 
 #[test]
 fn lookup_and_getattr() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     fs::write(m.path("f"), b"0123456789").unwrap();
     fs::create_dir(m.path("d")).unwrap();
@@ -321,6 +324,9 @@ fn lookup_and_getattr() {
 
 #[test]
 fn chmod_and_chown() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let f = m.path("f");
     fs::write(&f, b"x").unwrap();
@@ -367,6 +373,9 @@ fn chmod_and_chown() {
 
 #[test]
 fn truncate_up_and_down() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let mut m = Mounted::new(&[]);
     let p = m.path("t");
     fs::write(&p, vec![b'a'; 100]).unwrap();
@@ -456,6 +465,9 @@ fn truncate_up_and_down() {
 
 #[test]
 fn utimensat_explicit_now_and_omit() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, b"x").unwrap();
@@ -524,6 +536,9 @@ fn utimensat_explicit_now_and_omit() {
 
 #[test]
 fn utimensat_before_epoch_with_nanoseconds() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, b"x").unwrap();
@@ -543,6 +558,9 @@ fn utimensat_before_epoch_with_nanoseconds() {
 
 #[test]
 fn explicit_mtime_after_write_wins() {
+    if common::skip_without_fuse() {
+        return;
+    }
     // A write followed by futimens on the same open file (what tar and cp -p
     // do): the explicit mtime must not be overwritten by the write's.
     let m = Mounted::new(&[]);
@@ -572,6 +590,9 @@ fn explicit_mtime_after_write_wins() {
 
 #[test]
 fn create_mknod_mkdir_unlink_rmdir() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
 
     File::create(m.path("created")).unwrap();
@@ -653,6 +674,9 @@ fn create_mknod_mkdir_unlink_rmdir() {
 
 #[test]
 fn rename_files() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     fs::write(m.path("a"), b"AAA").unwrap();
     fs::rename(m.path("a"), m.path("b")).unwrap();
@@ -712,6 +736,9 @@ fn rename_files() {
 
 #[test]
 fn rename_directories() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     fs::create_dir_all(m.path("p1/sub/deep")).unwrap();
     fs::write(m.path("p1/sub/deep/f"), b"data").unwrap();
@@ -777,6 +804,9 @@ fn rename_directories() {
 
 #[test]
 fn renameat2_noreplace_and_exchange() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     fs::write(m.path("a"), b"A").unwrap();
     fs::write(m.path("b"), b"B").unwrap();
@@ -836,6 +866,9 @@ fn renameat2_noreplace_and_exchange() {
 
 #[test]
 fn symlink_and_readlink() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     fs::write(m.path("target"), b"T").unwrap();
     std::os::unix::fs::symlink("target", m.path("l")).unwrap();
@@ -890,6 +923,9 @@ fn symlink_and_readlink() {
 
 #[test]
 fn hard_links() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     fs::write(m.path("a"), b"first").unwrap();
     fs::create_dir(m.path("d")).unwrap();
@@ -939,6 +975,9 @@ fn hard_links() {
 
 #[test]
 fn offset_writes_append_and_o_trunc() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, b"hello world").unwrap();
@@ -994,6 +1033,9 @@ fn offset_writes_append_and_o_trunc() {
 
 #[test]
 fn sparse_file() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("sparse");
     let off = 10 << 20;
@@ -1032,6 +1074,9 @@ fn sparse_file() {
 
 #[test]
 fn writes_straddling_block_boundary() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     // Into a new file.
     let p = m.path("new");
@@ -1081,6 +1126,9 @@ fn writes_straddling_block_boundary() {
 
 #[test]
 fn large_random_file_round_trips() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let data = noise(5 << 20, 42);
     fs::write(m.path("big"), &data).unwrap();
@@ -1106,6 +1154,9 @@ fn large_random_file_round_trips() {
 
 #[test]
 fn many_one_byte_writes() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let want = text(3000, 3);
     let mut f = File::create(m.path("f")).unwrap();
@@ -1129,6 +1180,9 @@ fn many_one_byte_writes() {
 
 #[test]
 fn fsync_and_fsyncdir() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let mut f = File::create(m.path("f")).unwrap();
     f.write_all(&text(100_000, 1)).unwrap();
@@ -1153,6 +1207,9 @@ fn fsync_and_fsyncdir() {
 
 #[test]
 fn readdir_lists_3000_entries_exactly_once() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let dir = m.path("many");
     fs::create_dir(&dir).unwrap();
@@ -1210,6 +1267,9 @@ fn readdir_lists_3000_entries_exactly_once() {
 
 #[test]
 fn readdir_lists_dot_and_dotdot() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     fs::create_dir(m.path("d")).unwrap();
     let d = fs::metadata(m.path("d")).unwrap().ino();
@@ -1250,6 +1310,9 @@ fn readdir_lists_dot_and_dotdot() {
 
 #[test]
 fn statfs_reports_sane_numbers() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let c = cpath(&m.mnt);
     // SAFETY: zeroed statvfs is a valid out-buffer.
@@ -1268,6 +1331,9 @@ fn statfs_reports_sane_numbers() {
 
 #[test]
 fn xattr_set_get_list_remove() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, b"x").unwrap();
@@ -1358,6 +1424,9 @@ fn xattr_set_get_list_remove() {
 
 #[test]
 fn access_as_root() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, b"x").unwrap();
@@ -1390,6 +1459,9 @@ fn access_as_root() {
 
 #[test]
 fn open_but_unlinked_file() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let mut m = Mounted::new(&[]);
     let p = m.path("victim");
     fs::write(&p, text(100_000, 9)).unwrap();
@@ -1436,6 +1508,9 @@ fn open_but_unlinked_file() {
 
 #[test]
 fn names_longer_than_255_bytes() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let n255 = "n".repeat(255);
     let n256 = "n".repeat(256);
@@ -1571,6 +1646,9 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
 
 #[test]
 fn tree_persists_across_remount() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let mut m = Mounted::new(&[]);
     fs::create_dir_all(m.path("a/b/c")).unwrap();
     fs::create_dir(m.path("e")).unwrap();
@@ -1657,6 +1735,9 @@ fn brief(n: &Node) -> Node {
 
 #[test]
 fn compressible_file_uses_fewer_blocks() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("text");
     let data = text(1 << 20, 11);
@@ -1695,6 +1776,9 @@ fn compressible_file_uses_fewer_blocks() {
 
 #[test]
 fn concurrent_writers_and_readers() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let shared = noise(2 << 20, 100);
     fs::write(m.path("shared"), &shared).unwrap();
@@ -1760,6 +1844,9 @@ fn run(cmd: &mut Command) {
 
 #[test]
 fn cp_diff_and_tar_round_trip() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let src = m.dir.path().join("src-tree");
     fs::create_dir_all(src.join("sub/deeper")).unwrap();
@@ -1810,6 +1897,9 @@ fn cp_diff_and_tar_round_trip() {
 
 #[test]
 fn o_trunc_with_read_only_access_truncates() {
+    if common::skip_without_fuse() {
+        return;
+    }
     // Linux truncates on open(O_RDONLY | O_TRUNC) when the caller may write
     // (ext4, tmpfs, ...); the kernel leaves that to the filesystem's open
     // when FUSE_ATOMIC_O_TRUNC is negotiated.
@@ -1828,6 +1918,9 @@ fn o_trunc_with_read_only_access_truncates() {
 
 #[test]
 fn o_trunc_while_another_descriptor_has_unwritten_data() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("f");
     let a = File::create(&p).unwrap();
@@ -1849,6 +1942,9 @@ fn o_trunc_while_another_descriptor_has_unwritten_data() {
 
 #[test]
 fn two_descriptors_see_each_others_writes() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("f");
     let w = File::create(&p).unwrap();
@@ -1868,6 +1964,9 @@ fn two_descriptors_see_each_others_writes() {
 
 #[test]
 fn rename_over_open_file_keeps_it_until_close() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let mut m = Mounted::new(&[]);
     fs::write(m.path("old"), b"old content").unwrap();
     fs::write(m.path("new"), b"new content").unwrap();
@@ -1896,6 +1995,9 @@ fn rename_over_open_file_keeps_it_until_close() {
 
 #[test]
 fn setgid_directory_inheritance() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let d = m.path("shared");
     fs::create_dir(&d).unwrap();
@@ -1916,6 +2018,9 @@ fn setgid_directory_inheritance() {
 
 #[test]
 fn device_nodes_and_sockets() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let c = cpath(&m.path("null"));
     let dev = libc::makedev(1, 3);
@@ -1951,6 +2056,9 @@ fn device_nodes_and_sockets() {
 
 #[test]
 fn file_size_limits_and_far_offsets() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("far");
     let f = OpenOptions::new()
@@ -1986,6 +2094,9 @@ fn file_size_limits_and_far_offsets() {
 
 #[test]
 fn overwriting_with_zeros_frees_space() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, noise(4 * BS as usize, 5)).unwrap();
@@ -2010,6 +2121,9 @@ fn overwriting_with_zeros_frees_space() {
 
 #[test]
 fn write_larger_than_dirty_limit() {
+    if common::skip_without_fuse() {
+        return;
+    }
     // 40 MiB through one descriptor exceeds the 32 MiB dirty budget, so
     // data is written back while the file is still being written.
     let m = Mounted::new(&[]);
@@ -2044,6 +2158,9 @@ fn write_larger_than_dirty_limit() {
 
 #[test]
 fn shared_mmap_writes_persist() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("mapped");
     fs::write(&p, vec![b'.'; 3 * BS as usize]).unwrap();
@@ -2093,6 +2210,9 @@ fn shared_mmap_writes_persist() {
 
 #[test]
 fn more_xattr_cases() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, b"x").unwrap();
@@ -2125,6 +2245,9 @@ fn more_xattr_cases() {
 
 #[test]
 fn times_change_on_modification() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     let d = m.path("d");
     fs::create_dir(&d).unwrap();
@@ -2171,6 +2294,9 @@ fn times_change_on_modification() {
 
 #[test]
 fn concurrent_creates_in_one_directory() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let m = Mounted::new(&[]);
     fs::create_dir(m.path("d")).unwrap();
     std::thread::scope(|s| {
@@ -2202,6 +2328,9 @@ fn concurrent_creates_in_one_directory() {
 
 #[test]
 fn closed_files_survive_a_daemon_crash() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let mut m = Mounted::new(&[]);
     let data = text(300_000, 8);
     fs::write(m.path("closed"), &data).unwrap();

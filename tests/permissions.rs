@@ -37,6 +37,9 @@ fn open_parents(m: &Mounted) {
 
 #[test]
 fn another_user_cannot_read_a_private_file_or_a_mount_without_allow_other() {
+    if common::skip_without_fuse() {
+        return;
+    }
     let mut m = Mounted::new(&["-o", "allow_other"]);
     open_parents(&m);
     fs::write(m.path("secret"), b"root only").unwrap();

@@ -9,6 +9,49 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_llmfs");
 
+/// Why this machine cannot run the tests that mount a volume (they need
+/// root and /dev/fuse), or `None` when it can.
+pub fn fuse_unavailable() -> Option<String> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root".into());
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        Ok(_) => None,
+        Err(e) => Some(format!("/dev/fuse: {e}")),
+    }
+}
+
+/// At the start of a test that mounts: true (skip the test, with a line
+/// saying why) on a machine without root or /dev/fuse, so that `cargo test`
+/// works for a contributor without FUSE. With `LLMFS_REQUIRE_FUSE=1` (set by
+/// .ci/test) such a machine fails the test instead.
+pub fn skip_without_fuse() -> bool {
+    let Some(why) = fuse_unavailable() else {
+        return false;
+    };
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a mount test")
+        .to_string();
+    if std::env::var_os("LLMFS_REQUIRE_FUSE").is_some_and(|v| v == "1") {
+        panic!("{test} needs root and /dev/fuse: {why} (LLMFS_REQUIRE_FUSE=1)");
+    }
+    // Written to the process's stderr, past the test harness's capture,
+    // so that the skip shows in a plain `cargo test`.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {test}: it mounts a volume, which needs root and /dev/fuse ({why}); \
+         set LLMFS_REQUIRE_FUSE=1 to make this a failure"
+    );
+    true
+}
+
 /// `n` bytes of numbered lines of text (compressible, every line distinct),
 /// starting at line `seed`.
 pub fn text(n: usize, seed: u64) -> Vec<u8> {
