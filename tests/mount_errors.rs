@@ -2,6 +2,7 @@
 //! version, bad paths and options, a store in use, a read-only mount, and
 //! `llmfs stats`.
 
+#[macro_use]
 mod common;
 
 use std::fs::{self, File, OpenOptions};
@@ -61,9 +62,7 @@ fn assert_eio<T: std::fmt::Debug>(r: io::Result<T>, what: &str) {
 
 #[test]
 fn corrupt_block_is_eio_for_that_block_only() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     let first = text(BS, 0);
     let second = text(BS, 100_000);
@@ -168,9 +167,7 @@ fn corrupt_block_is_eio_for_that_block_only() {
 
 #[test]
 fn store_from_newer_version_is_refused() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     fs::write(m.path("f"), b"data").unwrap();
     m.unmount();
@@ -203,9 +200,7 @@ fn store_from_newer_version_is_refused() {
 
 #[test]
 fn missing_mountpoint_is_refused() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let t = tempfile::tempdir().unwrap();
     let mnt = t.path().join("does-not-exist");
     let out = llmfs([
@@ -238,9 +233,7 @@ fn missing_mountpoint_is_refused() {
 
 #[test]
 fn second_mount_of_a_store_is_refused() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let m = Mounted::new(&[]);
     fs::write(m.path("f"), b"first").unwrap();
     let other = m.dir.path().join("mnt2");
@@ -275,9 +268,7 @@ fn second_mount_of_a_store_is_refused() {
 
 #[test]
 fn unknown_options_and_flags_are_refused() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let t = tempfile::tempdir().unwrap();
     let mnt = t.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
@@ -328,9 +319,7 @@ fn unknown_options_and_flags_are_refused() {
 
 #[test]
 fn store_inside_mountpoint_is_refused() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let t = tempfile::tempdir().unwrap();
     let mnt = t.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
@@ -380,9 +369,7 @@ fn store_inside_mountpoint_is_refused() {
 
 #[test]
 fn read_only_mount() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     fs::create_dir(m.path("d")).unwrap();
     fs::write(m.path("d/f"), text(100_000, 1)).unwrap();
@@ -451,9 +438,7 @@ fn read_only_mount() {
 
 #[test]
 fn stats_on_mountpoint_and_store() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     fs::create_dir(m.path("d")).unwrap();
     fs::write(m.path("a"), text(300_000, 1)).unwrap();
@@ -518,9 +503,7 @@ fn stats_on_mountpoint_and_store() {
 
 #[test]
 fn garbage_database_is_refused() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let t = tempfile::tempdir().unwrap();
     let mnt = t.path().join("mnt");
     let store = t.path().join("store");
@@ -546,9 +529,7 @@ fn garbage_database_is_refused() {
 
 #[test]
 fn bad_block_size_is_refused() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let t = tempfile::tempdir().unwrap();
     let mnt = t.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
@@ -574,9 +555,7 @@ fn bad_block_size_is_refused() {
 
 #[test]
 fn damaged_record_headers_are_eio() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     let data: Vec<u8> = (0..4).flat_map(|i| text(BS, i * 10_000)).collect();
     fs::write(m.path("f"), &data).unwrap();
@@ -649,9 +628,7 @@ impl Drop for TmpfsGuard {
 
 #[test]
 fn full_disk_is_enospc_and_loses_nothing() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let mut guard = None;
     let mut m = Mounted::new_with(
         |store| {

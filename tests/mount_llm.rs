@@ -1,6 +1,7 @@
 //! The neural codec through a real mount: synchronous mode, the background
 //! archiver, and data surviving unmount and remount.
 
+#[macro_use]
 mod common;
 
 use std::fs;
@@ -31,9 +32,7 @@ fn pending_raw(json: &serde_json::Value) -> u64 {
 
 #[test]
 fn sync_mode_stores_prose_with_the_model_across_remounts() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let mut m = Mounted::new(&["--compress", "sync", "--block-size", "4096"]);
     let data = prose(40_000);
     fs::write(m.path("prose.txt"), &data).unwrap();
@@ -49,9 +48,7 @@ fn sync_mode_stores_prose_with_the_model_across_remounts() {
 
 #[test]
 fn background_archiver_reencodes_cold_blocks() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let mut m = Mounted::new(&["--archive-after", "0", "--block-size", "4096"]);
     let data = prose(30_000);
     fs::write(m.path("later.txt"), &data).unwrap();
@@ -83,9 +80,7 @@ fn background_archiver_reencodes_cold_blocks() {
 
 #[test]
 fn offline_archive_command_reencodes_an_unmounted_store() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let mut m = Mounted::new(&["--compress", "off", "--block-size", "4096"]);
     let data = prose(24_000);
     fs::write(m.path("doc.txt"), &data).unwrap();
@@ -138,9 +133,7 @@ fn tamper_model(store: &std::path::Path, delete: bool) {
 
 #[test]
 fn an_altered_or_missing_model_is_detected_before_any_llm_block_is_decoded() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     for delete in [false, true] {
         let mut m = Mounted::new(&["--compress", "sync", "--block-size", "4096"]);
         let data = prose(12_000);
@@ -171,9 +164,7 @@ fn an_altered_or_missing_model_is_detected_before_any_llm_block_is_decoded() {
 /// read-ahead and the archiver), and the one the volume records.
 #[test]
 fn a_new_volume_codes_with_the_model_it_was_given() {
-    if common::skip_without_fuse() {
-        return;
-    }
+    require_fuse!();
     let dir = tempfile::tempdir().unwrap();
     let mut model = fs::read("models/default/model.onnx").unwrap();
     let at = model.len() / 2;

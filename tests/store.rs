@@ -19,6 +19,23 @@ fn create(dir: &std::path::Path, block_size: usize) -> Result<Store, StoreError>
     )
 }
 
+fn open_read_only(dir: &std::path::Path) -> Result<Store, StoreError> {
+    Store::open(
+        dir,
+        &OpenOptions {
+            read_only: true,
+            ..OpenOptions::default()
+        },
+    )
+}
+
+fn set_user_version(dir: &std::path::Path, v: u32) {
+    rusqlite::Connection::open(dir.join(DB_FILE))
+        .unwrap()
+        .pragma_update(None, "user_version", v)
+        .unwrap();
+}
+
 #[test]
 fn create_reopen_keeps_block_size_and_root() {
     let t = tempfile::tempdir().unwrap();
@@ -71,14 +88,7 @@ fn newer_schema_refused() {
     let err = create(&dir, 65536).unwrap_err();
     assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
     assert!(err.to_string().contains("newer"), "{err}");
-    let ro = Store::open(
-        &dir,
-        &OpenOptions {
-            read_only: true,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap_err();
+    let ro = open_read_only(&dir).unwrap_err();
     assert!(matches!(ro, StoreError::TooNew { .. }), "{ro}");
 }
 
@@ -208,17 +218,8 @@ fn version_3_store_without_a_feature_set_is_taken_to_use_lzma() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("s");
     drop(create(&dir, 65536).unwrap());
-    let c = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
-    c.pragma_update(None, "user_version", 3).unwrap();
-    drop(c);
-    let ro = Store::open(
-        &dir,
-        &OpenOptions {
-            read_only: true,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    set_user_version(&dir, 3);
+    let ro = open_read_only(&dir).unwrap();
     assert!(
         ro.read(|m| m.features()).unwrap().is_empty(),
         "read-only writes nothing"
@@ -284,14 +285,7 @@ fn version_1_store_migrates_to_the_tables_version() {
     .unwrap();
     c.pragma_update(None, "user_version", 1).unwrap();
     drop(c);
-    let ro = Store::open(
-        &dir,
-        &OpenOptions {
-            read_only: true,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap_err();
+    let ro = open_read_only(&dir).unwrap_err();
     assert!(ro.to_string().contains("needs migrating"), "{ro}");
     let s = create(&dir, 65536).unwrap();
     assert_eq!(user_version(&dir), 2);
@@ -309,14 +303,7 @@ fn second_writer_refused_but_reader_allowed() {
     let err = create(&dir, 65536).unwrap_err();
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
     assert!(err.to_string().contains("in use"), "{err}");
-    let reader = Store::open(
-        &dir,
-        &OpenOptions {
-            read_only: true,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let reader = open_read_only(&dir).unwrap();
     assert!(reader.read(|m| m.inode(1)).unwrap().is_some());
     drop(first);
     create(&dir, 65536).expect("lock released on drop");

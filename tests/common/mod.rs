@@ -26,6 +26,17 @@ pub fn fuse_unavailable() -> Option<String> {
     }
 }
 
+/// `require_fuse!();` first in a test that mounts: returns from the test
+/// when [`skip_without_fuse`] says so.
+#[macro_export]
+macro_rules! require_fuse {
+    () => {
+        if $crate::common::skip_without_fuse() {
+            return;
+        }
+    };
+}
+
 /// At the start of a test that mounts: true (skip the test, with a line
 /// saying why) on a machine without root or /dev/fuse, so that `cargo test`
 /// works for a contributor without FUSE. With `LLMFS_REQUIRE_FUSE=1` (set by
