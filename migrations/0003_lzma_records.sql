@@ -1,8 +1,12 @@
 -- llmfs store schema, version 3: block records may use codec 3 (LZMA2,
--- docs/FORMAT.md), which the archival path writes where it is smallest.
+-- docs/FORMAT.md).
 --
--- No table changes. The version number is the point: an llmfs older than
--- this one cannot decode such blocks, so it refuses the store ("schema
--- version 3 is newer than this llmfs supports") instead of mounting it and
--- failing reads of those blocks with EIO.
+-- No table changes, and never applied on open: a store is raised to
+-- version 3 in the transaction that writes its first LZMA2 record, which
+-- also records the feature `lzma` in the volume's feature set
+-- (src/store/features.rs). An llmfs older than LZMA2 records (it knows
+-- version 2 at most) then refuses the store ("schema version 3 is newer
+-- than this llmfs supports") instead of failing reads of those blocks with
+-- EIO; a store that never held one stays at version 2 and keeps opening
+-- there.
 UPDATE volume SET value = value WHERE 0;

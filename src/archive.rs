@@ -6,7 +6,7 @@
 //! written long enough ago, decodes each, encodes it with the smallest of
 //! llm/lzma/zstd/raw, and swaps the new record in only if the block still holds
 //! the record it started from: a block rewritten meanwhile keeps its new
-//! data (`Meta::swap_archived_block`).
+//! data (`WriteTx::swap_archived_block`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -331,7 +331,8 @@ pub fn archive_pass(
             let new = codecs
                 .encode_block_best(&raw)
                 .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
-            // Smaller wins: the model, or zstd at its archival level.
+            // Smaller wins: the model, LZMA2, or zstd at its archival level
+            // (or raw), whichever `encode_block_best` kept.
             let new_codec = record_codec(&new).unwrap_or(CodecId::Raw);
             let better = new.len() < old.len();
             if better && new_codec == CodecId::Llm && !model_recorded {

@@ -153,16 +153,25 @@ pub enum Policy {
 pub struct Summary {
     pub raw_bytes: u64,
     pub stored_bytes: u64,
-    /// Per codec: (blocks, raw bytes, record bytes).
-    pub per_codec: [(u64, u64, u64); CodecId::ALL.len()],
+    /// Per codec, indexed by [`CodecId`].
+    pub per_codec: [CodecCounts; CodecId::ALL.len()],
+}
+
+/// The blocks of one codec in a run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CodecCounts {
+    pub blocks: u64,
+    pub raw_bytes: u64,
+    /// Bytes of the records (header and payload).
+    pub stored_bytes: u64,
 }
 
 impl Summary {
     fn add(&mut self, codec: CodecId, raw: usize, record: usize) {
         let e = &mut self.per_codec[codec as usize];
-        e.0 += 1;
-        e.1 += raw as u64;
-        e.2 += record as u64;
+        e.blocks += 1;
+        e.raw_bytes += raw as u64;
+        e.stored_bytes += record as u64;
     }
 }
 

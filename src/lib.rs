@@ -2,7 +2,9 @@
 //! in a SQLite-backed store.
 //!
 //! Layers, dependencies pointing down: `cli` -> `fuse` (thin adapter) ->
-//! `fs` (the core) -> `store` + `cache` -> `codec`.
+//! `fs` (the core) -> `store` + `cache` -> `codec` -> `model` + `mix` +
+//! `coder`. docs/DESIGN.md describes the layers and the data flows;
+//! docs/FORMAT.md the on-disk format.
 
 pub mod archive;
 pub mod cache;

@@ -61,8 +61,8 @@ fn codec_blocks(store: &Store, codec: CodecId) -> u64 {
     let t = store.read(|m| m.totals()).unwrap();
     t.per_codec
         .iter()
-        .filter(|(c, ..)| *c == codec as u8)
-        .map(|(_, n, ..)| *n)
+        .filter(|c| c.codec == codec as u8)
+        .map(|c| c.blocks)
         .sum()
 }
 
@@ -117,7 +117,7 @@ fn archiver_moves_cold_blocks_to_the_model_and_keeps_the_data() {
         "writes use the fast codec"
     );
     let before = fs.store().read(|m| m.archive_totals()).unwrap();
-    assert!(before.1 .0 > 0, "blocks pending");
+    assert!(before.pending.raw_bytes > 0, "blocks pending");
 
     let codecs = llm_codecs(fs.store());
     let stop = AtomicBool::new(false);
@@ -128,7 +128,11 @@ fn archiver_moves_cold_blocks_to_the_model_and_keeps_the_data() {
         "{stats:?}"
     );
     let after = fs.store().read(|m| m.archive_totals()).unwrap();
-    assert_eq!(after.1, (0, 0), "nothing left pending");
+    assert_eq!(
+        after.pending,
+        llmfs::store::ByteTotals::default(),
+        "nothing left pending"
+    );
     // A second pass finds nothing to do.
     assert_eq!(
         archive_pass(fs.store(), &codecs, i64::MAX, &stop, |_| {})

@@ -7,6 +7,7 @@
 //! block-aligned records that each carry their own checksum, so a lost or
 //! torn update shows.
 
+#[macro_use]
 mod common;
 
 use std::fs::{self, File, OpenOptions};
@@ -51,6 +52,7 @@ fn content(w: u64, i: u64, round: u64) -> Vec<u8> {
 
 #[test]
 fn threads_and_processes_agree_with_the_reference() {
+    require_fuse!();
     let mut m = Mounted::new(&["--threads", "8"]);
     for d in ["a", "b", "big"] {
         fs::create_dir(m.path(d)).unwrap();

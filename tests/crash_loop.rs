@@ -21,6 +21,7 @@
 //! (default 10); seed `LLMFS_CRASH_SEED`. Longer run (README "Reliability"):
 //! `LLMFS_CRASH_KILLS=1000 LLMFS_CRASH_ARCHIVER_KILLS=100 cargo test --release --test crash_loop`.
 
+#[macro_use]
 mod common;
 
 use std::fs::{self, File, OpenOptions};
@@ -436,6 +437,7 @@ fn crash_loop(name: &str, plan: Plan) {
 
 #[test]
 fn crash_loop_plain() {
+    require_fuse!();
     crash_loop(
         "crash_loop_plain",
         Plan {
@@ -456,6 +458,7 @@ fn crash_loop_plain() {
 
 #[test]
 fn crash_loop_with_archiver() {
+    require_fuse!();
     crash_loop(
         "crash_loop_with_archiver",
         Plan {
@@ -478,6 +481,7 @@ fn crash_loop_with_archiver() {
 /// data at a name it was renamed from, and bytes nobody wrote.
 #[test]
 fn crash_check_catches_loss() {
+    require_fuse!();
     let data: Vec<u8> = (0..10_000).map(|p| pat(p, 1)).collect();
     let synced = Slot {
         dir: 0,

@@ -4,6 +4,7 @@
 //! a volume either is refused with a clear message, or serves every file
 //! with its right content or EIO, and fsck fails wherever a read did.
 
+#[macro_use]
 mod common;
 
 use std::fs;
@@ -96,6 +97,7 @@ fn check_files(mnt: &Path, files: &[(String, Vec<u8>)], what: &str) -> usize {
 
 #[test]
 fn torn_or_corrupt_wal_keeps_every_checkpointed_commit() {
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     let old: Vec<(String, Vec<u8>)> = (0..6)
         .map(|i| (format!("old{i}"), text(50_000 + i * 9_000, i as u64)))
@@ -197,6 +199,7 @@ fn torn_or_corrupt_wal_keeps_every_checkpointed_commit() {
 
 #[test]
 fn flipped_bytes_in_the_database_file_are_refused_or_eio() {
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for i in 0..12 {

@@ -26,6 +26,7 @@
 //! `LLMFS_DIFF_SEEDS=N` runs seeds 0..N; `LLMFS_DIFF_SEED=S` runs only seed
 //! `S` (to replay a failure: the panic message names the seed and the step).
 
+#[macro_use]
 mod common;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -65,6 +66,7 @@ fn env_num(name: &str) -> Option<u64> {
 
 #[test]
 fn differential_random_ops() {
+    require_fuse!();
     // SAFETY: umask cannot fail; both sides see the same one.
     unsafe { libc::umask(0o022) };
     let steps = env_num("LLMFS_DIFF_STEPS").unwrap_or(DEFAULT_STEPS as u64) as usize;
@@ -1319,6 +1321,7 @@ fn run_seed(seed: u64, steps: usize) {
 /// POSIX (and every local filesystem) keeps it, with `st_nlink` 0.
 #[test]
 fn fstat_of_unlinked_open_fifo() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("fifo");
     let c = cpath(&p);
@@ -1341,6 +1344,7 @@ fn fstat_of_unlinked_open_fifo() {
 /// `fstat`/`fchmod`/`stat(".")` instead of a directory with `st_nlink` 0.
 #[test]
 fn fstat_of_removed_open_directory() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("dir");
     let c = cpath(&p);

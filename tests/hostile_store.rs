@@ -6,6 +6,7 @@
 //! working, `find`/`du`/`ls -R` over the tree finish, and fsck names the
 //! damage. A store whose root directory is gone is refused at mount.
 
+#[macro_use]
 mod common;
 
 use std::fs::{self, File};
@@ -79,6 +80,7 @@ fn daemon_peak_kib(store: &Path) -> u64 {
 
 #[test]
 fn crafted_rows_are_eio_not_panics_loops_or_huge_allocations() {
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     let ok = text(200_000, 1);
     fs::write(m.path("ok"), &ok).unwrap();
@@ -296,6 +298,7 @@ fn crafted_rows_are_eio_not_panics_loops_or_huge_allocations() {
 
 #[test]
 fn store_without_a_root_directory_is_refused() {
+    require_fuse!();
     for damage in [
         "DELETE FROM inodes WHERE ino = 1",
         "UPDATE inodes SET mode = 33188 WHERE ino = 1",

@@ -1,6 +1,7 @@
 //! Mount lifecycle through the real binary: detached daemon, `llmfs umount`,
 //! plain umount(8), SIGTERM/SIGINT, default store location.
 
+#[macro_use]
 mod common;
 
 use std::process::{Command, Stdio};
@@ -22,6 +23,7 @@ fn llmfs(args: &[&std::ffi::OsStr]) -> std::process::Output {
 
 #[test]
 fn detached_mount_then_llmfs_umount_flushes() {
+    require_fuse!();
     let t = tempfile::tempdir().unwrap();
     let (mnt, store) = (t.path().join("mnt"), t.path().join("store"));
     std::fs::create_dir(&mnt).unwrap();
@@ -67,6 +69,7 @@ fn detached_mount_then_llmfs_umount_flushes() {
 
 #[test]
 fn sigterm_and_sigint_unmount_cleanly() {
+    require_fuse!();
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let t = tempfile::tempdir().unwrap();
         let (mnt, store) = (t.path().join("mnt"), t.path().join("store"));
@@ -117,6 +120,7 @@ fn sigterm_and_sigint_unmount_cleanly() {
 
 #[test]
 fn default_store_lives_under_var_lib_for_root() {
+    require_fuse!();
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: needs root");
@@ -152,6 +156,7 @@ fn default_store_lives_under_var_lib_for_root() {
 
 #[test]
 fn umount_of_a_non_llmfs_path_is_refused() {
+    require_fuse!();
     let t = tempfile::tempdir().unwrap();
     let out = llmfs(&["umount".as_ref(), t.path().as_os_str()]);
     assert!(!out.status.success());

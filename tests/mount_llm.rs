@@ -1,6 +1,7 @@
 //! The neural codec through a real mount: synchronous mode, the background
 //! archiver, and data surviving unmount and remount.
 
+#[macro_use]
 mod common;
 
 use std::fs;
@@ -14,49 +15,24 @@ fn prose(n: usize) -> Vec<u8> {
     base.iter().copied().cycle().take(n).collect()
 }
 
-fn stats_json(m: &Mounted) -> String {
-    let out = Command::new(BIN)
-        .arg("stats")
-        .arg("--json")
-        .arg(m.path(""))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+fn stats_json(m: &Mounted) -> serde_json::Value {
+    common::stats_json(&m.path(""))
 }
 
 /// Blocks stored with `codec`, from `llmfs stats --json`.
-fn blocks_of(json: &str, codec: &str) -> u64 {
-    let key = format!("{{\"codec\":\"{codec}\",\"blocks\":");
-    json.find(&key)
-        .map(|at| {
-            json[at + key.len()..]
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .unwrap_or(0)
+fn blocks_of(json: &serde_json::Value, codec: &str) -> u64 {
+    common::codec_blocks(json, codec)
 }
 
-fn pending_raw(json: &str) -> u64 {
-    let key = "\"pending\":{\"raw_bytes\":";
-    let at = json.find(key).expect("pending in stats") + key.len();
-    json[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+fn pending_raw(json: &serde_json::Value) -> u64 {
+    json["pending"]["raw_bytes"]
+        .as_u64()
+        .expect("pending in stats")
 }
 
 #[test]
 fn sync_mode_stores_prose_with_the_model_across_remounts() {
+    require_fuse!();
     let mut m = Mounted::new(&["--compress", "sync", "--block-size", "4096"]);
     let data = prose(40_000);
     fs::write(m.path("prose.txt"), &data).unwrap();
@@ -72,6 +48,7 @@ fn sync_mode_stores_prose_with_the_model_across_remounts() {
 
 #[test]
 fn background_archiver_reencodes_cold_blocks() {
+    require_fuse!();
     let mut m = Mounted::new(&["--archive-after", "0", "--block-size", "4096"]);
     let data = prose(30_000);
     fs::write(m.path("later.txt"), &data).unwrap();
@@ -103,6 +80,7 @@ fn background_archiver_reencodes_cold_blocks() {
 
 #[test]
 fn offline_archive_command_reencodes_an_unmounted_store() {
+    require_fuse!();
     let mut m = Mounted::new(&["--compress", "off", "--block-size", "4096"]);
     let data = prose(24_000);
     fs::write(m.path("doc.txt"), &data).unwrap();
@@ -155,6 +133,7 @@ fn tamper_model(store: &std::path::Path, delete: bool) {
 
 #[test]
 fn an_altered_or_missing_model_is_detected_before_any_llm_block_is_decoded() {
+    require_fuse!();
     for delete in [false, true] {
         let mut m = Mounted::new(&["--compress", "sync", "--block-size", "4096"]);
         let data = prose(12_000);
@@ -185,6 +164,7 @@ fn an_altered_or_missing_model_is_detected_before_any_llm_block_is_decoded() {
 /// read-ahead and the archiver), and the one the volume records.
 #[test]
 fn a_new_volume_codes_with_the_model_it_was_given() {
+    require_fuse!();
     let dir = tempfile::tempdir().unwrap();
     let mut model = fs::read("models/float-d192l3/model.onnx").unwrap();
     let at = model.len() / 2;
@@ -211,7 +191,7 @@ fn a_new_volume_codes_with_the_model_it_was_given() {
         let json = stats_json(&m);
         if pending_raw(&json) == 0 && blocks_of(&json, "llm") > 0 {
             assert!(
-                json.contains(&sha),
+                json["model"] == sha.as_str(),
                 "volume must record the given model: {json}"
             );
             break;

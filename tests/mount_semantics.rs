@@ -2,6 +2,7 @@
 //! std::os::unix and raw libc calls on the mounted path. Each test mounts its
 //! own volume.
 
+#[macro_use]
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
@@ -266,6 +267,7 @@ impl RemountCheck for Mounted {
 
 #[test]
 fn lookup_and_getattr() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     fs::write(m.path("f"), b"0123456789").unwrap();
     fs::create_dir(m.path("d")).unwrap();
@@ -321,6 +323,7 @@ fn lookup_and_getattr() {
 
 #[test]
 fn chmod_and_chown() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let f = m.path("f");
     fs::write(&f, b"x").unwrap();
@@ -367,6 +370,7 @@ fn chmod_and_chown() {
 
 #[test]
 fn truncate_up_and_down() {
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     let p = m.path("t");
     fs::write(&p, vec![b'a'; 100]).unwrap();
@@ -456,6 +460,7 @@ fn truncate_up_and_down() {
 
 #[test]
 fn utimensat_explicit_now_and_omit() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, b"x").unwrap();
@@ -524,6 +529,7 @@ fn utimensat_explicit_now_and_omit() {
 
 #[test]
 fn utimensat_before_epoch_with_nanoseconds() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, b"x").unwrap();
@@ -543,6 +549,7 @@ fn utimensat_before_epoch_with_nanoseconds() {
 
 #[test]
 fn explicit_mtime_after_write_wins() {
+    require_fuse!();
     // A write followed by futimens on the same open file (what tar and cp -p
     // do): the explicit mtime must not be overwritten by the write's.
     let m = Mounted::new(&[]);
@@ -572,6 +579,7 @@ fn explicit_mtime_after_write_wins() {
 
 #[test]
 fn create_mknod_mkdir_unlink_rmdir() {
+    require_fuse!();
     let m = Mounted::new(&[]);
 
     File::create(m.path("created")).unwrap();
@@ -653,6 +661,7 @@ fn create_mknod_mkdir_unlink_rmdir() {
 
 #[test]
 fn rename_files() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     fs::write(m.path("a"), b"AAA").unwrap();
     fs::rename(m.path("a"), m.path("b")).unwrap();
@@ -712,6 +721,7 @@ fn rename_files() {
 
 #[test]
 fn rename_directories() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     fs::create_dir_all(m.path("p1/sub/deep")).unwrap();
     fs::write(m.path("p1/sub/deep/f"), b"data").unwrap();
@@ -777,6 +787,7 @@ fn rename_directories() {
 
 #[test]
 fn renameat2_noreplace_and_exchange() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     fs::write(m.path("a"), b"A").unwrap();
     fs::write(m.path("b"), b"B").unwrap();
@@ -836,6 +847,7 @@ fn renameat2_noreplace_and_exchange() {
 
 #[test]
 fn symlink_and_readlink() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     fs::write(m.path("target"), b"T").unwrap();
     std::os::unix::fs::symlink("target", m.path("l")).unwrap();
@@ -890,6 +902,7 @@ fn symlink_and_readlink() {
 
 #[test]
 fn hard_links() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     fs::write(m.path("a"), b"first").unwrap();
     fs::create_dir(m.path("d")).unwrap();
@@ -939,6 +952,7 @@ fn hard_links() {
 
 #[test]
 fn offset_writes_append_and_o_trunc() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, b"hello world").unwrap();
@@ -994,6 +1008,7 @@ fn offset_writes_append_and_o_trunc() {
 
 #[test]
 fn sparse_file() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("sparse");
     let off = 10 << 20;
@@ -1032,6 +1047,7 @@ fn sparse_file() {
 
 #[test]
 fn writes_straddling_block_boundary() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     // Into a new file.
     let p = m.path("new");
@@ -1081,6 +1097,7 @@ fn writes_straddling_block_boundary() {
 
 #[test]
 fn large_random_file_round_trips() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let data = noise(5 << 20, 42);
     fs::write(m.path("big"), &data).unwrap();
@@ -1106,6 +1123,7 @@ fn large_random_file_round_trips() {
 
 #[test]
 fn many_one_byte_writes() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let want = text(3000, 3);
     let mut f = File::create(m.path("f")).unwrap();
@@ -1129,6 +1147,7 @@ fn many_one_byte_writes() {
 
 #[test]
 fn fsync_and_fsyncdir() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let mut f = File::create(m.path("f")).unwrap();
     f.write_all(&text(100_000, 1)).unwrap();
@@ -1153,6 +1172,7 @@ fn fsync_and_fsyncdir() {
 
 #[test]
 fn readdir_lists_3000_entries_exactly_once() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let dir = m.path("many");
     fs::create_dir(&dir).unwrap();
@@ -1210,6 +1230,7 @@ fn readdir_lists_3000_entries_exactly_once() {
 
 #[test]
 fn readdir_lists_dot_and_dotdot() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     fs::create_dir(m.path("d")).unwrap();
     let d = fs::metadata(m.path("d")).unwrap().ino();
@@ -1250,6 +1271,7 @@ fn readdir_lists_dot_and_dotdot() {
 
 #[test]
 fn statfs_reports_sane_numbers() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let c = cpath(&m.mnt);
     // SAFETY: zeroed statvfs is a valid out-buffer.
@@ -1268,6 +1290,7 @@ fn statfs_reports_sane_numbers() {
 
 #[test]
 fn xattr_set_get_list_remove() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, b"x").unwrap();
@@ -1358,6 +1381,7 @@ fn xattr_set_get_list_remove() {
 
 #[test]
 fn access_as_root() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, b"x").unwrap();
@@ -1390,6 +1414,7 @@ fn access_as_root() {
 
 #[test]
 fn open_but_unlinked_file() {
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     let p = m.path("victim");
     fs::write(&p, text(100_000, 9)).unwrap();
@@ -1425,14 +1450,9 @@ fn open_but_unlinked_file() {
     assert_eq!(fs::read(&p).unwrap(), b"new");
     m.unmount();
     assert_fsck_clean(&m);
-    let out = Command::new(common::BIN)
-        .args(["stats", "--json"])
-        .arg(&m.store)
-        .output()
-        .unwrap();
-    let json = String::from_utf8_lossy(&out.stdout);
+    let json = common::stats_json(&m.store);
     assert!(
-        json.contains("\"files\":2,") && json.contains("\"logical_bytes\":4,"),
+        json["files"] == 2 && json["logical_bytes"] == 4,
         "the unlinked file's inode and data are gone: {json}"
     );
 }
@@ -1441,6 +1461,7 @@ fn open_but_unlinked_file() {
 
 #[test]
 fn names_longer_than_255_bytes() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let n255 = "n".repeat(255);
     let n256 = "n".repeat(256);
@@ -1576,6 +1597,7 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
 
 #[test]
 fn tree_persists_across_remount() {
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     fs::create_dir_all(m.path("a/b/c")).unwrap();
     fs::create_dir(m.path("e")).unwrap();
@@ -1662,6 +1684,7 @@ fn brief(n: &Node) -> Node {
 
 #[test]
 fn compressible_file_uses_fewer_blocks() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("text");
     let data = text(1 << 20, 11);
@@ -1700,6 +1723,7 @@ fn compressible_file_uses_fewer_blocks() {
 
 #[test]
 fn concurrent_writers_and_readers() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let shared = noise(2 << 20, 100);
     fs::write(m.path("shared"), &shared).unwrap();
@@ -1765,6 +1789,7 @@ fn run(cmd: &mut Command) {
 
 #[test]
 fn cp_diff_and_tar_round_trip() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let src = m.dir.path().join("src-tree");
     fs::create_dir_all(src.join("sub/deeper")).unwrap();
@@ -1815,6 +1840,7 @@ fn cp_diff_and_tar_round_trip() {
 
 #[test]
 fn o_trunc_with_read_only_access_truncates() {
+    require_fuse!();
     // Linux truncates on open(O_RDONLY | O_TRUNC) when the caller may write
     // (ext4, tmpfs, ...); the kernel leaves that to the filesystem's open
     // when FUSE_ATOMIC_O_TRUNC is negotiated.
@@ -1833,6 +1859,7 @@ fn o_trunc_with_read_only_access_truncates() {
 
 #[test]
 fn o_trunc_while_another_descriptor_has_unwritten_data() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("f");
     let a = File::create(&p).unwrap();
@@ -1854,6 +1881,7 @@ fn o_trunc_while_another_descriptor_has_unwritten_data() {
 
 #[test]
 fn two_descriptors_see_each_others_writes() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("f");
     let w = File::create(&p).unwrap();
@@ -1873,6 +1901,7 @@ fn two_descriptors_see_each_others_writes() {
 
 #[test]
 fn rename_over_open_file_keeps_it_until_close() {
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     fs::write(m.path("old"), b"old content").unwrap();
     fs::write(m.path("new"), b"new content").unwrap();
@@ -1892,20 +1921,16 @@ fn rename_over_open_file_keeps_it_until_close() {
     assert_eq!(names(&m.mnt), vec!["old".to_string()]);
     m.unmount();
     assert_fsck_clean(&m);
-    let out = Command::new(common::BIN)
-        .args(["stats", "--json"])
-        .arg(&m.store)
-        .output()
-        .unwrap();
-    let json = String::from_utf8_lossy(&out.stdout);
+    let json = common::stats_json(&m.store);
     assert!(
-        json.contains("\"files\":1,") && json.contains("\"logical_bytes\":11,"),
+        json["files"] == 1 && json["logical_bytes"] == 11,
         "the replaced file is freed at close: {json}"
     );
 }
 
 #[test]
 fn setgid_directory_inheritance() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let d = m.path("shared");
     fs::create_dir(&d).unwrap();
@@ -1926,6 +1951,7 @@ fn setgid_directory_inheritance() {
 
 #[test]
 fn device_nodes_and_sockets() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let c = cpath(&m.path("null"));
     let dev = libc::makedev(1, 3);
@@ -1961,6 +1987,7 @@ fn device_nodes_and_sockets() {
 
 #[test]
 fn file_size_limits_and_far_offsets() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("far");
     let f = OpenOptions::new()
@@ -1996,6 +2023,7 @@ fn file_size_limits_and_far_offsets() {
 
 #[test]
 fn overwriting_with_zeros_frees_space() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, noise(4 * BS as usize, 5)).unwrap();
@@ -2020,6 +2048,7 @@ fn overwriting_with_zeros_frees_space() {
 
 #[test]
 fn write_larger_than_dirty_limit() {
+    require_fuse!();
     // 40 MiB through one descriptor exceeds the 32 MiB dirty budget, so
     // data is written back while the file is still being written.
     let m = Mounted::new(&[]);
@@ -2054,6 +2083,7 @@ fn write_larger_than_dirty_limit() {
 
 #[test]
 fn shared_mmap_writes_persist() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("mapped");
     fs::write(&p, vec![b'.'; 3 * BS as usize]).unwrap();
@@ -2103,6 +2133,7 @@ fn shared_mmap_writes_persist() {
 
 #[test]
 fn more_xattr_cases() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let p = m.path("f");
     fs::write(&p, b"x").unwrap();
@@ -2135,6 +2166,7 @@ fn more_xattr_cases() {
 
 #[test]
 fn times_change_on_modification() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     let d = m.path("d");
     fs::create_dir(&d).unwrap();
@@ -2181,6 +2213,7 @@ fn times_change_on_modification() {
 
 #[test]
 fn concurrent_creates_in_one_directory() {
+    require_fuse!();
     let m = Mounted::new(&[]);
     fs::create_dir(m.path("d")).unwrap();
     std::thread::scope(|s| {
@@ -2212,6 +2245,7 @@ fn concurrent_creates_in_one_directory() {
 
 #[test]
 fn closed_files_survive_a_daemon_crash() {
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     let data = text(300_000, 8);
     fs::write(m.path("closed"), &data).unwrap();

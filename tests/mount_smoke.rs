@@ -1,9 +1,11 @@
+#[macro_use]
 mod common;
 
 use common::Mounted;
 
 #[test]
 fn write_remount_read_and_fsck() {
+    require_fuse!();
     let mut m = Mounted::new(&[]);
     let data: Vec<u8> = (0..300_000u32)
         .flat_map(|i| (i % 251).to_le_bytes())

@@ -4,6 +4,7 @@
 //! 0600 file of root is unreadable and a 0644 one readable; without
 //! `allow_other` (the default) the user cannot reach the mount at all.
 
+#[macro_use]
 mod common;
 
 use std::fs;
@@ -37,6 +38,7 @@ fn open_parents(m: &Mounted) {
 
 #[test]
 fn another_user_cannot_read_a_private_file_or_a_mount_without_allow_other() {
+    require_fuse!();
     let mut m = Mounted::new(&["-o", "allow_other"]);
     open_parents(&m);
     fs::write(m.path("secret"), b"root only").unwrap();

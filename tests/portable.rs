@@ -249,8 +249,8 @@ mod convert {
         let llm_blocks: u64 = t
             .per_codec
             .iter()
-            .filter(|(c, ..)| *c == CodecId::Llm as u8)
-            .map(|(_, n, ..)| *n)
+            .filter(|c| c.codec == CodecId::Llm as u8)
+            .map(|c| c.blocks)
             .sum();
         assert!(llm_blocks > 0, "the integer model won no block: {t:?}");
     }

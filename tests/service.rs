@@ -7,6 +7,7 @@
 //!
 //! Needs root and /dev/fuse, like the other mount tests.
 
+#[macro_use]
 mod common;
 
 use std::fs::File;
@@ -310,6 +311,7 @@ fn expand_exec_start(unit: &str, env: &[(String, String)]) -> Vec<String> {
 
 #[test]
 fn systemd_unit_verifies() {
+    require_fuse!();
     let unit = std::fs::read_to_string(UNIT).unwrap();
     // Any of these would give the service a private mount namespace, and
     // the FUSE mount would be invisible to the rest of the host; the device
@@ -393,6 +395,7 @@ fn systemd_unit_verifies() {
 /// READY=1 arrives only once the mount is live, STOPPING=1 on SIGTERM, exit 0.
 #[test]
 fn notify_ready_after_mount_and_stopping_on_sigterm() {
+    require_fuse!();
     let v = Volume::new();
     let example = parse_env_file(&std::fs::read_to_string(EXAMPLE_CONF).unwrap());
     let keys: Vec<&str> = example.iter().map(|(k, _)| k.as_str()).collect();
@@ -472,6 +475,7 @@ fn notify_ready_after_mount_and_stopping_on_sigterm() {
 /// when the process exits); the reason goes out as STATUS=.
 #[test]
 fn notify_no_ready_when_the_mount_fails() {
+    require_fuse!();
     let v = Volume::new();
     let mut notify = NotifySocket::bind(v.dir.path());
     let out = Command::new(BIN)
@@ -503,6 +507,7 @@ fn notify_no_ready_when_the_mount_fails() {
 /// itself (for units with NotifyAccess=all), and STOPPING=1 on unmount.
 #[test]
 fn notify_detached_daemon_names_itself_main_pid() {
+    require_fuse!();
     let v = Volume::new();
     let mut notify = NotifySocket::bind(v.dir.path());
     let out = Command::new(BIN)
@@ -579,6 +584,7 @@ fn assert_read_write(mnt: &Path, name: &str) {
 
 #[test]
 fn mount_helper_symlink_mount8_fstab_and_fuse3() {
+    require_fuse!();
     let v = Volume::new();
     let bin_dir = v.dir.path().join("bin");
     std::fs::create_dir(&bin_dir).unwrap();
@@ -690,6 +696,7 @@ fn mount_helper_symlink_mount8_fstab_and_fuse3() {
 
 #[test]
 fn generates_man_pages_and_completions() {
+    require_fuse!();
     let t = tempfile::tempdir().unwrap();
     let man = t.path().join("man");
     let out = Command::new(BIN)
@@ -743,6 +750,7 @@ const MIB: usize = 1 << 20;
 /// may or may not have succeeded; it is not asserted.)
 #[test]
 fn sigterm_during_large_write_keeps_fsynced_data() {
+    require_fuse!();
     const TOTAL_MIB: u64 = 48;
     const SYNC_AT_MIB: u64 = 8;
     let mut v = Volume::new();
@@ -835,6 +843,7 @@ fn sigterm_during_large_write_keeps_fsynced_data() {
 /// mounts again; closed files are all there.
 #[test]
 fn restart_detaches_a_dead_mount() {
+    require_fuse!();
     let mut v = Volume::new();
     v.mount_foreground();
     std::fs::write(v.mnt.join("kept"), b"closed before the crash").unwrap();
@@ -870,6 +879,7 @@ fn restart_detaches_a_dead_mount() {
 /// binary, helper symlinks, unit, example config, man pages, completion.
 #[test]
 fn install_script_stages_everything() {
+    require_fuse!();
     let t = tempfile::tempdir().unwrap();
     let dest = t.path().join("stage");
     let out = Command::new("bash")
@@ -904,6 +914,7 @@ fn install_script_stages_everything() {
 /// lines carry a syslog priority prefix and no timestamp of their own.
 #[test]
 fn logs_to_the_journal_with_priorities() {
+    require_fuse!();
     use std::os::unix::fs::MetadataExt;
     let t = tempfile::tempdir().unwrap();
     let err_path = t.path().join("stderr");

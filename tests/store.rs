@@ -4,7 +4,9 @@
 use std::os::unix::fs::PermissionsExt;
 
 use llmfs::codec::{encode_record, CodecId, CodecSet, LzmaCodec, RawCodec, ZstdCodec};
-use llmfs::store::{Durability, OpenOptions, Store, StoreError, DB_FILE, SCHEMA_VERSION};
+use llmfs::store::{
+    Durability, Feature, OpenOptions, Store, StoreError, DB_FILE, SCHEMA_VERSION, TABLES_VERSION,
+};
 
 fn create(dir: &std::path::Path, block_size: usize) -> Result<Store, StoreError> {
     Store::open(
@@ -15,6 +17,23 @@ fn create(dir: &std::path::Path, block_size: usize) -> Result<Store, StoreError>
             read_only: false,
         },
     )
+}
+
+fn open_read_only(dir: &std::path::Path) -> Result<Store, StoreError> {
+    Store::open(
+        dir,
+        &OpenOptions {
+            read_only: true,
+            ..OpenOptions::default()
+        },
+    )
+}
+
+fn set_user_version(dir: &std::path::Path, v: u32) {
+    rusqlite::Connection::open(dir.join(DB_FILE))
+        .unwrap()
+        .pragma_update(None, "user_version", v)
+        .unwrap();
 }
 
 #[test]
@@ -69,22 +88,41 @@ fn newer_schema_refused() {
     let err = create(&dir, 65536).unwrap_err();
     assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
     assert!(err.to_string().contains("newer"), "{err}");
-    let ro = Store::open(
-        &dir,
-        &OpenOptions {
-            read_only: true,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap_err();
+    let ro = open_read_only(&dir).unwrap_err();
     assert!(matches!(ro, StoreError::TooNew { .. }), "{ro}");
 }
 
-/// A store written before LZMA2 records existed (schema version 2; version 3
-/// changes no table) opens, is upgraded in place, keeps its blocks, and takes
-/// LZMA2 records afterwards. Older builds then refuse it as too new.
+fn user_version(dir: &std::path::Path) -> u32 {
+    rusqlite::Connection::open(dir.join(DB_FILE))
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn features_row(dir: &std::path::Path) -> Option<String> {
+    use rusqlite::OptionalExtension;
+    rusqlite::Connection::open(dir.join(DB_FILE))
+        .unwrap()
+        .query_row("SELECT value FROM volume WHERE key = 'features'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .unwrap()
+}
+
+/// What an llmfs that predates LZMA2 records (schema version 2, no feature
+/// set) does on open: refuse a newer schema version.
+fn older_build_opens(dir: &std::path::Path) -> bool {
+    user_version(dir) <= 2
+}
+
+/// A store written before LZMA2 records existed (schema version 2) opens
+/// read-write, keeps its blocks, and stays at version 2, so the older llmfs
+/// still opens it, until its first LZMA2 record: that transaction records
+/// the feature `lzma` and raises the version to 3, which the older llmfs
+/// refuses.
 #[test]
-fn version_2_store_upgrades_and_keeps_its_blocks() {
+fn version_2_store_stays_open_to_older_builds_until_it_stores_lzma() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("s");
     let text = b"a block written by an older llmfs; ".repeat(500);
@@ -98,33 +136,163 @@ fn version_2_store_upgrades_and_keeps_its_blocks() {
         })
         .unwrap();
     }
-    let c = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
-    c.pragma_update(None, "user_version", 2).unwrap();
-    drop(c);
+    // A new store is created at the tables' version, with no features.
+    assert_eq!(user_version(&dir), TABLES_VERSION);
+    assert_eq!(TABLES_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(features_row(&dir), None);
 
     let s = create(&dir, 65536).unwrap();
-    let version: u32 = rusqlite::Connection::open(dir.join(DB_FILE))
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert!(
+        older_build_opens(&dir),
+        "opening read-write upgraded nothing"
+    );
     let set = CodecSet::default();
     let got = s.read(|m| m.block(1, 0)).unwrap().unwrap();
     assert_eq!(got, zstd);
     assert_eq!(set.decode_block(&got, 65536).unwrap(), text);
     let got = s.read(|m| m.block(1, 1)).unwrap().unwrap();
     assert_eq!(set.decode_block(&got, 65536).unwrap(), b"raw bytes");
+    // More zstd and raw records: still open to the older build.
+    s.write(Durability::Normal, |m| {
+        m.put_block(1, 2, CodecId::Zstd as u8, text.len() as u64, &zstd)
+    })
+    .unwrap();
+    assert!(older_build_opens(&dir));
 
+    // A transaction that would store an LZMA2 record but fails raises
+    // nothing.
     let lzma = encode_record(&LzmaCodec, &text).unwrap();
+    let failed: Result<(), StoreError> = s.write(Durability::Normal, |m| {
+        m.put_block(1, 0, CodecId::Lzma as u8, text.len() as u64, &lzma)?;
+        Err(StoreError::Invalid("give up".into()))
+    });
+    assert!(failed.is_err());
+    assert!(older_build_opens(&dir));
+    assert_eq!(features_row(&dir), None);
+    assert!(s.read(|m| m.features()).unwrap().is_empty());
+
     s.write(Durability::Durable, |m| {
         m.put_block(1, 0, CodecId::Lzma as u8, text.len() as u64, &lzma)
     })
     .unwrap();
+    assert_eq!(user_version(&dir), 3);
+    assert!(!older_build_opens(&dir));
+    assert_eq!(features_row(&dir).as_deref(), Some("lzma"));
+    assert!(s.read(|m| m.features()).unwrap().contains(Feature::Lzma));
     drop(s);
     let s = create(&dir, 65536).unwrap();
     let got = s.read(|m| m.block(1, 0)).unwrap().unwrap();
     assert_eq!(set.decode_block(&got, 65536).unwrap(), text);
+}
+
+/// The archiver's swap is gated the same way as a plain block write.
+#[test]
+fn archived_lzma_swap_records_the_feature() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    let s = create(&dir, 65536).unwrap();
+    let text = b"0123456789abcdef".repeat(1000);
+    let zstd = encode_record(&ZstdCodec::new(3), &text).unwrap();
+    let lzma = encode_record(&LzmaCodec, &text).unwrap();
+    s.write(Durability::Normal, |m| {
+        m.put_block(1, 0, CodecId::Zstd as u8, text.len() as u64, &zstd)
+    })
+    .unwrap();
+    assert_eq!(user_version(&dir), 2);
+    let swapped = s
+        .write(Durability::Normal, |m| {
+            m.swap_archived_block(1, 0, &zstd, Some((CodecId::Lzma as u8, &lzma)))
+        })
+        .unwrap();
+    assert!(swapped);
+    assert_eq!(user_version(&dir), 3);
+    assert_eq!(features_row(&dir).as_deref(), Some("lzma"));
+}
+
+/// A store an llmfs before the feature set raised to version 3 (on its
+/// first read-write open) may hold LZMA2 records without saying so: it is
+/// taken to use `lzma`, recorded as such, and stays at version 3.
+#[test]
+fn version_3_store_without_a_feature_set_is_taken_to_use_lzma() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    drop(create(&dir, 65536).unwrap());
+    set_user_version(&dir, 3);
+    let ro = open_read_only(&dir).unwrap();
+    assert!(
+        ro.read(|m| m.features()).unwrap().is_empty(),
+        "read-only writes nothing"
+    );
+    drop(ro);
+    drop(create(&dir, 65536).unwrap());
+    assert_eq!(user_version(&dir), 3);
+    assert_eq!(features_row(&dir).as_deref(), Some("lzma"));
+}
+
+/// A store that records a feature this build does not know is refused,
+/// read-only and read-write, naming the feature.
+#[test]
+fn unknown_feature_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    drop(create(&dir, 65536).unwrap());
+    let c = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
+    c.execute(
+        "INSERT INTO volume(key, value) VALUES ('features', 'lzma,zpaq')",
+        [],
+    )
+    .unwrap();
+    c.pragma_update(None, "user_version", 3).unwrap();
+    drop(c);
+    for read_only in [false, true] {
+        let err = Store::open(
+            &dir,
+            &OpenOptions {
+                read_only,
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, StoreError::UnknownFeatures(_)), "{err}");
+        assert!(
+            err.to_string().contains("(zpaq)") && err.to_string().contains("upgrade llmfs"),
+            "{err}"
+        );
+    }
+}
+
+/// A version-1 store is brought to the tables' version, not past it.
+#[test]
+fn version_1_store_migrates_to_the_tables_version() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
+    c.execute_batch(include_str!("../migrations/0001_initial.sql"))
+        .unwrap();
+    c.execute(
+        "INSERT INTO volume(key, value) VALUES ('block_size', '65536'), ('created_ns', '0'), \
+         ('sync_generation', '0')",
+        [],
+    )
+    .unwrap();
+    c.execute(
+        "INSERT INTO inodes(ino, mode, uid, gid, nlink, atime_ns, mtime_ns, ctime_ns, crtime_ns) \
+         VALUES (1, 16877, 0, 0, 2, 0, 0, 0, 0)",
+        [],
+    )
+    .unwrap();
+    c.pragma_update(None, "user_version", 1).unwrap();
+    drop(c);
+    let ro = open_read_only(&dir).unwrap_err();
+    assert!(ro.to_string().contains("needs migrating"), "{ro}");
+    let s = create(&dir, 65536).unwrap();
+    assert_eq!(user_version(&dir), 2);
+    assert!(s
+        .read(|m| m.blocks_to_archive(i64::MAX, 10))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -135,14 +303,7 @@ fn second_writer_refused_but_reader_allowed() {
     let err = create(&dir, 65536).unwrap_err();
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
     assert!(err.to_string().contains("in use"), "{err}");
-    let reader = Store::open(
-        &dir,
-        &OpenOptions {
-            read_only: true,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let reader = open_read_only(&dir).unwrap();
     assert!(reader.read(|m| m.inode(1)).unwrap().is_some());
     drop(first);
     create(&dir, 65536).expect("lock released on drop");
@@ -178,4 +339,41 @@ fn stored_bytes_track_block_writes() {
     s.write(Durability::Normal, |m| m.delete_blocks_from(1, 1))
         .unwrap();
     assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap().stored_bytes, 2);
+}
+
+/// `stats --json` is JSON whatever the store's path holds: a control
+/// character and bytes that are not UTF-8 (the path is shown lossily, as
+/// JSON strings are Unicode).
+#[test]
+fn stats_json_parses_for_a_path_with_control_and_non_utf8_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t
+        .path()
+        .join(OsStr::from_bytes(b"st\x01ore \"q\" \\ \xff\xfe\n"));
+    let s = create(&dir, 4096).unwrap();
+    drop(s);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llmfs"))
+        .args(["stats", "--json"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(v["store"], dir.to_string_lossy().as_ref());
+    assert!(v["store"]
+        .as_str()
+        .unwrap()
+        .contains("st\u{1}ore \"q\" \\ "));
+    assert_eq!(v["block_size"], 4096);
+    assert_eq!(v["files"], 0);
+    assert_eq!(v["directories"], 1);
+    assert_eq!(v["model"], serde_json::Value::Null);
+    assert_eq!(v["codecs"], serde_json::json!([]));
 }

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::json;
 
 use crate::codec::{CodecId, CodecSet, LlmCodec};
 use crate::container::{self, Summary};
@@ -204,31 +207,65 @@ impl Drop for Output {
     }
 }
 
+/// `llmfs compress|decompress --json` (on stderr: stdout may carry the data).
+#[derive(Serialize)]
+struct SummaryJson<'a> {
+    op: &'a str,
+    raw_bytes: u64,
+    stored_bytes: u64,
+    bits_per_byte: f64,
+    seconds: f64,
+    kb_per_s: f64,
+    codecs: PerCodecJson<'a>,
+}
+
+/// `{"raw": {...}, "zstd": {...}, ...}`, every codec in [`CodecId::ALL`] order.
+struct PerCodecJson<'a>(&'a Summary);
+
+impl Serialize for PerCodecJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Counts {
+            blocks: u64,
+            raw_bytes: u64,
+            stored_bytes: u64,
+        }
+        use serde::ser::SerializeMap;
+        let mut map = ser.serialize_map(Some(CodecId::ALL.len()))?;
+        for c in CodecId::ALL {
+            let n = self.0.per_codec[c as usize];
+            map.serialize_entry(
+                c.name(),
+                &Counts {
+                    blocks: n.blocks,
+                    raw_bytes: n.raw_bytes,
+                    stored_bytes: n.stored_bytes,
+                },
+            )?;
+        }
+        map.end()
+    }
+}
+
 fn report(verb: &str, s: &Summary, secs: f64, json: bool) {
     let kbs = s.raw_bytes as f64 / 1000.0 / secs.max(1e-9);
     let bpb = 8.0 * s.stored_bytes as f64 / (s.raw_bytes.max(1)) as f64;
     if json {
-        let codecs: Vec<String> = CodecId::ALL
-            .iter()
-            .map(|&c| {
-                let (n, raw, rec) = s.per_codec[c as usize];
-                format!(
-                    "\"{}\":{{\"blocks\":{n},\"raw_bytes\":{raw},\"stored_bytes\":{rec}}}",
-                    c.name()
-                )
-            })
-            .collect();
-        eprintln!(
-            "{{\"op\":\"{verb}\",\"raw_bytes\":{},\"stored_bytes\":{},\"bits_per_byte\":{bpb:.4},\"seconds\":{secs:.3},\"kb_per_s\":{kbs:.2},\"codecs\":{{{}}}}}",
-            s.raw_bytes,
-            s.stored_bytes,
-            codecs.join(",")
-        );
+        let doc = SummaryJson {
+            op: verb,
+            raw_bytes: s.raw_bytes,
+            stored_bytes: s.stored_bytes,
+            bits_per_byte: json::round(bpb, 4),
+            seconds: json::round(secs, 3),
+            kb_per_s: json::round(kbs, 2),
+            codecs: PerCodecJson(s),
+        };
+        eprintln!("{}", json::to_line(&doc));
     } else {
         let per: Vec<String> = CodecId::ALL
             .iter()
-            .filter(|&&c| s.per_codec[c as usize].0 > 0)
-            .map(|&c| format!("{} {} blocks", c.name(), s.per_codec[c as usize].0))
+            .filter(|&&c| s.per_codec[c as usize].blocks > 0)
+            .map(|&c| format!("{} {} blocks", c.name(), s.per_codec[c as usize].blocks))
             .collect();
         eprintln!(
             "llmfs {verb}: {} -> {} bytes stored ({bpb:.3} bits/byte), {:.1} s, {kbs:.1} KB/s; {}",

@@ -5,6 +5,7 @@ mod bench;
 mod compress;
 mod generate;
 mod helper;
+mod json;
 mod model_check;
 mod mount;
 mod mountinfo;
@@ -12,6 +13,7 @@ mod notify;
 mod paths;
 mod progress;
 mod stats;
+mod volume;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

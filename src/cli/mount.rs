@@ -16,12 +16,11 @@ use fuser::{Config, MountOption, SessionACL};
 use super::mountinfo::{store_of_mountpoint, FS_TYPE};
 use super::notify;
 use super::paths::default_store_for;
-use crate::archive::{mount_engine_options, volume_model, Archiver, CompressMode};
-use crate::codec::{CodecSet, LlmCodec};
-use crate::fs::{Fs, FsConfig};
+use super::volume::{self, Volume, VolumeSettings};
+use crate::archive::CompressMode;
 use crate::fuse::FuseFs;
 use crate::model::Device;
-use crate::store::{OpenOptions, Store, StoreLock, DEFAULT_BLOCK_SIZE};
+use crate::store::{StoreLock, DEFAULT_BLOCK_SIZE};
 
 #[derive(Args, Debug, Clone)]
 pub struct MountArgs {
@@ -258,6 +257,20 @@ struct Settings {
     archive_after: u64,
 }
 
+impl Settings {
+    fn volume(&self, read_only: bool) -> VolumeSettings {
+        VolumeSettings {
+            model: self.model.clone(),
+            device: self.device,
+            cache_mb: self.cache_mb,
+            block_size: self.block_size,
+            compress: self.compress,
+            archive_after: self.archive_after,
+            read_only,
+        }
+    }
+}
+
 fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, String> {
     Ok(Settings {
         model: args.model.clone(),
@@ -442,7 +455,7 @@ fn run_inner(args: MountArgs, verbose: u8) -> Result<ExitCode, String> {
                 opts,
                 &mountpoint,
                 &store_dir,
-                Some((status, verbose)),
+                Some(Daemon { status, verbose }),
             ) {
                 Ok(()) => 0,
                 Err(e) => {
@@ -452,119 +465,126 @@ fn run_inner(args: MountArgs, verbose: u8) -> Result<ExitCode, String> {
             };
             std::process::exit(code);
         }
-        _child => {
+        child => {
             // SAFETY: closing our copy of the write end.
             unsafe { libc::close(fds[1]) };
             // SAFETY: fds[0] is an open descriptor this process owns.
-            let mut status = unsafe { std::fs::File::from_raw_fd(fds[0]) };
-            let mut msg = String::new();
-            let _ = status.read_to_string(&mut msg);
-            match msg.strip_prefix("ok") {
-                Some(_) => Ok(ExitCode::SUCCESS),
-                None if msg.is_empty() => Err("the mount daemon exited before mounting".into()),
-                None => Err(msg.trim().to_string()),
-            }
+            let status = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+            read_status(status, child, &store_dir, MOUNT_REPORT_TIMEOUT)
         }
     }
 }
 
-/// Opens the store, mounts, and serves requests until unmounted.
+/// How long `llmfs mount` waits for its daemon to report the mount live or
+/// failed: opening the store and loading three model engines (each
+/// self-tested) takes seconds; far longer means the daemon is stuck.
+const MOUNT_REPORT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The parent's side of the status pipe: "ok" once the mount is live, an
+/// error message otherwise; a daemon that neither answers nor exits within
+/// `timeout` is reported as stuck, not waited for forever.
+fn read_status(
+    mut status: std::fs::File,
+    child: libc::pid_t,
+    store_dir: &Path,
+    timeout: Duration,
+) -> Result<ExitCode, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut msg = String::new();
+        let _ = status.read_to_string(&mut msg);
+        let _ = tx.send(msg);
+    });
+    let msg = match rx.recv_timeout(timeout) {
+        Ok(msg) => msg,
+        Err(_) => {
+            return Err(format!(
+                "the mount daemon (pid {child}) did not report within {} s whether the mount \
+                 is live; see {} (it keeps running: `kill {child}` to give up)",
+                timeout.as_secs(),
+                store_dir.join("llmfs.log").display()
+            ))
+        }
+    };
+    match msg.strip_prefix("ok") {
+        Some(_) => Ok(ExitCode::SUCCESS),
+        None if msg.is_empty() => Err("the mount daemon exited before mounting".into()),
+        None => Err(msg.trim().to_string()),
+    }
+}
+
+/// The write end of the status pipe of a detached daemon, and the log
+/// level it switches to once its output goes to the store's log.
+struct Daemon {
+    status: std::fs::File,
+    verbose: u8,
+}
+
+impl Daemon {
+    /// Reports a failure to the waiting parent.
+    fn fail(&mut self, msg: &str) {
+        let _ = self.status.write_all(msg.as_bytes());
+    }
+
+    /// Tells the waiting parent that the mount is live; it exits on this.
+    fn ready(mut self) {
+        let _ = self.status.write_all(b"ok");
+    }
+}
+
+/// Builds the volume, mounts it and serves requests until unmounted; a
+/// detached daemon reports the outcome of the mount through its pipe.
 fn serve(
     settings: Settings,
     opts: ParsedOptions,
     mountpoint: &Path,
     store_dir: &Path,
-    mut daemon: Option<(std::fs::File, u8)>,
+    mut daemon: Option<Daemon>,
 ) -> Result<(), String> {
-    let fail = |daemon: &mut Option<(std::fs::File, u8)>, msg: String| -> String {
-        if let Some((pipe, _)) = daemon.as_mut() {
-            let _ = pipe.write_all(msg.as_bytes());
-        }
-        msg
-    };
-    let store = Store::open(
-        store_dir,
-        &OpenOptions {
-            create: true,
-            block_size: settings.block_size,
-            read_only: false,
-        },
-    )
-    .map_err(|e| fail(&mut daemon, e.to_string()))?;
-    if let Some((_, verbose)) = &daemon {
-        redirect_stdio(store_dir)?;
-        super::init_logging((*verbose).max(1));
-    }
-    // The model: a volume without a working one still serves everything
-    // but its llm blocks, which read as EIO with a log line saying why.
-    let requested = match &settings.model {
-        Some(p) => {
-            Some(std::fs::read(p).map_err(|e| fail(&mut daemon, format!("{}: {e}", p.display())))?)
-        }
-        None => None,
-    };
-    let engine = mount_engine_options(settings.device);
-    // One read of the model; every engine (reads, read-ahead, archiver) runs
-    // the same bytes, so a new volume's --model is what all of them code with.
-    let loaded = volume_model(&store, requested.as_deref()).and_then(|bytes| {
-        let reader = LlmCodec::load(&bytes, &engine).map_err(|e| e.to_string())?;
-        Ok((bytes, Arc::new(reader)))
-    });
-    let (read_llm, archive_llm, ahead_llm) = match loaded {
-        Ok((bytes, reader)) => {
-            let load = || LlmCodec::load(&bytes, &engine).map(Arc::new);
-            let ahead = load()
-                .map_err(|e| log::warn!("read-ahead disabled: {e}"))
-                .ok();
-            let archiver = if settings.compress == CompressMode::Background && !opts.read_only {
-                load()
-                    .map_err(|e| log::error!("archiver disabled: {e}"))
-                    .ok()
-            } else {
-                None
-            };
-            (Some(reader), archiver, ahead)
-        }
-        Err(e) if requested.is_some() => return Err(fail(&mut daemon, e)),
+    let session = match mount(settings, opts, mountpoint, store_dir, daemon.as_ref()) {
+        Ok(session) => session,
         Err(e) => {
-            log::error!("neural codec unavailable, storing with zstd only: {e}");
-            (None, None, None)
+            if let Some(d) = daemon.as_mut() {
+                d.fail(&e);
+            }
+            return Err(e);
         }
     };
-    if settings.compress == CompressMode::Off {
-        log::info!("compress=off: the model only decodes");
+    // Readiness goes to systemd before the pipe's "ok": in detached mode the
+    // parent exits on "ok", and MAINPID must already name this process.
+    notify::ready(mountpoint, store_dir, daemon.is_some());
+    if let Some(d) = daemon {
+        d.ready();
     }
-    let write_llm = match settings.compress {
-        CompressMode::Sync if !opts.read_only => read_llm.clone(),
-        _ => None,
-    };
-    if let Some(llm) = &write_llm {
-        crate::archive::ensure_model_recorded(&store, llm)
-            .map_err(|e| fail(&mut daemon, e.to_string()))?;
+    session.run()
+}
+
+/// A live mount: the FUSE session over a built volume, and the signals that
+/// end it.
+struct MountSession {
+    session: fuser::Session<FuseFs>,
+    volume: Volume,
+    signals: signal_hook::iterator::Signals,
+    mountpoint: PathBuf,
+    store_dir: PathBuf,
+}
+
+/// Opens the store, builds the volume and mounts it; returns once the mount
+/// is live (after the FUSE handshake).
+fn mount(
+    settings: Settings,
+    opts: ParsedOptions,
+    mountpoint: &Path,
+    store_dir: &Path,
+    daemon: Option<&Daemon>,
+) -> Result<MountSession, String> {
+    let volume_settings = settings.volume(opts.read_only);
+    let store = volume::open_store(store_dir, &volume_settings)?;
+    if let Some(d) = daemon {
+        redirect_stdio(store_dir)?;
+        super::init_logging(d.verbose.max(1));
     }
-    let fs = Fs::with_codecs(
-        store,
-        FsConfig {
-            cache_bytes: settings.cache_mb.saturating_mul(1 << 20),
-            read_only: opts.read_only,
-            best_codec_on_write: write_llm.is_some(),
-            ..FsConfig::default()
-        },
-        CodecSet::with_llm(read_llm),
-    )
-    .map_err(|e| fail(&mut daemon, e.to_string()))?;
-    let fs = match ahead_llm {
-        Some(ahead) => fs.with_read_ahead(CodecSet::with_llm(Some(ahead))),
-        None => fs,
-    };
-    let fs = Arc::new(fs);
-    let archiver = archive_llm.map(|llm| {
-        Archiver::spawn(
-            Arc::clone(&fs),
-            CodecSet::with_llm(Some(llm)),
-            Duration::from_secs(settings.archive_after),
-        )
-    });
+    let volume = Volume::build(store, &volume_settings)?;
     let mut mount_options = vec![
         MountOption::FSName(store_dir.to_string_lossy().into_owned()),
         MountOption::Subtype("llmfs".into()),
@@ -582,88 +602,99 @@ fn serve(
     // Catch SIGINT/SIGTERM from here on: one that arrives while mounting is
     // acted on once the mount is live, instead of killing the process and
     // leaving a dead mount behind.
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
-        .map_err(|e| fail(&mut daemon, format!("installing signal handlers: {e}")))?;
+    let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
+        .map_err(|e| format!("installing signal handlers: {e}"))?;
     // `Session::new` returns after the FUSE handshake: the mount is live.
-    let mut session = fuser::Session::new(FuseFs::new(Arc::clone(&fs)), mountpoint, &config)
-        .map_err(|e| {
-            fail(
-                &mut daemon,
-                format!("mounting {}: {e}", mountpoint.display()),
-            )
-        })?;
+    let session = fuser::Session::new(FuseFs::new(Arc::clone(&volume.fs)), mountpoint, &config)
+        .map_err(|e| format!("mounting {}: {e}", mountpoint.display()))?;
     log::info!(
         "mounted {} on {} ({} threads)",
         store_dir.display(),
         mountpoint.display(),
         settings.threads
     );
-    // Readiness goes to systemd before the pipe's "ok": in detached mode the
-    // parent exits on "ok", and MAINPID must already name this process.
-    notify::ready(mountpoint, store_dir, daemon.is_some());
-    if let Some((mut pipe, _)) = daemon.take() {
-        let _ = pipe.write_all(b"ok");
-    }
-    // SIGINT/SIGTERM unmount; the session then ends and everything is
-    // written back before the process exits. With files still open the
-    // unmount is lazy (MNT_DETACH): the mount disappears from the namespace
-    // at once, and the session ends when the last file is closed.
-    let mut unmounter = session.unmount_callable();
-    let handle = signals.handle();
-    let stopping = Arc::new(AtomicBool::new(false));
-    let stopping_signal = Arc::clone(&stopping);
-    let mp_text = mountpoint.display().to_string();
-    let (mp_path, store_path) = (mountpoint.to_path_buf(), store_dir.to_path_buf());
-    std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            log::info!("signal {sig}: unmounting");
-            if !stopping_signal.swap(true, Ordering::SeqCst) {
-                notify::stopping(&format!("signal {sig}: unmounting {mp_text}"));
-            }
-            match unmounter.unmount() {
-                Ok(()) => {}
-                // Files are still open (or a process sits in the mount):
-                // fuser's unmount is not lazy. Detach instead; the session
-                // ends once the last file is closed.
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    log::info!("{mp_text} is busy: lazy unmount, open files served until closed");
-                    if let Err(e) = detach(&mp_path, &store_path) {
-                        log::error!("lazy unmount on signal failed: {e}");
-                    }
+    Ok(MountSession {
+        session,
+        volume,
+        signals,
+        mountpoint: mountpoint.to_path_buf(),
+        store_dir: store_dir.to_path_buf(),
+    })
+}
+
+impl MountSession {
+    /// Serves requests until the volume is unmounted (by umount, or by
+    /// SIGINT/SIGTERM), then stops the archiver and writes everything back.
+    fn run(self) -> Result<(), String> {
+        let MountSession {
+            mut session,
+            volume,
+            mut signals,
+            mountpoint,
+            store_dir,
+        } = self;
+        // SIGINT/SIGTERM unmount; the session then ends and everything is
+        // written back before the process exits. With files still open the
+        // unmount is lazy (MNT_DETACH): the mount disappears from the
+        // namespace at once, and the session ends when the last file is
+        // closed.
+        let mut unmounter = session.unmount_callable();
+        let handle = signals.handle();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stopping_signal = Arc::clone(&stopping);
+        let mp_text = mountpoint.display().to_string();
+        let (mp_path, store_path) = (mountpoint.clone(), store_dir.clone());
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                log::info!("signal {sig}: unmounting");
+                if !stopping_signal.swap(true, Ordering::SeqCst) {
+                    notify::stopping(&format!("signal {sig}: unmounting {mp_text}"));
                 }
-                Err(e) => log::error!("unmount on signal failed: {e}"),
+                match unmounter.unmount() {
+                    Ok(()) => {}
+                    // Files are still open (or a process sits in the mount):
+                    // fuser's unmount is not lazy. Detach instead; the
+                    // session ends once the last file is closed.
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        log::info!(
+                            "{mp_text} is busy: lazy unmount, open files served until closed"
+                        );
+                        if let Err(e) = detach(&mp_path, &store_path) {
+                            log::error!("lazy unmount on signal failed: {e}");
+                        }
+                    }
+                    Err(e) => log::error!("unmount on signal failed: {e}"),
+                }
             }
+        });
+        let result = session.run();
+        handle.close();
+        let signalled = stopping.swap(true, Ordering::SeqCst);
+        if !signalled {
+            notify::stopping(&format!(
+                "{} was unmounted; writing back",
+                mountpoint.display()
+            ));
         }
-    });
-    let result = session.run();
-    handle.close();
-    if let Some(a) = archiver {
-        a.stop();
+        // `destroy` already wrote everything back; this is a no-op unless
+        // the session ended without it.
+        let shut = volume.shut_down();
+        let result = match result {
+            // The unmount we started on a signal can race the session's
+            // next read, which then sees the connection aborted instead of
+            // ENODEV: the end we asked for, not a failure. Write-back is
+            // checked below.
+            Err(e) if signalled && e.raw_os_error() == Some(libc::ECONNABORTED) => {
+                log::info!("FUSE connection closed by the unmount");
+                Ok(())
+            }
+            r => r,
+        };
+        result.map_err(|e| format!("FUSE session ended with an error: {e}"))?;
+        shut?;
+        log::info!("unmounted {}", mountpoint.display());
+        Ok(())
     }
-    let signalled = stopping.swap(true, Ordering::SeqCst);
-    if !signalled {
-        notify::stopping(&format!(
-            "{} was unmounted; writing back",
-            mountpoint.display()
-        ));
-    }
-    // `destroy` already wrote everything back; this is a no-op unless the
-    // session ended without it.
-    let shut = fs.shutdown();
-    let result = match result {
-        // The unmount we started on a signal can race the session's next
-        // read, which then sees the connection aborted instead of ENODEV:
-        // the end we asked for, not a failure. Write-back is checked below.
-        Err(e) if signalled && e.raw_os_error() == Some(libc::ECONNABORTED) => {
-            log::info!("FUSE connection closed by the unmount");
-            Ok(())
-        }
-        r => r,
-    };
-    result.map_err(|e| format!("FUSE session ended with an error: {e}"))?;
-    shut.map_err(|e| format!("writing back at unmount: {e}"))?;
-    log::info!("unmounted {}", mountpoint.display());
-    Ok(())
 }
 
 /// Lazily unmounts (MNT_DETACH) `mountpoint` if the mount on top of it is
@@ -814,5 +845,49 @@ mod tests {
         assert_eq!(p.mount, vec![MountOption::RO, MountOption::NoAtime]);
         let e = parse_options(&["bogus".into()]).unwrap_err();
         assert!(e.contains("bogus"));
+    }
+
+    fn pipe() -> (std::fs::File, std::fs::File) {
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two descriptors into the array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both descriptors are open and owned by nobody else.
+        unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        }
+    }
+
+    #[test]
+    fn status_pipe_reports_ok_errors_and_a_stuck_daemon() {
+        let store = Path::new("/var/lib/llmfs/x");
+        let (r, mut w) = pipe();
+        w.write_all(b"ok").unwrap();
+        drop(w);
+        assert!(read_status(r, 1, store, Duration::from_secs(5)).is_ok());
+
+        let (r, mut w) = pipe();
+        w.write_all(b"store is in use\n").unwrap();
+        drop(w);
+        let e = read_status(r, 1, store, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(e, "store is in use");
+
+        let (r, w) = pipe();
+        drop(w);
+        let e = read_status(r, 1, store, Duration::from_secs(5)).unwrap_err();
+        assert!(e.contains("exited before mounting"), "{e}");
+
+        // A daemon that holds the pipe open and says nothing.
+        let (r, w) = pipe();
+        let e = read_status(r, 4242, store, Duration::from_millis(200)).unwrap_err();
+        assert!(
+            e.contains("pid 4242")
+                && e.contains("did not report within")
+                && e.contains("llmfs.log"),
+            "{e}"
+        );
+        drop(w);
     }
 }

@@ -1,8 +1,13 @@
-//! `llmfs stats` and `llmfs fsck`.
+//! `llmfs stats`, `llmfs archive` and `llmfs fsck`. Codec names come from
+//! `CodecId::name` (raw, zstd, llm, lzma); a codec id this build does not
+//! know shows as `unknown`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use serde::Serialize;
+
+use super::json;
 use super::mountinfo::store_of_mountpoint;
 use crate::codec::CodecId;
 use crate::store::{OpenOptions, Store};
@@ -32,46 +37,94 @@ fn ratio(logical: u64, stored: u64) -> f64 {
     }
 }
 
+/// `llmfs stats --json`.
+#[derive(Serialize)]
+struct StatsJson<'a> {
+    store: String,
+    block_size: usize,
+    files: u64,
+    directories: u64,
+    other_inodes: u64,
+    logical_bytes: u64,
+    stored_bytes: u64,
+    ratio: f64,
+    /// sha256 of the volume's model; null until its first llm block.
+    model: Option<&'a str>,
+    archived: Bytes,
+    pending: Bytes,
+    /// llm blocks of a float model: readable only on the CPU class that
+    /// wrote them (`llmfs archive --portable` converts them).
+    llm_not_portable: NotPortable,
+    codecs: Vec<CodecJson>,
+}
+
+#[derive(Serialize)]
+struct NotPortable {
+    blocks: u64,
+    raw_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Bytes {
+    raw_bytes: u64,
+    stored_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct CodecJson {
+    codec: &'static str,
+    blocks: u64,
+    raw_bytes: u64,
+    stored_bytes: u64,
+}
+
 pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
     let store = open_read_only(path)?;
     let t = store.read(|m| m.totals()).map_err(|e| e.to_string())?;
-    let ((arch_raw, arch_stored), (pend_raw, pend_stored)) = store
+    let archive = store
         .read(|m| m.archive_totals())
         .map_err(|e| e.to_string())?;
+    let (arch_raw, arch_stored) = (archive.archived.raw_bytes, archive.archived.stored_bytes);
+    let (pend_raw, pend_stored) = (archive.pending.raw_bytes, archive.pending.stored_bytes);
     let model = store
         .read(|m| m.volume_setting(crate::archive::MODEL_SETTING))
         .map_err(|e| e.to_string())?;
     let name = |c: u8| CodecId::from_u8(c).map_or("unknown", |c| c.name());
     if json {
-        let codecs: Vec<String> = t
-            .per_codec
-            .iter()
-            .map(|(c, n, raw, stored)| {
-                format!(
-                    "{{\"codec\":\"{}\",\"blocks\":{n},\"raw_bytes\":{raw},\"stored_bytes\":{stored}}}",
-                    name(*c)
-                )
-            })
-            .collect();
-        println!(
-            "{{\"store\":{:?},\"block_size\":{},\"files\":{},\"directories\":{},\"other_inodes\":{},\
-             \"logical_bytes\":{},\"stored_bytes\":{},\"ratio\":{:.4},\"model\":{},\
-             \"archived\":{{\"raw_bytes\":{arch_raw},\"stored_bytes\":{arch_stored}}},\
-             \"pending\":{{\"raw_bytes\":{pend_raw},\"stored_bytes\":{pend_stored}}},\
-             \"llm_not_portable\":{{\"blocks\":{},\"raw_bytes\":{}}},\"codecs\":[{}]}}",
-            store.dir().display().to_string(),
-            store.block_size(),
-            t.files,
-            t.directories,
-            t.other_inodes,
-            t.logical_bytes,
-            t.stored_bytes,
-            ratio(t.logical_bytes, t.stored_bytes),
-            model.as_ref().map_or("null".to_string(), |m| format!("{m:?}")),
-            t.llm_not_portable.0,
-            t.llm_not_portable.1,
-            codecs.join(",")
-        );
+        let doc = StatsJson {
+            store: json::path_string(store.dir()),
+            block_size: store.block_size(),
+            files: t.files,
+            directories: t.directories,
+            other_inodes: t.other_inodes,
+            logical_bytes: t.logical_bytes,
+            stored_bytes: t.stored_bytes,
+            ratio: json::round(ratio(t.logical_bytes, t.stored_bytes), 4),
+            model: model.as_deref(),
+            archived: Bytes {
+                raw_bytes: arch_raw,
+                stored_bytes: arch_stored,
+            },
+            pending: Bytes {
+                raw_bytes: pend_raw,
+                stored_bytes: pend_stored,
+            },
+            llm_not_portable: NotPortable {
+                blocks: t.llm_not_portable.blocks,
+                raw_bytes: t.llm_not_portable.raw_bytes,
+            },
+            codecs: t
+                .per_codec
+                .iter()
+                .map(|c| CodecJson {
+                    codec: name(c.codec),
+                    blocks: c.blocks,
+                    raw_bytes: c.raw_bytes,
+                    stored_bytes: c.stored_bytes,
+                })
+                .collect(),
+        };
+        println!("{}", json::to_line(&doc));
         return Ok(ExitCode::SUCCESS);
     }
     println!("store          {}", store.dir().display());
@@ -93,7 +146,7 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
     println!(
         "pending        {pend_raw} bytes stored as {pend_stored} (not yet considered by the archiver)"
     );
-    let (np_blocks, np_raw) = t.llm_not_portable;
+    let (np_blocks, np_raw) = (t.llm_not_portable.blocks, t.llm_not_portable.raw_bytes);
     if np_blocks > 0 {
         println!(
             "not portable   {np_blocks} llm blocks ({np_raw} bytes) of a float model decode only on \
@@ -107,14 +160,14 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
         "{:<8} {:>10} {:>16} {:>16} {:>7}",
         "codec", "blocks", "raw bytes", "stored bytes", "ratio"
     );
-    for (c, n, raw, stored) in &t.per_codec {
+    for c in &t.per_codec {
         println!(
             "{:<8} {:>10} {:>16} {:>16} {:>7.3}",
-            name(*c),
-            n,
-            raw,
-            stored,
-            ratio(*raw, *stored)
+            name(c.codec),
+            c.blocks,
+            c.raw_bytes,
+            c.stored_bytes,
+            ratio(c.raw_bytes, c.stored_bytes)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -157,9 +210,11 @@ pub fn archive(
         return Err("the model failed its self-test; nothing archived".into());
     }
     let codecs = crate::codec::CodecSet::with_llm(Some(llm));
-    let (_, (pending, _)) = store
+    let pending = store
         .read(|m| m.archive_totals())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .pending
+        .raw_bytes;
     let before = crate::time::now_ns() - (older_than as i64).saturating_mul(1_000_000_000);
     let mut bar = super::progress::Progress::new("archive", pending);
     let stop = AtomicBool::new(false);
@@ -222,7 +277,7 @@ pub fn convert_to_portable(
         return Err("the model failed its self-test; nothing converted".into());
     }
     let t = store.read(|m| m.totals()).map_err(|e| e.to_string())?;
-    let (blocks, raw) = t.llm_not_portable;
+    let (blocks, raw) = (t.llm_not_portable.blocks, t.llm_not_portable.raw_bytes);
     if blocks == 0 {
         println!("every llm block is already portable; nothing to convert");
         return Ok(ExitCode::SUCCESS);
@@ -266,7 +321,7 @@ pub fn fsck(path: &Path) -> Result<ExitCode, String> {
     let llm_blocks = totals
         .per_codec
         .iter()
-        .any(|(c, n, _, _)| *c == CodecId::Llm as u8 && *n > 0);
+        .any(|c| c.codec == CodecId::Llm as u8 && c.blocks > 0);
     // The model is loaded only when there are llm blocks to verify.
     let llm = if llm_blocks {
         let options = crate::model::EngineOptions {
@@ -284,7 +339,7 @@ pub fn fsck(path: &Path) -> Result<ExitCode, String> {
         None
     };
     let codecs = crate::codec::CodecSet::with_llm(llm);
-    let total_raw: u64 = totals.per_codec.iter().map(|(_, _, raw, _)| *raw).sum();
+    let total_raw: u64 = totals.per_codec.iter().map(|c| c.raw_bytes).sum();
     let mut bar = super::progress::Progress::new("fsck", total_raw);
     let mut done_blocks = 0u64;
     let bs = store.block_size() as u64;

@@ -22,39 +22,60 @@ pub use record::{decode_record, encode_record, RecordHeader, RECORD_HEADER_LEN};
 pub use select::{record_codec, CodecSet};
 pub use zstd_codec::ZstdCodec;
 
-/// Identifies a codec in a block record. The numbers are part of the on-disk
-/// format (docs/FORMAT.md) and never change meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum CodecId {
-    Raw = 0,
-    Zstd = 1,
-    Llm = 2,
+/// Declares [`CodecId`] and everything derived from the list of codecs: the
+/// one place a codec's number, name and order are written. Adding a codec
+/// is a line here; the compiler then points at every `match` that must
+/// handle it (`CodecSet::get`, `store::Feature::of_codec`).
+macro_rules! codec_ids {
+    ($($(#[$doc:meta])* $variant:ident = $id:literal, $name:literal;)*) => {
+        /// Identifies a codec in a block record. The numbers are part of the
+        /// on-disk format (docs/FORMAT.md) and never change meaning.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum CodecId {
+            $($(#[$doc])* $variant = $id,)*
+        }
+
+        impl CodecId {
+            /// Every codec, in id order.
+            pub const ALL: [CodecId; [$($id),*].len()] = [$(CodecId::$variant),*];
+
+            pub fn from_u8(v: u8) -> Option<CodecId> {
+                match v {
+                    $($id => Some(CodecId::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// The codec's name in `llmfs stats`, `--json` output and
+            /// `--codecs` lists.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(CodecId::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+codec_ids! {
+    Raw = 0, "raw";
+    Zstd = 1, "zstd";
+    Llm = 2, "llm";
     /// LZMA2 (xz -9e) without the .xz container; archival path only.
-    Lzma = 3,
+    Lzma = 3, "lzma";
 }
 
 impl CodecId {
-    pub fn from_u8(v: u8) -> Option<CodecId> {
-        match v {
-            0 => Some(CodecId::Raw),
-            1 => Some(CodecId::Zstd),
-            2 => Some(CodecId::Llm),
-            3 => Some(CodecId::Lzma),
-            _ => None,
-        }
+    /// The codec a name stands for.
+    pub fn from_name(name: &str) -> Option<CodecId> {
+        CodecId::ALL.into_iter().find(|c| c.name() == name)
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            CodecId::Raw => "raw",
-            CodecId::Zstd => "zstd",
-            CodecId::Llm => "llm",
-            CodecId::Lzma => "lzma",
-        }
-    }
-
-    pub const ALL: [CodecId; 4] = [CodecId::Raw, CodecId::Zstd, CodecId::Llm, CodecId::Lzma];
+    /// Codecs from the strongest (and slowest to decode) to the weakest:
+    /// the order in which reports list the archival choice.
+    pub const BY_STRENGTH: [CodecId; CodecId::ALL.len()] =
+        [CodecId::Llm, CodecId::Lzma, CodecId::Zstd, CodecId::Raw];
 }
 
 /// One block codec. Implementations are deterministic: the same input gives
@@ -74,6 +95,28 @@ pub trait Codec: Send + Sync {
     /// engine fingerprints).
     fn describe_payload(&self, _payload: &[u8]) -> Option<String> {
         None
+    }
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::CodecId;
+
+    #[test]
+    fn ids_names_and_orders_agree() {
+        for (i, c) in CodecId::ALL.into_iter().enumerate() {
+            assert_eq!(c as usize, i, "ALL is in id order without gaps");
+            assert_eq!(CodecId::from_u8(c as u8), Some(c));
+            assert_eq!(CodecId::from_name(c.name()), Some(c));
+        }
+        assert_eq!(CodecId::from_u8(CodecId::ALL.len() as u8), None);
+        let mut by_strength = CodecId::BY_STRENGTH;
+        by_strength.sort();
+        assert_eq!(
+            by_strength,
+            CodecId::ALL,
+            "BY_STRENGTH lists every codec once"
+        );
     }
 }
 

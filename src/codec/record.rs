@@ -4,9 +4,9 @@
 //! ```text
 //! offset size field
 //!      0    1 version      (1)
-//!      1    1 codec id     (0 raw, 1 zstd)
+//!      1    1 codec id     (0 raw, 1 zstd, 2 llm, 3 lzma: `CodecId`)
 //!      2    2 reserved     (0)
-//!      4    4 codec arg    (codec-specific, 0 for raw and zstd)
+//!      4    4 codec arg    (codec-specific, 0 for every codec today)
 //!      8    4 raw length   (bytes after decoding, <= block size)
 //!     12    4 crc32c       (Castagnoli CRC of the raw bytes)
 //!     16    4 payload len  (bytes that follow the header)

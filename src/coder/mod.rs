@@ -7,7 +7,7 @@
 //! works only if the model produces bit-identical tables on both sides;
 //! [`FreqTable::from_logits`] is exact on every platform, so that burden
 //! rests on whatever produces the logits (see the model contract in
-//! DESIGN.md).
+//! docs/DESIGN.md).
 //!
 //! Decoding arbitrary bytes never panics and never loops: it runs exactly
 //! `count` steps and reads at most [`range::OVERRUN_SLACK`] bytes past the

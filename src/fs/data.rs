@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
-use crate::codec::{record_codec, CodecId, CodecSet, RecordHeader};
+use crate::codec::RecordHeader;
 use crate::error::{Error, Result};
-use crate::store::{Durability, Meta};
+use crate::store::{Durability, WriteTx};
 use crate::time::now_ns;
 
 /// One encoded block, ready to store.
@@ -17,7 +17,7 @@ struct Encoded {
 }
 
 /// Stores an encoded block, or drops the row for a hole.
-fn put_or_drop(m: &Meta<'_>, ino: u64, idx: u64, enc: Option<&Encoded>) -> Result<()> {
+fn put_or_drop(m: &WriteTx<'_>, ino: u64, idx: u64, enc: Option<&Encoded>) -> Result<()> {
     match enc {
         Some(e) => m.put_block(ino, idx, e.codec, e.raw_len, &e.record)?,
         None => m.delete_block(ino, idx)?,
@@ -70,7 +70,7 @@ impl Fs {
     }
 
     /// Decodes and verifies a block record; a failure names inode and block.
-    fn decode(&self, ino: u64, idx: u64, record: &[u8]) -> Result<Vec<u8>> {
+    pub(super) fn decode(&self, ino: u64, idx: u64, record: &[u8]) -> Result<Vec<u8>> {
         self.codecs
             .decode_block(record, self.block_size())
             .map_err(|source| Error::Corrupt {
@@ -89,67 +89,10 @@ impl Fs {
         let Some(record) = self.store.read(|m| Ok::<_, Error>(m.block(ino, idx)?))? else {
             return Ok(None);
         };
-        let data = match self.read_ahead_target(ino, idx, &record)? {
-            // Decode this block here and the next one on the read-ahead
-            // engine, at the same time.
-            Some((ahead, next, next_record, next_epoch)) => {
-                let (data, next_data) = std::thread::scope(|scope| {
-                    let h = scope.spawn(|| ahead.decode_block(&next_record, self.block_size()));
-                    let data = self.decode(ino, idx, &record);
-                    (data, h.join())
-                });
-                match next_data {
-                    Ok(Ok(d)) => self.cache.insert(ino, next, Arc::new(d), next_epoch),
-                    // Not an error of this read: the next read reports it.
-                    Ok(Err(e)) => log::debug!("read-ahead of inode {ino} block {next}: {e}"),
-                    Err(_) => log::error!("read-ahead thread panicked"),
-                }
-                data?
-            }
-            None => self.decode(ino, idx, &record)?,
-        };
+        let data = self.decode_reading_ahead(ino, idx, &record)?;
         let data = Arc::new(data);
         self.cache.insert(ino, idx, Arc::clone(&data), epoch);
         Ok(Some(data))
-    }
-
-    /// For a sequential reader missing llm block `idx`: the read-ahead
-    /// codecs, and the next block's index, record and cache epoch when that
-    /// block is an llm block not cached yet.
-    #[allow(clippy::type_complexity)]
-    fn read_ahead_target(
-        &self,
-        ino: u64,
-        idx: u64,
-        record: &[u8],
-    ) -> Result<Option<(&CodecSet, u64, Vec<u8>, u64)>> {
-        let Some(ahead) = &self.ahead else {
-            return Ok(None);
-        };
-        if record_codec(record) != Some(CodecId::Llm) {
-            return Ok(None);
-        }
-        let next = idx + 1;
-        {
-            let mut last = self.last_llm_miss.lock().unwrap_or_else(|p| p.into_inner());
-            let sequential = idx == 0 || last.get(&ino) == Some(&(idx - 1));
-            last.insert(ino, if sequential { next } else { idx });
-            if last.len() > 4096 {
-                last.clear();
-            }
-            if !sequential {
-                return Ok(None);
-            }
-        }
-        let Err(next_epoch) = self.cache.get(ino, next) else {
-            return Ok(None);
-        };
-        match self.store.read(|m| Ok::<_, Error>(m.block(ino, next)?))? {
-            Some(r) if record_codec(&r) == Some(CodecId::Llm) => {
-                Ok(Some((ahead, next, r, next_epoch)))
-            }
-            _ => Ok(None),
-        }
     }
 
     pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
@@ -267,7 +210,7 @@ impl Fs {
         if !st.open.get(&ino).is_some_and(|oi| oi.has_unpersisted()) {
             if durability == Durability::Durable {
                 // Nothing new: make the earlier commits durable.
-                self.store.write(durability, |_| Ok::<_, Error>(()))?;
+                self.store.sync()?;
             }
             return Ok(());
         }
@@ -413,7 +356,7 @@ impl Fs {
 
     /// Cuts a stored block to `keep` bytes so that a later extension of the
     /// file reads zeros past the truncation point, not old data.
-    fn trim_block(&self, m: &Meta<'_>, ino: u64, idx: u64, keep: usize) -> Result<()> {
+    fn trim_block(&self, m: &WriteTx<'_>, ino: u64, idx: u64, keep: usize) -> Result<()> {
         let Some(record) = m.block(ino, idx)? else {
             return Ok(());
         };
@@ -524,7 +467,7 @@ impl Fs {
     }
 
     /// Encodes and stores one block, or drops it if it is all zeros.
-    fn store_block(&self, m: &Meta<'_>, ino: u64, idx: u64, data: &[u8]) -> Result<()> {
+    fn store_block(&self, m: &WriteTx<'_>, ino: u64, idx: u64, data: &[u8]) -> Result<()> {
         put_or_drop(m, ino, idx, self.encode(data)?.as_ref())
     }
 

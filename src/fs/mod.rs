@@ -6,6 +6,7 @@
 mod attr;
 mod data;
 mod namespace;
+mod read_ahead;
 mod xattr;
 
 use std::collections::{BTreeMap, HashMap};
@@ -96,12 +97,8 @@ struct State {
 pub struct Fs {
     store: Store,
     codecs: CodecSet,
-    /// A second model engine that decodes the next llm block while a
-    /// sequential reader's current one is decoded (read-ahead).
-    ahead: Option<CodecSet>,
-    /// Per inode, the last llm block decoded on a cache miss (or read
-    /// ahead): a miss right after it is a sequential read.
-    last_llm_miss: Mutex<HashMap<u64, u64>>,
+    /// Read-ahead of llm blocks on a second model engine (read_ahead.rs).
+    read_ahead: Option<read_ahead::ReadAhead>,
     cache: BlockCache,
     state: Mutex<State>,
     config: FsConfig,
@@ -120,8 +117,7 @@ impl Fs {
         let fs = Fs {
             cache: BlockCache::new(config.cache_bytes),
             codecs,
-            ahead: None,
-            last_llm_miss: Mutex::new(HashMap::new()),
+            read_ahead: None,
             state: Mutex::new(State {
                 next_fh: 1,
                 ..State::default()
@@ -167,7 +163,7 @@ impl Fs {
     /// Decodes the next llm block ahead of sequential readers with a
     /// second engine (`ahead` should hold its own llm codec).
     pub fn with_read_ahead(mut self, ahead: CodecSet) -> Fs {
-        self.ahead = Some(ahead);
+        self.read_ahead = Some(read_ahead::ReadAhead::new(ahead));
         self
     }
 
@@ -337,8 +333,7 @@ impl Fs {
         st.handles.clear();
         st.lookups.clear();
         drop(st);
-        self.store
-            .write(Durability::Durable, |_| Ok::<_, Error>(()))?;
+        self.store.sync()?;
         // Everything is durable in the WAL now; moving it into the main file
         // needs space, and failing to is no loss (the next open replays it).
         if let Err(e) = self.store.checkpoint() {

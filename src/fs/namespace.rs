@@ -2,7 +2,7 @@
 
 use super::{check_name, is_dir, Attr, Ctx, DirEntry, Fs, LINK_MAX, SYMLINK_MAX};
 use crate::error::{Error, Result};
-use crate::store::{Durability, InodeRow, Meta, NewInode, ROOT_INO};
+use crate::store::{Durability, InodeRow, NewInode, ReadTx, WriteTx, ROOT_INO};
 use crate::time::now_ns;
 
 /// `renameat2` flags, as Linux numbers them.
@@ -13,7 +13,7 @@ pub const RENAME_EXCHANGE: u32 = 2;
 const READDIR_BATCH: usize = 1024;
 
 /// Loads a directory inode, failing with ENOTDIR / ENOENT as POSIX wants.
-fn dir_row(m: &Meta<'_>, ino: u64) -> Result<InodeRow> {
+fn dir_row(m: &ReadTx<'_>, ino: u64) -> Result<InodeRow> {
     let row = m.inode(ino)?.ok_or(Error::NotFound)?;
     if !is_dir(row.mode) {
         return Err(Error::NotDir);
@@ -25,7 +25,7 @@ fn dir_row(m: &Meta<'_>, ino: u64) -> Result<InodeRow> {
     Ok(row)
 }
 
-fn touch_dir(m: &Meta<'_>, mut dir: InodeRow, nlink_delta: i32, now: i64) -> Result<()> {
+fn touch_dir(m: &WriteTx<'_>, mut dir: InodeRow, nlink_delta: i32, now: i64) -> Result<()> {
     dir.nlink = dir.nlink.saturating_add_signed(nlink_delta);
     dir.mtime_ns = now;
     dir.ctime_ns = now;
@@ -209,7 +209,7 @@ impl Fs {
     /// the last link and no handle has it open. Returns the deleted inode.
     fn drop_link(
         &self,
-        m: &Meta<'_>,
+        m: &WriteTx<'_>,
         st: &super::State,
         mut row: InodeRow,
         now: i64,
@@ -257,7 +257,7 @@ impl Fs {
     /// until the kernel forgets it (a process may have it as its cwd).
     fn drop_dir(
         &self,
-        m: &Meta<'_>,
+        m: &WriteTx<'_>,
         st: &super::State,
         row: &mut InodeRow,
         now: i64,
@@ -273,7 +273,7 @@ impl Fs {
     }
 
     /// Fails with EINVAL if `dir` is `ancestor` or lies below it.
-    fn check_not_below(m: &Meta<'_>, dir: u64, ancestor: u64) -> Result<()> {
+    fn check_not_below(m: &ReadTx<'_>, dir: u64, ancestor: u64) -> Result<()> {
         let mut cur = dir;
         // Bounded walk: a loop in a damaged tree must not hang the daemon.
         for _ in 0..1_000_000 {
@@ -461,8 +461,7 @@ impl Fs {
         if self.config.read_only {
             return Ok(());
         }
-        self.store
-            .write(Durability::Durable, |_| Ok::<_, Error>(()))
+        Ok(self.store.sync()?)
     }
 
     /// Permission check for `access(2)`; with `default_permissions` the

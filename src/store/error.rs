@@ -11,6 +11,8 @@ pub enum StoreError {
     Locked { dir: PathBuf, holder: String },
     /// The store was written by a newer llmfs.
     TooNew { found: u32, supported: u32 },
+    /// The store needs features (kinds of record) this llmfs does not know.
+    UnknownFeatures(Vec<String>),
     /// The store's metadata is not what llmfs wrote (bad settings, bad schema).
     Invalid(String),
     /// SQLite reported an error.
@@ -32,6 +34,11 @@ impl fmt::Display for StoreError {
                 f,
                 "store schema version {found} is newer than this llmfs supports ({supported}); \
                  upgrade llmfs to open it"
+            ),
+            StoreError::UnknownFeatures(names) => write!(
+                f,
+                "store uses features this llmfs does not support ({}); upgrade llmfs to open it",
+                names.join(", ")
             ),
             StoreError::Invalid(msg) => write!(f, "store is damaged or not an llmfs store: {msg}"),
             StoreError::Sql(e) => write!(f, "store database error: {e}"),

@@ -1,8 +1,11 @@
 //! Typed queries over the store's tables, run inside a transaction that the
-//! caller holds (see `Store::read` and `Store::write`).
+//! caller holds: [`ReadTx`] for `Store::read`, [`WriteTx`] for
+//! `Store::write`, so that a change inside a read transaction does not
+//! compile.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::features::{Feature, FeatureSet, FEATURES_KEY};
 use super::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -64,13 +67,49 @@ pub struct StoreTotals {
     pub other_inodes: u64,
     pub logical_bytes: u64,
     pub stored_bytes: u64,
-    /// (codec id, blocks, raw bytes, stored bytes)
-    pub per_codec: Vec<(u8, u64, u64, u64)>,
+    /// One entry per codec id that has blocks, in id order.
+    pub per_codec: Vec<CodecTotals>,
     /// llm blocks coded with a float model (payload versions 1 and 2),
-    /// which decode only on the engine class that wrote them, and their raw
-    /// bytes. `llmfs archive --portable` re-encodes them.
-    pub llm_not_portable: (u64, u64),
+    /// which decode only on the engine class that wrote them.
+    /// `llmfs archive --portable` re-encodes them.
+    pub llm_not_portable: BlockCount,
 }
+
+/// A number of blocks and their raw bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockCount {
+    pub blocks: u64,
+    pub raw_bytes: u64,
+}
+
+/// The blocks stored with one codec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CodecTotals {
+    /// The codec id of the records (docs/FORMAT.md); not necessarily one
+    /// this build knows.
+    pub codec: u8,
+    pub blocks: u64,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+/// Raw and stored bytes of a set of blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ByteTotals {
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+/// The blocks the archiver has considered, and those it has not yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArchiveTotals {
+    pub archived: ByteTotals,
+    pub pending: ByteTotals,
+}
+
+/// SQL condition: an llm record of a float model (payload version 1 or 2,
+/// the payload's first byte after the 20-byte record header).
+const NOT_PORTABLE: &str = "codec = 2 AND substr(record, 21, 1) IN (x'01', x'02')";
 
 const INODE_COLUMNS: &str = "ino, mode, uid, gid, nlink, size, stored_bytes, rdev, atime_ns, \
                              mtime_ns, ctime_ns, crtime_ns, target";
@@ -101,70 +140,35 @@ fn inode_from_row(r: &Row<'_>) -> rusqlite::Result<InodeRow> {
     })
 }
 
-/// Queries over one open transaction.
-pub struct Meta<'c> {
+/// A read transaction: queries over a consistent snapshot
+/// (`Store::read`). It has no method that changes the store.
+pub struct ReadTx<'c> {
     conn: &'c Connection,
 }
 
-impl<'c> Meta<'c> {
-    pub(super) fn new(conn: &'c Connection) -> Meta<'c> {
-        Meta { conn }
-    }
+/// A write transaction (`Store::write`): everything a [`ReadTx`] reads, and
+/// the changes, which commit together or not at all.
+pub struct WriteTx<'c> {
+    read: ReadTx<'c>,
+}
 
-    // ---- inodes ----
+impl<'c> std::ops::Deref for WriteTx<'c> {
+    type Target = ReadTx<'c>;
+
+    fn deref(&self) -> &ReadTx<'c> {
+        &self.read
+    }
+}
+
+impl<'c> ReadTx<'c> {
+    pub(super) fn new(conn: &'c Connection) -> ReadTx<'c> {
+        ReadTx { conn }
+    }
 
     pub fn inode(&self, ino: u64) -> Result<Option<InodeRow>> {
         let sql = format!("SELECT {INODE_COLUMNS} FROM inodes WHERE ino = ?1");
         let mut stmt = self.conn.prepare_cached(&sql)?;
         Ok(stmt.query_row([ino], inode_from_row).optional()?)
-    }
-
-    pub fn insert_inode(&self, n: &NewInode) -> Result<u64> {
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO inodes(mode, uid, gid, nlink, rdev, atime_ns, mtime_ns, ctime_ns, \
-             crtime_ns, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?6, ?7)",
-        )?;
-        stmt.execute(params![
-            n.mode, n.uid, n.gid, n.nlink, n.rdev, n.time_ns, n.target
-        ])?;
-        Ok(self.conn.last_insert_rowid() as u64)
-    }
-
-    /// Writes back every attribute of an inode (not `stored_bytes`, which
-    /// only block writes change).
-    pub fn update_inode(&self, i: &InodeRow) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, nlink = ?5, size = ?6, rdev = ?7, \
-             atime_ns = ?8, mtime_ns = ?9, ctime_ns = ?10, crtime_ns = ?11 WHERE ino = ?1",
-        )?;
-        stmt.execute(params![
-            i.ino,
-            i.mode,
-            i.uid,
-            i.gid,
-            i.nlink,
-            i.size,
-            i.rdev,
-            i.atime_ns,
-            i.mtime_ns,
-            i.ctime_ns,
-            i.crtime_ns
-        ])?;
-        Ok(())
-    }
-
-    /// Removes an inode with its blocks and xattrs.
-    pub fn delete_inode(&self, ino: u64) -> Result<()> {
-        self.conn
-            .prepare_cached("DELETE FROM blocks WHERE ino = ?1")?
-            .execute([ino])?;
-        self.conn
-            .prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
-            .execute([ino])?;
-        self.conn
-            .prepare_cached("DELETE FROM inodes WHERE ino = ?1")?
-            .execute([ino])?;
-        Ok(())
     }
 
     /// Inodes that no directory entry names (left by a crash while a file
@@ -231,8 +235,6 @@ impl<'c> Meta<'c> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    // ---- directory entries ----
-
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Option<u64>> {
         let mut stmt = self
             .conn
@@ -240,28 +242,6 @@ impl<'c> Meta<'c> {
         Ok(stmt
             .query_row(params![parent, name], |r| r.get(0))
             .optional()?)
-    }
-
-    pub fn insert_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT INTO dirents(parent, name, ino) VALUES (?1, ?2, ?3)")?
-            .execute(params![parent, name, ino])?;
-        Ok(())
-    }
-
-    pub fn remove_dirent(&self, parent: u64, name: &[u8]) -> Result<()> {
-        self.conn
-            .prepare_cached("DELETE FROM dirents WHERE parent = ?1 AND name = ?2")?
-            .execute(params![parent, name])?;
-        Ok(())
-    }
-
-    /// Points an existing entry at another inode, keeping its cookie.
-    pub fn retarget_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
-        self.conn
-            .prepare_cached("UPDATE dirents SET ino = ?3 WHERE parent = ?1 AND name = ?2")?
-            .execute(params![parent, name, ino])?;
-        Ok(())
     }
 
     pub fn dir_is_empty(&self, dir: u64) -> Result<bool> {
@@ -306,46 +286,11 @@ impl<'c> Meta<'c> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    // ---- blocks ----
-
     pub fn block(&self, ino: u64, idx: u64) -> Result<Option<Vec<u8>>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT record FROM blocks WHERE ino = ?1 AND idx = ?2")?;
         Ok(stmt.query_row([ino, idx], |r| r.get(0)).optional()?)
-    }
-
-    /// Stores (or replaces) a block record and keeps `stored_bytes` in step.
-    pub fn put_block(
-        &self,
-        ino: u64,
-        idx: u64,
-        codec: u8,
-        raw_len: u64,
-        record: &[u8],
-    ) -> Result<()> {
-        self.delete_block(ino, idx)?;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO blocks(ino, idx, codec, raw_len, stored_len, record, written_ns, archived) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                ino,
-                idx,
-                codec,
-                raw_len,
-                record.len() as u64,
-                record,
-                crate::time::now_ns(),
-                // A block the write path already coded with the model (the
-                // synchronous mode) needs no archiving.
-                i64::from(codec == crate::codec::CodecId::Llm as u8)
-            ])?;
-        self.conn
-            .prepare_cached("UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1")?
-            .execute(params![ino, record.len() as u64])?;
-        Ok(())
     }
 
     /// Blocks the archiver has not yet considered, written at or before
@@ -361,15 +306,13 @@ impl<'c> Meta<'c> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Bytes of blocks the archiver has and has not yet considered.
     /// Up to `limit` llm blocks coded with a float model (payload versions 1
     /// and 2, which decode only on the engine class that wrote them),
     /// skipping the first `offset` of them, in (ino, idx) order.
     pub fn llm_blocks_not_portable(&self, offset: usize, limit: usize) -> Result<Vec<(u64, u64)>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT ino, idx FROM blocks WHERE codec = {} AND substr(record, {}, 1) IN (x'01', x'02') \
-             ORDER BY ino, idx LIMIT ?1 OFFSET ?2",
-            crate::codec::CodecId::Llm as u8,
-            crate::codec::RECORD_HEADER_LEN + 1
+            "SELECT ino, idx FROM blocks WHERE {NOT_PORTABLE} ORDER BY ino, idx LIMIT ?1 OFFSET ?2"
         ))?;
         let rows = stmt.query_map(params![limit as i64, offset as i64], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -377,63 +320,30 @@ impl<'c> Meta<'c> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Bytes of blocks (raw, stored) the archiver has and has not yet
-    /// considered: `((archived_raw, archived_stored), (pending_raw, pending_stored))`.
-    pub fn archive_totals(&self) -> Result<((u64, u64), (u64, u64))> {
+    pub fn archive_totals(&self) -> Result<ArchiveTotals> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT archived, COALESCE(SUM(raw_len), 0), COALESCE(SUM(stored_len), 0) \
              FROM blocks GROUP BY archived",
         )?;
-        let mut out = ((0, 0), (0, 0));
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))?;
+        let mut out = ArchiveTotals::default();
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                ByteTotals {
+                    raw_bytes: r.get(1)?,
+                    stored_bytes: r.get(2)?,
+                },
+            ))
+        })?;
         for row in rows {
-            let (archived, raw, stored) = row?;
+            let (archived, bytes) = row?;
             if archived != 0 {
-                out.0 = (raw, stored);
+                out.archived = bytes;
             } else {
-                out.1 = (raw, stored);
+                out.pending = bytes;
             }
         }
         Ok(out)
-    }
-
-    /// Replaces a block's record with `new` (same data, another codec) and
-    /// marks it archived, only if the block still holds exactly `old`: a
-    /// block written meanwhile keeps its new data. Returns whether it
-    /// swapped.
-    pub fn swap_archived_block(
-        &self,
-        ino: u64,
-        idx: u64,
-        old: &[u8],
-        new: Option<(u8, &[u8])>,
-    ) -> Result<bool> {
-        let changed = match new {
-            Some((codec, record)) => self
-                .conn
-                .prepare_cached(
-                    "UPDATE blocks SET codec = ?3, stored_len = ?4, record = ?5, archived = 1 \
-                     WHERE ino = ?1 AND idx = ?2 AND record = ?6",
-                )?
-                .execute(params![ino, idx, codec, record.len() as u64, record, old])?,
-            None => self
-                .conn
-                .prepare_cached(
-                    "UPDATE blocks SET archived = 1 WHERE ino = ?1 AND idx = ?2 AND record = ?3",
-                )?
-                .execute(params![ino, idx, old])?,
-        };
-        if changed == 1 {
-            if let Some((_, record)) = new {
-                let delta = record.len() as i64 - old.len() as i64;
-                self.conn
-                    .prepare_cached(
-                        "UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1",
-                    )?
-                    .execute(params![ino, delta])?;
-            }
-        }
-        Ok(changed == 1)
     }
 
     /// The stored model with this sha256 (hex), if the volume holds it.
@@ -465,6 +375,280 @@ impl<'c> Meta<'c> {
             [&model_id[..]],
             |r| r.get(0),
         )?)
+    }
+
+    /// Block summaries of one inode (or of all inodes if `ino` is None).
+    pub fn block_infos(&self, ino: Option<u64>) -> Result<Vec<BlockInfo>> {
+        let map = |r: &Row<'_>| {
+            Ok(BlockInfo {
+                ino: r.get(0)?,
+                idx: r.get(1)?,
+                codec: r.get(2)?,
+                raw_len: r.get(3)?,
+                stored_len: r.get(4)?,
+            })
+        };
+        let base = "SELECT ino, idx, codec, raw_len, stored_len FROM blocks";
+        match ino {
+            Some(ino) => {
+                let mut stmt = self
+                    .conn
+                    .prepare(&format!("{base} WHERE ino = ?1 ORDER BY idx"))?;
+                let rows = stmt.query_map([ino], map)?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+            None => {
+                let mut stmt = self
+                    .conn
+                    .prepare(&format!("{base} WHERE {IN_RANGE_BLOCK} ORDER BY ino, idx"))?;
+                let rows = stmt.query_map([], map)?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+        }
+    }
+
+    pub fn xattr(&self, ino: u64, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2")?;
+        Ok(stmt
+            .query_row(params![ino, name], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn xattr_names(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
+        let rows = stmt.query_map([ino], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn xattr_owners(&self) -> Result<Vec<u64>> {
+        let mut stmt = self.conn.prepare("SELECT DISTINCT ino FROM xattrs")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn volume_setting(&self, key: &str) -> Result<Option<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT value FROM volume WHERE key = ?1")?;
+        Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
+    }
+
+    /// The volume's feature set (docs/FORMAT.md, "Schema and versions").
+    pub fn features(&self) -> Result<FeatureSet> {
+        match self.volume_setting(FEATURES_KEY)? {
+            Some(text) => FeatureSet::parse(&text).map_err(StoreError::UnknownFeatures),
+            None => Ok(FeatureSet::default()),
+        }
+    }
+
+    pub fn totals(&self) -> Result<StoreTotals> {
+        let mut t = StoreTotals::default();
+        let mut stmt = self.conn.prepare(
+            "SELECT mode & 61440, COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(stored_bytes), 0) \
+             FROM inodes GROUP BY mode & 61440",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, u64>(1)?,
+                r.get::<_, u64>(2)?,
+                r.get::<_, u64>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (fmt, count, size, stored) = row?;
+            match fmt {
+                libc::S_IFREG => {
+                    t.files += count;
+                    t.logical_bytes += size;
+                }
+                libc::S_IFDIR => t.directories += count,
+                _ => t.other_inodes += count,
+            }
+            t.stored_bytes += stored;
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT codec, COUNT(*), SUM(raw_len), SUM(stored_len) FROM blocks GROUP BY codec \
+             ORDER BY codec",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CodecTotals {
+                codec: r.get(0)?,
+                blocks: r.get(1)?,
+                raw_bytes: r.get(2)?,
+                stored_bytes: r.get(3)?,
+            })
+        })?;
+        t.per_codec = rows.collect::<rusqlite::Result<_>>()?;
+        t.llm_not_portable = self.conn.query_row(
+            &format!("SELECT COUNT(*), COALESCE(SUM(raw_len), 0) FROM blocks WHERE {NOT_PORTABLE}"),
+            [],
+            |r| {
+                Ok(BlockCount {
+                    blocks: r.get(0)?,
+                    raw_bytes: r.get(1)?,
+                })
+            },
+        )?;
+        Ok(t)
+    }
+}
+
+impl<'c> WriteTx<'c> {
+    pub(super) fn new(conn: &'c Connection) -> WriteTx<'c> {
+        WriteTx {
+            read: ReadTx { conn },
+        }
+    }
+
+    pub fn insert_inode(&self, n: &NewInode) -> Result<u64> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO inodes(mode, uid, gid, nlink, rdev, atime_ns, mtime_ns, ctime_ns, \
+             crtime_ns, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?6, ?7)",
+        )?;
+        stmt.execute(params![
+            n.mode, n.uid, n.gid, n.nlink, n.rdev, n.time_ns, n.target
+        ])?;
+        Ok(self.conn.last_insert_rowid() as u64)
+    }
+
+    /// Writes back every attribute of an inode (not `stored_bytes`, which
+    /// only block writes change).
+    pub fn update_inode(&self, i: &InodeRow) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, nlink = ?5, size = ?6, rdev = ?7, \
+             atime_ns = ?8, mtime_ns = ?9, ctime_ns = ?10, crtime_ns = ?11 WHERE ino = ?1",
+        )?;
+        stmt.execute(params![
+            i.ino,
+            i.mode,
+            i.uid,
+            i.gid,
+            i.nlink,
+            i.size,
+            i.rdev,
+            i.atime_ns,
+            i.mtime_ns,
+            i.ctime_ns,
+            i.crtime_ns
+        ])?;
+        Ok(())
+    }
+
+    /// Removes an inode with its blocks and xattrs.
+    pub fn delete_inode(&self, ino: u64) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM blocks WHERE ino = ?1")?
+            .execute([ino])?;
+        self.conn
+            .prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
+            .execute([ino])?;
+        self.conn
+            .prepare_cached("DELETE FROM inodes WHERE ino = ?1")?
+            .execute([ino])?;
+        Ok(())
+    }
+
+    pub fn insert_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO dirents(parent, name, ino) VALUES (?1, ?2, ?3)")?
+            .execute(params![parent, name, ino])?;
+        Ok(())
+    }
+
+    pub fn remove_dirent(&self, parent: u64, name: &[u8]) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM dirents WHERE parent = ?1 AND name = ?2")?
+            .execute(params![parent, name])?;
+        Ok(())
+    }
+
+    /// Points an existing entry at another inode, keeping its cookie.
+    pub fn retarget_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE dirents SET ino = ?3 WHERE parent = ?1 AND name = ?2")?
+            .execute(params![parent, name, ino])?;
+        Ok(())
+    }
+
+    /// Stores (or replaces) a block record and keeps `stored_bytes` in step.
+    pub fn put_block(
+        &self,
+        ino: u64,
+        idx: u64,
+        codec: u8,
+        raw_len: u64,
+        record: &[u8],
+    ) -> Result<()> {
+        self.require_feature_of(codec, record)?;
+        self.delete_block(ino, idx)?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO blocks(ino, idx, codec, raw_len, stored_len, record, written_ns, archived) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                ino,
+                idx,
+                codec,
+                raw_len,
+                record.len() as u64,
+                record,
+                crate::time::now_ns(),
+                // A block the write path already coded with the model (the
+                // synchronous mode) needs no archiving.
+                i64::from(codec == crate::codec::CodecId::Llm as u8)
+            ])?;
+        self.conn
+            .prepare_cached("UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1")?
+            .execute(params![ino, record.len() as u64])?;
+        Ok(())
+    }
+
+    /// Replaces a block's record with `new` (same data, another codec) and
+    /// marks it archived, only if the block still holds exactly `old`: a
+    /// block written meanwhile keeps its new data. Returns whether it
+    /// swapped.
+    pub fn swap_archived_block(
+        &self,
+        ino: u64,
+        idx: u64,
+        old: &[u8],
+        new: Option<(u8, &[u8])>,
+    ) -> Result<bool> {
+        if let Some((codec, record)) = new {
+            self.require_feature_of(codec, record)?;
+        }
+        let changed = match new {
+            Some((codec, record)) => self
+                .conn
+                .prepare_cached(
+                    "UPDATE blocks SET codec = ?3, stored_len = ?4, record = ?5, archived = 1 \
+                     WHERE ino = ?1 AND idx = ?2 AND record = ?6",
+                )?
+                .execute(params![ino, idx, codec, record.len() as u64, record, old])?,
+            None => self
+                .conn
+                .prepare_cached(
+                    "UPDATE blocks SET archived = 1 WHERE ino = ?1 AND idx = ?2 AND record = ?3",
+                )?
+                .execute(params![ino, idx, old])?,
+        };
+        if changed == 1 {
+            if let Some((_, record)) = new {
+                let delta = record.len() as i64 - old.len() as i64;
+                self.conn
+                    .prepare_cached(
+                        "UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1",
+                    )?
+                    .execute(params![ino, delta])?;
+            }
+        }
+        Ok(changed == 1)
     }
 
     /// Drops a stored model that no block refers to any more.
@@ -513,47 +697,6 @@ impl<'c> Meta<'c> {
         Ok(())
     }
 
-    /// Block summaries of one inode (or of all inodes if `ino` is None).
-    pub fn block_infos(&self, ino: Option<u64>) -> Result<Vec<BlockInfo>> {
-        let map = |r: &Row<'_>| {
-            Ok(BlockInfo {
-                ino: r.get(0)?,
-                idx: r.get(1)?,
-                codec: r.get(2)?,
-                raw_len: r.get(3)?,
-                stored_len: r.get(4)?,
-            })
-        };
-        let base = "SELECT ino, idx, codec, raw_len, stored_len FROM blocks";
-        match ino {
-            Some(ino) => {
-                let mut stmt = self
-                    .conn
-                    .prepare(&format!("{base} WHERE ino = ?1 ORDER BY idx"))?;
-                let rows = stmt.query_map([ino], map)?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            }
-            None => {
-                let mut stmt = self
-                    .conn
-                    .prepare(&format!("{base} WHERE {IN_RANGE_BLOCK} ORDER BY ino, idx"))?;
-                let rows = stmt.query_map([], map)?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            }
-        }
-    }
-
-    // ---- xattrs ----
-
-    pub fn xattr(&self, ino: u64, name: &[u8]) -> Result<Option<Vec<u8>>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2")?;
-        Ok(stmt
-            .query_row(params![ino, name], |r| r.get(0))
-            .optional()?)
-    }
-
     pub fn set_xattr(&self, ino: u64, name: &[u8], value: &[u8]) -> Result<()> {
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES (?1, ?2, ?3)")?
@@ -570,33 +713,34 @@ impl<'c> Meta<'c> {
         Ok(n > 0)
     }
 
-    pub fn xattr_names(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
-        let rows = stmt.query_map([ino], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    pub fn xattr_owners(&self) -> Result<Vec<u64>> {
-        let mut stmt = self.conn.prepare("SELECT DISTINCT ino FROM xattrs")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    // ---- volume ----
-
-    pub fn volume_setting(&self, key: &str) -> Result<Option<String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT value FROM volume WHERE key = ?1")?;
-        Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
-    }
-
     pub fn set_volume_setting(&self, key: &str, value: &str) -> Result<()> {
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO volume(key, value) VALUES (?1, ?2)")?
             .execute([key, value])?;
+        Ok(())
+    }
+
+    /// Before `record` (of `codec`) is stored: records the feature it
+    /// needs, in this transaction, and raises the schema version so that
+    /// llmfs builds without the feature refuse the store from then on.
+    fn require_feature_of(&self, codec: u8, record: &[u8]) -> Result<()> {
+        let Some(feature) = Feature::of_record(codec, record) else {
+            return Ok(());
+        };
+        let mut set = self.features()?;
+        if set.contains(feature) {
+            return Ok(());
+        }
+        set.insert(feature);
+        self.set_volume_setting(FEATURES_KEY, &set.to_text())?;
+        let version: u32 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let want = set.schema_version(version);
+        if want > version {
+            self.conn.pragma_update(None, "user_version", want)?;
+        }
+        log::info!("the volume now uses feature {}", feature.name());
         Ok(())
     }
 
@@ -607,50 +751,5 @@ impl<'c> Meta<'c> {
             )?
             .execute([])?;
         Ok(())
-    }
-
-    pub fn totals(&self) -> Result<StoreTotals> {
-        let mut t = StoreTotals::default();
-        let mut stmt = self.conn.prepare(
-            "SELECT mode & 61440, COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(stored_bytes), 0) \
-             FROM inodes GROUP BY mode & 61440",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, u32>(0)?,
-                r.get::<_, u64>(1)?,
-                r.get::<_, u64>(2)?,
-                r.get::<_, u64>(3)?,
-            ))
-        })?;
-        for row in rows {
-            let (fmt, count, size, stored) = row?;
-            match fmt {
-                libc::S_IFREG => {
-                    t.files += count;
-                    t.logical_bytes += size;
-                }
-                libc::S_IFDIR => t.directories += count,
-                _ => t.other_inodes += count,
-            }
-            t.stored_bytes += stored;
-        }
-        let mut stmt = self.conn.prepare(
-            "SELECT codec, COUNT(*), SUM(raw_len), SUM(stored_len) FROM blocks GROUP BY codec \
-             ORDER BY codec",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-        t.per_codec = rows.collect::<rusqlite::Result<_>>()?;
-        t.llm_not_portable = self.conn.query_row(
-            &format!(
-                "SELECT COUNT(*), COALESCE(SUM(raw_len), 0) FROM blocks WHERE codec = {} \
-                 AND substr(record, {}, 1) IN (x'01', x'02')",
-                crate::codec::CodecId::Llm as u8,
-                crate::codec::RECORD_HEADER_LEN + 1
-            ),
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        Ok(t)
     }
 }

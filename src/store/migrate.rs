@@ -1,5 +1,6 @@
 //! Schema migrations: numbered SQL files in migrations/, applied in order in
-//! one transaction, with `PRAGMA user_version` recording the last one applied.
+//! one transaction, with `PRAGMA user_version` recording the last one applied
+//! (or, past [`TABLES_VERSION`], the version the volume's features need).
 
 use rusqlite::Connection;
 
@@ -10,17 +11,26 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_models_archive.sql"),
     include_str!("../../migrations/0003_lzma_records.sql"),
+    include_str!("../../migrations/0004_portable_llm_records.sql"),
 ];
 
-/// The schema version this build writes and reads.
+/// The newest schema version this build reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// The version of this build's tables: what opening a store read-write
+/// brings an older one to. The files past it (0003, 0004) change no table; a
+/// store is raised to their numbers only when its feature set needs them
+/// (`super::features`), so opening a store never locks out an older llmfs
+/// that could still read it.
+pub const TABLES_VERSION: u32 = 2;
 
 pub fn schema_version(conn: &Connection) -> Result<u32, StoreError> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0))?)
 }
 
-/// Brings the schema up to [`SCHEMA_VERSION`]. Refuses a store written by a
-/// newer llmfs rather than guessing at its format.
+/// Brings the tables up to [`TABLES_VERSION`] and returns the version found.
+/// Refuses a store written by a newer llmfs rather than guessing at its
+/// format.
 pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
     let found = schema_version(conn)?;
     if found > SCHEMA_VERSION {
@@ -29,14 +39,14 @@ pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    if found == SCHEMA_VERSION {
+    if found >= TABLES_VERSION {
         return Ok(found);
     }
     let tx = conn.transaction()?;
-    for sql in &MIGRATIONS[found as usize..] {
+    for sql in &MIGRATIONS[found as usize..TABLES_VERSION as usize] {
         tx.execute_batch(sql)?;
     }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.pragma_update(None, "user_version", TABLES_VERSION)?;
     tx.commit()?;
     Ok(found)
 }

@@ -2,6 +2,7 @@
 //! records, WAL mode) and the lock file. All SQL lives in this module.
 
 mod error;
+mod features;
 mod lock;
 mod meta;
 pub mod migrate;
@@ -12,12 +13,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use error::StoreError;
+pub use features::{Feature, FeatureSet, FEATURES_KEY};
 pub use lock::StoreLock;
-pub use meta::{BlockInfo, DirEntryRow, InodeRow, Meta, NewInode, StoreTotals};
-pub use migrate::SCHEMA_VERSION;
+pub use meta::{
+    ArchiveTotals, BlockInfo, ByteTotals, CodecTotals, DirEntryRow, InodeRow, NewInode, ReadTx,
+    StoreTotals, WriteTx,
+};
+pub use migrate::{SCHEMA_VERSION, TABLES_VERSION};
 
 pub const DB_FILE: &str = "llmfs.db";
 pub const ROOT_INO: u64 = 1;
@@ -116,12 +121,13 @@ impl Store {
                     supported: SCHEMA_VERSION,
                 });
             }
-            if found < SCHEMA_VERSION {
+            if found < TABLES_VERSION {
                 return Err(StoreError::Invalid(format!(
                     "schema version {found} needs migrating; open the store read-write once"
                 )));
             }
         }
+        check_features(&mut conn, opts.read_only)?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         let block_size = if !opts.read_only {
             initialise_volume(&mut conn, opts.block_size)?
@@ -155,16 +161,33 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` inside a read transaction (a consistent snapshot).
+    /// Runs `f` inside a read transaction (a consistent snapshot). A
+    /// [`ReadTx`] has no method that writes, so a change inside a read does
+    /// not compile:
+    ///
+    /// ```compile_fail
+    /// # fn f(store: &llmfs::store::Store) {
+    /// store.read(|m| m.set_volume_setting("k", "v"));
+    /// # }
+    /// ```
+    ///
+    /// while the same closure in [`Store::write`] does:
+    ///
+    /// ```
+    /// # fn f(store: &llmfs::store::Store) {
+    /// # use llmfs::store::{Durability, StoreError};
+    /// store.write(Durability::Normal, |m| m.set_volume_setting("k", "v"));
+    /// # }
+    /// ```
     pub fn read<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&Meta<'_>) -> Result<T, E>,
+        f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
             .map_err(StoreError::from)?;
-        let out = f(&Meta::new(&tx))?;
+        let out = f(&ReadTx::new(&tx))?;
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
     }
@@ -174,7 +197,7 @@ impl Store {
     pub fn write<T, E: From<StoreError>>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&Meta<'_>) -> Result<T, E>,
+        f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut conn = self.conn();
         if durability == Durability::Durable {
@@ -185,7 +208,7 @@ impl Store {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(StoreError::from)?;
-            let meta = Meta::new(&tx);
+            let meta = WriteTx::new(&tx);
             let out = f(&meta)?;
             if durability == Durability::Durable {
                 // A commit syncs the WAL only if it wrote a frame; bump a
@@ -200,6 +223,18 @@ impl Store {
             let _ = conn.pragma_update(None, "synchronous", "NORMAL");
         }
         result
+    }
+
+    /// Makes every transaction committed so far durable (on stable storage
+    /// when this returns): `fsync`, `fsyncdir` and unmount. A no-op on a
+    /// read-only store.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Ok(());
+        }
+        // A durable commit syncs the WAL, and with it every earlier commit;
+        // the sync generation it bumps makes sure it writes a frame.
+        self.write(Durability::Durable, |_| Ok::<_, StoreError>(()))
     }
 
     /// Moves the WAL's contents into the main database file (on unmount).
@@ -284,6 +319,44 @@ fn initialise_volume(conn: &mut Connection, block_size: usize) -> Result<usize, 
     };
     tx.commit()?;
     Ok(bs)
+}
+
+/// Reads the volume's feature set and refuses a store that needs a feature
+/// this build does not know. A store raised to version 3 by an llmfs that
+/// predates the feature set may hold LZMA2 records without saying so: it is
+/// taken to (and, read-write, recorded as) using `lzma`. Read-write, the
+/// schema version is brought up to what the features need.
+fn check_features(conn: &mut Connection, read_only: bool) -> Result<FeatureSet, StoreError> {
+    let tx = conn.transaction()?;
+    let version = migrate::schema_version(&tx)?;
+    let text: Option<String> = tx
+        .query_row(
+            "SELECT value FROM volume WHERE key = ?1",
+            [FEATURES_KEY],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut set = match &text {
+        Some(t) => FeatureSet::parse(t).map_err(StoreError::UnknownFeatures)?,
+        None => FeatureSet::default(),
+    };
+    if text.is_none() && version >= Feature::Lzma.schema_version() {
+        set.insert(Feature::Lzma);
+    }
+    if !read_only {
+        if !set.is_empty() && text.as_deref() != Some(&*set.to_text()) {
+            tx.execute(
+                "INSERT OR REPLACE INTO volume(key, value) VALUES (?1, ?2)",
+                [FEATURES_KEY, &set.to_text()],
+            )?;
+        }
+        let want = set.schema_version(version);
+        if want > version {
+            tx.pragma_update(None, "user_version", want)?;
+        }
+        tx.commit()?;
+    }
+    Ok(set)
 }
 
 fn read_block_size(conn: &Connection) -> Result<usize, StoreError> {

@@ -9,6 +9,60 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_llmfs");
 
+/// Why this machine cannot run the tests that mount a volume (they need
+/// root and /dev/fuse), or `None` when it can.
+pub fn fuse_unavailable() -> Option<String> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root".into());
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        Ok(_) => None,
+        Err(e) => Some(format!("/dev/fuse: {e}")),
+    }
+}
+
+/// `require_fuse!();` first in a test that mounts: returns from the test
+/// when [`skip_without_fuse`] says so.
+#[macro_export]
+macro_rules! require_fuse {
+    () => {
+        if $crate::common::skip_without_fuse() {
+            return;
+        }
+    };
+}
+
+/// At the start of a test that mounts: true (skip the test, with a line
+/// saying why) on a machine without root or /dev/fuse, so that `cargo test`
+/// works for a contributor without FUSE. With `LLMFS_REQUIRE_FUSE=1` (set by
+/// .ci/test) such a machine fails the test instead.
+pub fn skip_without_fuse() -> bool {
+    let Some(why) = fuse_unavailable() else {
+        return false;
+    };
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a mount test")
+        .to_string();
+    if std::env::var_os("LLMFS_REQUIRE_FUSE").is_some_and(|v| v == "1") {
+        panic!("{test} needs root and /dev/fuse: {why} (LLMFS_REQUIRE_FUSE=1)");
+    }
+    // Written to the process's stderr, past the test harness's capture,
+    // so that the skip shows in a plain `cargo test`.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {test}: it mounts a volume, which needs root and /dev/fuse ({why}); \
+         set LLMFS_REQUIRE_FUSE=1 to make this a failure"
+    );
+    true
+}
+
 /// `n` bytes of numbered lines of text (compressible, every line distinct),
 /// starting at line `seed`.
 pub fn text(n: usize, seed: u64) -> Vec<u8> {
@@ -22,6 +76,37 @@ pub fn text(n: usize, seed: u64) -> Vec<u8> {
     }
     out.truncate(n);
     out
+}
+
+/// `llmfs stats --json PATH` (a store or a mountpoint), parsed.
+pub fn stats_json(path: &Path) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .args(["stats", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stats --json {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stats --json is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Blocks stored with `codec` in a `stats --json` document (0 if none).
+pub fn codec_blocks(stats: &serde_json::Value, codec: &str) -> u64 {
+    stats["codecs"]
+        .as_array()
+        .expect("codecs array")
+        .iter()
+        .find(|c| c["codec"] == codec)
+        .map_or(0, |c| c["blocks"].as_u64().expect("block count"))
 }
 
 /// A mounted volume on temporary directories.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::cli::json::round;
 use crate::codec::CodecId;
 use serde_json::{json, Map, Value};
 
@@ -164,16 +165,19 @@ fn kbs(bytes: u64, secs: f64) -> String {
     }
 }
 
-/// Blocks per codec as llm/lzma/zstd/raw.
+/// Blocks per codec, strongest first (as [`choice_head`] names them).
 fn choice(c: [u64; CodecId::ALL.len()]) -> String {
-    let n = |id: CodecId| c[id as usize];
-    format!(
-        "{}/{}/{}/{}",
-        n(CodecId::Llm),
-        n(CodecId::Lzma),
-        n(CodecId::Zstd),
-        n(CodecId::Raw)
-    )
+    CodecId::BY_STRENGTH
+        .iter()
+        .map(|&id| c[id as usize].to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The column head of [`choice`]: `llmfs llm/lzma/zstd/raw`.
+fn choice_head() -> String {
+    let names: Vec<&str> = CodecId::BY_STRENGTH.iter().map(|c| c.name()).collect();
+    format!("llmfs {}", names.join("/"))
 }
 
 /// Bits per byte: a row per file, then the groups.
@@ -184,7 +188,7 @@ fn size_table(r: &Report) -> Table {
     if model {
         head.push("model blocks".into());
         if r.settings.subjects.contains(&Subject::Llmfs) {
-            head.push("llmfs llm/lzma/zstd/raw".into());
+            head.push(choice_head());
         }
     }
     head.extend(cols.iter().map(|c| c.name()));
@@ -444,11 +448,6 @@ fn measure_json(m: &Measure, threads: usize) -> Value {
         "threads": threads,
         "verified": true,
     })
-}
-
-fn round(v: f64, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (v * f).round() / f
 }
 
 fn columns_json(r: &Report, cols: &BTreeMap<Column, Measure>) -> Value {

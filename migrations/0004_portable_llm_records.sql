@@ -1,0 +1,11 @@
+-- llmfs store schema, version 4: llm block records may use payload versions
+-- 3 and 4, coded with an integer model (llmfs-int8-v1, docs/INTEGER_MODEL.md)
+-- that every engine on every machine decodes the same.
+--
+-- No table changes, and never applied on open: a store is raised to
+-- version 4 in the transaction that writes its first such record, which
+-- also records the feature `llm-int8-v1` in the volume's feature set
+-- (src/store/features.rs). An llmfs older than integer models (it knows
+-- version 3 at most) then refuses the store instead of failing reads of
+-- those blocks with EIO; a store that never held one keeps its version.
+UPDATE volume SET value = value WHERE 0;

@@ -1,0 +1,156 @@
+//! Building a volume for a mount: the store, the model engines, the
+//! filesystem core and the archiver. Nothing here knows about FUSE or the
+//! daemon; `mount.rs` mounts what this builds and runs the session.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::archive::{mount_engine_options, volume_model, Archiver, CompressMode};
+use crate::codec::{CodecSet, LlmCodec};
+use crate::fs::{Fs, FsConfig};
+use crate::model::Device;
+use crate::store::{OpenOptions, Store};
+
+/// What a volume is built with (the mount's settings less the FUSE ones).
+#[derive(Debug, Clone)]
+pub struct VolumeSettings {
+    /// `--model`: the model of a new volume.
+    pub model: Option<PathBuf>,
+    pub device: Device,
+    pub cache_mb: usize,
+    /// Block size of a new store.
+    pub block_size: usize,
+    pub compress: CompressMode,
+    /// Seconds before the archiver considers a block.
+    pub archive_after: u64,
+    pub read_only: bool,
+}
+
+/// A volume ready to be served: the filesystem core and, in background
+/// mode, the archiver running on it.
+pub struct Volume {
+    pub fs: Arc<Fs>,
+    archiver: Option<Archiver>,
+}
+
+/// The three engines of a mounted volume, each with its own session: reads,
+/// read-ahead, and the archiver (or the write path in sync mode).
+struct Engines {
+    read: Option<Arc<LlmCodec>>,
+    ahead: Option<Arc<LlmCodec>>,
+    archive: Option<Arc<LlmCodec>>,
+}
+
+/// Opens (or creates) the store: the first step of a mount, taken before
+/// the daemon detaches its output so that a store in use or a bad block
+/// size is reported on the terminal.
+pub fn open_store(dir: &Path, settings: &VolumeSettings) -> Result<Store, String> {
+    Store::open(
+        dir,
+        &OpenOptions {
+            create: true,
+            block_size: settings.block_size,
+            read_only: false,
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+impl Volume {
+    /// Loads the volume's model on its engines, builds the core and starts
+    /// the archiver. A volume without a working model still serves
+    /// everything but its llm blocks (EIO, with a log line saying why),
+    /// unless `--model` asked for one.
+    pub fn build(store: Store, settings: &VolumeSettings) -> Result<Volume, String> {
+        let engines = load_engines(&store, settings)?;
+        if settings.compress == CompressMode::Off {
+            log::info!("compress=off: the model only decodes");
+        }
+        let write_llm = match settings.compress {
+            CompressMode::Sync if !settings.read_only => engines.read.clone(),
+            _ => None,
+        };
+        if let Some(llm) = &write_llm {
+            crate::archive::ensure_model_recorded(&store, llm).map_err(|e| e.to_string())?;
+        }
+        let fs = Fs::with_codecs(
+            store,
+            FsConfig {
+                cache_bytes: settings.cache_mb.saturating_mul(1 << 20),
+                read_only: settings.read_only,
+                best_codec_on_write: write_llm.is_some(),
+                ..FsConfig::default()
+            },
+            CodecSet::with_llm(engines.read),
+        )
+        .map_err(|e| e.to_string())?;
+        let fs = match engines.ahead {
+            Some(ahead) => fs.with_read_ahead(CodecSet::with_llm(Some(ahead))),
+            None => fs,
+        };
+        let fs = Arc::new(fs);
+        let archiver = engines.archive.map(|llm| {
+            Archiver::spawn(
+                Arc::clone(&fs),
+                CodecSet::with_llm(Some(llm)),
+                Duration::from_secs(settings.archive_after),
+            )
+        });
+        Ok(Volume { fs, archiver })
+    }
+
+    /// After the session: stops the archiver and writes everything back
+    /// (a no-op when the session's `destroy` already did).
+    pub fn shut_down(self) -> Result<(), String> {
+        if let Some(a) = self.archiver {
+            a.stop();
+        }
+        self.fs
+            .shutdown()
+            .map_err(|e| format!("writing back at unmount: {e}"))
+    }
+}
+
+fn load_engines(store: &Store, settings: &VolumeSettings) -> Result<Engines, String> {
+    let requested = match &settings.model {
+        Some(p) => Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
+    };
+    let engine = mount_engine_options(settings.device);
+    // One read of the model; every engine (reads, read-ahead, archiver) runs
+    // the same bytes, so a new volume's --model is what all of them code with.
+    let loaded = volume_model(store, requested.as_deref()).and_then(|bytes| {
+        let reader = LlmCodec::load(&bytes, &engine).map_err(|e| e.to_string())?;
+        Ok((bytes, Arc::new(reader)))
+    });
+    match loaded {
+        Ok((bytes, reader)) => {
+            let load = || LlmCodec::load(&bytes, &engine).map(Arc::new);
+            let ahead = load()
+                .map_err(|e| log::warn!("read-ahead disabled: {e}"))
+                .ok();
+            let archive = if settings.compress == CompressMode::Background && !settings.read_only {
+                load()
+                    .map_err(|e| log::error!("archiver disabled: {e}"))
+                    .ok()
+            } else {
+                None
+            };
+            Ok(Engines {
+                read: Some(reader),
+                ahead,
+                archive,
+            })
+        }
+        Err(e) if requested.is_some() => Err(e),
+        Err(e) => {
+            log::error!("neural codec unavailable, storing with zstd only: {e}");
+            Ok(Engines {
+                read: None,
+                ahead: None,
+                archive: None,
+            })
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Read-ahead of llm blocks: the policy (which misses are sequential, which
+//! blocks are worth decoding ahead) and the second model engine that runs
+//! it, kept out of the POSIX core.
+//!
+//! Decoding an llm block takes the model a long time per block, so a
+//! sequential reader that misses on one would wait for each block in turn.
+//! When a miss on llm block `idx` follows one on `idx - 1` of the same inode
+//! (or `idx` is 0), the next block, if it is an llm block not yet cached, is
+//! decoded on the read-ahead engine while this one decodes on the main
+//! engine, and cached. Other codecs decode faster than a read-ahead saves.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::Fs;
+use crate::codec::{record_codec, CodecId, CodecSet};
+use crate::error::{Error, Result};
+
+/// Inodes whose last miss is remembered; past this the memory is dropped
+/// (a reader then just starts a new sequence).
+const TRACKED_INODES: usize = 4096;
+
+/// The read-ahead engine and what it remembers of past misses.
+pub(super) struct ReadAhead {
+    /// Codecs with their own llm engine, used only for blocks decoded ahead.
+    codecs: CodecSet,
+    /// Per inode, the block a sequential reader's next miss would be: the
+    /// one after the last llm block decoded on a miss (or read ahead).
+    last_llm_miss: Mutex<HashMap<u64, u64>>,
+}
+
+impl ReadAhead {
+    pub(super) fn new(codecs: CodecSet) -> ReadAhead {
+        ReadAhead {
+            codecs,
+            last_llm_miss: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records a miss on block `idx` holding `record`; returns the block to
+    /// decode ahead when the miss is on an llm block and continues a
+    /// sequential read.
+    fn next_after_miss(&self, ino: u64, idx: u64, record: &[u8]) -> Option<u64> {
+        if record_codec(record) != Some(CodecId::Llm) {
+            return None;
+        }
+        let next = idx + 1;
+        let mut last = self.last_llm_miss.lock().unwrap_or_else(|p| p.into_inner());
+        let sequential = idx == 0 || last.get(&ino) == Some(&(idx - 1));
+        last.insert(ino, if sequential { next } else { idx });
+        if last.len() > TRACKED_INODES {
+            last.clear();
+        }
+        sequential.then_some(next)
+    }
+}
+
+impl Fs {
+    /// Decodes block `idx` (a cache miss) and, when the read-ahead policy
+    /// says so, the next block at the same time on the read-ahead engine,
+    /// which goes into the cache. Errors of the block read ahead are not
+    /// this read's: the next read reports them.
+    pub(super) fn decode_reading_ahead(
+        &self,
+        ino: u64,
+        idx: u64,
+        record: &[u8],
+    ) -> Result<Vec<u8>> {
+        let Some((ahead, next, next_record, next_epoch)) =
+            self.read_ahead_target(ino, idx, record)?
+        else {
+            return self.decode(ino, idx, record);
+        };
+        let (data, next_data) = std::thread::scope(|scope| {
+            let h = scope.spawn(|| ahead.decode_block(&next_record, self.block_size()));
+            let data = self.decode(ino, idx, record);
+            (data, h.join())
+        });
+        match next_data {
+            Ok(Ok(d)) => self.cache.insert(ino, next, Arc::new(d), next_epoch),
+            Ok(Err(e)) => log::debug!("read-ahead of inode {ino} block {next}: {e}"),
+            Err(_) => log::error!("read-ahead thread panicked"),
+        }
+        data
+    }
+
+    /// The read-ahead codecs, and the next block's index, record and cache
+    /// epoch, when the policy picks a next block that is an llm block not
+    /// cached yet.
+    #[allow(clippy::type_complexity)]
+    fn read_ahead_target(
+        &self,
+        ino: u64,
+        idx: u64,
+        record: &[u8],
+    ) -> Result<Option<(&CodecSet, u64, Vec<u8>, u64)>> {
+        let Some(ahead) = &self.read_ahead else {
+            return Ok(None);
+        };
+        let Some(next) = ahead.next_after_miss(ino, idx, record) else {
+            return Ok(None);
+        };
+        let Err(next_epoch) = self.cache.get(ino, next) else {
+            return Ok(None);
+        };
+        match self.store.read(|m| Ok::<_, Error>(m.block(ino, next)?))? {
+            Some(r) if record_codec(&r) == Some(CodecId::Llm) => {
+                Ok(Some((&ahead.codecs, next, r, next_epoch)))
+            }
+            _ => Ok(None),
+        }
+    }
+}

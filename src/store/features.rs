@@ -1,0 +1,156 @@
+//! The volume's feature set: the kinds of record a reader must be able to
+//! decode to read this volume, beyond what its tables need.
+//!
+//! A feature is recorded (the `volume` row `features`, names joined by
+//! commas) in the same transaction as the first record that needs it, and
+//! the schema version is raised in that transaction to the version that
+//! llmfs builds predating the feature refuse. A volume that never stored
+//! such a record stays readable by those builds. docs/FORMAT.md, "Schema and
+//! versions", is the specification.
+
+use crate::codec::CodecId;
+
+/// The `volume` key holding the feature set.
+pub const FEATURES_KEY: &str = "features";
+
+/// One feature a volume's records may need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Feature {
+    /// Block records with codec 3 (LZMA2).
+    Lzma,
+    /// llm records of an integer model (payload versions 3 and 4,
+    /// `llmfs-int8-v1`: docs/INTEGER_MODEL.md).
+    PortableLlm,
+}
+
+impl Feature {
+    pub const ALL: [Feature; 2] = [Feature::Lzma, Feature::PortableLlm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::Lzma => "lzma",
+            Feature::PortableLlm => "llm-int8-v1",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Feature> {
+        Feature::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The schema version a store carries once it holds this feature:
+    /// llmfs builds older than the feature know only lower versions, and
+    /// refuse the store instead of failing reads of its records.
+    pub fn schema_version(self) -> u32 {
+        match self {
+            Feature::Lzma => 3,
+            Feature::PortableLlm => 4,
+        }
+    }
+
+    /// The feature `record` (of `codec`) needs, if any: its codec's, or
+    /// for an llm record an integer model's payload version.
+    pub fn of_record(codec: u8, record: &[u8]) -> Option<Feature> {
+        if codec == CodecId::Llm as u8 {
+            let payload = record.get(crate::codec::RECORD_HEADER_LEN..)?;
+            return (crate::codec::payload_portable(payload) == Some(true))
+                .then_some(Feature::PortableLlm);
+        }
+        Feature::of_codec(codec)
+    }
+
+    /// The feature a record of `codec` needs, if any, whatever its payload.
+    pub fn of_codec(codec: u8) -> Option<Feature> {
+        match CodecId::from_u8(codec)? {
+            CodecId::Lzma => Some(Feature::Lzma),
+            CodecId::Raw | CodecId::Zstd | CodecId::Llm => None,
+        }
+    }
+}
+
+/// The features a volume has recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeatureSet(Vec<Feature>);
+
+impl FeatureSet {
+    pub fn contains(&self, f: Feature) -> bool {
+        self.0.contains(&f)
+    }
+
+    pub fn insert(&mut self, f: Feature) {
+        if !self.contains(f) {
+            self.0.push(f);
+            self.0.sort();
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Feature> + '_ {
+        self.0.iter().copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Parses the stored text; `Err` holds the names this build does not
+    /// know.
+    pub fn parse(text: &str) -> Result<FeatureSet, Vec<String>> {
+        let mut set = FeatureSet::default();
+        let mut unknown = Vec::new();
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match Feature::from_name(name) {
+                Some(f) => set.insert(f),
+                None => unknown.push(name.to_string()),
+            }
+        }
+        if unknown.is_empty() {
+            Ok(set)
+        } else {
+            Err(unknown)
+        }
+    }
+
+    /// The stored text.
+    pub fn to_text(&self) -> String {
+        self.0
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The schema version a store with these features must carry (at
+    /// least `tables`, the version of its tables).
+    pub fn schema_version(&self, tables: u32) -> u32 {
+        self.iter()
+            .map(Feature::schema_version)
+            .fold(tables, u32::max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints() {
+        let s = FeatureSet::parse(" lzma,,lzma ").unwrap();
+        assert!(s.contains(Feature::Lzma));
+        assert_eq!(s.to_text(), "lzma");
+        assert_eq!(FeatureSet::parse("").unwrap(), FeatureSet::default());
+        assert_eq!(
+            FeatureSet::parse("lzma,zpaq,x").unwrap_err(),
+            vec!["zpaq".to_string(), "x".to_string()]
+        );
+        assert_eq!(s.schema_version(2), 3);
+        assert_eq!(FeatureSet::default().schema_version(2), 2);
+    }
+
+    #[test]
+    fn codecs_needing_a_feature() {
+        assert_eq!(Feature::of_codec(CodecId::Lzma as u8), Some(Feature::Lzma));
+        for c in [CodecId::Raw, CodecId::Zstd, CodecId::Llm] {
+            assert_eq!(Feature::of_codec(c as u8), None);
+        }
+        assert_eq!(Feature::of_codec(200), None);
+    }
+}
