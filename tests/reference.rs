@@ -65,10 +65,11 @@ fn sessions(model: &[u8]) -> Vec<(String, Session)> {
     out
 }
 
-/// A full pass through ONNX Runtime from empty caches: the int32 logits and
-/// each layer's present keys and values.
+/// Each layer's present keys and values.
 type Present = Vec<(Vec<i8>, Vec<i8>)>;
 
+/// A full pass through ONNX Runtime from empty caches: the int32 logits and
+/// the present caches.
 fn ort_run(
     s: &mut Session,
     r: &Reference,

@@ -71,7 +71,8 @@ struct Layer {
     wo: Linear,
     ln2: Norm,
     w1: Linear,
-    /// The GELU table, indexed by `h + GELU_G`, values in -127..=127.
+    /// The GELU table, indexed by the requantised MLP input (its addend
+    /// carries the +GELU_G) in 0..=2·GELU_G; values in -127..=127.
     gelu: Vec<i8>,
     w2: Linear,
 }
