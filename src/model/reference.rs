@@ -792,6 +792,13 @@ mod tests {
     }
 
     #[test]
+    fn engines_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Reference>();
+        send_sync::<RefCache>();
+    }
+
+    #[test]
     fn rsqrt_table_ends() {
         let t = rsqrt_table();
         assert_eq!(t.len(), 65026);
