@@ -194,7 +194,7 @@ impl Reference {
     pub fn load(model: &[u8]) -> Result<Reference, ModelError> {
         let proto = onnx_proto::parse_model(model)?;
         let json = proto
-            .metadata("llmfs.config")?
+            .metadata_value("llmfs.config")?
             .ok_or_else(|| bad("no llmfs.config metadata"))?;
         let cfg = Config::parse(json)?;
         let p = Params::index(&proto.initializers)?;
