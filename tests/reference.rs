@@ -65,10 +65,11 @@ fn sessions(model: &[u8]) -> Vec<(String, Session)> {
     out
 }
 
-/// A full pass through ONNX Runtime from empty caches: the int32 logits and
-/// each layer's present keys and values.
+/// Each layer's present keys and values.
 type Present = Vec<(Vec<i8>, Vec<i8>)>;
 
+/// A full pass through ONNX Runtime from empty caches: the int32 logits and
+/// the present caches.
 fn ort_run(
     s: &mut Session,
     r: &Reference,
@@ -141,7 +142,7 @@ fn full_pass_equals_onnx_runtime_at_every_level_and_thread_count() {
         let bytes = read(path);
         let r = load(path);
         let ctx = r.context();
-        let mut batches: Vec<Vec<usize>> = vec![vec![ctx], vec![1], vec![3, ctx, 1, 77]];
+        let mut batches: Vec<Vec<usize>> = vec![vec![ctx], vec![1], vec![3, ctx / 2, 1, 77]];
         if r.d_model() <= 32 {
             // The small models afford more: random batches of random lengths.
             for _ in 0..3 {
@@ -591,5 +592,43 @@ fn truncated_and_corrupted_files_never_panic() {
     assert!(
         accepted > 0,
         "no flip kept the model valid: the run path went untested"
+    );
+}
+
+/// Speed on the default model, for the record (release build):
+/// `cargo test --release --test reference -- --ignored --nocapture speed`.
+#[test]
+#[ignore]
+fn speed() {
+    let r = load("models/default-int/model.onnx");
+    let ctx = r.context();
+    let mut rng = StdRng::seed_from_u64(5);
+    let (tokens, t) = batch_tokens(&mut rng, &[ctx; 32]);
+    let start = std::time::Instant::now();
+    full_pass(&r, &tokens, 32, t);
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "full pass, 32 chunks of {ctx}: {secs:.3} s, {:.0} bytes/s",
+        (32 * ctx) as f64 / secs
+    );
+    let batch = 64;
+    let mut cache = RefCache::new(&r, batch);
+    let start = std::time::Instant::now();
+    for i in 0..ctx {
+        let step: Vec<i64> = (0..batch)
+            .map(|_| {
+                if i == 0 {
+                    BOS
+                } else {
+                    rng.random_range(0..256)
+                }
+            })
+            .collect();
+        r.run(&step, batch, 1, &mut cache).unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "one-token steps, batch {batch} over {ctx} positions: {secs:.3} s, {:.0} bytes/s",
+        (batch * ctx) as f64 / secs
     );
 }

@@ -32,7 +32,7 @@ pub struct Model<'a> {
 impl Model<'_> {
     /// The value of metadata key `key`; a key given twice is an error, since
     /// readers disagree on which one wins.
-    pub fn metadata(&self, key: &str) -> Result<Option<&str>, ModelError> {
+    pub fn metadata_value(&self, key: &str) -> Result<Option<&str>, ModelError> {
         let mut found = None;
         for (k, v) in &self.metadata {
             if k == key {
@@ -430,8 +430,8 @@ mod tests {
         varint_field(1, 3, &mut t);
         let m = model(&[t], &[("llmfs.config", "{}"), ("other", "x")]);
         let parsed = parse_model(&m).unwrap();
-        assert_eq!(parsed.metadata("llmfs.config").unwrap(), Some("{}"));
-        assert_eq!(parsed.metadata("missing").unwrap(), None);
+        assert_eq!(parsed.metadata_value("llmfs.config").unwrap(), Some("{}"));
+        assert_eq!(parsed.metadata_value("missing").unwrap(), None);
         let w = &parsed.initializers[0];
         assert_eq!((w.name.as_str(), w.dims.as_slice()), ("w", &[3][..]));
         assert_eq!(w.to_i8().unwrap(), vec![1, -1, 127]);
@@ -525,7 +525,7 @@ mod tests {
         varint_field(14, EXTERNAL, &mut t);
         assert!(parse_model(&model(&[t], &[])).is_err());
         let m = model(&[], &[("k", "a"), ("k", "b")]);
-        assert!(parse_model(&m).unwrap().metadata("k").is_err());
+        assert!(parse_model(&m).unwrap().metadata_value("k").is_err());
     }
 
     #[test]

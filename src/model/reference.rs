@@ -71,7 +71,8 @@ struct Layer {
     wo: Linear,
     ln2: Norm,
     w1: Linear,
-    /// The GELU table, indexed by `h + GELU_G`, values in -127..=127.
+    /// The GELU table, indexed by the requantised MLP input (its addend
+    /// carries the +GELU_G) in 0..=2·GELU_G; values in -127..=127.
     gelu: Vec<i8>,
     w2: Linear,
 }
@@ -193,7 +194,7 @@ impl Reference {
     pub fn load(model: &[u8]) -> Result<Reference, ModelError> {
         let proto = onnx_proto::parse_model(model)?;
         let json = proto
-            .metadata("llmfs.config")?
+            .metadata_value("llmfs.config")?
             .ok_or_else(|| bad("no llmfs.config metadata"))?;
         let cfg = Config::parse(json)?;
         let p = Params::index(&proto.initializers)?;
@@ -284,6 +285,43 @@ impl Reference {
         cache: &mut RefCache,
     ) -> Result<Vec<i32>, ModelError> {
         self.check_run(tokens, batch, t, cache)?;
+        Ok(self.forward_fastest(tokens, batch, t, cache))
+    }
+
+    /// [`Reference::forward`] compiled for the widest vector unit the CPU
+    /// has: the integer results are the same on every path.
+    fn forward_fastest(
+        &self,
+        tokens: &[i64],
+        batch: usize,
+        t: usize,
+        cache: &mut RefCache,
+    ) -> Vec<i32> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.forward_avx2(tokens, batch, t, cache) };
+        }
+        self.forward(tokens, batch, t, cache)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn forward_avx2(
+        &self,
+        tokens: &[i64],
+        batch: usize,
+        t: usize,
+        cache: &mut RefCache,
+    ) -> Vec<i32> {
+        self.forward(tokens, batch, t, cache)
+    }
+
+    /// intmodel.py's `forward` on inputs `check_run` accepted. Everything
+    /// it calls is inlined, so that `forward_avx2` compiles all of it with
+    /// AVX2.
+    #[inline(always)]
+    fn forward(&self, tokens: &[i64], batch: usize, t: usize, cache: &mut RefCache) -> Vec<i32> {
         let (d, past, rows) = (self.d_model, cache.len, batch * t);
         let mut x = vec![0i32; rows * d];
         for (r, (xr, &tok)) in x.chunks_exact_mut(d).zip(tokens).enumerate() {
@@ -310,7 +348,8 @@ impl Reference {
             self.layer_norm(&x, &layer.ln2, &mut y);
             let gelu = &layer.gelu;
             layer.w1.apply(&y, |i, v| {
-                // v + GELU_G is in 0..=2·GELU_G, the table's index range.
+                // The requantised value is the table index (the addend
+                // carries the +GELU_G), clamped to the table's range.
                 g[i] = gelu[(v.clamp(0, 2 * GELU_G)) as usize];
             });
             layer.w2.apply(&g, |i, v| x[i] = residual(x[i], v));
@@ -321,7 +360,7 @@ impl Reference {
         self.head.apply(&y, |i, v| {
             logits[i] = v.clamp(-LOGIT_MAX, LOGIT_MAX) as i32;
         });
-        Ok(logits)
+        logits
     }
 
     fn check_run(
@@ -359,6 +398,7 @@ impl Reference {
     }
 
     /// intmodel.py's `layer_norm` on every row of `x`.
+    #[inline(always)]
     fn layer_norm(&self, x: &[i32], norm: &Norm, out: &mut [i8]) {
         let d = self.d_model;
         let k = norm.k;
@@ -391,6 +431,7 @@ impl Reference {
     /// Attention of this run's rows over every position before them and
     /// themselves; the positions after a row are masked to a weight of 0 by
     /// the semantics (load checked it), so they are skipped.
+    #[inline(always)]
     fn attention(
         &self,
         layer: &Layer,
@@ -450,6 +491,7 @@ impl Reference {
 }
 
 /// `x + req(...)` of a residual branch, clamped to the stream's bound.
+#[inline(always)]
 fn residual(x: i32, v: i64) -> i32 {
     (i64::from(x) + v.clamp(-XMAX, XMAX)).clamp(-XMAX, XMAX) as i32
 }
@@ -457,6 +499,7 @@ fn residual(x: i32, v: i64) -> i32 {
 impl RefCache {
     /// Stores the keys and values of this run's `t` positions per sequence
     /// from the rows of `qkv` (`[batch·t, 3·d]`).
+    #[inline(always)]
     fn append(&mut self, l: usize, qkv: &[i8], t: usize, d: usize) {
         let (dh, cap, past) = (self.dh, self.cap, self.len);
         let (keys, values) = (&mut self.keys[l], &mut self.values[l]);
@@ -478,15 +521,11 @@ impl RefCache {
 impl Linear {
     /// `emit(i, req(acc))` for every output `i` of `input · W` (`[rows, k]`
     /// row-major input, output index `row · n + col`).
+    #[inline(always)]
     fn apply(&self, input: &[i8], mut emit: impl FnMut(usize, i64)) {
         for (r, row) in input.chunks_exact(self.k).enumerate() {
-            for (c, ((w, &mul), &add)) in self
-                .wt
-                .chunks_exact(self.k)
-                .zip(&self.mul)
-                .zip(&self.add)
-                .enumerate()
-            {
+            let cols = self.wt.chunks_exact(self.k).zip(&self.mul).zip(&self.add);
+            for (c, ((w, &mul), &add)) in cols.enumerate() {
                 emit(r * self.n + c, req(dot(row, w), mul, add));
             }
         }
@@ -496,7 +535,7 @@ impl Linear {
 /// intmodel.py's `req` before the clamp: floor((acc·mul + add) / 2^24) -
 /// 2^31. |acc| <= 1024·127² < 2^24 and 0 <= mul < 2^31, so the product fits
 /// an i64; `add` is unbounded, and the sum wraps as numpy's int64 does.
-#[inline]
+#[inline(always)]
 fn req(acc: i32, mul: i64, add: i64) -> i64 {
     ((i64::from(acc) * mul).wrapping_add(add) >> REQ_S) - REQ_OFF
 }
@@ -504,7 +543,7 @@ fn req(acc: i32, mul: i64, add: i64) -> i64 {
 /// Σ a[i]·b[i] of two int8 slices (at most 1024 terms of |·| <= 127², so
 /// far inside i32). Widening through i16 lets the compiler use the
 /// multiply-add of pairs (pmaddwd) when it vectorises the loop.
-#[inline]
+#[inline(always)]
 fn dot(a: &[i8], b: &[i8]) -> i32 {
     a.iter()
         .zip(b)
@@ -513,7 +552,7 @@ fn dot(a: &[i8], b: &[i8]) -> i32 {
 }
 
 /// acc[i] += s·v[i].
-#[inline]
+#[inline(always)]
 fn axpy(acc: &mut [i32], s: i32, v: &[i8]) {
     for (a, &x) in acc.iter_mut().zip(v) {
         *a += s * i32::from(x);
@@ -712,6 +751,52 @@ fn bad(detail: impl Into<String>) -> ModelError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn model(name: &str) -> Vec<u8> {
+        let path = format!("{}/models/test-int/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn rsqrt_table_is_the_graphs() {
+        let bytes = model("model.onnx");
+        let proto = onnx_proto::parse_model(&bytes).unwrap();
+        let graph = proto
+            .initializers
+            .iter()
+            .find(|t| t.name.starts_with("rsqrt_"))
+            .expect("the graph's RSQRT constant");
+        assert_eq!(graph.to_i32().unwrap(), rsqrt_table());
+    }
+
+    #[test]
+    fn vector_and_portable_paths_agree() {
+        for name in ["model.onnx", "random-extreme.onnx"] {
+            let r = Reference::load(&model(name)).unwrap();
+            let (batch, t) = (3, 100);
+            let tokens: Vec<i64> = (0..batch * t)
+                .map(|i| {
+                    if i % t == 0 {
+                        BOS
+                    } else {
+                        (i * 7919 % 256) as i64
+                    }
+                })
+                .collect();
+            let mut c1 = RefCache::new(&r, batch);
+            let mut c2 = RefCache::new(&r, batch);
+            let portable = r.forward(&tokens, batch, t, &mut c1);
+            assert_eq!(portable, r.forward_fastest(&tokens, batch, t, &mut c2));
+            assert_eq!(c1.keys(1), c2.keys(1));
+        }
+    }
+
+    #[test]
+    fn engines_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Reference>();
+        send_sync::<RefCache>();
+    }
 
     #[test]
     fn rsqrt_table_ends() {
