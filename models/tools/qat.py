@@ -34,7 +34,7 @@ usage:
   qat.py calib FLOAT.onnx OUT_STATS.npz --calib FILE ... [--chunks 4]
   qat.py train --float FLOAT.onnx --stats STATS.npz --data DIR --out RUN_DIR
                [--heldout-list FILE] [--exclude-list FILE] [--steps N] ...
-  qat.py export RUN_DIR/checkpoint.pt OUT.onnx
+  qat.py export RUN_DIR/checkpoint.pt OUT.onnx [--float-out FLOAT.onnx]
   qat.py eval --model NAME=MODEL.onnx ... --out TABLE.json FILE ...
 """
 
@@ -525,6 +525,15 @@ def cmd_export(args):
                       ((k.split(".", 1)[1], v) for k, v in ck["model"].items())}, ck["stats"])
     model.export(args.out)
     print(f"wrote {args.out}", file=sys.stderr)
+    if args.float_out:
+        # The same float weights as a float graph (graph.py; the attention
+        # scale is already folded in): the float model QAT trained, not shipped.
+        import onnx
+        import graph
+
+        w = {k: v.astype(np.float32) for k, v in model.float_weights().items()}
+        onnx.save(graph.build(cfg, w), args.float_out)
+        print(f"wrote {args.float_out}", file=sys.stderr)
 
 
 def cmd_calib(args):
@@ -565,6 +574,7 @@ def main():
     a = sub.add_parser("export")
     a.add_argument("checkpoint")
     a.add_argument("out")
+    a.add_argument("--float-out", help="also write the float weights as a float graph (graph.py)")
     a = sub.add_parser("eval")
     a.add_argument("--model", action="append", required=True, help="NAME=MODEL.onnx (float or integer)")
     a.add_argument("--out", required=True)
