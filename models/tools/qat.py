@@ -22,8 +22,8 @@ s_v, s_h, s_g, exp_shift and the exp and GELU tables. Every step the integer
 parameters are `intmodel.quantize(cfg, current float weights, stats)`: the
 per-column weight scales, int8 weights and requantisation multipliers and
 addends come from the current weights by intmodel's own functions, so the
-exported model (`intmodel.build_graph` of the same call) is what the QAT
-forward computes.
+exported model (`intmodel.write_model` of the same call: `build_graph` and its
+CPU variant) is what the QAT forward computes.
 
 Integer products: int8 x int8 matrix products are computed in float32; they
 are exact because every partial sum is an integer below 2^24 in magnitude (at
@@ -158,12 +158,11 @@ class QAT(nn.Module):
         return icfg, p
 
     def export(self, path):
+        """The model file, as `intmodel.py quantize` writes one: the
+        canonical graph with its CPU variant embedded (intmodel.write_model)."""
         icfg, p = self.quantize()
         im.validate(icfg, p)
-        import onnx
-
-        model = im.build_graph(icfg, p)
-        onnx.save(model, path)
+        im.write_model(icfg, p, path)
         return icfg, p
 
     @staticmethod

@@ -1,6 +1,7 @@
 """Tests of qat.py: the QAT forward pass computes intmodel.forward's integer
 logits bitwise, before and after a training step, and the model it exports
-(intmodel.build_graph) gives the same logits under ONNX Runtime.
+(intmodel.write_model: the canonical graph and its embedded CPU variant)
+gives the same logits under ONNX Runtime.
 
     python3 models/tools/test_qat.py        (about 15 s on one thread)
 """
@@ -12,6 +13,7 @@ import tempfile
 import unittest
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,6 +74,10 @@ class Case:
             got = ort_logits(path, icfg, self.tokens)
             self.assertEqual(got.dtype, np.int32)
             self.assertTrue(np.array_equal(got, ref), f"{tag}: ONNX Runtime on the export != intmodel.forward")
+            sess = ort.InferenceSession(im.cpu_variant(path), providers=["CPUExecutionProvider"])
+            feeds = {k: v.astype(np.uint8) for k, v in im.empty_cache(icfg, self.tokens.shape[0]).items()}
+            got = sess.run(["logits"], {"tokens": self.tokens, **feeds})[0]
+            self.assertTrue(np.array_equal(got, ref), f"{tag}: the export's CPU variant != intmodel.forward")
             ecfg, ep = im.load_int(path)
             self.assertEqual(ecfg, icfg)
             self.assertEqual(set(ep), set(p))
@@ -114,7 +120,7 @@ class TestDefault(Case, unittest.TestCase):
 
     def test_initial_weights_are_the_ptq_default(self):
         icfg, p = self.model.quantize()
-        graph = im.build_graph(icfg, p).SerializeToString()
+        graph = im.with_cpu_variant(im.build_graph(icfg, p), icfg, p).SerializeToString()
         with open(os.path.join(ROOT, "models/default/model.onnx"), "rb") as f:
             want = f.read()
         self.assertEqual(hashlib.sha256(graph).hexdigest(), hashlib.sha256(want).hexdigest())
