@@ -235,6 +235,11 @@ mod convert {
         assert!(ok && out.contains("already portable"), "{out}");
 
         let store = open_store(dir.path());
+        let features = store.read(|m| m.features()).unwrap();
+        assert!(
+            features.contains(llmfs::store::Feature::PortableLlm),
+            "{features:?}"
+        );
         let shas = store.read(|m| m.model_shas()).unwrap();
         assert_eq!(
             shas,

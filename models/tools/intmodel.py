@@ -542,9 +542,26 @@ def validate(cfg, p):
     dh = d // nh
     assert d <= 256 and d % nh == 0, "d_model <= 256"
     assert 4 * d <= 1024, "products of at most 1024 terms"
+    assert 2 <= cfg["context"] <= 1024, "attention products of at most 1024 terms"
+    assert cfg.get("vocab", 256) == 256, "byte models only"
+    q = cfg["quant"]
+    shifts = [q["lnf_k"]] + [lq[k] for lq in q["layers"] for k in ("ln1_k", "ln2_k", "exp_shift")]
+    assert all(isinstance(k, int) and 0 <= k <= 16 for k in shifts), "shifts in 0..=16"
+    types = {"tok_emb": np.int32, "pos_emb": np.int32, "head.w": np.int8, "head.m": np.int64,
+             "head.c": np.int64, "lnf.div": np.int32}
     for key, arr in p.items():
+        want = types.get(key)
+        if re.match(r"h\d+\.", key):
+            kind = key.split(".", 1)[1]
+            want = {"ln1.div": np.int32, "ln2.div": np.int32, "attn.exp": np.int32,
+                    "mlp.gelu": np.int32}.get(kind)
+            if want is None:
+                want = np.int8 if kind.split(".")[1].startswith("w") else np.int64
+        assert arr.dtype == want, f"{key}: {arr.dtype}, expected {np.dtype(want)}"
         if arr.dtype == np.int8:
             assert arr.min() >= -127, f"{key}: int8 weight -128"
+    for key in ("tok_emb", "pos_emb"):
+        assert np.abs(p[key].astype(np.int64)).max() < (1 << 30), f"{key}: |value| >= 2^30"
     maxscore = dh * 127 * 127
     for l in range(cfg["n_layers"]):
         lq = cfg["quant"]["layers"][l]
@@ -559,6 +576,9 @@ def validate(cfg, p):
         assert ((div >= 1) & (div <= LN_OFF) & ((div & (div - 1)) == 0)).all(), key
     for key in [k for k in p if re.search(r"\.m(qkv|o|1|2)?$", k)]:
         assert ((p[key] >= 0) & (p[key] < (1 << 31))).all(), key
+    for key in [k for k in p if re.search(r"\.c(qkv|o|1|2)?$", k)]:
+        dev = p[key].astype(np.int64) - REQ_OFF * (1 << REQ_S)
+        assert (np.abs(dev) <= (1 << 54)).all(), f"{key}: addend out of range"
 
 
 # --------------------------------------------------------------------------
