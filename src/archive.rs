@@ -217,39 +217,11 @@ pub fn convert_to_portable(
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let Some(old) = store.read(|m| Ok::<_, Error>(m.block(ino, idx)?))? else {
-                continue;
-            };
-            stats.blocks += 1;
-            let raw = match codecs.decode_block(&old, store.block_size()) {
-                Ok(raw) => raw,
-                Err(e) => {
-                    log::error!("convert: inode {ino} block {idx}: {e}; left as it is");
-                    stats.failed += 1;
-                    failed += 1;
-                    continue;
-                }
-            };
-            let new = codecs
-                .encode_block_best(&raw)
-                .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
-            let new_codec = record_codec(&new).unwrap_or(CodecId::Raw);
-            let swapped = store.write(Durability::Normal, |m| {
-                Ok::<_, Error>(m.swap_archived_block(
-                    ino,
-                    idx,
-                    &old,
-                    Some((new_codec as u8, new.as_slice())),
-                )?)
-            })?;
-            stats.raw_bytes += raw.len() as u64;
-            stats.stored_before += old.len() as u64;
-            if swapped {
-                stats.to_llm += u64::from(new_codec == CodecId::Llm);
-                stats.stored_after += new.len() as u64;
-            } else {
-                stats.changed += 1;
-                stats.stored_after += old.len() as u64;
+            // Always swapped in: the point is that no float block remains.
+            let outcome =
+                reencode_block(store, codecs, (ino, idx), &mut stats, |_, _, _| Ok(true))?;
+            if outcome == Reencoded::Failed {
+                failed += 1;
             }
             progress(&stats);
         }
@@ -270,6 +242,68 @@ pub fn convert_to_portable(
         })?;
     }
     Ok(stats)
+}
+
+/// What became of one block [`reencode_block`] was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reencoded {
+    /// Deleted meanwhile.
+    Gone,
+    /// Its record did not decode: left as it is (fsck reports it).
+    Failed,
+    /// Considered: swapped, kept, or rewritten meanwhile.
+    Done,
+}
+
+/// Reads block `at`, decodes it and encodes it with the archival choice;
+/// `swap_if(old, new, new_codec)` says whether the new record replaces the
+/// old one. Either way the block is marked archived, and only if it still
+/// holds `old`: a block rewritten meanwhile keeps its new data. Counts
+/// into `stats`.
+fn reencode_block(
+    store: &Store,
+    codecs: &CodecSet,
+    (ino, idx): (u64, u64),
+    stats: &mut ArchiveStats,
+    mut swap_if: impl FnMut(&[u8], &[u8], CodecId) -> Result<bool>,
+) -> Result<Reencoded> {
+    let Some(old) = store.read(|m| Ok::<_, Error>(m.block(ino, idx)?))? else {
+        return Ok(Reencoded::Gone);
+    };
+    stats.blocks += 1;
+    let raw = match codecs.decode_block(&old, store.block_size()) {
+        Ok(raw) => raw,
+        Err(e) => {
+            log::error!("archiver: inode {ino} block {idx}: {e}; left as it is");
+            stats.failed += 1;
+            return Ok(Reencoded::Failed);
+        }
+    };
+    let new = codecs
+        .encode_block_best(&raw)
+        .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
+    let new_codec = record_codec(&new).unwrap_or(CodecId::Raw);
+    let swap = swap_if(&old, &new, new_codec)?;
+    let swapped = store.write(Durability::Normal, |m| {
+        Ok::<_, Error>(m.swap_archived_block(
+            ino,
+            idx,
+            &old,
+            swap.then_some((new_codec as u8, new.as_slice())),
+        )?)
+    })?;
+    stats.raw_bytes += raw.len() as u64;
+    stats.stored_before += old.len() as u64;
+    if !swapped {
+        stats.changed += 1;
+        stats.stored_after += old.len() as u64;
+    } else if swap {
+        stats.to_llm += u64::from(new_codec == CodecId::Llm);
+        stats.stored_after += new.len() as u64;
+    } else {
+        stats.stored_after += old.len() as u64;
+    }
+    Ok(Reencoded::Done)
 }
 
 /// Counts of one archiver pass.
@@ -315,46 +349,21 @@ pub fn archive_pass(
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let Some(old) = store.read(|m| Ok::<_, Error>(m.block(ino, idx)?))? else {
-                continue;
-            };
-            stats.blocks += 1;
-            let raw = match codecs.decode_block(&old, store.block_size()) {
-                Ok(raw) => raw,
-                Err(e) => {
-                    log::error!("archiver: inode {ino} block {idx}: {e}; left as it is");
-                    stats.failed += 1;
-                    skip.insert((ino, idx));
-                    continue;
-                }
-            };
-            let new = codecs
-                .encode_block_best(&raw)
-                .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
             // Smaller wins: the model, LZMA2, or zstd at its archival level
             // (or raw), whichever `encode_block_best` kept.
-            let new_codec = record_codec(&new).unwrap_or(CodecId::Raw);
-            let better = new.len() < old.len();
-            if better && new_codec == CodecId::Llm && !model_recorded {
-                if let Some(llm) = codecs.llm() {
-                    ensure_model_recorded(store, llm)?;
-                }
-                model_recorded = true;
-            }
-            let swap = better.then_some((new_codec as u8, new.as_slice()));
-            let swapped = store.write(Durability::Normal, |m| {
-                Ok::<_, Error>(m.swap_archived_block(ino, idx, &old, swap)?)
-            })?;
-            stats.raw_bytes += raw.len() as u64;
-            stats.stored_before += old.len() as u64;
-            if !swapped {
-                stats.changed += 1;
-                stats.stored_after += old.len() as u64;
-            } else if better {
-                stats.to_llm += u64::from(new_codec == CodecId::Llm);
-                stats.stored_after += new.len() as u64;
-            } else {
-                stats.stored_after += old.len() as u64;
+            let outcome =
+                reencode_block(store, codecs, (ino, idx), &mut stats, |old, new, codec| {
+                    let better = new.len() < old.len();
+                    if better && codec == CodecId::Llm && !model_recorded {
+                        if let Some(llm) = codecs.llm() {
+                            ensure_model_recorded(store, llm)?;
+                        }
+                        model_recorded = true;
+                    }
+                    Ok(better)
+                })?;
+            if outcome == Reencoded::Failed {
+                skip.insert((ino, idx));
             }
             progress(&stats);
         }

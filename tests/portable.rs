@@ -173,12 +173,6 @@ mod convert {
         (out.status.success(), text)
     }
 
-    fn stats(dir: &str) -> serde_json::Value {
-        let (ok, out) = llmfs(&["stats", "--json", dir]);
-        assert!(ok, "{out}");
-        serde_json::from_str(out.lines().next().unwrap()).unwrap()
-    }
-
     #[test]
     fn archive_portable_converts_float_blocks_and_drops_the_float_model() {
         let dir = tempfile::tempdir().unwrap();
@@ -212,7 +206,7 @@ mod convert {
             fs.shutdown().unwrap();
             attr.ino
         };
-        let before = stats(path);
+        let before = super::common::stats_json(dir.path());
         let not_portable = before["llm_not_portable"]["blocks"].as_u64().unwrap();
         assert!(not_portable > 0, "the float model won no block: {before}");
         let (ok, out) = llmfs(&["fsck", path]);
@@ -225,7 +219,7 @@ mod convert {
             "{out}"
         );
 
-        let after = stats(path);
+        let after = super::common::stats_json(dir.path());
         assert_eq!(after["llm_not_portable"]["blocks"], 0, "{after}");
         assert_eq!(after["model"], hex(&sha256(DEFAULT_MODEL)), "{after}");
         let (ok, out) = llmfs(&["fsck", path]);

@@ -3,7 +3,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use llmfs::codec::{encode_record, CodecId, CodecSet, LzmaCodec, RawCodec, ZstdCodec};
+use llmfs::codec::{
+    encode_record, CodecId, CodecSet, LzmaCodec, RawCodec, ZstdCodec, RECORD_HEADER_LEN,
+};
 use llmfs::store::{
     Durability, Feature, OpenOptions, Store, StoreError, DB_FILE, SCHEMA_VERSION, TABLES_VERSION,
 };
@@ -139,7 +141,7 @@ fn version_2_store_stays_open_to_older_builds_until_it_stores_lzma() {
     // A new store is created at the tables' version, with no features.
     assert_eq!(user_version(&dir), TABLES_VERSION);
     assert_eq!(TABLES_VERSION, 2);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     assert_eq!(features_row(&dir), None);
 
     let s = create(&dir, 65536).unwrap();
@@ -184,6 +186,25 @@ fn version_2_store_stays_open_to_older_builds_until_it_stores_lzma() {
     let s = create(&dir, 65536).unwrap();
     let got = s.read(|m| m.block(1, 0)).unwrap().unwrap();
     assert_eq!(set.decode_block(&got, 65536).unwrap(), text);
+
+    // An llm record of an integer model (payload version 4) needs the
+    // feature llm-int8-v1 and schema version 4; a float model's (version
+    // 2) needs nothing. Only the header bytes matter to the gate.
+    let mut llm = lzma.clone();
+    llm[1] = CodecId::Llm as u8;
+    llm[RECORD_HEADER_LEN] = 2;
+    s.write(Durability::Durable, |m| {
+        m.put_block(2, 0, CodecId::Llm as u8, text.len() as u64, &llm)
+    })
+    .unwrap();
+    assert_eq!(user_version(&dir), 3);
+    llm[RECORD_HEADER_LEN] = 4;
+    s.write(Durability::Durable, |m| {
+        m.put_block(2, 1, CodecId::Llm as u8, text.len() as u64, &llm)
+    })
+    .unwrap();
+    assert_eq!(user_version(&dir), 4);
+    assert_eq!(features_row(&dir).as_deref(), Some("lzma,llm-int8-v1"));
 }
 
 /// The archiver's swap is gated the same way as a plain block write.

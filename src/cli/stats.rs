@@ -29,6 +29,22 @@ fn open_read_only(path: &Path) -> Result<Store, String> {
     .map_err(|e| e.to_string())
 }
 
+/// Opens an existing store read-write for an offline pass; a mounted one
+/// is refused with `why`.
+fn open_offline(path: &Path, why: &str) -> Result<Store, String> {
+    if store_of_mountpoint(path).is_some() {
+        return Err(format!("{} is mounted: {why}", path.display()));
+    }
+    Store::open(
+        &store_dir(path),
+        &OpenOptions {
+            create: false,
+            ..OpenOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
 fn ratio(logical: u64, stored: u64) -> f64 {
     if stored == 0 {
         0.0
@@ -180,22 +196,11 @@ pub fn archive(
     model: &super::compress::ModelArgs,
 ) -> Result<ExitCode, String> {
     use std::sync::atomic::AtomicBool;
-    let dir = store_dir(path);
-    if store_of_mountpoint(path).is_some() {
-        return Err(format!(
-            "{} is mounted: a mounted volume archives in the background (--compress=background); \
-             unmount it to archive offline",
-            path.display()
-        ));
-    }
-    let store = Store::open(
-        &dir,
-        &OpenOptions {
-            create: false,
-            ..OpenOptions::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let store = open_offline(
+        path,
+        "a mounted volume archives in the background (--compress=background); \
+         unmount it to archive offline",
+    )?;
     let requested = match &model.model {
         Some(p) => Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
         None => None,
@@ -246,21 +251,7 @@ pub fn convert_to_portable(
     model: &super::compress::ModelArgs,
 ) -> Result<ExitCode, String> {
     use std::sync::atomic::AtomicBool;
-    let dir = store_dir(path);
-    if store_of_mountpoint(path).is_some() {
-        return Err(format!(
-            "{} is mounted: unmount it to convert its blocks",
-            path.display()
-        ));
-    }
-    let store = Store::open(
-        &dir,
-        &OpenOptions {
-            create: false,
-            ..OpenOptions::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let store = open_offline(path, "unmount it to convert its blocks")?;
     let options = crate::model::EngineOptions {
         threads: model.workers(),
         ..model.options()
