@@ -3,6 +3,8 @@
 //! it is being re-encoded keeps the new data). Real SQLite store, real
 //! default model. Small blocks keep the model's work per block small.
 
+mod common;
+
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -15,15 +17,7 @@ use llmfs::store::{Durability, OpenOptions, Store, ROOT_INO};
 const BS: usize = 4096;
 
 fn open_store(dir: &std::path::Path) -> Store {
-    Store::open(
-        dir,
-        &OpenOptions {
-            create: true,
-            block_size: BS,
-            read_only: false,
-        },
-    )
-    .unwrap()
+    common::open_store(dir, BS)
 }
 
 fn llm_codecs(store: &Store) -> CodecSet {

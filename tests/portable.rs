@@ -133,86 +133,106 @@ fn logits_digest_is_the_pinned_one_on_every_engine() {
     }
 }
 
+#[test]
+fn damaged_portable_payloads_are_errors_on_every_engine() {
+    let model = std::fs::read("models/test-int/model.onnx").unwrap();
+    let data = sample(1500);
+    let mut payload = Vec::new();
+    codec(&model, Device::Cpu, 1, true)
+        .encode(&data, &mut payload)
+        .unwrap();
+    for (device, threads) in [(Device::Cpu, 1), (Device::Reference, 1)] {
+        let c = codec(&model, device, threads, true);
+        let decode = |p: &[u8]| {
+            let mut out = Vec::new();
+            c.decode(p, data.len(), &mut out).map(|_| out)
+        };
+        assert!(
+            decode(&payload[..payload.len() / 2]).is_err(),
+            "{device:?}: truncated"
+        );
+        assert!(decode(&payload[..10]).is_err(), "{device:?}: header cut");
+        assert!(decode(&[]).is_err(), "{device:?}: empty");
+        let mut longer = payload.clone();
+        longer.extend_from_slice(&[0x55; 40]);
+        assert!(decode(&longer).is_err(), "{device:?}: trailing bytes");
+        // A flipped byte mid-stream: an error, or (the coder's slack) bytes
+        // of the declared length that the record's checksum then judges.
+        let mut flipped = payload.clone();
+        let at = flipped.len() * 2 / 3;
+        flipped[at] ^= 0x5a;
+        if let Ok(out) = decode(&flipped) {
+            assert_eq!(out.len(), data.len());
+        }
+    }
+}
+
 mod convert {
     //! A volume of float-model blocks, converted by `llmfs archive
     //! --portable`: stats and fsck count what is not portable before, and
     //! nothing after; the data reads back; the old model is dropped.
 
-    use std::process::Command;
-
-    use llmfs::archive::{ensure_model_recorded, volume_codec};
-    use llmfs::codec::{CodecId, CodecSet};
+    use llmfs::archive::{adopt_model, ensure_model_recorded, volume_codec};
+    use llmfs::codec::{CodecId, CodecSet, LlmCodec};
     use llmfs::fs::{Ctx, Fs, FsConfig};
     use llmfs::model::{hex, sha256, EngineOptions, DEFAULT_MODEL};
-    use llmfs::store::{OpenOptions, Store, ROOT_INO};
+    use llmfs::store::{Store, ROOT_INO};
 
     const BS: usize = 4096;
 
     fn open_store(dir: &std::path::Path) -> Store {
-        Store::open(
-            dir,
-            &OpenOptions {
-                create: true,
-                block_size: BS,
-                read_only: false,
-            },
-        )
-        .unwrap()
+        super::common::open_store(dir, BS)
     }
 
-    fn llmfs(args: &[&str]) -> (bool, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_llmfs"))
-            .args(args)
-            .output()
+    /// A volume whose blocks of `data` (one file) are coded with the float
+    /// model where it wins; returns the file's inode.
+    fn float_volume(dir: &std::path::Path, data: &[u8]) -> u64 {
+        let float = std::fs::read("models/float-d192l3/model.onnx").unwrap();
+        let store = open_store(dir);
+        let llm = volume_codec(&store, Some(&float), &EngineOptions::default()).unwrap();
+        assert!(!llm.portable());
+        ensure_model_recorded(&store, &llm).unwrap();
+        let config = FsConfig {
+            best_codec_on_write: true,
+            ..FsConfig::default()
+        };
+        let fs = Fs::with_codecs(store, config, CodecSet::with_llm(Some(llm))).unwrap();
+        let attr = fs
+            .mknod(
+                &Ctx::root(),
+                ROOT_INO,
+                b"prose.txt",
+                libc::S_IFREG | 0o644,
+                0,
+            )
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        let fh = fs.open(attr.ino, libc::O_RDWR).unwrap();
+        fs.write(attr.ino, fh, 0, data).unwrap();
+        fs.fsync(attr.ino).unwrap();
+        fs.release(attr.ino, fh).unwrap();
+        fs.shutdown().unwrap();
+        attr.ino
+    }
+
+    fn prose() -> Vec<u8> {
+        let mut data = super::common::text(5 * BS, 3);
+        data.extend(super::common::text(2 * BS + 100, 4));
+        data
     }
 
     #[test]
     fn archive_portable_converts_float_blocks_and_drops_the_float_model() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_str().unwrap();
-        let float = std::fs::read("models/float-d192l3/model.onnx").unwrap();
-        let mut data = super::common::text(5 * BS, 3);
-        data.extend(super::common::text(2 * BS + 100, 4));
-        let ino = {
-            let store = open_store(dir.path());
-            let llm = volume_codec(&store, Some(&float), &EngineOptions::default()).unwrap();
-            assert!(!llm.portable());
-            ensure_model_recorded(&store, &llm).unwrap();
-            let config = FsConfig {
-                best_codec_on_write: true,
-                ..FsConfig::default()
-            };
-            let fs = Fs::with_codecs(store, config, CodecSet::with_llm(Some(llm))).unwrap();
-            let attr = fs
-                .mknod(
-                    &Ctx::root(),
-                    ROOT_INO,
-                    b"prose.txt",
-                    libc::S_IFREG | 0o644,
-                    0,
-                )
-                .unwrap();
-            let fh = fs.open(attr.ino, libc::O_RDWR).unwrap();
-            fs.write(attr.ino, fh, 0, &data).unwrap();
-            fs.fsync(attr.ino).unwrap();
-            fs.release(attr.ino, fh).unwrap();
-            fs.shutdown().unwrap();
-            attr.ino
-        };
+        let data = prose();
+        let ino = float_volume(dir.path(), &data);
         let before = super::common::stats_json(dir.path());
         let not_portable = before["llm_not_portable"]["blocks"].as_u64().unwrap();
         assert!(not_portable > 0, "the float model won no block: {before}");
-        let (ok, out) = llmfs(&["fsck", path]);
+        let (ok, out) = super::common::run(["fsck", path]);
         assert!(ok && out.contains("not portable"), "{out}");
 
-        let (ok, out) = llmfs(&["archive", "--portable", "--workers", "1", path]);
+        let (ok, out) = super::common::run(["archive", "--portable", "--workers", "1", path]);
         assert!(ok, "{out}");
         assert!(
             out.contains(&format!("converted {not_portable} blocks")),
@@ -222,10 +242,10 @@ mod convert {
         let after = super::common::stats_json(dir.path());
         assert_eq!(after["llm_not_portable"]["blocks"], 0, "{after}");
         assert_eq!(after["model"], hex(&sha256(DEFAULT_MODEL)), "{after}");
-        let (ok, out) = llmfs(&["fsck", path]);
+        let (ok, out) = super::common::run(["fsck", path]);
         assert!(ok && !out.contains("not portable"), "{out}");
         // A second run finds nothing to do.
-        let (ok, out) = llmfs(&["archive", "--portable", path]);
+        let (ok, out) = super::common::run(["archive", "--portable", path]);
         assert!(ok && out.contains("already portable"), "{out}");
 
         let store = open_store(dir.path());
@@ -252,5 +272,40 @@ mod convert {
             .map(|c| c.blocks)
             .sum();
         assert!(llm_blocks > 0, "the integer model won no block: {t:?}");
+    }
+
+    /// A conversion that stopped after the volume adopted the integer model
+    /// (a crash, say): the volume reads both models' blocks, and the next
+    /// run converts the rest.
+    #[test]
+    fn an_interrupted_conversion_reads_both_models_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap();
+        let data = prose();
+        let ino = float_volume(dir.path(), &data);
+        {
+            let store = open_store(dir.path());
+            let int = LlmCodec::load(DEFAULT_MODEL, &EngineOptions::default()).unwrap();
+            adopt_model(&store, &int).unwrap();
+            // Coding with the integer model now, decoding the float blocks.
+            let llm = volume_codec(&store, None, &EngineOptions::default()).unwrap();
+            assert!(llm.portable());
+            let fs =
+                Fs::with_codecs(store, FsConfig::default(), CodecSet::with_llm(Some(llm))).unwrap();
+            assert_eq!(fs.read(ino, 0, data.len() as u32 + 10).unwrap(), data);
+        }
+        let before = super::common::stats_json(dir.path());
+        assert!(before["llm_not_portable"]["blocks"].as_u64().unwrap() > 0);
+        let (ok, out) = super::common::run(["archive", "--portable", "--workers", "1", path]);
+        assert!(ok, "{out}");
+        let after = super::common::stats_json(dir.path());
+        assert_eq!(after["llm_not_portable"]["blocks"], 0, "{after}");
+        let store = open_store(dir.path());
+        assert_eq!(
+            store.read(|m| m.model_shas()).unwrap(),
+            vec![hex(&sha256(DEFAULT_MODEL))]
+        );
+        let (ok, out) = super::common::run(["fsck", path]);
+        assert!(ok, "{out}");
     }
 }

@@ -24,6 +24,7 @@ usage:
   intmodel.py quantize FLOAT.onnx OUT.onnx [--calib FILE ...]   PTQ of a float model
   intmodel.py check MODEL.onnx                                  numpy reference vs ORT, bitwise
   intmodel.py random CONFIG.json OUT.onnx [--seed N] [--extreme] random weights (tests)
+  intmodel.py speed MODEL.onnx [--past P] [--repeats N]         canonical graph vs CPU variant
 """
 
 import argparse
@@ -697,6 +698,48 @@ def cmd_check(args):
     sys.exit(1 if bad else 0)
 
 
+def cmd_speed(args):
+    """ONNX Runtime, 1 thread, level basic: one-token steps (batch 64 after
+    `--past` cached positions) and a full pass (8 x context), on the
+    canonical graph and on its embedded CPU variant, alternating."""
+    import time
+
+    import onnxruntime as ort
+
+    cfg, _ = load_int(args.model)
+    variant = cpu_variant(args.model)
+    graphs = [("canonical", args.model, np.int8)]
+    if variant is not None:
+        graphs.append(("cpu variant", variant, np.uint8))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    so.log_severity_level = 3
+    sessions = [(n, ort.InferenceSession(g, so, providers=["CPUExecutionProvider"]), dt) for n, g, dt in graphs]
+    d, h = cfg["d_model"], cfg["n_heads"]
+
+    def cache(b, past, dt):
+        return {k: np.zeros(v.shape[:2] + ((d // h, past) if "_k_" in k else (past, d // h)), dt)
+                for k, v in empty_cache(cfg, b).items()}
+
+    step_tokens = np.zeros((64, 1), np.int64)
+    full_tokens = np.full((8, cfg["context"]), 97, np.int64)
+    full_tokens[:, 0] = 256
+    for rep in range(args.repeats):
+        for name, sess, dt in sessions:
+            feeds = {"tokens": step_tokens, **cache(64, args.past, dt)}
+            sess.run(None, feeds)
+            t = time.perf_counter()
+            for _ in range(10):
+                sess.run(None, feeds)
+            step = (time.perf_counter() - t) / 10
+            t = time.perf_counter()
+            sess.run(["logits"], {"tokens": full_tokens, **cache(8, 0, dt)})
+            full = time.perf_counter() - t
+            print(f"repeat {rep + 1} {name:11s}: step {step * 1000:6.2f} ms ({64 / step / 1000:5.1f} KB/s), "
+                  f"full pass {full_tokens.size / full / 1000:5.1f} KB/s")
+
+
 def random_model(cfg, seed, extreme):
     """Random parameters within the documented bounds; `extreme` puts every
     weight at +-127 and every table at its limits."""
@@ -773,8 +816,12 @@ def main():
     a.add_argument("out")
     a.add_argument("--seed", type=int, default=1)
     a.add_argument("--extreme", action="store_true")
+    a = sub.add_parser("speed")
+    a.add_argument("model")
+    a.add_argument("--past", type=int, default=128)
+    a.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    {"quantize": cmd_quantize, "check": cmd_check, "random": cmd_random}[args.cmd](args)
+    {"quantize": cmd_quantize, "check": cmd_check, "random": cmd_random, "speed": cmd_speed}[args.cmd](args)
 
 
 if __name__ == "__main__":

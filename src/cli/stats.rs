@@ -45,6 +45,15 @@ fn open_offline(path: &Path, why: &str) -> Result<Store, String> {
     .map_err(|e| e.to_string())
 }
 
+/// An offline pass fails when a block did not decode (it is left as it is).
+fn pass_exit_code(stats: &crate::archive::ArchiveStats) -> ExitCode {
+    if stats.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn ratio(logical: u64, stored: u64) -> f64 {
     if stored == 0 {
         0.0
@@ -237,11 +246,7 @@ pub fn archive(
         stats.stored_before,
         stats.stored_after
     );
-    Ok(if stats.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(pass_exit_code(&stats))
 }
 
 /// `llmfs archive --portable`: re-encodes the float model's llm blocks with
@@ -299,11 +304,7 @@ pub fn convert_to_portable(
         stats.stored_before,
         stats.stored_after
     );
-    Ok(if stats.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(pass_exit_code(&stats))
 }
 
 pub fn fsck(path: &Path) -> Result<ExitCode, String> {

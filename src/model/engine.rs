@@ -37,7 +37,7 @@ const SCORE_BATCH: usize = 32;
 const CPU_GRAPH: &str = "llmfs.cpu_graph";
 
 /// The integer semantics this build implements (docs/INTEGER_MODEL.md).
-pub const INT_SEMANTICS: &str = "llmfs-int8-v1";
+pub const INT_SEMANTICS: &str = super::reference::SEMANTICS;
 /// An integer model's logit `L` stands for `L / 2^LOGIT_FRAC` nats.
 pub(super) const LOGIT_FRAC: i32 = 10;
 

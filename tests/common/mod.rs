@@ -79,6 +79,34 @@ pub fn text(n: usize, seed: u64) -> Vec<u8> {
 }
 
 /// `llmfs stats --json PATH` (a store or a mountpoint), parsed.
+/// Opens (creating if needed) a read-write store in `dir` with `block_size`.
+pub fn open_store(dir: &Path, block_size: usize) -> llmfs::store::Store {
+    llmfs::store::Store::open(
+        dir,
+        &llmfs::store::OpenOptions {
+            create: true,
+            block_size,
+            read_only: false,
+        },
+    )
+    .unwrap()
+}
+
+/// Runs `llmfs ARGS` and returns (success, stdout then stderr).
+pub fn run<I, S>(args: I) -> (bool, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 pub fn stats_json(path: &Path) -> serde_json::Value {
     let out = Command::new(BIN)
         .args(["stats", "--json"])
@@ -252,17 +280,7 @@ impl Mounted {
 
     /// Runs `llmfs fsck` on the store and returns (success, output).
     pub fn fsck(&self) -> (bool, String) {
-        let out = Command::new(BIN)
-            .arg("fsck")
-            .arg(&self.store)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        run([std::ffi::OsStr::new("fsck"), self.store.as_os_str()])
     }
 }
 
