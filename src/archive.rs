@@ -1,12 +1,16 @@
 //! The neural codec in a volume: which model a volume uses, and the
-//! archiver that re-encodes cold blocks with it.
+//! archiver that re-encodes cold blocks in two tiers.
 //!
-//! New writes are stored with the fast codec (zstd or raw) so the model
-//! never slows them down. The archiver picks blocks not yet considered and
-//! written long enough ago, decodes each, encodes it with the smallest of
-//! llm/lzma/zstd/raw, and swaps the new record in only if the block still holds
-//! the record it started from: a block rewritten meanwhile keeps its new
-//! data (`WriteTx::swap_archived_block`).
+//! New writes are stored with the fast codec (zstd or raw) so nothing slow
+//! runs on the write path. Blocks unwritten for `archive_after` go to the
+//! archive tier: the smallest of the model-free archival codecs (LZMA2,
+//! zstd -19) or raw, which still decode at hundreds of MB/s. Blocks
+//! unwritten for `deep_after` go to the deep tier: the smallest of those
+//! and the model, for data that is truly cold (the model decodes at a few
+//! KB/s per core). Each pass decodes a block, encodes it for its tier and
+//! swaps the new record in only if the block still holds the record it
+//! started from: a block rewritten meanwhile keeps its new data
+//! (`WriteTx::swap_archived_block`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +19,7 @@ use std::time::Duration;
 use crate::codec::{record_codec, CodecId, CodecSet, LlmCodec};
 use crate::error::{Error, Result};
 use crate::model::{EngineOptions, ModelError, DEFAULT_MODEL};
-use crate::store::{Durability, Store};
+use crate::store::{ArchiveTier, Durability, Store};
 
 /// Volume setting naming the model (sha256, hex) new blocks are coded with.
 pub const MODEL_SETTING: &str = "model_sha256";
@@ -218,8 +222,14 @@ pub fn convert_to_portable(
                 break;
             }
             // Always swapped in: the point is that no float block remains.
-            let outcome =
-                reencode_block(store, codecs, (ino, idx), &mut stats, |_, _, _| Ok(true))?;
+            let outcome = reencode_block(
+                store,
+                codecs,
+                ArchiveTier::Deep,
+                (ino, idx),
+                &mut stats,
+                |_, _, _| Ok(true),
+            )?;
             if outcome == Reencoded::Failed {
                 failed += 1;
             }
@@ -255,14 +265,15 @@ enum Reencoded {
     Done,
 }
 
-/// Reads block `at`, decodes it and encodes it with the archival choice;
+/// Reads block `at`, decodes it and encodes it with `tier`'s choice;
 /// `swap_if(old, new, new_codec)` says whether the new record replaces the
-/// old one. Either way the block is marked archived, and only if it still
-/// holds `old`: a block rewritten meanwhile keeps its new data. Counts
-/// into `stats`.
+/// old one. Either way the block is recorded in `tier`, and only if it
+/// still holds `old`: a block rewritten meanwhile keeps its new data.
+/// Counts into `stats`.
 fn reencode_block(
     store: &Store,
     codecs: &CodecSet,
+    tier: ArchiveTier,
     (ino, idx): (u64, u64),
     stats: &mut ArchiveStats,
     mut swap_if: impl FnMut(&[u8], &[u8], CodecId) -> Result<bool>,
@@ -279,9 +290,11 @@ fn reencode_block(
             return Ok(Reencoded::Failed);
         }
     };
-    let new = codecs
-        .encode_block_best(&raw)
-        .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
+    let new = match tier {
+        ArchiveTier::Deep => codecs.encode_block_best(&raw),
+        _ => codecs.encode_block_archive(&raw),
+    }
+    .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
     let new_codec = record_codec(&new).unwrap_or(CodecId::Raw);
     let swap = swap_if(&old, &new, new_codec)?;
     let swapped = store.write(Durability::Normal, |m| {
@@ -290,6 +303,7 @@ fn reencode_block(
             idx,
             &old,
             swap.then_some((new_codec as u8, new.as_slice())),
+            tier,
         )?)
     })?;
     stats.raw_bytes += raw.len() as u64;
@@ -321,22 +335,40 @@ pub struct ArchiveStats {
     pub stored_after: u64,
 }
 
-/// Archives every block written at or before `written_before` (ns) and
-/// not yet considered, until none is left or `stop` is set. `progress` is
-/// called after each block.
+/// One archiver pass: which tier, over which blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// [`ArchiveTier::Archive`] or [`ArchiveTier::Deep`].
+    pub tier: ArchiveTier,
+    /// Blocks written at or before this time (ns) that the tier has still
+    /// to take.
+    pub written_before: i64,
+    /// Stop after this many blocks (the background archiver goes back to
+    /// the fast tier between short deep passes).
+    pub max_blocks: u64,
+}
+
+/// Takes every block of `pass` to its tier, until none is left, the pass's
+/// block budget is spent or `stop` is set. `progress` is called after each
+/// block.
 pub fn archive_pass(
     store: &Store,
     codecs: &CodecSet,
-    written_before: i64,
+    pass: Pass,
     stop: &AtomicBool,
     mut progress: impl FnMut(&ArchiveStats),
 ) -> Result<ArchiveStats> {
     let mut stats = ArchiveStats::default();
     let mut model_recorded = false;
     let mut skip: std::collections::HashSet<(u64, u64)> = Default::default();
-    while !stop.load(Ordering::Relaxed) {
-        let batch = store
-            .read(|m| Ok::<_, Error>(m.blocks_to_archive(written_before, BATCH + skip.len())?))?;
+    while !stop.load(Ordering::Relaxed) && stats.blocks < pass.max_blocks {
+        let batch = store.read(|m| {
+            Ok::<_, Error>(m.blocks_to_archive(
+                pass.tier,
+                pass.written_before,
+                BATCH + skip.len(),
+            )?)
+        })?;
         let batch: Vec<_> = batch
             .into_iter()
             .filter(|b| !skip.contains(b))
@@ -346,13 +378,18 @@ pub fn archive_pass(
             break;
         }
         for (ino, idx) in batch {
-            if stop.load(Ordering::Relaxed) {
+            if stop.load(Ordering::Relaxed) || stats.blocks >= pass.max_blocks {
                 break;
             }
-            // Smaller wins: the model, LZMA2, or zstd at its archival level
-            // (or raw), whichever `encode_block_best` kept.
-            let outcome =
-                reencode_block(store, codecs, (ino, idx), &mut stats, |old, new, codec| {
+            // Smaller wins: the model (deep tier), LZMA2, or zstd at its
+            // archival level (or raw), whichever the tier's encoder kept.
+            let outcome = reencode_block(
+                store,
+                codecs,
+                pass.tier,
+                (ino, idx),
+                &mut stats,
+                |old, new, codec| {
                     let better = new.len() < old.len();
                     if better && codec == CodecId::Llm && !model_recorded {
                         if let Some(llm) = codecs.llm() {
@@ -361,7 +398,8 @@ pub fn archive_pass(
                         model_recorded = true;
                     }
                     Ok(better)
-                })?;
+                },
+            )?;
             if outcome == Reencoded::Failed {
                 skip.insert((ino, idx));
             }
@@ -371,6 +409,34 @@ pub fn archive_pass(
     Ok(stats)
 }
 
+/// When the background archiver takes blocks to each tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveAges {
+    /// Unwritten this long: the archive tier.
+    pub archive_after: Duration,
+    /// Unwritten this long (and at least `archive_after`): the deep tier;
+    /// `None`: never.
+    pub deep_after: Option<Duration>,
+}
+
+impl ArchiveAges {
+    /// When the deep tier takes a block, if ever: never before the
+    /// archive tier would.
+    pub fn deep(&self) -> Option<Duration> {
+        self.deep_after.map(|d| d.max(self.archive_after))
+    }
+
+    /// Whether the archive tier runs: not when the deep tier takes blocks
+    /// as soon as they are cold, which would only encode them twice.
+    pub fn archive_tier_runs(&self) -> bool {
+        self.deep_after.is_none_or(|d| d > self.archive_after)
+    }
+}
+
+/// Deep-tier blocks per round of the background archiver, between which it
+/// returns to the archive tier's newly cold blocks.
+const DEEP_BLOCKS_PER_ROUND: u64 = 4;
+
 /// The background archiver of a mounted volume: one low-priority thread.
 pub struct Archiver {
     stop: Arc<AtomicBool>,
@@ -378,12 +444,16 @@ pub struct Archiver {
 }
 
 impl Archiver {
-    /// Starts archiving blocks of `fs` cold for `after`; `codecs` has its
-    /// own engine so
-    /// reads never wait for an archiver encode.
-    pub fn spawn(fs: Arc<crate::fs::Fs>, codecs: CodecSet, after: Duration) -> Archiver {
+    /// Starts taking blocks of `fs` to the archive and deep tiers at
+    /// `ages`; `codecs` has its own engine (none: no deep tier) so reads
+    /// never wait for an archiver encode.
+    pub fn spawn(fs: Arc<crate::fs::Fs>, codecs: CodecSet, ages: ArchiveAges) -> Archiver {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
+        let deep = match codecs.llm() {
+            Some(llm) if llm.can_encode() => ages.deep(),
+            _ => None,
+        };
         let thread = std::thread::Builder::new()
             .name("llmfs-archiver".into())
             .spawn(move || {
@@ -392,24 +462,52 @@ impl Archiver {
                 unsafe {
                     libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
                 }
-                let poll = after.clamp(Duration::from_millis(200), Duration::from_secs(30));
+                let shortest = deep.map_or(ages.archive_after, |d| d.min(ages.archive_after));
+                let poll = shortest.clamp(Duration::from_millis(200), Duration::from_secs(30));
+                let cutoff = |age: Duration| {
+                    crate::time::now_ns() - age.as_nanos().min(i64::MAX as u128) as i64
+                };
                 while !stop2.load(Ordering::Relaxed) {
-                    let before =
-                        crate::time::now_ns() - after.as_nanos().min(i64::MAX as u128) as i64;
-                    match archive_pass(fs.store(), &codecs, before, &stop2, |_| {}) {
-                        Ok(s) if s.blocks > 0 => log::info!(
-                            "archiver: {} blocks, {} now llm, {} changed meanwhile, {} -> {} bytes",
-                            s.blocks,
-                            s.to_llm,
-                            s.changed,
-                            s.stored_before,
-                            s.stored_after
-                        ),
-                        Ok(_) => {}
-                        Err(e) => log::error!("archiver: {e}"),
+                    let mut rounds = Vec::with_capacity(2);
+                    if ages.archive_tier_runs() {
+                        rounds.push(Pass {
+                            tier: ArchiveTier::Archive,
+                            written_before: cutoff(ages.archive_after),
+                            max_blocks: u64::MAX,
+                        });
                     }
+                    if let Some(deep) = deep {
+                        rounds.push(Pass {
+                            tier: ArchiveTier::Deep,
+                            written_before: cutoff(deep),
+                            max_blocks: DEEP_BLOCKS_PER_ROUND,
+                        });
+                    }
+                    let mut busy = false;
+                    for pass in rounds {
+                        match archive_pass(fs.store(), &codecs, pass, &stop2, |_| {}) {
+                            Ok(s) if s.blocks > 0 => {
+                                busy |=
+                                    pass.tier == ArchiveTier::Deep && s.blocks >= pass.max_blocks;
+                                log::info!(
+                                    "archiver, {} tier: {} blocks, {} now llm, {} changed \
+                                     meanwhile, {} -> {} bytes",
+                                    tier_name(pass.tier),
+                                    s.blocks,
+                                    s.to_llm,
+                                    s.changed,
+                                    s.stored_before,
+                                    s.stored_after
+                                )
+                            }
+                            Ok(_) => {}
+                            Err(e) => log::error!("archiver: {e}"),
+                        }
+                    }
+                    // A deep pass that spent its budget has more to do: go
+                    // on after a look at the archive tier, without sleeping.
                     let mut slept = Duration::ZERO;
-                    while slept < poll && !stop2.load(Ordering::Relaxed) {
+                    while !busy && slept < poll && !stop2.load(Ordering::Relaxed) {
                         std::thread::sleep(Duration::from_millis(100));
                         slept += Duration::from_millis(100);
                     }
@@ -437,6 +535,15 @@ impl Drop for Archiver {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// A tier's name in logs, `stats` and `llmfs archive --tier`.
+pub fn tier_name(tier: ArchiveTier) -> &'static str {
+    match tier {
+        ArchiveTier::Pending => "pending",
+        ArchiveTier::Archive => "archive",
+        ArchiveTier::Deep => "deep",
     }
 }
 

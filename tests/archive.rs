@@ -8,13 +8,22 @@ mod common;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use llmfs::archive::{archive_pass, ensure_model_recorded, volume_codec};
+use llmfs::archive::{archive_pass, ensure_model_recorded, volume_codec, Pass};
 use llmfs::codec::{CodecId, CodecSet};
 use llmfs::fs::{Ctx, Fs, FsConfig};
 use llmfs::model::EngineOptions;
-use llmfs::store::{Durability, OpenOptions, Store, ROOT_INO};
+use llmfs::store::{ArchiveTier, ByteTotals, Durability, OpenOptions, Store, ROOT_INO};
 
 const BS: usize = 4096;
+
+/// A pass of `tier` over every block it has still to take.
+fn every(tier: ArchiveTier) -> Pass {
+    Pass {
+        tier,
+        written_before: i64::MAX,
+        max_blocks: u64::MAX,
+    }
+}
 
 fn open_store(dir: &std::path::Path) -> Store {
     common::open_store(dir, BS)
@@ -115,21 +124,17 @@ fn archiver_moves_cold_blocks_to_the_model_and_keeps_the_data() {
 
     let codecs = llm_codecs(fs.store());
     let stop = AtomicBool::new(false);
-    let stats = archive_pass(fs.store(), &codecs, i64::MAX, &stop, |_| {}).unwrap();
+    let stats = archive_pass(fs.store(), &codecs, every(ArchiveTier::Deep), &stop, |_| {}).unwrap();
     assert_eq!(stats.blocks, 7);
     assert!(
         stats.to_llm > 0 && stats.stored_after < stats.stored_before,
         "{stats:?}"
     );
     let after = fs.store().read(|m| m.archive_totals()).unwrap();
-    assert_eq!(
-        after.pending,
-        llmfs::store::ByteTotals::default(),
-        "nothing left pending"
-    );
+    assert_eq!(after.pending, ByteTotals::default(), "nothing left pending");
     // A second pass finds nothing to do.
     assert_eq!(
-        archive_pass(fs.store(), &codecs, i64::MAX, &stop, |_| {})
+        archive_pass(fs.store(), &codecs, every(ArchiveTier::Deep), &stop, |_| {})
             .unwrap()
             .blocks,
         0
@@ -146,6 +151,79 @@ fn archiver_moves_cold_blocks_to_the_model_and_keeps_the_data() {
     .unwrap();
     assert_eq!(fs.read(ino, 0, data.len() as u32).unwrap(), data);
     assert_eq!(fs.read(ino2, 0, noise.len() as u32).unwrap(), noise);
+}
+
+#[test]
+fn archive_tier_then_deep_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let fs = Fs::with_codecs(store, FsConfig::default(), CodecSet::default()).unwrap();
+    let data = text(4 * BS, 7);
+    let ino = create(&fs, "a.txt", &data);
+    let stop = AtomicBool::new(false);
+
+    // The archive tier needs no model and writes none.
+    let model_free = CodecSet::default();
+    let first = archive_pass(
+        fs.store(),
+        &model_free,
+        every(ArchiveTier::Archive),
+        &stop,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(first.blocks, 4);
+    assert_eq!(first.to_llm, 0);
+    assert!(first.stored_after < first.stored_before, "{first:?}");
+    assert_eq!(codec_blocks(fs.store(), CodecId::Llm), 0);
+    let totals = fs.store().read(|m| m.archive_totals()).unwrap();
+    assert_eq!(totals.pending, ByteTotals::default());
+    assert_eq!(totals.archive.raw_bytes, data.len() as u64);
+    assert_eq!(totals.archive.stored_bytes, first.stored_after);
+    assert_eq!(totals.deep, ByteTotals::default());
+    // Taken once: a second archive-tier pass finds nothing.
+    let again = archive_pass(
+        fs.store(),
+        &model_free,
+        every(ArchiveTier::Archive),
+        &stop,
+        |_| {},
+    );
+    assert_eq!(again.unwrap().blocks, 0);
+    assert_eq!(fs.read(ino, 0, data.len() as u32).unwrap(), data);
+
+    // A deep pass with a budget stops at it, then takes the rest.
+    let codecs = llm_codecs(fs.store());
+    let budget = Pass {
+        max_blocks: 1,
+        ..every(ArchiveTier::Deep)
+    };
+    let one = archive_pass(fs.store(), &codecs, budget, &stop, |_| {}).unwrap();
+    assert_eq!(one.blocks, 1);
+    let rest = archive_pass(fs.store(), &codecs, every(ArchiveTier::Deep), &stop, |_| {}).unwrap();
+    assert_eq!(rest.blocks, 3);
+    assert!(one.to_llm + rest.to_llm > 0, "{one:?} {rest:?}");
+    let totals = fs.store().read(|m| m.archive_totals()).unwrap();
+    assert_eq!(totals.archive, ByteTotals::default());
+    assert_eq!(totals.deep.raw_bytes, data.len() as u64);
+    assert!(totals.deep.stored_bytes < first.stored_after, "{totals:?}");
+    assert_eq!(
+        archive_pass(fs.store(), &codecs, every(ArchiveTier::Deep), &stop, |_| {})
+            .unwrap()
+            .blocks,
+        0
+    );
+
+    // A write takes the block back to pending; the data reads back.
+    drop(fs);
+    let fs = Fs::with_codecs(open_store(dir.path()), FsConfig::default(), codecs).unwrap();
+    assert_eq!(fs.read(ino, 0, data.len() as u32).unwrap(), data);
+    let fh = fs.open(ino, libc::O_RDWR).unwrap();
+    fs.write(ino, fh, 0, &text(BS, 8)).unwrap();
+    fs.fsync(ino).unwrap();
+    fs.release(ino, fh).unwrap();
+    let totals = fs.store().read(|m| m.archive_totals()).unwrap();
+    assert_eq!(totals.pending.raw_bytes, BS as u64, "{totals:?}");
 }
 
 fn open_store_ro(dir: &std::path::Path) -> Store {
@@ -180,7 +258,13 @@ fn swap_is_refused_for_a_block_rewritten_meanwhile() {
         .unwrap();
     let swapped = store
         .write(Durability::Normal, |m| {
-            m.swap_archived_block(7, 0, &a, Some((CodecId::Raw as u8, b"whatever")))
+            m.swap_archived_block(
+                7,
+                0,
+                &a,
+                Some((CodecId::Raw as u8, b"whatever")),
+                ArchiveTier::Deep,
+            )
         })
         .unwrap();
     assert!(!swapped);
@@ -188,7 +272,7 @@ fn swap_is_refused_for_a_block_rewritten_meanwhile() {
     // With the current record, it does.
     let swapped = store
         .write(Durability::Normal, |m| {
-            m.swap_archived_block(7, 0, &b, None)
+            m.swap_archived_block(7, 0, &b, None, ArchiveTier::Archive)
         })
         .unwrap();
     assert!(swapped);
@@ -207,7 +291,7 @@ fn archiver_racing_writers_keeps_every_last_write() {
         std::thread::spawn(move || {
             let mut total = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                total += archive_pass(fs.store(), &codecs, i64::MAX, &stop, |_| {})
+                total += archive_pass(fs.store(), &codecs, every(ArchiveTier::Deep), &stop, |_| {})
                     .unwrap()
                     .changed;
                 std::thread::sleep(std::time::Duration::from_millis(5));
@@ -231,7 +315,7 @@ fn archiver_racing_writers_keeps_every_last_write() {
     let (_changed, codecs) = archiver.join().unwrap();
     // A final pass, then read through a filesystem that can decode llm.
     let stop = AtomicBool::new(false);
-    archive_pass(fs.store(), &codecs, i64::MAX, &stop, |_| {}).unwrap();
+    archive_pass(fs.store(), &codecs, every(ArchiveTier::Deep), &stop, |_| {}).unwrap();
     drop(fs);
     let store = open_store(dir.path());
     let fs = Fs::with_codecs(store, FsConfig::default(), codecs).unwrap();

@@ -463,7 +463,14 @@ fn crash_loop_with_archiver() {
         "crash_loop_with_archiver",
         Plan {
             kills: env_u64("LLMFS_CRASH_ARCHIVER_KILLS", 10),
-            mount_args: &["--archive-after", "0", "--block-size", "4096"],
+            mount_args: &[
+                "--archive-after",
+                "0",
+                "--deep-archive-after",
+                "0",
+                "--block-size",
+                "4096",
+            ],
             lim: Limits {
                 files: 6,
                 active: 2,

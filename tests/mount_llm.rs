@@ -49,7 +49,14 @@ fn sync_mode_stores_prose_with_the_model_across_remounts() {
 #[test]
 fn background_archiver_reencodes_cold_blocks() {
     require_fuse!();
-    let mut m = Mounted::new(&["--archive-after", "0", "--block-size", "4096"]);
+    let mut m = Mounted::new(&[
+        "--archive-after",
+        "0",
+        "--deep-archive-after",
+        "0",
+        "--block-size",
+        "4096",
+    ]);
     let data = prose(30_000);
     fs::write(m.path("later.txt"), &data).unwrap();
     // fsync through a handle so that the blocks reach the store.
@@ -78,6 +85,67 @@ fn background_archiver_reencodes_cold_blocks() {
     assert!(ok, "{out}");
 }
 
+/// Waits until `done` holds for the volume's stats.
+fn wait_for(m: &Mounted, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let json = stats_json(m);
+        if done(&json) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {json}\n{}",
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn tier_raw(json: &serde_json::Value, tier: &str) -> u64 {
+    json[tier]["raw_bytes"].as_u64().expect("tier in stats")
+}
+
+#[test]
+fn archive_tier_then_deep_tier_through_a_mount() {
+    require_fuse!();
+    // Deep tier never: cold blocks get the model-free archival codecs only.
+    let mut m = Mounted::new(&[
+        "--archive-after",
+        "0",
+        "--deep-archive-after",
+        "never",
+        "--block-size",
+        "4096",
+    ]);
+    let data = prose(30_000);
+    fs::write(m.path("tiers.txt"), &data).unwrap();
+    fs::File::open(m.path("tiers.txt"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    wait_for(&m, "archive tier did not finish", |json| {
+        pending_raw(json) == 0 && tier_raw(json, "archive_tier") > 0
+    });
+    let json = stats_json(&m);
+    assert_eq!(blocks_of(&json, "llm"), 0, "{json}");
+    assert_eq!(tier_raw(&json, "deep_tier"), 0, "{json}");
+    assert!(fs::read(m.path("tiers.txt")).unwrap() == data);
+    m.unmount();
+    // The same ages as mount options: the deep tier takes what the archive
+    // tier holds.
+    m.mount(&["-o", "archive_after=0,deep_archive_after=0"]);
+    wait_for(&m, "deep tier did not finish", |json| {
+        tier_raw(json, "archive_tier") == 0 && blocks_of(json, "llm") > 0
+    });
+    let json = stats_json(&m);
+    assert_eq!(tier_raw(&json, "deep_tier"), data.len() as u64, "{json}");
+    assert!(fs::read(m.path("tiers.txt")).unwrap() == data);
+    m.unmount();
+    let (ok, out) = m.fsck();
+    assert!(ok, "{out}");
+}
+
 #[test]
 fn offline_archive_command_reencodes_an_unmounted_store() {
     require_fuse!();
@@ -94,6 +162,25 @@ fn offline_archive_command_reencodes_an_unmounted_store() {
         "archive must refuse a mounted store"
     );
     m.unmount();
+    // The archive tier first: no model, the data still reads back.
+    let out = Command::new(BIN)
+        .args(["archive", "--tier", "archive"])
+        .arg(&m.store)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("archived 6 blocks") && text.contains("to the archive tier"),
+        "{text}"
+    );
+    let out = Command::new(BIN)
+        .args(["archive", "--tier", "coldest"])
+        .arg(&m.store)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown tier"));
     let out = Command::new(BIN)
         .arg("archive")
         .arg(&m.store)
@@ -176,6 +263,8 @@ fn a_new_volume_codes_with_the_model_it_was_given() {
         "--model",
         path.to_str().unwrap(),
         "--archive-after",
+        "0",
+        "--deep-archive-after",
         "0",
         "--block-size",
         "4096",

@@ -223,7 +223,13 @@ fn archived_lzma_swap_records_the_feature() {
     assert_eq!(user_version(&dir), 2);
     let swapped = s
         .write(Durability::Normal, |m| {
-            m.swap_archived_block(1, 0, &zstd, Some((CodecId::Lzma as u8, &lzma)))
+            m.swap_archived_block(
+                1,
+                0,
+                &zstd,
+                Some((CodecId::Lzma as u8, &lzma)),
+                llmfs::store::ArchiveTier::Archive,
+            )
         })
         .unwrap();
     assert!(swapped);
@@ -311,7 +317,7 @@ fn version_1_store_migrates_to_the_tables_version() {
     let s = create(&dir, 65536).unwrap();
     assert_eq!(user_version(&dir), 2);
     assert!(s
-        .read(|m| m.blocks_to_archive(i64::MAX, 10))
+        .read(|m| m.blocks_to_archive(llmfs::store::ArchiveTier::Archive, i64::MAX, 10))
         .unwrap()
         .is_empty());
 }

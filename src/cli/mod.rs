@@ -70,14 +70,18 @@ pub enum Command {
         /// A store directory or the mountpoint of a mounted volume.
         path: PathBuf,
     },
-    /// Re-encode a store's cold blocks with the model now (offline; the
-    /// volume must not be mounted).
+    /// Take a store's cold blocks to an archive tier now (offline; the
+    /// volume must not be mounted): by default the deep tier (the model).
     Archive {
         /// The store directory.
         store: PathBuf,
         /// Only blocks written at least this long ago (seconds, or 30s, 10m, 2h, 1d).
         #[arg(long, default_value = "0", value_parser = mount::parse_age)]
         older_than: u64,
+        /// archive: the smallest of LZMA2, zstd -19 and raw (fast to read
+        /// back); deep: the smallest of those and the model.
+        #[arg(long, default_value = "deep", value_parser = parse_tier)]
+        tier: crate::store::ArchiveTier,
         /// Instead, re-encode every llm block of a float model (readable only
         /// on the CPU class that wrote it) with the portable integer model
         /// (--model, default the built-in one), which the volume adopts for
@@ -201,6 +205,7 @@ pub fn main() -> ExitCode {
         Command::Archive {
             store,
             older_than,
+            tier,
             portable,
             model,
         } => {
@@ -208,7 +213,7 @@ pub fn main() -> ExitCode {
             if portable {
                 stats::convert_to_portable(&store, &model)
             } else {
-                stats::archive(&store, older_than, &model)
+                stats::archive(&store, older_than, tier, &model)
             }
         }
         Command::Compress(args) => {
@@ -235,5 +240,14 @@ pub fn main() -> ExitCode {
             eprintln!("llmfs: {msg}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--tier`: an archive tier by name.
+fn parse_tier(s: &str) -> Result<crate::store::ArchiveTier, String> {
+    match s {
+        "archive" => Ok(crate::store::ArchiveTier::Archive),
+        "deep" => Ok(crate::store::ArchiveTier::Deep),
+        _ => Err(format!("unknown tier {s:?} (archive, deep)")),
     }
 }

@@ -37,7 +37,7 @@ pub struct MountArgs {
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
     /// auto_unmount, noatime, nodev, nosuid, noexec, dev, suid, exec, sync,
     /// dirsync, async; cache_mb=N, threads=N, block_size=N, compress=MODE,
-    /// archive_after=AGE (as the flags).
+    /// archive_after=AGE, deep_archive_after=AGE|never (as the flags).
     /// fstab-only options (defaults, auto, noauto, user, nouser, users,
     /// owner, group, _netdev, nofail, x-*, comment=*) are ignored; empty
     /// ones too.
@@ -62,6 +62,11 @@ pub struct MountArgs {
     /// (also 30s, 10m, 2h, 1d) [default: 10m].
     #[arg(long, value_name = "AGE", value_parser = parse_age)]
     pub archive_after: Option<u64>,
+    /// How long a block stays unwritten before the archiver re-encodes it
+    /// with the model (the deep tier: smallest, slowest to read back), or
+    /// never; at least --archive-after [default: 7d].
+    #[arg(long, value_name = "AGE", value_parser = parse_age_or_never)]
+    pub deep_archive_after: Option<AgeOrNever>,
     /// Model for a new volume (.onnx) [default: the built-in model]; a
     /// volume keeps the model it was created with.
     #[arg(long, value_name = "FILE")]
@@ -95,6 +100,31 @@ pub fn parse_age(s: &str) -> Result<u64, String> {
 const DEFAULT_CACHE_MB: usize = 64;
 const DEFAULT_THREADS: u16 = 4;
 const DEFAULT_ARCHIVE_AFTER: u64 = 600;
+/// A week: data unwritten that long is taken to be cold for good.
+const DEFAULT_DEEP_ARCHIVE_AFTER: AgeOrNever = AgeOrNever(Some(7 * 86400));
+
+/// An age in seconds, or never (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgeOrNever(pub Option<u64>);
+
+impl std::fmt::Display for AgeOrNever {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(s) => write!(f, "{s}"),
+            None => f.write_str("never"),
+        }
+    }
+}
+
+/// An age as [`parse_age`] takes it, or `never`.
+pub fn parse_age_or_never(s: &str) -> Result<AgeOrNever, String> {
+    if s == "never" {
+        return Ok(AgeOrNever(None));
+    }
+    parse_age(s)
+        .map(|a| AgeOrNever(Some(a)))
+        .map_err(|e| format!("{e}, or never"))
+}
 
 impl MountArgs {
     /// Mount arguments for a store and mountpoint with `-o` options and
@@ -110,6 +140,7 @@ impl MountArgs {
             block_size: None,
             compress: None,
             archive_after: None,
+            deep_archive_after: None,
             model: None,
             device: Device::Cpu,
         }
@@ -125,6 +156,7 @@ struct ParsedOptions {
     cache_mb: Option<usize>,
     compress: Option<CompressMode>,
     archive_after: Option<u64>,
+    deep_archive_after: Option<AgeOrNever>,
     threads: Option<u16>,
     block_size: Option<usize>,
 }
@@ -186,6 +218,12 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, String> {
                 "archive_after" => {
                     p.archive_after =
                         Some(parse_age(value).map_err(|e| format!("mount option {opt}: {e}"))?)
+                }
+                "deep_archive_after" => {
+                    p.deep_archive_after = Some(
+                        parse_age_or_never(value)
+                            .map_err(|e| format!("mount option {opt}: {e}"))?,
+                    )
                 }
                 _ => return Err(format!("unknown mount option '{opt}'")),
             }
@@ -255,6 +293,7 @@ struct Settings {
     block_size: usize,
     compress: CompressMode,
     archive_after: u64,
+    deep_archive_after: AgeOrNever,
 }
 
 impl Settings {
@@ -266,6 +305,7 @@ impl Settings {
             block_size: self.block_size,
             compress: self.compress,
             archive_after: self.archive_after,
+            deep_archive_after: self.deep_archive_after.0,
             read_only,
         }
     }
@@ -294,6 +334,12 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, String> 
             args.archive_after,
             opts.archive_after,
             DEFAULT_ARCHIVE_AFTER,
+        )?,
+        deep_archive_after: merge(
+            "deep_archive_after",
+            args.deep_archive_after,
+            opts.deep_archive_after,
+            DEFAULT_DEEP_ARCHIVE_AFTER,
         )?,
     })
 }

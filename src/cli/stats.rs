@@ -75,8 +75,14 @@ struct StatsJson<'a> {
     ratio: f64,
     /// sha256 of the volume's model; null until its first llm block.
     model: Option<&'a str>,
+    /// Every block the archiver has considered (both tiers).
     archived: Bytes,
+    /// Blocks not yet considered by the archiver.
     pending: Bytes,
+    /// The archive tier (model-free archival codecs) and the deep tier
+    /// (the model where it wins).
+    archive_tier: TierBytes,
+    deep_tier: TierBytes,
     /// llm blocks of a float model: readable only on the CPU class that
     /// wrote them (`llmfs archive --portable` converts them).
     llm_not_portable: NotPortable,
@@ -96,6 +102,23 @@ struct Bytes {
 }
 
 #[derive(Serialize)]
+struct TierBytes {
+    raw_bytes: u64,
+    stored_bytes: u64,
+    ratio: f64,
+}
+
+impl TierBytes {
+    fn of(b: crate::store::ByteTotals) -> TierBytes {
+        TierBytes {
+            raw_bytes: b.raw_bytes,
+            stored_bytes: b.stored_bytes,
+            ratio: json::round(ratio(b.raw_bytes, b.stored_bytes), 4),
+        }
+    }
+}
+
+#[derive(Serialize)]
 struct CodecJson {
     codec: &'static str,
     blocks: u64,
@@ -109,7 +132,8 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
     let archive = store
         .read(|m| m.archive_totals())
         .map_err(|e| e.to_string())?;
-    let (arch_raw, arch_stored) = (archive.archived.raw_bytes, archive.archived.stored_bytes);
+    let archived = archive.archived();
+    let (arch_raw, arch_stored) = (archived.raw_bytes, archived.stored_bytes);
     let (pend_raw, pend_stored) = (archive.pending.raw_bytes, archive.pending.stored_bytes);
     let model = store
         .read(|m| m.volume_setting(crate::archive::MODEL_SETTING))
@@ -134,6 +158,8 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
                 raw_bytes: pend_raw,
                 stored_bytes: pend_stored,
             },
+            archive_tier: TierBytes::of(archive.archive),
+            deep_tier: TierBytes::of(archive.deep),
             llm_not_portable: NotPortable {
                 blocks: t.llm_not_portable.blocks,
                 raw_bytes: t.llm_not_portable.raw_bytes,
@@ -168,6 +194,17 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
         "archived       {arch_raw} bytes stored as {arch_stored} (ratio {:.3})",
         ratio(arch_raw, arch_stored)
     );
+    for (name, tier, what) in [
+        ("archive tier", archive.archive, "LZMA2, zstd -19 or raw"),
+        ("deep tier", archive.deep, "the model where it wins"),
+    ] {
+        println!(
+            "  {name:<12} {} bytes stored as {} (ratio {:.3}; {what})",
+            tier.raw_bytes,
+            tier.stored_bytes,
+            ratio(tier.raw_bytes, tier.stored_bytes)
+        );
+    }
     println!(
         "pending        {pend_raw} bytes stored as {pend_stored} (not yet considered by the archiver)"
     );
@@ -198,10 +235,11 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `llmfs archive`: the archiver's pass, offline, with progress.
+/// `llmfs archive`: the archiver's pass to `tier`, offline, with progress.
 pub fn archive(
     path: &Path,
     older_than: u64,
+    tier: crate::store::ArchiveTier,
     model: &super::compress::ModelArgs,
 ) -> Result<ExitCode, String> {
     use std::sync::atomic::AtomicBool;
@@ -219,28 +257,41 @@ pub fn archive(
         threads: model.workers(),
         ..model.options()
     };
-    let llm = crate::archive::volume_codec(&store, requested.as_deref(), &options)?;
-    if !llm.can_encode() {
-        return Err("the model failed its self-test; nothing archived".into());
-    }
-    let codecs = crate::codec::CodecSet::with_llm(Some(llm));
-    let pending = store
+    // The archive tier needs no model.
+    let codecs = if tier == crate::store::ArchiveTier::Deep {
+        let llm = crate::archive::volume_codec(&store, requested.as_deref(), &options)?;
+        if !llm.can_encode() {
+            return Err("the model failed its self-test; nothing archived".into());
+        }
+        crate::codec::CodecSet::with_llm(Some(llm))
+    } else {
+        crate::codec::CodecSet::default()
+    };
+    let totals = store
         .read(|m| m.archive_totals())
-        .map_err(|e| e.to_string())?
-        .pending
-        .raw_bytes;
-    let before = crate::time::now_ns() - (older_than as i64).saturating_mul(1_000_000_000);
-    let mut bar = super::progress::Progress::new("archive", pending);
+        .map_err(|e| e.to_string())?;
+    let todo = match tier {
+        crate::store::ArchiveTier::Deep => totals.pending.raw_bytes + totals.archive.raw_bytes,
+        _ => totals.pending.raw_bytes,
+    };
+    let pass = crate::archive::Pass {
+        tier,
+        written_before: crate::time::now_ns() - (older_than as i64).saturating_mul(1_000_000_000),
+        max_blocks: u64::MAX,
+    };
+    let mut bar = super::progress::Progress::new("archive", todo);
     let stop = AtomicBool::new(false);
     let stats =
-        crate::archive::archive_pass(&store, &codecs, before, &stop, |s| bar.set(s.raw_bytes))
+        crate::archive::archive_pass(&store, &codecs, pass, &stop, |s| bar.set(s.raw_bytes))
             .map_err(|e| e.to_string())?;
     bar.finish();
     store.checkpoint().map_err(|e| e.to_string())?;
     println!(
-        "archived {} blocks ({} bytes): {} now llm, {} failed to decode; stored {} -> {} bytes",
+        "archived {} blocks ({} bytes) to the {} tier: {} now llm, {} failed to decode; \
+         stored {} -> {} bytes",
         stats.blocks,
         stats.raw_bytes,
+        crate::archive::tier_name(tier),
         stats.to_llm,
         stats.failed,
         stats.stored_before,

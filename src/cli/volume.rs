@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::archive::{mount_engine_options, volume_model, Archiver, CompressMode};
+use crate::archive::{mount_engine_options, volume_model, ArchiveAges, Archiver, CompressMode};
 use crate::codec::{CodecSet, LlmCodec};
 use crate::fs::{Fs, FsConfig};
 use crate::model::Device;
@@ -22,8 +22,10 @@ pub struct VolumeSettings {
     /// Block size of a new store.
     pub block_size: usize,
     pub compress: CompressMode,
-    /// Seconds before the archiver considers a block.
+    /// Seconds a block stays unwritten before the archive tier takes it.
     pub archive_after: u64,
+    /// Seconds before the deep tier (the model) takes it; `None`: never.
+    pub deep_archive_after: Option<u64>,
     pub read_only: bool,
 }
 
@@ -90,13 +92,19 @@ impl Volume {
             None => fs,
         };
         let fs = Arc::new(fs);
-        let archiver = engines.archive.map(|llm| {
-            Archiver::spawn(
-                Arc::clone(&fs),
-                CodecSet::with_llm(Some(llm)),
-                Duration::from_secs(settings.archive_after),
-            )
-        });
+        // The archive tier runs without a model; the deep tier only with
+        // the archiver's own engine.
+        let archiver =
+            (settings.compress == CompressMode::Background && !settings.read_only).then(|| {
+                Archiver::spawn(
+                    Arc::clone(&fs),
+                    CodecSet::with_llm(engines.archive),
+                    ArchiveAges {
+                        archive_after: Duration::from_secs(settings.archive_after),
+                        deep_after: settings.deep_archive_after.map(Duration::from_secs),
+                    },
+                )
+            });
         Ok(Volume { fs, archiver })
     }
 
@@ -130,7 +138,10 @@ fn load_engines(store: &Store, settings: &VolumeSettings) -> Result<Engines, Str
             let ahead = load()
                 .map_err(|e| log::warn!("read-ahead disabled: {e}"))
                 .ok();
-            let archive = if settings.compress == CompressMode::Background && !settings.read_only {
+            let archive = if settings.compress == CompressMode::Background
+                && !settings.read_only
+                && settings.deep_archive_after.is_some()
+            {
                 load()
                     .map_err(|e| log::error!("archiver disabled: {e}"))
                     .ok()

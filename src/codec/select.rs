@@ -74,24 +74,39 @@ impl CodecSet {
         self.keep_or_raw(candidate, raw)
     }
 
-    /// Encodes one block with every codec worth trying and keeps the
-    /// smallest. Without a model that may encode, this is the fast path.
+    /// The archive tier's encoding: the smallest of the model-free archival
+    /// codecs (LZMA2, zstd at its strongest level) or raw.
+    pub fn encode_block_archive(&self, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let (best, _) = self.smallest_model_free(raw)?;
+        self.keep_or_raw(best, raw)
+    }
+
+    /// Encodes one block with every codec worth trying, the model included
+    /// (the deep tier), and keeps the smallest. Without a model that may
+    /// encode, this is the archive tier's choice.
     pub fn encode_block_best(&self, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let (mut best, incompressible) = self.smallest_model_free(raw)?;
+        match &self.llm {
+            Some(llm) if llm.can_encode() && !incompressible && !raw.is_empty() => {
+                match encode_record(llm.as_ref(), raw) {
+                    // Ties keep the faster-decoding codec.
+                    Ok(rec) if rec.len() < best.len() => best = rec,
+                    Ok(_) => {}
+                    Err(e) => log::warn!("llm encoding failed, keeping the archive tier's: {e}"),
+                }
+            }
+            _ => {}
+        }
+        self.keep_or_raw(best, raw)
+    }
+
+    /// The smallest record of the model-free archival codecs, and whether a
+    /// cheap pre-pass (zstd saving less than 1/32) found the block
+    /// incompressible, when only zstd is tried.
+    fn smallest_model_free(&self, raw: &[u8]) -> Result<(Vec<u8>, bool), CodecError> {
         let zstd = encode_record(&self.zstd_best, raw)?;
         let zstd_payload = zstd.len() - RECORD_HEADER_LEN;
         let incompressible = zstd_payload >= raw.len() - raw.len() / 32;
-        let llm = match &self.llm {
-            Some(llm) if llm.can_encode() && !incompressible && !raw.is_empty() => {
-                match encode_record(llm.as_ref(), raw) {
-                    Ok(rec) => Some(rec),
-                    Err(e) => {
-                        log::warn!("llm encoding failed, keeping zstd: {e}");
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
         let mut best = zstd;
         if !incompressible {
             // Ties keep the earlier, faster-decoding codec.
@@ -100,12 +115,7 @@ impl CodecSet {
                 best = lzma;
             }
         }
-        if let Some(rec) = llm {
-            if rec.len() < best.len() {
-                best = rec;
-            }
-        }
-        self.keep_or_raw(best, raw)
+        Ok((best, incompressible))
     }
 
     /// Encodes one block with exactly the codec `id` (tests, benchmarks).

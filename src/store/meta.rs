@@ -100,11 +100,40 @@ pub struct ByteTotals {
     pub stored_bytes: u64,
 }
 
-/// The blocks the archiver has considered, and those it has not yet.
+/// How far the archiver has taken a block: the `blocks.archived` column
+/// (docs/FORMAT.md). The numbers are on disk: 1 is what every earlier
+/// llmfs wrote once it had chosen a block's final codec, the model
+/// included, so it stays the deep tier's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ArchiveTier {
+    /// Not yet considered: as written (zstd or raw).
+    Pending = 0,
+    /// The deep tier: the smallest of the model and the archive tier's
+    /// codecs. Final until the block is written again.
+    Deep = 1,
+    /// The archive tier: the smallest of the model-free codecs; the deep
+    /// tier may still take the block once it has been cold long enough.
+    Archive = 2,
+}
+
+/// Raw and stored bytes of the blocks in each archive tier.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ArchiveTotals {
-    pub archived: ByteTotals,
+    /// Not yet considered by the archiver.
     pub pending: ByteTotals,
+    pub archive: ByteTotals,
+    pub deep: ByteTotals,
+}
+
+impl ArchiveTotals {
+    /// Every block the archiver has considered, in either tier.
+    pub fn archived(&self) -> ByteTotals {
+        ByteTotals {
+            raw_bytes: self.archive.raw_bytes + self.deep.raw_bytes,
+            stored_bytes: self.archive.stored_bytes + self.deep.stored_bytes,
+        }
+    }
 }
 
 /// SQL condition: an llm record of a float model (payload version 1 or 2,
@@ -293,13 +322,27 @@ impl<'c> ReadTx<'c> {
         Ok(stmt.query_row([ino, idx], |r| r.get(0)).optional()?)
     }
 
-    /// Blocks the archiver has not yet considered, written at or before
-    /// `written_before` (ns), oldest first.
-    pub fn blocks_to_archive(&self, written_before: i64, limit: usize) -> Result<Vec<(u64, u64)>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT ino, idx FROM blocks WHERE archived = 0 AND written_ns <= ?1 \
-             ORDER BY written_ns LIMIT ?2",
-        )?;
+    /// Blocks written at or before `written_before` (ns) that `tier` has
+    /// still to take, oldest first: for the archive tier those not yet
+    /// considered, for the deep tier those not yet in it.
+    pub fn blocks_to_archive(
+        &self,
+        tier: ArchiveTier,
+        written_before: i64,
+        limit: usize,
+    ) -> Result<Vec<(u64, u64)>> {
+        let sql = match tier {
+            ArchiveTier::Pending => return Ok(Vec::new()),
+            ArchiveTier::Archive => {
+                "SELECT ino, idx FROM blocks WHERE archived = 0 AND written_ns <= ?1 \
+                 ORDER BY written_ns LIMIT ?2"
+            }
+            ArchiveTier::Deep => {
+                "SELECT ino, idx FROM blocks WHERE archived IN (0, 2) AND written_ns <= ?1 \
+                 ORDER BY written_ns LIMIT ?2"
+            }
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params![written_before, limit as i64], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
@@ -337,11 +380,14 @@ impl<'c> ReadTx<'c> {
         })?;
         for row in rows {
             let (archived, bytes) = row?;
-            if archived != 0 {
-                out.archived = bytes;
-            } else {
-                out.pending = bytes;
-            }
+            // A value this build does not know counts as considered.
+            let tier = match archived {
+                0 => &mut out.pending,
+                2 => &mut out.archive,
+                _ => &mut out.deep,
+            };
+            tier.raw_bytes += bytes.raw_bytes;
+            tier.stored_bytes += bytes.stored_bytes;
         }
         Ok(out)
     }
@@ -609,17 +655,19 @@ impl<'c> WriteTx<'c> {
         Ok(())
     }
 
-    /// Replaces a block's record with `new` (same data, another codec) and
-    /// marks it archived, only if the block still holds exactly `old`: a
-    /// block written meanwhile keeps its new data. Returns whether it
-    /// swapped.
+    /// Replaces a block's record with `new` (same data, another codec; or
+    /// keeps it, `None`) and records the block in `tier`, only if the block
+    /// still holds exactly `old`: a block written meanwhile keeps its new
+    /// data. Returns whether it did.
     pub fn swap_archived_block(
         &self,
         ino: u64,
         idx: u64,
         old: &[u8],
         new: Option<(u8, &[u8])>,
+        tier: ArchiveTier,
     ) -> Result<bool> {
+        let tier = tier as u8;
         if let Some((codec, record)) = new {
             self.require_feature_of(codec, record)?;
         }
@@ -627,16 +675,24 @@ impl<'c> WriteTx<'c> {
             Some((codec, record)) => self
                 .conn
                 .prepare_cached(
-                    "UPDATE blocks SET codec = ?3, stored_len = ?4, record = ?5, archived = 1 \
+                    "UPDATE blocks SET codec = ?3, stored_len = ?4, record = ?5, archived = ?7 \
                      WHERE ino = ?1 AND idx = ?2 AND record = ?6",
                 )?
-                .execute(params![ino, idx, codec, record.len() as u64, record, old])?,
+                .execute(params![
+                    ino,
+                    idx,
+                    codec,
+                    record.len() as u64,
+                    record,
+                    old,
+                    tier
+                ])?,
             None => self
                 .conn
                 .prepare_cached(
-                    "UPDATE blocks SET archived = 1 WHERE ino = ?1 AND idx = ?2 AND record = ?3",
+                    "UPDATE blocks SET archived = ?4 WHERE ino = ?1 AND idx = ?2 AND record = ?3",
                 )?
-                .execute(params![ino, idx, old])?,
+                .execute(params![ino, idx, old, tier])?,
         };
         if changed == 1 {
             if let Some((_, record)) = new {
