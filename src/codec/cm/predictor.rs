@@ -105,7 +105,7 @@ impl Predictor {
             final_mixer: Mixer::new(4, 8, ONE / 3, 10),
             apm_c0: Apm::new(256, 7),
             apm_c1: Apm::new(1 << 16, 6),
-            apm_c2: Apm::new(1 << 16, 6),
+            apm_c2: Apm::new(1 << 14, 6),
             pr: 32768,
         };
         p.begin_byte();
@@ -229,7 +229,7 @@ impl Predictor {
         let c0 = self.c0 as usize;
         let a0 = self.apm_c0.refine(sm, c0);
         let a1 = self.apm_c1.refine(sm, c0 | c1 << 8);
-        let h2 = (mix2(self.c4 & 0xFFFF, self.c0) >> 16) as usize;
+        let h2 = (mix2(self.c4 & 0xFFFF, self.c0) >> 18) as usize;
         let a2 = self.apm_c2.refine(sm, h2);
         self.pr = ((2 * pm + a0 + 2 * a1 + 3 * a2) / 8).clamp(1, 65535);
     }
