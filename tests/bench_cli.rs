@@ -70,6 +70,7 @@ fn bench_json_on_a_small_file() {
         [
             "llmfs",
             "llm",
+            "cm",
             "zstd-3",
             "zstd-19",
             "xz-9e",
@@ -93,6 +94,7 @@ fn bench_json_on_a_small_file() {
     for name in [
         "llmfs",
         "llm",
+        "cm",
         "zstd-3/block",
         "xz-9e/block",
         "xz-9e/file",

@@ -110,6 +110,9 @@ pub enum CodecChoice {
     /// The transformer alone on every block, without the in-block models
     /// it is normally mixed with (to measure its own contribution).
     LlmAlone,
+    /// Context mixing without a model (the cm codec) on every block: no
+    /// model to load, portable, decodes at hundreds of KB/s.
+    Cm,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -287,13 +290,17 @@ pub fn compress(args: CompressArgs) -> Result<ExitCode, String> {
         ));
     }
     let codecs = args.model.worker_sets_mixing(
-        !matches!(args.codec, CodecChoice::Zstd | CodecChoice::Classic),
+        !matches!(
+            args.codec,
+            CodecChoice::Zstd | CodecChoice::Classic | CodecChoice::Cm
+        ),
         args.codec != CodecChoice::LlmAlone,
     )?;
     let policy = match args.codec {
         CodecChoice::Auto | CodecChoice::Classic => container::Policy::Best,
         CodecChoice::Zstd => container::Policy::Fast,
         CodecChoice::Llm | CodecChoice::LlmAlone => container::Policy::Only(CodecId::Llm),
+        CodecChoice::Cm => container::Policy::Only(CodecId::Cm),
     };
     let (mut input, len) = open_input(&args.input)?;
     let len = len.ok_or("input length unknown")?;

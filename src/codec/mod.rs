@@ -6,6 +6,7 @@
 //! block can be verified on its own. [`CodecSet`] picks, per block, the
 //! smallest encoding among the codecs it holds.
 
+pub mod cm;
 mod error;
 pub mod llm;
 mod lzma_codec;
@@ -14,6 +15,7 @@ pub mod record;
 mod select;
 mod zstd_codec;
 
+pub use cm::CmCodec;
 pub use error::CodecError;
 pub use llm::{payload_portable, LlmCodec};
 pub use lzma_codec::LzmaCodec;
@@ -64,6 +66,8 @@ codec_ids! {
     Llm = 2, "llm";
     /// LZMA2 (xz -9e) without the .xz container; archival path only.
     Lzma = 3, "lzma";
+    /// Context mixing without a model (src/codec/cm); archival path.
+    Cm = 4, "cm";
 }
 
 impl CodecId {
@@ -74,8 +78,13 @@ impl CodecId {
 
     /// Codecs from the strongest (and slowest to decode) to the weakest:
     /// the order in which reports list the archival choice.
-    pub const BY_STRENGTH: [CodecId; CodecId::ALL.len()] =
-        [CodecId::Llm, CodecId::Lzma, CodecId::Zstd, CodecId::Raw];
+    pub const BY_STRENGTH: [CodecId; CodecId::ALL.len()] = [
+        CodecId::Llm,
+        CodecId::Cm,
+        CodecId::Lzma,
+        CodecId::Zstd,
+        CodecId::Raw,
+    ];
 }
 
 /// One block codec. Implementations are deterministic: the same input gives

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::record::{decode_record, encode_record, RECORD_HEADER_LEN};
-use super::{Codec, CodecError, CodecId, LlmCodec, LzmaCodec, RawCodec, ZstdCodec};
+use super::{CmCodec, Codec, CodecError, CodecId, LlmCodec, LzmaCodec, RawCodec, ZstdCodec};
 
 /// The codecs a volume can read, and the policy that picks one per block.
 ///
@@ -23,6 +23,9 @@ pub struct CodecSet {
     /// The archival path's other classical codec: smaller than zstd -19 on
     /// most binary blocks, still fast to decode.
     lzma: LzmaCodec,
+    /// Context mixing without a model: read everywhere, written only when
+    /// asked for (`encode_block_with`, `llmfs compress --codec cm`).
+    cm: CmCodec,
     llm: Option<Arc<LlmCodec>>,
 }
 
@@ -33,6 +36,7 @@ impl Default for CodecSet {
             zstd: ZstdCodec::default(),
             zstd_best: ZstdCodec::new(ZstdCodec::ARCHIVE_LEVEL),
             lzma: LzmaCodec,
+            cm: CmCodec,
             llm: None,
         }
     }
@@ -56,6 +60,7 @@ impl CodecSet {
             CodecId::Zstd => Some(&self.zstd),
             CodecId::Llm => self.llm.as_deref().map(|c| c as &dyn Codec),
             CodecId::Lzma => Some(&self.lzma),
+            CodecId::Cm => Some(&self.cm),
         }
     }
 

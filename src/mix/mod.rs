@@ -32,7 +32,7 @@
 mod counters;
 mod matcher;
 mod mixer;
-mod squash;
+pub(crate) mod squash;
 
 use crate::coder::range::{Decoder, Encoder};
 use crate::coder::{CoderError, FreqTable, TOTAL};

@@ -21,15 +21,18 @@ pub enum Feature {
     /// llm records of an integer model (payload versions 3 and 4,
     /// `llmfs-int8-v1`: docs/INTEGER_MODEL.md).
     PortableLlm,
+    /// Block records with codec 4 (cm, context mixing without a model).
+    Cm,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 2] = [Feature::Lzma, Feature::PortableLlm];
+    pub const ALL: [Feature; 3] = [Feature::Lzma, Feature::PortableLlm, Feature::Cm];
 
     pub fn name(self) -> &'static str {
         match self {
             Feature::Lzma => "lzma",
             Feature::PortableLlm => "llm-int8-v1",
+            Feature::Cm => "cm",
         }
     }
 
@@ -44,6 +47,7 @@ impl Feature {
         match self {
             Feature::Lzma => 3,
             Feature::PortableLlm => 4,
+            Feature::Cm => 5,
         }
     }
 
@@ -62,6 +66,7 @@ impl Feature {
     pub fn of_codec(codec: u8) -> Option<Feature> {
         match CodecId::from_u8(codec)? {
             CodecId::Lzma => Some(Feature::Lzma),
+            CodecId::Cm => Some(Feature::Cm),
             CodecId::Raw | CodecId::Zstd | CodecId::Llm => None,
         }
     }
@@ -148,6 +153,12 @@ mod tests {
     #[test]
     fn codecs_needing_a_feature() {
         assert_eq!(Feature::of_codec(CodecId::Lzma as u8), Some(Feature::Lzma));
+        assert_eq!(Feature::of_codec(CodecId::Cm as u8), Some(Feature::Cm));
+        assert_eq!(
+            FeatureSet::parse("cm,lzma").unwrap().schema_version(2),
+            5,
+            "a cm volume is closed to builds before cm"
+        );
         for c in [CodecId::Raw, CodecId::Zstd, CodecId::Llm] {
             assert_eq!(Feature::of_codec(c as u8), None);
         }

@@ -73,8 +73,8 @@ pub struct BenchArgs {
     /// Files or directories (searched recursively) [default: $LLMFS_CORPORA,
     /// else ../shared/corpora].
     pub paths: Vec<PathBuf>,
-    /// Codecs to run, comma-separated: llmfs, llm, zstd-3, zstd-19, xz-9e,
-    /// gzip-9, brotli-11 [default: all].
+    /// Codecs to run, comma-separated: llmfs, llm, cm, zstd-3, zstd-19,
+    /// xz-9e, gzip-9, brotli-11 [default: all].
     #[arg(long, value_delimiter = ',', value_parser = Subject::parse)]
     pub codecs: Vec<Subject>,
     /// The model runs on every block of files up to this many bytes and on
@@ -124,13 +124,16 @@ fn parse_limit(s: &str) -> Result<Limit, String> {
 pub enum Subject {
     Llmfs,
     Llm,
+    /// The cm codec (context mixing without a model) on every block.
+    Cm,
     Peer(Peer),
 }
 
 impl Subject {
-    pub const ALL: [Subject; 7] = [
+    pub const ALL: [Subject; 8] = [
         Subject::Llmfs,
         Subject::Llm,
+        Subject::Cm,
         Subject::Peer(Peer::Zstd3),
         Subject::Peer(Peer::Zstd19),
         Subject::Peer(Peer::Xz9e),
@@ -142,6 +145,7 @@ impl Subject {
         match self {
             Subject::Llmfs => "llmfs",
             Subject::Llm => "llm",
+            Subject::Cm => "cm",
             Subject::Peer(p) => p.name(),
         }
     }
@@ -163,6 +167,7 @@ impl Subject {
 pub enum Column {
     Llmfs,
     Llm,
+    Cm,
     Block(Peer),
     File(Peer),
 }
@@ -172,6 +177,7 @@ impl Column {
         match self {
             Column::Llmfs => "llmfs".into(),
             Column::Llm => "llm".into(),
+            Column::Cm => "cm".into(),
             Column::Block(p) => format!("{}/block", p.name()),
             Column::File(p) => format!("{}/file", p.name()),
         }
@@ -507,6 +513,11 @@ fn bench_file(
             whole_file(peer, data, &mut r)?;
         }
     }
+    if subjects.contains(&Subject::Cm) {
+        let sizes = cm_column(&blocks, bs, workers, &mut r)?;
+        let on_sample = r.sample.iter().map(|&i| sizes[i]).sum();
+        r.on_sample.insert(Column::Cm, on_sample);
+    }
     if let Some(state) = state {
         model_columns(&blocks, bs, subjects, state, &mut r)?;
     }
@@ -559,6 +570,47 @@ fn per_block(
             stored_bytes: sizes.iter().sum(),
             encode_secs,
             decode_secs,
+        },
+    );
+    Ok(sizes)
+}
+
+/// The cm codec on every block: the records a volume would store (header
+/// included), decoded and checked. Returns the per-block record sizes.
+fn cm_column(
+    blocks: &[&[u8]],
+    bs: usize,
+    workers: usize,
+    r: &mut FileResult,
+) -> Result<Vec<u64>, String> {
+    let mut sets: Vec<CodecSet> = (0..workers).map(|_| CodecSet::default()).collect();
+    let enc = parallel(blocks, &mut sets, |set, b| {
+        set.encode_block_with(CodecId::Cm, b)
+    });
+    let records = enc
+        .out
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cm: {e}"))?;
+    let pairs: Vec<(&[u8], &[u8])> = records
+        .iter()
+        .map(Vec::as_slice)
+        .zip(blocks.iter().copied())
+        .collect();
+    let dec = parallel(&pairs, &mut sets, |set, &(rec, b)| {
+        set.decode_block(rec, bs).is_ok_and(|d| d == b)
+    });
+    if dec.out.iter().any(|ok| !ok) {
+        return Err("cm: a block did not round-trip".into());
+    }
+    let sizes: Vec<u64> = records.iter().map(|x| x.len() as u64).collect();
+    r.columns.insert(
+        Column::Cm,
+        Measure {
+            raw_bytes: r.bytes,
+            stored_bytes: sizes.iter().sum(),
+            encode_secs: busy_secs(&enc.secs, workers),
+            decode_secs: busy_secs(&dec.secs, workers),
         },
     );
     Ok(sizes)
@@ -749,6 +801,6 @@ mod tests {
         assert_eq!(parse_limit("all"), Ok(Limit::All));
         assert_eq!(Subject::parse("xz-9e"), Ok(Subject::Peer(Peer::Xz9e)));
         let e = Subject::parse("xz").unwrap_err();
-        assert!(e.contains("llmfs, llm, zstd-3"), "{e}");
+        assert!(e.contains("llmfs, llm, cm, zstd-3"), "{e}");
     }
 }

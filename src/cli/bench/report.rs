@@ -62,6 +62,7 @@ fn columns(r: &Report) -> Vec<Column> {
         match s {
             Subject::Llmfs => cols.push(Column::Llmfs),
             Subject::Llm => cols.push(Column::Llm),
+            Subject::Cm => cols.push(Column::Cm),
             Subject::Peer(p) => cols.push(Column::Block(*p)),
         }
     }
@@ -76,7 +77,7 @@ fn columns(r: &Report) -> Vec<Column> {
 fn threads(r: &Report, c: Column) -> usize {
     match c {
         Column::Llmfs | Column::Llm => r.settings.workers * r.settings.model_threads,
-        Column::Block(_) => r.settings.workers,
+        Column::Block(_) | Column::Cm => r.settings.workers,
         Column::File(_) => 1,
     }
 }
@@ -325,6 +326,14 @@ fn speed_table(r: &Report) -> Table {
     }
 }
 
+/// What implements the cm column.
+fn cm_line() -> String {
+    format!(
+        "llmfs cm payload version {} (pure Rust, integer only)",
+        crate::codec::cm::PAYLOAD_VERSION
+    )
+}
+
 fn codec_table(r: &Report) -> Table {
     let mut rows = Vec::new();
     for s in &r.settings.subjects {
@@ -336,6 +345,10 @@ fn codec_table(r: &Report) -> Table {
             Subject::Llm => (
                 "the llm codec on every block (CodecSet::encode_block_with)".into(),
                 engine_line(r),
+            ),
+            Subject::Cm => (
+                "the cm codec on every block (context mixing without a model; CodecSet::encode_block_with)".into(),
+                cm_line(),
             ),
             Subject::Peer(p) => (p.setting().to_string(), p.library()),
         };
@@ -533,6 +546,7 @@ pub fn json(r: &Report) -> Value {
             Subject::Peer(p) => {
                 json!({"name": p.name(), "setting": p.setting(), "library": p.library()})
             }
+            Subject::Cm => json!({"name": s.name(), "library": cm_line()}),
             _ => json!({"name": s.name(), "library": engine_line(r)}),
         })
         .collect();

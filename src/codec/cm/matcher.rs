@@ -1,0 +1,140 @@
+//! The match model: finds the most recent earlier occurrence of the last
+//! [`MIN_LEN`] bytes, checks that it really matches (hashes collide), and
+//! predicts the byte that followed it, bit by bit, with a confidence learnt
+//! per match length and predicted bit.
+
+use super::state::{entry, train};
+use crate::mix::squash::stretch;
+
+/// Bytes hashed to find a candidate, and the shortest match used.
+pub const MIN_LEN: usize = 6;
+/// How far back a candidate is verified (the match then grows as it
+/// continues): bounds the work per byte.
+const VERIFY: usize = 32;
+/// Length buckets the confidence is learnt for.
+const BUCKETS: usize = 32;
+
+pub struct MatchModel {
+    /// Hash of `MIN_LEN` bytes -> position (in the history) of the byte
+    /// that followed them, 0 for none.
+    table: Vec<u32>,
+    mask: usize,
+    /// Position of the predicted byte, and the length matched before it.
+    ptr: usize,
+    len: usize,
+    /// The predicted byte behind a leading 1, while it still agrees with
+    /// the bits coded so far; 0 otherwise.
+    expected: u32,
+    hits: Vec<u32>,
+    slot: usize,
+}
+
+fn hash(b: &[u8]) -> usize {
+    let mut h = 0u64;
+    for &c in b {
+        h = (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01B3);
+    }
+    (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize
+}
+
+/// The confidence bucket of a match length.
+pub fn bucket(len: usize) -> usize {
+    if len < 16 {
+        len
+    } else {
+        (16 + (len - 16) / 8).min(BUCKETS - 1)
+    }
+}
+
+impl MatchModel {
+    /// `1 << bits` table entries.
+    pub fn new(bits: u32) -> MatchModel {
+        MatchModel {
+            table: vec![0; 1 << bits],
+            mask: (1 << bits) - 1,
+            ptr: 0,
+            len: 0,
+            expected: 0,
+            hits: vec![entry(49152); BUCKETS * 2],
+            slot: 0,
+        }
+    }
+
+    /// Length of the current match (0 for none).
+    #[inline]
+    pub fn len(&self) -> usize {
+        if self.expected == 0 {
+            0
+        } else {
+            self.len
+        }
+    }
+
+    /// After a byte was appended to `hist`: extends or drops the match,
+    /// looks for a new one, and records the position.
+    pub fn end_byte(&mut self, hist: &[u8]) {
+        let n = hist.len();
+        if self.len > 0 && hist[self.ptr] == hist[n - 1] {
+            self.len += 1;
+            self.ptr += 1;
+        } else {
+            self.len = 0;
+        }
+        if n >= MIN_LEN {
+            let h = hash(&hist[n - MIN_LEN..]) & self.mask;
+            if self.len == 0 {
+                let cand = self.table[h] as usize;
+                if cand > 0 {
+                    let limit = cand.min(VERIFY);
+                    let mut l = 0;
+                    while l < limit && hist[cand - 1 - l] == hist[n - 1 - l] {
+                        l += 1;
+                    }
+                    if l >= MIN_LEN {
+                        self.len = l;
+                        self.ptr = cand;
+                    }
+                }
+            }
+            self.table[h] = n as u32;
+        }
+        self.expected = if self.len > 0 {
+            u32::from(hist[self.ptr]) | 256
+        } else {
+            0
+        };
+    }
+
+    /// Inputs for the next bit: the learnt confidence, signed by the
+    /// predicted bit, and a fixed vote growing with the length; zeros when
+    /// there is no prediction. `c0` is the byte's bits so far behind a
+    /// leading 1, `bitpos` their count.
+    #[inline]
+    pub fn predict(&mut self, c0: u32, bitpos: u32, out: &mut [i32]) {
+        if self.expected == 0 || self.expected >> (8 - bitpos) != c0 {
+            self.expected = 0;
+            out[0] = 0;
+            out[1] = 0;
+            return;
+        }
+        let bit = (self.expected >> (7 - bitpos)) & 1;
+        self.slot = bucket(self.len) * 2 + bit as usize;
+        let st = stretch(self.hits[self.slot] >> 16);
+        let vote = (self.len.min(32) as i32) * 32;
+        if bit == 1 {
+            out[0] = st;
+            out[1] = vote;
+        } else {
+            out[0] = -st;
+            out[1] = -vote;
+        }
+    }
+
+    #[inline]
+    pub fn update(&mut self, c0: u32, bitpos: u32, bit: u32) {
+        if self.expected != 0 && self.expected >> (8 - bitpos) == c0 {
+            let expected = (self.expected >> (7 - bitpos)) & 1;
+            train(&mut self.hits[self.slot], u32::from(expected == bit), 1023);
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The cm predictor: the probability of each next bit of a byte stream,
+//! from context models, a match model, mixers and SSE. Integer only, so an
+//! encoder and a decoder on any machine compute the same probabilities.
+//!
+//! docs/FORMAT.md ("cm predictor") describes it for reimplementation; every
+//! constant here is part of payload version 1, and the golden test in
+//! `super::tests` guards against changing one by accident.
+
+use super::matcher::MatchModel;
+use super::mixer::{st, Apm, Mixer, ONE};
+use super::slots::Slots;
+use super::state::{self, entry, train, StateMap, StateTable};
+use crate::mix::squash::squash;
+
+/// Hashed context models: orders 1-6 and 8, the word, the word pair, and
+/// the sparse context of the two bytes before the last.
+const HASHED: usize = 10;
+/// Mixer inputs: the hashed models, order 0, two from the match model and a
+/// bias.
+const INPUTS: usize = HASHED + 4;
+const IN_O0: usize = HASHED;
+const IN_MATCH: usize = HASHED + 1;
+const IN_BIAS: usize = HASHED + 3;
+
+/// 32-bit mix of two words.
+#[inline]
+fn mix2(a: u32, b: u32) -> u32 {
+    let x = (u64::from(a) << 32 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let x = (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    (x >> 32) as u32
+}
+
+pub struct Predictor {
+    st: &'static StateTable,
+    /// Every byte coded so far (or primed).
+    hist: Vec<u8>,
+    /// The current byte's bits behind a leading 1, and their count.
+    c0: u32,
+    bitpos: u32,
+    /// The last four bytes (the latest in the low byte), and the four
+    /// before them.
+    c4: u32,
+    c8: u32,
+    /// Hash of the current word (letters, case-folded; 0 between words)
+    /// and of the word before it.
+    word: u32,
+    word1: u32,
+    /// Per hashed model: the context hash of the current byte, the offset
+    /// of the current nibble's bucket, and of the current bit's slot.
+    ctx: [u32; HASHED],
+    bucket: [usize; HASHED],
+    slot: [usize; HASHED],
+    slots: Vec<Slots>,
+    maps: Vec<StateMap>,
+    /// Order 0: a direct probability per partial byte.
+    o0: Vec<u32>,
+    matcher: MatchModel,
+    x: [i32; INPUTS],
+    mixers: [Mixer; 3],
+    sets: [usize; 3],
+    out: [i32; 4],
+    final_mixer: Mixer,
+    apm_c0: Apm,
+    apm_c1: Apm,
+    apm_c2: Apm,
+    pr: u32,
+}
+
+impl Predictor {
+    /// A predictor sized for blocks of up to `block_len` bytes.
+    pub fn new(block_len: usize) -> Predictor {
+        let bits = (block_len.max(1) * 2)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(10, 17);
+        let mbits = block_len
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(10, 18);
+        let mut p = Predictor {
+            st: state::table(),
+            hist: Vec::with_capacity(block_len),
+            c0: 1,
+            bitpos: 0,
+            c4: 0,
+            c8: 0,
+            word: 0,
+            word1: 0,
+            ctx: [0; HASHED],
+            bucket: [0; HASHED],
+            slot: [0; HASHED],
+            slots: (0..HASHED).map(|_| Slots::new(bits)).collect(),
+            maps: (0..HASHED).map(|_| StateMap::new(1, 1023)).collect(),
+            o0: vec![entry(32768); 256],
+            matcher: MatchModel::new(mbits),
+            x: [0; INPUTS],
+            mixers: [
+                Mixer::new(INPUTS, 4 * (HASHED + 1), ONE / 4, 32),
+                Mixer::new(INPUTS, 256, ONE / 4, 32),
+                Mixer::new(INPUTS, 256, ONE / 4, 32),
+            ],
+            sets: [0; 3],
+            out: [0; 4],
+            final_mixer: Mixer::new(4, 8, ONE / 3, 10),
+            apm_c0: Apm::new(256, 7),
+            apm_c1: Apm::new(1 << 16, 6),
+            apm_c2: Apm::new(1 << 14, 6),
+            pr: 32768,
+        };
+        p.begin_byte();
+        p.begin_nibble();
+        p.predict();
+        p
+    }
+
+    /// The probability (16-bit, `1..=65535`) that the next bit is 1.
+    #[inline]
+    pub fn p(&self) -> u32 {
+        self.pr
+    }
+
+    /// Learns the coded `bit` and prepares the next prediction.
+    pub fn update(&mut self, bit: u32) {
+        for i in 0..HASHED {
+            let at = self.slot[i];
+            self.maps[i].update(bit);
+            let s = self.slots[i].get(at);
+            self.slots[i].set(at, self.st.next(s, bit));
+        }
+        train(&mut self.o0[self.c0 as usize], bit, 255);
+        self.matcher.update(self.c0, self.bitpos, bit);
+        for (m, x) in self.mixers.iter_mut().zip([&self.x; 3]) {
+            m.update(x, bit);
+        }
+        self.final_mixer.update(&self.out, bit);
+        self.apm_c0.update(bit);
+        self.apm_c1.update(bit);
+        self.apm_c2.update(bit);
+
+        self.c0 = (self.c0 << 1) | bit;
+        self.bitpos += 1;
+        if self.bitpos == 8 {
+            let byte = self.c0 as u8;
+            self.hist.push(byte);
+            self.c8 = (self.c8 << 8) | (self.c4 >> 24);
+            self.c4 = (self.c4 << 8) | u32::from(byte);
+            if byte.is_ascii_alphabetic() {
+                self.word = mix2(self.word, u32::from(byte.to_ascii_lowercase()));
+            } else if self.word != 0 {
+                self.word1 = self.word;
+                self.word = 0;
+            }
+            self.c0 = 1;
+            self.bitpos = 0;
+            self.matcher.end_byte(&self.hist);
+            self.begin_byte();
+        }
+        if self.bitpos == 0 || self.bitpos == 4 {
+            self.begin_nibble();
+        }
+        self.predict();
+    }
+
+    /// The context hashes of the next byte.
+    fn begin_byte(&mut self) {
+        let (c4, c8) = (self.c4, self.c8);
+        let word = if self.word == 0 {
+            self.word1
+        } else {
+            self.word
+        };
+        let ctx = [
+            c4 & 0xFF,
+            c4 & 0xFFFF,
+            c4 & 0xFF_FFFF,
+            c4,
+            mix2(c4, c8 & 0xFF),
+            mix2(c4, c8 & 0xFFFF),
+            mix2(c4, c8),
+            mix2(word, c4 & 0xFF),
+            mix2(self.word, self.word1),
+            c4 & 0xFF_FF00,
+        ];
+        for (i, (h, c)) in self.ctx.iter_mut().zip(ctx).enumerate() {
+            *h = mix2(c, i as u32 + 1);
+        }
+    }
+
+    fn begin_nibble(&mut self) {
+        for i in 0..HASHED {
+            let h = mix2(self.ctx[i], self.c0);
+            self.bucket[i] = self.slots[i].find(h);
+        }
+    }
+
+    fn predict(&mut self) {
+        let j = self.bitpos & 3;
+        let node = ((1 << j) | (self.c0 & ((1 << j) - 1))) as usize;
+        let mut known = 0;
+        for i in 0..HASHED {
+            let at = self.bucket[i] + node;
+            self.slot[i] = at;
+            let s = self.slots[i].get(at);
+            known += usize::from(s != 0);
+            self.x[i] = st(self.maps[i].p(0, s));
+        }
+        self.x[IN_O0] = st(self.o0[self.c0 as usize] >> 16);
+        self.matcher
+            .predict(self.c0, self.bitpos, &mut self.x[IN_MATCH..IN_MATCH + 2]);
+        self.x[IN_BIAS] = 256;
+
+        let len = self.matcher.len();
+        let strength = match len {
+            0 => 0,
+            1..=15 => 1,
+            16..=31 => 2,
+            _ => 3,
+        };
+        let c1 = (self.c4 & 0xFF) as usize;
+        self.sets = [strength * (HASHED + 1) + known, self.c0 as usize, c1];
+        for k in 0..3 {
+            self.out[k] = self.mixers[k].mix(&self.x, self.sets[k]);
+        }
+        self.out[3] = 256;
+        let sm = self.final_mixer.mix(&self.out, self.bitpos as usize);
+        let pm = squash(sm);
+
+        let c0 = self.c0 as usize;
+        let a0 = self.apm_c0.refine(sm, c0);
+        let a1 = self.apm_c1.refine(sm, c0 | c1 << 8);
+        let h2 = (mix2(self.c4 & 0xFFFF, self.c0) >> 18) as usize;
+        let a2 = self.apm_c2.refine(sm, h2);
+        self.pr = ((2 * pm + a0 + 2 * a1 + 3 * a2) / 8).clamp(1, 65535);
+    }
+}
