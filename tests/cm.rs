@@ -180,7 +180,13 @@ fn volume_with_cm_records_mounts_reads_and_fscks() {
             let rec = set.encode_block_with(CodecId::Cm, &raw).unwrap();
             let done = store
                 .write(Durability::Durable, |x| {
-                    x.swap_archived_block(info.ino, info.idx, &old, Some((CodecId::Cm as u8, &rec)))
+                    x.swap_archived_block(
+                        info.ino,
+                        info.idx,
+                        &old,
+                        Some((CodecId::Cm as u8, &rec)),
+                        llmfs::store::ArchiveTier::Archive,
+                    )
                 })
                 .unwrap();
             assert!(done);

@@ -78,7 +78,7 @@ pub enum Command {
         /// Only blocks written at least this long ago (seconds, or 30s, 10m, 2h, 1d).
         #[arg(long, default_value = "0", value_parser = mount::parse_age)]
         older_than: u64,
-        /// archive: the smallest of LZMA2, zstd -19 and raw (fast to read
+        /// archive: the smallest of cm, LZMA2, zstd -19 and raw (fast to read
         /// back); deep: the smallest of those and the model.
         #[arg(long, default_value = "deep", value_parser = parse_tier)]
         tier: crate::store::ArchiveTier,

@@ -195,7 +195,11 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
         ratio(arch_raw, arch_stored)
     );
     for (name, tier, what) in [
-        ("archive tier", archive.archive, "LZMA2, zstd -19 or raw"),
+        (
+            "archive tier",
+            archive.archive,
+            "cm, LZMA2, zstd -19 or raw",
+        ),
         ("deep tier", archive.deep, "the model where it wins"),
     ] {
         println!(

@@ -9,10 +9,11 @@ use super::{CmCodec, Codec, CodecError, CodecId, LlmCodec, LzmaCodec, RawCodec, 
 ///
 /// Policy (as ZFS does): keep the smallest encoding, and store raw unless
 /// the winner saves at least 1/8 of the raw size. The fast path
-/// ([`CodecSet::encode_block`]) tries zstd only; the archival path
-/// ([`CodecSet::encode_block_best`]) uses zstd's strongest level, LZMA2
-/// (xz -9e) and the model, unless a cheap pre-pass (zstd saving less than
-/// 1/32) says the data is incompressible, when it keeps zstd or raw.
+/// ([`CodecSet::encode_block`]) tries zstd only; the archive tier
+/// ([`CodecSet::encode_block_archive`]) zstd's strongest level, LZMA2
+/// (xz -9e) and cm; the deep tier ([`CodecSet::encode_block_best`]) those
+/// and the model. Both skip all but zstd when a cheap pre-pass (zstd saving
+/// less than 1/32) says the data is incompressible.
 pub struct CodecSet {
     raw: RawCodec,
     zstd: ZstdCodec,
@@ -23,8 +24,8 @@ pub struct CodecSet {
     /// The archival path's other classical codec: smaller than zstd -19 on
     /// most binary blocks, still fast to decode.
     lzma: LzmaCodec,
-    /// Context mixing without a model: read everywhere, written only when
-    /// asked for (`encode_block_with`, `llmfs compress --codec cm`).
+    /// Context mixing without a model: the archive tier's strongest codec
+    /// on text, decoding at hundreds of KB/s.
     cm: CmCodec,
     llm: Option<Arc<LlmCodec>>,
 }
@@ -80,7 +81,7 @@ impl CodecSet {
     }
 
     /// The archive tier's encoding: the smallest of the model-free archival
-    /// codecs (LZMA2, zstd at its strongest level) or raw.
+    /// codecs (cm, LZMA2, zstd at its strongest level) or raw.
     pub fn encode_block_archive(&self, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
         let (best, _) = self.smallest_model_free(raw)?;
         self.keep_or_raw(best, raw)
@@ -115,9 +116,11 @@ impl CodecSet {
         let mut best = zstd;
         if !incompressible {
             // Ties keep the earlier, faster-decoding codec.
-            let lzma = encode_record(&self.lzma, raw)?;
-            if lzma.len() < best.len() {
-                best = lzma;
+            for codec in [&self.lzma as &dyn Codec, &self.cm] {
+                let rec = encode_record(codec, raw)?;
+                if rec.len() < best.len() {
+                    best = rec;
+                }
             }
         }
         Ok((best, incompressible))
@@ -160,30 +163,61 @@ mod tests {
     }
 
     #[test]
-    fn archival_path_keeps_the_smallest_classical_record() {
+    fn archival_path_keeps_the_smallest_model_free_record() {
         let set = CodecSet::default();
         let raw = table(65536);
-        let best = set.encode_block_best(&raw).unwrap();
         let zstd = set.encode_block_with(CodecId::Zstd, &raw).unwrap();
         let zstd19 = encode_record(&ZstdCodec::new(ZstdCodec::ARCHIVE_LEVEL), &raw).unwrap();
         let lzma = set.encode_block_with(CodecId::Lzma, &raw).unwrap();
+        let cm = set.encode_block_with(CodecId::Cm, &raw).unwrap();
         assert!(
             lzma.len() < zstd19.len(),
             "{} vs {}",
             lzma.len(),
             zstd19.len()
         );
-        assert_eq!(record_codec(&best), Some(CodecId::Lzma));
-        assert_eq!(best, lzma);
-        assert_eq!(best.len(), lzma.len().min(zstd19.len()));
-        for rec in [&best, &zstd, &zstd19] {
+        let smallest = [&zstd19, &lzma, &cm]
+            .into_iter()
+            .min_by_key(|r| r.len())
+            .unwrap();
+        // Without a model, the deep tier's choice is the archive tier's.
+        for best in [
+            set.encode_block_archive(&raw).unwrap(),
+            set.encode_block_best(&raw).unwrap(),
+        ] {
+            assert_eq!(&best, smallest);
+        }
+        for rec in [&zstd, &zstd19, &lzma, &cm] {
             assert_eq!(set.decode_block(rec, 65536).unwrap(), raw);
         }
-        // The fast path never spends LZMA2's time.
+        // The fast path never spends the archival codecs' time.
         assert_eq!(
             record_codec(&set.encode_block(&raw).unwrap()),
             Some(CodecId::Zstd)
         );
+    }
+
+    #[test]
+    fn archive_tier_picks_cm_on_text() {
+        let set = CodecSet::default();
+        let raw: Vec<u8> = include_bytes!("../../README.md")
+            .iter()
+            .copied()
+            .cycle()
+            .skip(4096)
+            .take(65536)
+            .collect();
+        let rec = set.encode_block_archive(&raw).unwrap();
+        let lzma = set.encode_block_with(CodecId::Lzma, &raw).unwrap();
+        assert_eq!(
+            record_codec(&rec),
+            Some(CodecId::Cm),
+            "{} vs lzma {}",
+            rec.len(),
+            lzma.len()
+        );
+        assert!(rec.len() < lzma.len());
+        assert_eq!(set.decode_block(&rec, 65536).unwrap(), raw);
     }
 
     #[test]

@@ -12,7 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_models_archive.sql"),
     include_str!("../../migrations/0003_lzma_records.sql"),
     include_str!("../../migrations/0004_portable_llm_records.sql"),
-    include_str!("../../migrations/0006_cm_records.sql"),
+    include_str!("../../migrations/0005_cm_records.sql"),
 ];
 
 /// The newest schema version this build reads.
