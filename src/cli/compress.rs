@@ -98,12 +98,13 @@ impl ModelArgs {
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodecChoice {
-    /// The smallest of llm, lzma, zstd and raw per block.
+    /// The smallest of llm, cm, lzma, zstd and raw per block (the deep
+    /// tier's choice).
     Auto,
     /// zstd or raw only (no model).
     Zstd,
-    /// The smallest of lzma, zstd -19 and raw per block: the archival choice
-    /// without the model (fast; `auto` never stores more).
+    /// The smallest of cm, lzma, zstd -19 and raw per block: the archive
+    /// tier's choice, without the model (`auto` never stores more).
     Classic,
     /// The model on every block, even where it loses (tests, benchmarks).
     Llm,
