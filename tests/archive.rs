@@ -365,3 +365,46 @@ fn sequential_reads_find_the_next_llm_block_decoded_ahead() {
     // Blocks 0 and 2 were decoded on demand, 1 and 3 ahead of the reader.
     assert!(stats.hits >= 2, "{stats:?}");
 }
+
+#[test]
+fn sequential_reads_find_the_next_cm_block_decoded_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = text(4 * BS, 6);
+    let codecs = CodecSet::default();
+    let ino = {
+        let fs = Fs::with_codecs(
+            open_store(dir.path()),
+            FsConfig::default(),
+            CodecSet::default(),
+        )
+        .unwrap();
+        let ino = create(&fs, "seq.txt", &data);
+        fs.shutdown().unwrap();
+        for idx in 0..4u64 {
+            let raw = &data[idx as usize * BS..(idx as usize + 1) * BS];
+            let rec = codecs.encode_block_with(CodecId::Cm, raw).unwrap();
+            fs.store()
+                .write(Durability::Normal, |m| {
+                    m.put_block(ino, idx, CodecId::Cm as u8, BS as u64, &rec)
+                })
+                .unwrap();
+        }
+        assert_eq!(codec_blocks(fs.store(), CodecId::Cm), 4);
+        ino
+    };
+    let fs = Fs::with_codecs(
+        open_store(dir.path()),
+        FsConfig::default(),
+        CodecSet::default(),
+    )
+    .unwrap()
+    .with_read_ahead(CodecSet::default());
+    let mut back = Vec::new();
+    for i in 0..4u64 {
+        back.extend(fs.read(ino, i * BS as u64, BS as u32).unwrap());
+    }
+    assert!(back == data);
+    // Blocks 0 and 2 were decoded on demand, 1 and 3 on the other core.
+    let stats = fs.cache_stats();
+    assert!(stats.hits >= 2, "{stats:?}");
+}

@@ -1,13 +1,14 @@
-//! Read-ahead of llm blocks: the policy (which misses are sequential, which
-//! blocks are worth decoding ahead) and the second model engine that runs
-//! it, kept out of the POSIX core.
+//! Read-ahead of slow blocks (llm and cm): the policy (which misses are
+//! sequential, which blocks are worth decoding ahead) and the second model
+//! engine that runs it, kept out of the POSIX core.
 //!
-//! Decoding an llm block takes the model a long time per block, so a
-//! sequential reader that misses on one would wait for each block in turn.
-//! When a miss on llm block `idx` follows one on `idx - 1` of the same inode
-//! (or `idx` is 0), the next block, if it is an llm block not yet cached, is
-//! decoded on the read-ahead engine while this one decodes on the main
-//! engine, and cached. Other codecs decode faster than a read-ahead saves.
+//! Decoding an llm block takes the model a long time per block, and a cm
+//! block a tenth of a second, so a sequential reader that misses on one
+//! would wait for each block in turn with one core busy. When a miss on
+//! such a block `idx` follows one on `idx - 1` of the same inode (or `idx`
+//! is 0), the next block, if it is an llm or cm block not yet cached, is
+//! decoded on another thread (llm: on the read-ahead engine) while this one
+//! decodes, and cached. Other codecs decode faster than a read-ahead saves.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,7 @@ pub(super) struct ReadAhead {
     /// Codecs with their own llm engine, used only for blocks decoded ahead.
     codecs: CodecSet,
     /// Per inode, the block a sequential reader's next miss would be: the
-    /// one after the last llm block decoded on a miss (or read ahead).
+    /// one after the last slow block decoded on a miss (or read ahead).
     last_llm_miss: Mutex<HashMap<u64, u64>>,
 }
 
@@ -38,10 +39,10 @@ impl ReadAhead {
     }
 
     /// Records a miss on block `idx` holding `record`; returns the block to
-    /// decode ahead when the miss is on an llm block and continues a
+    /// decode ahead when the miss is on a slow block and continues a
     /// sequential read.
     fn next_after_miss(&self, ino: u64, idx: u64, record: &[u8]) -> Option<u64> {
-        if record_codec(record) != Some(CodecId::Llm) {
+        if !slow_to_decode(record) {
             return None;
         }
         let next = idx + 1;
@@ -85,7 +86,7 @@ impl Fs {
     }
 
     /// The read-ahead codecs, and the next block's index, record and cache
-    /// epoch, when the policy picks a next block that is an llm block not
+    /// epoch, when the policy picks a next block that is a slow block not
     /// cached yet.
     #[allow(clippy::type_complexity)]
     fn read_ahead_target(
@@ -104,10 +105,14 @@ impl Fs {
             return Ok(None);
         };
         match self.store.read(|m| Ok::<_, Error>(m.block(ino, next)?))? {
-            Some(r) if record_codec(&r) == Some(CodecId::Llm) => {
-                Ok(Some((&ahead.codecs, next, r, next_epoch)))
-            }
+            Some(r) if slow_to_decode(&r) => Ok(Some((&ahead.codecs, next, r, next_epoch))),
             _ => Ok(None),
         }
     }
+}
+
+/// Whether a record's codec decodes slowly enough for a read-ahead on the
+/// other core to pay: the model, or cm (a few hundred KB/s).
+fn slow_to_decode(record: &[u8]) -> bool {
+    matches!(record_codec(record), Some(CodecId::Llm | CodecId::Cm))
 }
