@@ -5,7 +5,7 @@
 use std::process::Command;
 
 fn llmfs() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_llmfs"))
+    Command::new(crate::common::BIN)
 }
 
 /// Two 4 KiB blocks of English-like text.
