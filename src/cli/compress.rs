@@ -11,6 +11,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use super::error::{CliError, Context};
 use super::json;
 
 use crate::codec::{CodecId, CodecSet, LlmCodec};
@@ -42,9 +43,9 @@ impl ModelArgs {
         }
     }
 
-    pub fn model_bytes(&self) -> Result<Vec<u8>, String> {
+    pub fn model_bytes(&self) -> Result<Vec<u8>, CliError> {
         match &self.model {
-            Some(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())),
+            Some(p) => std::fs::read(p).context(p.display()),
             None => Ok(DEFAULT_MODEL.to_vec()),
         }
     }
@@ -56,7 +57,7 @@ impl ModelArgs {
     }
 
     /// One codec set per worker, each with its own engine.
-    pub fn worker_sets(&self, with_llm: bool) -> Result<Vec<CodecSet>, String> {
+    pub fn worker_sets(&self, with_llm: bool) -> Result<Vec<CodecSet>, CliError> {
         self.worker_sets_mixing(with_llm, true)
     }
 
@@ -66,7 +67,7 @@ impl ModelArgs {
         &self,
         with_llm: bool,
         mixing: bool,
-    ) -> Result<Vec<CodecSet>, String> {
+    ) -> Result<Vec<CodecSet>, CliError> {
         (0..self.workers())
             .map(|_| {
                 Ok(if with_llm {
@@ -79,13 +80,13 @@ impl ModelArgs {
     }
 
     /// The llm codec, self-tested.
-    pub fn load(&self) -> Result<Arc<LlmCodec>, String> {
+    pub fn load(&self) -> Result<Arc<LlmCodec>, CliError> {
         self.load_mixing(true)
     }
 
-    fn load_mixing(&self, mixing: bool) -> Result<Arc<LlmCodec>, String> {
+    fn load_mixing(&self, mixing: bool) -> Result<Arc<LlmCodec>, CliError> {
         let bytes = self.model_bytes()?;
-        let mut codec = LlmCodec::load(&bytes, &self.options()).map_err(|e| e.to_string())?;
+        let mut codec = LlmCodec::load(&bytes, &self.options())?;
         if !mixing {
             codec = codec.without_mixing();
         }
@@ -147,16 +148,14 @@ pub struct DecompressArgs {
     pub json: bool,
 }
 
-fn open_input(path: &Path) -> Result<(Box<dyn Read>, Option<u64>), String> {
+fn open_input(path: &Path) -> Result<(Box<dyn Read>, Option<u64>), CliError> {
     if path == Path::new("-") {
         let mut data = Vec::new();
-        io::stdin()
-            .read_to_end(&mut data)
-            .map_err(|e| format!("stdin: {e}"))?;
+        io::stdin().read_to_end(&mut data).context("stdin")?;
         let len = data.len() as u64;
         return Ok((Box::new(io::Cursor::new(data)), Some(len)));
     }
-    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let f = File::open(path).context(path.display())?;
     let len = f.metadata().ok().map(|m| m.len());
     Ok((Box::new(BufReader::with_capacity(1 << 20, f)), len))
 }
@@ -170,7 +169,7 @@ struct Output {
 }
 
 impl Output {
-    fn create(path: &Path) -> Result<Output, String> {
+    fn create(path: &Path) -> Result<Output, CliError> {
         if path == Path::new("-") {
             return Ok(Output {
                 path: path.into(),
@@ -180,9 +179,9 @@ impl Output {
         }
         let name = path
             .file_name()
-            .ok_or_else(|| format!("{}: not a file name", path.display()))?;
+            .ok_or_else(|| CliError::usage(format!("{}: not a file name", path.display())))?;
         let tmp = path.with_file_name(format!(".{}.llmfs-tmp", name.to_string_lossy()));
-        let f = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let f = File::create(&tmp).context(tmp.display())?;
         Ok(Output {
             path: path.into(),
             tmp: Some(tmp),
@@ -190,14 +189,11 @@ impl Output {
         })
     }
 
-    fn commit(mut self) -> Result<(), String> {
-        self.writer
-            .flush()
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+    fn commit(mut self) -> Result<(), CliError> {
+        self.writer.flush().context(self.path.display())?;
         if let Some(tmp) = self.tmp.take() {
             drop(std::mem::replace(&mut self.writer, Box::new(io::sink())));
-            std::fs::rename(&tmp, &self.path)
-                .map_err(|e| format!("{}: {e}", self.path.display()))?;
+            std::fs::rename(&tmp, &self.path).context(self.path.display())?;
         }
         Ok(())
     }
@@ -281,14 +277,14 @@ fn report(verb: &str, s: &Summary, secs: f64, json: bool) {
     }
 }
 
-pub fn compress(args: CompressArgs) -> Result<ExitCode, String> {
+pub fn compress(args: CompressArgs) -> Result<ExitCode, CliError> {
     if !args.block_size.is_power_of_two()
         || !(4096..=container::MAX_BLOCK_SIZE).contains(&args.block_size)
     {
-        return Err(format!(
+        return Err(CliError::usage(format!(
             "--block-size {}: not a power of two in 4096..=16777216",
             args.block_size
-        ));
+        )));
     }
     let codecs = args.model.worker_sets_mixing(
         !matches!(
@@ -304,7 +300,7 @@ pub fn compress(args: CompressArgs) -> Result<ExitCode, String> {
         CodecChoice::Cm => container::Policy::Only(CodecId::Cm),
     };
     let (mut input, len) = open_input(&args.input)?;
-    let len = len.ok_or("input length unknown")?;
+    let len = len.ok_or_else(|| CliError::usage("input length unknown"))?;
     let mut out = Output::create(&args.output)?;
     let start = Instant::now();
     let summary = container::compress(
@@ -316,7 +312,7 @@ pub fn compress(args: CompressArgs) -> Result<ExitCode, String> {
         policy,
         |_| {},
     )
-    .map_err(|e| format!("{}: {e}", args.input.display()))?;
+    .context(args.input.display())?;
     out.commit()?;
     report(
         "compress",
@@ -327,16 +323,15 @@ pub fn compress(args: CompressArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn decompress(args: DecompressArgs) -> Result<ExitCode, String> {
+pub fn decompress(args: DecompressArgs) -> Result<ExitCode, CliError> {
     let (mut input, _) = open_input(&args.input)?;
-    let header =
-        container::read_header(&mut input).map_err(|e| format!("{}: {e}", args.input.display()))?;
+    let header = container::read_header(&mut input).context(args.input.display())?;
     // Load the model only when the file needs one.
     let codecs = args.model.worker_sets(header.model_sha256 != [0u8; 32])?;
     let mut out = Output::create(&args.output)?;
     let start = Instant::now();
     let summary = container::decompress(&codecs, &header, &mut input, &mut out.writer, |_| {})
-        .map_err(|e| format!("{}: {e}", args.input.display()))?;
+        .context(args.input.display())?;
     out.commit()?;
     report(
         "decompress",

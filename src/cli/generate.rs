@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Subcommand};
 use clap_complete::Shell;
 
+use super::error::{CliError, Context};
 use super::Cli;
 
 #[derive(Subcommand, Debug)]
@@ -27,23 +28,23 @@ pub enum Generate {
     },
 }
 
-fn create_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))
+fn create_dir(dir: &Path) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
-pub fn run(what: Generate) -> Result<ExitCode, String> {
+pub fn run(what: Generate) -> Result<ExitCode, CliError> {
     match what {
         Generate::Man { dir } => {
             create_dir(&dir)?;
             clap_mangen::generate_to(Cli::command(), &dir)
-                .map_err(|e| format!("writing man pages to {}: {e}", dir.display()))?;
+                .with_context(|| format!("writing man pages to {}", dir.display()))?;
             println!("{}", dir.join("llmfs.1").display());
         }
         Generate::Completions { shell, dir } => {
             create_dir(&dir)?;
             let mut cmd = Cli::command();
             let path = clap_complete::generate_to(shell, &mut cmd, "llmfs", &dir)
-                .map_err(|e| format!("writing {shell} completions to {}: {e}", dir.display()))?;
+                .with_context(|| format!("writing {shell} completions to {}", dir.display()))?;
             println!("{}", path.display());
         }
     }

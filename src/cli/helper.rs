@@ -13,6 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::error::CliError;
 use super::mount::{self, MountArgs};
 
 /// Program names that select helper mode.
@@ -67,19 +68,19 @@ fn value<'a>(
     flag: &str,
     rest: &str,
     it: &mut impl Iterator<Item = &'a OsString>,
-) -> Result<String, String> {
+) -> Result<String, CliError> {
     if !rest.is_empty() {
         return Ok(rest.to_string());
     }
     let v = it
         .next()
-        .ok_or_else(|| format!("option {flag} needs a value"))?;
+        .ok_or_else(|| CliError::usage(format!("option {flag} needs a value")))?;
     v.to_str()
         .map(str::to_string)
-        .ok_or_else(|| format!("the value of {flag} is not valid UTF-8"))
+        .ok_or_else(|| CliError::usage(format!("the value of {flag} is not valid UTF-8")))
 }
 
-fn parse(args: &[OsString]) -> Result<Parsed, String> {
+fn parse(args: &[OsString]) -> Result<Parsed, CliError> {
     let mut positional: Vec<&OsStr> = Vec::new();
     let mut options = Vec::new();
     let mut verbose = 0u8;
@@ -100,7 +101,7 @@ fn parse(args: &[OsString]) -> Result<Parsed, String> {
         }
         let s = arg
             .to_str()
-            .ok_or_else(|| format!("unknown option {}", arg.to_string_lossy()))?;
+            .ok_or_else(|| CliError::usage(format!("unknown option {}", arg.to_string_lossy())))?;
         // Short flags, possibly grouped (-nv), the last one possibly taking
         // a value (-o OPTS, -oOPTS).
         for (i, c) in s[1..].char_indices() {
@@ -113,24 +114,28 @@ fn parse(args: &[OsString]) -> Result<Parsed, String> {
                 't' => {
                     let t = value("-t", rest, &mut it)?;
                     if !matches!(t.as_str(), "fuse.llmfs" | "fuseblk.llmfs" | "llmfs") {
-                        return Err(format!("filesystem type '{t}' is not fuse.llmfs"));
+                        return Err(CliError::usage(format!(
+                            "filesystem type '{t}' is not fuse.llmfs"
+                        )));
                     }
                     break;
                 }
                 'N' => {
-                    return Err("-N (mounting in another mount namespace) is not supported".into());
+                    return Err(CliError::usage(
+                        "-N (mounting in another mount namespace) is not supported",
+                    ));
                 }
                 'f' => fake = true,
                 'v' => verbose = verbose.saturating_add(1),
                 's' | 'n' => {}
-                _ => return Err(format!("unknown option -{c}")),
+                _ => return Err(CliError::usage(format!("unknown option -{c}"))),
             }
         }
     }
     match positional.as_slice() {
         [store, mountpoint] => {
             if store.is_empty() {
-                return Err("the store (source) is empty".into());
+                return Err(CliError::usage("the store (source) is empty"));
             }
             Ok(Parsed::Run(HelperArgs {
                 store: PathBuf::from(store),
@@ -140,11 +145,11 @@ fn parse(args: &[OsString]) -> Result<Parsed, String> {
                 fake,
             }))
         }
-        [] | [_] => Err("expected STORE and MOUNTPOINT".into()),
-        _ => Err(format!(
+        [] | [_] => Err(CliError::usage("expected STORE and MOUNTPOINT")),
+        _ => Err(CliError::usage(format!(
             "unexpected argument '{}'",
             positional[2].to_string_lossy()
-        )),
+        ))),
     }
 }
 
@@ -228,7 +233,7 @@ mod tests {
                 Err(e) => e,
                 Ok(_) => panic!("{a:?} accepted"),
             };
-            assert!(e.contains(want), "{a:?}: {e}");
+            assert!(e.to_string().contains(want), "{a:?}: {e}");
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod bench;
 mod compress;
+mod error;
 mod generate;
 mod helper;
 mod json;
@@ -20,6 +21,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use error::CliError;
 pub use mount::MountArgs;
 pub use mountinfo::store_of_mountpoint;
 pub use paths::default_store_for;
@@ -236,8 +238,8 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(msg) => {
-            eprintln!("llmfs: {msg}");
+        Err(e) => {
+            eprintln!("llmfs: {e}");
             ExitCode::FAILURE
         }
     }

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::compress::ModelArgs;
+use super::error::CliError;
 use crate::model::{logits_digest, self_test, Engine};
 
 #[derive(Args, Debug, Clone)]
@@ -20,11 +21,11 @@ pub struct ModelCheckArgs {
     pub json: bool,
 }
 
-pub fn run(args: &ModelCheckArgs) -> Result<ExitCode, String> {
+pub fn run(args: &ModelCheckArgs) -> Result<ExitCode, CliError> {
     let bytes = args.model.model_bytes()?;
-    let mut engine = Engine::load(&bytes, &args.model.options()).map_err(|e| e.to_string())?;
+    let mut engine = Engine::load(&bytes, &args.model.options())?;
     let self_test = self_test(&mut engine);
-    let digest = logits_digest(&mut engine).map_err(|e| e.to_string())?;
+    let digest = logits_digest(&mut engine)?;
     let fp = &engine.fingerprint;
     if args.json {
         let doc = serde_json::json!({

@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::Args;
 use fuser::{Config, MountOption, SessionACL};
 
+use super::error::{CliError, Context};
 use super::mountinfo::{store_of_mountpoint, FS_TYPE};
 use super::notify;
 use super::paths::default_store_for;
@@ -181,13 +182,13 @@ fn is_ignored_generic(opt: &str) -> bool {
         || opt.starts_with("user=")
 }
 
-fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, CliError> {
     value
         .parse()
-        .map_err(|_| format!("mount option {key}={value}: not a valid number"))
+        .map_err(|_| CliError::usage(format!("mount option {key}={value}: not a valid number")))
 }
 
-fn parse_options(raw: &[String]) -> Result<ParsedOptions, String> {
+fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
     let mut p = ParsedOptions::default();
     for opt in raw
         .iter()
@@ -204,7 +205,9 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, String> {
                 "threads" => {
                     let n: u16 = parse_number(key, value)?;
                     if !(1..=256).contains(&n) {
-                        return Err(format!("mount option threads={n}: must be 1..=256"));
+                        return Err(CliError::usage(format!(
+                            "mount option threads={n}: must be 1..=256"
+                        )));
                     }
                     p.threads = Some(n);
                 }
@@ -212,20 +215,22 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, String> {
                 "compress" => {
                     p.compress = Some(
                         CompressMode::parse(value)
-                            .map_err(|e| format!("mount option {opt}: {e}"))?,
+                            .map_err(|e| CliError::usage(format!("mount option {opt}: {e}")))?,
                     )
                 }
                 "archive_after" => {
-                    p.archive_after =
-                        Some(parse_age(value).map_err(|e| format!("mount option {opt}: {e}"))?)
+                    p.archive_after = Some(
+                        parse_age(value)
+                            .map_err(|e| CliError::usage(format!("mount option {opt}: {e}")))?,
+                    )
                 }
                 "deep_archive_after" => {
                     p.deep_archive_after = Some(
                         parse_age_or_never(value)
-                            .map_err(|e| format!("mount option {opt}: {e}"))?,
+                            .map_err(|e| CliError::usage(format!("mount option {opt}: {e}")))?,
                     )
                 }
-                _ => return Err(format!("unknown mount option '{opt}'")),
+                _ => return Err(CliError::usage(format!("unknown mount option '{opt}'"))),
             }
             continue;
         }
@@ -259,7 +264,7 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, String> {
             "async" => MountOption::Async,
             "dirsync" => MountOption::DirSync,
             "default_permissions" => continue,
-            other => return Err(format!("unknown mount option '{other}'")),
+            other => return Err(CliError::usage(format!("unknown mount option '{other}'"))),
         };
         p.mount.push(m);
     }
@@ -272,12 +277,12 @@ fn merge<T: PartialEq + std::fmt::Display + Copy>(
     flag: Option<T>,
     option: Option<T>,
     default: T,
-) -> Result<T, String> {
+) -> Result<T, CliError> {
     match (flag, option) {
-        (Some(f), Some(o)) if f != o => Err(format!(
+        (Some(f), Some(o)) if f != o => Err(CliError::usage(format!(
             "--{} {f} and -o {name}={o} disagree; give one",
             name.replace('_', "-")
-        )),
+        ))),
         (Some(v), _) | (None, Some(v)) => Ok(v),
         (None, None) => Ok(default),
     }
@@ -311,7 +316,7 @@ impl Settings {
     }
 }
 
-fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, String> {
+fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, CliError> {
     Ok(Settings {
         model: args.model.clone(),
         device: args.device,
@@ -345,7 +350,7 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, String> 
 }
 
 /// Checks the mountpoint and store paths; returns them canonical.
-fn resolve_paths(args: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
+fn resolve_paths(args: &MountArgs) -> Result<(PathBuf, PathBuf), CliError> {
     let mp = &args.mountpoint;
     let meta = match std::fs::metadata(mp) {
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) && detach_dead_mount(mp) => {
@@ -353,29 +358,32 @@ fn resolve_paths(args: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
         }
         other => other,
     }
-    .map_err(|e| format!("mountpoint {}: {e}", mp.display()))?;
+    .with_context(|| format!("mountpoint {}", mp.display()))?;
     if !meta.is_dir() {
-        return Err(format!("mountpoint {} is not a directory", mp.display()));
+        return Err(CliError::usage(format!(
+            "mountpoint {} is not a directory",
+            mp.display()
+        )));
     }
-    let mp = std::fs::canonicalize(mp).map_err(|e| format!("mountpoint {}: {e}", mp.display()))?;
+    let mp = std::fs::canonicalize(mp).with_context(|| format!("mountpoint {}", mp.display()))?;
     let store = match &args.store {
         Some(s) => s.clone(),
         None => default_store_for(&mp)?,
     };
     let store = absolute(&store)?;
     if store.starts_with(&mp) {
-        return Err(format!(
+        return Err(CliError::usage(format!(
             "store {} lies inside the mountpoint {}; choose a store outside it",
             store.display(),
             mp.display()
-        ));
+        )));
     }
     Ok((mp, store))
 }
 
 /// Makes a path absolute and resolves what exists of it, so that the
 /// "store inside mountpoint" check cannot be fooled by symlinks.
-fn absolute(p: &Path) -> Result<PathBuf, String> {
+fn absolute(p: &Path) -> Result<PathBuf, CliError> {
     if let Ok(c) = std::fs::canonicalize(p) {
         return Ok(c);
     }
@@ -383,7 +391,7 @@ fn absolute(p: &Path) -> Result<PathBuf, String> {
         p.to_path_buf()
     } else {
         std::env::current_dir()
-            .map_err(|e| format!("current directory: {e}"))?
+            .context("current directory")?
             .join(p)
     };
     match (abs.parent(), abs.file_name()) {
@@ -444,14 +452,14 @@ fn absolute_parent(p: &Path) -> Option<PathBuf> {
 
 /// Validates the arguments, options and paths of a mount without mounting
 /// (`mount -f`, the helper's "fake" mode).
-pub fn check(args: &MountArgs) -> Result<(), String> {
+pub fn check(args: &MountArgs) -> Result<(), CliError> {
     let opts = parse_options(&args.options)?;
     settings(args, &opts)?;
     resolve_paths(args)?;
     Ok(())
 }
 
-pub fn run(args: MountArgs, verbose: u8) -> Result<ExitCode, String> {
+pub fn run(args: MountArgs, verbose: u8) -> Result<ExitCode, CliError> {
     let result = run_inner(args, verbose);
     if let Err(e) = &result {
         notify::status(&format!("mount failed: {e}"));
@@ -459,7 +467,7 @@ pub fn run(args: MountArgs, verbose: u8) -> Result<ExitCode, String> {
     result
 }
 
-fn run_inner(args: MountArgs, verbose: u8) -> Result<ExitCode, String> {
+fn run_inner(args: MountArgs, verbose: u8) -> Result<ExitCode, CliError> {
     if args.foreground {
         super::init_logging(verbose.max(1));
     }
@@ -483,11 +491,11 @@ fn run_inner(args: MountArgs, verbose: u8) -> Result<ExitCode, String> {
     let mut fds = [0; 2];
     // SAFETY: pipe writes two descriptors into the array.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+        return Err(CliError::last_os_error("pipe"));
     }
     // SAFETY: no threads have been started yet, so fork is safe.
     match unsafe { libc::fork() } {
-        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
+        -1 => Err(CliError::last_os_error("fork")),
         0 => {
             // SAFETY: closing our copy of the read end; setsid detaches.
             unsafe {
@@ -534,7 +542,7 @@ fn read_status(
     child: libc::pid_t,
     store_dir: &Path,
     timeout: Duration,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, CliError> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut msg = String::new();
@@ -544,18 +552,20 @@ fn read_status(
     let msg = match rx.recv_timeout(timeout) {
         Ok(msg) => msg,
         Err(_) => {
-            return Err(format!(
+            return Err(CliError::Message(format!(
                 "the mount daemon (pid {child}) did not report within {} s whether the mount \
                  is live; see {} (it keeps running: `kill {child}` to give up)",
                 timeout.as_secs(),
                 store_dir.join("llmfs.log").display()
-            ))
+            )))
         }
     };
     match msg.strip_prefix("ok") {
         Some(_) => Ok(ExitCode::SUCCESS),
-        None if msg.is_empty() => Err("the mount daemon exited before mounting".into()),
-        None => Err(msg.trim().to_string()),
+        None if msg.is_empty() => Err(CliError::Message(
+            "the mount daemon exited before mounting".into(),
+        )),
+        None => Err(CliError::Message(msg.trim().to_string())),
     }
 }
 
@@ -586,12 +596,12 @@ fn serve(
     mountpoint: &Path,
     store_dir: &Path,
     mut daemon: Option<Daemon>,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     let session = match mount(settings, opts, mountpoint, store_dir, daemon.as_ref()) {
         Ok(session) => session,
         Err(e) => {
             if let Some(d) = daemon.as_mut() {
-                d.fail(&e);
+                d.fail(&e.to_string());
             }
             return Err(e);
         }
@@ -623,7 +633,7 @@ fn mount(
     mountpoint: &Path,
     store_dir: &Path,
     daemon: Option<&Daemon>,
-) -> Result<MountSession, String> {
+) -> Result<MountSession, CliError> {
     let volume_settings = settings.volume(opts.read_only);
     let store = volume::open_store(store_dir, &volume_settings)?;
     if let Some(d) = daemon {
@@ -649,10 +659,10 @@ fn mount(
     // acted on once the mount is live, instead of killing the process and
     // leaving a dead mount behind.
     let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
-        .map_err(|e| format!("installing signal handlers: {e}"))?;
+        .context("installing signal handlers")?;
     // `Session::new` returns after the FUSE handshake: the mount is live.
     let session = fuser::Session::new(FuseFs::new(Arc::clone(&volume.fs)), mountpoint, &config)
-        .map_err(|e| format!("mounting {}: {e}", mountpoint.display()))?;
+        .with_context(|| format!("mounting {}", mountpoint.display()))?;
     log::info!(
         "mounted {} on {} ({} threads)",
         store_dir.display(),
@@ -671,7 +681,7 @@ fn mount(
 impl MountSession {
     /// Serves requests until the volume is unmounted (by umount, or by
     /// SIGINT/SIGTERM), then stops the archiver and writes everything back.
-    fn run(self) -> Result<(), String> {
+    fn run(self) -> Result<(), CliError> {
         let MountSession {
             mut session,
             volume,
@@ -736,30 +746,35 @@ impl MountSession {
             }
             r => r,
         };
-        result.map_err(|e| format!("FUSE session ended with an error: {e}"))?;
+        result.context("FUSE session ended with an error")?;
         shut?;
         log::info!("unmounted {}", mountpoint.display());
         Ok(())
     }
 }
 
+/// A path for a system call; one with a NUL byte cannot name a mount.
+fn c_path(p: &Path) -> Result<CString, CliError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| CliError::usage("bad path"))
+}
+
 /// Lazily unmounts (MNT_DETACH) `mountpoint` if the mount on top of it is
 /// still the one serving `store`: it disappears from the namespace at once,
 /// and the kernel ends the FUSE session when its last open file is closed.
-fn detach(mountpoint: &Path, store: &Path) -> Result<(), String> {
+fn detach(mountpoint: &Path, store: &Path) -> Result<(), CliError> {
     if store_of_mountpoint(mountpoint).as_deref() != Some(store) {
-        return Err(format!(
+        return Err(CliError::Message(format!(
             "{} is no longer the mount of {}",
             mountpoint.display(),
             store.display()
-        ));
+        )));
     }
-    let c = CString::new(mountpoint.as_os_str().as_bytes()).map_err(|_| "bad path".to_string())?;
+    let c = c_path(mountpoint)?;
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         // SAFETY: a valid C string.
         if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
-            return Err(std::io::Error::last_os_error().to_string());
+            return Err(std::io::Error::last_os_error().into());
         }
         return Ok(());
     }
@@ -773,19 +788,19 @@ fn detach(mountpoint: &Path, store: &Path) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("fusermount3 -uz failed".into())
+        Err(CliError::Message("fusermount3 -uz failed".into()))
     }
 }
 
 /// A detached daemon writes its log to `<store>/llmfs.log`.
-fn redirect_stdio(store_dir: &Path) -> Result<(), String> {
+fn redirect_stdio(store_dir: &Path) -> Result<(), CliError> {
     let log_path = store_dir.join("llmfs.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
-        .map_err(|e| format!("opening {}: {e}", log_path.display()))?;
-    let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let null = std::fs::File::open("/dev/null").context("/dev/null")?;
     use std::os::unix::io::AsRawFd;
     // SAFETY: duplicating valid descriptors onto the standard ones.
     unsafe {
@@ -799,20 +814,21 @@ fn redirect_stdio(store_dir: &Path) -> Result<(), String> {
 
 /// Unmounts and waits until the daemon serving the mount has let go of its
 /// store, so that a following mount or fsck sees everything written.
-pub fn umount(mountpoint: &Path, timeout: Duration) -> Result<ExitCode, String> {
-    let store = store_of_mountpoint(mountpoint)
-        .ok_or_else(|| format!("{} is not an llmfs mount ({FS_TYPE})", mountpoint.display()))?;
+pub fn umount(mountpoint: &Path, timeout: Duration) -> Result<ExitCode, CliError> {
+    let store = store_of_mountpoint(mountpoint).ok_or_else(|| {
+        CliError::usage(format!(
+            "{} is not an llmfs mount ({FS_TYPE})",
+            mountpoint.display()
+        ))
+    })?;
     let canon = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
-        let c = CString::new(canon.as_os_str().as_bytes()).map_err(|_| "bad path".to_string())?;
+        let c = c_path(&canon)?;
         // SAFETY: a valid C string.
         if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
-            return Err(format!(
-                "unmounting {}: {}",
-                canon.display(),
-                std::io::Error::last_os_error()
-            ));
+            let e = std::io::Error::last_os_error();
+            return Err(CliError::Io(e).context(format_args!("unmounting {}", canon.display())));
         }
     } else {
         let status = ["fusermount3", "fusermount"]
@@ -824,17 +840,22 @@ pub fn umount(mountpoint: &Path, timeout: Duration) -> Result<ExitCode, String> 
                     .status()
                     .ok()
             })
-            .ok_or("neither fusermount3 nor fusermount is installed")?;
+            .ok_or_else(|| {
+                CliError::Message("neither fusermount3 nor fusermount is installed".into())
+            })?;
         if !status.success() {
-            return Err(format!("fusermount -u {} failed", canon.display()));
+            return Err(CliError::Message(format!(
+                "fusermount -u {} failed",
+                canon.display()
+            )));
         }
     }
     if !StoreLock::wait_free(&store, timeout) {
-        return Err(format!(
+        return Err(CliError::Message(format!(
             "unmounted, but the daemon for {} is still writing back after {}s",
             store.display(),
             timeout.as_secs()
-        ));
+        )));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -865,7 +886,7 @@ mod tests {
             "bogus=1",
             "relatime",
         ] {
-            let e = parse_options(&[bad.into()]).unwrap_err();
+            let e = parse_options(&[bad.into()]).unwrap_err().to_string();
             assert!(e.contains(bad.split('=').next().unwrap()), "{bad}: {e}");
         }
     }
@@ -876,7 +897,9 @@ mod tests {
         assert_eq!(merge("cache_mb", Some(8), None, 64).unwrap(), 8);
         assert_eq!(merge("cache_mb", None, Some(9), 64).unwrap(), 9);
         assert_eq!(merge("cache_mb", Some(9), Some(9), 64).unwrap(), 9);
-        let e = merge("cache_mb", Some(8), Some(9), 64).unwrap_err();
+        let e = merge("cache_mb", Some(8), Some(9), 64)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("--cache-mb 8") && e.contains("cache_mb=9"),
             "{e}"
@@ -889,7 +912,7 @@ mod tests {
         assert!(p.read_only);
         assert_eq!(p.acl, Some(SessionACL::All));
         assert_eq!(p.mount, vec![MountOption::RO, MountOption::NoAtime]);
-        let e = parse_options(&["bogus".into()]).unwrap_err();
+        let e = parse_options(&["bogus".into()]).unwrap_err().to_string();
         assert!(e.contains("bogus"));
     }
 
@@ -917,17 +940,23 @@ mod tests {
         let (r, mut w) = pipe();
         w.write_all(b"store is in use\n").unwrap();
         drop(w);
-        let e = read_status(r, 1, store, Duration::from_secs(5)).unwrap_err();
+        let e = read_status(r, 1, store, Duration::from_secs(5))
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "store is in use");
 
         let (r, w) = pipe();
         drop(w);
-        let e = read_status(r, 1, store, Duration::from_secs(5)).unwrap_err();
+        let e = read_status(r, 1, store, Duration::from_secs(5))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("exited before mounting"), "{e}");
 
         // A daemon that holds the pipe open and says nothing.
         let (r, w) = pipe();
-        let e = read_status(r, 4242, store, Duration::from_millis(200)).unwrap_err();
+        let e = read_status(r, 4242, store, Duration::from_millis(200))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("pid 4242")
                 && e.contains("did not report within")

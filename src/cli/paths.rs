@@ -2,11 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use super::error::CliError;
+
 /// The default store of a mountpoint: `/var/lib/llmfs/<name>` for root,
 /// `$XDG_DATA_HOME/llmfs/<name>` (or `~/.local/share/llmfs/<name>`) for
 /// others, where `<name>` is the absolute mountpoint path with '/' turned
 /// into '-' (as systemd names mount units).
-pub fn default_store_for(mountpoint: &Path) -> Result<PathBuf, String> {
+pub fn default_store_for(mountpoint: &Path) -> Result<PathBuf, CliError> {
     let name = escape(mountpoint);
     // SAFETY: geteuid cannot fail.
     let base = if unsafe { libc::geteuid() } == 0 {
@@ -16,7 +18,9 @@ pub fn default_store_for(mountpoint: &Path) -> Result<PathBuf, String> {
     } else if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
         PathBuf::from(home).join(".local/share/llmfs")
     } else {
-        return Err("cannot choose a default store: HOME is not set; pass --store DIR".into());
+        return Err(CliError::usage(
+            "cannot choose a default store: HOME is not set; pass --store DIR",
+        ));
     };
     Ok(base.join(name))
 }

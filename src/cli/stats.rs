@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use super::error::{CliError, Context};
 use super::json;
 use super::mountinfo::store_of_mountpoint;
 use crate::codec::CodecId;
@@ -17,7 +18,7 @@ fn store_dir(path: &Path) -> PathBuf {
     store_of_mountpoint(path).unwrap_or_else(|| path.to_path_buf())
 }
 
-fn open_read_only(path: &Path) -> Result<Store, String> {
+fn open_read_only(path: &Path) -> Result<Store, CliError> {
     let dir = store_dir(path);
     Store::open(
         &dir,
@@ -26,14 +27,17 @@ fn open_read_only(path: &Path) -> Result<Store, String> {
             ..OpenOptions::default()
         },
     )
-    .map_err(|e| e.to_string())
+    .map_err(CliError::from)
 }
 
 /// Opens an existing store read-write for an offline pass; a mounted one
 /// is refused with `why`.
-fn open_offline(path: &Path, why: &str) -> Result<Store, String> {
+fn open_offline(path: &Path, why: &str) -> Result<Store, CliError> {
     if store_of_mountpoint(path).is_some() {
-        return Err(format!("{} is mounted: {why}", path.display()));
+        return Err(CliError::usage(format!(
+            "{} is mounted: {why}",
+            path.display()
+        )));
     }
     Store::open(
         &store_dir(path),
@@ -42,7 +46,7 @@ fn open_offline(path: &Path, why: &str) -> Result<Store, String> {
             ..OpenOptions::default()
         },
     )
-    .map_err(|e| e.to_string())
+    .map_err(CliError::from)
 }
 
 /// An offline pass fails when a block did not decode (it is left as it is).
@@ -126,18 +130,14 @@ struct CodecJson {
     stored_bytes: u64,
 }
 
-pub fn stats(path: &Path, json: bool) -> Result<ExitCode, String> {
+pub fn stats(path: &Path, json: bool) -> Result<ExitCode, CliError> {
     let store = open_read_only(path)?;
-    let t = store.read(|m| m.totals()).map_err(|e| e.to_string())?;
-    let archive = store
-        .read(|m| m.archive_totals())
-        .map_err(|e| e.to_string())?;
+    let t = store.read(|m| m.totals())?;
+    let archive = store.read(|m| m.archive_totals())?;
     let archived = archive.archived();
     let (arch_raw, arch_stored) = (archived.raw_bytes, archived.stored_bytes);
     let (pend_raw, pend_stored) = (archive.pending.raw_bytes, archive.pending.stored_bytes);
-    let model = store
-        .read(|m| m.volume_setting(crate::archive::MODEL_SETTING))
-        .map_err(|e| e.to_string())?;
+    let model = store.read(|m| m.volume_setting(crate::archive::MODEL_SETTING))?;
     let name = |c: u8| CodecId::from_u8(c).map_or("unknown", |c| c.name());
     if json {
         let doc = StatsJson {
@@ -245,7 +245,7 @@ pub fn archive(
     older_than: u64,
     tier: crate::store::ArchiveTier,
     model: &super::compress::ModelArgs,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, CliError> {
     use std::sync::atomic::AtomicBool;
     let store = open_offline(
         path,
@@ -253,7 +253,7 @@ pub fn archive(
          unmount it to archive offline",
     )?;
     let requested = match &model.model {
-        Some(p) => Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        Some(p) => Some(std::fs::read(p).context(p.display())?),
         None => None,
     };
     // One engine with all the cores: the pass goes block by block.
@@ -265,15 +265,15 @@ pub fn archive(
     let codecs = if tier == crate::store::ArchiveTier::Deep {
         let llm = crate::archive::volume_codec(&store, requested.as_deref(), &options)?;
         if !llm.can_encode() {
-            return Err("the model failed its self-test; nothing archived".into());
+            return Err(CliError::usage(
+                "the model failed its self-test; nothing archived",
+            ));
         }
         crate::codec::CodecSet::with_llm(Some(llm))
     } else {
         crate::codec::CodecSet::default()
     };
-    let totals = store
-        .read(|m| m.archive_totals())
-        .map_err(|e| e.to_string())?;
+    let totals = store.read(|m| m.archive_totals())?;
     let todo = match tier {
         crate::store::ArchiveTier::Deep => totals.pending.raw_bytes + totals.archive.raw_bytes,
         _ => totals.pending.raw_bytes,
@@ -286,10 +286,9 @@ pub fn archive(
     let mut bar = super::progress::Progress::new("archive", todo);
     let stop = AtomicBool::new(false);
     let stats =
-        crate::archive::archive_pass(&store, &codecs, pass, &stop, |s| bar.set(s.raw_bytes))
-            .map_err(|e| e.to_string())?;
+        crate::archive::archive_pass(&store, &codecs, pass, &stop, |s| bar.set(s.raw_bytes))?;
     bar.finish();
-    store.checkpoint().map_err(|e| e.to_string())?;
+    store.checkpoint()?;
     println!(
         "archived {} blocks ({} bytes) to the {} tier: {} now llm, {} failed to decode; \
          stored {} -> {} bytes",
@@ -309,25 +308,26 @@ pub fn archive(
 pub fn convert_to_portable(
     path: &Path,
     model: &super::compress::ModelArgs,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, CliError> {
     use std::sync::atomic::AtomicBool;
     let store = open_offline(path, "unmount it to convert its blocks")?;
     let options = crate::model::EngineOptions {
         threads: model.workers(),
         ..model.options()
     };
-    let target =
-        crate::codec::LlmCodec::load(&model.model_bytes()?, &options).map_err(|e| e.to_string())?;
+    let target = crate::codec::LlmCodec::load(&model.model_bytes()?, &options)?;
     if !target.portable() {
-        return Err(format!(
+        return Err(CliError::usage(format!(
             "{} is a float model; --portable needs an integer model (the built-in one is)",
             target.description()
-        ));
+        )));
     }
     if !target.can_encode() {
-        return Err("the model failed its self-test; nothing converted".into());
+        return Err(CliError::usage(
+            "the model failed its self-test; nothing converted",
+        ));
     }
-    let t = store.read(|m| m.totals()).map_err(|e| e.to_string())?;
+    let t = store.read(|m| m.totals())?;
     let (blocks, raw) = (t.llm_not_portable.blocks, t.llm_not_portable.raw_bytes);
     if blocks == 0 {
         println!("every llm block is already portable; nothing to convert");
@@ -338,16 +338,15 @@ pub fn convert_to_portable(
     // with the target).
     let target_sha = crate::model::hex(&target.model_sha256());
     let decoders = crate::archive::other_model_codecs(&store, &target_sha, &options)?;
-    crate::archive::adopt_model(&store, &target).map_err(|e| e.to_string())?;
+    crate::archive::adopt_model(&store, &target)?;
     let llm = std::sync::Arc::new(target.with_decoders(decoders));
     let codecs = crate::codec::CodecSet::with_llm(Some(llm));
     let mut bar = super::progress::Progress::new("portable", raw);
     let stop = AtomicBool::new(false);
     let stats =
-        crate::archive::convert_to_portable(&store, &codecs, &stop, |s| bar.set(s.raw_bytes))
-            .map_err(|e| e.to_string())?;
+        crate::archive::convert_to_portable(&store, &codecs, &stop, |s| bar.set(s.raw_bytes))?;
     bar.finish();
-    store.checkpoint().map_err(|e| e.to_string())?;
+    store.checkpoint()?;
     println!(
         "converted {} blocks ({} bytes): {} now portable llm, {} changed meanwhile, {} failed to \
          decode here; stored {} -> {} bytes",
@@ -362,9 +361,9 @@ pub fn convert_to_portable(
     Ok(pass_exit_code(&stats))
 }
 
-pub fn fsck(path: &Path) -> Result<ExitCode, String> {
+pub fn fsck(path: &Path) -> Result<ExitCode, CliError> {
     let store = open_read_only(path)?;
-    let totals = store.read(|m| m.totals()).map_err(|e| e.to_string())?;
+    let totals = store.read(|m| m.totals())?;
     let llm_blocks = totals
         .per_codec
         .iter()
@@ -393,8 +392,7 @@ pub fn fsck(path: &Path) -> Result<ExitCode, String> {
     let report = crate::fsck::check(&store, &codecs, |n, _| {
         done_blocks = n;
         bar.set((done_blocks * bs).min(total_raw));
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     bar.finish();
     println!("{report}");
     Ok(if report.is_clean() {

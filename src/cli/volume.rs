@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::{CliError, Context};
 use crate::archive::{mount_engine_options, volume_model, ArchiveAges, Archiver, CompressMode};
 use crate::codec::{CodecSet, LlmCodec};
 use crate::fs::{Fs, FsConfig};
@@ -47,7 +48,7 @@ struct Engines {
 /// Opens (or creates) the store: the first step of a mount, taken before
 /// the daemon detaches its output so that a store in use or a bad block
 /// size is reported on the terminal.
-pub fn open_store(dir: &Path, settings: &VolumeSettings) -> Result<Store, String> {
+pub fn open_store(dir: &Path, settings: &VolumeSettings) -> Result<Store, CliError> {
     Store::open(
         dir,
         &OpenOptions {
@@ -56,7 +57,7 @@ pub fn open_store(dir: &Path, settings: &VolumeSettings) -> Result<Store, String
             read_only: false,
         },
     )
-    .map_err(|e| e.to_string())
+    .map_err(CliError::from)
 }
 
 impl Volume {
@@ -64,7 +65,7 @@ impl Volume {
     /// the archiver. A volume without a working model still serves
     /// everything but its llm blocks (EIO, with a log line saying why),
     /// unless `--model` asked for one.
-    pub fn build(store: Store, settings: &VolumeSettings) -> Result<Volume, String> {
+    pub fn build(store: Store, settings: &VolumeSettings) -> Result<Volume, CliError> {
         let engines = load_engines(&store, settings)?;
         if settings.compress == CompressMode::Off {
             log::info!("compress=off: the model only decodes");
@@ -74,7 +75,7 @@ impl Volume {
             _ => None,
         };
         if let Some(llm) = &write_llm {
-            crate::archive::ensure_model_recorded(&store, llm).map_err(|e| e.to_string())?;
+            crate::archive::ensure_model_recorded(&store, llm)?;
         }
         let fs = Fs::with_codecs(
             store,
@@ -85,8 +86,7 @@ impl Volume {
                 ..FsConfig::default()
             },
             CodecSet::with_llm(engines.read),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let fs = match engines.ahead {
             Some(ahead) => fs.with_read_ahead(CodecSet::with_llm(Some(ahead))),
             None => fs,
@@ -110,28 +110,28 @@ impl Volume {
 
     /// After the session: stops the archiver and writes everything back
     /// (a no-op when the session's `destroy` already did).
-    pub fn shut_down(self) -> Result<(), String> {
+    pub fn shut_down(self) -> Result<(), CliError> {
         if let Some(a) = self.archiver {
             a.stop();
         }
-        self.fs
-            .shutdown()
-            .map_err(|e| format!("writing back at unmount: {e}"))
+        self.fs.shutdown().context("writing back at unmount")
     }
 }
 
-fn load_engines(store: &Store, settings: &VolumeSettings) -> Result<Engines, String> {
+fn load_engines(store: &Store, settings: &VolumeSettings) -> Result<Engines, CliError> {
     let requested = match &settings.model {
-        Some(p) => Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        Some(p) => Some(std::fs::read(p).context(p.display())?),
         None => None,
     };
     let engine = mount_engine_options(settings.device);
     // One read of the model; every engine (reads, read-ahead, archiver) runs
     // the same bytes, so a new volume's --model is what all of them code with.
-    let loaded = volume_model(store, requested.as_deref()).and_then(|bytes| {
-        let reader = LlmCodec::load(&bytes, &engine).map_err(|e| e.to_string())?;
-        Ok((bytes, Arc::new(reader)))
-    });
+    let loaded = volume_model(store, requested.as_deref())
+        .map_err(CliError::Message)
+        .and_then(|bytes| {
+            let reader = LlmCodec::load(&bytes, &engine)?;
+            Ok((bytes, Arc::new(reader)))
+        });
     match loaded {
         Ok((bytes, reader)) => {
             let load = || LlmCodec::load(&bytes, &engine).map(Arc::new);

@@ -76,7 +76,7 @@ fn set_time(t: TimeOrNow) -> SetTime {
 /// fuser 0.18 turns the kernel's (sec < 0, nsec) into
 /// `UNIX_EPOCH - Duration::new(-sec, nsec)`, which is 2 * nsec too early;
 /// this undoes that. Remove when fuser converts pre-1970 times correctly
-/// (tests/mount_semantics.rs `utimensat_before_epoch_with_nanoseconds`).
+/// (tests/mount/semantics.rs `utimensat_before_epoch_with_nanoseconds`).
 fn kernel_time_ns(t: std::time::SystemTime) -> i64 {
     match std::time::UNIX_EPOCH.duration_since(t) {
         Ok(d) if !d.is_zero() => (-(d.as_secs() as i64))

@@ -1,11 +1,20 @@
-//! Shared harness for tests that mount a real llmfs volume: runs the built
-//! `llmfs` binary in the foreground on a temporary store and mountpoint, and
-//! unmounts (waiting for write-back) when dropped.
+//! The helpers every test binary shares (tests/mount, tests/codec,
+//! tests/volume include this module): running the built `llmfs` binary,
+//! skipping mount tests on a machine without FUSE, opening a store,
+//! reading `stats --json`; a mounted volume ([`Mounted`]); generated data.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod data;
+mod mount;
+
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use data::{noise, text};
+#[allow(unused_imports)]
+pub use mount::{is_mounted, llmfs_umount, stop_daemon, Mounted};
+
+use std::path::Path;
+use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_llmfs");
 
@@ -63,22 +72,6 @@ pub fn skip_without_fuse() -> bool {
     true
 }
 
-/// `n` bytes of numbered lines of text (compressible, every line distinct),
-/// starting at line `seed`.
-pub fn text(n: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 64);
-    let mut line = seed;
-    while out.len() < n {
-        out.extend_from_slice(
-            format!("line {line:08}: the quick brown fox jumps over the lazy dog\n").as_bytes(),
-        );
-        line += 1;
-    }
-    out.truncate(n);
-    out
-}
-
-/// `llmfs stats --json PATH` (a store or a mountpoint), parsed.
 /// Opens (creating if needed) a read-write store in `dir` with `block_size`.
 pub fn open_store(dir: &Path, block_size: usize) -> llmfs::store::Store {
     llmfs::store::Store::open(
@@ -92,21 +85,54 @@ pub fn open_store(dir: &Path, block_size: usize) -> llmfs::store::Store {
     .unwrap()
 }
 
+/// A regular file `name` in directory `parent` of a filesystem core,
+/// written with `data`, fsync'd and closed; returns its inode.
+pub fn create_file(fs: &llmfs::fs::Fs, parent: u64, name: &str, data: &[u8]) -> u64 {
+    let attr = fs
+        .mknod(
+            &llmfs::fs::Ctx::root(),
+            parent,
+            name.as_bytes(),
+            libc::S_IFREG | 0o644,
+            0,
+        )
+        .unwrap();
+    let fh = fs.open(attr.ino, libc::O_RDWR).unwrap();
+    fs.write(attr.ino, fh, 0, data).unwrap();
+    fs.fsync(attr.ino).unwrap();
+    fs.release(attr.ino, fh).unwrap();
+    attr.ino
+}
+
+/// Runs `llmfs ARGS` and returns its output.
+pub fn llmfs<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(BIN).args(args).output().expect("run llmfs")
+}
+
+/// A finished command's stdout then stderr, as text.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs `llmfs ARGS` and returns (success, stdout then stderr).
 pub fn run<I, S>(args: I) -> (bool, String)
 where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let out = llmfs(args);
+    (out.status.success(), output_text(&out))
 }
 
+/// `llmfs stats --json PATH` (a store or a mountpoint), parsed.
 pub fn stats_json(path: &Path) -> serde_json::Value {
     let out = Command::new(BIN)
         .args(["stats", "--json"])
@@ -135,179 +161,4 @@ pub fn codec_blocks(stats: &serde_json::Value, codec: &str) -> u64 {
         .iter()
         .find(|c| c["codec"] == codec)
         .map_or(0, |c| c["blocks"].as_u64().expect("block count"))
-}
-
-/// A mounted volume on temporary directories.
-pub struct Mounted {
-    pub dir: tempfile::TempDir,
-    pub store: PathBuf,
-    pub mnt: PathBuf,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-pub fn is_mounted(mnt: &Path) -> bool {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let want = mnt.to_string_lossy();
-    text.lines().any(|l| {
-        l.split(' ').nth(4) == Some(&*want)
-            && l.split(" - ").nth(1).is_some_and(|r| r.starts_with("fuse"))
-    })
-}
-
-impl Mounted {
-    /// Mounts a new volume. `extra` are additional `llmfs mount` arguments.
-    pub fn new(extra: &[&str]) -> Mounted {
-        Mounted::new_with(|_| {}, extra)
-    }
-
-    /// Like `new`, but calls `prepare` with the (not yet created) store path
-    /// before mounting, e.g. to put a small filesystem there.
-    pub fn new_with(prepare: impl FnOnce(&Path), extra: &[&str]) -> Mounted {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = dir.path().join("store");
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        prepare(&store);
-        let mut m = Mounted {
-            log: dir.path().join("daemon.log"),
-            dir,
-            store,
-            mnt,
-            child: None,
-        };
-        m.mount(extra);
-        m
-    }
-
-    /// Mounts (again) on the same store and mountpoint.
-    pub fn mount(&mut self, extra: &[&str]) {
-        assert!(self.child.is_none(), "already mounted");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(BIN)
-            .arg("mount")
-            .arg(&self.mnt)
-            .arg("--store")
-            .arg(&self.store)
-            .arg("--foreground")
-            .args(extra)
-            .env("RUST_LOG", "llmfs=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn llmfs mount");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !is_mounted(&self.mnt) {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                self.child = None;
-                panic!("llmfs mount exited with {status}: {}", self.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mount did not appear: {}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Unmounts with `llmfs umount`, retrying for up to 10 s while the kernel
-    /// reports the mount busy. Tests run as threads of one process, and a
-    /// child that another thread is spawning holds copies of all of this
-    /// process's descriptors (close-on-exec ones too) until it execs, so a
-    /// file a test has just closed can keep its mount busy for a moment.
-    /// On failure the daemon is left for `Drop` to clean up.
-    pub fn unmount(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = Command::new(BIN)
-                .arg("umount")
-                .arg(&self.mnt)
-                .output()
-                .expect("run llmfs umount");
-            if out.status.success() {
-                break;
-            }
-            let err = String::from_utf8_lossy(&out.stderr).into_owned();
-            if !err.contains("busy") || Instant::now() >= deadline {
-                self.child = Some(child);
-                panic!("llmfs umount failed: {err}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let status = child.wait().unwrap();
-        assert!(
-            status.success(),
-            "daemon exited with {status}: {}",
-            self.log_text()
-        );
-    }
-
-    /// Simulates a crash: kills the daemon with SIGKILL (no write-back, no
-    /// checkpoint), then lazily detaches the dead mount. `mount` works again
-    /// afterwards.
-    pub fn crash(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if is_mounted(&self.mnt) {
-            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-        }
-    }
-
-    pub fn remount(&mut self) {
-        self.unmount();
-        self.mount(&[]);
-    }
-
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.mnt.join(rel)
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Runs `llmfs fsck` on the store and returns (success, output).
-    pub fn fsck(&self) -> (bool, String) {
-        run([std::ffi::OsStr::new("fsck"), self.store.as_os_str()])
-    }
-}
-
-/// Cleanup after a test: lazily detaches `mnt` if still mounted, gives the
-/// daemon `grace` to exit on its own, then kills it.
-pub fn stop_daemon(mnt: &Path, child: Option<Child>, grace: Duration) {
-    if is_mounted(mnt) {
-        let _ = Command::new("umount").arg("-l").arg(mnt).status();
-    }
-    let Some(mut child) = child else {
-        return;
-    };
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.take() {
-            stop_daemon(&self.mnt, Some(child), Duration::from_secs(20));
-        }
-    }
 }

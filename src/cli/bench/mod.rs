@@ -10,6 +10,7 @@
 //! figures are also summed over the sampled blocks so the model is compared
 //! on the same bytes.
 
+mod json;
 mod machine;
 mod measure;
 mod peers;
@@ -22,6 +23,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::cli::compress::ModelArgs;
+use crate::cli::error::{CliError, Context};
 use crate::codec::{record_codec, CodecId, CodecSet};
 use crate::model::{hex, Engine};
 use machine::Machine;
@@ -270,18 +272,18 @@ pub struct Report {
 
 /// The files to measure, with the names they are shown under (the path
 /// below the directory given, or the file name).
-fn gather(paths: &[PathBuf], only_text: bool) -> Result<Vec<(String, PathBuf)>, String> {
+fn gather(paths: &[PathBuf], only_text: bool) -> Result<Vec<(String, PathBuf)>, CliError> {
     let defaults;
     let paths = if paths.is_empty() {
         let dir = std::env::var_os("LLMFS_CORPORA")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CORPORA));
         if !dir.is_dir() {
-            return Err(format!(
+            return Err(CliError::usage(format!(
                 "no files given, and the default corpus directory {} is absent \
                  (name files or directories, or set LLMFS_CORPORA)",
                 dir.display()
-            ));
+            )));
         }
         defaults = vec![dir];
         &defaults[..]
@@ -290,7 +292,7 @@ fn gather(paths: &[PathBuf], only_text: bool) -> Result<Vec<(String, PathBuf)>, 
     };
     let mut files = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let meta = std::fs::metadata(p).context(p.display())?;
         if meta.is_dir() {
             walk(p, p, &mut files)?;
         } else if meta.is_file() {
@@ -300,31 +302,34 @@ fn gather(paths: &[PathBuf], only_text: bool) -> Result<Vec<(String, PathBuf)>, 
             );
             files.push((name, p.clone()));
         } else {
-            return Err(format!("{}: not a file or directory", p.display()));
+            return Err(CliError::usage(format!(
+                "{}: not a file or directory",
+                p.display()
+            )));
         }
     }
     if only_text {
         files.retain(|(_, p)| is_text(p));
     }
     if files.is_empty() {
-        return Err(if only_text {
-            "none of the files is one of the text files (see --help)".into()
+        return Err(CliError::usage(if only_text {
+            "none of the files is one of the text files (see --help)"
         } else {
-            "no files to measure".into()
-        });
+            "no files to measure"
+        }));
     }
     Ok(files)
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), String> {
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), CliError> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .context(dir.display())?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        .context(dir.display())?;
     entries.sort();
     for p in entries {
-        let meta = std::fs::metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let meta = std::fs::metadata(&p).context(p.display())?;
         if meta.is_dir() {
             walk(root, &p, out)?;
         } else if meta.is_file() {
@@ -361,14 +366,14 @@ struct Workers {
     engines: Vec<Engine>,
 }
 
-pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
+pub fn run(args: BenchArgs) -> Result<ExitCode, CliError> {
     if !args.block_size.is_power_of_two()
         || !(4096..=crate::container::MAX_BLOCK_SIZE).contains(&args.block_size)
     {
-        return Err(format!(
+        return Err(CliError::usage(format!(
             "--block-size {}: not a power of two in 4096..=16777216",
             args.block_size
-        ));
+        )));
     }
     let started = std::time::Instant::now();
     let subjects: Vec<Subject> = if args.codecs.is_empty() {
@@ -388,12 +393,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         let sets = args.model.worker_sets(true)?;
         let llm = sets[0].llm().expect("codec sets with the model");
         if !llm.can_encode() {
-            return Err("the model failed its self-test; nothing to measure".into());
+            return Err(CliError::usage(
+                "the model failed its self-test; nothing to measure",
+            ));
         }
         model = Some((hex(&llm.model_sha256()), llm.description().to_string()));
         let bytes = args.model.model_bytes()?;
         let engines = (0..workers)
-            .map(|_| Engine::load(&bytes, &args.model.options()).map_err(|e| e.to_string()))
+            .map(|_| Engine::load(&bytes, &args.model.options()))
             .collect::<Result<Vec<_>, _>>()?;
         Some(Workers { sets, engines })
     } else {
@@ -414,7 +421,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     );
     let mut results = Vec::with_capacity(files.len());
     for (i, (name, path)) in files.iter().enumerate() {
-        let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let data = std::fs::read(path).context(path.display())?;
         let file_start = std::time::Instant::now();
         let r = bench_file(
             name,
@@ -426,7 +433,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             &subjects,
             state.as_mut(),
         )
-        .map_err(|e| format!("{name}: {e}"))?;
+        .context(name)?;
         eprintln!(
             "[{}/{}] {name}: {} bytes, model on {}/{} blocks, {:.1} s",
             i + 1,
@@ -453,7 +460,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         files: results,
         seconds: started.elapsed().as_secs_f64(),
     };
-    let json = serde_json::to_string_pretty(&report::json(&report)).expect("JSON of the report");
+    // Serialising the report cannot fail: it holds only strings, numbers,
+    // sequences and maps with string keys.
+    let json = serde_json::to_string_pretty(&json::report(&report)).expect("JSON of the report");
     let markdown = report::markdown(&report);
     if let Some(prefix) = &args.out {
         let with = |ext: &str| {
@@ -462,8 +471,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             PathBuf::from(p)
         };
         for (path, text) in [(with(".json"), &json), (with(".md"), &markdown)] {
-            std::fs::write(&path, format!("{text}\n"))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::write(&path, format!("{text}\n")).context(path.display())?;
             eprintln!("wrote {}", path.display());
         }
     }
@@ -487,7 +495,7 @@ fn bench_file(
     limit: Limit,
     subjects: &[Subject],
     state: Option<&mut Workers>,
-) -> Result<FileResult, String> {
+) -> Result<FileResult, CliError> {
     let blocks: Vec<&[u8]> = data.chunks(bs).collect();
     let sample = if state.is_some() {
         sample(data.len() as u64, bs, limit)
@@ -530,14 +538,14 @@ fn per_block(
     blocks: &[&[u8]],
     workers: usize,
     r: &mut FileResult,
-) -> Result<Vec<u64>, String> {
+) -> Result<Vec<u64>, CliError> {
     let mut units = vec![(); workers];
     let enc = parallel(blocks, &mut units, |_, b| peer.compress(b));
     let packed = enc
         .out
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", peer.name()))?;
+        .context(peer.name())?;
     let pairs: Vec<(&[u8], &[u8])> = packed
         .iter()
         .map(Vec::as_slice)
@@ -547,7 +555,10 @@ fn per_block(
         |_: &mut (), &(p, b): &(&[u8], &[u8])| peer.decompress(p, b.len()).is_ok_and(|d| d == b);
     let dec = parallel(&pairs, &mut units, decode);
     if dec.out.iter().any(|ok| !ok) {
-        return Err(format!("{}: a block did not round-trip", peer.name()));
+        return Err(CliError::Message(format!(
+            "{}: a block did not round-trip",
+            peer.name()
+        )));
     }
     let mut encode_secs = busy_secs(&enc.secs, workers);
     let mut decode_secs = busy_secs(&dec.secs, workers);
@@ -617,16 +628,18 @@ fn cm_column(
 }
 
 /// A classical compressor on the whole file, one thread.
-fn whole_file(peer: Peer, data: &[u8], r: &mut FileResult) -> Result<(), String> {
-    let err = |e: std::io::Error| format!("{}: {e}", peer.name());
+fn whole_file(peer: Peer, data: &[u8], r: &mut FileResult) -> Result<(), CliError> {
     let start = std::time::Instant::now();
-    let packed = peer.compress(data).map_err(err)?;
+    let packed = peer.compress(data).context(peer.name())?;
     let mut encode_secs = start.elapsed().as_secs_f64();
     let start = std::time::Instant::now();
-    let back = peer.decompress(&packed, data.len()).map_err(err)?;
+    let back = peer.decompress(&packed, data.len()).context(peer.name())?;
     let mut decode_secs = start.elapsed().as_secs_f64();
     if back != data {
-        return Err(format!("{}: the file did not round-trip", peer.name()));
+        return Err(CliError::Message(format!(
+            "{}: the file did not round-trip",
+            peer.name()
+        )));
     }
     let time = |f: &dyn Fn()| {
         repeated(|| {
@@ -684,7 +697,7 @@ fn model_columns(
     subjects: &[Subject],
     state: &mut Workers,
     r: &mut FileResult,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     let workers = state.sets.len();
     let indices = r.sample.clone();
     let sampled: Vec<&[u8]> = indices.iter().map(|&i| blocks[i]).collect();
@@ -694,12 +707,8 @@ fn model_columns(
             Some(id) => set.encode_block_with(id, b),
             None => set.encode_block_best(b),
         });
-        let records = t
-            .out
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>((records, busy_secs(&t.secs, workers)))
+        let records = t.out.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, CliError>((records, busy_secs(&t.secs, workers)))
     };
     // Decodes `records` (all, or those not in `known`) and checks them;
     // returns per-block seconds.
@@ -707,19 +716,19 @@ fn model_columns(
         let todo: Vec<usize> = (0..records.len()).filter(|&i| known[i].is_none()).collect();
         let t = parallel(&todo, sets, |set, &i| {
             set.decode_block(&records[i], bs)
-                .map_err(|e| e.to_string())
+                .map_err(CliError::from)
                 .and_then(|d| {
-                    (d == sampled[i])
-                        .then_some(())
-                        .ok_or_else(|| "decoded bytes differ from the input".to_string())
+                    (d == sampled[i]).then_some(()).ok_or_else(|| {
+                        CliError::Message("decoded bytes differ from the input".into())
+                    })
                 })
         });
         let mut secs: Vec<f64> = known.iter().map(|k| k.unwrap_or(0.0)).collect();
         for ((&i, res), s) in todo.iter().zip(t.out).zip(t.secs) {
-            res.map_err(|e| format!("block {}: {e}", indices[i]))?;
+            res.with_context(|| format!("block {}", indices[i]))?;
             secs[i] = s;
         }
-        Ok::<_, String>(secs)
+        Ok::<_, CliError>(secs)
     };
     let mut llm: Option<(Vec<Vec<u8>>, Vec<f64>)> = None;
     if subjects.contains(&Subject::Llm) {
@@ -738,10 +747,7 @@ fn model_columns(
             let chunks: Vec<&[u8]> = b.chunks(engine.config.context).collect();
             engine.score(&chunks).map(drop)
         });
-        t.out
-            .into_iter()
-            .collect::<Result<Vec<()>, _>>()
-            .map_err(|e| e.to_string())?;
+        t.out.into_iter().collect::<Result<Vec<()>, _>>()?;
         r.full_pass = Some(Measure {
             raw_bytes,
             stored_bytes: 0,

@@ -1,25 +1,23 @@
-//! The bench report: a table for people, markdown for the README, JSON for
-//! regression tracking (the committed results under bench/results/).
+//! The bench report: a table for people and markdown for the README (the
+//! JSON for regression tracking is `json.rs`).
 
 use std::collections::BTreeMap;
 
-use crate::cli::json::round;
 use crate::codec::CodecId;
-use serde_json::{json, Map, Value};
 
 use super::{Column, FileResult, Limit, Measure, Report, Subject};
 
 /// Sums over a group of files.
 #[derive(Default)]
-struct Totals {
-    files: usize,
-    bytes: u64,
-    columns: BTreeMap<Column, Measure>,
+pub(super) struct Totals {
+    pub files: usize,
+    pub bytes: u64,
+    pub columns: BTreeMap<Column, Measure>,
     /// Raw bytes of the model's blocks, and per-block columns over them.
-    sample_bytes: u64,
-    on_sample: BTreeMap<Column, u64>,
-    full_pass: Option<Measure>,
-    choice: [u64; CodecId::ALL.len()],
+    pub sample_bytes: u64,
+    pub on_sample: BTreeMap<Column, u64>,
+    pub full_pass: Option<Measure>,
+    pub choice: [u64; CodecId::ALL.len()],
 }
 
 impl Totals {
@@ -46,7 +44,7 @@ impl Totals {
     }
 
     /// The model's decode speed over its full pass's, on the same blocks.
-    fn decode_over_full_pass(&self) -> Option<(f64, f64)> {
+    pub fn decode_over_full_pass(&self) -> Option<(f64, f64)> {
         let llm = self.columns.get(&Column::Llm)?;
         let fp = self.full_pass?;
         let dec = Measure::kb_per_s(llm.raw_bytes, llm.decode_secs);
@@ -56,7 +54,7 @@ impl Totals {
 }
 
 /// The columns of this run, in table order.
-fn columns(r: &Report) -> Vec<Column> {
+pub(super) fn columns(r: &Report) -> Vec<Column> {
     let mut cols = Vec::new();
     for s in &r.settings.subjects {
         match s {
@@ -74,7 +72,7 @@ fn columns(r: &Report) -> Vec<Column> {
     cols
 }
 
-fn threads(r: &Report, c: Column) -> usize {
+pub(super) fn threads(r: &Report, c: Column) -> usize {
     match c {
         Column::Llmfs | Column::Llm => r.settings.workers * r.settings.model_threads,
         Column::Block(_) | Column::Cm => r.settings.workers,
@@ -82,7 +80,7 @@ fn threads(r: &Report, c: Column) -> usize {
     }
 }
 
-fn groups(r: &Report) -> Vec<(&'static str, Totals)> {
+pub(super) fn groups(r: &Report) -> Vec<(&'static str, Totals)> {
     let bs = r.settings.block_size;
     let mut g = Vec::new();
     let text = Totals::of(r.files.iter().filter(|f| f.text), bs);
@@ -327,7 +325,7 @@ fn speed_table(r: &Report) -> Table {
 }
 
 /// What implements the cm column.
-fn cm_line() -> String {
+pub(super) fn cm_line() -> String {
     format!(
         "llmfs cm payload version {} (pure Rust, integer only)",
         crate::codec::cm::PAYLOAD_VERSION
@@ -361,14 +359,14 @@ fn codec_table(r: &Report) -> Table {
     }
 }
 
-fn engine_line(r: &Report) -> String {
+pub(super) fn engine_line(r: &Report) -> String {
     match &r.settings.model {
         Some((_, engine)) => format!("llmfs {}, {engine}", version()),
         None => format!("llmfs {}", version()),
     }
 }
 
-fn version() -> &'static str {
+pub(super) fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
 
@@ -449,133 +447,4 @@ pub fn markdown(r: &Report) -> String {
     out.push(String::new());
     out.push(codec_table(r).markdown());
     out.join("\n")
-}
-
-fn measure_json(m: &Measure, threads: usize) -> Value {
-    json!({
-        "raw_bytes": m.raw_bytes,
-        "stored_bytes": m.stored_bytes,
-        "bits_per_byte": round(m.bits_per_byte(), 4),
-        "encode_kb_s": round(Measure::kb_per_s(m.raw_bytes, m.encode_secs), 3),
-        "decode_kb_s": round(Measure::kb_per_s(m.raw_bytes, m.decode_secs), 3),
-        "threads": threads,
-        "verified": true,
-    })
-}
-
-fn columns_json(r: &Report, cols: &BTreeMap<Column, Measure>) -> Value {
-    let mut m = Map::new();
-    for c in columns(r) {
-        if let Some(x) = cols.get(&c) {
-            m.insert(c.name(), measure_json(x, threads(r, c)));
-        }
-    }
-    Value::Object(m)
-}
-
-fn choice_json(c: [u64; CodecId::ALL.len()]) -> Value {
-    Value::Object(
-        CodecId::ALL
-            .iter()
-            .map(|&id| (id.name().to_string(), json!(c[id as usize])))
-            .collect(),
-    )
-}
-
-pub fn json(r: &Report) -> Value {
-    let files: Vec<Value> = r
-        .files
-        .iter()
-        .map(|f| {
-            let sample_bytes = f.sample_bytes(r.settings.block_size);
-            let on_sample: Map<String, Value> = f
-                .on_sample
-                .iter()
-                .map(|(c, &n)| {
-                    (
-                        c.name(),
-                        json!({"stored_bytes": n, "bits_per_byte": round(8.0 * n as f64 / sample_bytes.max(1) as f64, 4)}),
-                    )
-                })
-                .collect();
-            json!({
-                "name": f.name,
-                "bytes": f.bytes,
-                "blocks": f.blocks,
-                "text": f.text,
-                "model_blocks": f.sample,
-                "model_sampled": f.sampled(),
-                "llmfs_choice": choice_json(f.choice),
-                "results": columns_json(r, &f.columns),
-                "llm_full_pass_kb_s": f.full_pass.map(|m| round(Measure::kb_per_s(m.raw_bytes, m.encode_secs), 3)),
-                "on_model_blocks": {"raw_bytes": sample_bytes, "codecs": on_sample},
-            })
-        })
-        .collect();
-    let mut totals = Map::new();
-    for (name, t) in groups(r) {
-        let on_sample: Map<String, Value> = t
-            .on_sample
-            .iter()
-            .map(|(c, &n)| {
-                (
-                    c.name(),
-                    json!({"stored_bytes": n, "bits_per_byte": round(8.0 * n as f64 / t.sample_bytes.max(1) as f64, 4)}),
-                )
-            })
-            .collect();
-        let ratio = t.decode_over_full_pass();
-        totals.insert(
-            name.replace(' ', "_"),
-            json!({
-                "files": t.files,
-                "bytes": t.bytes,
-                "llmfs_choice": choice_json(t.choice),
-                "results": columns_json(r, &t.columns),
-                "llm_full_pass_kb_s": ratio.map(|(_, f)| round(f, 3)),
-                "llm_decode_over_full_pass": ratio.map(|(d, f)| round(d / f, 4)),
-                "on_model_blocks": {"raw_bytes": t.sample_bytes, "codecs": on_sample},
-            }),
-        );
-    }
-    let codecs: Vec<Value> = r
-        .settings
-        .subjects
-        .iter()
-        .map(|s| match s {
-            Subject::Peer(p) => {
-                json!({"name": p.name(), "setting": p.setting(), "library": p.library()})
-            }
-            Subject::Cm => json!({"name": s.name(), "library": cm_line()}),
-            _ => json!({"name": s.name(), "library": engine_line(r)}),
-        })
-        .collect();
-    let m = &r.machine;
-    json!({
-        "tool": "llmfs bench",
-        "llmfs_version": version(),
-        "date": r.date,
-        "command": r.settings.command,
-        "seconds": round(r.seconds, 1),
-        "machine": {
-            "host": m.host,
-            "cores": m.cores,
-            "cpu_model": m.cpu_model,
-            "cpu_flags": m.flags,
-            "cpu_class": m.cpu_class,
-            "kernel": m.kernel,
-            "memory_bytes": m.memory_bytes,
-        },
-        "settings": {
-            "block_size": r.settings.block_size,
-            "workers": r.settings.workers,
-            "model_threads": r.settings.model_threads,
-            "llm_max_bytes": match r.settings.llm_max_bytes { Limit::All => Value::Null, Limit::Bytes(n) => json!(n) },
-            "model_sha256": r.settings.model.as_ref().map(|m| m.0.clone()),
-            "engine": r.settings.model.as_ref().map(|m| m.1.clone()),
-        },
-        "codecs": codecs,
-        "files": files,
-        "totals": totals,
-    })
 }

@@ -17,6 +17,8 @@ use llmfs::codec::{CodecError, CodecId, CodecSet, LlmCodec, RecordHeader, RECORD
 use llmfs::container::{self, ContainerError, Policy};
 use llmfs::model::EngineOptions;
 
+use crate::common::noise;
+
 const BS: u32 = 65536;
 
 fn test_model() -> Vec<u8> {
@@ -118,18 +120,6 @@ fn silesia_heads_round_trip_bit_exact_through_the_model() {
     if let Some(dir) = corpora() {
         round_trip_all(corpus_files(&dir.join("silesia"), 256 << 10));
     }
-}
-
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 #[test]

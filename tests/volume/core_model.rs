@@ -31,14 +31,14 @@ const FILES: usize = 3;
 const MAX_RAW: usize = 65536;
 
 /// `cases` random cases per property, unless `PROPTEST_CASES` says otherwise
-/// (for a long run: `PROPTEST_CASES=5000 cargo test --test core_model`).
+/// (for a long run: `PROPTEST_CASES=5000 cargo test --test volume core_model`).
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases: std::env::var("PROPTEST_CASES")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(cases),
-        // Only tests/core_model.rs is ours: do not write regression files
+        // Only tests/volume/core_model.rs is ours: do not write regression files
         // next to it. A failure prints its minimal case.
         failure_persistence: None,
         ..ProptestConfig::default()
@@ -153,16 +153,7 @@ fn pattern(len: usize, seed: u8, compressible: bool) -> Vec<u8> {
             })
             .collect()
     } else {
-        // Cheap incompressible bytes (xorshift).
-        let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(seed) ^ ((len as u64) << 32);
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
+        crate::common::noise(len, u64::from(seed) ^ ((len as u64) << 32))
     }
 }
 

@@ -2,9 +2,6 @@
 //! std::os::unix and raw libc calls on the mounted path. Each test mounts its
 //! own volume.
 
-#[macro_use]
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
@@ -14,9 +11,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, Permi
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rand::{RngCore, SeedableRng};
-
-use common::{text, Mounted};
+use crate::common::{noise, text, Mounted};
 
 const BS: u64 = 64 * 1024;
 
@@ -58,14 +53,6 @@ fn assert_errno<T: std::fmt::Debug>(r: io::Result<T>, want: i32, what: &str) {
             "{what}: expected {want_err}, got {e}"
         ),
     }
-}
-
-/// Compressible, position-dependent text.
-/// Incompressible bytes.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
-    v
 }
 
 fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
@@ -1450,7 +1437,7 @@ fn open_but_unlinked_file() {
     assert_eq!(fs::read(&p).unwrap(), b"new");
     m.unmount();
     assert_fsck_clean(&m);
-    let json = common::stats_json(&m.store);
+    let json = crate::common::stats_json(&m.store);
     assert!(
         json["files"] == 2 && json["logical_bytes"] == 4,
         "the unlinked file's inode and data are gone: {json}"
@@ -1921,7 +1908,7 @@ fn rename_over_open_file_keeps_it_until_close() {
     assert_eq!(names(&m.mnt), vec!["old".to_string()]);
     m.unmount();
     assert_fsck_clean(&m);
-    let json = common::stats_json(&m.store);
+    let json = crate::common::stats_json(&m.store);
     assert!(
         json["files"] == 1 && json["logical_bytes"] == 11,
         "the replaced file is freed at close: {json}"

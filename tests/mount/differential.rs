@@ -20,21 +20,18 @@
 //! Bounded for CI: 400 steps for each of 3 seeds. For a long run:
 //!
 //! ```text
-//! LLMFS_DIFF_STEPS=5000 LLMFS_DIFF_SEEDS=50 cargo test --release --test differential
+//! LLMFS_DIFF_STEPS=5000 LLMFS_DIFF_SEEDS=50 cargo test --release --test mount differential
 //! ```
 //!
 //! `LLMFS_DIFF_SEEDS=N` runs seeds 0..N; `LLMFS_DIFF_SEED=S` runs only seed
 //! `S` (to replay a failure: the panic message names the seed and the step).
-
-#[macro_use]
-mod common;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use common::Mounted;
+use crate::common::Mounted;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -67,7 +64,9 @@ fn env_num(name: &str) -> Option<u64> {
 #[test]
 fn differential_random_ops() {
     require_fuse!();
-    // SAFETY: umask cannot fail; both sides see the same one.
+    // SAFETY: umask cannot fail; both sides see the same one. The umask is
+    // the process's, shared by every test of this binary: 022 is the value
+    // the others expect too (tests/mount/semantics.rs checks 0666 & !022).
     unsafe { libc::umask(0o022) };
     let steps = env_num("LLMFS_DIFF_STEPS").unwrap_or(DEFAULT_STEPS as u64) as usize;
     let seeds: Vec<u64> = match env_num("LLMFS_DIFF_SEED") {

@@ -4,7 +4,6 @@
 //! to cm records records the feature, reads back exactly through a real
 //! mount, lists its cm blocks in `stats`, and fscks clean.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 
@@ -63,7 +62,7 @@ fn adversarial() -> Vec<(&'static str, Vec<u8>)> {
             [n.clone(), n.clone(), n.clone(), n].concat(),
         ),
         ("noise", noise(150_000, 3)),
-        ("text", common::text(150_000, 7)),
+        ("text", crate::common::text(150_000, 7)),
     ]
 }
 
@@ -104,7 +103,7 @@ fn adversarial_inputs_round_trip_through_the_codec() {
 }
 
 fn compress_cli(input: &Path, packed: &Path, back: &Path) -> serde_json::Value {
-    let (ok, out) = common::run([
+    let (ok, out) = crate::common::run([
         "compress".as_ref(),
         "--json".as_ref(),
         "--codec".as_ref(),
@@ -114,7 +113,7 @@ fn compress_cli(input: &Path, packed: &Path, back: &Path) -> serde_json::Value {
     ]);
     assert!(ok, "{out}");
     let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-    let (ok, out) = common::run(["decompress".as_ref(), packed.as_os_str(), back.as_os_str()]);
+    let (ok, out) = crate::common::run(["decompress".as_ref(), packed.as_os_str(), back.as_os_str()]);
     assert!(ok, "{out}");
     summary
 }
@@ -158,17 +157,17 @@ fn compress_cli_round_trips() {
 /// blocks, and fsck decodes them clean.
 #[test]
 fn volume_with_cm_records_mounts_reads_and_fscks() {
-    if common::skip_without_fuse() {
+    if crate::common::skip_without_fuse() {
         return;
     }
-    let data = common::text(5 * 65536 + 1234, 3);
-    let mut m = common::Mounted::new(&[]);
+    let data = crate::common::text(5 * 65536 + 1234, 3);
+    let mut m = crate::common::Mounted::new(&[]);
     std::fs::write(m.path("notes.txt"), &data).unwrap();
     m.unmount();
 
     let set = CodecSet::default();
     {
-        let store = common::open_store(&m.store, 65536);
+        let store = crate::common::open_store(&m.store, 65536);
         let infos = store.read(|x| x.block_infos(None)).unwrap();
         let mut swapped = 0;
         for info in infos {
@@ -200,8 +199,8 @@ fn volume_with_cm_records_mounts_reads_and_fscks() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, 5);
-    let stats = common::stats_json(&m.store);
-    assert_eq!(common::codec_blocks(&stats, "cm"), 6);
+    let stats = crate::common::stats_json(&m.store);
+    assert_eq!(crate::common::codec_blocks(&stats, "cm"), 6);
 
     m.mount(&[]);
     assert!(std::fs::read(m.path("notes.txt")).unwrap() == data);

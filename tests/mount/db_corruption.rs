@@ -1,17 +1,14 @@
 //! Damage to the SQLite files themselves (block payloads are covered by
-//! tests/mount_errors.rs): a torn or corrupt write-ahead log, and bytes
+//! tests/mount/errors.rs): a torn or corrupt write-ahead log, and bytes
 //! flipped in the main database file. The rule is never "mounted wrong":
 //! a volume either is refused with a clear message, or serves every file
 //! with its right content or EIO, and fsck fails wherever a read did.
-
-#[macro_use]
-mod common;
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::{is_mounted, text, Mounted, BIN};
+use crate::common::{is_mounted, llmfs_umount, run, text, Mounted, BIN};
 
 const PAGE: usize = 4096;
 
@@ -46,23 +43,14 @@ fn try_mount(store: &Path, mnt: &Path) -> Result<(), String> {
 }
 
 fn umount(mnt: &Path) {
-    let out = Command::new(BIN).arg("umount").arg(mnt).output().unwrap();
-    if !out.status.success() {
+    if let Err(err) = llmfs_umount(mnt) {
         let _ = Command::new("umount").arg("-l").arg(mnt).status();
-        panic!("umount: {}", String::from_utf8_lossy(&out.stderr));
+        panic!("umount: {err}");
     }
 }
 
 fn fsck(store: &Path) -> (bool, String) {
-    let out = Command::new(BIN).arg("fsck").arg(store).output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    run([std::ffi::OsStr::new("fsck"), store.as_os_str()])
 }
 
 /// Detaches the mount if a check fails half-way.
@@ -217,7 +205,7 @@ fn flipped_bytes_in_the_database_file_are_refused_or_eio() {
 
     // Structural damage SQLite can see: the header, and the b-tree page
     // type byte of pages spread over the file. Page contents of block
-    // records are covered by the block checksum (tests/mount_errors.rs).
+    // records are covered by the block checksum (tests/mount/errors.rs).
     // Flipped bytes inside a metadata row's values (a size, a mode) are not
     // detectable without page checksums, which SQLite does not keep.
     let mut damages: Vec<(String, usize, u8)> = vec![

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn llmfs() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_llmfs"))
+    Command::new(crate::common::BIN)
 }
 
 /// Four 64 KiB blocks: a table of little-endian records (LZMA2 wins), text

@@ -3,8 +3,6 @@
 //! every engine writes the same bytes, and float models' blocks are marked
 //! as not portable.
 
-mod common;
-
 use llmfs::codec::{payload_portable, Codec, LlmCodec};
 use llmfs::model::{logits_digest, Device, Engine, EngineOptions};
 
@@ -12,7 +10,7 @@ const INT_MODELS: [&str; 2] = ["models/test-int/model.onnx", "models/default/mod
 
 /// sha256 of the integer logits of `logits_digest`'s fixed input, per
 /// model: the same on every machine and engine (also checked under emulated
-/// CPUs in tests/cross_isa.rs). Reproduce with
+/// CPUs in tests/codec/cross_isa.rs). Reproduce with
 /// `llmfs model-check --model MODEL --json` (its `logits_sha256`).
 const PINNED_DIGESTS: [(&str, &str); 2] = [
     (
@@ -42,7 +40,7 @@ fn codec(model: &[u8], device: Device, threads: usize, mixing: bool) -> LlmCodec
 
 /// Text, then every byte value: a block that is partly not text.
 fn sample(len: usize) -> Vec<u8> {
-    let mut data = common::text(len, 11);
+    let mut data = crate::common::text(len, 11);
     data.truncate(len.saturating_sub(256));
     data.extend(0..=255u8);
     data
@@ -174,14 +172,14 @@ mod convert {
 
     use llmfs::archive::{adopt_model, ensure_model_recorded, volume_codec};
     use llmfs::codec::{CodecId, CodecSet, LlmCodec};
-    use llmfs::fs::{Ctx, Fs, FsConfig};
+    use llmfs::fs::{Fs, FsConfig};
     use llmfs::model::{hex, sha256, EngineOptions, DEFAULT_MODEL};
     use llmfs::store::{Store, ROOT_INO};
 
     const BS: usize = 4096;
 
     fn open_store(dir: &std::path::Path) -> Store {
-        super::common::open_store(dir, BS)
+        crate::common::open_store(dir, BS)
     }
 
     /// A volume whose blocks of `data` (one file) are coded with the float
@@ -197,26 +195,14 @@ mod convert {
             ..FsConfig::default()
         };
         let fs = Fs::with_codecs(store, config, CodecSet::with_llm(Some(llm))).unwrap();
-        let attr = fs
-            .mknod(
-                &Ctx::root(),
-                ROOT_INO,
-                b"prose.txt",
-                libc::S_IFREG | 0o644,
-                0,
-            )
-            .unwrap();
-        let fh = fs.open(attr.ino, libc::O_RDWR).unwrap();
-        fs.write(attr.ino, fh, 0, data).unwrap();
-        fs.fsync(attr.ino).unwrap();
-        fs.release(attr.ino, fh).unwrap();
+        let ino = crate::common::create_file(&fs, ROOT_INO, "prose.txt", data);
         fs.shutdown().unwrap();
-        attr.ino
+        ino
     }
 
     fn prose() -> Vec<u8> {
-        let mut data = super::common::text(5 * BS, 3);
-        data.extend(super::common::text(2 * BS + 100, 4));
+        let mut data = crate::common::text(5 * BS, 3);
+        data.extend(crate::common::text(2 * BS + 100, 4));
         data
     }
 
@@ -226,26 +212,26 @@ mod convert {
         let path = dir.path().to_str().unwrap();
         let data = prose();
         let ino = float_volume(dir.path(), &data);
-        let before = super::common::stats_json(dir.path());
+        let before = crate::common::stats_json(dir.path());
         let not_portable = before["llm_not_portable"]["blocks"].as_u64().unwrap();
         assert!(not_portable > 0, "the float model won no block: {before}");
-        let (ok, out) = super::common::run(["fsck", path]);
+        let (ok, out) = crate::common::run(["fsck", path]);
         assert!(ok && out.contains("not portable"), "{out}");
 
-        let (ok, out) = super::common::run(["archive", "--portable", "--workers", "1", path]);
+        let (ok, out) = crate::common::run(["archive", "--portable", "--workers", "1", path]);
         assert!(ok, "{out}");
         assert!(
             out.contains(&format!("converted {not_portable} blocks")),
             "{out}"
         );
 
-        let after = super::common::stats_json(dir.path());
+        let after = crate::common::stats_json(dir.path());
         assert_eq!(after["llm_not_portable"]["blocks"], 0, "{after}");
         assert_eq!(after["model"], hex(&sha256(DEFAULT_MODEL)), "{after}");
-        let (ok, out) = super::common::run(["fsck", path]);
+        let (ok, out) = crate::common::run(["fsck", path]);
         assert!(ok && !out.contains("not portable"), "{out}");
         // A second run finds nothing to do.
-        let (ok, out) = super::common::run(["archive", "--portable", path]);
+        let (ok, out) = crate::common::run(["archive", "--portable", path]);
         assert!(ok && out.contains("already portable"), "{out}");
 
         let store = open_store(dir.path());
@@ -294,18 +280,18 @@ mod convert {
                 Fs::with_codecs(store, FsConfig::default(), CodecSet::with_llm(Some(llm))).unwrap();
             assert_eq!(fs.read(ino, 0, data.len() as u32 + 10).unwrap(), data);
         }
-        let before = super::common::stats_json(dir.path());
+        let before = crate::common::stats_json(dir.path());
         assert!(before["llm_not_portable"]["blocks"].as_u64().unwrap() > 0);
-        let (ok, out) = super::common::run(["archive", "--portable", "--workers", "1", path]);
+        let (ok, out) = crate::common::run(["archive", "--portable", "--workers", "1", path]);
         assert!(ok, "{out}");
-        let after = super::common::stats_json(dir.path());
+        let after = crate::common::stats_json(dir.path());
         assert_eq!(after["llm_not_portable"]["blocks"], 0, "{after}");
         let store = open_store(dir.path());
         assert_eq!(
             store.read(|m| m.model_shas()).unwrap(),
             vec![hex(&sha256(DEFAULT_MODEL))]
         );
-        let (ok, out) = super::common::run(["fsck", path]);
+        let (ok, out) = crate::common::run(["fsck", path]);
         assert!(ok, "{out}");
     }
 }

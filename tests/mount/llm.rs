@@ -1,14 +1,11 @@
 //! The neural codec through a real mount: synchronous mode, the background
 //! archiver, and data surviving unmount and remount.
 
-#[macro_use]
-mod common;
-
 use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Mounted, BIN};
+use crate::common::{Mounted, BIN};
 
 fn prose(n: usize) -> Vec<u8> {
     let base = fs::read("README.md").unwrap();
@@ -16,12 +13,12 @@ fn prose(n: usize) -> Vec<u8> {
 }
 
 fn stats_json(m: &Mounted) -> serde_json::Value {
-    common::stats_json(&m.path(""))
+    crate::common::stats_json(&m.path(""))
 }
 
 /// Blocks stored with `codec`, from `llmfs stats --json`.
 fn blocks_of(json: &serde_json::Value, codec: &str) -> u64 {
-    common::codec_blocks(json, codec)
+    crate::common::codec_blocks(json, codec)
 }
 
 fn pending_raw(json: &serde_json::Value) -> u64 {

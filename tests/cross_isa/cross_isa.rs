@@ -10,6 +10,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::{output_text, BIN};
+
 const QEMU: &str = "qemu-x86_64";
 const CPUS: [&str; 2] = ["Haswell", "Nehalem"];
 
@@ -27,21 +29,19 @@ fn have_qemu() -> bool {
 
 /// `llmfs ARGS`, natively or under qemu with `cpu`.
 fn llmfs(cpu: Option<&str>, args: &[&str]) -> std::process::Output {
-    let bin = env!("CARGO_BIN_EXE_llmfs");
     let mut cmd = match cpu {
         Some(cpu) => {
             let mut c = Command::new(QEMU);
-            c.args(["-cpu", cpu, bin]);
+            c.args(["-cpu", cpu, BIN]);
             c
         }
-        None => Command::new(bin),
+        None => Command::new(BIN),
     };
     let out = cmd.args(args).output().unwrap();
     assert!(
         out.status.success(),
-        "llmfs {args:?} under {cpu:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "llmfs {args:?} under {cpu:?}: {}",
+        output_text(&out)
     );
     out
 }

@@ -296,7 +296,7 @@ fn version_1_store_migrates_to_the_tables_version() {
     let dir = t.path().join("s");
     std::fs::create_dir_all(&dir).unwrap();
     let c = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
-    c.execute_batch(include_str!("../migrations/0001_initial.sql"))
+    c.execute_batch(include_str!("../../migrations/0001_initial.sql"))
         .unwrap();
     c.execute(
         "INSERT INTO volume(key, value) VALUES ('block_size', '65536'), ('created_ns', '0'), \
@@ -381,18 +381,7 @@ fn stats_json_parses_for_a_path_with_control_and_non_utf8_bytes() {
         .join(OsStr::from_bytes(b"st\x01ore \"q\" \\ \xff\xfe\n"));
     let s = create(&dir, 4096).unwrap();
     drop(s);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llmfs"))
-        .args(["stats", "--json"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let v = crate::common::stats_json(&dir);
     assert_eq!(v["store"], dir.to_string_lossy().as_ref());
     assert!(v["store"]
         .as_str()

@@ -1,13 +1,10 @@
 //! Mount lifecycle through the real binary: detached daemon, `llmfs umount`,
 //! plain umount(8), SIGTERM/SIGINT, default store location.
 
-#[macro_use]
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{is_mounted, BIN};
+use crate::common::{is_mounted, llmfs, llmfs_umount, BIN};
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -17,17 +14,13 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn llmfs(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(BIN).args(args).output().expect("run llmfs")
-}
-
 #[test]
 fn detached_mount_then_llmfs_umount_flushes() {
     require_fuse!();
     let t = tempfile::tempdir().unwrap();
     let (mnt, store) = (t.path().join("mnt"), t.path().join("store"));
     std::fs::create_dir(&mnt).unwrap();
-    let out = llmfs(&[
+    let out = llmfs([
         "mount".as_ref(),
         mnt.as_os_str(),
         "--store".as_ref(),
@@ -42,21 +35,16 @@ fn detached_mount_then_llmfs_umount_flushes() {
     let data = b"persist me\n".repeat(10_000);
     std::fs::write(mnt.join("f"), &data).unwrap();
 
-    let out = llmfs(&["umount".as_ref(), mnt.as_os_str()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    llmfs_umount(&mnt).unwrap_or_else(|e| panic!("llmfs umount: {e}"));
     assert!(!is_mounted(&mnt));
     // `llmfs umount` waited for the daemon: the store is free and complete.
-    let out = llmfs(&["fsck".as_ref(), store.as_os_str()]);
+    let out = llmfs(["fsck".as_ref(), store.as_os_str()]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let out = llmfs(&["stats".as_ref(), store.as_os_str()]);
+    let out = llmfs(["stats".as_ref(), store.as_os_str()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(&format!("logical bytes  {}", data.len())),
@@ -92,7 +80,7 @@ fn sigterm_and_sigint_unmount_cleanly() {
         let status = child.wait().unwrap();
         assert!(status.success(), "daemon exit after signal {sig}: {status}");
         assert!(!is_mounted(&mnt));
-        let out = llmfs(&["fsck".as_ref(), store.as_os_str()]);
+        let out = llmfs(["fsck".as_ref(), store.as_os_str()]);
         assert!(
             out.status.success(),
             "{}",
@@ -132,7 +120,7 @@ fn default_store_lives_under_var_lib_for_root() {
     let canon = std::fs::canonicalize(&mnt).unwrap();
     let name = canon.to_string_lossy().trim_matches('/').replace('/', "-");
     let store = std::path::Path::new("/var/lib/llmfs").join(&name);
-    let out = llmfs(&["mount".as_ref(), mnt.as_os_str()]);
+    let out = llmfs(["mount".as_ref(), mnt.as_os_str()]);
     assert!(
         out.status.success(),
         "{}",
@@ -143,14 +131,9 @@ fn default_store_lives_under_var_lib_for_root() {
         "store created at {}",
         store.display()
     );
-    let out = llmfs(&["stats".as_ref(), mnt.as_os_str()]);
+    let out = llmfs(["stats".as_ref(), mnt.as_os_str()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&*store.to_string_lossy()));
-    let out = llmfs(&["umount".as_ref(), mnt.as_os_str()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    llmfs_umount(&mnt).unwrap_or_else(|e| panic!("llmfs umount: {e}"));
     std::fs::remove_dir_all(&store).unwrap();
 }
 
@@ -158,7 +141,7 @@ fn default_store_lives_under_var_lib_for_root() {
 fn umount_of_a_non_llmfs_path_is_refused() {
     require_fuse!();
     let t = tempfile::tempdir().unwrap();
-    let out = llmfs(&["umount".as_ref(), t.path().as_os_str()]);
+    let out = llmfs(["umount".as_ref(), t.path().as_os_str()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an llmfs mount"));
 }

@@ -3,14 +3,12 @@
 //! it is being re-encoded keeps the new data). Real SQLite store, real
 //! default model. Small blocks keep the model's work per block small.
 
-mod common;
-
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use llmfs::archive::{archive_pass, ensure_model_recorded, volume_codec, Pass};
 use llmfs::codec::{CodecId, CodecSet};
-use llmfs::fs::{Ctx, Fs, FsConfig};
+use llmfs::fs::{Fs, FsConfig};
 use llmfs::model::EngineOptions;
 use llmfs::store::{ArchiveTier, ByteTotals, Durability, OpenOptions, Store, ROOT_INO};
 
@@ -26,7 +24,7 @@ fn every(tier: ArchiveTier) -> Pass {
 }
 
 fn open_store(dir: &std::path::Path) -> Store {
-    common::open_store(dir, BS)
+    crate::common::open_store(dir, BS)
 }
 
 fn llm_codecs(store: &Store) -> CodecSet {
@@ -44,20 +42,7 @@ fn text(n: usize, variant: usize) -> Vec<u8> {
 }
 
 fn create(fs: &Fs, name: &str, data: &[u8]) -> u64 {
-    let attr = fs
-        .mknod(
-            &Ctx::root(),
-            ROOT_INO,
-            name.as_bytes(),
-            libc::S_IFREG | 0o644,
-            0,
-        )
-        .unwrap();
-    let fh = fs.open(attr.ino, libc::O_RDWR).unwrap();
-    fs.write(attr.ino, fh, 0, data).unwrap();
-    fs.fsync(attr.ino).unwrap();
-    fs.release(attr.ino, fh).unwrap();
-    attr.ino
+    crate::common::create_file(fs, ROOT_INO, name, data)
 }
 
 fn codec_blocks(store: &Store, codec: CodecId) -> u64 {

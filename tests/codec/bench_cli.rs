@@ -5,7 +5,7 @@
 use std::process::Command;
 
 fn llmfs() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_llmfs"))
+    Command::new(crate::common::BIN)
 }
 
 /// Two 4 KiB blocks of English-like text.
@@ -78,8 +78,21 @@ fn bench_json_on_a_small_file() {
             "brotli-11"
         ]
     );
+    assert_eq!(v["tool"], "llmfs bench");
+    // Only the classical compressors name a command-line setting.
+    assert!(
+        v["codecs"][0].get("setting").is_none(),
+        "{}",
+        v["codecs"][0]
+    );
+    assert_eq!(v["codecs"][2]["setting"], "zstd -3");
+    // One file, not one of the corpus's text files: one group of totals.
+    let groups: Vec<&String> = v["totals"].as_object().unwrap().keys().collect();
+    assert_eq!(groups, ["all_files"]);
     let f = &v["files"][0];
     assert_eq!(f["name"], "small.txt");
+    assert_eq!(f["text"], false);
+    assert_eq!(f["on_model_blocks"]["raw_bytes"], 8192);
     assert_eq!(f["blocks"], 2);
     assert_eq!(f["model_blocks"], serde_json::json!([0, 1]));
     let choice = &f["llmfs_choice"];

@@ -7,16 +7,13 @@
 //! block-aligned records that each carry their own checksum, so a lost or
 //! torn update shows.
 
-#[macro_use]
-mod common;
-
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::Mounted;
+use crate::common::Mounted;
 
 const REC: usize = 4096;
 const SHARED_RECS: u64 = 64;

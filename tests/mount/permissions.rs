@@ -4,15 +4,12 @@
 //! 0600 file of root is unreadable and a 0644 one readable; without
 //! `allow_other` (the default) the user cannot reach the mount at all.
 
-#[macro_use]
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::Mounted;
+use crate::common::Mounted;
 
 /// Runs `cat PATH` as uid/gid 65534; returns (success, stderr).
 fn cat_as_nobody(path: &Path) -> (bool, String) {

@@ -596,7 +596,7 @@ fn truncated_and_corrupted_files_never_panic() {
 }
 
 /// Speed on the default model, for the record (release build):
-/// `cargo test --release --test reference -- --ignored --nocapture speed`.
+/// `cargo test --release --test codec -- --ignored --nocapture reference::speed`.
 #[test]
 #[ignore]
 fn speed() {

@@ -19,10 +19,7 @@
 //!
 //! Kills: `LLMFS_CRASH_KILLS` (default 60) and `LLMFS_CRASH_ARCHIVER_KILLS`
 //! (default 10); seed `LLMFS_CRASH_SEED`. Longer run (README "Reliability"):
-//! `LLMFS_CRASH_KILLS=1000 LLMFS_CRASH_ARCHIVER_KILLS=100 cargo test --release --test crash_loop`.
-
-#[macro_use]
-mod common;
+//! `LLMFS_CRASH_KILLS=1000 LLMFS_CRASH_ARCHIVER_KILLS=100 cargo test --release --test mount crash_loop`.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::IntoRawFd;
@@ -32,13 +29,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::Mounted;
+use crate::common::Mounted;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Text the writer draws its bytes from: prose (so that the archiver finds
 /// blocks the model wins) and free of zero bytes.
-const TEXT: &[u8] = include_bytes!("../README.md");
+const TEXT: &[u8] = include_bytes!("../../README.md");
 
 /// The byte a write of version `ver` puts at file offset `p`.
 fn pat(p: u64, ver: u64) -> u8 {

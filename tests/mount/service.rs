@@ -7,18 +7,15 @@
 //!
 //! Needs root and /dev/fuse, like the other mount tests.
 
-#[macro_use]
-mod common;
-
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::symlink;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::BIN;
+use crate::common::{llmfs_umount, noise, output_text, BIN};
 
 const UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/llmfs@.service");
 const EXAMPLE_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/archive.conf.example");
@@ -54,37 +51,9 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `llmfs umount`, retrying while the mount is busy for a moment (a child
-/// another test thread is spawning holds copies of this process's
-/// descriptors until it execs).
-fn llmfs_umount(mnt: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = Command::new(BIN).arg("umount").arg(mnt).output().unwrap();
-        if out.status.success() {
-            return;
-        }
-        let err = text(&out);
-        assert!(
-            err.contains("busy") && Instant::now() < deadline,
-            "llmfs umount {}: {err}",
-            mnt.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn fsck(store: &Path) {
     let out = Command::new(BIN).arg("fsck").arg(store).output().unwrap();
-    assert!(out.status.success(), "fsck: {}", text(&out));
+    assert!(out.status.success(), "fsck: {}", output_text(&out));
 }
 
 fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
@@ -175,7 +144,7 @@ impl Volume {
 
 impl Drop for Volume {
     fn drop(&mut self) {
-        common::stop_daemon(&self.mnt, self.daemon.take(), Duration::from_secs(10));
+        crate::common::stop_daemon(&self.mnt, self.daemon.take(), Duration::from_secs(10));
     }
 }
 
@@ -378,7 +347,7 @@ fn systemd_unit_verifies() {
              package `systemd` (.ci/run does) or set LLMFS_SKIP_SYSTEMD_VERIFY=1"
         ),
     };
-    let all = text(&out);
+    let all = output_text(&out);
     assert!(out.status.success(), "systemd-analyze verify: {all}");
     // Unknown keys and bad values are only warnings: none may concern us.
     let ours: Vec<&str> = all.lines().filter(|l| l.contains("llmfs@")).collect();
@@ -459,7 +428,7 @@ fn notify_ready_after_mount_and_stopping_on_sigterm() {
         "exit after SIGTERM: {status}: {}",
         v.log_text()
     );
-    assert!(!common::is_mounted(&v.mnt));
+    assert!(!crate::common::is_mounted(&v.mnt));
     assert_eq!(
         notify
             .messages
@@ -486,7 +455,7 @@ fn notify_no_ready_when_the_mount_fails() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(text(&out).contains("unknown mount option 'bogus_option'"));
+    assert!(output_text(&out).contains("unknown mount option 'bogus_option'"));
     notify.drain(Duration::from_millis(200));
     assert!(
         notify.messages.iter().all(|m| !m.contains("READY=1")),
@@ -517,7 +486,7 @@ fn notify_detached_daemon_names_itself_main_pid() {
         .env("NOTIFY_SOCKET", &notify.path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("NotifyAccess=all"));
     let ready = notify.wait_for("READY=1", None, "");
     let pid: u32 = ready
@@ -528,7 +497,7 @@ fn notify_detached_daemon_names_itself_main_pid() {
         .unwrap();
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "llmfs", "MAINPID {pid} is the daemon");
-    llmfs_umount(&v.mnt);
+    llmfs_umount(&v.mnt).unwrap_or_else(|e| panic!("llmfs umount {}: {e}", v.mnt.display()));
     notify.wait_for("STOPPING=1", None, "");
 }
 
@@ -598,11 +567,11 @@ fn mount_helper_symlink_mount8_fstab_and_fuse3() {
         .args(["-o", "rw,noatime,cache_mb=16,defaults,nofail", "-n", "-s"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "helper: {}", text(&out));
+    assert!(out.status.success(), "helper: {}", output_text(&out));
     assert!(is_llmfs_mount_of(&v.mnt, &v.store), "mounted on return");
     assert_read_write(&v.mnt, "helper");
-    llmfs_umount(&v.mnt);
-    assert!(!common::is_mounted(&v.mnt));
+    llmfs_umount(&v.mnt).unwrap_or_else(|e| panic!("llmfs umount {}: {e}", v.mnt.display()));
+    assert!(!crate::common::is_mounted(&v.mnt));
 
     // -f is mount(8)'s "fake": everything checked, nothing mounted.
     let out = Command::new(&helper)
@@ -611,8 +580,8 @@ fn mount_helper_symlink_mount8_fstab_and_fuse3() {
         .args(["-f", "-o", "ro"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "fake: {}", text(&out));
-    assert!(!common::is_mounted(&v.mnt));
+    assert!(out.status.success(), "fake: {}", output_text(&out));
+    assert!(!crate::common::is_mounted(&v.mnt));
     // Unknown options are refused with mount(8)'s "mount failure" status.
     let out = Command::new(&helper)
         .arg(&v.store)
@@ -620,9 +589,9 @@ fn mount_helper_symlink_mount8_fstab_and_fuse3() {
         .args(["-o", "rw,frobnicate"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(32), "{}", text(&out));
-    assert!(text(&out).contains("unknown mount option 'frobnicate'"));
-    assert!(!common::is_mounted(&v.mnt));
+    assert_eq!(out.status.code(), Some(32), "{}", output_text(&out));
+    assert!(output_text(&out).contains("unknown mount option 'frobnicate'"));
+    assert!(!crate::common::is_mounted(&v.mnt));
 
     // 2. fuse3's mount.fuse3 (mount(8)'s fallback without our symlink)
     // runs `llmfs STORE MOUNTPOINT -o OPTS,dev,suid` through the shell.
@@ -636,10 +605,10 @@ fn mount_helper_symlink_mount8_fstab_and_fuse3() {
             .env("PATH", path)
             .output()
             .unwrap();
-        assert!(out.status.success(), "mount.fuse3: {}", text(&out));
+        assert!(out.status.success(), "mount.fuse3: {}", output_text(&out));
         assert!(is_llmfs_mount_of(&v.mnt, &v.store));
         assert_read_write(&v.mnt, "fuse3");
-        llmfs_umount(&v.mnt);
+        llmfs_umount(&v.mnt).unwrap_or_else(|e| panic!("llmfs umount {}: {e}", v.mnt.display()));
     } else {
         eprintln!("mount.fuse3 not installed: its fallback is not tested");
     }
@@ -658,14 +627,18 @@ fn mount_helper_symlink_mount8_fstab_and_fuse3() {
         .args(["-o", "rw,noatime,cache_mb=16,threads=2"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "mount -t fuse.llmfs: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "mount -t fuse.llmfs: {}",
+        output_text(&out)
+    );
     assert!(is_llmfs_mount_of(&v.mnt, &v.store));
     assert_read_write(&v.mnt, "mount8");
     assert_eq!(
         std::fs::read_to_string(v.mnt.join("helper")).unwrap(),
         "through helper\n".repeat(1000)
     );
-    llmfs_umount(&v.mnt);
+    llmfs_umount(&v.mnt).unwrap_or_else(|e| panic!("llmfs umount {}: {e}", v.mnt.display()));
 
     // 4. An fstab line, mounted by mountpoint (`mount -T FSTAB MOUNTPOINT`),
     // with fstab-only options that mount(8) may hand to the helper.
@@ -685,10 +658,14 @@ fn mount_helper_symlink_mount8_fstab_and_fuse3() {
         .arg(&v.mnt)
         .output()
         .unwrap();
-    assert!(out.status.success(), "mount -T fstab: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "mount -T fstab: {}",
+        output_text(&out)
+    );
     assert!(is_llmfs_mount_of(&v.mnt, &v.store));
     assert_read_write(&v.mnt, "fstab");
-    llmfs_umount(&v.mnt);
+    llmfs_umount(&v.mnt).unwrap_or_else(|e| panic!("llmfs umount {}: {e}", v.mnt.display()));
     fsck(&v.store);
 }
 
@@ -704,7 +681,7 @@ fn generates_man_pages_and_completions() {
         .arg(&man)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let page = std::fs::read_to_string(man.join("llmfs.1")).unwrap();
     assert!(page.contains(".TH"), "{page}");
     let mount_page = std::fs::read_to_string(man.join("llmfs-mount.1")).unwrap();
@@ -717,7 +694,7 @@ fn generates_man_pages_and_completions() {
         .arg(&comp)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let script = std::fs::read_to_string(comp.join("llmfs.bash")).unwrap();
     assert!(script.contains("llmfs") && script.contains("umount"));
 
@@ -727,18 +704,9 @@ fn generates_man_pages_and_completions() {
 
 // --- SIGTERM during a large write -------------------------------------------
 
-/// Deterministic pseudo-random content of chunk `i` (xorshift).
+/// Deterministic pseudo-random content of chunk `i`.
 fn chunk(i: u64, len: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (i + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    noise(len, i + 1)
 }
 
 const MIB: usize = 1 << 20;
@@ -793,7 +761,7 @@ fn sigterm_during_large_write_keeps_fsynced_data() {
     // The file is open, so the unmount is lazy: the mount leaves the
     // namespace at once while the daemon keeps serving the open file.
     wait_until("lazy unmount", Duration::from_secs(10), || {
-        !common::is_mounted(&v.mnt)
+        !crate::common::is_mounted(&v.mnt)
     });
     assert!(
         v.daemon.as_mut().unwrap().try_wait().unwrap().is_none(),
@@ -888,7 +856,7 @@ fn install_script_stages_everything() {
         .env("LLMFS_BIN", BIN)
         .output()
         .unwrap();
-    assert!(out.status.success(), "install.sh: {}", text(&out));
+    assert!(out.status.success(), "install.sh: {}", output_text(&out));
     for f in [
         "usr/local/bin/llmfs",
         "usr/local/lib/llmfs/libonnxruntime.so.1.31.1",

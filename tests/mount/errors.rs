@@ -2,26 +2,15 @@
 //! version, bad paths and options, a store in use, a read-only mount, and
 //! `llmfs stats`.
 
-#[macro_use]
-mod common;
-
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{is_mounted, text, Mounted, BIN};
+use crate::common::{is_mounted, llmfs, noise, text, Mounted};
 
 const BS: usize = 64 * 1024;
-
-fn llmfs<I, S>(args: I) -> Output
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    Command::new(BIN).args(args).output().expect("run llmfs")
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -478,7 +467,7 @@ fn stats_on_mountpoint_and_store() {
             .unwrap_or_else(|e| panic!("{what} is not JSON ({e}): {}", stdout(&out)));
         assert_eq!(j["logical_bytes"], logical, "{what}: {j}");
         assert_eq!(j["files"], 3, "{what}: {j}");
-        assert!(common::codec_blocks(&j, "zstd") > 0, "{what}: {j}");
+        assert!(crate::common::codec_blocks(&j, "zstd") > 0, "{what}: {j}");
         assert!(j["store"].is_string(), "{what}: {j}");
     };
     json_check(
@@ -649,15 +638,7 @@ fn full_disk_is_enospc_and_loses_nothing() {
 
     // 16 MiB of incompressible data cannot fit: some write, flush or close
     // must fail with ENOSPC (the kernel reports a failed write-back on close).
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let noise: Vec<u8> = (0..16 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
+    let noise = noise(16 << 20, 0x2545_f491_4f6c_dd1d);
     let err = (|| -> io::Result<()> {
         use std::io::Write;
         let mut f = File::create(m.path("big"))?;

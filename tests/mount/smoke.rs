@@ -1,7 +1,4 @@
-#[macro_use]
-mod common;
-
-use common::Mounted;
+use crate::common::Mounted;
 
 #[test]
 fn write_remount_read_and_fsck() {

@@ -6,9 +6,6 @@
 //! working, `find`/`du`/`ls -R` over the tree finish, and fsck names the
 //! damage. A store whose root directory is gone is refused at mount.
 
-#[macro_use]
-mod common;
-
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -16,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{is_mounted, text, Mounted, BIN};
+use crate::common::{is_mounted, text, Mounted, BIN};
 
 fn db(store: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(store.join("llmfs.db")).unwrap()

@@ -4,8 +4,10 @@
 //! POSIX asks for. Runs without root or /dev/fuse.
 
 use llmfs::fs::{Ctx, Fs, FsConfig};
-use llmfs::store::{OpenOptions, Store, ROOT_INO};
+use llmfs::store::ROOT_INO;
 use llmfs::Error;
+
+use crate::common::create_file as file;
 
 const RENAME_NOREPLACE: u32 = 1;
 const RENAME_EXCHANGE: u32 = 2;
@@ -19,16 +21,7 @@ struct Vol {
 }
 
 fn open(path: &std::path::Path) -> Fs {
-    let store = Store::open(
-        path,
-        &OpenOptions {
-            create: true,
-            block_size: 4096,
-            read_only: false,
-        },
-    )
-    .unwrap();
-    Fs::new(store, FsConfig::default()).unwrap()
+    Fs::new(crate::common::open_store(path, 4096), FsConfig::default()).unwrap()
 }
 
 fn volume() -> Vol {
@@ -44,23 +37,6 @@ fn volume() -> Vol {
 
 fn errno<T: std::fmt::Debug>(r: Result<T, Error>) -> i32 {
     r.expect_err("expected an error").errno()
-}
-
-/// A regular file with `data`, written and closed.
-fn file(fs: &Fs, parent: u64, name: &str, data: &[u8]) -> u64 {
-    let a = fs
-        .mknod(
-            &Ctx::root(),
-            parent,
-            name.as_bytes(),
-            libc::S_IFREG | 0o644,
-            0,
-        )
-        .unwrap();
-    let fh = fs.open(a.ino, libc::O_WRONLY).unwrap();
-    fs.write(a.ino, fh, 0, data).unwrap();
-    fs.release(a.ino, fh).unwrap();
-    a.ino
 }
 
 fn dir(fs: &Fs, parent: u64, name: &str) -> u64 {

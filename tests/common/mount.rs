@@ -1,0 +1,191 @@
+//! A volume mounted by the built `llmfs` binary, in the foreground, on a
+//! temporary store and mountpoint, unmounted (waiting for write-back) when
+//! dropped; and the unmount and cleanup helpers the tests share.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{output_text, run, BIN};
+
+/// A mounted volume on temporary directories.
+pub struct Mounted {
+    pub dir: tempfile::TempDir,
+    pub store: PathBuf,
+    pub mnt: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+pub fn is_mounted(mnt: &Path) -> bool {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = mnt.to_string_lossy();
+    text.lines().any(|l| {
+        l.split(' ').nth(4) == Some(&*want)
+            && l.split(" - ").nth(1).is_some_and(|r| r.starts_with("fuse"))
+    })
+}
+
+impl Mounted {
+    /// Mounts a new volume. `extra` are additional `llmfs mount` arguments.
+    pub fn new(extra: &[&str]) -> Mounted {
+        Mounted::new_with(|_| {}, extra)
+    }
+
+    /// Like `new`, but calls `prepare` with the (not yet created) store path
+    /// before mounting, e.g. to put a small filesystem there.
+    pub fn new_with(prepare: impl FnOnce(&Path), extra: &[&str]) -> Mounted {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = dir.path().join("store");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        prepare(&store);
+        let mut m = Mounted {
+            log: dir.path().join("daemon.log"),
+            dir,
+            store,
+            mnt,
+            child: None,
+        };
+        m.mount(extra);
+        m
+    }
+
+    /// Mounts (again) on the same store and mountpoint.
+    pub fn mount(&mut self, extra: &[&str]) {
+        assert!(self.child.is_none(), "already mounted");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("mount")
+            .arg(&self.mnt)
+            .arg("--store")
+            .arg(&self.store)
+            .arg("--foreground")
+            .args(extra)
+            .env("RUST_LOG", "llmfs=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn llmfs mount");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !is_mounted(&self.mnt) {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                panic!("llmfs mount exited with {status}: {}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mount did not appear: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Unmounts with [`llmfs_umount`] and waits for the daemon to exit
+    /// successfully. On failure the daemon is left for `Drop` to clean up.
+    pub fn unmount(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Err(err) = llmfs_umount(&self.mnt) {
+            self.child = Some(child);
+            panic!("llmfs umount failed: {err}");
+        }
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "daemon exited with {status}: {}",
+            self.log_text()
+        );
+    }
+
+    /// Simulates a crash: kills the daemon with SIGKILL (no write-back, no
+    /// checkpoint), then lazily detaches the dead mount. `mount` works again
+    /// afterwards.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if is_mounted(&self.mnt) {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
+    }
+
+    pub fn remount(&mut self) {
+        self.unmount();
+        self.mount(&[]);
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `llmfs fsck` on the store and returns (success, output).
+    pub fn fsck(&self) -> (bool, String) {
+        run([std::ffi::OsStr::new("fsck"), self.store.as_os_str()])
+    }
+}
+
+/// `llmfs umount MNT`, retrying for up to 10 s while the kernel reports the
+/// mount busy; `Err` with its output otherwise. Tests run as threads of one
+/// process, and a child that another thread is spawning holds copies of all
+/// of this process's descriptors (close-on-exec ones too) until it execs, so
+/// a file a test has just closed can keep its mount busy for a moment.
+pub fn llmfs_umount(mnt: &Path) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new(BIN)
+            .arg("umount")
+            .arg(mnt)
+            .output()
+            .expect("run llmfs umount");
+        if out.status.success() {
+            return Ok(());
+        }
+        let err = output_text(&out);
+        if !err.contains("busy") || Instant::now() >= deadline {
+            return Err(err);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Cleanup after a test: lazily detaches `mnt` if still mounted, gives the
+/// daemon `grace` to exit on its own, then kills it.
+pub fn stop_daemon(mnt: &Path, child: Option<Child>, grace: Duration) {
+    if is_mounted(mnt) {
+        let _ = Command::new("umount").arg("-l").arg(mnt).status();
+    }
+    let Some(mut child) = child else {
+        return;
+    };
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            stop_daemon(&self.mnt, Some(child), Duration::from_secs(20));
+        }
+    }
+}
