@@ -9,7 +9,7 @@ mod namespace;
 mod read_ahead;
 mod xattr;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 pub use attr::{Attr, Ctx, DirEntry, SetAttr, SetTime, StatFs};
@@ -92,6 +92,12 @@ struct State {
     lookups: HashMap<u64, u64>,
     next_fh: u64,
     dirty_bytes: usize,
+    /// Inodes whose data the core changed other than by a write request
+    /// (truncation, hole punching) since they were last opened: their next
+    /// open has the kernel drop its cached pages; every other open keeps
+    /// them (`FOPEN_KEEP_CACHE`), as every change passes through this
+    /// process and the kernel's cache saw the writes.
+    data_changed: HashSet<u64>,
 }
 
 pub struct Fs {
@@ -228,7 +234,9 @@ impl Fs {
     }
 
     /// The kernel dropped `n` references to `ino`. The last one deletes an
-    /// inode that has no name and no open handle.
+    /// inode that has no name and no open handle. (fuser 0.18 hands a
+    /// batch forget to this one inode at a time: its `ForgetOne` cannot be
+    /// named outside the crate, so `batch_forget` cannot be overridden.)
     pub fn forget(&self, ino: u64, n: u64) -> Result<()> {
         let mut st = self.state();
         let Some(count) = st.lookups.get_mut(&ino) else {
@@ -257,20 +265,26 @@ impl Fs {
     }
 
     /// Deletes `ino` if its link count is zero (the caller checked that
-    /// nothing references it any more).
+    /// nothing references it any more). Most inodes the kernel forgets
+    /// still have a name: a read finds that out, so only an unlinked one
+    /// costs a write transaction.
     fn delete_if_unlinked(&self, st: &mut State, ino: u64) -> Result<()> {
         if self.config.read_only {
             return Ok(());
         }
-        let deleted = self
-            .store
-            .write(Durability::Normal, |m| match m.inode(ino)? {
-                Some(row) if row.nlink == 0 => {
-                    m.delete_inode(ino)?;
-                    Ok::<_, Error>(true)
-                }
-                _ => Ok(false),
-            })?;
+        let unlinked = |m: &crate::store::ReadTx<'_>| {
+            Ok::<_, Error>(m.inode(ino)?.is_some_and(|row| row.nlink == 0))
+        };
+        if !self.store.read(unlinked)? {
+            return Ok(());
+        }
+        let deleted = self.store.write(Durability::Normal, |m| {
+            if unlinked(m)? {
+                m.delete_inode(ino)?;
+                return Ok::<_, Error>(true);
+            }
+            Ok(false)
+        })?;
         if deleted {
             self.discard(st, ino);
         }
