@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
 use crate::codec::RecordHeader;
 use crate::error::{Error, Result};
-use crate::store::{Durability, WriteTx};
+use crate::store::{Durability, InodeRow, WriteTx};
 use crate::time::now_ns;
 
 /// Most threads one write-back encodes on.
@@ -232,12 +232,40 @@ impl Fs {
     /// transaction. On failure the dirty data stays in memory (nothing lost)
     /// and the error is returned.
     pub(super) fn persist(&self, st: &mut State, ino: u64, durability: Durability) -> Result<()> {
+        self.persist_with(st, ino, durability, None).map(|_| ())
+    }
+
+    /// As [`Fs::persist`], with `edit` applied to the inode's row in the
+    /// same transaction (a `setattr`: its changes and the file's pending
+    /// data commit together, in one transaction). `edit` says whether it
+    /// changed the row; the row as stored is returned when it was read.
+    fn persist_with(
+        &self,
+        st: &mut State,
+        ino: u64,
+        durability: Durability,
+        edit: Option<&dyn Fn(&mut InodeRow) -> Result<bool>>,
+    ) -> Result<Option<InodeRow>> {
         if !st.open.get(&ino).is_some_and(|oi| oi.has_unpersisted()) {
-            if durability == Durability::Durable {
-                // Nothing new: make the earlier commits durable.
-                self.store.sync()?;
+            let Some(edit) = edit else {
+                if durability == Durability::Durable {
+                    // Nothing new: make the earlier commits durable.
+                    self.store.sync()?;
+                }
+                return Ok(None);
+            };
+            let mut row = self.row(ino)?;
+            if !edit(&mut row)? {
+                return Ok(Some(row));
             }
-            return Ok(());
+            return self
+                .transact(durability, |m| {
+                    let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
+                    edit(&mut row)?;
+                    m.update_inode(&row)?;
+                    Ok(row)
+                })
+                .map(Some);
         }
         let oi = st.open.get_mut(&ino).expect("checked above");
         let bs = self.block_size() as u64;
@@ -260,7 +288,7 @@ impl Fs {
             .collect();
         let records = self.encode_all(&jobs);
         let result = records.and_then(|records| {
-            self.store.write(durability, |m| {
+            self.transact(durability, |m| {
                 let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
                 for (idx, enc) in &records {
                     put_or_drop(m, ino, *idx, enc.as_ref())?;
@@ -270,17 +298,20 @@ impl Fs {
                     row.mtime_ns = t;
                     row.ctime_ns = t;
                 }
+                if let Some(edit) = edit {
+                    edit(&mut row)?;
+                }
                 m.update_inode(&row)?;
-                Ok(())
+                Ok(row)
             })
         });
         let oi = st.open.get_mut(&ino).expect("still open");
         match result {
-            Ok(()) => {
+            Ok(row) => {
                 oi.pending_time = None;
                 st.dirty_bytes = st.dirty_bytes.saturating_sub(dirty.len() * bs as usize);
                 self.cache.invalidate_blocks(ino, dirty.keys().copied());
-                Ok(())
+                Ok(Some(row))
             }
             Err(e) => {
                 // Keep the data; blocks written again meanwhile are newer.
@@ -354,7 +385,7 @@ impl Fs {
         let mut st = self.state();
         self.persist(&mut st, ino, Durability::Normal)?;
         let now = now_ns();
-        self.store.write(Durability::Normal, |m| {
+        self.transact(Durability::Normal, |m| {
             let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
             if is_dir(row.mode) {
                 return Err(Error::IsDir);
@@ -451,7 +482,7 @@ impl Fs {
         }
         let now = now_ns();
         let (first, last) = (start / bs, (end - 1) / bs);
-        self.store.write(Durability::Normal, |m| {
+        self.transact(Durability::Normal, |m| {
             for idx in first..=last {
                 let (bstart, bend) = (idx * bs, (idx + 1) * bs);
                 let (zs, ze) = (start.max(bstart) - bstart, end.min(bend) - bstart);
@@ -539,13 +570,10 @@ impl Fs {
         }
         let now = now_ns();
         let mut st = self.state();
-        let explicit_mtime = set.mtime.is_some();
-        if explicit_mtime {
-            // An explicit mtime must not be overwritten by a pending one.
-            self.persist(&mut st, ino, Durability::Normal)?;
-        }
-        let row = self.store.write(Durability::Normal, |m| {
-            let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
+        // One transaction: the file's pending data and times first (an
+        // explicit mtime must not be overwritten by a pending one later),
+        // then the changes asked for.
+        let edit = |row: &mut InodeRow| -> Result<bool> {
             let mut changed = set.size.is_some();
             if let Some(mode) = set.mode {
                 row.mode = (row.mode & libc::S_IFMT) | (mode & 0o7777);
@@ -569,10 +597,13 @@ impl Fs {
             }
             if changed {
                 row.ctime_ns = now;
-                m.update_inode(&row)?;
             }
-            Ok::<_, Error>(row)
-        })?;
+            Ok(changed)
+        };
+        let row = match self.persist_with(&mut st, ino, Durability::Normal, Some(&edit))? {
+            Some(row) => row,
+            None => self.row(ino)?,
+        };
         Ok(self.attr_of(&st, &row))
     }
 }

@@ -107,6 +107,11 @@ pub struct Fs {
     read_ahead: Option<read_ahead::ReadAhead>,
     cache: BlockCache,
     state: Mutex<State>,
+    /// Unlinked inodes nothing references any more, whose rows the next
+    /// write transaction deletes: an `unlink` then costs one transaction,
+    /// not two. If the daemon dies first, the next mount reclaims them
+    /// (they have no name and `nlink = 0`).
+    orphans: Mutex<Vec<u64>>,
     config: FsConfig,
 }
 
@@ -128,6 +133,7 @@ impl Fs {
                 next_fh: 1,
                 ..State::default()
             }),
+            orphans: Mutex::new(Vec::new()),
             config: FsConfig {
                 read_only,
                 ..config
@@ -202,6 +208,10 @@ impl Fs {
     }
 
     fn row(&self, ino: u64) -> Result<InodeRow> {
+        // An orphan waiting for its row's deletion is already gone.
+        if self.orphans().contains(&ino) {
+            return Err(Error::NotFound);
+        }
         self.store.read(|m| m.inode(ino)?.ok_or(Error::NotFound))
     }
 
@@ -266,29 +276,50 @@ impl Fs {
 
     /// Deletes `ino` if its link count is zero (the caller checked that
     /// nothing references it any more). Most inodes the kernel forgets
-    /// still have a name: a read finds that out, so only an unlinked one
-    /// costs a write transaction.
+    /// still have a name: a read finds that out. An unlinked one is
+    /// forgotten in memory now and its row deleted by the next write
+    /// transaction (`Fs::transact`).
     fn delete_if_unlinked(&self, st: &mut State, ino: u64) -> Result<()> {
         if self.config.read_only {
             return Ok(());
         }
-        let unlinked = |m: &crate::store::ReadTx<'_>| {
-            Ok::<_, Error>(m.inode(ino)?.is_some_and(|row| row.nlink == 0))
-        };
-        if !self.store.read(unlinked)? {
-            return Ok(());
-        }
-        let deleted = self.store.write(Durability::Normal, |m| {
-            if unlinked(m)? {
-                m.delete_inode(ino)?;
-                return Ok::<_, Error>(true);
-            }
-            Ok(false)
-        })?;
-        if deleted {
+        let unlinked = self
+            .store
+            .read(|m| Ok::<_, Error>(m.inode(ino)?.is_some_and(|row| row.nlink == 0)))?;
+        if unlinked {
             self.discard(st, ino);
+            self.orphans().push(ino);
         }
         Ok(())
+    }
+
+    fn orphans(&self) -> MutexGuard<'_, Vec<u64>> {
+        self.orphans.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in a write transaction that first deletes the orphans
+    /// waiting for one (every write of the core goes through here). If the
+    /// transaction fails they wait for the next.
+    fn transact<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&crate::store::WriteTx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let orphans = std::mem::take(&mut *self.orphans());
+        let result = self.store.write(durability, |m| {
+            for &ino in &orphans {
+                // Still unlinked (nothing can link an inode without a
+                // name, but a damaged store is not trusted blindly).
+                if m.inode(ino)?.is_some_and(|row| row.nlink == 0) {
+                    m.delete_inode(ino)?;
+                }
+            }
+            f(m)
+        });
+        if result.is_err() && !orphans.is_empty() {
+            self.orphans().extend(orphans);
+        }
+        result
     }
 
     pub fn statfs(&self) -> Result<StatFs> {
@@ -347,6 +378,9 @@ impl Fs {
         st.handles.clear();
         st.lookups.clear();
         drop(st);
+        if let Err(e) = self.transact(Durability::Normal, |_| Ok(())) {
+            log::warn!("deleting unlinked inodes at unmount failed (the next mount will): {e}");
+        }
         self.store.sync()?;
         // Everything is durable in the WAL now; moving it into the main file
         // needs space, and failing to is no loss (the next open replays it).

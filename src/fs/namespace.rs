@@ -62,7 +62,7 @@ impl Fs {
         self.check_writable()?;
         check_name(name)?;
         let now = now_ns();
-        self.store.write(Durability::Normal, |m| {
+        self.transact(Durability::Normal, |m| {
             let dir = dir_row(m, parent)?;
             if m.lookup(parent, name)?.is_some() {
                 return Err(Error::Exists);
@@ -159,7 +159,7 @@ impl Fs {
         check_name(newname)?;
         let now = now_ns();
         let st = self.state();
-        let row = self.store.write(Durability::Normal, |m| {
+        let row = self.transact(Durability::Normal, |m| {
             let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
             if is_dir(row.mode) {
                 return Err(Error::NotPermitted);
@@ -191,7 +191,7 @@ impl Fs {
         }
         let now = now_ns();
         let mut st = self.state();
-        let deleted = self.store.write(Durability::Normal, |m| {
+        let deleted = self.transact(Durability::Normal, |m| {
             let dir = dir_row(m, parent)?;
             let ino = m.lookup(parent, name)?.ok_or(Error::NotFound)?;
             let row = m.inode(ino)?.ok_or(Error::NotFound)?;
@@ -240,7 +240,7 @@ impl Fs {
         }
         let now = now_ns();
         let st = self.state();
-        self.store.write(Durability::Normal, |m| {
+        self.transact(Durability::Normal, |m| {
             let dir = dir_row(m, parent)?;
             let ino = m.lookup(parent, name)?.ok_or(Error::NotFound)?;
             let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
@@ -318,7 +318,7 @@ impl Fs {
         }
         let now = now_ns();
         let mut st = self.state();
-        let deleted = self.store.write(Durability::Normal, |m| {
+        let deleted = self.transact(Durability::Normal, |m| {
             dir_row(m, parent)?;
             dir_row(m, newparent)?;
             let src_ino = m.lookup(parent, name)?.ok_or(Error::NotFound)?;

@@ -126,6 +126,12 @@ impl Filesystem for FuseFs {
             | InitFlags::FUSE_MAX_PAGES
             | InitFlags::FUSE_BIG_WRITES
             | InitFlags::FUSE_DO_READDIRPLUS;
+        // Not FUSE_WRITEBACK_CACHE: with it the kernel accepts a write past
+        // the volume's size limit into its page cache (its limit for FUSE
+        // is the VFS's) and the EFBIG comes only at write-back, and it
+        // keeps ctime itself, unlike the store's after a remount
+        // (tests/mount_semantics.rs `file_size_limits_and_far_offsets`,
+        // `tree_persists_across_remount`).
         let available = config.capabilities() & wanted;
         let _ = config.add_capabilities(available);
         let _ = config.set_max_write(MAX_WRITE);
