@@ -9,6 +9,10 @@ use crate::error::{Error, Result};
 use crate::store::{Durability, InodeRow, WriteTx};
 use crate::time::now_ns;
 
+/// A change to an inode's row made in a write-back's transaction; says
+/// whether it changed anything.
+type RowEdit<'a> = dyn Fn(&mut InodeRow) -> Result<bool> + 'a;
+
 /// Most threads one write-back encodes on.
 const ENCODE_THREADS: usize = 8;
 /// Fewest blocks per encoding thread worth starting one for.
@@ -244,7 +248,7 @@ impl Fs {
         st: &mut State,
         ino: u64,
         durability: Durability,
-        edit: Option<&dyn Fn(&mut InodeRow) -> Result<bool>>,
+        edit: Option<&RowEdit<'_>>,
     ) -> Result<Option<InodeRow>> {
         if !st.open.get(&ino).is_some_and(|oi| oi.has_unpersisted()) {
             let Some(edit) = edit else {

@@ -97,7 +97,9 @@ fn wal_path(db: &Path) -> PathBuf {
 
 fn run(conn: Connection, wal: &Path, commits: &CommitCounter, stop: &(Mutex<bool>, Condvar)) {
     let (flag, cv) = stop;
-    let mut seen = commits.get();
+    // The counter starts at zero with the store: commits made before this
+    // thread first runs count too.
+    let mut seen = 0;
     let mut stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         stopped = cv
