@@ -1,8 +1,12 @@
 """The filesystem benchmark behind bench/fs.sh: the same workloads on an
-llmfs mount (release binary, default options) and on a plain directory of
-the same filesystem, interleaved test by test so that load from elsewhere
-hits both alike. Every figure is a speed (higher is better) and each llmfs
-figure is also given as a ratio to the plain directory.
+llmfs mount (release binary, default options), on a plain directory of the
+same filesystem and on two FUSE passthroughs of a directory of that
+filesystem (Debian's mergerfs with one branch, and bindfs). Every case runs
+ROUNDS times, the order of the contenders alternating between rounds so
+that load from elsewhere hits all alike; each figure is the best of the
+rounds, with the spread ((best - worst) / best). Every figure is a speed
+(higher is better); llmfs's is also given as a ratio to the plain directory
+and to the best passthrough of the same run.
 
 usage: fs.py LLMFS_BINARY OUT_PREFIX
 """
@@ -11,15 +15,18 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-SIZE_MIB = int(os.environ.get("FS_BENCH_MIB", "512"))
-SMALL_FILES = 10_000
+SIZE_MIB = int(os.environ.get("FS_BENCH_MIB", "256"))
+ROUNDS = int(os.environ.get("FS_BENCH_ROUNDS", "2"))
+SMALL_FILES = int(os.environ.get("FS_BENCH_FILES", "10000"))
 SMALL_SIZE = 1024
 TREE = os.environ.get("FS_BENCH_TREE", "/usr/include")
+PASSTHROUGHS = ("mergerfs", "bindfs")
 # fio data: half of each 4 KiB chunk is zeros, the rest random and fresh per
 # write, so zstd saves about half (not the trivial all-zero case).
 FIO_DATA = ["--buffer_compress_percentage=50", "--buffer_compress_chunk=4096", "--refill_buffers"]
@@ -35,23 +42,58 @@ def drop_caches():
         f.write("3\n")
 
 
-class Llmfs:
+class Plain:
+    """A directory of the underlying filesystem."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def mount(self):
+        pass
+
+    def umount(self):
+        pass
+
+    def cold(self):
+        drop_caches()
+
+
+class Llmfs(Plain):
     def __init__(self, binary, store, mnt):
-        self.binary, self.store, self.mnt = binary, store, mnt
+        super().__init__(mnt)
+        self.binary, self.store = binary, store
 
     def mount(self):
         # The defaults a user gets: compress=background (zstd on write, the
         # model later for blocks unwritten for 10 minutes), 64 MiB cache.
-        run(self.binary, "mount", self.mnt, "--store", self.store)
+        run(self.binary, "mount", self.path, "--store", self.store)
 
     def umount(self):
-        run(self.binary, "umount", self.mnt)
+        run(self.binary, "umount", self.path)
 
     def cold(self):
         """Empties the llmfs block cache (remount) and the page cache."""
         self.umount()
         drop_caches()
         self.mount()
+
+
+class Passthrough(Plain):
+    """A FUSE passthrough of `branch` mounted on `mnt`, with the options a
+    user gets by default."""
+
+    def __init__(self, kind, branch, mnt):
+        super().__init__(mnt)
+        self.kind, self.branch = kind, branch
+
+    def mount(self):
+        if self.kind == "mergerfs":
+            run("mergerfs", self.branch, self.path)
+        else:
+            run("bindfs", self.branch, self.path)
+
+    def umount(self):
+        run("fusermount3" if shutil.which("fusermount3") else "fusermount", "-u", self.path)
 
 
 def fio(directory, name, rw, bs, *extra):
@@ -61,6 +103,17 @@ def fio(directory, name, rw, bs, *extra):
     job = json.loads(run(*cmd, capture_output=True, text=True).stdout)["jobs"][0]
     side = job["write"] if rw in ("write", "randwrite") else job["read"]
     return {"MB/s": side["bw_bytes"] / 1e6, "IOPS": side["iops"]}
+
+
+def fio_pair(directory, rw, *extra):
+    """Two jobs at once, each on its own file (par.0.0 and par.1.0): two
+    writers, or two readers of what the writers left."""
+    cmd = ["fio", "--name=par", f"--directory={directory}", "--numjobs=2", "--group_reporting",
+           f"--size={SIZE_MIB // 2}M", f"--rw={rw}", "--bs=1M", "--ioengine=psync",
+           "--output-format=json", *(FIO_DATA if rw == "write" else []), *extra]
+    job = json.loads(run(*cmd, capture_output=True, text=True).stdout)["jobs"][0]
+    side = job["write"] if rw == "write" else job["read"]
+    return {"MB/s": side["bw_bytes"] / 1e6}
 
 
 def small_files(directory):
@@ -87,7 +140,7 @@ def small_files(directory):
     return res
 
 
-def timed_tree(cmd, tree_bytes):
+def timed(cmd, tree_bytes):
     """Runs cmd: the time until the prompt returns. No sync: a global sync
     would also flush what other processes wrote. (The plain directory's
     writes may still be in the page cache; llmfs has written each file to
@@ -122,75 +175,141 @@ def machine():
             "host": platform.node()}
 
 
+def summarise(runs):
+    """Best and spread of each metric over the rounds."""
+    out = {}
+    for k in runs[0]:
+        vals = [r[k] for r in runs]
+        best = max(vals)
+        out[k] = {"best": best, "spread": (best - min(vals)) / best if best else 0.0, "runs": vals}
+    return out
+
+
+def version(cmd):
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    return (p.stdout or p.stderr).strip().splitlines()[0] if (p.stdout or p.stderr) else "unknown"
+
+
 def main():
     binary, prefix = os.path.abspath(sys.argv[1]), sys.argv[2]
     base = os.environ.get("FS_BENCH_DIR", "/var/tmp")
     work = tempfile.mkdtemp(prefix="llmfs-fsbench.", dir=base)
-    plain, store, mnt = (os.path.join(work, n) for n in ("plain", "store", "mnt"))
-    for d in (plain, mnt):
-        os.mkdir(d)
+    dirs = {n: os.path.join(work, n) for n in ("plain", "store", "mnt", "mergerfs.branch",
+                                               "mergerfs", "bindfs.branch", "bindfs")}
+    for n, d in dirs.items():
+        if n != "store":
+            os.mkdir(d)
     fs_type = run("stat", "-f", "-c", "%T", work, capture_output=True, text=True).stdout.strip()
-    vol = Llmfs(binary, store, mnt)
-    vol.mount()
+    targets = {"plain": Plain(dirs["plain"]), "llmfs": Llmfs(binary, dirs["store"], dirs["mnt"])}
+    baseline = os.environ.get("FS_BENCH_BASELINE")
+    if baseline:
+        # Another llmfs build (the one before a change) as one more column.
+        for n in ("base.store", "base"):
+            dirs[n] = os.path.join(work, n)
+        os.mkdir(dirs["base"])
+        targets["llmfs baseline"] = Llmfs(os.path.abspath(baseline), dirs["base.store"], dirs["base"])
+    for kind in PASSTHROUGHS:
+        if shutil.which(kind):
+            targets[kind] = Passthrough(kind, dirs[kind + ".branch"], dirs[kind])
+        else:
+            print(f"fs.py: {kind} is not installed; its column stays empty", file=sys.stderr)
+    # A SIGTERM unwinds through the `finally` below, which unmounts.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    mounted = []
+    for t in targets.values():
+        t.mount()
+        mounted.append(t)
     started = time.time()
-    results = {}
+    raw = {}
+    order = list(targets)
 
-    def both(test, fn):
-        """Runs fn(target) on the plain directory, then on llmfs."""
-        results[test] = {"plain": fn(plain, "plain"), "llmfs": fn(mnt, "llmfs")}
-        print(test, json.dumps(results[test]), flush=True)
-
-    def cold_then(fn):
-        def f(target, which):
-            if which == "llmfs":
-                vol.cold()
-            else:
-                drop_caches()
-            return fn(target)
-        return f
+    def case(test, fn, cold=False):
+        """Runs fn(target) ROUNDS times on every contender, alternating the
+        order between rounds."""
+        raw[test] = {n: [] for n in order}
+        for r in range(ROUNDS):
+            for n in (order if r % 2 == 0 else order[::-1]):
+                if cold:
+                    targets[n].cold()
+                raw[test][n].append(fn(targets[n].path))
+        print(test, json.dumps({n: raw[test][n] for n in order}), flush=True)
 
     try:
-        both(f"sequential write {SIZE_MIB} MiB (1 MiB writes, fsync at end)",
-             lambda t, _: fio(t, "seqwrite", "write", "1M", "--end_fsync=1"))
-        both("sequential read, cold cache",
-             cold_then(lambda t: fio(t, "seqread", "read", "1M")))
-        both("sequential read, warm cache",
-             lambda t, _: fio(t, "seqread", "read", "1M"))
-        both("4 KiB random read, cold cache (32 MiB of reads)",
-             cold_then(lambda t: fio(t, "randread", "randread", "4k", "--io_size=32M")))
+        case(f"sequential write {SIZE_MIB} MiB (1 MiB writes, fsync at end)",
+             lambda t: fio(t, "seqwrite", "write", "1M", "--end_fsync=1"))
+        case("sequential read, cold cache", lambda t: fio(t, "seqread", "read", "1M"), cold=True)
+        # Warm: what was just read is read again. fio drops a file's cached
+        # pages before it starts unless told not to (--invalidate=0).
+        case("sequential read, warm cache", lambda t: fio(t, "seqread", "read", "1M", "--invalidate=0"))
+        case("4 KiB random read, cold cache (16 MiB of reads)",
+             lambda t: fio(t, "randread", "randread", "4k", "--io_size=16M"), cold=True)
 
-        def warm_random(t, _):
+        def warm_random(t):
             run("cat", os.path.join(t, "seqfile"), stdout=subprocess.DEVNULL)
-            return fio(t, "randread", "randread", "4k", "--runtime=10", "--time_based")
-        both("4 KiB random read, warm cache (10 s)", warm_random)
-        both(f"create/stat/unlink {SMALL_FILES} files", lambda t, _: small_files(t))
+            return fio(t, "randread", "randread", "4k", "--runtime=5", "--time_based", "--invalidate=0")
+        case("4 KiB random read, warm cache (5 s)", warm_random)
+        case(f"parallel: 2 writers, {SIZE_MIB // 2} MiB each (fsync at end)",
+             lambda t: fio_pair(t, "write", "--end_fsync=1"))
+        case("parallel: 2 readers of those files, cold cache", lambda t: fio_pair(t, "read"), cold=True)
+        for t in targets.values():
+            for f in os.listdir(t.path):
+                os.unlink(os.path.join(t.path, f))
+        case(f"create/stat/unlink {SMALL_FILES} files", small_files)
         tree_bytes, tree_files = tree_size(TREE)
         tarball = os.path.join(work, "tree.tar")
         run("tar", "cf", tarball, "-C", os.path.dirname(TREE), os.path.basename(TREE))
-        both(f"cp -r {TREE} ({tree_files} files, {tree_bytes / 1e6:.0f} MB)",
-             lambda t, _: timed_tree(["cp", "-r", TREE, os.path.join(t, "cp")], tree_bytes))
+        tree = f"{TREE} ({tree_files} files, {tree_bytes / 1e6:.0f} MB)"
 
-        def untar(t, _):
+        def copy(t):
+            shutil.rmtree(os.path.join(t, "cp"), ignore_errors=True)
+            return timed(["cp", "-r", TREE, os.path.join(t, "cp")], tree_bytes)
+        case(f"cp -r {tree}", copy)
+
+        def untar(t):
+            shutil.rmtree(os.path.join(t, "tarx"), ignore_errors=True)
             os.mkdir(os.path.join(t, "tarx"))
-            return timed_tree(["tar", "xf", tarball, "-C", os.path.join(t, "tarx")], tree_bytes)
-        both(f"tar x of {TREE}", untar)
-        stats = json.loads(run(binary, "stats", mnt, "--json", capture_output=True, text=True).stdout)
+            return timed(["tar", "xf", tarball, "-C", os.path.join(t, "tarx")], tree_bytes)
+        case(f"tar x of {tree}", untar)
+
+        def remove(t):
+            # Removes the copy that cp -r left, then puts it back for the
+            # next round (untimed).
+            src = os.path.join(t, "cp")
+            r = timed(["rm", "-rf", src], tree_bytes)
+            run("cp", "-r", TREE, src)
+            return r
+        case(f"rm -rf of the cp -r copy of {TREE}", remove)
+        stats = json.loads(run(binary, "stats", targets["llmfs"].path, "--json",
+                               capture_output=True, text=True).stdout)
     finally:
-        try:
-            vol.umount()
-        except subprocess.CalledProcessError:
-            run("umount", "-l", mnt)
+        for t in mounted:
+            try:
+                t.umount()
+            except subprocess.CalledProcessError:
+                run("umount", "-l", t.path)
     seconds = time.time() - started
     shutil.rmtree(work)
-    for r in results.values():
-        r["ratio"] = {k: r["llmfs"][k] / r["plain"][k] for k in r["plain"]}
+    results = {}
+    for test, per in raw.items():
+        r = {n: summarise(runs) for n, runs in per.items()}
+        ratio = {}
+        for k in r["llmfs"]:
+            best = r["llmfs"][k]["best"]
+            ratio[k] = {"plain": best / r["plain"][k]["best"]}
+            peers = [r[n][k]["best"] for n in PASSTHROUGHS if n in r]
+            if peers:
+                ratio[k]["best passthrough"] = best / max(peers)
+        r["ratio"] = ratio
+        results[test] = r
     fio_version = run("fio", "--version", capture_output=True, text=True).stdout.strip()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     doc = {
         "tool": "bench/fs.sh", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(seconds, 1), "machine": machine(), "filesystem": fs_type, "fio": fio_version,
-        "llmfs_commit": commit,
+        "mergerfs": version(["mergerfs", "--version"]), "bindfs": version(["bindfs", "--version"]),
+        "llmfs_commit": commit, "rounds": ROUNDS,
         "llmfs_mount": "llmfs mount MNT --store STORE (defaults: compress=background, archive_after=10m, cache_mb=64, threads=4, block_size=65536)",
+        "passthroughs": "mergerfs BRANCH MNT; bindfs BRANCH MNT (default options)",
         "data": "fio buffer_compress_percentage=50, buffer_compress_chunk=4096, refill_buffers",
         "cold": "page cache dropped (echo 3 > /proc/sys/vm/drop_caches); llmfs also remounted (empty block cache)",
         "seq_file_mib": SIZE_MIB, "results": results, "llmfs_stats_after": stats,
@@ -198,12 +317,18 @@ def main():
     with open(prefix + ".json", "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
-    lines = [f"bench/fs.sh, {doc['date']}, {seconds:.0f} s; {doc['machine']['cores']} cores, "
-             f"{doc['machine']['cpu_model']} ({' '.join(doc['machine']['cpu_flags'])}); {fs_type}; {fio_version}  ",
-             "", "| test | metric | plain | llmfs | llmfs / plain |", "|---|---|---:|---:|---:|"]
+    cols = [n for n in order]
+    lines = [f"bench/fs.sh, {doc['date']}, {seconds:.0f} s, best of {ROUNDS} alternating rounds "
+             f"(spread in brackets); {doc['machine']['cores']} cores, {doc['machine']['cpu_model']}; "
+             f"{fs_type}; {fio_version}; {doc['mergerfs']}; {doc['bindfs']}  ",
+             "", "| test | metric | " + " | ".join(cols) + " | llmfs / plain | llmfs / best passthrough |",
+             "|---|---|" + "---:|" * (len(cols) + 2)]
     for test, r in results.items():
-        for k in r["plain"]:
-            lines.append(f"| {test} | {k} | {r['plain'][k]:.1f} | {r['llmfs'][k]:.1f} | {r['ratio'][k]:.2f} |")
+        for k in r["llmfs"]:
+            cells = [f"{r[n][k]['best']:.1f} ({100 * r[n][k]['spread']:.0f}%)" for n in cols]
+            bp = r["ratio"][k].get("best passthrough")
+            lines.append(f"| {test} | {k} | " + " | ".join(cells) +
+                         f" | {r['ratio'][k]['plain']:.2f} | " + (f"{bp:.2f}" if bp else "-") + " |")
     with open(prefix + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Filesystem benchmark (README, "Benchmarks"): fio and a metadata workload
-# on an llmfs mount and on a plain directory of the same filesystem, in the
-# same run, each llmfs figure as a ratio to the plain directory.
+# on an llmfs mount, a plain directory of the same filesystem and two FUSE
+# passthroughs of it (mergerfs with one branch, bindfs), in the same run,
+# each case repeated with the order alternating; each llmfs figure as a
+# ratio to the plain directory and to the best passthrough.
 #
 # usage: bench/fs.sh [OUT_PREFIX]   (needs root: drop_caches, FUSE)
 # default OUT_PREFIX: bench/results/<date>-<host>-fs-<HHMM>; writes .json and .md
-# FS_BENCH_MIB: size of the sequential file (default 512)
+# FS_BENCH_ROUNDS: rounds per case, alternating the order (default 2)
+# FS_BENCH_FILES: small files of the metadata case (default 10000)
+# FS_BENCH_MIB: size of the sequential file (default 256)
 # FS_BENCH_DIR: parent of the work directory (default /var/tmp)
+# FS_BENCH_BASELINE: another llmfs binary, run as one more column (before/after)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -16,6 +21,9 @@ if ! command -v fio >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fio >/dev/null
 fi
 command -v fusermount3 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3 >/dev/null
+if ! command -v mergerfs >/dev/null || ! command -v bindfs >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mergerfs bindfs >/dev/null
+fi
 cargo build --release --locked
 bin="${CARGO_TARGET_DIR:-target}/release/llmfs"
 out="${1:-bench/results/$(date -u +%F)-$(hostname -s)-fs-$(date -u +%H%M)}"

@@ -6,8 +6,17 @@ use std::sync::Arc;
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
 use crate::codec::RecordHeader;
 use crate::error::{Error, Result};
-use crate::store::{Durability, WriteTx};
+use crate::store::{Durability, InodeRow, WriteTx};
 use crate::time::now_ns;
+
+/// A change to an inode's row made in a write-back's transaction; says
+/// whether it changed anything.
+type RowEdit<'a> = dyn Fn(&mut InodeRow) -> Result<bool> + 'a;
+
+/// Most threads one write-back encodes on.
+const ENCODE_THREADS: usize = 8;
+/// Fewest blocks per encoding thread worth starting one for.
+const PARALLEL_MIN_BLOCKS: usize = 4;
 
 /// One encoded block, ready to store.
 struct Encoded {
@@ -28,37 +37,57 @@ fn put_or_drop(m: &WriteTx<'_>, ino: u64, idx: u64, enc: Option<&Encoded>) -> Re
 impl Fs {
     /// Opens a file and returns its handle. `O_TRUNC` truncates to zero.
     pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
+        Ok(self.open_keeping_cache(ino, flags)?.0)
+    }
+
+    /// As [`Fs::open`], and whether the kernel may keep the pages it has
+    /// cached for the file: false once the core changed the data other
+    /// than through a write since the last open.
+    pub fn open_keeping_cache(&self, ino: u64, flags: i32) -> Result<(u64, bool)> {
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
         // Linux truncates on O_TRUNC even with O_RDONLY access.
         let truncate = flags & libc::O_TRUNC != 0;
         if writable || truncate {
             self.check_writable()?;
         }
-        let row = self.row(ino)?;
+        // The row is read under the state lock: a handle closing meanwhile
+        // writes its size back and drops the size held in memory.
+        let mut st = self.state();
+        let mut row = self.row(ino)?;
         if is_dir(row.mode) {
             if writable {
                 return Err(Error::IsDir);
             }
-            return Ok(0);
+            return Ok((0, true));
         }
         if truncate && is_reg(row.mode) {
+            drop(st);
             self.truncate(ino, 0)?;
+            st = self.state();
+            row = self.row(ino)?;
         }
-        let mut st = self.state();
+        let keep_cache = !st.data_changed.remove(&ino);
         let fh = st.next_fh;
         st.next_fh += 1;
         st.handles.insert(fh, ino);
-        let size = match st.open.get(&ino) {
-            Some(oi) => oi.size,
-            // Re-read: the truncate above may have changed it.
-            None => self.row(ino)?.size,
-        };
+        let size = row.size;
         let oi = st.open.entry(ino).or_insert_with(|| OpenInode {
             size,
             ..OpenInode::default()
         });
         oi.opens += 1;
-        Ok(fh)
+        Ok((fh, keep_cache))
+    }
+
+    /// Opens an inode created a moment ago (empty, and not yet known to
+    /// the kernel, so nothing else has it open).
+    pub(super) fn open_new(&self, ino: u64) -> u64 {
+        let mut st = self.state();
+        let fh = st.next_fh;
+        st.next_fh += 1;
+        st.handles.insert(fh, ino);
+        st.open.entry(ino).or_default().opens += 1;
+        fh
     }
 
     /// Current logical size (the open state's if the inode is open).
@@ -207,12 +236,40 @@ impl Fs {
     /// transaction. On failure the dirty data stays in memory (nothing lost)
     /// and the error is returned.
     pub(super) fn persist(&self, st: &mut State, ino: u64, durability: Durability) -> Result<()> {
+        self.persist_with(st, ino, durability, None).map(|_| ())
+    }
+
+    /// As [`Fs::persist`], with `edit` applied to the inode's row in the
+    /// same transaction (a `setattr`: its changes and the file's pending
+    /// data commit together, in one transaction). `edit` says whether it
+    /// changed the row; the row as stored is returned when it was read.
+    fn persist_with(
+        &self,
+        st: &mut State,
+        ino: u64,
+        durability: Durability,
+        edit: Option<&RowEdit<'_>>,
+    ) -> Result<Option<InodeRow>> {
         if !st.open.get(&ino).is_some_and(|oi| oi.has_unpersisted()) {
-            if durability == Durability::Durable {
-                // Nothing new: make the earlier commits durable.
-                self.store.sync()?;
+            let Some(edit) = edit else {
+                if durability == Durability::Durable {
+                    // Nothing new: make the earlier commits durable.
+                    self.store.sync()?;
+                }
+                return Ok(None);
+            };
+            let mut row = self.row(ino)?;
+            if !edit(&mut row)? {
+                return Ok(Some(row));
             }
-            return Ok(());
+            return self
+                .transact(durability, |m| {
+                    let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
+                    edit(&mut row)?;
+                    m.update_inode(&row)?;
+                    Ok(row)
+                })
+                .map(Some);
         }
         let oi = st.open.get_mut(&ino).expect("checked above");
         let bs = self.block_size() as u64;
@@ -221,18 +278,21 @@ impl Fs {
         let dirty = std::mem::take(&mut oi.dirty);
         // Encode outside the transaction; `None` means the block is a hole.
         // Blocks at or past the size are holes left by a concurrent shrink.
-        let records: Result<Vec<(u64, Option<Encoded>)>> = dirty
+        let jobs: Vec<(u64, &[u8])> = dirty
             .iter()
             .map(|(&idx, buf)| {
                 let start = idx * bs;
-                if start >= size {
-                    return Ok((idx, None));
-                }
-                Ok((idx, self.encode(&buf[..(size - start).min(bs) as usize])?))
+                let valid = if start >= size {
+                    0
+                } else {
+                    (size - start).min(bs) as usize
+                };
+                (idx, &buf[..valid])
             })
             .collect();
+        let records = self.encode_all(&jobs);
         let result = records.and_then(|records| {
-            self.store.write(durability, |m| {
+            self.transact(durability, |m| {
                 let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
                 for (idx, enc) in &records {
                     put_or_drop(m, ino, *idx, enc.as_ref())?;
@@ -242,17 +302,20 @@ impl Fs {
                     row.mtime_ns = t;
                     row.ctime_ns = t;
                 }
+                if let Some(edit) = edit {
+                    edit(&mut row)?;
+                }
                 m.update_inode(&row)?;
-                Ok(())
+                Ok(row)
             })
         });
         let oi = st.open.get_mut(&ino).expect("still open");
         match result {
-            Ok(()) => {
+            Ok(row) => {
                 oi.pending_time = None;
                 st.dirty_bytes = st.dirty_bytes.saturating_sub(dirty.len() * bs as usize);
                 self.cache.invalidate_blocks(ino, dirty.keys().copied());
-                Ok(())
+                Ok(Some(row))
             }
             Err(e) => {
                 // Keep the data; blocks written again meanwhile are newer.
@@ -326,7 +389,7 @@ impl Fs {
         let mut st = self.state();
         self.persist(&mut st, ino, Durability::Normal)?;
         let now = now_ns();
-        self.store.write(Durability::Normal, |m| {
+        self.transact(Durability::Normal, |m| {
             let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
             if is_dir(row.mode) {
                 return Err(Error::IsDir);
@@ -348,6 +411,7 @@ impl Fs {
             Ok(())
         })?;
         self.cache.invalidate_from(ino, new_size / bs);
+        st.data_changed.insert(ino);
         if let Some(oi) = st.open.get_mut(&ino) {
             oi.size = new_size;
         }
@@ -422,7 +486,7 @@ impl Fs {
         }
         let now = now_ns();
         let (first, last) = (start / bs, (end - 1) / bs);
-        self.store.write(Durability::Normal, |m| {
+        self.transact(Durability::Normal, |m| {
             for idx in first..=last {
                 let (bstart, bend) = (idx * bs, (idx + 1) * bs);
                 let (zs, ze) = (start.max(bstart) - bstart, end.min(bend) - bstart);
@@ -442,7 +506,39 @@ impl Fs {
             Ok::<_, Error>(())
         })?;
         self.cache.invalidate_blocks(ino, first..=last);
+        st.data_changed.insert(ino);
         Ok(())
+    }
+
+    /// Encodes blocks (index, valid bytes) on up to `ENCODE_THREADS`
+    /// threads at once: a large write-back (the dirty limit, fsync, close
+    /// of a big file) takes a fraction of the time on a machine with more
+    /// than one core. Few blocks are encoded on the calling thread.
+    fn encode_all(&self, jobs: &[(u64, &[u8])]) -> Result<Vec<(u64, Option<Encoded>)>> {
+        let one = |&(idx, data): &(u64, &[u8])| -> Result<(u64, Option<Encoded>)> {
+            Ok((idx, self.encode(data)?))
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(ENCODE_THREADS);
+        if threads < 2 || jobs.len() < 2 * PARALLEL_MIN_BLOCKS {
+            return jobs.iter().map(one).collect();
+        }
+        let per = jobs.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = jobs
+                .chunks(per)
+                .map(|part| s.spawn(move || part.iter().map(one).collect::<Result<Vec<_>>>()))
+                .collect();
+            let mut out = Vec::with_capacity(jobs.len());
+            for p in parts {
+                let part = p
+                    .join()
+                    .map_err(|_| Error::Inconsistent("an encoding thread panicked".into()))??;
+                out.extend(part);
+            }
+            Ok(out)
+        })
     }
 
     /// Encodes one block's valid bytes; `None` for an all-zero block, which
@@ -478,13 +574,10 @@ impl Fs {
         }
         let now = now_ns();
         let mut st = self.state();
-        let explicit_mtime = set.mtime.is_some();
-        if explicit_mtime {
-            // An explicit mtime must not be overwritten by a pending one.
-            self.persist(&mut st, ino, Durability::Normal)?;
-        }
-        let row = self.store.write(Durability::Normal, |m| {
-            let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
+        // One transaction: the file's pending data and times first (an
+        // explicit mtime must not be overwritten by a pending one later),
+        // then the changes asked for.
+        let edit = |row: &mut InodeRow| -> Result<bool> {
             let mut changed = set.size.is_some();
             if let Some(mode) = set.mode {
                 row.mode = (row.mode & libc::S_IFMT) | (mode & 0o7777);
@@ -508,10 +601,13 @@ impl Fs {
             }
             if changed {
                 row.ctime_ns = now;
-                m.update_inode(&row)?;
             }
-            Ok::<_, Error>(row)
-        })?;
+            Ok(changed)
+        };
+        let row = match self.persist_with(&mut st, ino, Durability::Normal, Some(&edit))? {
+            Some(row) => row,
+            None => self.row(ino)?,
+        };
         Ok(self.attr_of(&st, &row))
     }
 }

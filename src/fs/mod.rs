@@ -9,7 +9,7 @@ mod namespace;
 mod read_ahead;
 mod xattr;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 pub use attr::{Attr, Ctx, DirEntry, SetAttr, SetTime, StatFs};
@@ -92,6 +92,12 @@ struct State {
     lookups: HashMap<u64, u64>,
     next_fh: u64,
     dirty_bytes: usize,
+    /// Inodes whose data the core changed other than by a write request
+    /// (truncation, hole punching) since they were last opened: their next
+    /// open has the kernel drop its cached pages; every other open keeps
+    /// them (`FOPEN_KEEP_CACHE`), as every change passes through this
+    /// process and the kernel's cache saw the writes.
+    data_changed: HashSet<u64>,
 }
 
 pub struct Fs {
@@ -101,6 +107,11 @@ pub struct Fs {
     read_ahead: Option<read_ahead::ReadAhead>,
     cache: BlockCache,
     state: Mutex<State>,
+    /// Unlinked inodes nothing references any more, whose rows the next
+    /// write transaction deletes: an `unlink` then costs one transaction,
+    /// not two. If the daemon dies first, the next mount reclaims them
+    /// (they have no name and `nlink = 0`).
+    orphans: Mutex<Vec<u64>>,
     config: FsConfig,
 }
 
@@ -122,6 +133,7 @@ impl Fs {
                 next_fh: 1,
                 ..State::default()
             }),
+            orphans: Mutex::new(Vec::new()),
             config: FsConfig {
                 read_only,
                 ..config
@@ -196,6 +208,10 @@ impl Fs {
     }
 
     fn row(&self, ino: u64) -> Result<InodeRow> {
+        // An orphan waiting for its row's deletion is already gone.
+        if self.orphans().contains(&ino) {
+            return Err(Error::NotFound);
+        }
         self.store.read(|m| m.inode(ino)?.ok_or(Error::NotFound))
     }
 
@@ -228,7 +244,9 @@ impl Fs {
     }
 
     /// The kernel dropped `n` references to `ino`. The last one deletes an
-    /// inode that has no name and no open handle.
+    /// inode that has no name and no open handle. (fuser 0.18 hands a
+    /// batch forget to this one inode at a time: its `ForgetOne` cannot be
+    /// named outside the crate, so `batch_forget` cannot be overridden.)
     pub fn forget(&self, ino: u64, n: u64) -> Result<()> {
         let mut st = self.state();
         let Some(count) = st.lookups.get_mut(&ino) else {
@@ -257,24 +275,51 @@ impl Fs {
     }
 
     /// Deletes `ino` if its link count is zero (the caller checked that
-    /// nothing references it any more).
+    /// nothing references it any more). Most inodes the kernel forgets
+    /// still have a name: a read finds that out. An unlinked one is
+    /// forgotten in memory now and its row deleted by the next write
+    /// transaction (`Fs::transact`).
     fn delete_if_unlinked(&self, st: &mut State, ino: u64) -> Result<()> {
         if self.config.read_only {
             return Ok(());
         }
-        let deleted = self
+        let unlinked = self
             .store
-            .write(Durability::Normal, |m| match m.inode(ino)? {
-                Some(row) if row.nlink == 0 => {
-                    m.delete_inode(ino)?;
-                    Ok::<_, Error>(true)
-                }
-                _ => Ok(false),
-            })?;
-        if deleted {
+            .read(|m| Ok::<_, Error>(m.inode(ino)?.is_some_and(|row| row.nlink == 0)))?;
+        if unlinked {
             self.discard(st, ino);
+            self.orphans().push(ino);
         }
         Ok(())
+    }
+
+    fn orphans(&self) -> MutexGuard<'_, Vec<u64>> {
+        self.orphans.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in a write transaction that first deletes the orphans
+    /// waiting for one (every write of the core goes through here). If the
+    /// transaction fails they wait for the next.
+    fn transact<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&crate::store::WriteTx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let orphans = std::mem::take(&mut *self.orphans());
+        let result = self.store.write(durability, |m| {
+            for &ino in &orphans {
+                // Still unlinked (nothing can link an inode without a
+                // name, but a damaged store is not trusted blindly).
+                if m.inode(ino)?.is_some_and(|row| row.nlink == 0) {
+                    m.delete_inode(ino)?;
+                }
+            }
+            f(m)
+        });
+        if result.is_err() && !orphans.is_empty() {
+            self.orphans().extend(orphans);
+        }
+        result
     }
 
     pub fn statfs(&self) -> Result<StatFs> {
@@ -333,6 +378,9 @@ impl Fs {
         st.handles.clear();
         st.lookups.clear();
         drop(st);
+        if let Err(e) = self.transact(Durability::Normal, |_| Ok(())) {
+            log::warn!("deleting unlinked inodes at unmount failed (the next mount will): {e}");
+        }
         self.store.sync()?;
         // Everything is durable in the WAL now; moving it into the main file
         // needs space, and failing to is no loss (the next open replays it).

@@ -62,7 +62,7 @@ impl Fs {
         self.check_writable()?;
         check_name(name)?;
         let now = now_ns();
-        self.store.write(Durability::Normal, |m| {
+        self.transact(Durability::Normal, |m| {
             let dir = dir_row(m, parent)?;
             if m.lookup(parent, name)?.is_some() {
                 return Err(Error::Exists);
@@ -81,7 +81,7 @@ impl Fs {
                 }
             }
             let is_new_dir = kind == libc::S_IFDIR;
-            let ino = m.insert_inode(&NewInode {
+            let row = m.insert_inode(&NewInode {
                 mode: kind | perm,
                 uid: ctx.uid,
                 gid,
@@ -90,14 +90,9 @@ impl Fs {
                 time_ns: now,
                 target: target.clone(),
             })?;
-            if let Some(t) = &target {
-                let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
-                row.size = t.len() as u64;
-                m.update_inode(&row)?;
-            }
-            m.insert_dirent(parent, name, ino)?;
+            m.insert_dirent(parent, name, row.ino)?;
             touch_dir(m, dir, if is_new_dir { 1 } else { 0 }, now)?;
-            m.inode(ino)?.ok_or(Error::NotFound)
+            Ok(row)
         })
     }
 
@@ -122,6 +117,14 @@ impl Fs {
         };
         let row = self.create_node(ctx, parent, name, kind | (mode & 0o7777), rdev, None)?;
         Ok(Attr::from_row(&row, self.block_size() as u32))
+    }
+
+    /// Creates a regular file and opens it (FUSE `create`): the new inode
+    /// is opened from the row just written, without reading it back.
+    pub fn create(&self, ctx: &Ctx, parent: u64, name: &[u8], mode: u32) -> Result<(Attr, u64)> {
+        let row = self.create_node(ctx, parent, name, libc::S_IFREG | (mode & 0o7777), 0, None)?;
+        let fh = self.open_new(row.ino);
+        Ok((Attr::from_row(&row, self.block_size() as u32), fh))
     }
 
     pub fn symlink(&self, ctx: &Ctx, parent: u64, name: &[u8], target: &[u8]) -> Result<Attr> {
@@ -156,7 +159,7 @@ impl Fs {
         check_name(newname)?;
         let now = now_ns();
         let st = self.state();
-        let row = self.store.write(Durability::Normal, |m| {
+        let row = self.transact(Durability::Normal, |m| {
             let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
             if is_dir(row.mode) {
                 return Err(Error::NotPermitted);
@@ -188,7 +191,7 @@ impl Fs {
         }
         let now = now_ns();
         let mut st = self.state();
-        let deleted = self.store.write(Durability::Normal, |m| {
+        let deleted = self.transact(Durability::Normal, |m| {
             let dir = dir_row(m, parent)?;
             let ino = m.lookup(parent, name)?.ok_or(Error::NotFound)?;
             let row = m.inode(ino)?.ok_or(Error::NotFound)?;
@@ -237,7 +240,7 @@ impl Fs {
         }
         let now = now_ns();
         let st = self.state();
-        self.store.write(Durability::Normal, |m| {
+        self.transact(Durability::Normal, |m| {
             let dir = dir_row(m, parent)?;
             let ino = m.lookup(parent, name)?.ok_or(Error::NotFound)?;
             let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
@@ -315,7 +318,7 @@ impl Fs {
         }
         let now = now_ns();
         let mut st = self.state();
-        let deleted = self.store.write(Durability::Normal, |m| {
+        let deleted = self.transact(Durability::Normal, |m| {
             dir_row(m, parent)?;
             dir_row(m, newparent)?;
             let src_ino = m.lookup(parent, name)?.ok_or(Error::NotFound)?;
@@ -452,6 +455,51 @@ impl Fs {
             }
             Ok(out)
         })
+    }
+
+    /// As [`Fs::readdir`], each entry with its attributes (`readdirplus`:
+    /// the kernel takes a reference to every entry but "." and "..", and
+    /// needs no lookup for them).
+    pub fn readdir_plus(&self, ino: u64, offset: u64) -> Result<Vec<(DirEntry, Attr)>> {
+        let st = self.state();
+        let rows = self.store.read(|m| {
+            let row = m.inode(ino)?.ok_or(Error::NotFound)?;
+            if !is_dir(row.mode) {
+                return Err(Error::NotDir);
+            }
+            let mut out = Vec::new();
+            if offset < 1 {
+                out.push((1, b".".to_vec(), row.clone()));
+            }
+            if offset < 2 {
+                let parent = if ino == ROOT_INO {
+                    ROOT_INO
+                } else {
+                    m.parent_of(ino)?.unwrap_or(ino)
+                };
+                let prow = m.inode(parent)?.unwrap_or_else(|| row.clone());
+                out.push((2, b"..".to_vec(), prow));
+            }
+            for (cookie, name, r) in
+                m.list_dir_rows(ino, offset.saturating_sub(2), READDIR_BATCH)?
+            {
+                out.push((cookie + 2, name, r));
+            }
+            Ok(out)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(offset, name, row)| {
+                let attr = self.attr_of(&st, &row);
+                let e = DirEntry {
+                    ino: row.ino,
+                    offset,
+                    mode: row.mode,
+                    name,
+                };
+                (e, attr)
+            })
+            .collect())
     }
 
     /// Makes directory changes durable. Every change is already atomic in

@@ -37,7 +37,7 @@ impl Fs {
             return Err(Error::AttributeTooLarge);
         }
         let now = now_ns();
-        self.store.write(Durability::Normal, |m| {
+        self.transact(Durability::Normal, |m| {
             let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
             let exists = m.xattr(ino, name)?.is_some();
             if flags & XATTR_CREATE != 0 && exists {
@@ -78,7 +78,7 @@ impl Fs {
         self.check_writable()?;
         check_xattr_name(name)?;
         let now = now_ns();
-        self.store.write(Durability::Normal, |m| {
+        self.transact(Durability::Normal, |m| {
             let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
             if !m.remove_xattr(ino, name)? {
                 return Err(Error::NoAttribute);

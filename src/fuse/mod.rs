@@ -10,17 +10,23 @@ use std::time::Duration;
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
     Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::error::Error;
 use crate::fs::{Attr, Ctx, Fs, SetAttr, SetTime};
 use crate::time::{from_ns, to_ns};
 
-/// How long the kernel may cache attributes and entries. Every change goes
-/// through this process, so the kernel's own invalidation keeps it right.
-const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may cache attributes and entries. A store is
+/// mounted once and every change goes through this process, whose replies
+/// and the kernel's own invalidation (after writes, links, renames,
+/// setattr) keep the cache right; what else changes (the archiver's
+/// re-encoding changes `st_blocks`) may show this late.
+const TTL: Duration = Duration::from_secs(60);
+/// Requests the kernel may have in flight in the background (read-ahead,
+/// asynchronous direct I/O): one per worker thread and then some.
+const MAX_BACKGROUND: u16 = 64;
 /// Largest write the kernel sends in one request.
 const MAX_WRITE: u32 = 1 << 20;
 
@@ -118,10 +124,18 @@ impl Filesystem for FuseFs {
         let wanted = InitFlags::FUSE_ATOMIC_O_TRUNC
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_MAX_PAGES
-            | InitFlags::FUSE_BIG_WRITES;
+            | InitFlags::FUSE_BIG_WRITES
+            | InitFlags::FUSE_DO_READDIRPLUS;
+        // Not FUSE_WRITEBACK_CACHE: with it the kernel accepts a write past
+        // the volume's size limit into its page cache (its limit for FUSE
+        // is the VFS's) and the EFBIG comes only at write-back, and it
+        // keeps ctime itself, unlike the store's after a remount
+        // (tests/mount_semantics.rs `file_size_limits_and_far_offsets`,
+        // `tree_persists_across_remount`).
         let available = config.capabilities() & wanted;
         let _ = config.add_capabilities(available);
         let _ = config.set_max_write(MAX_WRITE);
+        let _ = config.set_max_background(MAX_BACKGROUND);
         let _ = config.set_time_granularity(Duration::from_nanos(1));
         Ok(())
     }
@@ -299,8 +313,15 @@ impl Filesystem for FuseFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.open(ino.0, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+        match self.fs.open_keeping_cache(ino.0, flags.0) {
+            Ok((fh, keep)) => {
+                let flags = if keep {
+                    FopenFlags::FOPEN_KEEP_CACHE
+                } else {
+                    FopenFlags::empty()
+                };
+                reply.opened(FileHandle(fh), flags)
+            }
             Err(e) => reply.error(errno("open", e)),
         }
     }
@@ -413,6 +434,41 @@ impl Filesystem for FuseFs {
         }
     }
 
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        match self.fs.readdir_plus(ino.0, offset) {
+            Ok(entries) => {
+                for (e, a) in entries {
+                    let name = OsStr::from_bytes(&e.name);
+                    let full = reply.add(
+                        INodeNo(e.ino),
+                        e.offset,
+                        name,
+                        &TTL,
+                        &to_file_attr(&a),
+                        Generation(0),
+                    );
+                    if full {
+                        break;
+                    }
+                    // The kernel takes a reference to each entry it was
+                    // given, except "." and "..".
+                    if e.name != b"." && e.name != b".." {
+                        self.fs.remember(e.ino);
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(errno("readdirplus", e)),
+        }
+    }
+
     fn fsyncdir(
         &self,
         _req: &Request,
@@ -503,24 +559,14 @@ impl Filesystem for FuseFs {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        flags: i32,
+        _flags: i32,
         reply: ReplyCreate,
     ) {
-        let c = ctx(req, umask);
+        // The file is new and empty: O_TRUNC has nothing to do, and the
+        // access mode needs no check the kernel has not made.
         let created = self
             .fs
-            .mknod(
-                &c,
-                parent.0,
-                name.as_bytes(),
-                libc::S_IFREG | (mode & 0o7777),
-                0,
-            )
-            .and_then(|a| {
-                // The file is new and empty: O_TRUNC has nothing to do.
-                let fh = self.fs.open(a.ino, flags & !libc::O_TRUNC)?;
-                Ok((a, fh))
-            });
+            .create(&ctx(req, umask), parent.0, name.as_bytes(), mode);
         match created {
             Ok((a, fh)) => {
                 self.fs.remember(a.ino);

@@ -298,6 +298,30 @@ impl<'c> ReadTx<'c> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// As [`ReadTx::list_dir`], each entry with its inode's row (for
+    /// `readdirplus`).
+    pub fn list_dir_rows(
+        &self,
+        dir: u64,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>, InodeRow)>> {
+        let cols = INODE_COLUMNS
+            .split(", ")
+            .map(|c| format!("i.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {cols}, d.id, d.name FROM dirents d JOIN inodes i ON i.ino = d.ino \
+             WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![dir, after, limit as i64], |r| {
+            Ok((r.get(13)?, r.get(14)?, inode_from_row(r)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The directory holding `dir` (a directory has exactly one entry).
     pub fn parent_of(&self, dir: u64) -> Result<Option<u64>> {
         let mut stmt = self
@@ -551,15 +575,32 @@ impl<'c> WriteTx<'c> {
         }
     }
 
-    pub fn insert_inode(&self, n: &NewInode) -> Result<u64> {
+    /// Inserts an inode (a symlink's size is its target's length) and
+    /// returns its row as stored, without reading it back.
+    pub fn insert_inode(&self, n: &NewInode) -> Result<InodeRow> {
+        let size = n.target.as_ref().map_or(0, |t| t.len() as u64);
         let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO inodes(mode, uid, gid, nlink, rdev, atime_ns, mtime_ns, ctime_ns, \
-             crtime_ns, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?6, ?7)",
+            "INSERT INTO inodes(mode, uid, gid, nlink, size, rdev, atime_ns, mtime_ns, ctime_ns, \
+             crtime_ns, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?7, ?8)",
         )?;
         stmt.execute(params![
-            n.mode, n.uid, n.gid, n.nlink, n.rdev, n.time_ns, n.target
+            n.mode, n.uid, n.gid, n.nlink, size, n.rdev, n.time_ns, n.target
         ])?;
-        Ok(self.conn.last_insert_rowid() as u64)
+        Ok(InodeRow {
+            ino: self.conn.last_insert_rowid() as u64,
+            mode: n.mode,
+            uid: n.uid,
+            gid: n.gid,
+            nlink: n.nlink,
+            size,
+            stored_bytes: 0,
+            rdev: n.rdev,
+            atime_ns: n.time_ns,
+            mtime_ns: n.time_ns,
+            ctime_ns: n.time_ns,
+            crtime_ns: n.time_ns,
+            target: n.target.clone(),
+        })
     }
 
     /// Writes back every attribute of an inode (not `stored_bytes`, which

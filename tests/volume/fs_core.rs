@@ -262,3 +262,69 @@ fn xattrs_create_replace_list_remove() {
     assert_eq!(errno(fs.getxattr(a, b"security.s")), libc::ENOENT);
     assert!(fs.store().read(|m| m.xattr_owners()).unwrap() == vec![d]);
 }
+
+/// The kernel forgetting an unlinked, closed file deletes it: gone at once
+/// for the core, its row removed by the next write transaction, and
+/// reclaimed by the next open if no transaction came first.
+#[test]
+fn forgotten_unlinked_inode_is_gone_and_its_row_deleted() {
+    let v = volume();
+    let fs = &v.fs;
+    let a = file(fs, ROOT_INO, "a", b"alpha");
+    let b = file(fs, ROOT_INO, "b", b"beta");
+    // The kernel holds a reference to each (as after a lookup).
+    fs.remember(a);
+    fs.remember(b);
+    fs.unlink(ROOT_INO, b"a").unwrap();
+    // Still referenced: the inode lives on with nlink 0.
+    assert_eq!(fs.getattr(a).unwrap().nlink, 0);
+    fs.forget(a, 1).unwrap();
+    assert_eq!(errno(fs.getattr(a)), libc::ENOENT, "gone once forgotten");
+    // A forgotten inode that still has a name stays.
+    fs.forget(b, 1).unwrap();
+    assert_eq!(content(fs, b), b"beta");
+    let row = |ino| fs.store().read(|m| m.inode(ino)).unwrap();
+    assert!(row(a).is_some(), "the row waits for the next transaction");
+    file(fs, ROOT_INO, "c", b"gamma");
+    assert!(row(a).is_none(), "deleted by the next transaction");
+
+    // Forgotten with no transaction after it: the next open reclaims it.
+    fs.remember(b);
+    fs.unlink(ROOT_INO, b"b").unwrap();
+    fs.forget(b, 1).unwrap();
+    assert!(row(b).is_some());
+    drop(v.fs);
+    let fs = open(&v.path);
+    assert!(fs.store().read(|m| m.inode(b)).unwrap().is_none());
+    assert_eq!(names(&fs, ROOT_INO), vec!["c"]);
+}
+
+/// A setattr of a file with unwritten data commits both together: the
+/// data and the explicit times and mode are in the store afterwards.
+#[test]
+fn setattr_of_a_dirty_file_commits_data_and_attributes_together() {
+    let v = volume();
+    let fs = &v.fs;
+    let a = file(fs, ROOT_INO, "a", b"");
+    let fh = fs.open(a, libc::O_WRONLY).unwrap();
+    fs.write(a, fh, 0, b"pending").unwrap();
+    let set = llmfs::fs::SetAttr {
+        mode: Some(0o600),
+        mtime: Some(llmfs::fs::SetTime::At(1_000_000_000_123)),
+        ..Default::default()
+    };
+    let attr = fs.setattr(a, &set).unwrap();
+    assert_eq!(attr.mtime_ns, 1_000_000_000_123);
+    assert_eq!(attr.mode & 0o7777, 0o600);
+    let row = fs.store().read(|m| m.inode(a)).unwrap().unwrap();
+    assert_eq!(row.size, 7, "the data went with the attributes");
+    assert_eq!(row.mtime_ns, 1_000_000_000_123);
+    assert_eq!(row.mode & 0o7777, 0o600);
+    fs.release(a, fh).unwrap();
+    assert_eq!(content(fs, a), b"pending");
+    let row = fs.store().read(|m| m.inode(a)).unwrap().unwrap();
+    assert_eq!(
+        row.mtime_ns, 1_000_000_000_123,
+        "no pending time overwrote it"
+    );
+}

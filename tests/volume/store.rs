@@ -393,3 +393,44 @@ fn stats_json_parses_for_a_path_with_control_and_non_utf8_bytes() {
     assert_eq!(v["model"], serde_json::Value::Null);
     assert_eq!(v["codecs"], serde_json::json!([]));
 }
+
+/// Commits reach the main database file without any request paying for a
+/// checkpoint: the background thread moves them out of the WAL. A copy of
+/// the main file alone, taken while the store is still open, holds them.
+#[test]
+fn background_checkpoint_moves_commits_into_the_main_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = create(dir.path(), 4096).unwrap();
+    for i in 0..20 {
+        store
+            .write(Durability::Normal, |m| {
+                m.set_volume_setting(&format!("test_key_{i}"), "v")
+            })
+            .unwrap();
+    }
+    let copy = tempfile::tempdir().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        // The main file alone: no WAL beside it.
+        std::fs::copy(dir.path().join(DB_FILE), copy.path().join(DB_FILE)).unwrap();
+        let conn = rusqlite::Connection::open(copy.path().join(DB_FILE)).unwrap();
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM volume WHERE key LIKE 'test_key_%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        drop(conn);
+        let _ = std::fs::remove_file(copy.path().join(format!("{DB_FILE}-wal")));
+        if n == 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the main file holds {n} of 20 commits after 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(store);
+}
