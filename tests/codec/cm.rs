@@ -4,7 +4,6 @@
 //! to cm records records the feature, reads back exactly through a real
 //! mount, lists its cm blocks in `stats`, and fscks clean.
 
-
 use std::path::{Path, PathBuf};
 
 use llmfs::codec::{CmCodec, Codec, CodecId, CodecSet};
@@ -113,7 +112,8 @@ fn compress_cli(input: &Path, packed: &Path, back: &Path) -> serde_json::Value {
     ]);
     assert!(ok, "{out}");
     let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-    let (ok, out) = crate::common::run(["decompress".as_ref(), packed.as_os_str(), back.as_os_str()]);
+    let (ok, out) =
+        crate::common::run(["decompress".as_ref(), packed.as_os_str(), back.as_os_str()]);
     assert!(ok, "{out}");
     summary
 }
