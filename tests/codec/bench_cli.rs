@@ -85,7 +85,7 @@ fn bench_json_on_a_small_file() {
         "{}",
         v["codecs"][0]
     );
-    assert_eq!(v["codecs"][2]["setting"], "zstd -3");
+    assert_eq!(v["codecs"][3]["setting"], "zstd -3");
     // One file, not one of the corpus's text files: one group of totals.
     let groups: Vec<&String> = v["totals"].as_object().unwrap().keys().collect();
     assert_eq!(groups, ["all_files"]);
