@@ -11,6 +11,7 @@ use crate::mix::squash::{squash, stretch, STRETCH_MAX};
 pub const ONE: i32 = 1 << 16;
 const WEIGHT_MAX: i32 = 32 * ONE;
 
+#[derive(Clone)]
 pub struct Mixer {
     n: usize,
     weights: Vec<i32>,
@@ -61,6 +62,7 @@ impl Mixer {
 }
 
 /// An adaptive probability map.
+#[derive(Clone)]
 pub struct Apm {
     t: Vec<u32>,
     idx: usize,
