@@ -75,7 +75,7 @@ impl Apm {
     pub fn new(contexts: usize, rate: u32) -> Apm {
         let row: Vec<u32> = (0..33).map(|j| squash((j - 16) * 128) << 4).collect();
         Apm {
-            t: (0..contexts).flat_map(|_| row.iter().copied()).collect(),
+            t: row.repeat(contexts),
             idx: 0,
             rate,
         }

@@ -158,7 +158,7 @@ impl StateMap {
             })
             .collect();
         StateMap {
-            t: (0..contexts).flat_map(|_| row.iter().copied()).collect(),
+            t: row.repeat(contexts),
             limit,
             idx: 0,
         }
