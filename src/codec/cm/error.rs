@@ -11,6 +11,17 @@ pub enum CmError {
     UnknownFlags(u8),
     /// The stream ended this many bytes before the payload did.
     TrailingBytes(usize),
+    /// The payload was primed with a dictionary (`payload`: its SHA-256)
+    /// other than the one given (`None`: decoded without one), or was not
+    /// primed (`payload` None) but a dictionary was given.
+    Dictionary {
+        payload: Option<[u8; 32]>,
+        given: Option<[u8; 32]>,
+    },
+}
+
+fn hex(d: &[u8; 32]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl fmt::Display for CmError {
@@ -22,6 +33,13 @@ impl fmt::Display for CmError {
             CmError::TrailingBytes(n) => {
                 write!(f, "{n} bytes after the end of the coded stream")
             }
+            CmError::Dictionary { payload, given } => match (payload, given) {
+                (Some(p), None) => write!(f, "the payload needs dictionary {}", hex(p)),
+                (Some(p), Some(g)) => {
+                    write!(f, "the payload needs dictionary {}, not {}", hex(p), hex(g))
+                }
+                (None, _) => write!(f, "the payload was coded without a dictionary"),
+            },
         }
     }
 }

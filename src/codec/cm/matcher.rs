@@ -14,6 +14,7 @@ const VERIFY: usize = 32;
 /// Length buckets the confidence is learnt for.
 const BUCKETS: usize = 32;
 
+#[derive(Clone)]
 pub struct MatchModel {
     /// Hash of `MIN_LEN` bytes -> position (in the history) of the byte
     /// that followed them, 0 for none.

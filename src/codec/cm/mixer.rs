@@ -11,6 +11,7 @@ use crate::mix::squash::{squash, stretch, STRETCH_MAX};
 pub const ONE: i32 = 1 << 16;
 const WEIGHT_MAX: i32 = 32 * ONE;
 
+#[derive(Clone)]
 pub struct Mixer {
     n: usize,
     weights: Vec<i32>,
@@ -61,6 +62,7 @@ impl Mixer {
 }
 
 /// An adaptive probability map.
+#[derive(Clone)]
 pub struct Apm {
     t: Vec<u32>,
     idx: usize,
@@ -73,7 +75,7 @@ impl Apm {
     pub fn new(contexts: usize, rate: u32) -> Apm {
         let row: Vec<u32> = (0..33).map(|j| squash((j - 16) * 128) << 4).collect();
         Apm {
-            t: (0..contexts).flat_map(|_| row.iter().copied()).collect(),
+            t: row.repeat(contexts),
             idx: 0,
             rate,
         }

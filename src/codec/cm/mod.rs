@@ -9,8 +9,16 @@
 //! ([`mixer`]), and three APM stages. Everything is integer arithmetic, so
 //! a payload decodes the same on every machine.
 //!
-//! This module is the payload container: a version byte, a flags byte, and
-//! the arithmetic-coded stream (docs/FORMAT.md, "cm payload").
+//! This module is the payload container: a version byte, a flags byte, for a
+//! primed payload the digest of its dictionary, and the arithmetic-coded
+//! stream (docs/FORMAT.md, "cm payload").
+//!
+//! **Dictionaries.** A [`Dictionary`] is a predictor that has learnt some
+//! sample bytes (update only, nothing coded); each block coded with it
+//! starts from a clone of that state, so its contexts and matches reach into
+//! the sample. A payload coded so names the dictionary's SHA-256, and only
+//! that dictionary decodes it. The volume codec ([`CmCodec`]) codes without
+//! one.
 
 mod arith;
 mod error;
@@ -25,24 +33,48 @@ mod tests;
 pub use error::CmError;
 pub use predictor::Predictor;
 
+use sha2::{Digest, Sha256};
+
 use super::{Codec, CodecError, CodecId};
 
 /// The payload format version this build writes and reads.
 pub const PAYLOAD_VERSION: u8 = 1;
-/// Bytes before the coded stream: version and flags.
+/// Bytes before the coded stream: version and flags (a primed payload has
+/// the dictionary digest after them).
 pub const PAYLOAD_HEADER_LEN: usize = 2;
+/// Flags bit: the stream was coded by a predictor primed with a dictionary,
+/// whose SHA-256 follows the flags byte.
+pub const FLAG_PRIMED: u8 = 1;
+/// A primed predictor is sized for its dictionary and a block of this many
+/// bytes (the tables stop growing at this size anyway).
+pub const PRIMED_BLOCK_LEN: usize = 65536;
 
-/// The cm codec. Holds no tables: each block gets a fresh predictor, so the
-/// codec is free to construct and shares nothing between threads.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CmCodec;
+/// A predictor primed with sample bytes, cloned for each block.
+#[derive(Clone)]
+pub struct Dictionary {
+    digest: [u8; 32],
+    primed: Predictor,
+}
 
-/// Encodes `raw` into a complete cm payload appended to `out`.
-pub fn encode_payload(raw: &[u8], out: Vec<u8>) -> Vec<u8> {
-    let mut out = out;
-    out.push(PAYLOAD_VERSION);
-    out.push(0);
-    let mut p = Predictor::new(raw.len());
+impl Dictionary {
+    /// Primes a predictor (sized for `bytes` and a block of
+    /// [`PRIMED_BLOCK_LEN`]) with `bytes`.
+    pub fn new(bytes: &[u8]) -> Dictionary {
+        let mut primed = Predictor::new(bytes.len() + PRIMED_BLOCK_LEN);
+        primed.prime(bytes);
+        Dictionary {
+            digest: Sha256::digest(bytes).into(),
+            primed,
+        }
+    }
+
+    /// The SHA-256 of the dictionary's bytes, as payloads name it.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+}
+
+fn encode_with(mut p: Predictor, raw: &[u8], out: Vec<u8>) -> Vec<u8> {
     let mut enc = arith::Encoder::new(out);
     for &byte in raw {
         for i in (0..8).rev() {
@@ -54,21 +86,13 @@ pub fn encode_payload(raw: &[u8], out: Vec<u8>) -> Vec<u8> {
     enc.finish()
 }
 
-/// Decodes a cm payload of `raw_len` bytes into `out` (cleared by the
-/// caller). Never writes more than `raw_len` bytes, and runs exactly
-/// `8 * raw_len` coding steps whatever the payload holds.
-pub fn decode_payload(payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CmError> {
-    if payload.len() < PAYLOAD_HEADER_LEN {
-        return Err(CmError::Truncated);
-    }
-    if payload[0] != PAYLOAD_VERSION {
-        return Err(CmError::UnknownVersion(payload[0]));
-    }
-    if payload[1] != 0 {
-        return Err(CmError::UnknownFlags(payload[1]));
-    }
-    let mut dec = arith::Decoder::new(&payload[PAYLOAD_HEADER_LEN..]);
-    let mut p = Predictor::new(raw_len);
+fn decode_with(
+    mut p: Predictor,
+    stream: &[u8],
+    raw_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), CmError> {
+    let mut dec = arith::Decoder::new(stream);
     out.reserve_exact(raw_len);
     for _ in 0..raw_len {
         let mut byte = 0u32;
@@ -80,6 +104,81 @@ pub fn decode_payload(payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Resu
         out.push(byte as u8);
     }
     dec.finish()
+}
+
+/// Checks the header of `payload`; returns the dictionary digest it names
+/// (if primed) and the coded stream.
+fn parse(payload: &[u8]) -> Result<(Option<[u8; 32]>, &[u8]), CmError> {
+    if payload.len() < PAYLOAD_HEADER_LEN {
+        return Err(CmError::Truncated);
+    }
+    if payload[0] != PAYLOAD_VERSION {
+        return Err(CmError::UnknownVersion(payload[0]));
+    }
+    match payload[1] {
+        0 => Ok((None, &payload[PAYLOAD_HEADER_LEN..])),
+        FLAG_PRIMED => {
+            let end = PAYLOAD_HEADER_LEN + 32;
+            let digest = payload
+                .get(PAYLOAD_HEADER_LEN..end)
+                .ok_or(CmError::Truncated)?;
+            Ok((Some(digest.try_into().unwrap()), &payload[end..]))
+        }
+        f => Err(CmError::UnknownFlags(f)),
+    }
+}
+
+/// Encodes `raw` with `dict` into a primed payload appended to `out`.
+pub fn encode_payload_primed(dict: &Dictionary, raw: &[u8], mut out: Vec<u8>) -> Vec<u8> {
+    out.push(PAYLOAD_VERSION);
+    out.push(FLAG_PRIMED);
+    out.extend_from_slice(&dict.digest);
+    encode_with(dict.primed.clone(), raw, out)
+}
+
+/// Decodes a payload primed with `dict` (see [`decode_payload`]); a payload
+/// without a dictionary, or naming another, is refused.
+pub fn decode_payload_primed(
+    dict: &Dictionary,
+    payload: &[u8],
+    raw_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), CmError> {
+    match parse(payload)? {
+        (Some(d), stream) if d == dict.digest => {
+            decode_with(dict.primed.clone(), stream, raw_len, out)
+        }
+        (named, _) => Err(CmError::Dictionary {
+            payload: named,
+            given: Some(dict.digest),
+        }),
+    }
+}
+
+/// The cm codec. Holds no tables: each block gets a fresh predictor, so the
+/// codec is free to construct and shares nothing between threads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CmCodec;
+
+/// Encodes `raw` into a complete cm payload appended to `out`.
+pub fn encode_payload(raw: &[u8], mut out: Vec<u8>) -> Vec<u8> {
+    out.push(PAYLOAD_VERSION);
+    out.push(0);
+    encode_with(Predictor::new(raw.len()), raw, out)
+}
+
+/// Decodes a cm payload of `raw_len` bytes into `out` (cleared by the
+/// caller). Never writes more than `raw_len` bytes, and runs exactly
+/// `8 * raw_len` coding steps whatever the payload holds. A primed payload
+/// is refused (it needs its dictionary: [`decode_payload_primed`]).
+pub fn decode_payload(payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CmError> {
+    match parse(payload)? {
+        (None, stream) => decode_with(Predictor::new(raw_len), stream, raw_len, out),
+        (named, _) => Err(CmError::Dictionary {
+            payload: named,
+            given: None,
+        }),
+    }
 }
 
 impl Codec for CmCodec {

@@ -30,6 +30,7 @@ fn mix2(a: u32, b: u32) -> u32 {
     (x >> 32) as u32
 }
 
+#[derive(Clone)]
 pub struct Predictor {
     st: &'static StateTable,
     /// Every byte coded so far (or primed).
@@ -112,6 +113,18 @@ impl Predictor {
         p.begin_nibble();
         p.predict();
         p
+    }
+
+    /// Learns `bytes` as if they had been coded just before the block,
+    /// without coding them: a dictionary the block's contexts and matches
+    /// may then use. Clone the primed predictor for each block.
+    pub fn prime(&mut self, bytes: &[u8]) {
+        self.hist.reserve(bytes.len());
+        for &byte in bytes {
+            for i in (0..8).rev() {
+                self.update(u32::from(byte >> i) & 1);
+            }
+        }
     }
 
     /// The probability (16-bit, `1..=65535`) that the next bit is 1.

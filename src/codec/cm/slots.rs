@@ -12,6 +12,7 @@ use super::state;
 
 pub const BUCKET: usize = 16;
 
+#[derive(Clone)]
 pub struct Slots {
     t: Vec<u8>,
     /// Buckets - 1 (a power of two minus one).

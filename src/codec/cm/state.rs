@@ -122,6 +122,7 @@ const fn build_rates() -> [u32; 1024] {
 /// An adaptive probability per context: 22 bits of probability and a
 /// 10-bit count in a `u32` (`p << 10 | n`), moving toward each bit by
 /// `1 / (n + 1.5)` while `n` is below the map's limit.
+#[derive(Clone)]
 pub struct StateMap {
     t: Vec<u32>,
     limit: u32,
@@ -157,7 +158,7 @@ impl StateMap {
             })
             .collect();
         StateMap {
-            t: (0..contexts).flat_map(|_| row.iter().copied()).collect(),
+            t: row.repeat(contexts),
             limit,
             idx: 0,
         }

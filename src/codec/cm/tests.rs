@@ -143,10 +143,21 @@ fn damaged_payloads_are_errors_never_panics() {
         Err(CmError::UnknownVersion(2))
     );
     let mut bad = p.clone();
-    bad[1] = 1;
+    bad[1] = 2;
     assert_eq!(
         decode_payload(&bad, raw.len(), &mut Vec::new()),
-        Err(CmError::UnknownFlags(1))
+        Err(CmError::UnknownFlags(2))
+    );
+    // The primed flag on a plain payload: it names a dictionary (its first
+    // 32 stream bytes) that the volume codec does not have.
+    bad[1] = FLAG_PRIMED;
+    assert!(matches!(
+        decode_payload(&bad, raw.len(), &mut Vec::new()),
+        Err(CmError::Dictionary { given: None, .. })
+    ));
+    assert_eq!(
+        decode_payload(&bad[..20], raw.len(), &mut Vec::new()),
+        Err(CmError::Truncated)
     );
 }
 
@@ -196,4 +207,48 @@ fn fuzz_seed_record_decodes() {
     assert_eq!(out.len(), 3000);
     let seed = include_bytes!("../../../fuzz/seeds/decode_cm/seed-cm");
     assert_eq!(&seed[2..], &rec[crate::codec::RECORD_HEADER_LEN..]);
+}
+
+/// A dictionary primes every block from the same learnt state: blocks like
+/// it code smaller, decode only with it, and a payload names it.
+#[test]
+fn primed_payloads_round_trip_with_their_dictionary_only() {
+    let sample = text(20_000);
+    let dict = Dictionary::new(&sample);
+    let block = text(3000);
+    let primed = encode_payload_primed(&dict, &block, Vec::new());
+    assert_eq!(primed[1], FLAG_PRIMED);
+    assert_eq!(&primed[2..34], &dict.digest());
+    let plain = encode_payload(&block, Vec::new());
+    assert!(
+        primed.len() < plain.len() / 2,
+        "{} vs {}",
+        primed.len(),
+        plain.len()
+    );
+    // The same dictionary decodes it, any number of times (each block
+    // starts from the primed state, not from the last block's).
+    for _ in 0..2 {
+        let mut out = Vec::new();
+        decode_payload_primed(&dict, &primed, block.len(), &mut out).unwrap();
+        assert_eq!(out, block);
+    }
+    // Without it, with another one, or a plain payload with one: refused.
+    let mut out = Vec::new();
+    assert!(matches!(
+        decode_payload(&primed, block.len(), &mut out),
+        Err(CmError::Dictionary { given: None, .. })
+    ));
+    let other = Dictionary::new(b"another sample");
+    assert!(matches!(
+        decode_payload_primed(&other, &primed, block.len(), &mut Vec::new()),
+        Err(CmError::Dictionary { .. })
+    ));
+    assert!(decode_payload_primed(&dict, &plain, block.len(), &mut Vec::new()).is_err());
+    assert!(decode_payload_primed(&dict, &primed[..20], block.len(), &mut Vec::new()).is_err());
+    // The volume codec never writes a primed payload and refuses one.
+    let e = CmCodec
+        .decode(&primed, block.len(), &mut Vec::new())
+        .unwrap_err();
+    assert!(e.to_string().contains("needs dictionary"), "{e}");
 }
