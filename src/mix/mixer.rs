@@ -67,6 +67,7 @@ pub const WEIGHT_ONE: i32 = ONE;
 /// An adaptive probability map (secondary estimation, as in PAQ): refines a
 /// probability given a context, by interpolating between 33 learned
 /// points along the stretch axis, one row of points per context.
+#[derive(Clone)]
 pub struct Apm {
     t: Vec<u32>,
     idx: usize,
@@ -79,7 +80,7 @@ impl Apm {
     pub fn new(contexts: usize, rate: u32) -> Apm {
         let row: Vec<u32> = (0..33).map(|j| squash((j - 16) * 128) << 4).collect();
         Apm {
-            t: (0..contexts).flat_map(|_| row.iter().copied()).collect(),
+            t: row.repeat(contexts),
             idx: 0,
             rate,
         }
@@ -88,11 +89,19 @@ impl Apm {
     /// The refined probability of `p` (16-bit) in context `ctx`.
     #[inline]
     pub fn refine(&mut self, p: u32, ctx: usize) -> u32 {
-        let s = super::squash::stretch(p) + 2048;
+        self.refine_stretched(super::squash::stretch(p), ctx)
+    }
+
+    /// The refined probability of `st` (a stretched probability, clamped to
+    /// the stretch range) in context `ctx`.
+    #[inline]
+    pub fn refine_stretched(&mut self, st: i32, ctx: usize) -> u32 {
+        let s = st.clamp(-STRETCH_MAX, STRETCH_MAX) + 2048;
         let (lo, w) = ((s >> 7) as usize, (s & 127) as u32);
-        self.idx = ctx * 33 + lo + usize::from(w >= 64);
         let base = ctx * 33 + lo;
-        let p = (self.t[base] as u64 * u64::from(128 - w) + self.t[base + 1] as u64 * u64::from(w))
+        self.idx = base + usize::from(w >= 64);
+        let p = (u64::from(self.t[base]) * u64::from(128 - w)
+            + u64::from(self.t[base + 1]) * u64::from(w))
             >> 11;
         (p as u32).clamp(1, 65535)
     }

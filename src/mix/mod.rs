@@ -31,7 +31,7 @@
 
 mod counters;
 mod matcher;
-mod mixer;
+pub(crate) mod mixer;
 pub(crate) mod squash;
 
 use crate::coder::range::{Decoder, Encoder};

@@ -144,3 +144,36 @@ fn integer_blocks_written_on_one_cpu_class_decode_on_the_others() {
         }
     }
 }
+
+/// The cm codec is integer arithmetic only: every CPU class writes the same
+/// bytes for the same input and decodes the others' exactly.
+#[test]
+fn cm_payloads_are_the_same_on_every_cpu_class() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let readme = std::fs::read(model_path("README.md")).unwrap();
+    std::fs::write(&input, &readme[..readme.len().min(24_000)]).unwrap();
+    let pack = |cpu: Option<&str>, name: &str| {
+        let out = dir.path().join(name);
+        let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+        llmfs(cpu, &["compress", "--codec", "cm", i, o]);
+        std::fs::read(&out).unwrap()
+    };
+    let native = pack(None, "native");
+    for cpu in CPUS {
+        assert!(
+            pack(Some(cpu), cpu) == native,
+            "cm bytes differ under {cpu}"
+        );
+        let back = dir.path().join(format!("{cpu}.out"));
+        let (p, b) = (dir.path().join("native"), back.clone());
+        llmfs(
+            Some(cpu),
+            &["decompress", p.to_str().unwrap(), b.to_str().unwrap()],
+        );
+        assert!(std::fs::read(&back).unwrap() == std::fs::read(&input).unwrap());
+    }
+}

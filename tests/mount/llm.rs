@@ -61,19 +61,9 @@ fn background_archiver_reencodes_cold_blocks() {
         .unwrap()
         .sync_all()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let json = stats_json(&m);
-        if pending_raw(&json) == 0 && blocks_of(&json, "llm") > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "archiver did not finish: {json}\n{}",
-            m.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_for(&m, "archiver did not finish", |json| {
+        pending_raw(json) == 0 && blocks_of(json, "llm") > 0
+    });
     m.unmount();
     m.mount(&[]);
     assert!(fs::read(m.path("later.txt")).unwrap() == data);
@@ -272,19 +262,14 @@ fn a_new_volume_codes_with_the_model_it_was_given() {
         .unwrap()
         .sync_all()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let json = stats_json(&m);
-        if pending_raw(&json) == 0 && blocks_of(&json, "llm") > 0 {
-            assert!(
-                json["model"] == sha.as_str(),
-                "volume must record the given model: {json}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "archiver did not finish: {json}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_for(&m, "archiver did not finish", |json| {
+        pending_raw(json) == 0 && blocks_of(json, "llm") > 0
+    });
+    let json = stats_json(&m);
+    assert!(
+        json["model"] == sha.as_str(),
+        "volume must record the given model: {json}"
+    );
     // Read back through the same mount (its reader engine runs that model).
     assert!(fs::read(m.path("given.txt")).unwrap() == data);
     m.unmount();

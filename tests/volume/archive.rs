@@ -312,6 +312,37 @@ fn archiver_racing_writers_keeps_every_last_write() {
     assert!(report.is_clean(), "{report}");
 }
 
+/// Writes `data` as one file whose every block is stored with `codec`
+/// (whether or not it wins); returns its inode.
+fn file_of_blocks(dir: &std::path::Path, data: &[u8], codecs: &CodecSet, codec: CodecId) -> u64 {
+    let fs = Fs::with_codecs(open_store(dir), FsConfig::default(), CodecSet::default()).unwrap();
+    let ino = create(&fs, "seq.txt", data);
+    fs.shutdown().unwrap();
+    for (idx, raw) in data.chunks(BS).enumerate() {
+        let rec = codecs.encode_block_with(codec, raw).unwrap();
+        fs.store()
+            .write(Durability::Normal, |m| {
+                m.put_block(ino, idx as u64, codec as u8, raw.len() as u64, &rec)
+            })
+            .unwrap();
+    }
+    assert_eq!(
+        codec_blocks(fs.store(), codec),
+        data.len().div_ceil(BS) as u64
+    );
+    ino
+}
+
+/// Reads `ino` block by block, as a sequential reader does; returns the
+/// data and the block cache's hits.
+fn read_sequentially(fs: &Fs, ino: u64, blocks: u64) -> (Vec<u8>, u64) {
+    let mut back = Vec::new();
+    for i in 0..blocks {
+        back.extend(fs.read(ino, i * BS as u64, BS as u32).unwrap());
+    }
+    (back, fs.cache_stats().hits)
+}
+
 #[test]
 fn sequential_reads_find_the_next_llm_block_decoded_ahead() {
     let dir = tempfile::tempdir().unwrap();
@@ -320,63 +351,25 @@ fn sequential_reads_find_the_next_llm_block_decoded_ahead() {
         let store = open_store(dir.path());
         let codecs = llm_codecs(&store);
         ensure_model_recorded(&store, codecs.llm().unwrap()).unwrap();
-        let fs = Fs::with_codecs(store, FsConfig::default(), CodecSet::default()).unwrap();
-        let ino = create(&fs, "seq.txt", &data);
-        fs.shutdown().unwrap();
-        // Every block with the model, whether or not it wins.
-        for idx in 0..4u64 {
-            let raw = &data[idx as usize * BS..(idx as usize + 1) * BS];
-            let rec = codecs.encode_block_with(CodecId::Llm, raw).unwrap();
-            fs.store()
-                .write(Durability::Normal, |m| {
-                    m.put_block(ino, idx, CodecId::Llm as u8, BS as u64, &rec)
-                })
-                .unwrap();
-        }
-        assert_eq!(codec_blocks(fs.store(), CodecId::Llm), 4);
-        ino
+        drop(store);
+        file_of_blocks(dir.path(), &data, &codecs, CodecId::Llm)
     };
     let store = open_store(dir.path());
     let (reader, ahead) = (llm_codecs(&store), llm_codecs(&store));
     let fs = Fs::with_codecs(store, FsConfig::default(), reader)
         .unwrap()
         .with_read_ahead(ahead);
-    let mut back = Vec::new();
-    for i in 0..4u64 {
-        back.extend(fs.read(ino, i * BS as u64, BS as u32).unwrap());
-    }
+    let (back, hits) = read_sequentially(&fs, ino, 4);
     assert!(back == data);
-    let stats = fs.cache_stats();
     // Blocks 0 and 2 were decoded on demand, 1 and 3 ahead of the reader.
-    assert!(stats.hits >= 2, "{stats:?}");
+    assert!(hits >= 2, "{hits} hits");
 }
 
 #[test]
 fn sequential_reads_find_the_next_cm_block_decoded_ahead() {
     let dir = tempfile::tempdir().unwrap();
     let data = text(4 * BS, 6);
-    let codecs = CodecSet::default();
-    let ino = {
-        let fs = Fs::with_codecs(
-            open_store(dir.path()),
-            FsConfig::default(),
-            CodecSet::default(),
-        )
-        .unwrap();
-        let ino = create(&fs, "seq.txt", &data);
-        fs.shutdown().unwrap();
-        for idx in 0..4u64 {
-            let raw = &data[idx as usize * BS..(idx as usize + 1) * BS];
-            let rec = codecs.encode_block_with(CodecId::Cm, raw).unwrap();
-            fs.store()
-                .write(Durability::Normal, |m| {
-                    m.put_block(ino, idx, CodecId::Cm as u8, BS as u64, &rec)
-                })
-                .unwrap();
-        }
-        assert_eq!(codec_blocks(fs.store(), CodecId::Cm), 4);
-        ino
-    };
+    let ino = file_of_blocks(dir.path(), &data, &CodecSet::default(), CodecId::Cm);
     let fs = Fs::with_codecs(
         open_store(dir.path()),
         FsConfig::default(),
@@ -384,12 +377,8 @@ fn sequential_reads_find_the_next_cm_block_decoded_ahead() {
     )
     .unwrap()
     .with_read_ahead(CodecSet::default());
-    let mut back = Vec::new();
-    for i in 0..4u64 {
-        back.extend(fs.read(ino, i * BS as u64, BS as u32).unwrap());
-    }
+    let (back, hits) = read_sequentially(&fs, ino, 4);
     assert!(back == data);
     // Blocks 0 and 2 were decoded on demand, 1 and 3 on the other core.
-    let stats = fs.cache_stats();
-    assert!(stats.hits >= 2, "{stats:?}");
+    assert!(hits >= 2, "{hits} hits");
 }

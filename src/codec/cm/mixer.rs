@@ -5,7 +5,7 @@
 //! [`Apm`] refines a probability in a context by interpolating between 33
 //! learned points along the stretch axis.
 
-use crate::mix::squash::{squash, stretch, STRETCH_MAX};
+use crate::mix::squash::{squash, STRETCH_MAX};
 
 /// Weights have 16 fractional bits.
 pub const ONE: i32 = 1 << 16;
@@ -59,52 +59,4 @@ impl Mixer {
             *w = (i64::from(*w) + dw).clamp(-i64::from(WEIGHT_MAX), i64::from(WEIGHT_MAX)) as i32;
         }
     }
-}
-
-/// An adaptive probability map.
-#[derive(Clone)]
-pub struct Apm {
-    t: Vec<u32>,
-    idx: usize,
-    rate: u32,
-}
-
-impl Apm {
-    /// A map over `contexts` contexts, starting as the identity, learning at
-    /// `1 / 2^rate`.
-    pub fn new(contexts: usize, rate: u32) -> Apm {
-        let row: Vec<u32> = (0..33).map(|j| squash((j - 16) * 128) << 4).collect();
-        Apm {
-            t: row.repeat(contexts),
-            idx: 0,
-            rate,
-        }
-    }
-
-    /// The refined probability of `st` (stretched) in context `ctx`.
-    #[inline]
-    pub fn refine(&mut self, st: i32, ctx: usize) -> u32 {
-        let s = st.clamp(-STRETCH_MAX, STRETCH_MAX) + 2048;
-        let (lo, w) = ((s >> 7) as usize, (s & 127) as u32);
-        let base = ctx * 33 + lo;
-        self.idx = base + usize::from(w >= 64);
-        let p = (u64::from(self.t[base]) * u64::from(128 - w)
-            + u64::from(self.t[base + 1]) * u64::from(w))
-            >> 11;
-        (p as u32).clamp(1, 65535)
-    }
-
-    /// Trains the point nearest the last probability refined.
-    #[inline]
-    pub fn update(&mut self, bit: u32) {
-        let target = if bit != 0 { 65535i64 << 4 } else { 0 };
-        let v = &mut self.t[self.idx];
-        *v = (i64::from(*v) + ((target - i64::from(*v)) >> self.rate)) as u32;
-    }
-}
-
-/// `stretch` for the predictor's inputs.
-#[inline]
-pub fn st(p16: u32) -> i32 {
-    stretch(p16)
 }

@@ -7,10 +7,12 @@
 //! `super::tests` guards against changing one by accident.
 
 use super::matcher::MatchModel;
-use super::mixer::{st, Apm, Mixer, ONE};
+use super::mixer::{Mixer, ONE};
 use super::slots::Slots;
 use super::state::{self, entry, train, StateMap, StateTable};
+use crate::mix::mixer::Apm;
 use crate::mix::squash::squash;
+use crate::mix::squash::stretch;
 
 /// Hashed context models: orders 1-6 and 8, the word, the word pair, and
 /// the sparse context of the two bytes before the last.
@@ -216,9 +218,9 @@ impl Predictor {
             self.slot[i] = at;
             let s = self.slots[i].get(at);
             known += usize::from(s != 0);
-            self.x[i] = st(self.maps[i].p(0, s));
+            self.x[i] = stretch(self.maps[i].p(0, s));
         }
-        self.x[IN_O0] = st(self.o0[self.c0 as usize] >> 16);
+        self.x[IN_O0] = stretch(self.o0[self.c0 as usize] >> 16);
         self.matcher
             .predict(self.c0, self.bitpos, &mut self.x[IN_MATCH..IN_MATCH + 2]);
         self.x[IN_BIAS] = 256;
@@ -240,10 +242,10 @@ impl Predictor {
         let pm = squash(sm);
 
         let c0 = self.c0 as usize;
-        let a0 = self.apm_c0.refine(sm, c0);
-        let a1 = self.apm_c1.refine(sm, c0 | c1 << 8);
+        let a0 = self.apm_c0.refine_stretched(sm, c0);
+        let a1 = self.apm_c1.refine_stretched(sm, c0 | c1 << 8);
         let h2 = (mix2(self.c4 & 0xFFFF, self.c0) >> 18) as usize;
-        let a2 = self.apm_c2.refine(sm, h2);
+        let a2 = self.apm_c2.refine_stretched(sm, h2);
         self.pr = ((2 * pm + a0 + 2 * a1 + 3 * a2) / 8).clamp(1, 65535);
     }
 }
