@@ -133,7 +133,9 @@ fn bench_json_on_a_small_file() {
     let ratio = v["totals"]["all_files"]["llm_decode_over_full_pass"]
         .as_f64()
         .unwrap();
-    assert!(ratio > 0.0 && ratio < 2.0, "{ratio}");
+    // A timing ratio: only its presence and sign are checked, never its
+    // size (timings move several-fold on a loaded machine).
+    assert!(ratio.is_finite() && ratio > 0.0, "{ratio}");
 }
 
 #[test]
