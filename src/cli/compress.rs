@@ -99,12 +99,12 @@ impl ModelArgs {
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodecChoice {
-    /// The smallest of llm, cm, lzma, zstd and raw per block (the deep
+    /// The smallest of llm, cm, media, lzma, zstd and raw per block (the deep
     /// tier's choice).
     Auto,
     /// zstd or raw only (no model).
     Zstd,
-    /// The smallest of cm, lzma, zstd -19 and raw per block: the archive
+    /// The smallest of cm, media, lzma, zstd -19 and raw per block: the archive
     /// tier's choice, without the model (`auto` never stores more).
     Classic,
     /// The model on every block, even where it loses (tests, benchmarks).
@@ -115,6 +115,9 @@ pub enum CodecChoice {
     /// Context mixing without a model (the cm codec) on every block: no
     /// model to load, portable, decodes at hundreds of KB/s.
     Cm,
+    /// The media codec (raw images and PCM audio by modality models) on
+    /// every block, even where it loses (tests, benchmarks).
+    Media,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -289,7 +292,7 @@ pub fn compress(args: CompressArgs) -> Result<ExitCode, CliError> {
     let codecs = args.model.worker_sets_mixing(
         !matches!(
             args.codec,
-            CodecChoice::Zstd | CodecChoice::Classic | CodecChoice::Cm
+            CodecChoice::Zstd | CodecChoice::Classic | CodecChoice::Cm | CodecChoice::Media
         ),
         args.codec != CodecChoice::LlmAlone,
     )?;
@@ -298,6 +301,7 @@ pub fn compress(args: CompressArgs) -> Result<ExitCode, CliError> {
         CodecChoice::Zstd => container::Policy::Fast,
         CodecChoice::Llm | CodecChoice::LlmAlone => container::Policy::Only(CodecId::Llm),
         CodecChoice::Cm => container::Policy::Only(CodecId::Cm),
+        CodecChoice::Media => container::Policy::Only(CodecId::Media),
     };
     let (mut input, len) = open_input(&args.input)?;
     let len = len.ok_or_else(|| CliError::usage("input length unknown"))?;

@@ -10,6 +10,7 @@ pub mod cm;
 mod error;
 pub mod llm;
 mod lzma_codec;
+pub mod media;
 mod raw;
 pub mod record;
 mod select;
@@ -19,6 +20,7 @@ pub use cm::CmCodec;
 pub use error::CodecError;
 pub use llm::{payload_portable, LlmCodec};
 pub use lzma_codec::LzmaCodec;
+pub use media::MediaCodec;
 pub use raw::RawCodec;
 pub use record::{decode_record, encode_record, RecordHeader, RECORD_HEADER_LEN};
 pub use select::{record_codec, CodecSet};
@@ -68,6 +70,9 @@ codec_ids! {
     Lzma = 3, "lzma";
     /// Context mixing without a model (src/codec/cm); archival path.
     Cm = 4, "cm";
+    /// Raw images and PCM audio by modality models (src/codec/media);
+    /// archival path.
+    Media = 5, "media";
 }
 
 impl CodecId {
@@ -81,6 +86,7 @@ impl CodecId {
     pub const BY_STRENGTH: [CodecId; CodecId::ALL.len()] = [
         CodecId::Llm,
         CodecId::Cm,
+        CodecId::Media,
         CodecId::Lzma,
         CodecId::Zstd,
         CodecId::Raw,

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use super::record::{decode_record, encode_record, RECORD_HEADER_LEN};
-use super::{CmCodec, Codec, CodecError, CodecId, LlmCodec, LzmaCodec, RawCodec, ZstdCodec};
+use super::{
+    CmCodec, Codec, CodecError, CodecId, LlmCodec, LzmaCodec, MediaCodec, RawCodec, ZstdCodec,
+};
 
 /// The codecs a volume can read, and the policy that picks one per block.
 ///
@@ -11,7 +13,7 @@ use super::{CmCodec, Codec, CodecError, CodecId, LlmCodec, LzmaCodec, RawCodec, 
 /// the winner saves at least 1/8 of the raw size. The fast path
 /// ([`CodecSet::encode_block`]) tries zstd only; the archive tier
 /// ([`CodecSet::encode_block_archive`]) zstd's strongest level, LZMA2
-/// (xz -9e) and cm; the deep tier ([`CodecSet::encode_block_best`]) those
+/// (xz -9e), cm and media; the deep tier ([`CodecSet::encode_block_best`]) those
 /// and the model. Both skip all but zstd when a cheap pre-pass (zstd saving
 /// less than 1/32) says the data is incompressible.
 pub struct CodecSet {
@@ -27,6 +29,10 @@ pub struct CodecSet {
     /// Context mixing without a model: the archive tier's strongest codec
     /// on text, decoding at hundreds of KB/s.
     cm: CmCodec,
+    /// Raw images and PCM audio by modality models: the archive tier's
+    /// strongest codec on such blocks, stored (and so never chosen) on
+    /// others.
+    media: MediaCodec,
     llm: Option<Arc<LlmCodec>>,
 }
 
@@ -38,6 +44,7 @@ impl Default for CodecSet {
             zstd_best: ZstdCodec::new(ZstdCodec::ARCHIVE_LEVEL),
             lzma: LzmaCodec,
             cm: CmCodec,
+            media: MediaCodec,
             llm: None,
         }
     }
@@ -62,6 +69,7 @@ impl CodecSet {
             CodecId::Llm => self.llm.as_deref().map(|c| c as &dyn Codec),
             CodecId::Lzma => Some(&self.lzma),
             CodecId::Cm => Some(&self.cm),
+            CodecId::Media => Some(&self.media),
         }
     }
 
@@ -116,7 +124,7 @@ impl CodecSet {
         let mut best = zstd;
         if !incompressible {
             // Ties keep the earlier, faster-decoding codec.
-            for codec in [&self.lzma as &dyn Codec, &self.cm] {
+            for codec in [&self.lzma as &dyn Codec, &self.cm, &self.media] {
                 let rec = encode_record(codec, raw)?;
                 if rec.len() < best.len() {
                     best = rec;

@@ -23,16 +23,24 @@ pub enum Feature {
     PortableLlm,
     /// Block records with codec 4 (cm, context mixing without a model).
     Cm,
+    /// Block records with codec 5 (media: raw images and PCM audio).
+    Media,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 3] = [Feature::Lzma, Feature::PortableLlm, Feature::Cm];
+    pub const ALL: [Feature; 4] = [
+        Feature::Lzma,
+        Feature::PortableLlm,
+        Feature::Cm,
+        Feature::Media,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Feature::Lzma => "lzma",
             Feature::PortableLlm => "llm-int8-v1",
             Feature::Cm => "cm",
+            Feature::Media => "media",
         }
     }
 
@@ -48,6 +56,7 @@ impl Feature {
             Feature::Lzma => 3,
             Feature::PortableLlm => 4,
             Feature::Cm => 5,
+            Feature::Media => 6,
         }
     }
 
@@ -67,6 +76,7 @@ impl Feature {
         match CodecId::from_u8(codec)? {
             CodecId::Lzma => Some(Feature::Lzma),
             CodecId::Cm => Some(Feature::Cm),
+            CodecId::Media => Some(Feature::Media),
             CodecId::Raw | CodecId::Zstd | CodecId::Llm => None,
         }
     }

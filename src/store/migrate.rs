@@ -13,13 +13,14 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_lzma_records.sql"),
     include_str!("../../migrations/0004_portable_llm_records.sql"),
     include_str!("../../migrations/0005_cm_records.sql"),
+    include_str!("../../migrations/0006_media_records.sql"),
 ];
 
 /// The newest schema version this build reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// The version of this build's tables: what opening a store read-write
-/// brings an older one to. The files past it (0003-0005) change no table; a
+/// brings an older one to. The files past it (0003-0006) change no table; a
 /// store is raised to their numbers only when its feature set needs them
 /// (`super::features`), so opening a store never locks out an older llmfs
 /// that could still read it.

@@ -20,13 +20,13 @@
 //! that dictionary decodes it. The volume codec ([`CmCodec`]) codes without
 //! one.
 
-mod arith;
+pub(crate) mod arith;
 mod error;
 mod matcher;
-mod mixer;
+pub(crate) mod mixer;
 mod predictor;
 mod slots;
-mod state;
+pub(crate) mod state;
 #[cfg(test)]
 mod tests;
 

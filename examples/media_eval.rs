@@ -1,0 +1,34 @@
+//! Per-file sizes and decode speed of the media codec on raw files, per
+//! 64 KiB block as the volume stores them (bench/media.sh runs it).
+//!
+//!   cargo run --release --example media_eval -- FILE...
+//!
+//! Prints one line per file: name, raw bytes, media payload bytes (all
+//! blocks), decode seconds (one thread), and the layout of the first block.
+use std::time::Instant;
+
+use llmfs::codec::media::{choose_layout, decode_payload, encode_payload};
+
+fn main() {
+    for path in std::env::args().skip(1) {
+        let data = std::fs::read(&path).expect("read input");
+        let mut payloads = Vec::new();
+        for block in data.chunks(65536) {
+            payloads.push(encode_payload(block, Vec::new()));
+        }
+        let start = Instant::now();
+        for (block, payload) in data.chunks(65536).zip(&payloads) {
+            let mut out = Vec::new();
+            decode_payload(payload, block.len(), &mut out).expect("decode");
+            assert_eq!(out, block, "{path}: round trip");
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let size: usize = payloads.iter().map(Vec::len).sum();
+        let name = path.rsplit('/').next().unwrap_or(&path);
+        let kind = match choose_layout(&data[..data.len().min(65536)]) {
+            Some(l) => format!("{:?}", l.arrangement).chars().take(60).collect(),
+            None => "stored".to_string(),
+        };
+        println!("{name} {} {size} {secs:.3} {kind}", data.len());
+    }
+}

@@ -1,0 +1,282 @@
+//! The audio model: per channel, the block's linear predictor (its integer
+//! coefficients are in the payload), then an adaptive sign-sign LMS stage
+//! on that predictor's errors that also sees the other channels' errors of
+//! the same frame (as Monkey's Audio and OptimFROG cascade), then a learnt
+//! bias. The residual goes to the [`ResidualCoder`] with contexts of the
+//! recent error magnitudes and signs.
+
+use super::layout::{AudioLayout, Lpc, SampleFormat};
+use super::residual::{ctx_of, qlog2, qsigned, BitIo, ResidualCoder, CTX};
+use super::MediaError;
+
+/// Taps of the LMS stage: own channel's last stage-1 errors.
+const LMS_TAPS: usize = 16;
+/// Inputs of the LMS stage: its taps and the previous channel's stage-1
+/// error of this frame and the frame before.
+const LMS_IN: usize = LMS_TAPS + 2;
+
+struct Channel {
+    lpc: Lpc,
+    /// Past samples, the latest first (only `coefs.len()` kept).
+    hist: Vec<i32>,
+    /// Past stage-1 errors, the latest first.
+    e1: [i32; LMS_TAPS],
+    w: [i32; LMS_IN],
+    /// Recent final residuals, the latest first.
+    r: [i32; 4],
+    /// Running mean of |residual|, fast and slow, in 1/16 units.
+    avg_fast: u32,
+    avg_slow: u32,
+    /// This frame's stage-1 error and the previous frame's, for the next
+    /// channel.
+    e1_now: i32,
+    e1_last: i32,
+    res_now: i32,
+}
+
+pub struct AudioModel {
+    format: SampleFormat,
+    lo: i32,
+    hi: i32,
+    ch: Vec<Channel>,
+    coder: ResidualCoder,
+}
+
+#[inline]
+fn sign(v: i32) -> i32 {
+    v.signum()
+}
+
+impl AudioModel {
+    pub fn new(format: SampleFormat, audio: &AudioLayout) -> AudioModel {
+        let (lo, hi) = format.range();
+        AudioModel {
+            format,
+            lo,
+            hi,
+            ch: audio
+                .lpc
+                .iter()
+                .map(|l| Channel {
+                    lpc: l.clone(),
+                    hist: vec![0; l.coefs.len()],
+                    e1: [0; LMS_TAPS],
+                    w: [0; LMS_IN],
+                    r: [0; 4],
+                    avg_fast: 16 << 4,
+                    avg_slow: 16 << 4,
+                    e1_now: 0,
+                    e1_last: 0,
+                    res_now: 0,
+                })
+                .collect(),
+            coder: ResidualCoder::default(),
+        }
+    }
+
+    /// Codes the sample of channel `c` (`v` ignored when decoding).
+    pub fn code<IO: BitIo>(&mut self, io: &mut IO, c: usize, v: i32) -> Result<i32, MediaError> {
+        let (lo, hi) = (self.lo, self.hi);
+        let bits = self.format.bits();
+        let (prev_e1, prev_e1_last, prev_res) = if c > 0 {
+            let p = &self.ch[c - 1];
+            (p.e1_now, p.e1_last, p.res_now)
+        } else {
+            (0, 0, 0)
+        };
+        let ch = &mut self.ch[c];
+        let mut acc: i64 = 0;
+        for (k, &s) in ch.lpc.coefs.iter().zip(&ch.hist) {
+            acc += i64::from(*k) * i64::from(s);
+        }
+        let p1 = (acc >> ch.lpc.shift).clamp(i64::from(lo), i64::from(hi)) as i32;
+
+        let mut x = [0i32; LMS_IN];
+        x[..LMS_TAPS].copy_from_slice(&ch.e1);
+        x[LMS_TAPS] = prev_e1;
+        x[LMS_TAPS + 1] = prev_e1_last;
+        let mut acc2: i64 = 0;
+        for (w, x) in ch.w.iter().zip(&x) {
+            acc2 += i64::from(*w) * i64::from(*x);
+        }
+        let p2 = (acc2 >> 16).clamp(-(1 << 24), 1 << 24) as i32;
+        let pred = (p1 + p2).clamp(lo, hi);
+
+        let scale = bits.saturating_sub(8);
+        let af = ch.avg_fast >> 4;
+        let asl = ch.avg_slow >> 4;
+        let cu = c as u32;
+        let ctx: [u32; CTX] = [
+            ctx_of(&[cu, qlog2(af, 40)]),
+            ctx_of(&[cu, qsigned(ch.r[0], 30), qsigned(ch.r[1] >> 2, 20)]),
+            ctx_of(&[cu, qlog2(af, 40) >> 1, qsigned(prev_res, 30)]),
+            ctx_of(&[cu, qlog2(ch.r.iter().map(|r| r.unsigned_abs()).sum(), 40)]),
+            ctx_of(&[cu, qlog2(asl, 40), qlog2(af, 40) >> 2]),
+            ctx_of(&[
+                cu,
+                qsigned(ch.r[0], 30) >> 1,
+                qlog2(af, 40) >> 1,
+                u32::from(ch.r[1] < 0),
+            ]),
+        ];
+        let select = qlog2(af >> scale.min(4), 15) * 2 + u32::from(c > 0);
+        self.coder.set_context(&ctx, select);
+        let e = self.coder.code(io, v - pred, bits)?;
+        let v = pred + e;
+        if v < lo || v > hi {
+            return Err(MediaError::SampleRange(i64::from(v)));
+        }
+
+        // Learn: sign-sign LMS on the stage-1 error, history, magnitudes.
+        let ch = &mut self.ch[c];
+        let e1 = v - p1;
+        let err2 = sign(e1 - p2);
+        if err2 != 0 {
+            for (w, x) in ch.w.iter_mut().zip(&x) {
+                *w += err2 * sign(*x) * 24;
+            }
+        }
+        ch.e1.copy_within(0..LMS_TAPS - 1, 1);
+        ch.e1[0] = e1;
+        ch.e1_last = ch.e1_now;
+        ch.e1_now = e1;
+        ch.res_now = e;
+        if !ch.hist.is_empty() {
+            let n = ch.hist.len();
+            ch.hist.copy_within(0..n - 1, 1);
+            ch.hist[0] = v;
+        }
+        ch.r.copy_within(0..3, 1);
+        ch.r[0] = e;
+        let m = (e.unsigned_abs().min(1 << 24)) << 4;
+        ch.avg_fast = ch.avg_fast - (ch.avg_fast >> 3) + (m >> 3);
+        ch.avg_slow = ch.avg_slow - (ch.avg_slow >> 6) + (m >> 6);
+        Ok(v)
+    }
+}
+
+/// Codes the frames of `body` (encoding) or decodes them into `out`.
+pub fn code_body<IO: BitIo>(
+    io: &mut IO,
+    format: SampleFormat,
+    audio: &AudioLayout,
+    body: Option<&[u8]>,
+    body_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), MediaError> {
+    let sb = usize::from(format.bytes);
+    let channels = usize::from(audio.channels);
+    let mut model = AudioModel::new(format, audio);
+    let mut pos = 0;
+    while pos + sb * channels <= body_len {
+        for c in 0..channels {
+            let v = body.map_or(0, |b| format.read(&b[pos..]));
+            let v = model.code(io, c, v)?;
+            format.write(v, out);
+            pos += sb;
+        }
+    }
+    Ok(())
+}
+
+/// The block's linear predictor for one channel's samples: Levinson-Durbin
+/// on the windowed autocorrelation (encoder only; the decoder reads the
+/// integer coefficients), the order among 8, 16 and 32 that leaves the
+/// smallest estimated residual.
+pub fn lpc_for(samples: &[i32], bits: u32) -> Lpc {
+    let n = samples.len();
+    if n < 64 {
+        return Lpc::default();
+    }
+    let max_order = super::layout::MAX_LPC_ORDER;
+    let xs: Vec<f64> = samples
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            // Welch window.
+            let t = 2.0 * i as f64 / (n - 1) as f64 - 1.0;
+            f64::from(s) * (1.0 - t * t)
+        })
+        .collect();
+    let mut r = vec![0f64; max_order + 1];
+    for (lag, rl) in r.iter_mut().enumerate() {
+        *rl = xs[lag..].iter().zip(&xs).map(|(a, b)| a * b).sum();
+    }
+    if r[0] <= 0.0 {
+        return Lpc::default();
+    }
+    r[0] *= 1.0 + 1e-9;
+    let mut best = Lpc::default();
+    let mut best_cost = cost(samples, &best, bits);
+    for order in [8usize, 16, 32] {
+        let a = levinson(&r, order);
+        let lpc = quantize(&a);
+        let c = cost(samples, &lpc, bits);
+        if c < best_cost {
+            best_cost = c;
+            best = lpc;
+        }
+    }
+    best
+}
+
+fn levinson(r: &[f64], order: usize) -> Vec<f64> {
+    let mut a = vec![0f64; order];
+    let mut err = r[0];
+    for i in 0..order {
+        let mut acc = r[i + 1];
+        for j in 0..i {
+            acc -= a[j] * r[i - j];
+        }
+        let k = acc / err;
+        let prev = a.clone();
+        a[i] = k;
+        for j in 0..i {
+            a[j] = prev[j] - k * prev[i - 1 - j];
+        }
+        err *= 1.0 - k * k;
+        if err <= 0.0 {
+            break;
+        }
+    }
+    a
+}
+
+fn quantize(a: &[f64]) -> Lpc {
+    let amax = a.iter().fold(0f64, |m, &v| m.max(v.abs()));
+    let mut shift = 15u8;
+    while shift > 0 && amax * f64::from(1u32 << shift) > 32767.0 {
+        shift -= 1;
+    }
+    shift = shift.min(14);
+    Lpc {
+        shift,
+        coefs: a
+            .iter()
+            .map(|&v| {
+                (v * f64::from(1u32 << shift))
+                    .round()
+                    .clamp(-32768.0, 32767.0) as i16
+            })
+            .collect(),
+    }
+}
+
+/// Estimated bits of the residual of `lpc` on `samples` (sum of bit
+/// lengths, plus the coefficients).
+fn cost(samples: &[i32], lpc: &Lpc, bits: u32) -> u64 {
+    let _ = bits;
+    let order = lpc.coefs.len();
+    let mut total = 16 * order as u64;
+    for t in 0..samples.len() {
+        let mut acc: i64 = 0;
+        for (i, &k) in lpc.coefs.iter().enumerate() {
+            if t > i {
+                acc += i64::from(k) * i64::from(samples[t - 1 - i]);
+            }
+        }
+        let e = i64::from(samples[t]) - (acc >> lpc.shift);
+        total += u64::from(64 - e.unsigned_abs().leading_zeros()) * 2 + 1;
+    }
+    total
+}

@@ -1,0 +1,457 @@
+//! Finds a block's layout (encoder only): from a WAV, AIFF, BMP, PGM/PPM or
+//! uncompressed TIFF header at the block's start, else by a cheap search
+//! over sample widths, channel counts, phases and image strides, scored by
+//! the bits a simple predictor would leave. A wrong answer costs bytes,
+//! never correctness: the payload records whatever layout was used.
+
+use super::layout::{
+    Arrangement, AudioLayout, ImageLayout, Layout, Lpc, SampleFormat, MAX_AUDIO_CHANNELS,
+};
+
+/// What a header says, before audio predictors are fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    Image {
+        data: usize,
+        format: SampleFormat,
+        channels: u8,
+        row_pixels: u32,
+        row_pad: u16,
+    },
+    Audio {
+        data: usize,
+        format: SampleFormat,
+        channels: u8,
+    },
+}
+
+fn le16(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from(u16::from_le_bytes(
+        b.get(at..at + 2)?.try_into().ok()?,
+    )))
+}
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+fn be16(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from(u16::from_be_bytes(
+        b.get(at..at + 2)?.try_into().ok()?,
+    )))
+}
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn pcm(bits: u32, big_endian: bool, signed8: bool) -> Option<SampleFormat> {
+    let bytes = match bits {
+        8 => 1,
+        16 => 2,
+        24 => 3,
+        _ => return None,
+    };
+    Some(SampleFormat {
+        bytes,
+        big_endian,
+        signed: bytes > 1 || signed8,
+    })
+}
+
+fn wav(b: &[u8]) -> Option<Found> {
+    if b.get(0..4)? != b"RIFF" || b.get(8..12)? != b"WAVE" {
+        return None;
+    }
+    let mut at = 12;
+    let mut fmt = None;
+    while at + 8 <= b.len() {
+        let id = &b[at..at + 4];
+        let len = le32(b, at + 4)? as usize;
+        if id == b"fmt " {
+            let tag = le16(b, at + 8)?;
+            let channels = le16(b, at + 10)?;
+            let bits = le16(b, at + 22)?;
+            if !(tag == 1 || tag == 0xFFFE)
+                || channels == 0
+                || channels > u32::from(MAX_AUDIO_CHANNELS)
+            {
+                return None;
+            }
+            fmt = Some((pcm(bits, false, false)?, channels as u8));
+        } else if id == b"data" {
+            let (format, channels) = fmt?;
+            return Some(Found::Audio {
+                data: at + 8,
+                format,
+                channels,
+            });
+        }
+        at = at.checked_add(8 + len + (len & 1))?;
+    }
+    None
+}
+
+fn aiff(b: &[u8]) -> Option<Found> {
+    if b.get(0..4)? != b"FORM" || !matches!(b.get(8..12)?, b"AIFF" | b"AIFC") {
+        return None;
+    }
+    let mut at = 12;
+    let mut fmt = None;
+    while at + 8 <= b.len() {
+        let id = &b[at..at + 4];
+        let len = be32(b, at + 4)? as usize;
+        if id == b"COMM" {
+            let channels = be16(b, at + 8)?;
+            let bits = be16(b, at + 14)?;
+            if channels == 0 || channels > u32::from(MAX_AUDIO_CHANNELS) {
+                return None;
+            }
+            fmt = Some((pcm(bits, true, true)?, channels as u8));
+        } else if id == b"SSND" {
+            let (format, channels) = fmt?;
+            let offset = be32(b, at + 8)? as usize;
+            return Some(Found::Audio {
+                data: at + 16 + offset,
+                format,
+                channels,
+            });
+        }
+        at = at.checked_add(8 + len + (len & 1))?;
+    }
+    None
+}
+
+fn bmp(b: &[u8]) -> Option<Found> {
+    if b.get(0..2)? != b"BM" {
+        return None;
+    }
+    let data = le32(b, 10)? as usize;
+    let width = le32(b, 18)? as i32;
+    let bpp = le16(b, 28)?;
+    let compression = le32(b, 30)?;
+    let channels = match (bpp, compression) {
+        (8, 0) => 1,
+        (24, 0) => 3,
+        (32, 0 | 3) => 4,
+        _ => return None,
+    };
+    if width <= 0 {
+        return None;
+    }
+    let row = width as u64 * u64::from(channels);
+    let stride = (row + 3) / 4 * 4;
+    Some(Found::Image {
+        data,
+        format: SampleFormat::U8,
+        channels,
+        row_pixels: width as u32,
+        row_pad: (stride - row) as u16,
+    })
+}
+
+/// PGM (P5) and PPM (P6): magic, width, height, maxval, one whitespace.
+fn pnm(b: &[u8]) -> Option<Found> {
+    let channels = match b.get(0..2)? {
+        b"P5" => 1,
+        b"P6" => 3,
+        _ => return None,
+    };
+    let mut at = 2;
+    let mut fields = [0u32; 3];
+    for f in &mut fields {
+        loop {
+            match *b.get(at)? {
+                b'#' => {
+                    while *b.get(at)? != b'\n' {
+                        at += 1;
+                    }
+                }
+                c if c.is_ascii_whitespace() => at += 1,
+                _ => break,
+            }
+        }
+        let start = at;
+        while b.get(at)?.is_ascii_digit() {
+            at += 1;
+        }
+        *f = std::str::from_utf8(&b[start..at]).ok()?.parse().ok()?;
+    }
+    if !b.get(at)?.is_ascii_whitespace() || fields[0] == 0 || fields[2] == 0 {
+        return None;
+    }
+    let format = if fields[2] < 256 {
+        SampleFormat::U8
+    } else if fields[2] < 65536 {
+        SampleFormat {
+            bytes: 2,
+            big_endian: true,
+            signed: false,
+        }
+    } else {
+        return None;
+    };
+    Some(Found::Image {
+        data: at + 1,
+        format,
+        channels,
+        row_pixels: fields[0],
+        row_pad: 0,
+    })
+}
+
+/// Baseline uncompressed, chunky TIFF: the first strip's offset.
+fn tiff(b: &[u8]) -> Option<Found> {
+    let big = match b.get(0..4)? {
+        b"II*\0" => false,
+        b"MM\0*" => true,
+        _ => return None,
+    };
+    let r16 = |at| if big { be16(b, at) } else { le16(b, at) };
+    let r32 = |at| if big { be32(b, at) } else { le32(b, at) };
+    let ifd = r32(4)? as usize;
+    let n = r16(ifd)? as usize;
+    let (mut width, mut bits, mut comp, mut spp, mut strip, mut planar) = (0, 8, 1, 1, None, 1);
+    for i in 0..n.min(64) {
+        let e = ifd + 2 + 12 * i;
+        let tag = r16(e)?;
+        let typ = r16(e + 2)?;
+        let count = r32(e + 4)?;
+        let value = if typ == 3 && count == 1 {
+            r16(e + 8)?
+        } else {
+            r32(e + 8)?
+        };
+        match tag {
+            256 => width = value,
+            258 => {
+                bits = if count == 1 {
+                    value
+                } else {
+                    r16(value as usize)?
+                }
+            }
+            259 => comp = value,
+            273 => {
+                strip = Some(if count == 1 {
+                    value
+                } else if typ == 3 {
+                    r16(value as usize)?
+                } else {
+                    r32(value as usize)?
+                })
+            }
+            277 => spp = value,
+            284 => planar = value,
+            _ => {}
+        }
+    }
+    if comp != 1 || planar != 1 || width == 0 || !(1..=4).contains(&spp) {
+        return None;
+    }
+    let format = match bits {
+        8 => SampleFormat::U8,
+        16 => SampleFormat {
+            bytes: 2,
+            big_endian: big,
+            signed: false,
+        },
+        _ => return None,
+    };
+    Some(Found::Image {
+        data: strip? as usize,
+        format,
+        channels: spp as u8,
+        row_pixels: width,
+        row_pad: 0,
+    })
+}
+
+/// The layout a header at the start of `block` describes, if any.
+pub fn header(block: &[u8]) -> Option<Found> {
+    let found = wav(block)
+        .or_else(|| aiff(block))
+        .or_else(|| bmp(block))
+        .or_else(|| pnm(block))
+        .or_else(|| tiff(block))?;
+    let data = match found {
+        Found::Image { data, .. } | Found::Audio { data, .. } => data,
+    };
+    (data < block.len()).then_some(found)
+}
+
+/// Bits a residual of `e` costs, roughly.
+#[inline]
+fn est(e: i32) -> u64 {
+    u64::from(33 - e.unsigned_abs().leading_zeros()) + 1
+}
+
+const PROBE: usize = 16384;
+
+/// Estimated bits per byte of `block` read as audio of `format` x
+/// `channels` from byte `phase`, with a fixed second-order predictor.
+fn audio_cost(block: &[u8], format: SampleFormat, channels: usize, phase: usize) -> (u64, usize) {
+    let sb = usize::from(format.bytes);
+    let frame = sb * channels;
+    let body = &block[phase..];
+    let frames = (body.len() / frame).min(PROBE / frame.max(1) * 2);
+    let mut hist = [[0i32; 2]; MAX_AUDIO_CHANNELS as usize];
+    let mut bits = 0;
+    for f in 0..frames {
+        for (c, h) in hist.iter_mut().enumerate().take(channels) {
+            let v = format.read(&body[f * frame + c * sb..]);
+            bits += est(v - (2 * h[0] - h[1]));
+            *h = [v, h[0]];
+        }
+    }
+    (bits, frames * frame)
+}
+
+/// Estimated bits of `block` as an image with `stride` bytes per row and
+/// `channels` 8-bit samples per pixel, from MED on a probe of rows.
+fn image_cost(block: &[u8], stride: usize, channels: usize) -> (u64, usize) {
+    let start = stride;
+    let end = block.len().min(start + 2 * PROBE);
+    let mut bits = 0;
+    for i in start..end {
+        let x = i % stride;
+        let w = if x >= channels {
+            block[i - channels]
+        } else {
+            block[i - stride]
+        };
+        let n = block[i - stride];
+        let nw = if x >= channels {
+            block[i - stride - channels]
+        } else {
+            n
+        };
+        let p = super::image::med_u8(w, n, nw);
+        bits += est(i32::from(block[i]) - i32::from(p));
+    }
+    (bits, end.saturating_sub(start))
+}
+
+/// The row stride (bytes) along which `block` repeats best, if any.
+fn find_stride(block: &[u8]) -> Option<usize> {
+    let max = (block.len() / 4).min(32768);
+    if max < 16 {
+        return None;
+    }
+    let samples = 1024.min(block.len() - max);
+    let step = ((block.len() - max) / samples).max(1);
+    let mut best = (u64::MAX, 0);
+    for s in 8..=max {
+        let mut d = 0u64;
+        let mut i = max;
+        while i < block.len() {
+            d += u64::from(block[i].abs_diff(block[i - s]));
+            i += step;
+        }
+        if d < best.0 {
+            best = (d, s);
+        }
+    }
+    Some(best.1)
+}
+
+/// A guessed layout (without audio predictors) for a block with no
+/// header, or None when nothing scores better than 7 bits a byte.
+pub fn search(block: &[u8]) -> Option<Found> {
+    let mut best: Option<(u64, Found)> = None;
+    let mut consider = |bits: u64, bytes: usize, found: Found| {
+        if bytes < 256 {
+            return;
+        }
+        // Bits per 1024 bytes, comparable across candidates.
+        let rate = bits * 1024 / bytes as u64;
+        if rate < 7 * 1024 && best.as_ref().is_none_or(|(r, _)| rate < *r) {
+            best = Some((rate, found));
+        }
+    };
+    for bytes in [2u8, 1] {
+        for channels in [1usize, 2] {
+            let format = SampleFormat {
+                bytes,
+                big_endian: false,
+                signed: bytes > 1,
+            };
+            for phase in 0..usize::from(bytes) * channels {
+                if phase >= block.len() {
+                    continue;
+                }
+                let (bits, n) = audio_cost(block, format, channels, phase);
+                consider(
+                    bits,
+                    n,
+                    Found::Audio {
+                        data: phase,
+                        format,
+                        channels: channels as u8,
+                    },
+                );
+            }
+        }
+    }
+    if let Some(stride) = find_stride(block) {
+        for channels in [1usize, 3, 4] {
+            let (bits, n) = image_cost(block, stride, channels);
+            let pad = stride % channels;
+            consider(
+                bits,
+                n,
+                Found::Image {
+                    data: 0,
+                    format: SampleFormat::U8,
+                    channels: channels as u8,
+                    row_pixels: (stride / channels).max(1) as u32,
+                    row_pad: pad as u16,
+                },
+            );
+        }
+    }
+    best.map(|(_, f)| f)
+}
+
+/// The full layout for `found` in `block`: audio gets its predictors
+/// fitted to the block's samples.
+pub fn layout(block: &[u8], found: Found) -> Layout {
+    match found {
+        Found::Image {
+            data,
+            format,
+            channels,
+            row_pixels,
+            row_pad,
+        } => Layout {
+            lead: data as u32,
+            format,
+            arrangement: Arrangement::Image(ImageLayout {
+                channels,
+                row_pixels,
+                row_pad,
+                x0: 0,
+            }),
+        },
+        Found::Audio {
+            data,
+            format,
+            channels,
+        } => {
+            let sb = usize::from(format.bytes);
+            let nch = usize::from(channels);
+            let body = &block[data..];
+            let frames = body.len() / (sb * nch);
+            let lpc: Vec<Lpc> = (0..nch)
+                .map(|c| {
+                    let s: Vec<i32> = (0..frames)
+                        .map(|f| format.read(&body[(f * nch + c) * sb..]))
+                        .collect();
+                    super::audio::lpc_for(&s, format.bits())
+                })
+                .collect();
+            Layout {
+                lead: data as u32,
+                format,
+                arrangement: Arrangement::Audio(AudioLayout { channels, lpc }),
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The `media` codec (codec 5): raw images and PCM audio, coded by
+//! modality models on cm's machinery (its arithmetic coder, mixers, APM and
+//! adaptive probabilities), integer only.
+//!
+//! Per block the encoder finds a layout ([`detect`]: a WAV, AIFF, BMP,
+//! PGM/PPM or TIFF header at the block's start, else a cheap search over
+//! sample widths, channels, phases and image strides) and records it in the
+//! payload ([`layout`]), so the decoder never guesses and every block
+//! decodes on its own. Images go through [`image`] (blended neighbour
+//! predictors), audio through [`audio`] (the block's LPC, then LMS), and
+//! both residual streams through [`residual`]. A block with no layout that
+//! scores is stored as it is (kind 0), which the codec choice then drops.
+//! docs/FORMAT.md ("media payload") is the byte-by-byte specification.
+
+pub mod audio;
+pub mod detect;
+mod error;
+pub mod image;
+pub mod layout;
+pub mod residual;
+#[cfg(test)]
+mod tests;
+
+pub use error::MediaError;
+
+use super::cm::arith;
+use super::{Codec, CodecError, CodecId};
+use layout::{Arrangement, Layout, KIND_STORED};
+
+/// The payload format version this build writes and reads.
+pub const PAYLOAD_VERSION: u8 = 1;
+
+/// The media codec. Holds no tables: each block gets fresh models.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MediaCodec;
+
+fn code_body<IO: residual::BitIo>(
+    io: &mut IO,
+    lay: &Layout,
+    body: Option<&[u8]>,
+    body_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), MediaError> {
+    match &lay.arrangement {
+        Arrangement::Image(img) => image::code_body(io, lay.format, img, body, body_len, out),
+        Arrangement::Audio(a) => audio::code_body(io, lay.format, a, body, body_len, out),
+    }
+}
+
+/// The layout the encoder uses for `raw`, if any.
+pub fn choose_layout(raw: &[u8]) -> Option<Layout> {
+    let found = detect::header(raw).or_else(|| detect::search(raw))?;
+    let lay = detect::layout(raw, found);
+    (lay.body_len(raw.len()) > 0).then_some(lay)
+}
+
+/// Encodes `raw` with layout `lay` (or stored, for None) into a payload
+/// appended to `out`.
+pub fn encode_with_layout(raw: &[u8], lay: Option<&Layout>, mut out: Vec<u8>) -> Vec<u8> {
+    out.push(PAYLOAD_VERSION);
+    let Some(lay) = lay else {
+        out.push(KIND_STORED);
+        out.extend_from_slice(raw);
+        return out;
+    };
+    lay.write(&mut out);
+    let lead = lay.lead as usize;
+    let body_len = lay.body_len(raw.len());
+    out.extend_from_slice(&raw[..lead]);
+    out.extend_from_slice(&raw[lead + body_len..]);
+    let mut enc = arith::Encoder::new(out);
+    let mut check = Vec::with_capacity(body_len);
+    code_body(
+        &mut enc,
+        lay,
+        Some(&raw[lead..lead + body_len]),
+        body_len,
+        &mut check,
+    )
+    .expect("encoding never fails: samples come from the block");
+    debug_assert_eq!(check, raw[lead..lead + body_len]);
+    enc.finish()
+}
+
+/// Encodes `raw` into a complete media payload appended to `out`.
+pub fn encode_payload(raw: &[u8], out: Vec<u8>) -> Vec<u8> {
+    encode_with_layout(raw, choose_layout(raw).as_ref(), out)
+}
+
+/// The layout a payload records (None for a stored block), for reports.
+pub fn payload_layout(payload: &[u8], raw_len: usize) -> Result<Option<Layout>, MediaError> {
+    match payload {
+        [] | [_] => Err(MediaError::Truncated),
+        [PAYLOAD_VERSION, KIND_STORED, ..] => Ok(None),
+        [PAYLOAD_VERSION, kind, rest @ ..] => Ok(Some(Layout::read(*kind, rest, raw_len)?.0)),
+        [v, ..] => Err(MediaError::UnknownVersion(*v)),
+    }
+}
+
+/// Decodes a media payload of `raw_len` bytes into `out` (cleared by the
+/// caller). Never writes more than `raw_len` bytes, and codes at most one
+/// residual per sample, each of a bounded number of decisions.
+pub fn decode_payload(payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), MediaError> {
+    let (&version, rest) = payload.split_first().ok_or(MediaError::Truncated)?;
+    if version != PAYLOAD_VERSION {
+        return Err(MediaError::UnknownVersion(version));
+    }
+    let (&kind, rest) = rest.split_first().ok_or(MediaError::Truncated)?;
+    if kind == KIND_STORED {
+        if rest.len() != raw_len {
+            return Err(MediaError::LayoutTooLong {
+                needs: rest.len() as u64,
+                raw_len,
+            });
+        }
+        out.extend_from_slice(rest);
+        return Ok(());
+    }
+    let (lay, used) = Layout::read(kind, rest, raw_len)?;
+    let rest = &rest[used..];
+    let lead = lay.lead as usize;
+    let body_len = lay.body_len(raw_len);
+    let tail = raw_len - lead - body_len;
+    let verbatim = rest.get(..lead + tail).ok_or(MediaError::Truncated)?;
+    let stream = &rest[lead + tail..];
+    out.reserve_exact(raw_len);
+    out.extend_from_slice(&verbatim[..lead]);
+    let mut dec = arith::Decoder::new(stream);
+    code_body(&mut dec, &lay, None, body_len, out)?;
+    dec.finish()?;
+    out.extend_from_slice(&verbatim[lead..]);
+    Ok(())
+}
+
+impl Codec for MediaCodec {
+    fn id(&self) -> CodecId {
+        CodecId::Media
+    }
+
+    fn encode(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        *out = encode_payload(raw, std::mem::take(out));
+        Ok(())
+    }
+
+    fn decode(&self, payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        decode_payload(payload, raw_len, out).map_err(|e| CodecError::Corrupt {
+            codec: CodecId::Media,
+            detail: e.to_string(),
+        })
+    }
+}
