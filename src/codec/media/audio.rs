@@ -14,6 +14,8 @@ const LMS_TAPS: usize = 16;
 /// Inputs of the LMS stage: its taps and the previous channel's stage-1
 /// error of this frame and the frame before.
 const LMS_IN: usize = LMS_TAPS + 2;
+/// The LMS stage's step (weights in 1/65536).
+const LMS_STEP: i32 = 128;
 
 struct Channel {
     lpc: Lpc,
@@ -32,6 +34,8 @@ struct Channel {
     e1_now: i32,
     e1_last: i32,
     res_now: i32,
+    /// This frame's sample.
+    v_now: i32,
 }
 
 pub struct AudioModel {
@@ -68,6 +72,7 @@ impl AudioModel {
                     e1_now: 0,
                     e1_last: 0,
                     res_now: 0,
+                    v_now: 0,
                 })
                 .collect(),
             coder: ResidualCoder::default(),
@@ -84,12 +89,14 @@ impl AudioModel {
         } else {
             (0, 0, 0)
         };
+        let first = self.ch[0].v_now;
         let ch = &mut self.ch[c];
         let mut acc: i64 = 0;
         for (k, &s) in ch.lpc.coefs.iter().zip(&ch.hist) {
             acc += i64::from(*k) * i64::from(s);
         }
-        let p1 = (acc >> ch.lpc.shift).clamp(i64::from(lo), i64::from(hi)) as i32;
+        let base = if ch.lpc.side { i64::from(first) } else { 0 };
+        let p1 = (base + (acc >> ch.lpc.shift)).clamp(i64::from(lo), i64::from(hi)) as i32;
 
         let mut x = [0i32; LMS_IN];
         x[..LMS_TAPS].copy_from_slice(&ch.e1);
@@ -133,7 +140,7 @@ impl AudioModel {
         let err2 = sign(e1 - p2);
         if err2 != 0 {
             for (w, x) in ch.w.iter_mut().zip(&x) {
-                *w += err2 * sign(*x) * 24;
+                *w += err2 * sign(*x) * LMS_STEP;
             }
         }
         ch.e1.copy_within(0..LMS_TAPS - 1, 1);
@@ -144,8 +151,9 @@ impl AudioModel {
         if !ch.hist.is_empty() {
             let n = ch.hist.len();
             ch.hist.copy_within(0..n - 1, 1);
-            ch.hist[0] = v;
+            ch.hist[0] = if ch.lpc.side { v - first } else { v };
         }
+        ch.v_now = v;
         ch.r.copy_within(0..3, 1);
         ch.r[0] = e;
         let m = (e.unsigned_abs().min(1 << 24)) << 4;
@@ -183,10 +191,12 @@ pub fn code_body<IO: BitIo>(
 /// on the windowed autocorrelation (encoder only; the decoder reads the
 /// integer coefficients), the order among 8, 16 and 32 that leaves the
 /// smallest estimated residual.
-pub fn lpc_for(samples: &[i32], bits: u32) -> Lpc {
+pub fn lpc_for(samples: &[i32]) -> (Lpc, u64) {
     let n = samples.len();
+    let none = Lpc::default();
     if n < 64 {
-        return Lpc::default();
+        let c = cost(samples, &none);
+        return (none, c);
     }
     let max_order = super::layout::MAX_LPC_ORDER;
     let xs: Vec<f64> = samples
@@ -203,21 +213,22 @@ pub fn lpc_for(samples: &[i32], bits: u32) -> Lpc {
         *rl = xs[lag..].iter().zip(&xs).map(|(a, b)| a * b).sum();
     }
     if r[0] <= 0.0 {
-        return Lpc::default();
+        let c = cost(samples, &none);
+        return (none, c);
     }
     r[0] *= 1.0 + 1e-9;
-    let mut best = Lpc::default();
-    let mut best_cost = cost(samples, &best, bits);
+    let mut best_cost = cost(samples, &none);
+    let mut best = none;
     for order in [8usize, 16, 32] {
         let a = levinson(&r, order);
         let lpc = quantize(&a);
-        let c = cost(samples, &lpc, bits);
+        let c = cost(samples, &lpc);
         if c < best_cost {
             best_cost = c;
             best = lpc;
         }
     }
-    best
+    (best, best_cost)
 }
 
 fn levinson(r: &[f64], order: usize) -> Vec<f64> {
@@ -251,6 +262,7 @@ fn quantize(a: &[f64]) -> Lpc {
     shift = shift.min(14);
     Lpc {
         shift,
+        side: false,
         coefs: a
             .iter()
             .map(|&v| {
@@ -264,8 +276,7 @@ fn quantize(a: &[f64]) -> Lpc {
 
 /// Estimated bits of the residual of `lpc` on `samples` (sum of bit
 /// lengths, plus the coefficients).
-fn cost(samples: &[i32], lpc: &Lpc, bits: u32) -> u64 {
-    let _ = bits;
+fn cost(samples: &[i32], lpc: &Lpc) -> u64 {
     let order = lpc.coefs.len();
     let mut total = 16 * order as u64;
     for t in 0..samples.len() {

@@ -295,10 +295,19 @@ fn audio_cost(block: &[u8], format: SampleFormat, channels: usize, phase: usize)
     let mut hist = [[0i32; 2]; MAX_AUDIO_CHANNELS as usize];
     let mut bits = 0;
     for f in 0..frames {
-        for (c, h) in hist.iter_mut().enumerate().take(channels) {
+        let (mut first, prev_first) = (0, hist[0][0]);
+        for c in 0..channels {
             let v = format.read(&body[f * frame + c * sb..]);
-            bits += est(v - (2 * h[0] - h[1]));
-            *h = [v, h[0]];
+            let h = hist[c];
+            let mut e = est(v - (2 * h[0] - h[1]));
+            if c > 0 {
+                // Later channels may follow the first (as the models use).
+                e = e.min(est(v - (first + h[0] - prev_first)));
+            } else {
+                first = v;
+            }
+            bits += e;
+            hist[c] = [v, h[0]];
         }
     }
     (bits, frames * frame)
@@ -439,12 +448,28 @@ pub fn layout(block: &[u8], found: Found) -> Layout {
             let nch = usize::from(channels);
             let body = &block[data..];
             let frames = body.len() / (sb * nch);
+            let channel = |c: usize| -> Vec<i32> {
+                (0..frames)
+                    .map(|f| format.read(&body[(f * nch + c) * sb..]))
+                    .collect()
+            };
+            let first = channel(0);
             let lpc: Vec<Lpc> = (0..nch)
                 .map(|c| {
-                    let s: Vec<i32> = (0..frames)
-                        .map(|f| format.read(&body[(f * nch + c) * sb..]))
-                        .collect();
-                    super::audio::lpc_for(&s, format.bits())
+                    let own = channel(c);
+                    let (lpc, cost) = super::audio::lpc_for(&own);
+                    if c == 0 {
+                        return lpc;
+                    }
+                    // Or the difference from the first channel, when that
+                    // predicts better (near-mono recordings).
+                    let diff: Vec<i32> = own.iter().zip(&first).map(|(a, b)| a - b).collect();
+                    let (side, side_cost) = super::audio::lpc_for(&diff);
+                    if side_cost < cost {
+                        Lpc { side: true, ..side }
+                    } else {
+                        lpc
+                    }
                 })
                 .collect();
             Layout {

@@ -100,12 +100,19 @@ pub struct ImageLayout {
     pub x0: u32,
 }
 
-/// One channel's linear predictor: `pred = sum(coefs[i] * s[t-1-i]) >> shift`.
+/// One channel's linear predictor: `pred = sum(coefs[i] * s[t-1-i]) >> shift`,
+/// over the channel's samples or (`side`, channels after the first) over
+/// its differences from the first channel, then added to the first
+/// channel's sample of the frame.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Lpc {
     pub shift: u8,
+    pub side: bool,
     pub coefs: Vec<i16>,
 }
+
+/// The shift byte's flag for a side predictor.
+const SIDE: u8 = 0x80;
 
 /// Interleaved audio frames of `channels` samples, each channel with its
 /// block's linear predictor.
@@ -196,7 +203,7 @@ impl Layout {
                 out.push(a.channels);
                 for l in &a.lpc {
                     out.push(l.coefs.len() as u8);
-                    out.push(l.shift);
+                    out.push(l.shift | if l.side { SIDE } else { 0 });
                     for c in &l.coefs {
                         out.extend_from_slice(&c.to_le_bytes());
                     }
@@ -245,20 +252,21 @@ impl Layout {
                     return Err(MediaError::BadField("channels", u64::from(channels)));
                 }
                 let mut lpc = Vec::with_capacity(usize::from(channels));
-                for _ in 0..channels {
+                for c in 0..channels {
                     let order = usize::from(r.u8()?);
                     if order > MAX_LPC_ORDER {
                         return Err(MediaError::BadField("lpc order", order as u64));
                     }
-                    let shift = r.u8()?;
-                    if shift > 15 {
-                        return Err(MediaError::BadField("lpc shift", u64::from(shift)));
+                    let byte = r.u8()?;
+                    let (shift, side) = (byte & !SIDE, byte & SIDE != 0);
+                    if shift > 15 || (side && c == 0) {
+                        return Err(MediaError::BadField("lpc shift", u64::from(byte)));
                     }
                     let mut coefs = Vec::with_capacity(order);
                     for _ in 0..order {
                         coefs.push(i16::from_le_bytes([r.u8()?, r.u8()?]));
                     }
-                    lpc.push(Lpc { shift, coefs });
+                    lpc.push(Lpc { shift, side, coefs });
                 }
                 Arrangement::Audio(AudioLayout { channels, lpc })
             }
