@@ -317,7 +317,7 @@ fn audio_cost(block: &[u8], format: SampleFormat, channels: usize, phase: usize)
 /// `channels` 8-bit samples per pixel, from MED on a probe of rows.
 fn image_cost(block: &[u8], stride: usize, channels: usize) -> (u64, usize) {
     let start = stride;
-    let end = block.len().min(start + 2 * PROBE);
+    let end = block.len().min(start + PROBE);
     let mut bits = 0;
     for i in start..end {
         let x = i % stride;
@@ -338,27 +338,31 @@ fn image_cost(block: &[u8], stride: usize, channels: usize) -> (u64, usize) {
     (bits, end.saturating_sub(start))
 }
 
-/// The row stride (bytes) along which `block` repeats best, if any.
-fn find_stride(block: &[u8]) -> Option<usize> {
-    let max = (block.len() / 4).min(32768);
-    if max < 16 {
-        return None;
+/// The row strides (bytes) along which `block` repeats best: the eight
+/// best scores of the mean difference between bytes a stride apart, on 64
+/// runs of 64 bytes spread over the block (runs, not single bytes, so that
+/// a stride can not alias with the sampling step).
+fn find_strides(block: &[u8]) -> Vec<usize> {
+    let max = (block.len() / 3).min(16384);
+    if max < 16 || block.len() < max + 4096 {
+        return Vec::new();
     }
-    let samples = 1024.min(block.len() - max);
-    let step = ((block.len() - max) / samples).max(1);
-    let mut best = (u64::MAX, 0);
-    for s in 8..=max {
-        let mut d = 0u64;
-        let mut i = max;
-        while i < block.len() {
-            d += u64::from(block[i].abs_diff(block[i - s]));
-            i += step;
-        }
-        if d < best.0 {
-            best = (d, s);
-        }
-    }
-    Some(best.1)
+    let span = block.len() - max - 64;
+    let starts: Vec<usize> = (0..64).map(|k| max + k * span / 64).collect();
+    let scores: Vec<u64> = (8..=max)
+        .map(|s| {
+            let mut d = 0u64;
+            for &at in &starts {
+                for i in at..at + 64 {
+                    d += u64::from(block[i].abs_diff(block[i - s]));
+                }
+            }
+            d
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by_key(|&i| (scores[i], i));
+    order.into_iter().take(8).map(|i| i + 8).collect()
 }
 
 /// A guessed layout (without audio predictors) for a block with no
@@ -399,7 +403,7 @@ pub fn search(block: &[u8]) -> Option<Found> {
             }
         }
     }
-    if let Some(stride) = find_stride(block) {
+    for stride in find_strides(block) {
         for channels in [1usize, 3, 4] {
             let (bits, n) = image_cost(block, stride, channels);
             let pad = stride % channels;

@@ -30,7 +30,7 @@ const NODE_SIGN: u32 = 25;
 /// Values of `select` (the second mixer's and the APM's context).
 pub const SELECTS: usize = 32;
 /// Adaptation limit of the tables (higher: slower, steadier).
-const LIMIT: u32 = 255;
+const LIMIT: u32 = 1023;
 
 /// An arithmetic coder seen from the model: it codes `bit` (encoder) or
 /// returns the decoded bit (decoder, `bit` ignored) with probability `p1`
