@@ -9,6 +9,8 @@ use super::MediaError;
 pub const MAX_IMAGE_CHANNELS: u8 = 4;
 /// Most channels an audio frame may have.
 pub const MAX_AUDIO_CHANNELS: u8 = 8;
+/// Widest image row a payload may describe.
+pub const MAX_ROW_PIXELS: u32 = 1 << 24;
 /// Highest LPC order a payload may carry.
 pub const MAX_LPC_ORDER: usize = 32;
 
@@ -215,6 +217,9 @@ impl Layout {
     /// Parses the layout of kind `kind` from `b`; returns it and the bytes
     /// it used. Checks every field, and that the lead fits `raw_len`.
     pub fn read(kind: u8, b: &[u8], raw_len: usize) -> Result<(Layout, usize), MediaError> {
+        if kind != KIND_IMAGE && kind != KIND_AUDIO {
+            return Err(MediaError::UnknownKind(kind));
+        }
         let mut r = Reader { b, pos: 0 };
         let format = SampleFormat::from_byte(r.u8()?)?;
         let lead = r.u32()?;
@@ -231,7 +236,7 @@ impl Layout {
                     return Err(MediaError::BadField("channels", u64::from(channels)));
                 }
                 let row_pixels = r.u32()?;
-                if row_pixels == 0 || row_pixels as usize > raw_len.max(1) {
+                if row_pixels == 0 || row_pixels > MAX_ROW_PIXELS {
                     return Err(MediaError::BadField("row pixels", u64::from(row_pixels)));
                 }
                 let row_pad = u16::from_le_bytes([r.u8()?, r.u8()?]);
