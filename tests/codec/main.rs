@@ -14,6 +14,7 @@ mod bench_cli;
 mod cm;
 mod compress_cli;
 mod llm_codec;
+mod media;
 mod model;
 mod portable;
 mod reference;
