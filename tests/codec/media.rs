@@ -56,12 +56,12 @@ fn wav(frames: usize, channels: usize, bits: usize) -> Vec<u8> {
     v.extend((data as u32).to_le_bytes());
     let n = noise(frames * channels, 9);
     let amp = (1i64 << (bits - 2)) as f64;
-    for i in 0..frames * channels {
+    for (i, &j) in n.iter().enumerate() {
         let t = (i / channels) as f64 / 44100.0;
         let s = ((t * 440.0 * std::f64::consts::TAU).sin() * 0.5
             + (t * 1234.0 * std::f64::consts::TAU + (i % channels) as f64).sin() * 0.2)
             * amp;
-        let s = s as i32 + i32::from(n[i] % 3) - 1 + if bits == 8 { 128 } else { 0 };
+        let s = s as i32 + i32::from(j % 3) - 1 + if bits == 8 { 128 } else { 0 };
         v.extend(&s.to_le_bytes()[..bytes]);
     }
     v

@@ -137,7 +137,7 @@ fn bmp(b: &[u8]) -> Option<Found> {
         return None;
     }
     let row = width as u64 * u64::from(channels);
-    let stride = (row + 3) / 4 * 4;
+    let stride = row.div_ceil(4) * 4;
     Some(Found::Image {
         data,
         format: SampleFormat::U8,

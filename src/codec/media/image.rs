@@ -159,8 +159,8 @@ impl ImageModel {
                 (pn + pnw + 1) >> 1,
                 (3 * pw + 3 * pn - 2 * pnw + pne - pww - pnn + 2) >> 2,
             ];
-            for k in 0..NP {
-                p[k] = cl(p[k] + pv - q[k]);
+            for (pk, qk) in p.iter_mut().zip(q) {
+                *pk = cl(*pk + pv - qk);
             }
         }
 
@@ -169,7 +169,7 @@ impl ImageModel {
         let mut wsum: i64 = 0;
         let mut psum: i64 = 0;
         let (mut pmin, mut pmax) = (i32::MAX, i32::MIN);
-        for k in 0..NP {
+        for (k, &pk) in p.iter().enumerate() {
             let mut e = 0u32;
             for i in [iw, in_, inw, ine].into_iter().flatten() {
                 e += u32::from(g.perr[i * NP + k]);
@@ -177,9 +177,9 @@ impl ImageModel {
             let e = u64::from(e) + 1;
             let wk = ((1u64 << 40) / (e * e)).max(1) as i64;
             wsum += wk;
-            psum += wk * i64::from(p[k]);
-            pmin = pmin.min(p[k]);
-            pmax = pmax.max(p[k]);
+            psum += wk * i64::from(pk);
+            pmin = pmin.min(pk);
+            pmax = pmax.max(pk);
         }
         let blend = ((psum + wsum / 2) / wsum) as i32;
 
