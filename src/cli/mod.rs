@@ -90,6 +90,10 @@ pub enum Command {
         /// new blocks; run it on a machine that can read those blocks.
         #[arg(long)]
         portable: bool,
+        /// Do not build a volume dictionary (a sample of the volume's cold
+        /// data that primes cm blocks) if the volume has none yet.
+        #[arg(long)]
+        no_dictionary: bool,
         #[command(flatten)]
         model: compress::ModelArgs,
     },
@@ -209,13 +213,14 @@ pub fn main() -> ExitCode {
             older_than,
             tier,
             portable,
+            no_dictionary,
             model,
         } => {
             init_logging(cli.log.verbose);
             if portable {
                 stats::convert_to_portable(&store, &model)
             } else {
-                stats::archive(&store, older_than, tier, &model)
+                stats::archive(&store, older_than, tier, no_dictionary, &model)
             }
         }
         Command::Compress(args) => {

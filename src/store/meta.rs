@@ -117,6 +117,16 @@ pub enum ArchiveTier {
     Archive = 2,
 }
 
+/// A stored volume dictionary (`dictionaries` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DictionaryRow {
+    /// SHA-256 (hex) of the dictionary's bytes.
+    pub sha256: String,
+    pub raw_len: u64,
+    /// The bytes, cm-coded.
+    pub payload: Vec<u8>,
+}
+
 /// Raw and stored bytes of the blocks in each archive tier.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ArchiveTotals {
@@ -422,6 +432,34 @@ impl<'c> ReadTx<'c> {
             .conn
             .prepare_cached("SELECT onnx FROM models WHERE sha256 = ?1")?;
         Ok(stmt.query_row([sha256], |r| r.get(0)).optional()?)
+    }
+
+    /// Whether the volume has stored a dictionary (its table exists).
+    pub fn has_dictionaries_table(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dictionaries'",
+            )?
+            .exists([])?)
+    }
+
+    /// Every dictionary the volume stores, oldest first.
+    pub fn dictionaries(&self) -> Result<Vec<DictionaryRow>> {
+        if !self.has_dictionaries_table()? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sha256, raw_len, payload FROM dictionaries ORDER BY added_ns, sha256",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(DictionaryRow {
+                sha256: r.get(0)?,
+                raw_len: r.get(1)?,
+                payload: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The sha256 (hex) of every model the volume stores.
@@ -821,14 +859,19 @@ impl<'c> WriteTx<'c> {
     /// needs, in this transaction, and raises the schema version so that
     /// llmfs builds without the feature refuse the store from then on.
     fn require_feature_of(&self, codec: u8, record: &[u8]) -> Result<()> {
-        let Some(feature) = Feature::of_record(codec, record) else {
-            return Ok(());
-        };
-        let mut set = self.features()?;
-        if set.contains(feature) {
+        let needed = Feature::of_record(codec, record);
+        if needed.is_empty() {
             return Ok(());
         }
-        set.insert(feature);
+        let mut set = self.features()?;
+        let new: Vec<Feature> = needed.into_iter().filter(|f| !set.contains(*f)).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        for &feature in &new {
+            set.insert(feature);
+            log::info!("the volume now uses feature {}", feature.name());
+        }
         self.set_volume_setting(FEATURES_KEY, &set.to_text())?;
         let version: u32 = self
             .conn
@@ -837,7 +880,27 @@ impl<'c> WriteTx<'c> {
         if want > version {
             self.conn.pragma_update(None, "user_version", want)?;
         }
-        log::info!("the volume now uses feature {}", feature.name());
+        Ok(())
+    }
+
+    /// Stores a dictionary (idempotent), creating the dictionaries table
+    /// with the volume's first one.
+    pub fn put_dictionary(&self, d: &DictionaryRow) -> Result<()> {
+        if !self.has_dictionaries_table()? {
+            self.conn
+                .execute_batch(super::migrate::DICTIONARIES_TABLE)?;
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO dictionaries(sha256, raw_len, payload, added_ns) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                d.sha256,
+                d.raw_len,
+                d.payload,
+                crate::time::now_ns()
+            ])?;
         Ok(())
     }
 

@@ -20,8 +20,8 @@ pub use error::StoreError;
 pub use features::{Feature, FeatureSet, FEATURES_KEY};
 pub use lock::StoreLock;
 pub use meta::{
-    ArchiveTier, ArchiveTotals, BlockInfo, ByteTotals, CodecTotals, DirEntryRow, InodeRow,
-    NewInode, ReadTx, StoreTotals, WriteTx,
+    ArchiveTier, ArchiveTotals, BlockInfo, ByteTotals, CodecTotals, DictionaryRow, DirEntryRow,
+    InodeRow, NewInode, ReadTx, StoreTotals, WriteTx,
 };
 pub use migrate::{SCHEMA_VERSION, TABLES_VERSION};
 

@@ -2,7 +2,7 @@
 //! bench/media/fetch.sh has filled its cache, every evaluation file)
 //! through `llmfs compress --codec media` / `decompress`; a volume whose
 //! blocks of a WAV and a PPM are swapped to media records records the
-//! feature and schema version 6, reads back exactly through a real mount,
+//! feature and schema version 7, reads back exactly through a real mount,
 //! lists its media blocks in `stats`, and fscks clean.
 
 use std::path::{Path, PathBuf};
@@ -204,7 +204,7 @@ fn volume_with_media_records_mounts_reads_and_fscks() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let stats = crate::common::stats_json(&m.store);
     assert_eq!(crate::common::codec_blocks(&stats, "media"), swapped as u64);
 

@@ -10,5 +10,6 @@ mod common;
 
 mod archive;
 mod core_model;
+mod dictionary;
 mod fs_core;
 mod store;

@@ -1,11 +1,11 @@
--- llmfs store schema, version 6: block records may use codec 5, media
+-- llmfs store schema, version 7: block records may use codec 5, media
 -- (raw images and PCM audio by modality models: src/codec/media,
 -- docs/FORMAT.md "media payload").
 --
 -- No table changes, and never applied on open: a store is raised to
--- version 6 in the transaction that writes its first media record, which
+-- version 7 in the transaction that writes its first media record, which
 -- also records the feature `media` in the volume's feature set
--- (src/store/features.rs). An llmfs older than media (it knows version 5 at
+-- (src/store/features.rs). An llmfs older than media (it knows version 6 at
 -- most) then refuses the store instead of failing reads of those blocks
 -- with EIO; a store that never held one keeps its version.
 UPDATE volume SET value = value WHERE 0;
