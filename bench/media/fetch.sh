@@ -12,8 +12,8 @@
 #     16-bit 48 kHz mono.
 #   - Debian sonic-pi-samples: CC0 instrument and loop recordings (FLAC,
 #     decoded losslessly to WAV).
-#   - Optional: KODAK_REPO=<git dir> of a public repository holding Kodak
-#     (grayscale) and USC-SIPI photos under data/kodak/ (the one used for the
+#   - Optional: SIPI_REPO=<git dir> of a public repository holding USC-SIPI
+#     photos under data/kodak/ (airplane, baboon, boat, peppers; the one used for the
 #     committed results: github eeshsaxena/HMRDH-ITS-Implementation at
 #     1f309adf06494ff9c5772591b6ba4a10d3f0ba2b, fetched with the search
 #     tool's fetch); skipped when unset.
@@ -42,11 +42,10 @@ done
 rm -rf x && mkdir x
 unzip -q -o scikit_image-0.26.0-*.whl 'skimage/data/*' -d x
 for d in alsa-utils_*.deb sonic-pi-samples_*.deb; do dpkg-deb -x "$d" x; done
-if [ -n "${KODAK_REPO:-}" ]; then
+if [ -n "${SIPI_REPO:-}" ]; then
   mkdir -p x/kodak
-  for f in kodim01.png kodim02.png kodim04.png kodim05.png kodim07.png kodim12.png \
-           kodim20.png kodim23.png airplane.tiff baboon.tiff boat.tiff peppers.tiff; do
-    git --git-dir="$KODAK_REPO" show "1f309adf06494ff9c5772591b6ba4a10d3f0ba2b:data/kodak/$f" \
+  for f in airplane.tiff baboon.tiff boat.tiff peppers.tiff; do
+    git --git-dir="$SIPI_REPO" show "1f309adf06494ff9c5772591b6ba4a10d3f0ba2b:data/kodak/$f" \
       > "x/kodak/$f"
   done
 fi

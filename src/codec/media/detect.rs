@@ -339,7 +339,7 @@ fn image_cost(block: &[u8], stride: usize, channels: usize) -> (u64, usize) {
 }
 
 /// The row strides (bytes) along which `block` repeats best: the eight
-/// best scores of the mean difference between bytes a stride apart, on 64
+/// best scores of the gradient predictor's residual at that stride, on 64
 /// runs of 64 bytes spread over the block (runs, not single bytes, so that
 /// a stride can not alias with the sampling step).
 fn find_strides(block: &[u8]) -> Vec<usize> {
@@ -347,14 +347,19 @@ fn find_strides(block: &[u8]) -> Vec<usize> {
     if max < 16 || block.len() < max + 4096 {
         return Vec::new();
     }
-    let span = block.len() - max - 64;
-    let starts: Vec<usize> = (0..64).map(|k| max + k * span / 64).collect();
+    let span = block.len() - max - 65;
+    let starts: Vec<usize> = (0..64).map(|k| max + 1 + k * span / 64).collect();
     let scores: Vec<u64> = (8..=max)
         .map(|s| {
             let mut d = 0u64;
             for &at in &starts {
                 for i in at..at + 64 {
-                    d += u64::from(block[i].abs_diff(block[i - s]));
+                    // The residual of W + N - NW for that stride: the
+                    // bytes' horizontal correlation cancels, so textured
+                    // rows do not make every short stride look alike.
+                    let g = i32::from(block[i]) - i32::from(block[i - 1]) - i32::from(block[i - s])
+                        + i32::from(block[i - s - 1]);
+                    d += u64::from(g.unsigned_abs());
                 }
             }
             d
