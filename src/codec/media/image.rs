@@ -11,8 +11,13 @@ use super::layout::{ImageLayout, SampleFormat};
 use super::residual::{ctx_of, qlog2, qsigned, BitIo, ResidualCoder, CTX};
 use super::MediaError;
 
-/// Predictors blended.
-const NP: usize = 10;
+/// Predictors blended: ten fixed ones and an NLMS one.
+const NP: usize = 11;
+/// Inputs of the NLMS predictor: six neighbours and two of the previous
+/// channel's gradients.
+const LMS_IN: usize = 8;
+/// Its step, `2^LMS_MU / 2^14`.
+const LMS_MU: u32 = 12;
 /// Bias contexts: channel (4) x texture (64) x activity (16).
 const BIAS_CTX: usize = 4 * 64 * 16;
 
@@ -52,6 +57,8 @@ pub struct ImageModel {
     grid: Grid,
     bias_sum: Vec<i32>,
     bias_n: Vec<i32>,
+    /// NLMS weights per channel (1/16384).
+    lms: Vec<[i32; LMS_IN]>,
     coder: ResidualCoder,
 }
 
@@ -83,6 +90,7 @@ impl ImageModel {
             },
             bias_sum: vec![0; BIAS_CTX],
             bias_n: vec![0; BIAS_CTX],
+            lms: vec![[4096, 4096, 0, 0, 0, 0, 0, 0]; usize::from(img.channels)],
             coder: ResidualCoder::default(),
         }
     }
@@ -131,7 +139,35 @@ impl ImageModel {
             cl(2 * w - ww),
             (n + nw + 1) >> 1,
             cl((3 * w + 3 * n - 2 * nw + ne - ww - nn + 2) >> 2),
+            0,
         ];
+        // NLMS over the neighbours around their mean and, after the first
+        // channel, the previous channel's gradients at this pixel.
+        let base = (w + n + 1) >> 1;
+        let mut lx = [
+            w - base,
+            n - base,
+            nw - base,
+            ne - base,
+            ww - base,
+            nn - base,
+            0,
+            0,
+        ];
+        if c > 0 {
+            let pv = g.v[now - 1];
+            let at = |dr: isize, dx: isize| g.at(r - dr, xi + dx, c - 1, now).map(|i| g.v[i]);
+            lx[6] = pv - at(0, -1).unwrap_or(pv);
+            lx[7] = pv - at(1, 0).unwrap_or(pv);
+        }
+        let lw = &self.lms[c];
+        let dot: i64 = lw
+            .iter()
+            .zip(&lx)
+            .map(|(&a, &b)| i64::from(a) * i64::from(b))
+            .sum();
+        let p_lms = cl(base + (dot >> 14).clamp(-(1 << 20), 1 << 20) as i32);
+        p[NP - 1] = p_lms;
         // After the first channel, each predictor also moves by the error
         // the same predictor made on the previous channel of this pixel
         // (the channels of a photo share their edges). The previous
@@ -217,16 +253,21 @@ impl ImageModel {
             (ew.unsigned_abs() + en.unsigned_abs() + enw.unsigned_abs() + ene.unsigned_abs())
                 >> scale;
         let ctx: [u32; CTX] = [
-            ctx_of(&[cu, qact]),
+            ctx_of(&[cu, qact, qsigned(sh(n - pred), 4), qsigned(sh(w - pred), 4)]),
             ctx_of(&[cu, qsigned(sh(ew), 12), qsigned(sh(en), 12)]),
             ctx_of(&[cu, qsigned(sh(e_prev), 14), qact >> 1]),
             ctx_of(&[
                 cu,
                 qlog2(((pmax - pmin) as u32) >> scale, 12),
-                qsigned(sh(ene), 8),
-                qsigned(sh(enw), 8),
+                qsigned(sh(p[3] - pred), 6),
+                qsigned(sh(ene), 4),
             ]),
-            ctx_of(&[cu, texture, qlog2(errsum, 10) >> 1]),
+            ctx_of(&[
+                cu,
+                texture,
+                qsigned(sh(p_lms - pred), 6),
+                qlog2(errsum, 10) >> 2,
+            ]),
             ctx_of(&[cu, qlog2(errsum, 14), qsigned(sh(e_prev), 6)]),
         ];
         let select = qlog2(errsum + (act >> (scale + 1)), 15) * 2 + u32::from(c > 0);
@@ -244,6 +285,12 @@ impl ImageModel {
         if self.bias_n[bctx] >= 64 {
             self.bias_sum[bctx] /= 2;
             self.bias_n[bctx] /= 2;
+        }
+        let err = i64::from(v - p_lms);
+        let norm: i64 = lx.iter().map(|&x| i64::from(x) * i64::from(x)).sum::<i64>() + 16;
+        for (w, &x) in self.lms[c].iter_mut().zip(&lx) {
+            let d = ((err * i64::from(x)) << LMS_MU) / norm;
+            *w = (i64::from(*w) + d).clamp(-(1 << 20), 1 << 20) as i32;
         }
         let g = &mut self.grid;
         for pk in p {

@@ -30,7 +30,7 @@ const NODE_SIGN: u32 = 25;
 /// Values of `select` (the second mixer's and the APM's context).
 pub const SELECTS: usize = 32;
 /// Adaptation limit of the tables (higher: slower, steadier).
-const LIMIT: u32 = 1023;
+const LIMIT: u32 = 127;
 
 /// An arithmetic coder seen from the model: it codes `bit` (encoder) or
 /// returns the decoded bit (decoder, `bit` ignored) with probability `p1`
@@ -115,8 +115,8 @@ impl Default for ResidualCoder {
             idx: [0; CTX],
             hashes: [0; CTX],
             x: [0; INPUTS],
-            by_node: Mixer::new(INPUTS, NODES, ONE / 4, 24),
-            by_select: Mixer::new(INPUTS, SELECTS * 16, ONE / 4, 24),
+            by_node: Mixer::new(INPUTS, NODES, ONE / 4, 48),
+            by_select: Mixer::new(INPUTS, SELECTS * 16, ONE / 4, 48),
             final_mix: Mixer::new(3, NODES, ONE / 2, 8),
             out: [0; 3],
             apm: Apm::new(NODES * SELECTS, 7),
