@@ -268,7 +268,12 @@ impl ImageModel {
                 qsigned(sh(p_lms - pred), 6),
                 qlog2(errsum, 10) >> 2,
             ]),
-            ctx_of(&[cu, qlog2(errsum, 14), qsigned(sh(e_prev), 6)]),
+            ctx_of(&[
+                cu,
+                qlog2(errsum, 14),
+                qsigned(sh(e_prev), 6),
+                qsigned(sh(p[2] - pred), 3),
+            ]),
         ];
         let select = qlog2(errsum + (act >> (scale + 1)), 15) * 2 + u32::from(c > 0);
         self.coder.set_context(&ctx, select);
