@@ -3,7 +3,8 @@
 #   PNG at maximum compression (optipng -o7 on pnmtopng's output) for images,
 #   FLAC -8 (whole file) for audio,
 #   xz -9e and zstd -19 per 64 KiB block,
-#   llmfs's media codec per 64 KiB block (examples/media_eval.rs),
+#   llmfs's media codec per 64 KiB block, and the archive tier's choice per
+#   block (the smallest of media, cm, LZMA2, zstd -19, raw) (examples/media_eval.rs),
 # and decode speed (KB of raw output per second, one thread) of llmfs, PNG
 # (pngtopnm) and FLAC (flac -d), alternated, REPS times (min..max).
 #
@@ -36,7 +37,7 @@ per_block() { # per_block FILE CMD... : total bytes of CMD on each 64 KiB block
 now() { date +%s.%N; }
 kbs() { python3 -c "import sys; print(f'{$1/1024/max($2,1e-9):.0f}')"; }
 
-printf 'file\tkind\traw\tpeer\tpeer_bytes\txz_block\tzstd_block\tllmfs\tllmfs_kbs\tpeer_kbs\n' > "$out.tsv"
+printf 'file\tkind\traw\tpeer\tpeer_bytes\txz_block\tzstd_block\tllmfs\tarchive\tllmfs_kbs\tpeer_kbs\n' > "$out.tsv"
 while read -r name kind _src _lic _sha; do
   f=$cache/raw/$name
   [ -f "$f" ] || continue
@@ -67,9 +68,10 @@ while read -r name kind _src _lic _sha; do
     pk+=("$(kbs "$raw" "$(python3 -c "print($t1-$t0)")")")
   done
   llmfs=$(echo "$line" | cut -d' ' -f3)
+  archive=$(echo "$line" | cut -d' ' -f5)
   span() { printf '%s\n' "$@" | sort -n | sed -n '1p;$p' | paste -sd. | sed 's/\./../'; }
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$kind" "$raw" "$peer" "$peer_bytes" \
-    "$xzb" "$zsb" "$llmfs" "$(span "${lk[@]}")" "$(span "${pk[@]}")" >> "$out.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$kind" "$raw" "$peer" "$peer_bytes" \
+    "$xzb" "$zsb" "$llmfs" "$archive" "$(span "${lk[@]}")" "$(span "${pk[@]}")" >> "$out.tsv"
   echo "media.sh: $name done" >&2
 done < "$cache/MANIFEST"
 python3 bench/media/summary.py "$out.tsv" > "$out.md"

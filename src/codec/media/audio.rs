@@ -117,7 +117,11 @@ impl AudioModel {
             ctx_of(&[cu, qlog2(af, 40)]),
             ctx_of(&[cu, qsigned(ch.r[0], 30), qsigned(ch.r[1] >> 2, 20)]),
             ctx_of(&[cu, qlog2(af, 40) >> 1, qsigned(prev_res, 30)]),
-            ctx_of(&[cu, qlog2(ch.r.iter().map(|r| r.unsigned_abs()).sum(), 40), qsigned(p2, 30)]),
+            ctx_of(&[
+                cu,
+                qlog2(ch.r.iter().map(|r| r.unsigned_abs()).sum(), 40),
+                qsigned(p2, 30),
+            ]),
             ctx_of(&[cu, qlog2(asl, 40), qlog2(af, 40) >> 2]),
             ctx_of(&[
                 cu,
