@@ -16,7 +16,8 @@ use super::{
 /// ([`CodecSet::encode_block_archive`]) zstd's strongest level, LZMA2
 /// (xz -9e), cm and media; the deep tier ([`CodecSet::encode_block_best`]) those
 /// and the model. Both skip all but zstd when a cheap pre-pass (zstd saving
-/// less than 1/32) says the data is incompressible.
+/// less than 1/32) says the data is incompressible, except media where a
+/// raw image or audio layout is found.
 pub struct CodecSet {
     raw: RawCodec,
     zstd: ZstdCodec,
@@ -142,14 +143,20 @@ impl CodecSet {
         let zstd_payload = zstd.len() - RECORD_HEADER_LEN;
         let incompressible = zstd_payload >= raw.len() - raw.len() / 32;
         let mut best = zstd;
+        // Ties keep the earlier, faster-decoding codec.
+        let cm = self.get(CodecId::Cm).unwrap_or(&self.cm);
+        let mut tried: Vec<&dyn Codec> = Vec::new();
         if !incompressible {
-            // Ties keep the earlier, faster-decoding codec.
-            let cm = self.get(CodecId::Cm).unwrap_or(&self.cm);
-            for codec in [&self.lzma as &dyn Codec, cm, &self.media] {
-                let rec = encode_record(codec, raw)?;
-                if rec.len() < best.len() {
-                    best = rec;
-                }
+            tried.extend([&self.lzma as &dyn Codec, cm, &self.media]);
+        } else if super::media::choose_layout(raw).is_some() {
+            // PCM audio and noisy photos defeat zstd's pre-pass (their
+            // low bits look random) yet predict well: media still tries.
+            tried.push(&self.media);
+        }
+        for codec in tried {
+            let rec = encode_record(codec, raw)?;
+            if rec.len() < best.len() {
+                best = rec;
             }
         }
         Ok((best, incompressible))
