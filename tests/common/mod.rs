@@ -9,7 +9,7 @@ mod mount;
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
-pub use data::{noise, text};
+pub use data::{log_lines, noise, text};
 #[allow(unused_imports)]
 pub use mount::{is_mounted, llmfs_umount, stop_daemon, Mounted};
 
