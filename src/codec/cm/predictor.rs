@@ -203,13 +203,13 @@ impl Predictor {
     }
 
     fn begin_nibble(&mut self) {
-        let mut h = [0u32; HASHED];
-        for i in 0..HASHED {
-            h[i] = mix2(self.ctx[i], self.c0);
-            self.slots[i].prefetch(h[i]);
+        let c0 = self.c0;
+        let h: [u32; HASHED] = std::array::from_fn(|i| mix2(self.ctx[i], c0));
+        for (slots, &h) in self.slots.iter().zip(&h) {
+            slots.prefetch(h);
         }
-        for i in 0..HASHED {
-            self.bucket[i] = self.slots[i].find(h[i]);
+        for ((bucket, slots), &h) in self.bucket.iter_mut().zip(&mut self.slots).zip(&h) {
+            *bucket = slots.find(h);
         }
     }
 
