@@ -12,3 +12,4 @@ mod archive;
 mod core_model;
 mod fs_core;
 mod store;
+mod store_backends;
