@@ -42,14 +42,15 @@ pub fn store_of_mountpoint(mountpoint: &Path) -> Option<StoreLocation> {
         let fstype = r.next()?;
         let source = r.next()?;
         let source = unescape(source);
-        let location = if StoreLocation::is_postgres(source.as_ref()) {
-            // Only llmfs mounts a URL with its own type.
-            (fstype == FS_TYPE)
-                .then(|| StoreLocation::parse(source.as_ref()).ok())
-                .flatten()
+        let fuse = fstype == FS_TYPE || fstype == "fuse";
+        let location = if !fuse {
+            None
+        } else if StoreLocation::is_postgres(source.as_ref()) {
+            StoreLocation::parse(source.as_ref()).ok()
         } else {
             let dir = PathBuf::from(source);
-            ((fstype == FS_TYPE || fstype == "fuse") && dir.join(crate::store::DB_FILE).exists())
+            dir.join(crate::store::DB_FILE)
+                .exists()
                 .then_some(StoreLocation::Dir(dir))
         };
         if location.is_some() && Path::new(&unescape(mp)) == canon {

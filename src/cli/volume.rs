@@ -56,23 +56,36 @@ pub fn open_store(
     local_dir: &Path,
     settings: &VolumeSettings,
 ) -> Result<Store, CliError> {
+    let mut created = false;
     let local_lock = match location {
         StoreLocation::Dir(_) => None,
         StoreLocation::Postgres(_) => {
+            created = !local_dir.exists();
             std::fs::create_dir_all(local_dir).with_context(|| local_dir.display())?;
             std::fs::set_permissions(local_dir, std::fs::Permissions::from_mode(0o700))
                 .with_context(|| local_dir.display())?;
             Some(StoreLock::acquire(local_dir)?)
         }
     };
-    let mut store = Store::open_at(
+    let opened = Store::open_at(
         location,
         &OpenOptions {
             create: true,
             block_size: settings.block_size,
             read_only: false,
         },
-    )?;
+    );
+    let mut store = match opened {
+        Ok(store) => store,
+        Err(e) => {
+            if created {
+                // Leave no trace of a mount that never was.
+                drop(local_lock);
+                let _ = std::fs::remove_dir_all(local_dir);
+            }
+            return Err(e.into());
+        }
+    };
     if let Some(lock) = local_lock {
         store.hold_lock(lock);
     }
