@@ -49,7 +49,17 @@ impl fmt::Display for StoreError {
             StoreError::Pg(e) => match e.as_db_error() {
                 // The server's message, detail and hint, not just its code.
                 Some(db) => write!(f, "PostgreSQL error: {db}"),
-                None => write!(f, "PostgreSQL error: {e}"),
+                // The driver's message alone ("error performing TLS
+                // handshake") hides the reason, which is in its sources.
+                None => {
+                    write!(f, "PostgreSQL error: {e}")?;
+                    let mut source = std::error::Error::source(e);
+                    while let Some(s) = source {
+                        write!(f, ": {s}")?;
+                        source = s.source();
+                    }
+                    Ok(())
+                }
             },
             StoreError::Io { what, source } => write!(f, "{what}: {source}"),
         }

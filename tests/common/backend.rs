@@ -60,6 +60,16 @@ pub fn fresh_stores() -> Vec<FreshStore> {
 
 impl FreshStore {
     pub fn new(kind: Kind) -> FreshStore {
+        FreshStore::with_params(kind, None)
+    }
+
+    /// A fresh PostgreSQL store on the test server whose URL has the
+    /// parameters `params` (`sslmode=...&...`) instead of the test URL's.
+    pub fn postgres_with(params: &str) -> FreshStore {
+        FreshStore::with_params(Kind::Postgres, Some(params))
+    }
+
+    fn with_params(kind: Kind, params: Option<&str>) -> FreshStore {
         static N: AtomicU32 = AtomicU32::new(0);
         let tmp = tempfile::tempdir().unwrap();
         let location = match kind {
@@ -75,6 +85,10 @@ impl FreshStore {
                         .unwrap()
                         .subsec_nanos()
                 );
+                let url = match params {
+                    Some(p) => format!("{}?{p}", url.split('?').next().unwrap()),
+                    None => url,
+                };
                 let sep = if url.contains('?') { '&' } else { '?' };
                 StoreLocation::parse(format!("{url}{sep}schema={schema}").as_ref()).unwrap()
             }
@@ -127,11 +141,7 @@ impl FreshStore {
                 .execute_batch(sql)
                 .unwrap(),
             StoreLocation::Postgres(t) => {
-                let mut c = t
-                    .connection_config()
-                    .unwrap()
-                    .connect(postgres::NoTls)
-                    .unwrap();
+                let mut c = admin_client(t).unwrap();
                 c.batch_execute(&format!("SET search_path TO {}; {sql}", t.schema()))
                     .unwrap();
             }
@@ -172,11 +182,7 @@ impl FreshStore {
         let StoreLocation::Postgres(t) = &self.location else {
             unreachable!("a PostgreSQL store")
         };
-        let mut c = t
-            .connection_config()
-            .unwrap()
-            .connect(postgres::NoTls)
-            .unwrap();
+        let mut c = admin_client(t).unwrap();
         c.batch_execute(&format!("SET search_path TO {}", t.schema()))
             .unwrap();
         c.query_one(sql, &[]).unwrap().get(0)
@@ -194,9 +200,18 @@ impl FreshStore {
 impl Drop for FreshStore {
     fn drop(&mut self) {
         if let StoreLocation::Postgres(t) = &self.location {
-            if let Ok(mut c) = t.connection_config().unwrap().connect(postgres::NoTls) {
+            if let Ok(mut c) = admin_client(t) {
                 let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", t.schema()));
             }
         }
     }
+}
+
+/// A connection of the test's own to the store's database (without TLS:
+/// the test server accepts both), to look behind llmfs's back.
+pub fn admin_client(t: &llmfs::store::PgTarget) -> Result<postgres::Client, postgres::Error> {
+    let mut config = t.connection_config().unwrap();
+    config.ssl_mode(postgres::config::SslMode::Disable);
+    config.application_name("llmfs-test-admin");
+    config.connect(postgres::NoTls)
 }

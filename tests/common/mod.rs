@@ -10,7 +10,7 @@ mod mount;
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
-pub use backend::{fresh_stores, pg_url, FreshStore, Kind};
+pub use backend::{admin_client, fresh_stores, pg_url, FreshStore, Kind};
 #[allow(unused_imports)]
 pub use data::{noise, text};
 #[allow(unused_imports)]

@@ -11,5 +11,6 @@ mod common;
 mod archive;
 mod core_model;
 mod fs_core;
+mod pg_connection;
 mod store;
 mod store_backends;

@@ -151,7 +151,9 @@ impl PgTarget {
             TlsMode::Prefer => SslMode::Prefer,
             _ => SslMode::Require,
         });
-        config.application_name(&format!("llmfs (pid {})", std::process::id()));
+        if config.get_application_name().is_none() {
+            config.application_name(&format!("llmfs (pid {})", std::process::id()));
+        }
         Ok(PgTarget {
             url: url.to_string(),
             config,
