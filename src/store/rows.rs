@@ -31,6 +31,28 @@ pub struct NewInode {
     pub target: Option<Vec<u8>>,
 }
 
+impl NewInode {
+    /// The row this inode is stored as once it has number `ino` (a
+    /// symlink's size is its target's length).
+    pub fn row(&self, ino: u64) -> InodeRow {
+        InodeRow {
+            ino,
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            nlink: self.nlink,
+            size: self.target.as_ref().map_or(0, |t| t.len() as u64),
+            stored_bytes: 0,
+            rdev: self.rdev,
+            atime_ns: self.time_ns,
+            mtime_ns: self.time_ns,
+            ctime_ns: self.time_ns,
+            crtime_ns: self.time_ns,
+            target: self.target.clone(),
+        }
+    }
+}
+
 /// One directory entry with the type of the inode it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntryRow {

@@ -3,7 +3,7 @@
 
 use super::features::{Feature, FeatureSet, FEATURES_KEY};
 use super::tx::{BackendTx, Reads};
-use super::{StoreError, ROOT_INO};
+use super::{StoreError, ROOT_INO, SCHEMA_VERSION, TABLES_VERSION};
 
 const MIN_BLOCK_SIZE: usize = 4096;
 const MAX_BLOCK_SIZE: usize = 16 * 1024 * 1024;
@@ -82,4 +82,22 @@ pub(super) fn check_features(
         }
     }
     Ok(set)
+}
+
+/// A read-only open reads a store of schema version `found` only if this
+/// build knows the version and the store needs no migration (which only a
+/// read-write open applies).
+pub(super) fn check_readable_version(found: u32) -> Result<(), StoreError> {
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < TABLES_VERSION {
+        return Err(StoreError::Invalid(format!(
+            "schema version {found} needs migrating; open the store read-write once"
+        )));
+    }
+    Ok(())
 }

@@ -516,21 +516,7 @@ impl Writes for PgTx<'_> {
                 &n.target,
             ],
         )?;
-        Ok(InodeRow {
-            ino: get_u64(&r, 0)?,
-            mode: n.mode,
-            uid: n.uid,
-            gid: n.gid,
-            nlink: n.nlink,
-            size,
-            stored_bytes: 0,
-            rdev: n.rdev,
-            atime_ns: n.time_ns,
-            mtime_ns: n.time_ns,
-            ctime_ns: n.time_ns,
-            crtime_ns: n.time_ns,
-            target: n.target.clone(),
-        })
+        Ok(n.row(get_u64(&r, 0)?))
     }
 
     fn update_inode(&self, i: &InodeRow) -> Result<()> {

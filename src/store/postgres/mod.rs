@@ -16,9 +16,9 @@ use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use postgres::{Client, IsolationLevel};
 use postgres_openssl::MakeTlsConnector;
 
-use super::setup::{check_features, initialise_volume, read_block_size};
+use super::setup::{check_features, check_readable_version, initialise_volume, read_block_size};
 use super::tx::{BackendTx, ReadTx, WriteTx};
-use super::{Durability, OpenOptions, StoreError, SCHEMA_VERSION, TABLES_VERSION};
+use super::{Durability, OpenOptions, StoreError};
 use meta::{PgTx, StatementCache};
 pub use migrate::PG_TABLES_VERSION;
 pub use target::{PgTarget, TlsMode};
@@ -74,18 +74,7 @@ impl PgStore {
             lock_volume(&mut client, target)?;
             migrate::migrate(&mut client)?;
         } else {
-            let found = migrate::schema_version(&mut client)?;
-            if found > SCHEMA_VERSION {
-                return Err(StoreError::TooNew {
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            if found < TABLES_VERSION {
-                return Err(StoreError::Invalid(format!(
-                    "schema version {found} needs migrating; open the store read-write once"
-                )));
-            }
+            check_readable_version(migrate::schema_version(&mut client)?)?;
         }
         let mut conn = Conn {
             client,

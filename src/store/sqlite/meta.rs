@@ -455,21 +455,7 @@ impl Writes for SqliteTx<'_> {
         stmt.execute(params![
             n.mode, n.uid, n.gid, n.nlink, size, n.rdev, n.time_ns, n.target
         ])?;
-        Ok(InodeRow {
-            ino: self.conn.last_insert_rowid() as u64,
-            mode: n.mode,
-            uid: n.uid,
-            gid: n.gid,
-            nlink: n.nlink,
-            size,
-            stored_bytes: 0,
-            rdev: n.rdev,
-            atime_ns: n.time_ns,
-            mtime_ns: n.time_ns,
-            ctime_ns: n.time_ns,
-            crtime_ns: n.time_ns,
-            target: n.target.clone(),
-        })
+        Ok(n.row(self.conn.last_insert_rowid() as u64))
     }
 
     /// Writes back every attribute of an inode (not `stored_bytes`, which

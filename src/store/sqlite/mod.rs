@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::setup::{check_features, initialise_volume, read_block_size, validate_block_size};
+use super::setup::{
+    check_features, check_readable_version, initialise_volume, read_block_size, validate_block_size,
+};
 use super::tx::{ReadTx, WriteTx};
-use super::{Durability, OpenOptions, StoreError, StoreLock, SCHEMA_VERSION, TABLES_VERSION};
+use super::{Durability, OpenOptions, StoreError, StoreLock};
 use meta::SqliteTx;
 
 pub const DB_FILE: &str = "llmfs.db";
@@ -84,18 +86,7 @@ impl SqliteStore {
             conn.pragma_update(None, "cache_size", -16384)?;
             migrate::migrate(&mut conn)?;
         } else {
-            let found = migrate::schema_version(&conn)?;
-            if found > SCHEMA_VERSION {
-                return Err(StoreError::TooNew {
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            if found < TABLES_VERSION {
-                return Err(StoreError::Invalid(format!(
-                    "schema version {found} needs migrating; open the store read-write once"
-                )));
-            }
+            check_readable_version(migrate::schema_version(&conn)?)?;
         }
         {
             let tx = conn.transaction()?;
