@@ -32,7 +32,7 @@ pub use store_arg::StorePassword;
 #[command(
     name = "llmfs",
     version,
-    about = "A compressing FUSE filesystem with a SQLite block store"
+    about = "A compressing FUSE filesystem with a SQLite or PostgreSQL block store"
 )]
 pub struct Cli {
     #[command(flatten)]
