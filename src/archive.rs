@@ -346,6 +346,9 @@ pub struct Pass {
     /// Stop after this many blocks (the background archiver goes back to
     /// the fast tier between short deep passes).
     pub max_blocks: u64,
+    /// Build the volume's dictionary first if it has none and enough blocks
+    /// wait (`crate::dictionary::build_if_due`).
+    pub build_dictionary: bool,
 }
 
 /// Takes every block of `pass` to its tier, until none is left, the pass's
@@ -358,6 +361,9 @@ pub fn archive_pass(
     stop: &AtomicBool,
     mut progress: impl FnMut(&ArchiveStats),
 ) -> Result<ArchiveStats> {
+    if pass.build_dictionary {
+        crate::dictionary::build_if_due(store, codecs, pass.tier, pass.written_before)?;
+    }
     let mut stats = ArchiveStats::default();
     let mut model_recorded = false;
     let mut skip: std::collections::HashSet<(u64, u64)> = Default::default();
@@ -448,6 +454,12 @@ impl Archiver {
     /// `ages`; `codecs` has its own engine (none: no deep tier) so reads
     /// never wait for an archiver encode.
     pub fn spawn(fs: Arc<crate::fs::Fs>, codecs: CodecSet, ages: ArchiveAges) -> Archiver {
+        // The archiver primes with the dictionaries the mount reads with,
+        // so a dictionary it builds is known to readers at once.
+        let codecs = match fs.dictionaries() {
+            Some(d) => codecs.with_dictionaries(Arc::clone(d)),
+            None => codecs,
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
         let deep = match codecs.llm() {
@@ -474,6 +486,7 @@ impl Archiver {
                             tier: ArchiveTier::Archive,
                             written_before: cutoff(ages.archive_after),
                             max_blocks: u64::MAX,
+                            build_dictionary: true,
                         });
                     }
                     if let Some(deep) = deep {
@@ -481,6 +494,7 @@ impl Archiver {
                             tier: ArchiveTier::Deep,
                             written_before: cutoff(deep),
                             max_blocks: DEEP_BLOCKS_PER_ROUND,
+                            build_dictionary: true,
                         });
                     }
                     let mut busy = false;

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod codec;
 pub mod coder;
 pub mod container;
+pub mod dictionary;
 pub mod error;
 pub mod fs;
 pub mod fsck;

@@ -100,6 +100,10 @@ pub enum Command {
         /// new blocks; run it on a machine that can read those blocks.
         #[arg(long)]
         portable: bool,
+        /// Do not build a volume dictionary (a sample of the volume's cold
+        /// data that primes cm blocks) if the volume has none yet.
+        #[arg(long)]
+        no_dictionary: bool,
         #[command(flatten)]
         model: compress::ModelArgs,
     },
@@ -224,13 +228,14 @@ pub fn main() -> ExitCode {
             older_than,
             tier,
             portable,
+            no_dictionary,
             model,
         } => {
             init_logging(cli.log.verbose);
             if portable {
                 stats::convert_to_portable(&store, &password, &model)
             } else {
-                stats::archive(&store, &password, older_than, tier, &model)
+                stats::archive(&store, &password, older_than, tier, no_dictionary, &model)
             }
         }
         Command::Compress(args) => {

@@ -94,7 +94,18 @@ struct StatsJson<'a> {
     /// llm blocks of a float model: readable only on the CPU class that
     /// wrote them (`llmfs archive --portable` converts them).
     llm_not_portable: NotPortable,
+    /// The dictionaries priming cm blocks (the current one last); their
+    /// stored bytes are not in `stored_bytes`.
+    dictionaries: Vec<DictionaryJson>,
     codecs: Vec<CodecJson>,
+}
+
+#[derive(Serialize)]
+struct DictionaryJson {
+    sha256: String,
+    raw_bytes: u64,
+    stored_bytes: u64,
+    current: bool,
 }
 
 #[derive(Serialize)]
@@ -142,6 +153,21 @@ pub fn stats(path: &Path, pw: &StorePassword, json: bool) -> Result<ExitCode, Cl
     let (arch_raw, arch_stored) = (archived.raw_bytes, archived.stored_bytes);
     let (pend_raw, pend_stored) = (archive.pending.raw_bytes, archive.pending.stored_bytes);
     let model = store.read(|m| m.volume_setting(crate::archive::MODEL_SETTING))?;
+    let (dicts, current_dict) = store.read(|m| {
+        Ok::<_, crate::store::StoreError>((
+            m.dictionaries()?,
+            m.volume_setting(crate::dictionary::DICTIONARY_SETTING)?,
+        ))
+    })?;
+    let dictionaries: Vec<DictionaryJson> = dicts
+        .into_iter()
+        .map(|d| DictionaryJson {
+            current: current_dict.as_deref() == Some(d.sha256.as_str()),
+            sha256: d.sha256,
+            raw_bytes: d.raw_len,
+            stored_bytes: d.payload.len() as u64,
+        })
+        .collect();
     let name = |c: u8| CodecId::from_u8(c).map_or("unknown", |c| c.name());
     if json {
         let doc = StatsJson {
@@ -168,6 +194,7 @@ pub fn stats(path: &Path, pw: &StorePassword, json: bool) -> Result<ExitCode, Cl
                 blocks: t.llm_not_portable.blocks,
                 raw_bytes: t.llm_not_portable.raw_bytes,
             },
+            dictionaries,
             codecs: t
                 .per_codec
                 .iter()
@@ -194,6 +221,22 @@ pub fn stats(path: &Path, pw: &StorePassword, json: bool) -> Result<ExitCode, Cl
         ratio(t.logical_bytes, t.stored_bytes)
     );
     println!("model          {}", model.as_deref().unwrap_or("none yet"));
+    if dictionaries.is_empty() {
+        println!("dictionary     none yet");
+    }
+    for d in &dictionaries {
+        println!(
+            "dictionary     {} ({} bytes stored as {}{})",
+            d.sha256,
+            d.raw_bytes,
+            d.stored_bytes,
+            if d.current {
+                "; primes new cm blocks"
+            } else {
+                ""
+            }
+        );
+    }
     println!(
         "archived       {arch_raw} bytes stored as {arch_stored} (ratio {:.3})",
         ratio(arch_raw, arch_stored)
@@ -249,6 +292,7 @@ pub fn archive(
     pw: &StorePassword,
     older_than: u64,
     tier: crate::store::ArchiveTier,
+    no_dictionary: bool,
     model: &super::compress::ModelArgs,
 ) -> Result<ExitCode, CliError> {
     use std::sync::atomic::AtomicBool;
@@ -278,7 +322,8 @@ pub fn archive(
         crate::codec::CodecSet::with_llm(Some(llm))
     } else {
         crate::codec::CodecSet::default()
-    };
+    }
+    .with_dictionaries(crate::dictionary::load(&store)?);
     let totals = store.read(|m| m.archive_totals())?;
     let todo = match tier {
         crate::store::ArchiveTier::Deep => totals.pending.raw_bytes + totals.archive.raw_bytes,
@@ -288,6 +333,7 @@ pub fn archive(
         tier,
         written_before: crate::time::now_ns() - (older_than as i64).saturating_mul(1_000_000_000),
         max_blocks: u64::MAX,
+        build_dictionary: !no_dictionary,
     };
     let mut bar = super::progress::Progress::new("archive", todo);
     let stop = AtomicBool::new(false);
@@ -347,7 +393,8 @@ pub fn convert_to_portable(
     let decoders = crate::archive::other_model_codecs(&store, &target_sha, &options)?;
     crate::archive::adopt_model(&store, &target)?;
     let llm = std::sync::Arc::new(target.with_decoders(decoders));
-    let codecs = crate::codec::CodecSet::with_llm(Some(llm));
+    let codecs = crate::codec::CodecSet::with_llm(Some(llm))
+        .with_dictionaries(crate::dictionary::load(&store)?);
     let mut bar = super::progress::Progress::new("portable", raw);
     let stop = AtomicBool::new(false);
     let stats =
@@ -391,7 +438,8 @@ pub fn fsck(path: &Path, pw: &StorePassword) -> Result<ExitCode, CliError> {
     } else {
         None
     };
-    let codecs = crate::codec::CodecSet::with_llm(llm);
+    let codecs =
+        crate::codec::CodecSet::with_llm(llm).with_dictionaries(crate::dictionary::load(&store)?);
     let total_raw: u64 = totals.per_codec.iter().map(|c| c.raw_bytes).sum();
     let mut bar = super::progress::Progress::new("fsck", total_raw);
     let mut done_blocks = 0u64;

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::cm::{Dictionaries, DictionaryCmCodec};
 use super::record::{decode_record, encode_record, RECORD_HEADER_LEN};
 use super::{CmCodec, Codec, CodecError, CodecId, LlmCodec, LzmaCodec, RawCodec, ZstdCodec};
 
@@ -27,6 +28,9 @@ pub struct CodecSet {
     /// Context mixing without a model: the archive tier's strongest codec
     /// on text, decoding at hundreds of KB/s.
     cm: CmCodec,
+    /// The cm codec with the volume's dictionaries, when it has any: it
+    /// then codes and decodes every cm record in place of `cm`.
+    cm_dicts: Option<DictionaryCmCodec>,
     llm: Option<Arc<LlmCodec>>,
 }
 
@@ -38,6 +42,7 @@ impl Default for CodecSet {
             zstd_best: ZstdCodec::new(ZstdCodec::ARCHIVE_LEVEL),
             lzma: LzmaCodec,
             cm: CmCodec,
+            cm_dicts: None,
             llm: None,
         }
     }
@@ -51,6 +56,18 @@ impl CodecSet {
         }
     }
 
+    /// Codes cm records with `dicts` (a volume's dictionaries, shared by
+    /// its codec sets): new ones primed with the current dictionary.
+    pub fn with_dictionaries(mut self, dicts: Arc<Dictionaries>) -> Self {
+        self.cm_dicts = Some(DictionaryCmCodec::new(dicts));
+        self
+    }
+
+    /// The volume's dictionaries, if this set was given them.
+    pub fn dictionaries(&self) -> Option<&Arc<Dictionaries>> {
+        self.cm_dicts.as_ref().map(DictionaryCmCodec::dictionaries)
+    }
+
     pub fn llm(&self) -> Option<&Arc<LlmCodec>> {
         self.llm.as_ref()
     }
@@ -61,7 +78,10 @@ impl CodecSet {
             CodecId::Zstd => Some(&self.zstd),
             CodecId::Llm => self.llm.as_deref().map(|c| c as &dyn Codec),
             CodecId::Lzma => Some(&self.lzma),
-            CodecId::Cm => Some(&self.cm),
+            CodecId::Cm => Some(match &self.cm_dicts {
+                Some(c) => c as &dyn Codec,
+                None => &self.cm,
+            }),
         }
     }
 
@@ -116,7 +136,8 @@ impl CodecSet {
         let mut best = zstd;
         if !incompressible {
             // Ties keep the earlier, faster-decoding codec.
-            for codec in [&self.lzma as &dyn Codec, &self.cm] {
+            let cm = self.get(CodecId::Cm).unwrap_or(&self.cm);
+            for codec in [&self.lzma as &dyn Codec, cm] {
                 let rec = encode_record(codec, raw)?;
                 if rec.len() < best.len() {
                     best = rec;

@@ -10,7 +10,7 @@ mod read_ahead;
 mod xattr;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use attr::{Attr, Ctx, DirEntry, SetAttr, SetTime, StatFs};
 
@@ -123,8 +123,14 @@ impl Fs {
     }
 
     /// As [`Fs::new`], with the codecs (and so the model) to use.
+    /// The volume's dictionaries are attached to `codecs` unless it has its
+    /// own.
     pub fn with_codecs(store: Store, config: FsConfig, codecs: CodecSet) -> Result<Fs> {
         let read_only = config.read_only || store.is_read_only();
+        let codecs = match codecs.dictionaries() {
+            Some(_) => codecs,
+            None => codecs.with_dictionaries(crate::dictionary::load(&store)?),
+        };
         let fs = Fs {
             cache: BlockCache::new(config.cache_bytes),
             codecs,
@@ -175,8 +181,17 @@ impl Fs {
     /// Decodes the next llm block ahead of sequential readers with a
     /// second engine (`ahead` should hold its own llm codec).
     pub fn with_read_ahead(mut self, ahead: CodecSet) -> Fs {
+        let ahead = match self.dictionaries() {
+            Some(d) => ahead.with_dictionaries(Arc::clone(d)),
+            None => ahead,
+        };
         self.read_ahead = Some(read_ahead::ReadAhead::new(ahead));
         self
+    }
+
+    /// The volume's dictionaries (shared by every codec set of the mount).
+    pub fn dictionaries(&self) -> Option<&Arc<crate::codec::cm::Dictionaries>> {
+        self.codecs.dictionaries()
     }
 
     pub fn store(&self) -> &Store {

@@ -23,16 +23,25 @@ pub enum Feature {
     PortableLlm,
     /// Block records with codec 4 (cm, context mixing without a model).
     Cm,
+    /// cm records primed with a volume dictionary (payload flag 1), which
+    /// only a reader of the `dictionaries` table can decode.
+    CmDictionary,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 3] = [Feature::Lzma, Feature::PortableLlm, Feature::Cm];
+    pub const ALL: [Feature; 4] = [
+        Feature::Lzma,
+        Feature::PortableLlm,
+        Feature::Cm,
+        Feature::CmDictionary,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Feature::Lzma => "lzma",
             Feature::PortableLlm => "llm-int8-v1",
             Feature::Cm => "cm",
+            Feature::CmDictionary => "cm-dictionary",
         }
     }
 
@@ -48,18 +57,26 @@ impl Feature {
             Feature::Lzma => 3,
             Feature::PortableLlm => 4,
             Feature::Cm => 5,
+            Feature::CmDictionary => 6,
         }
     }
 
-    /// The feature `record` (of `codec`) needs, if any: its codec's, or
-    /// for an llm record an integer model's payload version.
-    pub fn of_record(codec: u8, record: &[u8]) -> Option<Feature> {
+    /// The features `record` (of `codec`) needs: its codec's; for an llm
+    /// record an integer model's payload version; for a primed cm record
+    /// the dictionaries too.
+    pub fn of_record(codec: u8, record: &[u8]) -> Vec<Feature> {
+        let payload = record.get(crate::codec::RECORD_HEADER_LEN..).unwrap_or(&[]);
         if codec == CodecId::Llm as u8 {
-            let payload = record.get(crate::codec::RECORD_HEADER_LEN..)?;
-            return (crate::codec::payload_portable(payload) == Some(true))
-                .then_some(Feature::PortableLlm);
+            return match crate::codec::payload_portable(payload) {
+                Some(true) => vec![Feature::PortableLlm],
+                _ => Vec::new(),
+            };
         }
-        Feature::of_codec(codec)
+        let mut out: Vec<Feature> = Feature::of_codec(codec).into_iter().collect();
+        if codec == CodecId::Cm as u8 && crate::codec::cm::payload_primed(payload) {
+            out.push(Feature::CmDictionary);
+        }
+        out
     }
 
     /// The feature a record of `codec` needs, if any, whatever its payload.

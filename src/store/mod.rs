@@ -23,8 +23,8 @@ pub use features::{Feature, FeatureSet, FEATURES_KEY};
 pub use location::StoreLocation;
 pub use lock::StoreLock;
 pub use rows::{
-    ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, ByteTotals, CodecTotals, DirEntryRow,
-    InodeRow, NewInode, StoreTotals,
+    ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, ByteTotals, CodecTotals, DictionaryRow,
+    DirEntryRow, InodeRow, NewInode, StoreTotals,
 };
 pub use sqlite::migrate::{SCHEMA_VERSION, TABLES_VERSION};
 pub use sqlite::DB_FILE;

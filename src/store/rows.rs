@@ -130,6 +130,16 @@ pub enum ArchiveTier {
     Archive = 2,
 }
 
+/// A stored volume dictionary (`dictionaries` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DictionaryRow {
+    /// SHA-256 (hex) of the dictionary's bytes.
+    pub sha256: String,
+    pub raw_len: u64,
+    /// The bytes, cm-coded.
+    pub payload: Vec<u8>,
+}
+
 /// Raw and stored bytes of the blocks in each archive tier.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ArchiveTotals {

@@ -8,7 +8,8 @@
 
 use super::features::{Feature, FeatureSet, FEATURES_KEY};
 use super::rows::{
-    ArchiveTier, ArchiveTotals, BlockInfo, DirEntryRow, InodeRow, NewInode, StoreTotals,
+    ArchiveTier, ArchiveTotals, BlockInfo, DictionaryRow, DirEntryRow, InodeRow, NewInode,
+    StoreTotals,
 };
 use super::StoreError;
 
@@ -83,6 +84,12 @@ pub trait Reads {
     /// The stored model with this sha256 (hex), if the volume holds it.
     fn model(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
 
+    /// Whether the volume has stored a dictionary (its table exists).
+    fn has_dictionaries_table(&self) -> Result<bool>;
+
+    /// Every dictionary the volume stores, oldest first.
+    fn dictionaries(&self) -> Result<Vec<DictionaryRow>>;
+
     /// The sha256 (hex) of every model the volume stores.
     fn model_shas(&self) -> Result<Vec<String>>;
 
@@ -154,6 +161,10 @@ pub trait Writes: Reads {
     /// Stores a model (idempotent).
     fn put_model(&self, sha256: &str, onnx: &[u8]) -> Result<()>;
 
+    /// Stores a dictionary (idempotent), creating the dictionaries table
+    /// with the volume's first one.
+    fn put_dictionary(&self, d: &DictionaryRow) -> Result<()>;
+
     fn delete_block(&self, ino: u64, idx: u64) -> Result<()>;
 
     /// Drops every block at or past `first` (truncation).
@@ -179,24 +190,28 @@ pub(super) trait BackendTx: Writes {
     fn bump_sync_generation(&self) -> Result<()>;
 }
 
-/// Before `record` (of `codec`) is stored: records the feature it needs, in
-/// this transaction, and raises the schema version so that llmfs builds
-/// without the feature refuse the store from then on.
+/// Before `record` (of `codec`) is stored: records the features it needs,
+/// in this transaction, and raises the schema version so that llmfs builds
+/// without them refuse the store from then on.
 pub(super) fn require_feature_of(tx: &impl BackendTx, codec: u8, record: &[u8]) -> Result<()> {
-    let Some(feature) = Feature::of_record(codec, record) else {
-        return Ok(());
-    };
-    let mut set = tx.features()?;
-    if set.contains(feature) {
+    let needed = Feature::of_record(codec, record);
+    if needed.is_empty() {
         return Ok(());
     }
-    set.insert(feature);
+    let mut set = tx.features()?;
+    let new: Vec<Feature> = needed.into_iter().filter(|f| !set.contains(*f)).collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    for &feature in &new {
+        set.insert(feature);
+        log::info!("the volume now uses feature {}", feature.name());
+    }
     tx.set_volume_setting(FEATURES_KEY, &set.to_text())?;
     let version = tx.schema_version()?;
     let want = set.schema_version(version);
     if want > version {
         tx.set_schema_version(want)?;
     }
-    log::info!("the volume now uses feature {}", feature.name());
     Ok(())
 }

@@ -20,6 +20,7 @@ fn every(tier: ArchiveTier) -> Pass {
         tier,
         written_before: i64::MAX,
         max_blocks: u64::MAX,
+        build_dictionary: true,
     }
 }
 

@@ -10,6 +10,7 @@ mod common;
 
 mod archive;
 mod core_model;
+mod dictionary;
 mod fs_core;
 mod pg_connection;
 mod store;

@@ -18,9 +18,14 @@ pub enum CmError {
         payload: Option<[u8; 32]>,
         given: Option<[u8; 32]>,
     },
+    /// The payload was primed with a dictionary the volume does not hold.
+    MissingDictionary([u8; 32]),
+    /// The payload was primed with a dictionary whose stored bytes do not
+    /// match its SHA-256.
+    DamagedDictionary([u8; 32]),
 }
 
-fn hex(d: &[u8; 32]) -> String {
+pub(super) fn hex(d: &[u8; 32]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -40,6 +45,17 @@ impl fmt::Display for CmError {
                 }
                 (None, _) => write!(f, "the payload was coded without a dictionary"),
             },
+            CmError::MissingDictionary(d) => write!(
+                f,
+                "the payload needs dictionary {}, which the volume does not hold",
+                hex(d)
+            ),
+            CmError::DamagedDictionary(d) => write!(
+                f,
+                "the payload needs dictionary {}, whose stored bytes are damaged \
+                 (checksum mismatch)",
+                hex(d)
+            ),
         }
     }
 }

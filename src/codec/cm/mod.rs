@@ -18,9 +18,10 @@
 //! starts from a clone of that state, so its contexts and matches reach into
 //! the sample. A payload coded so names the dictionary's SHA-256, and only
 //! that dictionary decodes it. The volume codec ([`CmCodec`]) codes without
-//! one.
+//! one; [`DictionaryCmCodec`] codes with a volume's [`Dictionaries`].
 
 mod arith;
+mod dictionaries;
 mod error;
 mod matcher;
 mod mixer;
@@ -30,6 +31,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+pub use dictionaries::{digest_from_hex, Dictionaries, DictionaryCmCodec, StoredDictionary};
 pub use error::CmError;
 pub use predictor::Predictor;
 
@@ -104,6 +106,11 @@ fn decode_with(
         out.push(byte as u8);
     }
     dec.finish()
+}
+
+/// Whether `payload` (a cm payload) was primed with a dictionary.
+pub fn payload_primed(payload: &[u8]) -> bool {
+    payload.len() >= PAYLOAD_HEADER_LEN && payload[1] == FLAG_PRIMED
 }
 
 /// Checks the header of `payload`; returns the dictionary digest it names

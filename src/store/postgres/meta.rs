@@ -10,8 +10,8 @@ use postgres::types::ToSql;
 use postgres::{Row, Statement, Transaction};
 
 use crate::store::rows::{
-    ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, CodecTotals, DirEntryRow, InodeRow,
-    NewInode, StoreTotals,
+    ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, CodecTotals, DictionaryRow, DirEntryRow,
+    InodeRow, NewInode, StoreTotals,
 };
 use crate::store::tx::{require_feature_of, BackendTx, Reads, Writes};
 use crate::store::{StoreError, ROOT_INO};
@@ -370,6 +370,31 @@ impl Reads for PgTx<'_> {
             .transpose()?)
     }
 
+    fn has_dictionaries_table(&self) -> Result<bool> {
+        Ok(self
+            .one("SELECT to_regclass('dictionaries') IS NOT NULL", &[])?
+            .try_get(0)?)
+    }
+
+    fn dictionaries(&self) -> Result<Vec<DictionaryRow>> {
+        if !self.has_dictionaries_table()? {
+            return Ok(Vec::new());
+        }
+        self.rows(
+            "SELECT sha256, raw_len, payload FROM dictionaries ORDER BY added_ns, sha256",
+            &[],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(DictionaryRow {
+                sha256: r.try_get(0)?,
+                raw_len: get_u64(r, 1)?,
+                payload: r.try_get(2)?,
+            })
+        })
+        .collect()
+    }
+
     fn model_shas(&self) -> Result<Vec<String>> {
         Ok(self
             .rows("SELECT sha256 FROM models ORDER BY added_ns, sha256", &[])?
@@ -652,6 +677,23 @@ impl Writes for PgTx<'_> {
             "INSERT INTO models(sha256, onnx, added_ns) VALUES ($1, $2, $3) \
              ON CONFLICT (sha256) DO NOTHING",
             &[&sha256, &onnx, &crate::time::now_ns()],
+        )?;
+        Ok(())
+    }
+
+    fn put_dictionary(&self, d: &DictionaryRow) -> Result<()> {
+        if !self.has_dictionaries_table()? {
+            self.batch(super::migrate::DICTIONARIES_TABLE)?;
+        }
+        self.exec(
+            "INSERT INTO dictionaries(sha256, raw_len, payload, added_ns) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (sha256) DO NOTHING",
+            &[
+                &d.sha256,
+                &big(d.raw_len),
+                &d.payload,
+                &crate::time::now_ns(),
+            ],
         )?;
         Ok(())
     }

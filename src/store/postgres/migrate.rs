@@ -14,6 +14,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0002_models_archive.sql"),
 ];
 
+/// The table of volume dictionaries, created (as on SQLite, from the file
+/// of version 6) by the transaction that stores a volume's first
+/// dictionary, not on open.
+pub(super) const DICTIONARIES_TABLE: &str =
+    include_str!("../../../migrations/postgres/0006_cm_dictionaries.sql");
+
 /// The version of this build's PostgreSQL tables.
 pub const PG_TABLES_VERSION: u32 = MIGRATIONS.len() as u32;
 

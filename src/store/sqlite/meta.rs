@@ -4,8 +4,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::store::rows::{
-    ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, ByteTotals, CodecTotals, DirEntryRow,
-    InodeRow, NewInode, StoreTotals,
+    ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, ByteTotals, CodecTotals, DictionaryRow,
+    DirEntryRow, InodeRow, NewInode, StoreTotals,
 };
 use crate::store::tx::{require_feature_of, BackendTx, Reads, Writes};
 use crate::store::StoreError;
@@ -305,6 +305,34 @@ impl Reads for SqliteTx<'_> {
             .conn
             .prepare_cached("SELECT onnx FROM models WHERE sha256 = ?1")?;
         Ok(stmt.query_row([sha256], |r| r.get(0)).optional()?)
+    }
+
+    /// Whether the volume has stored a dictionary (its table exists).
+    fn has_dictionaries_table(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dictionaries'",
+            )?
+            .exists([])?)
+    }
+
+    /// Every dictionary the volume stores, oldest first.
+    fn dictionaries(&self) -> Result<Vec<DictionaryRow>> {
+        if !self.has_dictionaries_table()? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sha256, raw_len, payload FROM dictionaries ORDER BY added_ns, sha256",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(DictionaryRow {
+                sha256: r.get(0)?,
+                raw_len: r.get(1)?,
+                payload: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The sha256 (hex) of every model the volume stores.
@@ -643,6 +671,27 @@ impl Writes for SqliteTx<'_> {
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO volume(key, value) VALUES (?1, ?2)")?
             .execute([key, value])?;
+        Ok(())
+    }
+
+    /// Stores a dictionary (idempotent), creating the dictionaries table
+    /// with the volume's first one.
+    fn put_dictionary(&self, d: &DictionaryRow) -> Result<()> {
+        if !self.has_dictionaries_table()? {
+            self.conn
+                .execute_batch(super::migrate::DICTIONARIES_TABLE)?;
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO dictionaries(sha256, raw_len, payload, added_ns) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                d.sha256,
+                d.raw_len,
+                d.payload,
+                crate::time::now_ns()
+            ])?;
         Ok(())
     }
 }

@@ -13,14 +13,22 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0003_lzma_records.sql"),
     include_str!("../../../migrations/0004_portable_llm_records.sql"),
     include_str!("../../../migrations/0005_cm_records.sql"),
+    include_str!("../../../migrations/0006_cm_dictionaries.sql"),
 ];
+
+/// The file that creates the dictionaries table, run by the transaction
+/// that stores a volume's first dictionary (not on open: an older llmfs
+/// ignores the extra table, and only a primed record locks it out).
+pub(super) const DICTIONARIES_TABLE: &str = MIGRATIONS[5];
 
 /// The newest schema version this build reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// The version of this build's tables: what opening a store read-write
-/// brings an older one to. The files past it (0003-0005) change no table; a
-/// store is raised to their numbers only when its feature set needs them
+/// brings an older one to. The files past it (0003-0006) change no table an
+/// older llmfs reads (0006 adds one it ignores, when a volume first stores
+/// a dictionary); a store is raised to their numbers only when its feature
+/// set needs them
 /// (`super::features`), so opening a store never locks out an older llmfs
 /// that could still read it.
 pub const TABLES_VERSION: u32 = 2;

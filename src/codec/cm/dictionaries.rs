@@ -1,0 +1,214 @@
+//! A volume's dictionaries, and the cm codec that uses them.
+//!
+//! A volume stores dictionaries (samples of its own data) by SHA-256 and
+//! names one as current. The [`DictionaryCmCodec`] primes every block it
+//! encodes with the current one, so what repeats across blocks and files
+//! (log line templates, headers, boilerplate) costs little while each block
+//! still decodes on its own; it decodes a primed payload with whichever
+//! dictionary the payload names. Priming costs a pass over the dictionary,
+//! so each is primed once, when first needed, and cloned per block.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use sha2::{Digest, Sha256};
+
+use super::{
+    decode_payload, decode_payload_primed, encode_payload, encode_payload_primed, parse, CmError,
+    Dictionary,
+};
+use crate::codec::{Codec, CodecError, CodecId};
+
+/// One stored dictionary: its bytes as the volume stores them (a plain cm
+/// payload, [`StoredDictionary`]) and, once needed, the primed predictor
+/// or why there is none.
+struct Entry {
+    stored: StoredDictionary,
+    primed: OnceLock<Result<Dictionary, CmError>>,
+}
+
+/// A dictionary as a volume stores it: cm-coded (a dictionary is a sample
+/// of the volume's own data, so it compresses like that data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDictionary {
+    /// SHA-256 of the dictionary's bytes: the name primed payloads give.
+    pub digest: [u8; 32],
+    /// Length of the dictionary's bytes.
+    pub raw_len: usize,
+    /// A cm payload (without a dictionary) of the bytes.
+    pub payload: Vec<u8>,
+}
+
+impl StoredDictionary {
+    /// Codes `bytes` for storage.
+    pub fn of(bytes: &[u8]) -> StoredDictionary {
+        StoredDictionary {
+            digest: Sha256::digest(bytes).into(),
+            raw_len: bytes.len(),
+            payload: encode_payload(bytes, Vec::new()),
+        }
+    }
+
+    /// The dictionary's bytes, checked against the digest.
+    pub fn bytes(&self) -> Result<Vec<u8>, CmError> {
+        let mut out = Vec::new();
+        decode_payload(&self.payload, self.raw_len, &mut out)
+            .map_err(|_| CmError::DamagedDictionary(self.digest))?;
+        if <[u8; 32]>::from(Sha256::digest(&out)) != self.digest {
+            return Err(CmError::DamagedDictionary(self.digest));
+        }
+        Ok(out)
+    }
+}
+
+/// The dictionaries a volume holds, shared by every codec set of a mount.
+/// Nothing is decoded or primed until a block needs it.
+#[derive(Default)]
+pub struct Dictionaries {
+    entries: RwLock<HashMap<[u8; 32], Arc<Entry>>>,
+    current: RwLock<Option<[u8; 32]>>,
+}
+
+/// Parses a lowercase or uppercase hex SHA-256.
+pub fn digest_from_hex(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+impl Dictionaries {
+    pub fn new() -> Dictionaries {
+        Dictionaries::default()
+    }
+
+    /// Adds a stored dictionary. One whose bytes do not decode to its
+    /// digest is found out when a block needs it: that block then fails
+    /// with [`CmError::DamagedDictionary`] instead of decoding to other
+    /// bytes.
+    pub fn insert(&self, stored: StoredDictionary) {
+        let digest = stored.digest;
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(digest)
+            .or_insert_with(|| {
+                Arc::new(Entry {
+                    stored,
+                    primed: OnceLock::new(),
+                })
+            });
+    }
+
+    /// Names the dictionary new blocks are primed with (`None`: none).
+    pub fn set_current(&self, digest: Option<[u8; 32]>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = digest;
+    }
+
+    /// The digest of the dictionary new blocks are primed with.
+    pub fn current(&self) -> Option<[u8; 32]> {
+        *self.current.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the set holds no dictionary.
+    pub fn is_empty(&self) -> bool {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Runs `f` with the primed dictionary `digest`, decoding and priming
+    /// it first if this is its first use.
+    fn with_primed<T>(
+        &self,
+        digest: [u8; 32],
+        f: impl FnOnce(&Dictionary) -> T,
+    ) -> Result<T, CmError> {
+        let entry = self
+            .entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&digest)
+            .cloned()
+            .ok_or(CmError::MissingDictionary(digest))?;
+        let primed = entry.primed.get_or_init(|| {
+            let bytes = entry.stored.bytes();
+            if let Err(e) = &bytes {
+                log::error!("cm dictionary: {e}");
+            }
+            bytes.map(|b| Dictionary::new(&b))
+        });
+        match primed {
+            Ok(d) => Ok(f(d)),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+/// The cm codec of a volume with dictionaries: encodes primed with the
+/// current dictionary (plain cm while there is none) and decodes plain
+/// payloads and payloads primed with any dictionary of the set.
+#[derive(Clone)]
+pub struct DictionaryCmCodec {
+    dicts: Arc<Dictionaries>,
+}
+
+impl DictionaryCmCodec {
+    pub fn new(dicts: Arc<Dictionaries>) -> DictionaryCmCodec {
+        DictionaryCmCodec { dicts }
+    }
+
+    pub fn dictionaries(&self) -> &Arc<Dictionaries> {
+        &self.dicts
+    }
+
+    fn decode_cm(&self, payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CmError> {
+        match parse(payload)? {
+            (None, _) => decode_payload(payload, raw_len, out),
+            (Some(digest), _) => self
+                .dicts
+                .with_primed(digest, |d| decode_payload_primed(d, payload, raw_len, out))?,
+        }
+    }
+}
+
+impl Codec for DictionaryCmCodec {
+    fn id(&self) -> CodecId {
+        CodecId::Cm
+    }
+
+    fn encode(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let taken = std::mem::take(out);
+        *out = match self.dicts.current() {
+            Some(digest) => {
+                let mut taken = Some(taken);
+                match self.dicts.with_primed(digest, |d| {
+                    encode_payload_primed(d, raw, taken.take().unwrap_or_default())
+                }) {
+                    Ok(payload) => payload,
+                    // The current dictionary cannot be used (damaged):
+                    // code without one rather than fail the block.
+                    Err(e) => {
+                        log::warn!("cm: {e}; coding without a dictionary");
+                        encode_payload(raw, taken.take().unwrap_or_default())
+                    }
+                }
+            }
+            None => encode_payload(raw, taken),
+        };
+        Ok(())
+    }
+
+    fn decode(&self, payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.decode_cm(payload, raw_len, out)
+            .map_err(|e| CodecError::Corrupt {
+                codec: CodecId::Cm,
+                detail: e.to_string(),
+            })
+    }
+}

@@ -1,0 +1,150 @@
+//! The volume dictionary: a sample of the volume's own cold data that
+//! primes every cm block the archiver writes (docs/DESIGN.md, "Volume
+//! dictionary").
+//!
+//! Independent 64 KiB blocks lose what repeats across blocks and files: a
+//! log's line templates, a format's headers. The archiver builds one
+//! dictionary per volume, once enough cold data is waiting (so the sample is
+//! representative and its cost is spread), from chunks of blocks spread over
+//! that data; stores it durably, by SHA-256, before any block refers to it;
+//! and from then on primes cm with it. Every block still decodes on its own
+//! (with the dictionary, which the volume keeps as long as it keeps blocks
+//! naming it).
+
+use std::sync::Arc;
+
+use crate::codec::cm::{digest_from_hex, Dictionaries, StoredDictionary};
+use crate::codec::{record_codec, CodecId, CodecSet};
+use crate::error::{Error, Result};
+use crate::store::{ArchiveTier, DictionaryRow, Durability, Store};
+
+/// Volume setting naming (SHA-256, hex) the dictionary new cm blocks are
+/// primed with.
+pub const DICTIONARY_SETTING: &str = "cm_dictionary_sha256";
+/// Bytes of a dictionary at most: priming costs a pass over them once per
+/// process, each block a copy of the primed tables. On the held-out logs a
+/// volume dictionary of 256 KiB stores 0.90x of one of 64 KiB, dictionary
+/// included (bench/results/2026-12-02-dictionary-logs.tsv).
+pub const DICTIONARY_LEN: usize = 256 * 1024;
+/// Bytes taken from each sampled block.
+const CHUNK: usize = 4096;
+/// Cold blocks waiting before a dictionary is built: with less, the
+/// dictionary would cost about what it saves.
+pub const MIN_BLOCKS: usize = 16;
+/// How many waiting blocks the sample is spread over, at most.
+const SCAN: usize = 4096;
+
+/// Loads every dictionary the volume stores, the current one named.
+pub fn load(store: &Store) -> Result<Arc<Dictionaries>> {
+    let (stored, current) = store
+        .read(|m| Ok::<_, Error>((m.dictionaries()?, m.volume_setting(DICTIONARY_SETTING)?)))?;
+    let dicts = Dictionaries::new();
+    for row in stored {
+        match digest_from_hex(&row.sha256) {
+            Some(digest) => dicts.insert(StoredDictionary {
+                digest,
+                raw_len: row.raw_len as usize,
+                payload: row.payload,
+            }),
+            None => log::error!(
+                "the volume stores a dictionary under a bad name {:?}",
+                row.sha256
+            ),
+        }
+    }
+    dicts.set_current(current.as_deref().and_then(digest_from_hex));
+    Ok(Arc::new(dicts))
+}
+
+/// Builds the volume's dictionary if it has none, `codecs` code with
+/// dictionaries, and at least [`MIN_BLOCKS`] blocks wait for `tier` (written
+/// before `written_before`). Returns the new dictionary's SHA-256 (hex).
+pub fn build_if_due(
+    store: &Store,
+    codecs: &CodecSet,
+    tier: ArchiveTier,
+    written_before: i64,
+) -> Result<Option<String>> {
+    let Some(dicts) = codecs.dictionaries() else {
+        return Ok(None);
+    };
+    if dicts.current().is_some() {
+        return Ok(None);
+    }
+    let waiting =
+        store.read(|m| Ok::<_, Error>(m.blocks_to_archive(tier, written_before, SCAN)?))?;
+    if waiting.len() < MIN_BLOCKS {
+        return Ok(None);
+    }
+    let chunks = DICTIONARY_LEN / CHUNK;
+    let mut sample = Vec::with_capacity(DICTIONARY_LEN);
+    for i in 0..chunks.min(waiting.len()) {
+        let (ino, idx) = waiting[i * waiting.len() / chunks.min(waiting.len())];
+        let Some(record) = store.read(|m| Ok::<_, Error>(m.block(ino, idx)?))? else {
+            continue;
+        };
+        // Raw records are incompressible data: nothing to learn from.
+        if record_codec(&record) == Some(CodecId::Raw) {
+            continue;
+        }
+        match codecs.decode_block(&record, store.block_size()) {
+            Ok(raw) => sample.extend_from_slice(chunk_of(&raw)),
+            Err(e) => log::warn!("dictionary sample: inode {ino} block {idx}: {e}"),
+        }
+    }
+    if sample.len() < DICTIONARY_LEN / 4 {
+        return Ok(None);
+    }
+    let stored = StoredDictionary::of(&sample);
+    let sha = crate::model::hex(&stored.digest);
+    store.write(Durability::Durable, |m| {
+        m.put_dictionary(&DictionaryRow {
+            sha256: sha.clone(),
+            raw_len: stored.raw_len as u64,
+            payload: stored.payload.clone(),
+        })?;
+        m.set_volume_setting(DICTIONARY_SETTING, &sha)?;
+        Ok::<_, Error>(())
+    })?;
+    let digest = stored.digest;
+    log::info!(
+        "the volume now primes cm blocks with dictionary {sha} ({} bytes, stored in {})",
+        stored.raw_len,
+        stored.payload.len()
+    );
+    dicts.insert(stored);
+    dicts.set_current(Some(digest));
+    Ok(Some(sha))
+}
+
+/// Up to [`CHUNK`] bytes from the middle of a block, starting after a line
+/// break when one is near (whole lines teach templates best).
+fn chunk_of(raw: &[u8]) -> &[u8] {
+    let start = raw.len().saturating_sub(CHUNK) / 2;
+    let start = raw[start..]
+        .iter()
+        .take(256)
+        .position(|&b| b == b'\n')
+        .map_or(start, |p| start + p + 1);
+    &raw[start..(start + CHUNK).min(raw.len())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_start_after_a_line_break_when_one_is_near() {
+        let mut raw = vec![b'a'; 10_000];
+        raw[3000] = b'\n';
+        let c = chunk_of(&raw);
+        assert_eq!(c.len(), CHUNK);
+        assert_eq!(c.as_ptr() as usize - raw.as_ptr() as usize, 3001);
+        let flat = vec![b'b'; 10_000];
+        assert_eq!(
+            chunk_of(&flat).as_ptr() as usize - flat.as_ptr() as usize,
+            2952
+        );
+        assert_eq!(chunk_of(b"short"), b"short");
+    }
+}
