@@ -265,3 +265,26 @@ fn byte_names_and_listing_cookies() {
         }
     });
 }
+
+/// The dictionaries table appears with the volume's first dictionary;
+/// storing one twice keeps one row.
+#[test]
+fn dictionaries_table_comes_with_the_first_dictionary() {
+    on_each_backend(|fresh| {
+        let s = fresh.create(65536).unwrap();
+        assert!(!s.read(|m| m.has_dictionaries_table()).unwrap());
+        assert!(s.read(|m| m.dictionaries()).unwrap().is_empty());
+        let d = llmfs::store::DictionaryRow {
+            sha256: "ab".repeat(32),
+            raw_len: 3,
+            payload: vec![0, 1, 255],
+        };
+        for _ in 0..2 {
+            s.write(Durability::Durable, |m| m.put_dictionary(&d))
+                .unwrap();
+        }
+        assert!(s.read(|m| m.has_dictionaries_table()).unwrap());
+        assert_eq!(s.read(|m| m.dictionaries()).unwrap(), vec![d.clone()]);
+        assert_eq!(fresh.schema_version(), 2, "the table alone raises nothing");
+    });
+}
