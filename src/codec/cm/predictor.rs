@@ -202,7 +202,6 @@ impl Predictor {
         }
     }
 
-    // One index walks three parallel arrays (contexts, slots, buckets).
     fn begin_nibble(&mut self) {
         let c0 = self.c0;
         let h: [u32; HASHED] = std::array::from_fn(|i| mix2(self.ctx[i], c0));
