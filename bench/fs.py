@@ -208,6 +208,15 @@ def main():
             dirs[n] = os.path.join(work, n)
         os.mkdir(dirs["base"])
         targets["llmfs baseline"] = Llmfs(os.path.abspath(baseline), dirs["base.store"], dirs["base"])
+    pg = os.environ.get("FS_BENCH_PG")
+    if pg:
+        # The same llmfs with its volume in PostgreSQL (a schema of its own,
+        # dropped at the end), as one more column.
+        schema = f"fsbench_{os.getpid()}"
+        pg_store = f"{pg}{'&' if '?' in pg else '?'}schema={schema}"
+        dirs["pg"] = os.path.join(work, "pg")
+        os.mkdir(dirs["pg"])
+        targets["llmfs postgres"] = Llmfs(binary, pg_store, dirs["pg"])
     for kind in PASSTHROUGHS:
         if shutil.which(kind):
             targets[kind] = Passthrough(kind, dirs[kind + ".branch"], dirs[kind])
@@ -287,6 +296,9 @@ def main():
                 t.umount()
             except subprocess.CalledProcessError:
                 run("umount", "-l", t.path)
+        if pg:
+            run("psql", "-q", pg.split("?")[0], "-c",
+                f"SET client_min_messages = warning; DROP SCHEMA IF EXISTS {schema} CASCADE")
     seconds = time.time() - started
     shutil.rmtree(work)
     results = {}
@@ -299,6 +311,8 @@ def main():
             peers = [r[n][k]["best"] for n in PASSTHROUGHS if n in r]
             if peers:
                 ratio[k]["best passthrough"] = best / max(peers)
+            if "llmfs postgres" in r:
+                ratio[k]["postgres / sqlite"] = r["llmfs postgres"][k]["best"] / best
         r["ratio"] = ratio
         results[test] = r
     fio_version = run("fio", "--version", capture_output=True, text=True).stdout.strip()
@@ -310,6 +324,8 @@ def main():
         "llmfs_commit": commit, "rounds": ROUNDS,
         "llmfs_mount": "llmfs mount MNT --store STORE (defaults: compress=background, archive_after=10m, cache_mb=64, threads=4, block_size=65536)",
         "passthroughs": "mergerfs BRANCH MNT; bindfs BRANCH MNT (default options)",
+        "llmfs_postgres": (f"llmfs mount MNT --store {pg}&schema=... (the same defaults; "
+                           f"{version(['psql', '--version'])} server on this machine)") if pg else None,
         "data": "fio buffer_compress_percentage=50, buffer_compress_chunk=4096, refill_buffers",
         "cold": "page cache dropped (echo 3 > /proc/sys/vm/drop_caches); llmfs also remounted (empty block cache)",
         "seq_file_mib": SIZE_MIB, "results": results, "llmfs_stats_after": stats,
@@ -321,14 +337,17 @@ def main():
     lines = [f"bench/fs.sh, {doc['date']}, {seconds:.0f} s, best of {ROUNDS} alternating rounds "
              f"(spread in brackets); {doc['machine']['cores']} cores, {doc['machine']['cpu_model']}; "
              f"{fs_type}; {fio_version}; {doc['mergerfs']}; {doc['bindfs']}  ",
-             "", "| test | metric | " + " | ".join(cols) + " | llmfs / plain | llmfs / best passthrough |",
-             "|---|---|" + "---:|" * (len(cols) + 2)]
+             "", "| test | metric | " + " | ".join(cols) + " | llmfs / plain | llmfs / best passthrough |"
+             + (" llmfs postgres / llmfs |" if pg else ""),
+             "|---|---|" + "---:|" * (len(cols) + 2 + (1 if pg else 0))]
     for test, r in results.items():
         for k in r["llmfs"]:
             cells = [f"{r[n][k]['best']:.1f} ({100 * r[n][k]['spread']:.0f}%)" for n in cols]
             bp = r["ratio"][k].get("best passthrough")
+            pgr = r["ratio"][k].get("postgres / sqlite")
             lines.append(f"| {test} | {k} | " + " | ".join(cells) +
-                         f" | {r['ratio'][k]['plain']:.2f} | " + (f"{bp:.2f}" if bp else "-") + " |")
+                         f" | {r['ratio'][k]['plain']:.2f} | " + (f"{bp:.2f}" if bp else "-") + " |"
+                         + (f" {pgr:.2f} |" if pgr else ""))
     with open(prefix + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -12,6 +12,9 @@
 # FS_BENCH_MIB: size of the sequential file (default 256)
 # FS_BENCH_DIR: parent of the work directory (default /var/tmp)
 # FS_BENCH_BASELINE: another llmfs binary, run as one more column (before/after)
+# FS_BENCH_PG: a postgres:// database (default $LLMFS_TEST_PG, as .ci/postgres.sh
+#   sets it): llmfs with its volume stored there, as one more column, with its
+#   ratio to llmfs on SQLite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -28,4 +31,5 @@ cargo build --release --locked
 bin="${CARGO_TARGET_DIR:-target}/release/llmfs"
 out="${1:-bench/results/$(date -u +%F)-$(hostname -s)-fs-$(date -u +%H%M)}"
 mkdir -p "$(dirname "$out")"
+export FS_BENCH_PG="${FS_BENCH_PG:-${LLMFS_TEST_PG:-}}"
 exec nice -n 10 python3 bench/fs.py "$bin" "$out"

@@ -14,6 +14,7 @@ mod notify;
 mod paths;
 mod progress;
 mod stats;
+mod store_arg;
 mod volume;
 
 use std::path::PathBuf;
@@ -25,12 +26,13 @@ pub use error::CliError;
 pub use mount::MountArgs;
 pub use mountinfo::store_of_mountpoint;
 pub use paths::default_store_for;
+pub use store_arg::StorePassword;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "llmfs",
     version,
-    about = "A compressing FUSE filesystem with a SQLite block store"
+    about = "A compressing FUSE filesystem with a SQLite or PostgreSQL block store"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -61,22 +63,30 @@ pub enum Command {
     },
     /// Show space and block statistics of a store or a mounted volume.
     Stats {
-        /// A store directory or the mountpoint of a mounted volume.
+        /// A store directory, a postgres:// URL, or the mountpoint of a
+        /// mounted volume.
         path: PathBuf,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        password: StorePassword,
     },
     /// Check a store's metadata and verify every block against its checksum.
     Fsck {
-        /// A store directory or the mountpoint of a mounted volume.
+        /// A store directory, a postgres:// URL, or the mountpoint of a
+        /// mounted volume.
         path: PathBuf,
+        #[command(flatten)]
+        password: StorePassword,
     },
     /// Take a store's cold blocks to an archive tier now (offline; the
     /// volume must not be mounted): by default the deep tier (the model).
     Archive {
-        /// The store directory.
+        /// The store directory or postgres:// URL.
         store: PathBuf,
+        #[command(flatten)]
+        password: StorePassword,
         /// Only blocks written at least this long ago (seconds, or 30s, 10m, 2h, 1d).
         #[arg(long, default_value = "0", value_parser = mount::parse_age)]
         older_than: u64,
@@ -200,16 +210,21 @@ pub fn main() -> ExitCode {
             init_logging(cli.log.verbose);
             mount::umount(&mountpoint, std::time::Duration::from_secs(timeout))
         }
-        Command::Stats { path, json } => {
+        Command::Stats {
+            path,
+            json,
+            password,
+        } => {
             init_logging(cli.log.verbose);
-            stats::stats(&path, json)
+            stats::stats(&path, &password, json)
         }
-        Command::Fsck { path } => {
+        Command::Fsck { path, password } => {
             init_logging(cli.log.verbose);
-            stats::fsck(&path)
+            stats::fsck(&path, &password)
         }
         Command::Archive {
             store,
+            password,
             older_than,
             tier,
             portable,
@@ -218,9 +233,9 @@ pub fn main() -> ExitCode {
         } => {
             init_logging(cli.log.verbose);
             if portable {
-                stats::convert_to_portable(&store, &model)
+                stats::convert_to_portable(&store, &password, &model)
             } else {
-                stats::archive(&store, older_than, tier, no_dictionary, &model)
+                stats::archive(&store, &password, older_than, tier, no_dictionary, &model)
             }
         }
         Command::Compress(args) => {

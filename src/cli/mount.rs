@@ -17,20 +17,26 @@ use super::error::{CliError, Context};
 use super::mountinfo::{store_of_mountpoint, FS_TYPE};
 use super::notify;
 use super::paths::default_store_for;
+use super::store_arg::StorePassword;
 use super::volume::{self, Volume, VolumeSettings};
 use crate::archive::CompressMode;
 use crate::fuse::FuseFs;
 use crate::model::Device;
-use crate::store::{StoreLock, DEFAULT_BLOCK_SIZE};
+use crate::store::{StoreLocation, StoreLock, DEFAULT_BLOCK_SIZE};
 
 #[derive(Args, Debug, Clone)]
 pub struct MountArgs {
     /// Directory to mount the volume on (must exist).
     pub mountpoint: PathBuf,
-    /// Store directory [default: /var/lib/llmfs/<mountpoint> for root,
-    /// ~/.local/share/llmfs/<mountpoint> otherwise].
+    /// Store directory, or a PostgreSQL database as
+    /// postgres://[USER@]HOST[:PORT]/DATABASE[?schema=S&sslmode=M&...]
+    /// [default: /var/lib/llmfs/<mountpoint> for root,
+    /// ~/.local/share/llmfs/<mountpoint> otherwise; a PostgreSQL mount
+    /// keeps its log and daemon lock there].
     #[arg(long)]
     pub store: Option<PathBuf>,
+    #[command(flatten)]
+    pub password: StorePassword,
     /// Stay in the foreground instead of detaching (also under systemd:
     /// readiness goes to $NOTIFY_SOCKET once the mount is live).
     #[arg(short, long)]
@@ -144,6 +150,7 @@ impl MountArgs {
             deep_archive_after: None,
             model: None,
             device: Device::Cpu,
+            password: StorePassword::default(),
         }
     }
 }
@@ -349,8 +356,17 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, CliError
     })
 }
 
+/// Where a mount's volume is, and the directory on this machine for its
+/// log and the lock `llmfs umount` waits on: the store directory itself
+/// for SQLite, the mountpoint's default store directory for PostgreSQL.
+#[derive(Debug, Clone)]
+struct MountStore {
+    location: StoreLocation,
+    local_dir: PathBuf,
+}
+
 /// Checks the mountpoint and store paths; returns them canonical.
-fn resolve_paths(args: &MountArgs) -> Result<(PathBuf, PathBuf), CliError> {
+fn resolve_paths(args: &MountArgs) -> Result<(PathBuf, MountStore), CliError> {
     let mp = &args.mountpoint;
     let meta = match std::fs::metadata(mp) {
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) && detach_dead_mount(mp) => {
@@ -366,6 +382,23 @@ fn resolve_paths(args: &MountArgs) -> Result<(PathBuf, PathBuf), CliError> {
         )));
     }
     let mp = std::fs::canonicalize(mp).with_context(|| format!("mountpoint {}", mp.display()))?;
+    if let Some(url) = args
+        .store
+        .as_ref()
+        .filter(|s| StoreLocation::is_postgres(s.as_os_str()))
+    {
+        let location = args
+            .password
+            .attach(StoreLocation::parse(url.as_os_str())?)?;
+        let local_dir = default_store_for(&mp)?;
+        return Ok((
+            mp,
+            MountStore {
+                location,
+                local_dir,
+            },
+        ));
+    }
     let store = match &args.store {
         Some(s) => s.clone(),
         None => default_store_for(&mp)?,
@@ -378,7 +411,14 @@ fn resolve_paths(args: &MountArgs) -> Result<(PathBuf, PathBuf), CliError> {
             mp.display()
         )));
     }
-    Ok((mp, store))
+    let location = args.password.attach(StoreLocation::Dir(store.clone()))?;
+    Ok((
+        mp,
+        MountStore {
+            location,
+            local_dir: store,
+        },
+    ))
 }
 
 /// Makes a path absolute and resolves what exists of it, so that the
@@ -473,9 +513,9 @@ fn run_inner(args: MountArgs, verbose: u8) -> Result<ExitCode, CliError> {
     }
     let opts = parse_options(&args.options)?;
     let settings = settings(&args, &opts)?;
-    let (mountpoint, store_dir) = resolve_paths(&args)?;
+    let (mountpoint, store) = resolve_paths(&args)?;
     if args.foreground {
-        serve(settings, opts, &mountpoint, &store_dir, None)?;
+        serve(settings, opts, &mountpoint, &store, None)?;
         return Ok(ExitCode::SUCCESS);
     }
     if notify::under_systemd() {
@@ -508,7 +548,7 @@ fn run_inner(args: MountArgs, verbose: u8) -> Result<ExitCode, CliError> {
                 settings,
                 opts,
                 &mountpoint,
-                &store_dir,
+                &store,
                 Some(Daemon { status, verbose }),
             ) {
                 Ok(()) => 0,
@@ -524,7 +564,7 @@ fn run_inner(args: MountArgs, verbose: u8) -> Result<ExitCode, CliError> {
             unsafe { libc::close(fds[1]) };
             // SAFETY: fds[0] is an open descriptor this process owns.
             let status = unsafe { std::fs::File::from_raw_fd(fds[0]) };
-            read_status(status, child, &store_dir, MOUNT_REPORT_TIMEOUT)
+            read_status(status, child, &store.local_dir, MOUNT_REPORT_TIMEOUT)
         }
     }
 }
@@ -594,10 +634,10 @@ fn serve(
     settings: Settings,
     opts: ParsedOptions,
     mountpoint: &Path,
-    store_dir: &Path,
+    store: &MountStore,
     mut daemon: Option<Daemon>,
 ) -> Result<(), CliError> {
-    let session = match mount(settings, opts, mountpoint, store_dir, daemon.as_ref()) {
+    let session = match mount(settings, opts, mountpoint, store, daemon.as_ref()) {
         Ok(session) => session,
         Err(e) => {
             if let Some(d) = daemon.as_mut() {
@@ -608,7 +648,7 @@ fn serve(
     };
     // Readiness goes to systemd before the pipe's "ok": in detached mode the
     // parent exits on "ok", and MAINPID must already name this process.
-    notify::ready(mountpoint, store_dir, daemon.is_some());
+    notify::ready(mountpoint, &store.location, daemon.is_some());
     if let Some(d) = daemon {
         d.ready();
     }
@@ -622,7 +662,7 @@ struct MountSession {
     volume: Volume,
     signals: signal_hook::iterator::Signals,
     mountpoint: PathBuf,
-    store_dir: PathBuf,
+    store: StoreLocation,
 }
 
 /// Opens the store, builds the volume and mounts it; returns once the mount
@@ -631,18 +671,18 @@ fn mount(
     settings: Settings,
     opts: ParsedOptions,
     mountpoint: &Path,
-    store_dir: &Path,
+    at: &MountStore,
     daemon: Option<&Daemon>,
 ) -> Result<MountSession, CliError> {
     let volume_settings = settings.volume(opts.read_only);
-    let store = volume::open_store(store_dir, &volume_settings)?;
+    let store = volume::open_store(&at.location, &at.local_dir, &volume_settings)?;
     if let Some(d) = daemon {
-        redirect_stdio(store_dir)?;
+        redirect_stdio(&at.local_dir)?;
         super::init_logging(d.verbose.max(1));
     }
     let volume = Volume::build(store, &volume_settings)?;
     let mut mount_options = vec![
-        MountOption::FSName(store_dir.to_string_lossy().into_owned()),
+        MountOption::FSName(at.location.to_string()),
         MountOption::Subtype("llmfs".into()),
         MountOption::DefaultPermissions,
     ];
@@ -665,7 +705,7 @@ fn mount(
         .with_context(|| format!("mounting {}", mountpoint.display()))?;
     log::info!(
         "mounted {} on {} ({} threads)",
-        store_dir.display(),
+        at.location,
         mountpoint.display(),
         settings.threads
     );
@@ -674,7 +714,7 @@ fn mount(
         volume,
         signals,
         mountpoint: mountpoint.to_path_buf(),
-        store_dir: store_dir.to_path_buf(),
+        store: at.location.clone(),
     })
 }
 
@@ -687,7 +727,7 @@ impl MountSession {
             volume,
             mut signals,
             mountpoint,
-            store_dir,
+            store,
         } = self;
         // SIGINT/SIGTERM unmount; the session then ends and everything is
         // written back before the process exits. With files still open the
@@ -699,7 +739,7 @@ impl MountSession {
         let stopping = Arc::new(AtomicBool::new(false));
         let stopping_signal = Arc::clone(&stopping);
         let mp_text = mountpoint.display().to_string();
-        let (mp_path, store_path) = (mountpoint.clone(), store_dir.clone());
+        let (mp_path, store_at) = (mountpoint.clone(), store.clone());
         std::thread::spawn(move || {
             if let Some(sig) = signals.forever().next() {
                 log::info!("signal {sig}: unmounting");
@@ -715,7 +755,7 @@ impl MountSession {
                         log::info!(
                             "{mp_text} is busy: lazy unmount, open files served until closed"
                         );
-                        if let Err(e) = detach(&mp_path, &store_path) {
+                        if let Err(e) = detach(&mp_path, &store_at) {
                             log::error!("lazy unmount on signal failed: {e}");
                         }
                     }
@@ -761,12 +801,12 @@ fn c_path(p: &Path) -> Result<CString, CliError> {
 /// Lazily unmounts (MNT_DETACH) `mountpoint` if the mount on top of it is
 /// still the one serving `store`: it disappears from the namespace at once,
 /// and the kernel ends the FUSE session when its last open file is closed.
-fn detach(mountpoint: &Path, store: &Path) -> Result<(), CliError> {
-    if store_of_mountpoint(mountpoint).as_deref() != Some(store) {
+fn detach(mountpoint: &Path, store: &StoreLocation) -> Result<(), CliError> {
+    let same = store_of_mountpoint(mountpoint).is_some_and(|s| s.to_string() == store.to_string());
+    if !same {
         return Err(CliError::Message(format!(
-            "{} is no longer the mount of {}",
-            mountpoint.display(),
-            store.display()
+            "{} is no longer the mount of {store}",
+            mountpoint.display()
         )));
     }
     let c = c_path(mountpoint)?;
@@ -792,7 +832,8 @@ fn detach(mountpoint: &Path, store: &Path) -> Result<(), CliError> {
     }
 }
 
-/// A detached daemon writes its log to `<store>/llmfs.log`.
+/// A detached daemon writes its log to `<store>/llmfs.log` (for a
+/// PostgreSQL store, the mountpoint's default store directory).
 fn redirect_stdio(store_dir: &Path) -> Result<(), CliError> {
     let log_path = store_dir.join("llmfs.log");
     let log = std::fs::OpenOptions::new()
@@ -822,6 +863,11 @@ pub fn umount(mountpoint: &Path, timeout: Duration) -> Result<ExitCode, CliError
         ))
     })?;
     let canon = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    // The directory holding the lock the daemon keeps until it has let go.
+    let lock_dir = match &store {
+        StoreLocation::Dir(d) => d.clone(),
+        StoreLocation::Postgres(_) => default_store_for(&canon)?,
+    };
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         let c = c_path(&canon)?;
@@ -850,10 +896,9 @@ pub fn umount(mountpoint: &Path, timeout: Duration) -> Result<ExitCode, CliError
             )));
         }
     }
-    if !StoreLock::wait_free(&store, timeout) {
+    if !StoreLock::wait_free(&lock_dir, timeout) {
         return Err(CliError::Message(format!(
-            "unmounted, but the daemon for {} is still writing back after {}s",
-            store.display(),
+            "unmounted, but the daemon for {store} is still writing back after {}s",
             timeout.as_secs()
         )));
     }

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::store::StoreLocation;
+
 /// The filesystem type llmfs mounts show in mount tables. A direct mount(2)
 /// by root shows plain "fuse"; the source column is the store directory.
 pub const FS_TYPE: &str = "fuse.llmfs";
@@ -27,8 +29,9 @@ fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// If `mountpoint` is an llmfs mount, the store directory it serves.
-pub fn store_of_mountpoint(mountpoint: &Path) -> Option<PathBuf> {
+/// If `mountpoint` is an llmfs mount, the store it serves: the mount's
+/// source is the store directory, or the URL of a PostgreSQL store.
+pub fn store_of_mountpoint(mountpoint: &Path) -> Option<StoreLocation> {
     let canon = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
     let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let mut found = None;
@@ -38,12 +41,21 @@ pub fn store_of_mountpoint(mountpoint: &Path) -> Option<PathBuf> {
         let mut r = right.split(' ');
         let fstype = r.next()?;
         let source = r.next()?;
-        let source = PathBuf::from(unescape(source));
-        let is_llmfs =
-            (fstype == FS_TYPE || fstype == "fuse") && source.join(crate::store::DB_FILE).exists();
-        if is_llmfs && Path::new(&unescape(mp)) == canon {
+        let source = unescape(source);
+        let fuse = fstype == FS_TYPE || fstype == "fuse";
+        let location = if !fuse {
+            None
+        } else if StoreLocation::is_postgres(source.as_ref()) {
+            StoreLocation::parse(source.as_ref()).ok()
+        } else {
+            let dir = PathBuf::from(source);
+            dir.join(crate::store::DB_FILE)
+                .exists()
+                .then_some(StoreLocation::Dir(dir))
+        };
+        if location.is_some() && Path::new(&unescape(mp)) == canon {
             // The last matching line is the mount on top.
-            found = Some(source);
+            found = location;
         }
     }
     found

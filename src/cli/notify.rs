@@ -26,8 +26,8 @@ fn send(states: &[NotifyState]) {
 /// READY=1 once the mount is live (after the FUSE handshake). A detached
 /// daemon also names itself as the main process: the process systemd started
 /// exits as soon as the mount is up.
-pub fn ready(mountpoint: &Path, store: &Path, detached: bool) {
-    let status = format!("Mounted {} on {}", store.display(), mountpoint.display());
+pub fn ready(mountpoint: &Path, store: &crate::store::StoreLocation, detached: bool) {
+    let status = format!("Mounted {store} on {}", mountpoint.display());
     let mut states = vec![NotifyState::Ready, NotifyState::Status(&status)];
     if detached {
         states.push(NotifyState::MainPid(std::process::id()));

@@ -2,7 +2,7 @@
 //! `CodecId::name` (raw, zstd, llm, lzma); a codec id this build does not
 //! know shows as `unknown`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -10,18 +10,21 @@ use serde::Serialize;
 use super::error::{CliError, Context};
 use super::json;
 use super::mountinfo::store_of_mountpoint;
+use super::store_arg::StorePassword;
 use crate::codec::CodecId;
 use crate::store::{OpenOptions, Store};
 
-/// A path names a store directory, or the mountpoint of a mounted volume.
-fn store_dir(path: &Path) -> PathBuf {
-    store_of_mountpoint(path).unwrap_or_else(|| path.to_path_buf())
+/// The store as `stats` names it: its directory or URL.
+fn store_name(store: &Store) -> String {
+    match store.dir() {
+        Some(dir) => json::path_string(dir),
+        None => store.location().to_string(),
+    }
 }
 
-fn open_read_only(path: &Path) -> Result<Store, CliError> {
-    let dir = store_dir(path);
-    Store::open(
-        &dir,
+fn open_read_only(path: &Path, pw: &StorePassword) -> Result<Store, CliError> {
+    Store::open_at(
+        &pw.locate(path)?,
         &OpenOptions {
             read_only: true,
             ..OpenOptions::default()
@@ -31,16 +34,17 @@ fn open_read_only(path: &Path) -> Result<Store, CliError> {
 }
 
 /// Opens an existing store read-write for an offline pass; a mounted one
-/// is refused with `why`.
-fn open_offline(path: &Path, why: &str) -> Result<Store, CliError> {
+/// is refused with `why` (a PostgreSQL store mounted anywhere is refused
+/// by its lock).
+fn open_offline(path: &Path, pw: &StorePassword, why: &str) -> Result<Store, CliError> {
     if store_of_mountpoint(path).is_some() {
         return Err(CliError::usage(format!(
             "{} is mounted: {why}",
             path.display()
         )));
     }
-    Store::open(
-        &store_dir(path),
+    Store::open_at(
+        &pw.locate(path)?,
         &OpenOptions {
             create: false,
             ..OpenOptions::default()
@@ -141,8 +145,8 @@ struct CodecJson {
     stored_bytes: u64,
 }
 
-pub fn stats(path: &Path, json: bool) -> Result<ExitCode, CliError> {
-    let store = open_read_only(path)?;
+pub fn stats(path: &Path, pw: &StorePassword, json: bool) -> Result<ExitCode, CliError> {
+    let store = open_read_only(path, pw)?;
     let t = store.read(|m| m.totals())?;
     let archive = store.read(|m| m.archive_totals())?;
     let archived = archive.archived();
@@ -167,7 +171,7 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, CliError> {
     let name = |c: u8| CodecId::from_u8(c).map_or("unknown", |c| c.name());
     if json {
         let doc = StatsJson {
-            store: json::path_string(store.dir()),
+            store: store_name(&store),
             block_size: store.block_size(),
             files: t.files,
             directories: t.directories,
@@ -205,7 +209,7 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, CliError> {
         println!("{}", json::to_line(&doc));
         return Ok(ExitCode::SUCCESS);
     }
-    println!("store          {}", store.dir().display());
+    println!("store          {}", store.location());
     println!("block size     {}", store.block_size());
     println!("files          {}", t.files);
     println!("directories    {}", t.directories);
@@ -285,6 +289,7 @@ pub fn stats(path: &Path, json: bool) -> Result<ExitCode, CliError> {
 /// `llmfs archive`: the archiver's pass to `tier`, offline, with progress.
 pub fn archive(
     path: &Path,
+    pw: &StorePassword,
     older_than: u64,
     tier: crate::store::ArchiveTier,
     no_dictionary: bool,
@@ -293,6 +298,7 @@ pub fn archive(
     use std::sync::atomic::AtomicBool;
     let store = open_offline(
         path,
+        pw,
         "a mounted volume archives in the background (--compress=background); \
          unmount it to archive offline",
     )?;
@@ -353,10 +359,11 @@ pub fn archive(
 /// a portable integer model, offline, with progress.
 pub fn convert_to_portable(
     path: &Path,
+    pw: &StorePassword,
     model: &super::compress::ModelArgs,
 ) -> Result<ExitCode, CliError> {
     use std::sync::atomic::AtomicBool;
-    let store = open_offline(path, "unmount it to convert its blocks")?;
+    let store = open_offline(path, pw, "unmount it to convert its blocks")?;
     let options = crate::model::EngineOptions {
         threads: model.workers(),
         ..model.options()
@@ -408,8 +415,8 @@ pub fn convert_to_portable(
     Ok(pass_exit_code(&stats))
 }
 
-pub fn fsck(path: &Path) -> Result<ExitCode, CliError> {
-    let store = open_read_only(path)?;
+pub fn fsck(path: &Path, pw: &StorePassword) -> Result<ExitCode, CliError> {
+    let store = open_read_only(path, pw)?;
     let totals = store.read(|m| m.totals())?;
     let llm_blocks = totals
         .per_codec

@@ -2,6 +2,7 @@
 //! filesystem core and the archiver. Nothing here knows about FUSE or the
 //! daemon; `mount.rs` mounts what this builds and runs the session.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use crate::archive::{mount_engine_options, volume_model, ArchiveAges, Archiver, 
 use crate::codec::{CodecSet, LlmCodec};
 use crate::fs::{Fs, FsConfig};
 use crate::model::Device;
-use crate::store::{OpenOptions, Store};
+use crate::store::{OpenOptions, Store, StoreLocation, StoreLock};
 
 /// What a volume is built with (the mount's settings less the FUSE ones).
 #[derive(Debug, Clone)]
@@ -47,17 +48,48 @@ struct Engines {
 
 /// Opens (or creates) the store: the first step of a mount, taken before
 /// the daemon detaches its output so that a store in use or a bad block
-/// size is reported on the terminal.
-pub fn open_store(dir: &Path, settings: &VolumeSettings) -> Result<Store, CliError> {
-    Store::open(
-        dir,
+/// size is reported on the terminal. A PostgreSQL mount also takes the
+/// lock in `local_dir` (where its log goes), which `llmfs umount` waits
+/// on, and keeps it with the store.
+pub fn open_store(
+    location: &StoreLocation,
+    local_dir: &Path,
+    settings: &VolumeSettings,
+) -> Result<Store, CliError> {
+    let mut created = false;
+    let local_lock = match location {
+        StoreLocation::Dir(_) => None,
+        StoreLocation::Postgres(_) => {
+            created = !local_dir.exists();
+            std::fs::create_dir_all(local_dir).with_context(|| local_dir.display())?;
+            std::fs::set_permissions(local_dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| local_dir.display())?;
+            Some(StoreLock::acquire(local_dir)?)
+        }
+    };
+    let opened = Store::open_at(
+        location,
         &OpenOptions {
             create: true,
             block_size: settings.block_size,
             read_only: false,
         },
-    )
-    .map_err(CliError::from)
+    );
+    let mut store = match opened {
+        Ok(store) => store,
+        Err(e) => {
+            if created {
+                // Leave no trace of a mount that never was.
+                drop(local_lock);
+                let _ = std::fs::remove_dir_all(local_dir);
+            }
+            return Err(e.into());
+        }
+    };
+    if let Some(lock) = local_lock {
+        store.hold_lock(lock);
+    }
+    Ok(store)
 }
 
 impl Volume {

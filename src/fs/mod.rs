@@ -339,30 +339,20 @@ impl Fs {
 
     pub fn statfs(&self) -> Result<StatFs> {
         let files = self.store.read(|m| Ok::<_, Error>(m.inode_count()?))?;
-        let c = std::ffi::CString::new(self.store.dir().as_os_str().as_encoded_bytes())
-            .map_err(|_| Error::InvalidArgument("store path contains NUL"))?;
-        // SAFETY: statvfs writes into the zeroed struct we pass.
-        let mut sv: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: `c` is a valid C string and `sv` a valid out-pointer.
-        let rc = unsafe { libc::statvfs(c.as_ptr(), &mut sv) };
-        if rc != 0 {
-            return Err(Error::Store(crate::store::StoreError::io(
-                "statvfs on the store directory",
-                std::io::Error::last_os_error(),
-            )));
-        }
-        const BSIZE: u64 = 4096;
-        let scale = |n: u64| n.saturating_mul(sv.f_frsize as u64) / BSIZE;
+        let (blocks, bfree, bavail) = match self.store.dir() {
+            Some(dir) => local_space(dir)?,
+            None => server_space(self.store.server_bytes()?.unwrap_or(0)),
+        };
         let ffree = (u32::MAX as u64).saturating_sub(files);
         Ok(StatFs {
-            blocks: scale(sv.f_blocks as u64),
-            bfree: scale(sv.f_bfree as u64),
-            bavail: scale(sv.f_bavail as u64),
+            blocks,
+            bfree,
+            bavail,
             files: files + ffree,
             ffree,
-            bsize: BSIZE as u32,
+            bsize: STATFS_BLOCK as u32,
             namelen: NAME_MAX as u32,
-            frsize: BSIZE as u32,
+            frsize: STATFS_BLOCK as u32,
         })
     }
 
@@ -437,4 +427,40 @@ pub(crate) fn is_dir(mode: u32) -> bool {
 
 pub(crate) fn is_reg(mode: u32) -> bool {
     mode & libc::S_IFMT == libc::S_IFREG
+}
+
+/// The unit statfs counts space in.
+const STATFS_BLOCK: u64 = 4096;
+
+/// Total, free and available space of the filesystem holding a SQLite
+/// store, in [`STATFS_BLOCK`] units.
+fn local_space(dir: &std::path::Path) -> Result<(u64, u64, u64)> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::InvalidArgument("store path contains NUL"))?;
+    // SAFETY: statvfs writes into the zeroed struct we pass.
+    let mut sv: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `sv` a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut sv) };
+    if rc != 0 {
+        return Err(Error::Store(crate::store::StoreError::io(
+            "statvfs on the store directory",
+            std::io::Error::last_os_error(),
+        )));
+    }
+    let scale = |n: u64| n.saturating_mul(sv.f_frsize as u64) / STATFS_BLOCK;
+    Ok((
+        scale(sv.f_blocks as u64),
+        scale(sv.f_bfree as u64),
+        scale(sv.f_bavail as u64),
+    ))
+}
+
+/// A PostgreSQL store cannot see its server's disks: as JuiceFS does
+/// without a quota, it shows a nominal 1 PiB, of which the volume's tables
+/// use `used` bytes.
+fn server_space(used: u64) -> (u64, u64, u64) {
+    const NOMINAL: u64 = 1 << 50;
+    let total = NOMINAL.max(used) / STATFS_BLOCK;
+    let free = total.saturating_sub(used.div_ceil(STATFS_BLOCK));
+    (total, free, free)
 }

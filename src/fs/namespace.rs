@@ -2,7 +2,7 @@
 
 use super::{check_name, is_dir, Attr, Ctx, DirEntry, Fs, LINK_MAX, SYMLINK_MAX};
 use crate::error::{Error, Result};
-use crate::store::{Durability, InodeRow, NewInode, ReadTx, WriteTx, ROOT_INO};
+use crate::store::{Durability, InodeRow, NewInode, Reads, WriteTx, ROOT_INO};
 use crate::time::now_ns;
 
 /// `renameat2` flags, as Linux numbers them.
@@ -13,7 +13,7 @@ pub const RENAME_EXCHANGE: u32 = 2;
 const READDIR_BATCH: usize = 1024;
 
 /// Loads a directory inode, failing with ENOTDIR / ENOENT as POSIX wants.
-fn dir_row(m: &ReadTx<'_>, ino: u64) -> Result<InodeRow> {
+fn dir_row(m: &(impl Reads + ?Sized), ino: u64) -> Result<InodeRow> {
     let row = m.inode(ino)?.ok_or(Error::NotFound)?;
     if !is_dir(row.mode) {
         return Err(Error::NotDir);
@@ -276,7 +276,7 @@ impl Fs {
     }
 
     /// Fails with EINVAL if `dir` is `ancestor` or lies below it.
-    fn check_not_below(m: &ReadTx<'_>, dir: u64, ancestor: u64) -> Result<()> {
+    fn check_not_below(m: &(impl Reads + ?Sized), dir: u64, ancestor: u64) -> Result<()> {
         let mut cur = dir;
         // Bounded walk: a loop in a damaged tree must not hang the daemon.
         for _ in 0..1_000_000 {

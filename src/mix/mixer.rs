@@ -106,6 +106,27 @@ impl Apm {
         (p as u32).clamp(1, 65535)
     }
 
+    /// Asks the CPU to start loading context `ctx`'s row (132 bytes), so
+    /// that a large map's cache miss overlaps the work before the
+    /// `refine_stretched` that reads it. Changes no result.
+    #[inline]
+    pub fn prefetch(&self, ctx: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let row = (ctx * 33).min(self.t.len().saturating_sub(33));
+            for line in [0, 16, 32] {
+                // SAFETY: inside `t` (a map has at least one 33-entry row),
+                // and a prefetch never faults anyway.
+                unsafe {
+                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                    _mm_prefetch::<_MM_HINT_T0>(self.t.as_ptr().add(row + line).cast());
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = ctx;
+    }
+
     /// Trains the point nearest the last probability refined.
     #[inline]
     pub fn update(&mut self, bit: u32) {

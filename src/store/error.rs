@@ -1,14 +1,16 @@
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
 
 /// Why a store could not be opened or used.
 #[derive(Debug)]
 pub enum StoreError {
     /// No store exists at the path and creation was not asked for.
-    Missing(PathBuf),
+    Missing(String),
     /// Another process holds the store's lock (it is mounted elsewhere).
-    Locked { dir: PathBuf, holder: String },
+    Locked { store: String, holder: String },
+    /// The store's address or credentials are unusable (a bad URL, a
+    /// password on the command line, an unreadable password file).
+    BadLocation(String),
     /// The store was written by a newer llmfs.
     TooNew { found: u32, supported: u32 },
     /// The store needs features (kinds of record) this llmfs does not know.
@@ -17,6 +19,8 @@ pub enum StoreError {
     Invalid(String),
     /// SQLite reported an error.
     Sql(rusqlite::Error),
+    /// PostgreSQL (the server or the connection to it) reported an error.
+    Pg(postgres::Error),
     /// A file operation on the store directory failed.
     Io { what: String, source: io::Error },
 }
@@ -24,12 +28,12 @@ pub enum StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::Missing(p) => write!(f, "no llmfs store at {}", p.display()),
-            StoreError::Locked { dir, holder } => write!(
+            StoreError::Missing(p) => write!(f, "no llmfs store at {p}"),
+            StoreError::Locked { store, holder } => write!(
                 f,
-                "store {} is in use by another llmfs process ({holder}); unmount it first",
-                dir.display()
+                "store {store} is in use by another llmfs process ({holder}); unmount it first"
             ),
+            StoreError::BadLocation(msg) => write!(f, "store address: {msg}"),
             StoreError::TooNew { found, supported } => write!(
                 f,
                 "store schema version {found} is newer than this llmfs supports ({supported}); \
@@ -42,6 +46,21 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Invalid(msg) => write!(f, "store is damaged or not an llmfs store: {msg}"),
             StoreError::Sql(e) => write!(f, "store database error: {e}"),
+            StoreError::Pg(e) => match e.as_db_error() {
+                // The server's message, detail and hint, not just its code.
+                Some(db) => write!(f, "PostgreSQL error: {db}"),
+                // The driver's message alone ("error performing TLS
+                // handshake") hides the reason, which is in its sources.
+                None => {
+                    write!(f, "PostgreSQL error: {e}")?;
+                    let mut source = std::error::Error::source(e);
+                    while let Some(s) = source {
+                        write!(f, ": {s}")?;
+                        source = s.source();
+                    }
+                    Ok(())
+                }
+            },
             StoreError::Io { what, source } => write!(f, "{what}: {source}"),
         }
     }
@@ -51,6 +70,7 @@ impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StoreError::Sql(e) => Some(e),
+            StoreError::Pg(e) => Some(e),
             StoreError::Io { source, .. } => Some(source),
             _ => None,
         }
@@ -63,6 +83,12 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::Pg(e)
+    }
+}
+
 impl StoreError {
     pub fn io(what: impl Into<String>, source: io::Error) -> StoreError {
         StoreError::Io {
@@ -71,9 +97,15 @@ impl StoreError {
         }
     }
 
-    /// True when SQLite ran out of space on the store's filesystem.
+    /// True when the database ran out of space (SQLite on the store's
+    /// filesystem, PostgreSQL on the server's).
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, StoreError::Sql(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::DiskFull)
+        match self {
+            StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::Pg(e) => e.code() == Some(&postgres::error::SqlState::DISK_FULL),
+            _ => false,
+        }
     }
 }

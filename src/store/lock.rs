@@ -39,7 +39,7 @@ impl StoreLock {
                     pid => format!("pid {pid}"),
                 };
                 return Err(StoreError::Locked {
-                    dir: dir.to_path_buf(),
+                    store: dir.display().to_string(),
                     holder,
                 });
             }

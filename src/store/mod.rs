@@ -1,35 +1,37 @@
-//! The store: a directory holding the SQLite database (metadata and block
-//! records, WAL mode) and the lock file. All SQL lives in this module.
+//! The store: where a volume's metadata, block records and models live,
+//! behind one interface with two backends. SQLite (the default, a directory
+//! on this machine: `sqlite`) and PostgreSQL (a database on a server,
+//! `postgres`). Callers run typed transactions ([`ReadTx`], [`WriteTx`])
+//! through [`Store::read`] and [`Store::write`] and never see which backend
+//! holds the volume. All SQL lives in this module.
 
-mod checkpoint;
 mod error;
 mod features;
+mod location;
 mod lock;
-mod meta;
-pub mod migrate;
+mod postgres;
+mod rows;
+mod setup;
+mod sqlite;
+mod tx;
 
-use std::fs;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
-
+pub use self::postgres::{PgTarget, TlsMode, PG_TABLES_VERSION};
 pub use error::StoreError;
 pub use features::{Feature, FeatureSet, FEATURES_KEY};
+pub use location::StoreLocation;
 pub use lock::StoreLock;
-pub use meta::{
-    ArchiveTier, ArchiveTotals, BlockInfo, ByteTotals, CodecTotals, DictionaryRow, DirEntryRow,
-    InodeRow, NewInode, ReadTx, StoreTotals, WriteTx,
+pub use rows::{
+    ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, ByteTotals, CodecTotals, DictionaryRow,
+    DirEntryRow, InodeRow, NewInode, StoreTotals,
 };
-pub use migrate::{SCHEMA_VERSION, TABLES_VERSION};
+pub use sqlite::migrate::{SCHEMA_VERSION, TABLES_VERSION};
+pub use sqlite::DB_FILE;
+pub use tx::{ReadTx, Reads, WriteTx, Writes};
 
-pub const DB_FILE: &str = "llmfs.db";
 pub const ROOT_INO: u64 = 1;
 pub const DEFAULT_BLOCK_SIZE: usize = 64 * 1024;
-const MIN_BLOCK_SIZE: usize = 4096;
-const MAX_BLOCK_SIZE: usize = 16 * 1024 * 1024;
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -55,118 +57,84 @@ impl Default for OpenOptions {
 /// Whether a write transaction must be durable when it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// Atomic, and survives a process crash; may be lost on power failure.
+    /// Atomic, and survives a process crash; may be lost on power failure
+    /// (SQLite) or a crash of the database server (PostgreSQL).
     Normal,
-    /// Atomic and on stable storage (fsync).
+    /// Atomic and on stable storage (SQLite: fsync; PostgreSQL: committed
+    /// with `synchronous_commit` on).
     Durable,
 }
 
 #[derive(Debug)]
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(Box<postgres::PgStore>),
+}
+
+#[derive(Debug)]
 pub struct Store {
-    dir: PathBuf,
-    /// Declared before `conn` so that it stops before the request
-    /// connection closes (the last connection to close checkpoints).
-    _checkpointer: Option<checkpoint::Checkpointer>,
-    conn: Mutex<Connection>,
-    commits: Arc<checkpoint::CommitCounter>,
+    backend: Backend,
+    location: StoreLocation,
     block_size: usize,
     read_only: bool,
-    _lock: Option<StoreLock>,
+    /// A local lock a PostgreSQL mount holds in its state directory for
+    /// as long as it runs (`llmfs umount` waits for it).
+    _state_lock: Option<StoreLock>,
+}
+
+/// Calls `$body` with `$b` bound to whichever backend the store has.
+macro_rules! on_backend {
+    ($store:expr, $b:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite($b) => $body,
+            Backend::Postgres($b) => $body,
+        }
+    };
 }
 
 impl Store {
+    /// Opens the SQLite store in directory `dir`.
     pub fn open(dir: &Path, opts: &OpenOptions) -> Result<Store, StoreError> {
-        let db_path = dir.join(DB_FILE);
-        let exists = db_path.exists();
-        if !exists && (!opts.create || opts.read_only) {
-            return Err(StoreError::Missing(dir.to_path_buf()));
-        }
-        if !exists {
-            validate_block_size(opts.block_size)?;
-            create_private_dir(dir)?;
-            // Create the database file 0600 ourselves: SQLite gives its WAL and
-            // shared-memory files the permissions of the main file.
-            fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&db_path)
-                .map_err(|e| StoreError::io(format!("creating {}", db_path.display()), e))?;
-        }
-        let lock = if opts.read_only {
-            None
-        } else {
-            Some(StoreLock::acquire(dir)?)
-        };
-        let flags = if opts.read_only {
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        } else {
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        };
-        let mut conn = Connection::open_with_flags(&db_path, flags)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        if !opts.read_only {
-            let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-            if !mode.eq_ignore_ascii_case("wal") {
-                return Err(StoreError::Invalid(format!(
-                    "cannot switch the database to WAL mode (got {mode})"
-                )));
+        Store::open_at(&StoreLocation::Dir(dir.to_path_buf()), opts)
+    }
+
+    /// Opens the store at `location`, on its backend.
+    pub fn open_at(location: &StoreLocation, opts: &OpenOptions) -> Result<Store, StoreError> {
+        let (backend, block_size) = match location {
+            StoreLocation::Dir(dir) => {
+                let (s, bs) = sqlite::SqliteStore::open(dir, opts)?;
+                (Backend::Sqlite(s), bs)
             }
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            // Give the WAL's space back after each checkpoint instead of
-            // keeping the file at its high-water mark (matters on a full disk).
-            conn.pragma_update(None, "journal_size_limit", 8 << 20)?;
-            // Checkpoints run on their own thread (checkpoint.rs).
-            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-            // This connection is the only writer, so its page cache stays
-            // valid between transactions: 16 MiB (rather than SQLite's
-            // 2 MB) holds the inode and directory trees of a large volume.
-            conn.pragma_update(None, "cache_size", -16384)?;
-            migrate::migrate(&mut conn)?;
-        } else {
-            let found = migrate::schema_version(&conn)?;
-            if found > SCHEMA_VERSION {
-                return Err(StoreError::TooNew {
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
+            StoreLocation::Postgres(target) => {
+                let (s, bs) = postgres::PgStore::open(target, opts)?;
+                (Backend::Postgres(Box::new(s)), bs)
             }
-            if found < TABLES_VERSION {
-                return Err(StoreError::Invalid(format!(
-                    "schema version {found} needs migrating; open the store read-write once"
-                )));
-            }
-        }
-        check_features(&mut conn, opts.read_only)?;
-        conn.pragma_update(None, "foreign_keys", "OFF")?;
-        let block_size = if !opts.read_only {
-            initialise_volume(&mut conn, opts.block_size)?
-        } else {
-            read_block_size(&conn)?
-        };
-        let commits = Arc::new(checkpoint::CommitCounter::default());
-        let checkpointer = if opts.read_only {
-            None
-        } else {
-            Some(checkpoint::Checkpointer::start(
-                &db_path,
-                Arc::clone(&commits),
-            )?)
         };
         Ok(Store {
-            dir: dir.to_path_buf(),
-            _checkpointer: checkpointer,
-            conn: Mutex::new(conn),
-            commits,
+            backend,
+            location: location.clone(),
             block_size,
             read_only: opts.read_only,
-            _lock: lock,
+            _state_lock: None,
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Keeps `lock` until the store is dropped.
+    pub fn hold_lock(&mut self, lock: StoreLock) {
+        self._state_lock = Some(lock);
+    }
+
+    /// Where the store is.
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    /// The store's directory on this machine, for a SQLite store.
+    pub fn dir(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite(s) => Some(s.dir()),
+            Backend::Postgres(_) => None,
+        }
     }
 
     pub fn block_size(&self) -> usize {
@@ -175,12 +143,6 @@ impl Store {
 
     pub fn is_read_only(&self) -> bool {
         self.read_only
-    }
-
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite half-written (the
-        // transaction rolls back on drop), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` inside a read transaction (a consistent snapshot). A
@@ -205,13 +167,7 @@ impl Store {
         &self,
         f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
-            .map_err(StoreError::from)?;
-        let out = f(&ReadTx::new(&tx))?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(out)
+        on_backend!(self, b => b.read(f))
     }
 
     /// Runs `f` inside a write transaction: everything it does commits
@@ -221,31 +177,7 @@ impl Store {
         durability: Durability,
         f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut conn = self.conn();
-        if durability == Durability::Durable {
-            conn.pragma_update(None, "synchronous", "FULL")
-                .map_err(StoreError::from)?;
-        }
-        let result = (|| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(StoreError::from)?;
-            let meta = WriteTx::new(&tx);
-            let out = f(&meta)?;
-            if durability == Durability::Durable {
-                // A commit syncs the WAL only if it wrote a frame; bump a
-                // counter so that this commit, and every earlier one, is
-                // on stable storage when it returns.
-                meta.bump_sync_generation()?;
-            }
-            tx.commit().map_err(StoreError::from)?;
-            self.commits.committed();
-            Ok(out)
-        })();
-        if durability == Durability::Durable {
-            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
-        }
-        result
+        on_backend!(self, b => b.write(durability, f))
     }
 
     /// Makes every transaction committed so far durable (on stable storage
@@ -255,144 +187,36 @@ impl Store {
         if self.read_only {
             return Ok(());
         }
-        // A durable commit syncs the WAL, and with it every earlier commit;
-        // the sync generation it bumps makes sure it writes a frame.
+        // A durable commit makes every earlier commit durable with it (the
+        // log is sequential on both backends); the sync generation it bumps
+        // makes sure it writes something.
         self.write(Durability::Durable, |_| Ok::<_, StoreError>(()))
     }
 
-    /// Moves the WAL's contents into the main database file (on unmount).
+    /// Moves SQLite's WAL into the main database file (on unmount); the
+    /// PostgreSQL server checkpoints by itself.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        if self.read_only {
-            return Ok(());
+        match &self.backend {
+            Backend::Sqlite(s) if !self.read_only => s.checkpoint(),
+            _ => Ok(()),
         }
-        let conn = self.conn();
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
     }
 
-    /// Runs SQLite's own consistency check of the database file.
+    /// Runs the database's own consistency check: SQLite's integrity
+    /// check of its file. A PostgreSQL server checks its own pages
+    /// (checksums, amcheck) under its administrator's control: nothing.
     pub fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let row = row?;
-            if row != "ok" {
-                out.push(row);
-            }
+        match &self.backend {
+            Backend::Sqlite(s) => s.integrity_check(),
+            Backend::Postgres(_) => Ok(Vec::new()),
         }
-        Ok(out)
     }
-}
 
-fn validate_block_size(bs: usize) -> Result<(), StoreError> {
-    if !bs.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&bs) {
-        return Err(StoreError::Invalid(format!(
-            "block size {bs} must be a power of two between {MIN_BLOCK_SIZE} and {MAX_BLOCK_SIZE}"
-        )));
+    /// Bytes the database holds on its server (PostgreSQL), for statfs.
+    pub fn server_bytes(&self) -> Result<Option<u64>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(p) => p.database_bytes().map(Some),
+        }
     }
-    Ok(())
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
-    fs::create_dir_all(dir)
-        .map_err(|e| StoreError::io(format!("creating store directory {}", dir.display()), e))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| StoreError::io(format!("setting permissions on {}", dir.display()), e))
-}
-
-/// Writes the volume settings and the root directory into a new store, or
-/// reads the block size of an existing one.
-fn initialise_volume(conn: &mut Connection, block_size: usize) -> Result<usize, StoreError> {
-    let tx = conn.transaction()?;
-    let existing: Option<String> = {
-        let mut stmt = tx.prepare("SELECT value FROM volume WHERE key = 'block_size'")?;
-        let mut rows = stmt.query([])?;
-        match rows.next()? {
-            Some(r) => Some(r.get(0)?),
-            None => None,
-        }
-    };
-    let bs = match existing {
-        Some(v) => {
-            let bs: usize = v
-                .parse()
-                .map_err(|_| StoreError::Invalid(format!("block_size {v:?} is not a number")))?;
-            validate_block_size(bs)?;
-            bs
-        }
-        None => {
-            validate_block_size(block_size)?;
-            let now = crate::time::now_ns();
-            tx.execute(
-                "INSERT INTO volume(key, value) VALUES ('block_size', ?1), ('created_ns', ?2), \
-                 ('sync_generation', '0')",
-                rusqlite::params![block_size.to_string(), now.to_string()],
-            )?;
-            // SAFETY: getuid/getgid cannot fail.
-            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-            tx.execute(
-                "INSERT INTO inodes(ino, mode, uid, gid, nlink, atime_ns, mtime_ns, ctime_ns, \
-                 crtime_ns) VALUES (?1, ?2, ?3, ?4, 2, ?5, ?5, ?5, ?5)",
-                rusqlite::params![ROOT_INO, libc::S_IFDIR | 0o755, uid, gid, now],
-            )?;
-            block_size
-        }
-    };
-    tx.commit()?;
-    Ok(bs)
-}
-
-/// Reads the volume's feature set and refuses a store that needs a feature
-/// this build does not know. A store raised to version 3 by an llmfs that
-/// predates the feature set may hold LZMA2 records without saying so: it is
-/// taken to (and, read-write, recorded as) using `lzma`. Read-write, the
-/// schema version is brought up to what the features need.
-fn check_features(conn: &mut Connection, read_only: bool) -> Result<FeatureSet, StoreError> {
-    let tx = conn.transaction()?;
-    let version = migrate::schema_version(&tx)?;
-    let text: Option<String> = tx
-        .query_row(
-            "SELECT value FROM volume WHERE key = ?1",
-            [FEATURES_KEY],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let mut set = match &text {
-        Some(t) => FeatureSet::parse(t).map_err(StoreError::UnknownFeatures)?,
-        None => FeatureSet::default(),
-    };
-    if text.is_none() && version >= Feature::Lzma.schema_version() {
-        set.insert(Feature::Lzma);
-    }
-    if !read_only {
-        if !set.is_empty() && text.as_deref() != Some(&*set.to_text()) {
-            tx.execute(
-                "INSERT OR REPLACE INTO volume(key, value) VALUES (?1, ?2)",
-                [FEATURES_KEY, &set.to_text()],
-            )?;
-        }
-        let want = set.schema_version(version);
-        if want > version {
-            tx.pragma_update(None, "user_version", want)?;
-        }
-        tx.commit()?;
-    }
-    Ok(set)
-}
-
-fn read_block_size(conn: &Connection) -> Result<usize, StoreError> {
-    let v: String = conn
-        .query_row(
-            "SELECT value FROM volume WHERE key = 'block_size'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(|_| StoreError::Invalid("volume settings are missing".into()))?;
-    let bs: usize = v
-        .parse()
-        .map_err(|_| StoreError::Invalid(format!("block_size {v:?} is not a number")))?;
-    validate_block_size(bs)?;
-    Ok(bs)
 }

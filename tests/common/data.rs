@@ -31,3 +31,41 @@ pub fn noise(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Log lines of a few templates with varying fields: what repeats across
+/// blocks is the templates, which a dictionary carries to every block.
+pub fn log_lines(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let mut out = Vec::with_capacity(n + 200);
+    let mut t = 1_700_000_000u64 + seed * 1000;
+    while out.len() < n {
+        t += next(3);
+        let line = match next(4) {
+            0 => format!(
+                "{t} INFO  [http-nio-8080-exec-{}] o.a.c.c.C.[Tomcat].[localhost] GET /api/v2/orders/{} status=200 bytes={} elapsed_ms={}\n",
+                next(16), next(100_000), next(90_000), next(400)
+            ),
+            1 => format!(
+                "{t} WARN  [scheduler-{}] c.example.billing.InvoiceJob retrying invoice {} after timeout (attempt {} of 5)\n",
+                next(4), next(1_000_000), next(5) + 1
+            ),
+            2 => format!(
+                "{t} DEBUG [pool-{}-thread-{}] c.example.cache.RegionCache evicted {} entries from region users-{}\n",
+                next(8), next(32), next(5000), next(12)
+            ),
+            _ => format!(
+                "{t} ERROR [kafka-producer-network-thread | producer-{}] o.a.k.c.NetworkClient Connection to node {} (broker-{}.internal/10.0.{}.{}:9092) could not be established\n",
+                next(4), next(9), next(9), next(255), next(255)
+            ),
+        };
+        out.extend_from_slice(line.as_bytes());
+    }
+    out.truncate(n);
+    out
+}

@@ -4,12 +4,15 @@
 //! reading `stats --json`; a mounted volume ([`Mounted`]); generated data.
 #![allow(dead_code)]
 
+mod backend;
 mod data;
 mod mount;
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
-pub use data::{noise, text};
+pub use backend::{admin_client, fresh_stores, pg_url, FreshStore, Kind};
+#[allow(unused_imports)]
+pub use data::{log_lines, noise, text};
 #[allow(unused_imports)]
 pub use mount::{is_mounted, llmfs_umount, stop_daemon, Mounted};
 

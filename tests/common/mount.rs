@@ -15,6 +15,8 @@ pub struct Mounted {
     pub mnt: PathBuf,
     child: Option<Child>,
     log: PathBuf,
+    /// A PostgreSQL store (its schema is dropped after the unmount).
+    fresh: Option<super::FreshStore>,
 }
 
 pub fn is_mounted(mnt: &Path) -> bool {
@@ -46,6 +48,26 @@ impl Mounted {
             store,
             mnt,
             child: None,
+            fresh: None,
+        };
+        m.mount(extra);
+        m
+    }
+
+    /// Mounts a new volume on `fresh` (a PostgreSQL store: `store` then
+    /// holds its URL, which `--store`, `fsck` and `stats` take as they
+    /// take a directory).
+    pub fn on_store(fresh: super::FreshStore, extra: &[&str]) -> Mounted {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let mut m = Mounted {
+            log: dir.path().join("daemon.log"),
+            dir,
+            store: PathBuf::from(fresh.arg()),
+            mnt,
+            child: None,
+            fresh: Some(fresh),
         };
         m.mount(extra);
         m
@@ -186,6 +208,13 @@ impl Drop for Mounted {
     fn drop(&mut self) {
         if let Some(child) = self.child.take() {
             stop_daemon(&self.mnt, Some(child), Duration::from_secs(20));
+        }
+        if self.fresh.is_some() {
+            // A PostgreSQL mount's log and lock live in its mountpoint's
+            // default store directory.
+            if let Ok(dir) = llmfs::cli::default_store_for(&self.mnt) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
 }

@@ -274,3 +274,42 @@ fn a_new_volume_codes_with_the_model_it_was_given() {
     assert!(fs::read(m.path("given.txt")).unwrap() == data);
     m.unmount();
 }
+
+#[test]
+fn the_archiver_primes_cm_blocks_with_a_volume_dictionary_across_remounts() {
+    require_fuse!();
+    // Written with the archiver off, so its first pass sees every block.
+    let mut m = Mounted::new(&["--compress", "off", "--block-size", "4096"]);
+    let logs: Vec<Vec<u8>> = (0..2)
+        .map(|i| crate::common::log_lines(20 * 4096 + 777 * i, i as u64 + 7))
+        .collect();
+    for (i, data) in logs.iter().enumerate() {
+        fs::write(m.path(&format!("app{i}.log")), data).unwrap();
+    }
+    m.unmount();
+    m.mount(&["--archive-after", "0", "--deep-archive-after", "never"]);
+    wait_for(&m, "archive tier did not finish", |json| {
+        pending_raw(json) == 0
+            && json["dictionaries"]
+                .as_array()
+                .is_some_and(|d| d.len() == 1)
+    });
+    let json = stats_json(&m);
+    let dict = &json["dictionaries"][0];
+    assert_eq!(dict["current"], true, "{json}");
+    assert!(dict["stored_bytes"].as_u64().unwrap() < dict["raw_bytes"].as_u64().unwrap() / 2);
+    assert!(blocks_of(&json, "cm") > 0, "{json}");
+    // Read back by the daemon that built the dictionary, then by a fresh
+    // one that loads it from the volume.
+    for (i, data) in logs.iter().enumerate() {
+        assert!(fs::read(m.path(&format!("app{i}.log"))).unwrap() == *data);
+    }
+    m.unmount();
+    m.mount(&[]);
+    for (i, data) in logs.iter().enumerate() {
+        assert!(fs::read(m.path(&format!("app{i}.log"))).unwrap() == *data);
+    }
+    m.unmount();
+    let (ok, out) = m.fsck();
+    assert!(ok, "{out}");
+}

@@ -21,6 +21,7 @@ mod hostile_store;
 mod lifecycle;
 mod llm;
 mod permissions;
+mod postgres;
 mod semantics;
 mod service;
 mod smoke;

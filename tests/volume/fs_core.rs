@@ -1,13 +1,15 @@
 //! The filesystem core (`llmfs::fs::Fs`) called directly, without FUSE:
 //! the namespace rules (rename with and without flags, hard links, unlink
 //! of open files) and extended attributes, each checked against the errno
-//! POSIX asks for. Runs without root or /dev/fuse.
+//! POSIX asks for; on each backend (SQLite, and PostgreSQL when
+//! LLMFS_TEST_PG names a server). Runs without root or /dev/fuse.
 
 use llmfs::fs::{Ctx, Fs, FsConfig};
 use llmfs::store::ROOT_INO;
 use llmfs::Error;
 
 use crate::common::create_file as file;
+use crate::common::{fresh_stores, FreshStore};
 
 const RENAME_NOREPLACE: u32 = 1;
 const RENAME_EXCHANGE: u32 = 2;
@@ -15,24 +17,24 @@ const XATTR_CREATE: i32 = 1;
 const XATTR_REPLACE: i32 = 2;
 
 struct Vol {
-    _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
+    store: FreshStore,
     fs: Fs,
 }
 
-fn open(path: &std::path::Path) -> Fs {
-    Fs::new(crate::common::open_store(path, 4096), FsConfig::default()).unwrap()
+fn open(store: &FreshStore) -> Fs {
+    Fs::new(store.create(4096).unwrap(), FsConfig::default()).unwrap()
 }
 
-fn volume() -> Vol {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store");
-    let fs = open(&path);
-    Vol {
-        _dir: dir,
-        path,
-        fs,
-    }
+/// A fresh volume on each backend: every test runs on SQLite and on
+/// PostgreSQL alike.
+fn volumes() -> Vec<Vol> {
+    fresh_stores()
+        .into_iter()
+        .map(|store| Vol {
+            fs: open(&store),
+            store,
+        })
+        .collect()
 }
 
 fn errno<T: std::fmt::Debug>(r: Result<T, Error>) -> i32 {
@@ -63,204 +65,212 @@ fn content(fs: &Fs, ino: u64) -> Vec<u8> {
 
 #[test]
 fn rename_replaces_moves_and_refuses_what_posix_refuses() {
-    let v = volume();
-    let fs = &v.fs;
-    let a = file(fs, ROOT_INO, "a", b"alpha");
-    let b = file(fs, ROOT_INO, "b", b"beta");
-    let d = dir(fs, ROOT_INO, "d");
-    let e = dir(fs, d, "e");
+    for v in volumes() {
+        println!("backend: {:?}", v.store.kind);
+        let fs = &v.fs;
+        let a = file(fs, ROOT_INO, "a", b"alpha");
+        let b = file(fs, ROOT_INO, "b", b"beta");
+        let d = dir(fs, ROOT_INO, "d");
+        let e = dir(fs, d, "e");
 
-    // Replace: b's old inode is gone, a's inode has the name b.
-    fs.rename(ROOT_INO, b"a", ROOT_INO, b"b", 0).unwrap();
-    assert_eq!(fs.lookup(ROOT_INO, b"b").unwrap().ino, a);
-    assert_eq!(errno(fs.lookup(ROOT_INO, b"a")), libc::ENOENT);
-    assert_eq!(errno(fs.getattr(b)), libc::ENOENT, "replaced inode deleted");
-    assert_eq!(content(fs, a), b"alpha");
+        // Replace: b's old inode is gone, a's inode has the name b.
+        fs.rename(ROOT_INO, b"a", ROOT_INO, b"b", 0).unwrap();
+        assert_eq!(fs.lookup(ROOT_INO, b"b").unwrap().ino, a);
+        assert_eq!(errno(fs.lookup(ROOT_INO, b"a")), libc::ENOENT);
+        assert_eq!(errno(fs.getattr(b)), libc::ENOENT, "replaced inode deleted");
+        assert_eq!(content(fs, a), b"alpha");
 
-    // Across directories; a directory moves with its parent's link count.
-    fs.rename(ROOT_INO, b"b", e, b"moved", 0).unwrap();
-    assert_eq!(names(fs, e), ["moved"]);
-    let root_links = fs.getattr(ROOT_INO).unwrap().nlink;
-    let f = dir(fs, ROOT_INO, "f");
-    assert_eq!(fs.getattr(ROOT_INO).unwrap().nlink, root_links + 1);
-    fs.rename(ROOT_INO, b"f", d, b"f", 0).unwrap();
-    assert_eq!(fs.getattr(ROOT_INO).unwrap().nlink, root_links);
-    assert_eq!(fs.lookup(d, b"f").unwrap().ino, f);
+        // Across directories; a directory moves with its parent's link count.
+        fs.rename(ROOT_INO, b"b", e, b"moved", 0).unwrap();
+        assert_eq!(names(fs, e), ["moved"]);
+        let root_links = fs.getattr(ROOT_INO).unwrap().nlink;
+        let f = dir(fs, ROOT_INO, "f");
+        assert_eq!(fs.getattr(ROOT_INO).unwrap().nlink, root_links + 1);
+        fs.rename(ROOT_INO, b"f", d, b"f", 0).unwrap();
+        assert_eq!(fs.getattr(ROOT_INO).unwrap().nlink, root_links);
+        assert_eq!(fs.lookup(d, b"f").unwrap().ino, f);
 
-    // A directory into its own subtree; onto a non-empty directory; a
-    // directory onto a file and a file onto a directory.
-    assert_eq!(errno(fs.rename(ROOT_INO, b"d", e, b"x", 0)), libc::EINVAL);
-    assert_eq!(
-        errno(fs.rename(d, b"f", ROOT_INO, b"d", 0)),
-        libc::ENOTEMPTY
-    );
-    file(fs, ROOT_INO, "plain", b"p");
-    assert_eq!(
-        errno(fs.rename(d, b"f", ROOT_INO, b"plain", 0)),
-        libc::ENOTDIR
-    );
-    assert_eq!(
-        errno(fs.rename(ROOT_INO, b"plain", d, b"f", 0)),
-        libc::EISDIR
-    );
-    assert_eq!(
-        errno(fs.rename(ROOT_INO, b"none", d, b"x", 0)),
-        libc::ENOENT
-    );
+        // A directory into its own subtree; onto a non-empty directory; a
+        // directory onto a file and a file onto a directory.
+        assert_eq!(errno(fs.rename(ROOT_INO, b"d", e, b"x", 0)), libc::EINVAL);
+        assert_eq!(
+            errno(fs.rename(d, b"f", ROOT_INO, b"d", 0)),
+            libc::ENOTEMPTY
+        );
+        file(fs, ROOT_INO, "plain", b"p");
+        assert_eq!(
+            errno(fs.rename(d, b"f", ROOT_INO, b"plain", 0)),
+            libc::ENOTDIR
+        );
+        assert_eq!(
+            errno(fs.rename(ROOT_INO, b"plain", d, b"f", 0)),
+            libc::EISDIR
+        );
+        assert_eq!(
+            errno(fs.rename(ROOT_INO, b"none", d, b"x", 0)),
+            libc::ENOENT
+        );
 
-    // RENAME_NOREPLACE refuses an existing target; RENAME_EXCHANGE swaps.
-    file(fs, ROOT_INO, "q", b"queue");
-    assert_eq!(
-        errno(fs.rename(ROOT_INO, b"q", ROOT_INO, b"plain", RENAME_NOREPLACE)),
-        libc::EEXIST
-    );
-    let q = fs.lookup(ROOT_INO, b"q").unwrap().ino;
-    let p = fs.lookup(ROOT_INO, b"plain").unwrap().ino;
-    fs.rename(ROOT_INO, b"q", ROOT_INO, b"plain", RENAME_EXCHANGE)
-        .unwrap();
-    assert_eq!(fs.lookup(ROOT_INO, b"q").unwrap().ino, p);
-    assert_eq!(fs.lookup(ROOT_INO, b"plain").unwrap().ino, q);
-    assert_eq!(
-        errno(fs.rename(ROOT_INO, b"q", ROOT_INO, b"nothing", RENAME_EXCHANGE)),
-        libc::ENOENT
-    );
-    assert_eq!(
-        errno(fs.rename(
-            ROOT_INO,
-            b"q",
-            ROOT_INO,
-            b"x",
-            RENAME_NOREPLACE | RENAME_EXCHANGE
-        )),
-        libc::EINVAL
-    );
+        // RENAME_NOREPLACE refuses an existing target; RENAME_EXCHANGE swaps.
+        file(fs, ROOT_INO, "q", b"queue");
+        assert_eq!(
+            errno(fs.rename(ROOT_INO, b"q", ROOT_INO, b"plain", RENAME_NOREPLACE)),
+            libc::EEXIST
+        );
+        let q = fs.lookup(ROOT_INO, b"q").unwrap().ino;
+        let p = fs.lookup(ROOT_INO, b"plain").unwrap().ino;
+        fs.rename(ROOT_INO, b"q", ROOT_INO, b"plain", RENAME_EXCHANGE)
+            .unwrap();
+        assert_eq!(fs.lookup(ROOT_INO, b"q").unwrap().ino, p);
+        assert_eq!(fs.lookup(ROOT_INO, b"plain").unwrap().ino, q);
+        assert_eq!(
+            errno(fs.rename(ROOT_INO, b"q", ROOT_INO, b"nothing", RENAME_EXCHANGE)),
+            libc::ENOENT
+        );
+        assert_eq!(
+            errno(fs.rename(
+                ROOT_INO,
+                b"q",
+                ROOT_INO,
+                b"x",
+                RENAME_NOREPLACE | RENAME_EXCHANGE
+            )),
+            libc::EINVAL
+        );
 
-    // Everything survives a remount.
-    fs.shutdown().unwrap();
-    drop(v.fs);
-    let fs = open(&v.path);
-    assert_eq!(names(&fs, ROOT_INO), ["d", "plain", "q"]);
-    assert_eq!(content(&fs, fs.lookup(e, b"moved").unwrap().ino), b"alpha");
+        // Everything survives a remount.
+        fs.shutdown().unwrap();
+        drop(v.fs);
+        let fs = open(&v.store);
+        assert_eq!(names(&fs, ROOT_INO), ["d", "plain", "q"]);
+        assert_eq!(content(&fs, fs.lookup(e, b"moved").unwrap().ino), b"alpha");
+    }
 }
 
 #[test]
 fn hard_links_count_and_share_data() {
-    let v = volume();
-    let fs = &v.fs;
-    let a = file(fs, ROOT_INO, "a", b"shared");
-    let d = dir(fs, ROOT_INO, "d");
-    let l = fs.link(a, d, b"l").unwrap();
-    assert_eq!(l.ino, a);
-    assert_eq!(l.nlink, 2);
-    assert_eq!(fs.getattr(a).unwrap().nlink, 2);
-    assert_eq!(content(fs, fs.lookup(d, b"l").unwrap().ino), b"shared");
+    for v in volumes() {
+        println!("backend: {:?}", v.store.kind);
+        let fs = &v.fs;
+        let a = file(fs, ROOT_INO, "a", b"shared");
+        let d = dir(fs, ROOT_INO, "d");
+        let l = fs.link(a, d, b"l").unwrap();
+        assert_eq!(l.ino, a);
+        assert_eq!(l.nlink, 2);
+        assert_eq!(fs.getattr(a).unwrap().nlink, 2);
+        assert_eq!(content(fs, fs.lookup(d, b"l").unwrap().ino), b"shared");
 
-    assert_eq!(errno(fs.link(a, d, b"l")), libc::EEXIST);
-    assert_eq!(errno(fs.link(d, ROOT_INO, b"dirlink")), libc::EPERM);
-    assert_eq!(errno(fs.link(a, a, b"x")), libc::ENOTDIR);
-    assert_eq!(errno(fs.link(a, d, &[b'n'; 256])), libc::ENAMETOOLONG);
+        assert_eq!(errno(fs.link(a, d, b"l")), libc::EEXIST);
+        assert_eq!(errno(fs.link(d, ROOT_INO, b"dirlink")), libc::EPERM);
+        assert_eq!(errno(fs.link(a, a, b"x")), libc::ENOTDIR);
+        assert_eq!(errno(fs.link(a, d, &[b'n'; 256])), libc::ENAMETOOLONG);
 
-    // Removing one name keeps the inode and its data under the other.
-    fs.unlink(ROOT_INO, b"a").unwrap();
-    assert_eq!(fs.getattr(a).unwrap().nlink, 1);
-    assert_eq!(content(fs, a), b"shared");
-    fs.unlink(d, b"l").unwrap();
-    assert_eq!(errno(fs.getattr(a)), libc::ENOENT);
-    assert_eq!(errno(fs.unlink(d, b"l")), libc::ENOENT);
-    assert_eq!(errno(fs.unlink(ROOT_INO, b"d")), libc::EISDIR);
+        // Removing one name keeps the inode and its data under the other.
+        fs.unlink(ROOT_INO, b"a").unwrap();
+        assert_eq!(fs.getattr(a).unwrap().nlink, 1);
+        assert_eq!(content(fs, a), b"shared");
+        fs.unlink(d, b"l").unwrap();
+        assert_eq!(errno(fs.getattr(a)), libc::ENOENT);
+        assert_eq!(errno(fs.unlink(d, b"l")), libc::ENOENT);
+        assert_eq!(errno(fs.unlink(ROOT_INO, b"d")), libc::EISDIR);
+    }
 }
 
 #[test]
 fn unlinked_open_file_lives_until_its_last_handle_closes() {
-    let v = volume();
-    let fs = &v.fs;
-    let a = file(fs, ROOT_INO, "a", b"old content");
-    let fh = fs.open(a, libc::O_RDWR).unwrap();
-    fs.unlink(ROOT_INO, b"a").unwrap();
-    assert_eq!(errno(fs.lookup(ROOT_INO, b"a")), libc::ENOENT);
-    // Still readable and writable through the handle, with nlink 0.
-    assert_eq!(fs.getattr(a).unwrap().nlink, 0);
-    assert_eq!(content(fs, a), b"old content");
-    fs.write(a, fh, 4, b"NEW").unwrap();
-    fs.flush(a).unwrap();
-    assert_eq!(content(fs, a), b"old NEWtent");
-    // The name can be taken by a new file meanwhile.
-    let b = file(fs, ROOT_INO, "a", b"new file");
-    assert_ne!(a, b);
-    fs.release(a, fh).unwrap();
-    assert_eq!(errno(fs.getattr(a)), libc::ENOENT, "gone at last close");
-    assert_eq!(content(fs, b), b"new file");
+    for v in volumes() {
+        println!("backend: {:?}", v.store.kind);
+        let fs = &v.fs;
+        let a = file(fs, ROOT_INO, "a", b"old content");
+        let fh = fs.open(a, libc::O_RDWR).unwrap();
+        fs.unlink(ROOT_INO, b"a").unwrap();
+        assert_eq!(errno(fs.lookup(ROOT_INO, b"a")), libc::ENOENT);
+        // Still readable and writable through the handle, with nlink 0.
+        assert_eq!(fs.getattr(a).unwrap().nlink, 0);
+        assert_eq!(content(fs, a), b"old content");
+        fs.write(a, fh, 4, b"NEW").unwrap();
+        fs.flush(a).unwrap();
+        assert_eq!(content(fs, a), b"old NEWtent");
+        // The name can be taken by a new file meanwhile.
+        let b = file(fs, ROOT_INO, "a", b"new file");
+        assert_ne!(a, b);
+        fs.release(a, fh).unwrap();
+        assert_eq!(errno(fs.getattr(a)), libc::ENOENT, "gone at last close");
+        assert_eq!(content(fs, b), b"new file");
 
-    // An unlinked file still open when the volume stops is reclaimed at the
-    // next open of the store, not served.
-    let fh = fs.open(b, libc::O_RDONLY).unwrap();
-    fs.unlink(ROOT_INO, b"a").unwrap();
-    let _ = fh;
-    fs.shutdown().unwrap();
-    drop(v.fs);
-    let fs = open(&v.path);
-    assert_eq!(errno(fs.getattr(b)), libc::ENOENT);
-    assert!(names(&fs, ROOT_INO).is_empty());
+        // An unlinked file still open when the volume stops is reclaimed at the
+        // next open of the store, not served.
+        let fh = fs.open(b, libc::O_RDONLY).unwrap();
+        fs.unlink(ROOT_INO, b"a").unwrap();
+        let _ = fh;
+        fs.shutdown().unwrap();
+        drop(v.fs);
+        let fs = open(&v.store);
+        assert_eq!(errno(fs.getattr(b)), libc::ENOENT);
+        assert!(names(&fs, ROOT_INO).is_empty());
+    }
 }
 
 #[test]
 fn xattrs_create_replace_list_remove() {
-    let v = volume();
-    let fs = &v.fs;
-    let a = file(fs, ROOT_INO, "a", b"x");
-    assert_eq!(errno(fs.getxattr(a, b"user.k")), libc::ENODATA);
-    assert_eq!(
-        errno(fs.setxattr(a, b"user.k", b"v", XATTR_REPLACE)),
-        libc::ENODATA
-    );
-    fs.setxattr(a, b"user.k", b"v1", XATTR_CREATE).unwrap();
-    assert_eq!(
-        errno(fs.setxattr(a, b"user.k", b"v2", XATTR_CREATE)),
-        libc::EEXIST
-    );
-    fs.setxattr(a, b"user.k", b"v2", XATTR_REPLACE).unwrap();
-    fs.setxattr(a, b"trusted.t", b"", 0).unwrap();
-    fs.setxattr(a, b"security.s", &[0, 255, 1], 0).unwrap();
-    assert_eq!(fs.getxattr(a, b"user.k").unwrap(), b"v2");
-    assert_eq!(fs.getxattr(a, b"trusted.t").unwrap(), b"");
-    assert_eq!(fs.getxattr(a, b"security.s").unwrap(), [0, 255, 1]);
-    assert_eq!(
-        fs.listxattr(a).unwrap(),
-        b"security.s\0trusted.t\0user.k\0".to_vec()
-    );
+    for v in volumes() {
+        println!("backend: {:?}", v.store.kind);
+        let fs = &v.fs;
+        let a = file(fs, ROOT_INO, "a", b"x");
+        assert_eq!(errno(fs.getxattr(a, b"user.k")), libc::ENODATA);
+        assert_eq!(
+            errno(fs.setxattr(a, b"user.k", b"v", XATTR_REPLACE)),
+            libc::ENODATA
+        );
+        fs.setxattr(a, b"user.k", b"v1", XATTR_CREATE).unwrap();
+        assert_eq!(
+            errno(fs.setxattr(a, b"user.k", b"v2", XATTR_CREATE)),
+            libc::EEXIST
+        );
+        fs.setxattr(a, b"user.k", b"v2", XATTR_REPLACE).unwrap();
+        fs.setxattr(a, b"trusted.t", b"", 0).unwrap();
+        fs.setxattr(a, b"security.s", &[0, 255, 1], 0).unwrap();
+        assert_eq!(fs.getxattr(a, b"user.k").unwrap(), b"v2");
+        assert_eq!(fs.getxattr(a, b"trusted.t").unwrap(), b"");
+        assert_eq!(fs.getxattr(a, b"security.s").unwrap(), [0, 255, 1]);
+        assert_eq!(
+            fs.listxattr(a).unwrap(),
+            b"security.s\0trusted.t\0user.k\0".to_vec()
+        );
 
-    // Namespaces llmfs does not keep, bad names and oversized values.
-    assert_eq!(
-        errno(fs.setxattr(a, b"system.posix_acl_access", b"", 0)),
-        libc::EOPNOTSUPP
-    );
-    assert_eq!(errno(fs.setxattr(a, b"other.k", b"", 0)), libc::EOPNOTSUPP);
-    assert_eq!(errno(fs.setxattr(a, b"user.", b"", 0)), libc::EOPNOTSUPP);
-    assert_eq!(
-        errno(fs.setxattr(a, b"user.big", &vec![0; 65537], 0)),
-        libc::E2BIG
-    );
-    fs.setxattr(a, b"user.max", &vec![7; 65536], 0).unwrap();
+        // Namespaces llmfs does not keep, bad names and oversized values.
+        assert_eq!(
+            errno(fs.setxattr(a, b"system.posix_acl_access", b"", 0)),
+            libc::EOPNOTSUPP
+        );
+        assert_eq!(errno(fs.setxattr(a, b"other.k", b"", 0)), libc::EOPNOTSUPP);
+        assert_eq!(errno(fs.setxattr(a, b"user.", b"", 0)), libc::EOPNOTSUPP);
+        assert_eq!(
+            errno(fs.setxattr(a, b"user.big", &vec![0; 65537], 0)),
+            libc::E2BIG
+        );
+        fs.setxattr(a, b"user.max", &vec![7; 65536], 0).unwrap();
 
-    fs.removexattr(a, b"user.k").unwrap();
-    assert_eq!(errno(fs.removexattr(a, b"user.k")), libc::ENODATA);
-    assert_eq!(errno(fs.getxattr(a, b"user.k")), libc::ENODATA);
+        fs.removexattr(a, b"user.k").unwrap();
+        assert_eq!(errno(fs.removexattr(a, b"user.k")), libc::ENODATA);
+        assert_eq!(errno(fs.getxattr(a, b"user.k")), libc::ENODATA);
 
-    // Attributes go with the inode: a hard link sees them, deleting the
-    // last name drops them, and they survive a remount.
-    let d = dir(fs, ROOT_INO, "d");
-    fs.link(a, d, b"l").unwrap();
-    assert_eq!(fs.getxattr(a, b"trusted.t").unwrap(), b"");
-    fs.setxattr(d, b"user.dir", b"yes", 0).unwrap();
-    fs.shutdown().unwrap();
-    drop(v.fs);
-    let fs = open(&v.path);
-    assert_eq!(fs.getxattr(d, b"user.dir").unwrap(), b"yes");
-    assert_eq!(fs.getxattr(a, b"security.s").unwrap(), [0, 255, 1]);
-    fs.unlink(ROOT_INO, b"a").unwrap();
-    fs.unlink(d, b"l").unwrap();
-    assert_eq!(errno(fs.getxattr(a, b"security.s")), libc::ENOENT);
-    assert!(fs.store().read(|m| m.xattr_owners()).unwrap() == vec![d]);
+        // Attributes go with the inode: a hard link sees them, deleting the
+        // last name drops them, and they survive a remount.
+        let d = dir(fs, ROOT_INO, "d");
+        fs.link(a, d, b"l").unwrap();
+        assert_eq!(fs.getxattr(a, b"trusted.t").unwrap(), b"");
+        fs.setxattr(d, b"user.dir", b"yes", 0).unwrap();
+        fs.shutdown().unwrap();
+        drop(v.fs);
+        let fs = open(&v.store);
+        assert_eq!(fs.getxattr(d, b"user.dir").unwrap(), b"yes");
+        assert_eq!(fs.getxattr(a, b"security.s").unwrap(), [0, 255, 1]);
+        fs.unlink(ROOT_INO, b"a").unwrap();
+        fs.unlink(d, b"l").unwrap();
+        assert_eq!(errno(fs.getxattr(a, b"security.s")), libc::ENOENT);
+        assert!(fs.store().read(|m| m.xattr_owners()).unwrap() == vec![d]);
+    }
 }
 
 /// The kernel forgetting an unlinked, closed file deletes it: gone at once
@@ -268,63 +278,67 @@ fn xattrs_create_replace_list_remove() {
 /// reclaimed by the next open if no transaction came first.
 #[test]
 fn forgotten_unlinked_inode_is_gone_and_its_row_deleted() {
-    let v = volume();
-    let fs = &v.fs;
-    let a = file(fs, ROOT_INO, "a", b"alpha");
-    let b = file(fs, ROOT_INO, "b", b"beta");
-    // The kernel holds a reference to each (as after a lookup).
-    fs.remember(a);
-    fs.remember(b);
-    fs.unlink(ROOT_INO, b"a").unwrap();
-    // Still referenced: the inode lives on with nlink 0.
-    assert_eq!(fs.getattr(a).unwrap().nlink, 0);
-    fs.forget(a, 1).unwrap();
-    assert_eq!(errno(fs.getattr(a)), libc::ENOENT, "gone once forgotten");
-    // A forgotten inode that still has a name stays.
-    fs.forget(b, 1).unwrap();
-    assert_eq!(content(fs, b), b"beta");
-    let row = |ino| fs.store().read(|m| m.inode(ino)).unwrap();
-    assert!(row(a).is_some(), "the row waits for the next transaction");
-    file(fs, ROOT_INO, "c", b"gamma");
-    assert!(row(a).is_none(), "deleted by the next transaction");
+    for v in volumes() {
+        println!("backend: {:?}", v.store.kind);
+        let fs = &v.fs;
+        let a = file(fs, ROOT_INO, "a", b"alpha");
+        let b = file(fs, ROOT_INO, "b", b"beta");
+        // The kernel holds a reference to each (as after a lookup).
+        fs.remember(a);
+        fs.remember(b);
+        fs.unlink(ROOT_INO, b"a").unwrap();
+        // Still referenced: the inode lives on with nlink 0.
+        assert_eq!(fs.getattr(a).unwrap().nlink, 0);
+        fs.forget(a, 1).unwrap();
+        assert_eq!(errno(fs.getattr(a)), libc::ENOENT, "gone once forgotten");
+        // A forgotten inode that still has a name stays.
+        fs.forget(b, 1).unwrap();
+        assert_eq!(content(fs, b), b"beta");
+        let row = |ino| fs.store().read(|m| m.inode(ino)).unwrap();
+        assert!(row(a).is_some(), "the row waits for the next transaction");
+        file(fs, ROOT_INO, "c", b"gamma");
+        assert!(row(a).is_none(), "deleted by the next transaction");
 
-    // Forgotten with no transaction after it: the next open reclaims it.
-    fs.remember(b);
-    fs.unlink(ROOT_INO, b"b").unwrap();
-    fs.forget(b, 1).unwrap();
-    assert!(row(b).is_some());
-    drop(v.fs);
-    let fs = open(&v.path);
-    assert!(fs.store().read(|m| m.inode(b)).unwrap().is_none());
-    assert_eq!(names(&fs, ROOT_INO), vec!["c"]);
+        // Forgotten with no transaction after it: the next open reclaims it.
+        fs.remember(b);
+        fs.unlink(ROOT_INO, b"b").unwrap();
+        fs.forget(b, 1).unwrap();
+        assert!(row(b).is_some());
+        drop(v.fs);
+        let fs = open(&v.store);
+        assert!(fs.store().read(|m| m.inode(b)).unwrap().is_none());
+        assert_eq!(names(&fs, ROOT_INO), vec!["c"]);
+    }
 }
 
 /// A setattr of a file with unwritten data commits both together: the
 /// data and the explicit times and mode are in the store afterwards.
 #[test]
 fn setattr_of_a_dirty_file_commits_data_and_attributes_together() {
-    let v = volume();
-    let fs = &v.fs;
-    let a = file(fs, ROOT_INO, "a", b"");
-    let fh = fs.open(a, libc::O_WRONLY).unwrap();
-    fs.write(a, fh, 0, b"pending").unwrap();
-    let set = llmfs::fs::SetAttr {
-        mode: Some(0o600),
-        mtime: Some(llmfs::fs::SetTime::At(1_000_000_000_123)),
-        ..Default::default()
-    };
-    let attr = fs.setattr(a, &set).unwrap();
-    assert_eq!(attr.mtime_ns, 1_000_000_000_123);
-    assert_eq!(attr.mode & 0o7777, 0o600);
-    let row = fs.store().read(|m| m.inode(a)).unwrap().unwrap();
-    assert_eq!(row.size, 7, "the data went with the attributes");
-    assert_eq!(row.mtime_ns, 1_000_000_000_123);
-    assert_eq!(row.mode & 0o7777, 0o600);
-    fs.release(a, fh).unwrap();
-    assert_eq!(content(fs, a), b"pending");
-    let row = fs.store().read(|m| m.inode(a)).unwrap().unwrap();
-    assert_eq!(
-        row.mtime_ns, 1_000_000_000_123,
-        "no pending time overwrote it"
-    );
+    for v in volumes() {
+        println!("backend: {:?}", v.store.kind);
+        let fs = &v.fs;
+        let a = file(fs, ROOT_INO, "a", b"");
+        let fh = fs.open(a, libc::O_WRONLY).unwrap();
+        fs.write(a, fh, 0, b"pending").unwrap();
+        let set = llmfs::fs::SetAttr {
+            mode: Some(0o600),
+            mtime: Some(llmfs::fs::SetTime::At(1_000_000_000_123)),
+            ..Default::default()
+        };
+        let attr = fs.setattr(a, &set).unwrap();
+        assert_eq!(attr.mtime_ns, 1_000_000_000_123);
+        assert_eq!(attr.mode & 0o7777, 0o600);
+        let row = fs.store().read(|m| m.inode(a)).unwrap().unwrap();
+        assert_eq!(row.size, 7, "the data went with the attributes");
+        assert_eq!(row.mtime_ns, 1_000_000_000_123);
+        assert_eq!(row.mode & 0o7777, 0o600);
+        fs.release(a, fh).unwrap();
+        assert_eq!(content(fs, a), b"pending");
+        let row = fs.store().read(|m| m.inode(a)).unwrap().unwrap();
+        assert_eq!(
+            row.mtime_ns, 1_000_000_000_123,
+            "no pending time overwrote it"
+        );
+    }
 }

@@ -12,4 +12,6 @@ mod archive;
 mod core_model;
 mod dictionary;
 mod fs_core;
+mod pg_connection;
 mod store;
+mod store_backends;

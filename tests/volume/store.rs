@@ -39,21 +39,6 @@ fn set_user_version(dir: &std::path::Path, v: u32) {
 }
 
 #[test]
-fn create_reopen_keeps_block_size_and_root() {
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("s");
-    let s = create(&dir, 16384).unwrap();
-    assert_eq!(s.block_size(), 16384);
-    drop(s);
-    // A different block size on reopen is ignored: the volume keeps its own.
-    let s = create(&dir, 65536).unwrap();
-    assert_eq!(s.block_size(), 16384);
-    let root = s.read(|m| m.inode(1)).unwrap().expect("root inode");
-    assert_eq!(root.mode & libc::S_IFMT, libc::S_IFDIR);
-    assert_eq!(root.nlink, 2);
-}
-
-#[test]
 fn store_is_private() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("s");
@@ -61,37 +46,6 @@ fn store_is_private() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
-}
-
-#[test]
-fn missing_store_is_an_error_without_create() {
-    let t = tempfile::tempdir().unwrap();
-    let err = Store::open(&t.path().join("nope"), &OpenOptions::default()).unwrap_err();
-    assert!(matches!(err, StoreError::Missing(_)), "{err}");
-    assert!(!t.path().join("nope").exists(), "nothing created");
-}
-
-#[test]
-fn bad_block_size_refused() {
-    let t = tempfile::tempdir().unwrap();
-    let err = create(&t.path().join("s"), 1000).unwrap_err();
-    assert!(err.to_string().contains("power of two"), "{err}");
-}
-
-#[test]
-fn newer_schema_refused() {
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("s");
-    drop(create(&dir, 65536).unwrap());
-    let c = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
-    c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-        .unwrap();
-    drop(c);
-    let err = create(&dir, 65536).unwrap_err();
-    assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
-    assert!(err.to_string().contains("newer"), "{err}");
-    let ro = open_read_only(&dir).unwrap_err();
-    assert!(matches!(ro, StoreError::TooNew { .. }), "{ro}");
 }
 
 fn user_version(dir: &std::path::Path) -> u32 {
@@ -207,36 +161,6 @@ fn version_2_store_stays_open_to_older_builds_until_it_stores_lzma() {
     assert_eq!(features_row(&dir).as_deref(), Some("lzma,llm-int8-v1"));
 }
 
-/// The archiver's swap is gated the same way as a plain block write.
-#[test]
-fn archived_lzma_swap_records_the_feature() {
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("s");
-    let s = create(&dir, 65536).unwrap();
-    let text = b"0123456789abcdef".repeat(1000);
-    let zstd = encode_record(&ZstdCodec::new(3), &text).unwrap();
-    let lzma = encode_record(&LzmaCodec, &text).unwrap();
-    s.write(Durability::Normal, |m| {
-        m.put_block(1, 0, CodecId::Zstd as u8, text.len() as u64, &zstd)
-    })
-    .unwrap();
-    assert_eq!(user_version(&dir), 2);
-    let swapped = s
-        .write(Durability::Normal, |m| {
-            m.swap_archived_block(
-                1,
-                0,
-                &zstd,
-                Some((CodecId::Lzma as u8, &lzma)),
-                llmfs::store::ArchiveTier::Archive,
-            )
-        })
-        .unwrap();
-    assert!(swapped);
-    assert_eq!(user_version(&dir), 3);
-    assert_eq!(features_row(&dir).as_deref(), Some("lzma"));
-}
-
 /// A store an llmfs before the feature set raised to version 3 (on its
 /// first read-write open) may hold LZMA2 records without saying so: it is
 /// taken to use `lzma`, recorded as such, and stays at version 3.
@@ -255,38 +179,6 @@ fn version_3_store_without_a_feature_set_is_taken_to_use_lzma() {
     drop(create(&dir, 65536).unwrap());
     assert_eq!(user_version(&dir), 3);
     assert_eq!(features_row(&dir).as_deref(), Some("lzma"));
-}
-
-/// A store that records a feature this build does not know is refused,
-/// read-only and read-write, naming the feature.
-#[test]
-fn unknown_feature_refused() {
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("s");
-    drop(create(&dir, 65536).unwrap());
-    let c = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
-    c.execute(
-        "INSERT INTO volume(key, value) VALUES ('features', 'lzma,zpaq')",
-        [],
-    )
-    .unwrap();
-    c.pragma_update(None, "user_version", 3).unwrap();
-    drop(c);
-    for read_only in [false, true] {
-        let err = Store::open(
-            &dir,
-            &OpenOptions {
-                read_only,
-                ..OpenOptions::default()
-            },
-        )
-        .unwrap_err();
-        assert!(matches!(err, StoreError::UnknownFeatures(_)), "{err}");
-        assert!(
-            err.to_string().contains("(zpaq)") && err.to_string().contains("upgrade llmfs"),
-            "{err}"
-        );
-    }
 }
 
 /// A version-1 store is brought to the tables' version, not past it.
@@ -320,52 +212,6 @@ fn version_1_store_migrates_to_the_tables_version() {
         .read(|m| m.blocks_to_archive(llmfs::store::ArchiveTier::Archive, i64::MAX, 10))
         .unwrap()
         .is_empty());
-}
-
-#[test]
-fn second_writer_refused_but_reader_allowed() {
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("s");
-    let first = create(&dir, 65536).unwrap();
-    let err = create(&dir, 65536).unwrap_err();
-    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
-    assert!(err.to_string().contains("in use"), "{err}");
-    let reader = open_read_only(&dir).unwrap();
-    assert!(reader.read(|m| m.inode(1)).unwrap().is_some());
-    drop(first);
-    create(&dir, 65536).expect("lock released on drop");
-}
-
-#[test]
-fn failed_transaction_leaves_nothing() {
-    let t = tempfile::tempdir().unwrap();
-    let s = create(&t.path().join("s"), 65536).unwrap();
-    let r: Result<(), StoreError> = s.write(Durability::Durable, |m| {
-        m.put_block(1, 0, 0, 3, b"abc")?;
-        Err(StoreError::Invalid("abort".into()))
-    });
-    assert!(r.is_err());
-    let blocks = s.read(|m| m.block_infos(None)).unwrap();
-    assert!(blocks.is_empty(), "rolled back");
-    let root = s.read(|m| m.inode(1)).unwrap().unwrap();
-    assert_eq!(root.stored_bytes, 0);
-}
-
-#[test]
-fn stored_bytes_track_block_writes() {
-    let t = tempfile::tempdir().unwrap();
-    let s = create(&t.path().join("s"), 65536).unwrap();
-    s.write(Durability::Normal, |m| {
-        m.put_block(1, 0, 0, 3, b"abc")?;
-        m.put_block(1, 1, 0, 5, b"abcde")?;
-        m.put_block(1, 0, 0, 2, b"ab")?;
-        Ok::<_, StoreError>(())
-    })
-    .unwrap();
-    assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap().stored_bytes, 7);
-    s.write(Durability::Normal, |m| m.delete_blocks_from(1, 1))
-        .unwrap();
-    assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap().stored_bytes, 2);
 }
 
 /// `stats --json` is JSON whatever the store's path holds: a control

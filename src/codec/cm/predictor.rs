@@ -203,13 +203,22 @@ impl Predictor {
     }
 
     fn begin_nibble(&mut self) {
-        for i in 0..HASHED {
-            let h = mix2(self.ctx[i], self.c0);
-            self.bucket[i] = self.slots[i].find(h);
+        let c0 = self.c0;
+        let h: [u32; HASHED] = std::array::from_fn(|i| mix2(self.ctx[i], c0));
+        for (slots, &h) in self.slots.iter().zip(&h) {
+            slots.prefetch(h);
+        }
+        for ((bucket, slots), &h) in self.bucket.iter_mut().zip(&mut self.slots).zip(&h) {
+            *bucket = slots.find(h);
         }
     }
 
     fn predict(&mut self) {
+        let c0 = self.c0 as usize;
+        let c1 = (self.c4 & 0xFF) as usize;
+        let h2 = (mix2(self.c4 & 0xFFFF, self.c0) >> 18) as usize;
+        self.apm_c1.prefetch(c0 | c1 << 8);
+        self.apm_c2.prefetch(h2);
         let j = self.bitpos & 3;
         let node = ((1 << j) | (self.c0 & ((1 << j) - 1))) as usize;
         let mut known = 0;
@@ -232,7 +241,6 @@ impl Predictor {
             16..=31 => 2,
             _ => 3,
         };
-        let c1 = (self.c4 & 0xFF) as usize;
         self.sets = [strength * (HASHED + 1) + known, self.c0 as usize, c1];
         for k in 0..3 {
             self.out[k] = self.mixers[k].mix(&self.x, self.sets[k]);
@@ -241,10 +249,8 @@ impl Predictor {
         let sm = self.final_mixer.mix(&self.out, self.bitpos as usize);
         let pm = squash(sm);
 
-        let c0 = self.c0 as usize;
         let a0 = self.apm_c0.refine_stretched(sm, c0);
         let a1 = self.apm_c1.refine_stretched(sm, c0 | c1 << 8);
-        let h2 = (mix2(self.c4 & 0xFFFF, self.c0) >> 18) as usize;
         let a2 = self.apm_c2.refine_stretched(sm, h2);
         self.pr = ((2 * pm + a0 + 2 * a1 + 3 * a2) / 8).clamp(1, 65535);
     }

@@ -28,6 +28,26 @@ impl Slots {
         }
     }
 
+    /// Asks the CPU to start loading the bucket pair `find(h)` will look
+    /// at. A predictor looks up ten tables of megabytes per nibble, each
+    /// lookup a cache miss; prefetching them all before the first lookup
+    /// overlaps the misses. Changes no result.
+    #[inline]
+    pub fn prefetch(&self, h: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let i = (h as usize) & self.mask & !1;
+            // SAFETY: the address is inside `t` (`i` and `i ^ 1` are
+            // buckets of the table), and a prefetch never faults anyway.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(self.t.as_ptr().add(i * BUCKET).cast());
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = h;
+    }
+
     /// The byte offset of the bucket for context hash `h` (a 32-bit mix),
     /// claiming one if the context is new.
     #[inline]

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// How often the thread looks for new commits.
 const PERIOD: Duration = Duration::from_millis(250);

@@ -4,17 +4,17 @@
 
 use rusqlite::Connection;
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// The migrations, in order; entry i brings the schema to version i + 1.
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/0001_initial.sql"),
-    include_str!("../../migrations/0002_models_archive.sql"),
-    include_str!("../../migrations/0003_lzma_records.sql"),
-    include_str!("../../migrations/0004_portable_llm_records.sql"),
-    include_str!("../../migrations/0005_cm_records.sql"),
-    include_str!("../../migrations/0006_cm_dictionaries.sql"),
-    include_str!("../../migrations/0007_media_records.sql"),
+    include_str!("../../../migrations/0001_initial.sql"),
+    include_str!("../../../migrations/0002_models_archive.sql"),
+    include_str!("../../../migrations/0003_lzma_records.sql"),
+    include_str!("../../../migrations/0004_portable_llm_records.sql"),
+    include_str!("../../../migrations/0005_cm_records.sql"),
+    include_str!("../../../migrations/0006_cm_dictionaries.sql"),
+    include_str!("../../../migrations/0007_media_records.sql"),
 ];
 
 /// The file that creates the dictionaries table, run by the transaction

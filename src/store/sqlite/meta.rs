@@ -1,150 +1,16 @@
-//! Typed queries over the store's tables, run inside a transaction that the
-//! caller holds: [`ReadTx`] for `Store::read`, [`WriteTx`] for
-//! `Store::write`, so that a change inside a read transaction does not
-//! compile.
+//! The typed queries of [`Reads`] and [`Writes`] on SQLite, run inside a
+//! transaction that `Store::read` or `Store::write` holds.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::features::{Feature, FeatureSet, FEATURES_KEY};
-use super::StoreError;
+use crate::store::rows::{
+    ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, ByteTotals, CodecTotals, DictionaryRow,
+    DirEntryRow, InodeRow, NewInode, StoreTotals,
+};
+use crate::store::tx::{require_feature_of, BackendTx, Reads, Writes};
+use crate::store::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
-
-/// One row of `inodes`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InodeRow {
-    pub ino: u64,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub nlink: u32,
-    pub size: u64,
-    pub stored_bytes: u64,
-    pub rdev: u32,
-    pub atime_ns: i64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub crtime_ns: i64,
-    pub target: Option<Vec<u8>>,
-}
-
-/// The fields of a new inode; the store assigns the number.
-#[derive(Debug, Clone)]
-pub struct NewInode {
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub nlink: u32,
-    pub rdev: u32,
-    pub time_ns: i64,
-    pub target: Option<Vec<u8>>,
-}
-
-/// One directory entry with the type of the inode it names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirEntryRow {
-    pub cookie: u64,
-    pub name: Vec<u8>,
-    pub ino: u64,
-    pub mode: u32,
-}
-
-/// Summary of one stored block, without its record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlockInfo {
-    pub ino: u64,
-    pub idx: u64,
-    pub codec: u8,
-    pub raw_len: u64,
-    pub stored_len: u64,
-}
-
-/// Volume-wide totals for `llmfs stats`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StoreTotals {
-    pub files: u64,
-    pub directories: u64,
-    pub other_inodes: u64,
-    pub logical_bytes: u64,
-    pub stored_bytes: u64,
-    /// One entry per codec id that has blocks, in id order.
-    pub per_codec: Vec<CodecTotals>,
-    /// llm blocks coded with a float model (payload versions 1 and 2),
-    /// which decode only on the engine class that wrote them.
-    /// `llmfs archive --portable` re-encodes them.
-    pub llm_not_portable: BlockCount,
-}
-
-/// A number of blocks and their raw bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BlockCount {
-    pub blocks: u64,
-    pub raw_bytes: u64,
-}
-
-/// The blocks stored with one codec.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CodecTotals {
-    /// The codec id of the records (docs/FORMAT.md); not necessarily one
-    /// this build knows.
-    pub codec: u8,
-    pub blocks: u64,
-    pub raw_bytes: u64,
-    pub stored_bytes: u64,
-}
-
-/// Raw and stored bytes of a set of blocks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ByteTotals {
-    pub raw_bytes: u64,
-    pub stored_bytes: u64,
-}
-
-/// How far the archiver has taken a block: the `blocks.archived` column
-/// (docs/FORMAT.md). The numbers are on disk: 1 is what every earlier
-/// llmfs wrote once it had chosen a block's final codec, the model
-/// included, so it stays the deep tier's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ArchiveTier {
-    /// Not yet considered: as written (zstd or raw).
-    Pending = 0,
-    /// The deep tier: the smallest of the model and the archive tier's
-    /// codecs. Final until the block is written again.
-    Deep = 1,
-    /// The archive tier: the smallest of the model-free codecs; the deep
-    /// tier may still take the block once it has been cold long enough.
-    Archive = 2,
-}
-
-/// A stored volume dictionary (`dictionaries` table).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DictionaryRow {
-    /// SHA-256 (hex) of the dictionary's bytes.
-    pub sha256: String,
-    pub raw_len: u64,
-    /// The bytes, cm-coded.
-    pub payload: Vec<u8>,
-}
-
-/// Raw and stored bytes of the blocks in each archive tier.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ArchiveTotals {
-    /// Not yet considered by the archiver.
-    pub pending: ByteTotals,
-    pub archive: ByteTotals,
-    pub deep: ByteTotals,
-}
-
-impl ArchiveTotals {
-    /// Every block the archiver has considered, in either tier.
-    pub fn archived(&self) -> ByteTotals {
-        ByteTotals {
-            raw_bytes: self.archive.raw_bytes + self.deep.raw_bytes,
-            stored_bytes: self.archive.stored_bytes + self.deep.stored_bytes,
-        }
-    }
-}
 
 /// SQL condition: an llm record of a float model (payload version 1 or 2,
 /// the payload's first byte after the 20-byte record header).
@@ -179,32 +45,39 @@ fn inode_from_row(r: &Row<'_>) -> rusqlite::Result<InodeRow> {
     })
 }
 
-/// A read transaction: queries over a consistent snapshot
-/// (`Store::read`). It has no method that changes the store.
-pub struct ReadTx<'c> {
+/// A transaction on the SQLite connection: the queries of [`Reads`] and,
+/// through `Store::write` only, the changes of [`Writes`].
+pub(in crate::store) struct SqliteTx<'c> {
     conn: &'c Connection,
 }
 
-/// A write transaction (`Store::write`): everything a [`ReadTx`] reads, and
-/// the changes, which commit together or not at all.
-pub struct WriteTx<'c> {
-    read: ReadTx<'c>,
-}
+impl<'c> SqliteTx<'c> {
+    pub(in crate::store) fn new(conn: &'c Connection) -> SqliteTx<'c> {
+        SqliteTx { conn }
+    }
 
-impl<'c> std::ops::Deref for WriteTx<'c> {
-    type Target = ReadTx<'c>;
-
-    fn deref(&self) -> &ReadTx<'c> {
-        &self.read
+    fn delete_blocks_where(&self, ino: u64, cond: &str, idx: u64) -> Result<()> {
+        let freed: u64 = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT COALESCE(SUM(stored_len), 0) FROM blocks WHERE ino = ?1 AND {cond}"
+            ))?
+            .query_row(params![ino, idx], |r| r.get(0))?;
+        if freed == 0 {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(&format!("DELETE FROM blocks WHERE ino = ?1 AND {cond}"))?
+            .execute(params![ino, idx])?;
+        self.conn
+            .prepare_cached("UPDATE inodes SET stored_bytes = stored_bytes - ?2 WHERE ino = ?1")?
+            .execute(params![ino, freed])?;
+        Ok(())
     }
 }
 
-impl<'c> ReadTx<'c> {
-    pub(super) fn new(conn: &'c Connection) -> ReadTx<'c> {
-        ReadTx { conn }
-    }
-
-    pub fn inode(&self, ino: u64) -> Result<Option<InodeRow>> {
+impl Reads for SqliteTx<'_> {
+    fn inode(&self, ino: u64) -> Result<Option<InodeRow>> {
         let sql = format!("SELECT {INODE_COLUMNS} FROM inodes WHERE ino = ?1");
         let mut stmt = self.conn.prepare_cached(&sql)?;
         Ok(stmt.query_row([ino], inode_from_row).optional()?)
@@ -212,7 +85,7 @@ impl<'c> ReadTx<'c> {
 
     /// Inodes that no directory entry names (left by a crash while a file
     /// was open after its last unlink).
-    pub fn unlinked_inodes(&self) -> Result<Vec<u64>> {
+    fn unlinked_inodes(&self) -> Result<Vec<u64>> {
         let mut stmt = self.conn.prepare(
             "SELECT ino FROM inodes WHERE ino != 1 AND nlink = 0 \
              AND NOT EXISTS (SELECT 1 FROM dirents d WHERE d.ino = inodes.ino)",
@@ -221,7 +94,7 @@ impl<'c> ReadTx<'c> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn inode_count(&self) -> Result<u64> {
+    fn inode_count(&self) -> Result<u64> {
         let mut stmt = self.conn.prepare_cached("SELECT COUNT(*) FROM inodes")?;
         Ok(stmt.query_row([], |r| r.get(0))?)
     }
@@ -230,7 +103,7 @@ impl<'c> ReadTx<'c> {
     /// size, a mode beyond 32 bits, ...), named by their keys: fsck reports
     /// these one by one, then leaves the rows out of the typed reads that
     /// would otherwise stop at the first.
-    pub fn out_of_range_rows(&self) -> Result<Vec<String>> {
+    fn out_of_range_rows(&self) -> Result<Vec<String>> {
         const U32: &str = "BETWEEN 0 AND 4294967295";
         let checks = [
             (
@@ -267,14 +140,14 @@ impl<'c> ReadTx<'c> {
         Ok(out)
     }
 
-    pub fn all_inodes(&self) -> Result<Vec<InodeRow>> {
+    fn all_inodes(&self) -> Result<Vec<InodeRow>> {
         let sql = format!("SELECT {INODE_COLUMNS} FROM inodes WHERE {IN_RANGE_INODE} ORDER BY ino");
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map([], inode_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Option<u64>> {
+    fn lookup(&self, parent: u64, name: &[u8]) -> Result<Option<u64>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT ino FROM dirents WHERE parent = ?1 AND name = ?2")?;
@@ -283,7 +156,7 @@ impl<'c> ReadTx<'c> {
             .optional()?)
     }
 
-    pub fn dir_is_empty(&self, dir: u64) -> Result<bool> {
+    fn dir_is_empty(&self, dir: u64) -> Result<bool> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM dirents WHERE parent = ?1)")?;
@@ -292,7 +165,7 @@ impl<'c> ReadTx<'c> {
     }
 
     /// Entries of `dir` with a cookie greater than `after`, in cookie order.
-    pub fn list_dir(&self, dir: u64, after: u64, limit: usize) -> Result<Vec<DirEntryRow>> {
+    fn list_dir(&self, dir: u64, after: u64, limit: usize) -> Result<Vec<DirEntryRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT d.id, d.name, d.ino, i.mode FROM dirents d JOIN inodes i ON i.ino = d.ino \
              WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
@@ -310,7 +183,7 @@ impl<'c> ReadTx<'c> {
 
     /// As [`ReadTx::list_dir`], each entry with its inode's row (for
     /// `readdirplus`).
-    pub fn list_dir_rows(
+    fn list_dir_rows(
         &self,
         dir: u64,
         after: u64,
@@ -333,7 +206,7 @@ impl<'c> ReadTx<'c> {
     }
 
     /// The directory holding `dir` (a directory has exactly one entry).
-    pub fn parent_of(&self, dir: u64) -> Result<Option<u64>> {
+    fn parent_of(&self, dir: u64) -> Result<Option<u64>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT parent FROM dirents WHERE ino = ?1 LIMIT 1")?;
@@ -341,7 +214,7 @@ impl<'c> ReadTx<'c> {
     }
 
     /// Every (parent, name, ino) triple, for fsck.
-    pub fn all_dirents(&self) -> Result<Vec<(u64, Vec<u8>, u64)>> {
+    fn all_dirents(&self) -> Result<Vec<(u64, Vec<u8>, u64)>> {
         let mut stmt = self.conn.prepare(
             "SELECT parent, name, ino FROM dirents WHERE parent >= 1 AND ino >= 1 ORDER BY id",
         )?;
@@ -349,7 +222,7 @@ impl<'c> ReadTx<'c> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn block(&self, ino: u64, idx: u64) -> Result<Option<Vec<u8>>> {
+    fn block(&self, ino: u64, idx: u64) -> Result<Option<Vec<u8>>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT record FROM blocks WHERE ino = ?1 AND idx = ?2")?;
@@ -359,7 +232,7 @@ impl<'c> ReadTx<'c> {
     /// Blocks written at or before `written_before` (ns) that `tier` has
     /// still to take, oldest first: for the archive tier those not yet
     /// considered, for the deep tier those not yet in it.
-    pub fn blocks_to_archive(
+    fn blocks_to_archive(
         &self,
         tier: ArchiveTier,
         written_before: i64,
@@ -387,7 +260,7 @@ impl<'c> ReadTx<'c> {
     /// Up to `limit` llm blocks coded with a float model (payload versions 1
     /// and 2, which decode only on the engine class that wrote them),
     /// skipping the first `offset` of them, in (ino, idx) order.
-    pub fn llm_blocks_not_portable(&self, offset: usize, limit: usize) -> Result<Vec<(u64, u64)>> {
+    fn llm_blocks_not_portable(&self, offset: usize, limit: usize) -> Result<Vec<(u64, u64)>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT ino, idx FROM blocks WHERE {NOT_PORTABLE} ORDER BY ino, idx LIMIT ?1 OFFSET ?2"
         ))?;
@@ -397,7 +270,7 @@ impl<'c> ReadTx<'c> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn archive_totals(&self) -> Result<ArchiveTotals> {
+    fn archive_totals(&self) -> Result<ArchiveTotals> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT archived, COALESCE(SUM(raw_len), 0), COALESCE(SUM(stored_len), 0) \
              FROM blocks GROUP BY archived",
@@ -427,7 +300,7 @@ impl<'c> ReadTx<'c> {
     }
 
     /// The stored model with this sha256 (hex), if the volume holds it.
-    pub fn model(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+    fn model(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT onnx FROM models WHERE sha256 = ?1")?;
@@ -435,7 +308,7 @@ impl<'c> ReadTx<'c> {
     }
 
     /// Whether the volume has stored a dictionary (its table exists).
-    pub fn has_dictionaries_table(&self) -> Result<bool> {
+    fn has_dictionaries_table(&self) -> Result<bool> {
         Ok(self
             .conn
             .prepare_cached(
@@ -445,7 +318,7 @@ impl<'c> ReadTx<'c> {
     }
 
     /// Every dictionary the volume stores, oldest first.
-    pub fn dictionaries(&self) -> Result<Vec<DictionaryRow>> {
+    fn dictionaries(&self) -> Result<Vec<DictionaryRow>> {
         if !self.has_dictionaries_table()? {
             return Ok(Vec::new());
         }
@@ -463,7 +336,7 @@ impl<'c> ReadTx<'c> {
     }
 
     /// The sha256 (hex) of every model the volume stores.
-    pub fn model_shas(&self) -> Result<Vec<String>> {
+    fn model_shas(&self) -> Result<Vec<String>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT sha256 FROM models ORDER BY added_ns, sha256")?;
@@ -473,7 +346,7 @@ impl<'c> ReadTx<'c> {
 
     /// How many llm blocks name `model_id` (the first 8 bytes of a model's
     /// sha256) in their payload header.
-    pub fn llm_blocks_of_model(&self, model_id: &[u8; 8]) -> Result<u64> {
+    fn llm_blocks_of_model(&self, model_id: &[u8; 8]) -> Result<u64> {
         Ok(self.conn.query_row(
             &format!(
                 "SELECT COUNT(*) FROM blocks WHERE codec = {} AND substr(record, {}, 8) = ?1",
@@ -486,7 +359,7 @@ impl<'c> ReadTx<'c> {
     }
 
     /// Block summaries of one inode (or of all inodes if `ino` is None).
-    pub fn block_infos(&self, ino: Option<u64>) -> Result<Vec<BlockInfo>> {
+    fn block_infos(&self, ino: Option<u64>) -> Result<Vec<BlockInfo>> {
         let map = |r: &Row<'_>| {
             Ok(BlockInfo {
                 ino: r.get(0)?,
@@ -515,7 +388,7 @@ impl<'c> ReadTx<'c> {
         }
     }
 
-    pub fn xattr(&self, ino: u64, name: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn xattr(&self, ino: u64, name: &[u8]) -> Result<Option<Vec<u8>>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2")?;
@@ -524,7 +397,7 @@ impl<'c> ReadTx<'c> {
             .optional()?)
     }
 
-    pub fn xattr_names(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
+    fn xattr_names(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
@@ -532,28 +405,20 @@ impl<'c> ReadTx<'c> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn xattr_owners(&self) -> Result<Vec<u64>> {
+    fn xattr_owners(&self) -> Result<Vec<u64>> {
         let mut stmt = self.conn.prepare("SELECT DISTINCT ino FROM xattrs")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn volume_setting(&self, key: &str) -> Result<Option<String>> {
+    fn volume_setting(&self, key: &str) -> Result<Option<String>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT value FROM volume WHERE key = ?1")?;
         Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
     }
 
-    /// The volume's feature set (docs/FORMAT.md, "Schema and versions").
-    pub fn features(&self) -> Result<FeatureSet> {
-        match self.volume_setting(FEATURES_KEY)? {
-            Some(text) => FeatureSet::parse(&text).map_err(StoreError::UnknownFeatures),
-            None => Ok(FeatureSet::default()),
-        }
-    }
-
-    pub fn totals(&self) -> Result<StoreTotals> {
+    fn totals(&self) -> Result<StoreTotals> {
         let mut t = StoreTotals::default();
         let mut stmt = self.conn.prepare(
             "SELECT mode & 61440, COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(stored_bytes), 0) \
@@ -606,16 +471,10 @@ impl<'c> ReadTx<'c> {
     }
 }
 
-impl<'c> WriteTx<'c> {
-    pub(super) fn new(conn: &'c Connection) -> WriteTx<'c> {
-        WriteTx {
-            read: ReadTx { conn },
-        }
-    }
-
+impl Writes for SqliteTx<'_> {
     /// Inserts an inode (a symlink's size is its target's length) and
     /// returns its row as stored, without reading it back.
-    pub fn insert_inode(&self, n: &NewInode) -> Result<InodeRow> {
+    fn insert_inode(&self, n: &NewInode) -> Result<InodeRow> {
         let size = n.target.as_ref().map_or(0, |t| t.len() as u64);
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO inodes(mode, uid, gid, nlink, size, rdev, atime_ns, mtime_ns, ctime_ns, \
@@ -624,26 +483,12 @@ impl<'c> WriteTx<'c> {
         stmt.execute(params![
             n.mode, n.uid, n.gid, n.nlink, size, n.rdev, n.time_ns, n.target
         ])?;
-        Ok(InodeRow {
-            ino: self.conn.last_insert_rowid() as u64,
-            mode: n.mode,
-            uid: n.uid,
-            gid: n.gid,
-            nlink: n.nlink,
-            size,
-            stored_bytes: 0,
-            rdev: n.rdev,
-            atime_ns: n.time_ns,
-            mtime_ns: n.time_ns,
-            ctime_ns: n.time_ns,
-            crtime_ns: n.time_ns,
-            target: n.target.clone(),
-        })
+        Ok(n.row(self.conn.last_insert_rowid() as u64))
     }
 
     /// Writes back every attribute of an inode (not `stored_bytes`, which
     /// only block writes change).
-    pub fn update_inode(&self, i: &InodeRow) -> Result<()> {
+    fn update_inode(&self, i: &InodeRow) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, nlink = ?5, size = ?6, rdev = ?7, \
              atime_ns = ?8, mtime_ns = ?9, ctime_ns = ?10, crtime_ns = ?11 WHERE ino = ?1",
@@ -665,7 +510,7 @@ impl<'c> WriteTx<'c> {
     }
 
     /// Removes an inode with its blocks and xattrs.
-    pub fn delete_inode(&self, ino: u64) -> Result<()> {
+    fn delete_inode(&self, ino: u64) -> Result<()> {
         self.conn
             .prepare_cached("DELETE FROM blocks WHERE ino = ?1")?
             .execute([ino])?;
@@ -678,14 +523,14 @@ impl<'c> WriteTx<'c> {
         Ok(())
     }
 
-    pub fn insert_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
+    fn insert_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
         self.conn
             .prepare_cached("INSERT INTO dirents(parent, name, ino) VALUES (?1, ?2, ?3)")?
             .execute(params![parent, name, ino])?;
         Ok(())
     }
 
-    pub fn remove_dirent(&self, parent: u64, name: &[u8]) -> Result<()> {
+    fn remove_dirent(&self, parent: u64, name: &[u8]) -> Result<()> {
         self.conn
             .prepare_cached("DELETE FROM dirents WHERE parent = ?1 AND name = ?2")?
             .execute(params![parent, name])?;
@@ -693,7 +538,7 @@ impl<'c> WriteTx<'c> {
     }
 
     /// Points an existing entry at another inode, keeping its cookie.
-    pub fn retarget_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
+    fn retarget_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
         self.conn
             .prepare_cached("UPDATE dirents SET ino = ?3 WHERE parent = ?1 AND name = ?2")?
             .execute(params![parent, name, ino])?;
@@ -701,15 +546,8 @@ impl<'c> WriteTx<'c> {
     }
 
     /// Stores (or replaces) a block record and keeps `stored_bytes` in step.
-    pub fn put_block(
-        &self,
-        ino: u64,
-        idx: u64,
-        codec: u8,
-        raw_len: u64,
-        record: &[u8],
-    ) -> Result<()> {
-        self.require_feature_of(codec, record)?;
+    fn put_block(&self, ino: u64, idx: u64, codec: u8, raw_len: u64, record: &[u8]) -> Result<()> {
+        require_feature_of(self, codec, record)?;
         self.delete_block(ino, idx)?;
         self.conn
             .prepare_cached(
@@ -738,7 +576,7 @@ impl<'c> WriteTx<'c> {
     /// keeps it, `None`) and records the block in `tier`, only if the block
     /// still holds exactly `old`: a block written meanwhile keeps its new
     /// data. Returns whether it did.
-    pub fn swap_archived_block(
+    fn swap_archived_block(
         &self,
         ino: u64,
         idx: u64,
@@ -748,7 +586,7 @@ impl<'c> WriteTx<'c> {
     ) -> Result<bool> {
         let tier = tier as u8;
         if let Some((codec, record)) = new {
-            self.require_feature_of(codec, record)?;
+            require_feature_of(self, codec, record)?;
         }
         let changed = match new {
             Some((codec, record)) => self
@@ -787,7 +625,7 @@ impl<'c> WriteTx<'c> {
     }
 
     /// Drops a stored model that no block refers to any more.
-    pub fn delete_model(&self, sha256: &str) -> Result<()> {
+    fn delete_model(&self, sha256: &str) -> Result<()> {
         self.conn
             .prepare_cached("DELETE FROM models WHERE sha256 = ?1")?
             .execute([sha256])?;
@@ -795,7 +633,7 @@ impl<'c> WriteTx<'c> {
     }
 
     /// Stores a model (idempotent).
-    pub fn put_model(&self, sha256: &str, onnx: &[u8]) -> Result<()> {
+    fn put_model(&self, sha256: &str, onnx: &[u8]) -> Result<()> {
         self.conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO models(sha256, onnx, added_ns) VALUES (?1, ?2, ?3)",
@@ -804,35 +642,16 @@ impl<'c> WriteTx<'c> {
         Ok(())
     }
 
-    pub fn delete_block(&self, ino: u64, idx: u64) -> Result<()> {
+    fn delete_block(&self, ino: u64, idx: u64) -> Result<()> {
         self.delete_blocks_where(ino, "idx = ?2", idx)
     }
 
     /// Drops every block at or past `first` (truncation).
-    pub fn delete_blocks_from(&self, ino: u64, first: u64) -> Result<()> {
+    fn delete_blocks_from(&self, ino: u64, first: u64) -> Result<()> {
         self.delete_blocks_where(ino, "idx >= ?2", first)
     }
 
-    fn delete_blocks_where(&self, ino: u64, cond: &str, idx: u64) -> Result<()> {
-        let freed: u64 = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT COALESCE(SUM(stored_len), 0) FROM blocks WHERE ino = ?1 AND {cond}"
-            ))?
-            .query_row(params![ino, idx], |r| r.get(0))?;
-        if freed == 0 {
-            return Ok(());
-        }
-        self.conn
-            .prepare_cached(&format!("DELETE FROM blocks WHERE ino = ?1 AND {cond}"))?
-            .execute(params![ino, idx])?;
-        self.conn
-            .prepare_cached("UPDATE inodes SET stored_bytes = stored_bytes - ?2 WHERE ino = ?1")?
-            .execute(params![ino, freed])?;
-        Ok(())
-    }
-
-    pub fn set_xattr(&self, ino: u64, name: &[u8], value: &[u8]) -> Result<()> {
+    fn set_xattr(&self, ino: u64, name: &[u8], value: &[u8]) -> Result<()> {
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES (?1, ?2, ?3)")?
             .execute(params![ino, name, value])?;
@@ -840,7 +659,7 @@ impl<'c> WriteTx<'c> {
     }
 
     /// Returns false if there was no such attribute.
-    pub fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<bool> {
+    fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<bool> {
         let n = self
             .conn
             .prepare_cached("DELETE FROM xattrs WHERE ino = ?1 AND name = ?2")?
@@ -848,44 +667,16 @@ impl<'c> WriteTx<'c> {
         Ok(n > 0)
     }
 
-    pub fn set_volume_setting(&self, key: &str, value: &str) -> Result<()> {
+    fn set_volume_setting(&self, key: &str, value: &str) -> Result<()> {
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO volume(key, value) VALUES (?1, ?2)")?
             .execute([key, value])?;
         Ok(())
     }
 
-    /// Before `record` (of `codec`) is stored: records the feature it
-    /// needs, in this transaction, and raises the schema version so that
-    /// llmfs builds without the feature refuse the store from then on.
-    fn require_feature_of(&self, codec: u8, record: &[u8]) -> Result<()> {
-        let needed = Feature::of_record(codec, record);
-        if needed.is_empty() {
-            return Ok(());
-        }
-        let mut set = self.features()?;
-        let new: Vec<Feature> = needed.into_iter().filter(|f| !set.contains(*f)).collect();
-        if new.is_empty() {
-            return Ok(());
-        }
-        for &feature in &new {
-            set.insert(feature);
-            log::info!("the volume now uses feature {}", feature.name());
-        }
-        self.set_volume_setting(FEATURES_KEY, &set.to_text())?;
-        let version: u32 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let want = set.schema_version(version);
-        if want > version {
-            self.conn.pragma_update(None, "user_version", want)?;
-        }
-        Ok(())
-    }
-
     /// Stores a dictionary (idempotent), creating the dictionaries table
     /// with the volume's first one.
-    pub fn put_dictionary(&self, d: &DictionaryRow) -> Result<()> {
+    fn put_dictionary(&self, d: &DictionaryRow) -> Result<()> {
         if !self.has_dictionaries_table()? {
             self.conn
                 .execute_batch(super::migrate::DICTIONARIES_TABLE)?;
@@ -903,8 +694,29 @@ impl<'c> WriteTx<'c> {
             ])?;
         Ok(())
     }
+}
 
-    pub(super) fn bump_sync_generation(&self) -> Result<()> {
+impl BackendTx for SqliteTx<'_> {
+    fn schema_version(&self) -> Result<u32> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    fn set_schema_version(&self, version: u32) -> Result<()> {
+        Ok(self.conn.pragma_update(None, "user_version", version)?)
+    }
+
+    fn insert_root_inode(&self, mode: u32, uid: u32, gid: u32, now_ns: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO inodes(ino, mode, uid, gid, nlink, atime_ns, mtime_ns, ctime_ns, \
+             crtime_ns) VALUES (?1, ?2, ?3, ?4, 2, ?5, ?5, ?5, ?5)",
+            params![crate::store::ROOT_INO, mode, uid, gid, now_ns],
+        )?;
+        Ok(())
+    }
+
+    fn bump_sync_generation(&self) -> Result<()> {
         self.conn
             .prepare_cached(
                 "UPDATE volume SET value = CAST(value AS INTEGER) + 1 WHERE key = 'sync_generation'",

@@ -1,0 +1,212 @@
+//! The SQLite backend: a directory holding the database (metadata and
+//! block records, WAL mode) and the lock file. The embedded default; its
+//! files are docs/FORMAT.md's "SQLite store".
+
+mod checkpoint;
+mod meta;
+pub mod migrate;
+
+use std::fs;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::setup::{
+    check_features, check_readable_version, initialise_volume, read_block_size, validate_block_size,
+};
+use super::tx::{ReadTx, WriteTx};
+use super::{Durability, OpenOptions, StoreError, StoreLock};
+use meta::SqliteTx;
+
+pub const DB_FILE: &str = "llmfs.db";
+
+#[derive(Debug)]
+pub(super) struct SqliteStore {
+    dir: PathBuf,
+    /// Declared before `conn` so that it stops before the request
+    /// connection closes (the last connection to close checkpoints).
+    _checkpointer: Option<checkpoint::Checkpointer>,
+    conn: Mutex<Connection>,
+    commits: Arc<checkpoint::CommitCounter>,
+    _lock: Option<StoreLock>,
+}
+
+impl SqliteStore {
+    /// Opens the store in `dir`; returns it with its block size.
+    pub(super) fn open(dir: &Path, opts: &OpenOptions) -> Result<(SqliteStore, usize), StoreError> {
+        let db_path = dir.join(DB_FILE);
+        let exists = db_path.exists();
+        if !exists && (!opts.create || opts.read_only) {
+            return Err(StoreError::Missing(dir.display().to_string()));
+        }
+        if !exists {
+            validate_block_size(opts.block_size)?;
+            create_private_dir(dir)?;
+            // Create the database file 0600 ourselves: SQLite gives its WAL and
+            // shared-memory files the permissions of the main file.
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&db_path)
+                .map_err(|e| StoreError::io(format!("creating {}", db_path.display()), e))?;
+        }
+        let lock = if opts.read_only {
+            None
+        } else {
+            Some(StoreLock::acquire(dir)?)
+        };
+        let flags = if opts.read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let mut conn = Connection::open_with_flags(&db_path, flags)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        if !opts.read_only {
+            let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::Invalid(format!(
+                    "cannot switch the database to WAL mode (got {mode})"
+                )));
+            }
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // Give the WAL's space back after each checkpoint instead of
+            // keeping the file at its high-water mark (matters on a full disk).
+            conn.pragma_update(None, "journal_size_limit", 8 << 20)?;
+            // Checkpoints run on their own thread (checkpoint.rs).
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+            // This connection is the only writer, so its page cache stays
+            // valid between transactions: 16 MiB (rather than SQLite's
+            // 2 MB) holds the inode and directory trees of a large volume.
+            conn.pragma_update(None, "cache_size", -16384)?;
+            migrate::migrate(&mut conn)?;
+        } else {
+            check_readable_version(migrate::schema_version(&conn)?)?;
+        }
+        {
+            let tx = conn.transaction()?;
+            check_features(&SqliteTx::new(&tx), opts.read_only)?;
+            if !opts.read_only {
+                tx.commit()?;
+            }
+        }
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let block_size = {
+            let tx = conn.transaction()?;
+            let bs = if opts.read_only {
+                read_block_size(&SqliteTx::new(&tx))?
+            } else {
+                initialise_volume(&SqliteTx::new(&tx), opts.block_size)?
+            };
+            tx.commit()?;
+            bs
+        };
+        let commits = Arc::new(checkpoint::CommitCounter::default());
+        let checkpointer = if opts.read_only {
+            None
+        } else {
+            Some(checkpoint::Checkpointer::start(
+                &db_path,
+                Arc::clone(&commits),
+            )?)
+        };
+        let store = SqliteStore {
+            dir: dir.to_path_buf(),
+            _checkpointer: checkpointer,
+            conn: Mutex::new(conn),
+            commits,
+            _lock: lock,
+        };
+        Ok((store, block_size))
+    }
+
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (the
+        // transaction rolls back on drop), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
+            .map_err(StoreError::from)?;
+        let out = f(&SqliteTx::new(&tx))?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    pub(super) fn write<T, E: From<StoreError>>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        use super::tx::BackendTx;
+        let mut conn = self.conn();
+        if durability == Durability::Durable {
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(StoreError::from)?;
+        }
+        let result = (|| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(StoreError::from)?;
+            let meta = SqliteTx::new(&tx);
+            let out = f(&meta)?;
+            if durability == Durability::Durable {
+                // A commit syncs the WAL only if it wrote a frame; bump a
+                // counter so that this commit, and every earlier one, is
+                // on stable storage when it returns.
+                meta.bump_sync_generation()?;
+            }
+            tx.commit().map_err(StoreError::from)?;
+            self.commits.committed();
+            Ok(out)
+        })();
+        if durability == Durability::Durable {
+            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        }
+        result
+    }
+
+    /// Moves the WAL's contents into the main database file (on unmount).
+    pub(super) fn checkpoint(&self) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Runs SQLite's own consistency check of the database file.
+    pub(super) fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let row = row?;
+            if row != "ok" {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(dir)
+        .map_err(|e| StoreError::io(format!("creating store directory {}", dir.display()), e))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| StoreError::io(format!("setting permissions on {}", dir.display()), e))
+}

@@ -1,0 +1,217 @@
+//! The store's typed transactions, the same for every backend: a
+//! [`ReadTx`] (`Store::read`) has only queries, a [`WriteTx`]
+//! (`Store::write`) the queries and the changes, which commit together or
+//! not at all, so that a change inside a read transaction does not compile.
+//! Each backend (`sqlite`, `postgres`) implements [`Reads`] and [`Writes`]
+//! over a transaction it holds open, and [`BackendTx`] for the
+//! bookkeeping that only the store itself does.
+
+use super::features::{Feature, FeatureSet, FEATURES_KEY};
+use super::rows::{
+    ArchiveTier, ArchiveTotals, BlockInfo, DictionaryRow, DirEntryRow, InodeRow, NewInode,
+    StoreTotals,
+};
+use super::StoreError;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// A read transaction: queries over a consistent snapshot.
+pub type ReadTx<'c> = dyn Reads + 'c;
+
+/// A write transaction: everything a [`ReadTx`] reads, and the changes.
+pub type WriteTx<'c> = dyn Writes + 'c;
+
+/// The queries of a transaction; none of them changes the store.
+pub trait Reads {
+    fn inode(&self, ino: u64) -> Result<Option<InodeRow>>;
+
+    /// Inodes that no directory entry names (left by a crash while a file
+    /// was open after its last unlink).
+    fn unlinked_inodes(&self) -> Result<Vec<u64>>;
+
+    fn inode_count(&self) -> Result<u64>;
+
+    /// Rows holding numbers outside what their fields can hold (a negative
+    /// size, a mode beyond 32 bits, ...), named by their keys: fsck reports
+    /// these one by one, then leaves the rows out of the typed reads that
+    /// would otherwise stop at the first.
+    fn out_of_range_rows(&self) -> Result<Vec<String>>;
+
+    fn all_inodes(&self) -> Result<Vec<InodeRow>>;
+
+    fn lookup(&self, parent: u64, name: &[u8]) -> Result<Option<u64>>;
+
+    fn dir_is_empty(&self, dir: u64) -> Result<bool>;
+
+    /// Entries of `dir` with a cookie greater than `after`, in cookie order.
+    fn list_dir(&self, dir: u64, after: u64, limit: usize) -> Result<Vec<DirEntryRow>>;
+
+    /// As [`ReadTx::list_dir`], each entry with its inode's row (for
+    /// `readdirplus`).
+    fn list_dir_rows(
+        &self,
+        dir: u64,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>, InodeRow)>>;
+
+    /// The directory holding `dir` (a directory has exactly one entry).
+    fn parent_of(&self, dir: u64) -> Result<Option<u64>>;
+
+    /// Every (parent, name, ino) triple, for fsck.
+    fn all_dirents(&self) -> Result<Vec<(u64, Vec<u8>, u64)>>;
+
+    fn block(&self, ino: u64, idx: u64) -> Result<Option<Vec<u8>>>;
+
+    /// Blocks written at or before `written_before` (ns) that `tier` has
+    /// still to take, oldest first: for the archive tier those not yet
+    /// considered, for the deep tier those not yet in it.
+    fn blocks_to_archive(
+        &self,
+        tier: ArchiveTier,
+        written_before: i64,
+        limit: usize,
+    ) -> Result<Vec<(u64, u64)>>;
+
+    /// Bytes of blocks the archiver has and has not yet considered.
+    /// Up to `limit` llm blocks coded with a float model (payload versions 1
+    /// and 2, which decode only on the engine class that wrote them),
+    /// skipping the first `offset` of them, in (ino, idx) order.
+    fn llm_blocks_not_portable(&self, offset: usize, limit: usize) -> Result<Vec<(u64, u64)>>;
+
+    fn archive_totals(&self) -> Result<ArchiveTotals>;
+
+    /// The stored model with this sha256 (hex), if the volume holds it.
+    fn model(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Whether the volume has stored a dictionary (its table exists).
+    fn has_dictionaries_table(&self) -> Result<bool>;
+
+    /// Every dictionary the volume stores, oldest first.
+    fn dictionaries(&self) -> Result<Vec<DictionaryRow>>;
+
+    /// The sha256 (hex) of every model the volume stores.
+    fn model_shas(&self) -> Result<Vec<String>>;
+
+    /// How many llm blocks name `model_id` (the first 8 bytes of a model's
+    /// sha256) in their payload header.
+    fn llm_blocks_of_model(&self, model_id: &[u8; 8]) -> Result<u64>;
+
+    /// Block summaries of one inode (or of all inodes if `ino` is None).
+    fn block_infos(&self, ino: Option<u64>) -> Result<Vec<BlockInfo>>;
+
+    fn xattr(&self, ino: u64, name: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    fn xattr_names(&self, ino: u64) -> Result<Vec<Vec<u8>>>;
+
+    fn xattr_owners(&self) -> Result<Vec<u64>>;
+
+    fn volume_setting(&self, key: &str) -> Result<Option<String>>;
+
+    /// The volume's feature set (docs/FORMAT.md, "Schema and versions").
+    fn features(&self) -> Result<FeatureSet> {
+        match self.volume_setting(FEATURES_KEY)? {
+            Some(text) => FeatureSet::parse(&text).map_err(StoreError::UnknownFeatures),
+            None => Ok(FeatureSet::default()),
+        }
+    }
+
+    fn totals(&self) -> Result<StoreTotals>;
+}
+
+/// The changes a write transaction makes.
+pub trait Writes: Reads {
+    /// Inserts an inode (a symlink's size is its target's length) and
+    /// returns its row as stored, without reading it back.
+    fn insert_inode(&self, n: &NewInode) -> Result<InodeRow>;
+
+    /// Writes back every attribute of an inode (not `stored_bytes`, which
+    /// only block writes change).
+    fn update_inode(&self, i: &InodeRow) -> Result<()>;
+
+    /// Removes an inode with its blocks and xattrs.
+    fn delete_inode(&self, ino: u64) -> Result<()>;
+
+    fn insert_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()>;
+
+    fn remove_dirent(&self, parent: u64, name: &[u8]) -> Result<()>;
+
+    /// Points an existing entry at another inode, keeping its cookie.
+    fn retarget_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()>;
+
+    /// Stores (or replaces) a block record and keeps `stored_bytes` in step.
+    fn put_block(&self, ino: u64, idx: u64, codec: u8, raw_len: u64, record: &[u8]) -> Result<()>;
+
+    /// Replaces a block's record with `new` (same data, another codec; or
+    /// keeps it, `None`) and records the block in `tier`, only if the block
+    /// still holds exactly `old`: a block written meanwhile keeps its new
+    /// data. Returns whether it did.
+    fn swap_archived_block(
+        &self,
+        ino: u64,
+        idx: u64,
+        old: &[u8],
+        new: Option<(u8, &[u8])>,
+        tier: ArchiveTier,
+    ) -> Result<bool>;
+
+    /// Drops a stored model that no block refers to any more.
+    fn delete_model(&self, sha256: &str) -> Result<()>;
+
+    /// Stores a model (idempotent).
+    fn put_model(&self, sha256: &str, onnx: &[u8]) -> Result<()>;
+
+    /// Stores a dictionary (idempotent), creating the dictionaries table
+    /// with the volume's first one.
+    fn put_dictionary(&self, d: &DictionaryRow) -> Result<()>;
+
+    fn delete_block(&self, ino: u64, idx: u64) -> Result<()>;
+
+    /// Drops every block at or past `first` (truncation).
+    fn delete_blocks_from(&self, ino: u64, first: u64) -> Result<()>;
+
+    fn set_xattr(&self, ino: u64, name: &[u8], value: &[u8]) -> Result<()>;
+
+    /// Returns false if there was no such attribute.
+    fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<bool>;
+
+    fn set_volume_setting(&self, key: &str, value: &str) -> Result<()>;
+}
+
+/// What only the store itself does inside a transaction: the schema
+/// version, the volume's first rows, the sync generation.
+pub(super) trait BackendTx: Writes {
+    fn schema_version(&self) -> Result<u32>;
+    fn set_schema_version(&self, version: u32) -> Result<()>;
+    /// Inserts the root directory (inode 1) of a new volume.
+    fn insert_root_inode(&self, mode: u32, uid: u32, gid: u32, now_ns: i64) -> Result<()>;
+    /// Bumps the `sync_generation` setting, so that a durable commit has
+    /// something to write (and with it makes every earlier commit durable).
+    fn bump_sync_generation(&self) -> Result<()>;
+}
+
+/// Before `record` (of `codec`) is stored: records the features it needs,
+/// in this transaction, and raises the schema version so that llmfs builds
+/// without them refuse the store from then on.
+pub(super) fn require_feature_of(tx: &impl BackendTx, codec: u8, record: &[u8]) -> Result<()> {
+    let needed = Feature::of_record(codec, record);
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let mut set = tx.features()?;
+    let new: Vec<Feature> = needed.into_iter().filter(|f| !set.contains(*f)).collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    for &feature in &new {
+        set.insert(feature);
+        log::info!("the volume now uses feature {}", feature.name());
+    }
+    tx.set_volume_setting(FEATURES_KEY, &set.to_text())?;
+    let version = tx.schema_version()?;
+    let want = set.schema_version(version);
+    if want > version {
+        tx.set_schema_version(want)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! Store tests that hold for every backend, each run on a fresh SQLite
+//! store and (when LLMFS_TEST_PG names a server) a fresh PostgreSQL one:
+//! creation and reopening, version and feature refusal, the writer lock,
+//! transactions' atomicity and space accounting, durable commits.
+
+use llmfs::codec::{encode_record, CodecId, LzmaCodec, ZstdCodec};
+use llmfs::store::{Durability, OpenOptions, StoreError, SCHEMA_VERSION};
+
+use crate::common::{fresh_stores, FreshStore, Kind};
+
+/// Runs `test` on a fresh store of each backend, saying which on failure.
+fn on_each_backend(test: impl Fn(&FreshStore)) {
+    for s in fresh_stores() {
+        println!("backend: {:?} ({})", s.kind, s.location);
+        test(&s);
+    }
+}
+
+#[test]
+fn create_reopen_keeps_block_size_and_root() {
+    on_each_backend(|fresh| {
+        let s = fresh.create(16384).unwrap();
+        assert_eq!(s.block_size(), 16384);
+        drop(s);
+        // A different block size on reopen is ignored: the volume keeps its own.
+        let s = fresh.create(65536).unwrap();
+        assert_eq!(s.block_size(), 16384);
+        let root = s.read(|m| m.inode(1)).unwrap().expect("root inode");
+        assert_eq!(root.mode & libc::S_IFMT, libc::S_IFDIR);
+        assert_eq!(root.nlink, 2);
+        // New inodes are numbered after the root.
+        let ino = s
+            .write(Durability::Normal, |m| {
+                m.insert_inode(&llmfs::store::NewInode {
+                    mode: libc::S_IFREG | 0o644,
+                    uid: 0,
+                    gid: 0,
+                    nlink: 1,
+                    rdev: 0,
+                    time_ns: 1,
+                    target: None,
+                })
+            })
+            .unwrap()
+            .ino;
+        assert_eq!(ino, 2);
+        assert_eq!(fresh.schema_version(), llmfs::store::TABLES_VERSION);
+    });
+}
+
+#[test]
+fn missing_store_is_an_error_without_create() {
+    on_each_backend(|fresh| {
+        let err = fresh.open(&OpenOptions::default()).unwrap_err();
+        assert!(matches!(err, StoreError::Missing(_)), "{err}");
+        let err = fresh.open_read_only().unwrap_err();
+        assert!(matches!(err, StoreError::Missing(_)), "{err}");
+        // Nothing was created: creating now makes a new volume.
+        let s = fresh.create(4096).unwrap();
+        assert_eq!(s.block_size(), 4096);
+    });
+}
+
+#[test]
+fn bad_block_size_refused() {
+    on_each_backend(|fresh| {
+        let err = fresh.create(1000).unwrap_err();
+        assert!(err.to_string().contains("power of two"), "{err}");
+    });
+}
+
+#[test]
+fn newer_schema_refused() {
+    on_each_backend(|fresh| {
+        drop(fresh.create(65536).unwrap());
+        fresh.set_schema_version(SCHEMA_VERSION + 1);
+        let err = fresh.create(65536).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+        assert!(err.to_string().contains("newer"), "{err}");
+        let ro = fresh.open_read_only().unwrap_err();
+        assert!(matches!(ro, StoreError::TooNew { .. }), "{ro}");
+    });
+}
+
+#[test]
+fn unknown_feature_refused() {
+    on_each_backend(|fresh| {
+        drop(fresh.create(65536).unwrap());
+        fresh.sql("INSERT INTO volume(key, value) VALUES ('features', 'lzma,zpaq')");
+        fresh.set_schema_version(3);
+        for read_only in [false, true] {
+            let err = fresh
+                .open(&OpenOptions {
+                    read_only,
+                    ..OpenOptions::default()
+                })
+                .unwrap_err();
+            assert!(matches!(err, StoreError::UnknownFeatures(_)), "{err}");
+            assert!(
+                err.to_string().contains("(zpaq)") && err.to_string().contains("upgrade llmfs"),
+                "{err}"
+            );
+        }
+    });
+}
+
+/// The first LZMA2 record, written by the archiver's swap, records the
+/// feature and raises the version in its own transaction.
+#[test]
+fn archived_lzma_swap_records_the_feature() {
+    on_each_backend(|fresh| {
+        let s = fresh.create(65536).unwrap();
+        let text = b"0123456789abcdef".repeat(1000);
+        let zstd = encode_record(&ZstdCodec::new(3), &text).unwrap();
+        let lzma = encode_record(&LzmaCodec, &text).unwrap();
+        s.write(Durability::Normal, |m| {
+            m.put_block(1, 0, CodecId::Zstd as u8, text.len() as u64, &zstd)
+        })
+        .unwrap();
+        assert_eq!(fresh.schema_version(), 2);
+        let swap = |old: &[u8]| {
+            s.write(Durability::Normal, |m| {
+                m.swap_archived_block(
+                    1,
+                    0,
+                    old,
+                    Some((CodecId::Lzma as u8, &lzma)),
+                    llmfs::store::ArchiveTier::Archive,
+                )
+            })
+            .unwrap()
+        };
+        assert!(
+            !swap(b"not the block's record"),
+            "a rewritten block keeps its data"
+        );
+        assert!(swap(&zstd));
+        assert_eq!(fresh.schema_version(), 3);
+        assert_eq!(fresh.volume_row("features").as_deref(), Some("lzma"));
+        assert_eq!(s.read(|m| m.block(1, 0)).unwrap().unwrap(), lzma);
+        let root = s.read(|m| m.inode(1)).unwrap().unwrap();
+        assert_eq!(root.stored_bytes, lzma.len() as u64);
+    });
+}
+
+#[test]
+fn second_writer_refused_but_reader_allowed() {
+    on_each_backend(|fresh| {
+        let first = fresh.create(65536).unwrap();
+        let err = fresh.create(65536).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("in use"), "{err}");
+        let reader = fresh.open_read_only().unwrap();
+        assert!(reader.read(|m| m.inode(1)).unwrap().is_some());
+        drop(first);
+        fresh.create(65536).expect("lock released on drop");
+    });
+}
+
+#[test]
+fn failed_transaction_leaves_nothing() {
+    on_each_backend(|fresh| {
+        let s = fresh.create(65536).unwrap();
+        let r: Result<(), StoreError> = s.write(Durability::Durable, |m| {
+            m.put_block(1, 0, 0, 3, b"abc")?;
+            Err(StoreError::Invalid("abort".into()))
+        });
+        assert!(r.is_err());
+        let blocks = s.read(|m| m.block_infos(None)).unwrap();
+        assert!(blocks.is_empty(), "rolled back");
+        let root = s.read(|m| m.inode(1)).unwrap().unwrap();
+        assert_eq!(root.stored_bytes, 0);
+        // The connection is still usable after the rollback.
+        s.write(Durability::Normal, |m| m.put_block(1, 0, 0, 3, b"abc"))
+            .unwrap();
+        assert_eq!(s.read(|m| m.block_infos(None)).unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn stored_bytes_track_block_writes() {
+    on_each_backend(|fresh| {
+        let s = fresh.create(65536).unwrap();
+        s.write(Durability::Normal, |m| {
+            m.put_block(1, 0, 0, 3, b"abc")?;
+            m.put_block(1, 1, 0, 5, b"abcde")?;
+            m.put_block(1, 0, 0, 2, b"ab")?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap().stored_bytes, 7);
+        s.write(Durability::Normal, |m| m.delete_blocks_from(1, 1))
+            .unwrap();
+        assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap().stored_bytes, 2);
+    });
+}
+
+/// A durable sync commits something (the sync generation), so that the
+/// commit waits for the log, and keeps counting across reopens.
+#[test]
+fn sync_bumps_the_sync_generation() {
+    on_each_backend(|fresh| {
+        let s = fresh.create(65536).unwrap();
+        let gen = || fresh.volume_row("sync_generation").unwrap();
+        assert_eq!(gen(), "0");
+        s.sync().unwrap();
+        s.sync().unwrap();
+        assert_eq!(gen(), "2");
+        drop(s);
+        fresh.create(65536).unwrap().sync().unwrap();
+        assert_eq!(gen(), "3");
+    });
+}
+
+/// Names, targets and xattr values are bytes, not text: every byte value
+/// survives the round trip, and a listing resumes from its cookie.
+#[test]
+fn byte_names_and_listing_cookies() {
+    on_each_backend(|fresh| {
+        let s = fresh.create(65536).unwrap();
+        let names: Vec<Vec<u8>> = vec![b"\xff\xfe".to_vec(), b"a\x01b".to_vec(), b"z".to_vec()];
+        s.write(Durability::Normal, |m| {
+            for n in &names {
+                let row = m.insert_inode(&llmfs::store::NewInode {
+                    mode: libc::S_IFLNK | 0o777,
+                    uid: 4_000_000_000,
+                    gid: 7,
+                    nlink: 1,
+                    rdev: 0,
+                    time_ns: -5,
+                    target: Some(n.clone()),
+                })?;
+                m.insert_dirent(1, n, row.ino)?;
+                m.set_xattr(row.ino, b"user.\x00x", &[0, 255, 10])?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        let all = s.read(|m| m.list_dir(1, 0, 10)).unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
+            names
+        );
+        let rest = s.read(|m| m.list_dir(1, all[0].cookie, 10)).unwrap();
+        assert_eq!(rest, all[1..]);
+        let last = all.last().unwrap().cookie;
+        assert!(s.read(|m| m.list_dir(1, last, 10)).unwrap().is_empty());
+        let ino = s.read(|m| m.lookup(1, b"\xff\xfe")).unwrap().unwrap();
+        let row = s.read(|m| m.inode(ino)).unwrap().unwrap();
+        assert_eq!(
+            (row.uid, row.atime_ns, row.target.as_deref()),
+            (4_000_000_000, -5, Some(&b"\xff\xfe"[..]))
+        );
+        assert_eq!(
+            s.read(|m| m.xattr(ino, b"user.\x00x")).unwrap().unwrap(),
+            [0, 255, 10]
+        );
+        let t = s.read(|m| m.totals()).unwrap();
+        assert_eq!((t.directories, t.other_inodes), (1, 3));
+        if fresh.kind == Kind::Postgres {
+            assert_eq!(
+                s.read(|m| m.out_of_range_rows()).unwrap(),
+                Vec::<String>::new()
+            );
+        }
+    });
+}
+
+/// The dictionaries table appears with the volume's first dictionary;
+/// storing one twice keeps one row.
+#[test]
+fn dictionaries_table_comes_with_the_first_dictionary() {
+    on_each_backend(|fresh| {
+        let s = fresh.create(65536).unwrap();
+        assert!(!s.read(|m| m.has_dictionaries_table()).unwrap());
+        assert!(s.read(|m| m.dictionaries()).unwrap().is_empty());
+        let d = llmfs::store::DictionaryRow {
+            sha256: "ab".repeat(32),
+            raw_len: 3,
+            payload: vec![0, 1, 255],
+        };
+        for _ in 0..2 {
+            s.write(Durability::Durable, |m| m.put_dictionary(&d))
+                .unwrap();
+        }
+        assert!(s.read(|m| m.has_dictionaries_table()).unwrap());
+        assert_eq!(s.read(|m| m.dictionaries()).unwrap(), vec![d.clone()]);
+        assert_eq!(fresh.schema_version(), 2, "the table alone raises nothing");
+    });
+}
