@@ -31,20 +31,8 @@ fn corpus_files() -> Vec<PathBuf> {
     v
 }
 
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn adversarial() -> Vec<(&'static str, Vec<u8>)> {
-    let n = noise(30_000, 11);
+    let n = crate::common::noise(30_000, 11);
     vec![
         ("empty", Vec::new()),
         ("one byte", vec![0x41]),
@@ -60,7 +48,7 @@ fn adversarial() -> Vec<(&'static str, Vec<u8>)> {
             "long repeats",
             [n.clone(), n.clone(), n.clone(), n].concat(),
         ),
-        ("noise", noise(150_000, 3)),
+        ("noise", crate::common::noise(150_000, 3)),
         ("text", crate::common::text(150_000, 7)),
     ]
 }

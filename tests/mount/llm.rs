@@ -27,6 +27,31 @@ fn pending_raw(json: &serde_json::Value) -> u64 {
         .expect("pending in stats")
 }
 
+/// Mount flags that archive every block at once, to the deep tier, in
+/// small blocks (so a few KiB give several blocks).
+const ARCHIVE_AT_ONCE: [&str; 6] = [
+    "--archive-after",
+    "0",
+    "--deep-archive-after",
+    "0",
+    "--block-size",
+    "4096",
+];
+
+/// Writes `data` to `name` and fsyncs it through a handle, so that its
+/// blocks reach the store for the archiver.
+fn write_synced(m: &Mounted, name: &str, data: &[u8]) {
+    fs::write(m.path(name), data).unwrap();
+    fs::File::open(m.path(name)).unwrap().sync_all().unwrap();
+}
+
+/// Waits until the archiver has coded every pending block, some with the model.
+fn wait_for_llm_archive(m: &Mounted) {
+    wait_for(m, "archiver did not finish", |json| {
+        pending_raw(json) == 0 && blocks_of(json, "llm") > 0
+    });
+}
+
 #[test]
 fn sync_mode_stores_prose_with_the_model_across_remounts() {
     require_fuse!();
@@ -46,24 +71,10 @@ fn sync_mode_stores_prose_with_the_model_across_remounts() {
 #[test]
 fn background_archiver_reencodes_cold_blocks() {
     require_fuse!();
-    let mut m = Mounted::new(&[
-        "--archive-after",
-        "0",
-        "--deep-archive-after",
-        "0",
-        "--block-size",
-        "4096",
-    ]);
+    let mut m = Mounted::new(&ARCHIVE_AT_ONCE);
     let data = prose(30_000);
-    fs::write(m.path("later.txt"), &data).unwrap();
-    // fsync through a handle so that the blocks reach the store.
-    fs::File::open(m.path("later.txt"))
-        .unwrap()
-        .sync_all()
-        .unwrap();
-    wait_for(&m, "archiver did not finish", |json| {
-        pending_raw(json) == 0 && blocks_of(json, "llm") > 0
-    });
+    write_synced(&m, "later.txt", &data);
+    wait_for_llm_archive(&m);
     m.unmount();
     m.mount(&[]);
     assert!(fs::read(m.path("later.txt")).unwrap() == data);
@@ -106,11 +117,7 @@ fn archive_tier_then_deep_tier_through_a_mount() {
         "4096",
     ]);
     let data = prose(30_000);
-    fs::write(m.path("tiers.txt"), &data).unwrap();
-    fs::File::open(m.path("tiers.txt"))
-        .unwrap()
-        .sync_all()
-        .unwrap();
+    write_synced(&m, "tiers.txt", &data);
     wait_for(&m, "archive tier did not finish", |json| {
         pending_raw(json) == 0 && tier_raw(json, "archive_tier") > 0
     });
@@ -246,25 +253,12 @@ fn a_new_volume_codes_with_the_model_it_was_given() {
     let path = dir.path().join("other.onnx");
     fs::write(&path, &model).unwrap();
     let sha = llmfs::model::hex(&llmfs::model::sha256(&model));
-    let mut m = Mounted::new(&[
-        "--model",
-        path.to_str().unwrap(),
-        "--archive-after",
-        "0",
-        "--deep-archive-after",
-        "0",
-        "--block-size",
-        "4096",
-    ]);
+    let mut args = vec!["--model", path.to_str().unwrap()];
+    args.extend(ARCHIVE_AT_ONCE);
+    let mut m = Mounted::new(&args);
     let data = prose(16_000);
-    fs::write(m.path("given.txt"), &data).unwrap();
-    fs::File::open(m.path("given.txt"))
-        .unwrap()
-        .sync_all()
-        .unwrap();
-    wait_for(&m, "archiver did not finish", |json| {
-        pending_raw(json) == 0 && blocks_of(json, "llm") > 0
-    });
+    write_synced(&m, "given.txt", &data);
+    wait_for_llm_archive(&m);
     let json = stats_json(&m);
     assert!(
         json["model"] == sha.as_str(),
