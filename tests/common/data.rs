@@ -69,3 +69,32 @@ pub fn log_lines(n: usize, seed: u64) -> Vec<u8> {
     out.truncate(n);
     out
 }
+
+/// A 16-bit mono WAV of `frames` samples of a decaying two-tone chord: what
+/// the media codec's audio model stores well below zstd.
+pub fn wav_tone(frames: usize) -> Vec<u8> {
+    let data = frames * 2;
+    let mut v = b"RIFF".to_vec();
+    v.extend(((36 + data) as u32).to_le_bytes());
+    v.extend(b"WAVEfmt ");
+    v.extend(16u32.to_le_bytes());
+    v.extend(1u16.to_le_bytes()); // PCM
+    v.extend(1u16.to_le_bytes()); // mono
+    v.extend(8000u32.to_le_bytes());
+    v.extend(16000u32.to_le_bytes());
+    v.extend(2u16.to_le_bytes());
+    v.extend(16u16.to_le_bytes());
+    v.extend(b"data");
+    v.extend((data as u32).to_le_bytes());
+    // Integer synthesis (a triangle pair), so the bytes are the same on
+    // every machine.
+    for i in 0..frames as i64 {
+        let tri = |period: i64| {
+            let p = i % period;
+            (if p < period / 2 { p } else { period - p }) * 4 - period
+        };
+        let s = (tri(40) * 150 + tri(61) * 90) * (frames as i64 - i) / frames as i64;
+        v.extend((s as i16).to_le_bytes());
+    }
+    v
+}

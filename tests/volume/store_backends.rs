@@ -288,3 +288,43 @@ fn dictionaries_table_comes_with_the_first_dictionary() {
         assert_eq!(fresh.schema_version(), 2, "the table alone raises nothing");
     });
 }
+
+/// A media record (a WAV block), written by the archiver's swap, records
+/// the feature `media` and schema version 7 on every backend, and reads
+/// back as the same samples.
+#[test]
+fn archived_media_swap_records_the_feature() {
+    on_each_backend(|fresh| {
+        let s = fresh.create(65536).unwrap();
+        let wav = crate::common::wav_tone(8000);
+        let zstd = encode_record(&ZstdCodec::new(3), &wav).unwrap();
+        let media = encode_record(&llmfs::codec::MediaCodec, &wav).unwrap();
+        assert!(
+            media.len() < zstd.len(),
+            "{} vs {}",
+            media.len(),
+            zstd.len()
+        );
+        s.write(Durability::Normal, |m| {
+            m.put_block(1, 0, CodecId::Zstd as u8, wav.len() as u64, &zstd)
+        })
+        .unwrap();
+        let swapped = s
+            .write(Durability::Normal, |m| {
+                m.swap_archived_block(
+                    1,
+                    0,
+                    &zstd,
+                    Some((CodecId::Media as u8, &media)),
+                    llmfs::store::ArchiveTier::Archive,
+                )
+            })
+            .unwrap();
+        assert!(swapped);
+        assert_eq!(fresh.schema_version(), 7);
+        assert_eq!(fresh.volume_row("features").as_deref(), Some("media"));
+        let stored = s.read(|m| m.block(1, 0)).unwrap().unwrap();
+        let set = llmfs::codec::CodecSet::default();
+        assert!(set.decode_block(&stored, 65536).unwrap() == wav);
+    });
+}
