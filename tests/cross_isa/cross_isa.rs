@@ -145,35 +145,66 @@ fn integer_blocks_written_on_one_cpu_class_decode_on_the_others() {
     }
 }
 
-/// The cm codec is integer arithmetic only: every CPU class writes the same
-/// bytes for the same input and decodes the others' exactly.
+/// The cm and media codecs are integer arithmetic only: every CPU class
+/// writes the same bytes for the same input and decodes the others'
+/// exactly.
 #[test]
-fn cm_payloads_are_the_same_on_every_cpu_class() {
+fn cm_and_media_payloads_are_the_same_on_every_cpu_class() {
     if !have_qemu() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
     let readme = std::fs::read(model_path("README.md")).unwrap();
-    std::fs::write(&input, &readme[..readme.len().min(24_000)]).unwrap();
-    let pack = |cpu: Option<&str>, name: &str| {
-        let out = dir.path().join(name);
-        let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
-        llmfs(cpu, &["compress", "--codec", "cm", i, o]);
-        std::fs::read(&out).unwrap()
-    };
-    let native = pack(None, "native");
-    for cpu in CPUS {
-        assert!(
-            pack(Some(cpu), cpu) == native,
-            "cm bytes differ under {cpu}"
-        );
-        let back = dir.path().join(format!("{cpu}.out"));
-        let (p, b) = (dir.path().join("native"), back.clone());
-        llmfs(
-            Some(cpu),
-            &["decompress", p.to_str().unwrap(), b.to_str().unwrap()],
-        );
-        assert!(std::fs::read(&back).unwrap() == std::fs::read(&input).unwrap());
+    let inputs = [
+        ("cm", "text", readme[..readme.len().min(24_000)].to_vec()),
+        ("media", "wav", crate::common::wav_tone(12_000)),
+        ("media", "ppm", ppm(96, 64)),
+    ];
+    for (codec, name, data) in inputs {
+        let input = dir.path().join(name);
+        std::fs::write(&input, &data).unwrap();
+        let pack = |cpu: Option<&str>| {
+            let out = dir
+                .path()
+                .join(format!("{name}.{}", cpu.unwrap_or("native")));
+            let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+            llmfs(cpu, &["compress", "--codec", codec, i, o]);
+            (std::fs::read(&out).unwrap(), out)
+        };
+        let (native, native_path) = pack(None);
+        for cpu in CPUS {
+            assert!(
+                pack(Some(cpu)).0 == native,
+                "{codec} bytes of {name} differ under {cpu}"
+            );
+            let back = dir.path().join(format!("{name}.{cpu}.out"));
+            llmfs(
+                Some(cpu),
+                &[
+                    "decompress",
+                    native_path.to_str().unwrap(),
+                    back.to_str().unwrap(),
+                ],
+            );
+            assert!(
+                std::fs::read(&back).unwrap() == data,
+                "{codec}: {name} decoded under {cpu} differs"
+            );
+        }
     }
+}
+
+/// A binary PPM of a smooth gradient with a texture from integer hashing:
+/// the same bytes on every machine.
+fn ppm(w: usize, h: usize) -> Vec<u8> {
+    let mut v = format!("P6\n{w} {h}\n255\n").into_bytes();
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..3 {
+                let t = (x * 31 + y * 17 + c * 7).wrapping_mul(2_654_435_761) >> 28;
+                v.push(((x * 2 + y + c * 40) % 200 + t % 8) as u8);
+            }
+        }
+    }
+    v
 }
