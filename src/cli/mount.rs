@@ -44,7 +44,8 @@ pub struct MountArgs {
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
     /// auto_unmount, noatime, nodev, nosuid, noexec, dev, suid, exec, sync,
     /// dirsync, async; cache_mb=N, threads=N, block_size=N, compress=MODE,
-    /// archive_after=AGE, deep_archive_after=AGE|never (as the flags).
+    /// archive_after=AGE, deep_archive_after=AGE|never,
+    /// store_password_file=FILE (as the flags).
     /// fstab-only options (defaults, auto, noauto, user, nouser, users,
     /// owner, group, _netdev, nofail, x-*, comment=*) are ignored; empty
     /// ones too.
@@ -167,6 +168,7 @@ struct ParsedOptions {
     deep_archive_after: Option<AgeOrNever>,
     threads: Option<u16>,
     block_size: Option<usize>,
+    store_password_file: Option<PathBuf>,
 }
 
 /// Options mount(8) and fstab use that mean nothing to the kernel or to
@@ -219,6 +221,11 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
                     p.threads = Some(n);
                 }
                 "block_size" => p.block_size = Some(parse_number(key, value)?),
+                // An fstab line cannot give flags: the password file of a
+                // PostgreSQL store comes as an option there.
+                "store_password_file" if !value.is_empty() => {
+                    p.store_password_file = Some(PathBuf::from(value))
+                }
                 "compress" => {
                     p.compress = Some(
                         CompressMode::parse(value)
@@ -366,7 +373,25 @@ struct MountStore {
 }
 
 /// Checks the mountpoint and store paths; returns them canonical.
-fn resolve_paths(args: &MountArgs) -> Result<(PathBuf, MountStore), CliError> {
+fn resolve_paths(
+    args: &MountArgs,
+    opts: &ParsedOptions,
+) -> Result<(PathBuf, MountStore), CliError> {
+    let password = StorePassword {
+        store_password_file: match (
+            &args.password.store_password_file,
+            &opts.store_password_file,
+        ) {
+            (Some(f), Some(o)) if f != o => {
+                return Err(CliError::usage(format!(
+                    "--store-password-file {} and -o store_password_file={} disagree; give one",
+                    f.display(),
+                    o.display()
+                )))
+            }
+            (f, o) => f.clone().or_else(|| o.clone()),
+        },
+    };
     let mp = &args.mountpoint;
     let meta = match std::fs::metadata(mp) {
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) && detach_dead_mount(mp) => {
@@ -387,9 +412,7 @@ fn resolve_paths(args: &MountArgs) -> Result<(PathBuf, MountStore), CliError> {
         .as_ref()
         .filter(|s| StoreLocation::is_postgres(s.as_os_str()))
     {
-        let location = args
-            .password
-            .attach(StoreLocation::parse(url.as_os_str())?)?;
+        let location = password.attach(StoreLocation::parse(url.as_os_str())?)?;
         let local_dir = default_store_for(&mp)?;
         return Ok((
             mp,
@@ -411,7 +434,7 @@ fn resolve_paths(args: &MountArgs) -> Result<(PathBuf, MountStore), CliError> {
             mp.display()
         )));
     }
-    let location = args.password.attach(StoreLocation::Dir(store.clone()))?;
+    let location = password.attach(StoreLocation::Dir(store.clone()))?;
     Ok((
         mp,
         MountStore {
@@ -495,7 +518,7 @@ fn absolute_parent(p: &Path) -> Option<PathBuf> {
 pub fn check(args: &MountArgs) -> Result<(), CliError> {
     let opts = parse_options(&args.options)?;
     settings(args, &opts)?;
-    resolve_paths(args)?;
+    resolve_paths(args, &opts)?;
     Ok(())
 }
 
@@ -513,7 +536,7 @@ fn run_inner(args: MountArgs, verbose: u8) -> Result<ExitCode, CliError> {
     }
     let opts = parse_options(&args.options)?;
     let settings = settings(&args, &opts)?;
-    let (mountpoint, store) = resolve_paths(&args)?;
+    let (mountpoint, store) = resolve_paths(&args, &opts)?;
     if args.foreground {
         serve(settings, opts, &mountpoint, &store, None)?;
         return Ok(ExitCode::SUCCESS);
@@ -915,9 +938,13 @@ mod tests {
             "rw,noatime,cache_mb=16,defaults,nofail".into(),
             "".into(),
             "noauto,_netdev,x-systemd.automount,comment=hi,users,,threads=8".into(),
-            "block_size=16384".into(),
+            "block_size=16384,store_password_file=/etc/llmfs/pg.pass".into(),
         ])
         .unwrap();
+        assert_eq!(
+            p.store_password_file.as_deref(),
+            Some(std::path::Path::new("/etc/llmfs/pg.pass"))
+        );
         assert!(!p.read_only);
         assert_eq!(p.mount, vec![MountOption::RW, MountOption::NoAtime]);
         assert_eq!(

@@ -177,3 +177,47 @@ fn the_store_password_file_must_be_private() {
     assert!(!out.contains("chmod 0600"), "{out}");
     assert!(ok || out.contains("password"), "{out}");
 }
+
+/// An fstab line cannot pass flags, so the password file also comes as
+/// `-o store_password_file=FILE`: a mount with no other way to the
+/// password (no PGPASSWORD, no PGPASSFILE, no ~/.pgpass) comes up with it
+/// and serves files.
+#[test]
+fn the_store_password_file_as_a_mount_option() {
+    require_fuse!();
+    if pg_url().is_none() {
+        return;
+    }
+    let Some(password) = std::env::var_os("PGPASSFILE")
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|l| l.lines().next()?.rsplit(':').next().map(str::to_string))
+    else {
+        println!("skipped: the test server's password is not in $PGPASSFILE");
+        return;
+    };
+    let fresh = FreshStore::new(Kind::Postgres);
+    drop(fresh.create(65536).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let out = std::process::Command::new(crate::common::BIN)
+        .arg("mount")
+        .arg(&mnt)
+        .arg("--store")
+        .arg(fresh.arg())
+        .arg("-o")
+        .arg(format!("noatime,store_password_file={}", pw.display()))
+        .env_remove("PGPASSFILE")
+        .env_remove("PGPASSWORD")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", crate::common::output_text(&out));
+    std::fs::write(mnt.join("f"), b"through the option").unwrap();
+    let back = std::fs::read(mnt.join("f"));
+    crate::common::llmfs_umount(&mnt).unwrap();
+    assert_eq!(back.unwrap(), b"through the option");
+}
