@@ -28,15 +28,18 @@ pub enum Feature {
     CmDictionary,
     /// Block records with codec 5 (media: raw images and PCM audio).
     Media,
+    /// cm records of payload version 2 (docs/CM.md).
+    CmV2,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 5] = [
+    pub const ALL: [Feature; 6] = [
         Feature::Lzma,
         Feature::PortableLlm,
         Feature::Cm,
         Feature::CmDictionary,
         Feature::Media,
+        Feature::CmV2,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Feature {
             Feature::Cm => "cm",
             Feature::CmDictionary => "cm-dictionary",
             Feature::Media => "media",
+            Feature::CmV2 => "cm-v2",
         }
     }
 
@@ -63,12 +67,13 @@ impl Feature {
             Feature::Cm => 5,
             Feature::CmDictionary => 6,
             Feature::Media => 7,
+            Feature::CmV2 => 8,
         }
     }
 
     /// The features `record` (of `codec`) needs: its codec's; for an llm
-    /// record an integer model's payload version; for a primed cm record
-    /// the dictionaries too.
+    /// record an integer model's payload version; for a cm record its
+    /// payload version past 1, and if primed the dictionaries too.
     pub fn of_record(codec: u8, record: &[u8]) -> Vec<Feature> {
         let payload = record.get(crate::codec::RECORD_HEADER_LEN..).unwrap_or(&[]);
         if codec == CodecId::Llm as u8 {
@@ -78,8 +83,13 @@ impl Feature {
             };
         }
         let mut out: Vec<Feature> = Feature::of_codec(codec).into_iter().collect();
-        if codec == CodecId::Cm as u8 && crate::codec::cm::payload_primed(payload) {
-            out.push(Feature::CmDictionary);
+        if codec == CodecId::Cm as u8 {
+            if crate::codec::cm::payload_primed(payload) {
+                out.push(Feature::CmDictionary);
+            }
+            if crate::codec::cm::payload_version(payload) == Some(2) {
+                out.push(Feature::CmV2);
+            }
         }
         out
     }

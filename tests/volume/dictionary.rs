@@ -94,7 +94,8 @@ fn the_archiver_builds_a_dictionary_that_primes_cm_blocks_and_they_read_back() {
     );
     let features = fs.store().read(|m| m.features()).unwrap();
     assert!(features.contains(Feature::CmDictionary) && features.contains(Feature::Cm));
-    assert_eq!(user_version(dir.path()), 6);
+    // cm-v2 (8) is the highest feature: this build writes cm payload version 2.
+    assert_eq!(user_version(dir.path()), 8);
     for (ino, data) in &files {
         assert_eq!(&read_all(&fs, *ino, data.len()).unwrap(), data);
     }
@@ -128,9 +129,13 @@ fn the_dictionary_pays_for_itself_on_logs() {
         bytes_with + dict < bytes_without,
         "with a dictionary {bytes_with} + {dict} bytes, without {bytes_without}"
     );
-    // A volume that never built one keeps the tables and version an older
-    // llmfs reads.
-    assert!(user_version(without.path()) <= 5);
+    // A volume that never built one has no dictionaries table and no
+    // feature `cm-dictionary` (its version is cm-v2's, for its cm blocks).
+    assert!(!s_without
+        .store()
+        .read(|m| m.features())
+        .unwrap()
+        .contains(Feature::CmDictionary));
     assert!(!s_without
         .store()
         .read(|m| m.has_dictionaries_table())

@@ -168,9 +168,9 @@ impl DictionaryCmCodec {
     }
 
     fn decode_cm(&self, payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CmError> {
-        match parse(payload)? {
-            (None, _) => decode_payload(payload, raw_len, out),
-            (Some(digest), _) => self
+        match parse(payload)?.dictionary {
+            None => decode_payload(payload, raw_len, out),
+            Some(digest) => self
                 .dicts
                 .with_primed(digest, |d| decode_payload_primed(d, payload, raw_len, out))?,
         }

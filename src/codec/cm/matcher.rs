@@ -13,6 +13,13 @@ pub const MIN_LEN: usize = 6;
 const VERIFY: usize = 32;
 /// Length buckets the confidence is learnt for.
 const BUCKETS: usize = 32;
+/// Buckets of a recovering match: misses so far (1-4) x bytes since.
+const RECOVER_BUCKETS: usize = 64;
+/// A match that mispredicts keeps its place (the data may have changed in
+/// place: a counter in a log line) for this many misses before it is
+/// dropped; it is recovered once this many bytes agree again.
+const MAX_MISSES: u32 = 8;
+const RECOVERED: usize = 16;
 
 #[derive(Clone)]
 pub struct MatchModel {
@@ -28,6 +35,12 @@ pub struct MatchModel {
     expected: u32,
     hits: Vec<u32>,
     slot: usize,
+    /// Misses since the match last ran `RECOVERED` bytes clean (0: a
+    /// clean match); `len` then counts the bytes since the last miss.
+    miss: u32,
+    /// Whether a match survives a miss (payload version 2); in version 1
+    /// a miss ends it.
+    recover: bool,
 }
 
 fn hash(b: &[u8]) -> usize {
@@ -48,16 +61,18 @@ pub fn bucket(len: usize) -> usize {
 }
 
 impl MatchModel {
-    /// `1 << bits` table entries.
-    pub fn new(bits: u32) -> MatchModel {
+    /// `1 << bits` table entries; `recover`: see the field.
+    pub fn new(bits: u32, recover: bool) -> MatchModel {
         MatchModel {
             table: vec![0; 1 << bits],
             mask: (1 << bits) - 1,
             ptr: 0,
             len: 0,
             expected: 0,
-            hits: vec![entry(49152); BUCKETS * 2],
+            hits: vec![entry(49152); (BUCKETS + if recover { RECOVER_BUCKETS } else { 0 }) * 2],
             slot: 0,
+            miss: 0,
+            recover,
         }
     }
 
@@ -71,19 +86,45 @@ impl MatchModel {
         }
     }
 
+    /// True while the match is recovering from a miss.
+    #[inline]
+    pub fn recovering(&self) -> bool {
+        self.miss > 0 && self.expected != 0
+    }
+
+    /// The confidence slot of the current bit's prediction plus one, or 0
+    /// when the model predicts nothing.
+    #[inline]
+    pub fn context(&self) -> usize {
+        if self.expected == 0 {
+            0
+        } else {
+            self.slot + 1
+        }
+    }
+
     /// After a byte was appended to `hist`: extends or drops the match,
     /// looks for a new one, and records the position.
     pub fn end_byte(&mut self, hist: &[u8]) {
         let n = hist.len();
-        if self.len > 0 && hist[self.ptr] == hist[n - 1] {
+        let active = self.len > 0 || self.miss > 0;
+        if active && hist[self.ptr] == hist[n - 1] {
             self.len += 1;
+            self.ptr += 1;
+            if self.miss > 0 && self.len >= RECOVERED {
+                self.miss = 0;
+            }
+        } else if self.recover && active && self.miss < MAX_MISSES && self.ptr + 1 < n - 1 {
+            self.miss += 1;
+            self.len = 0;
             self.ptr += 1;
         } else {
             self.len = 0;
+            self.miss = 0;
         }
         if n >= MIN_LEN {
             let h = hash(&hist[n - MIN_LEN..]) & self.mask;
-            if self.len == 0 {
+            if self.miss > 0 || self.len == 0 {
                 let cand = self.table[h] as usize;
                 if cand > 0 {
                     let limit = cand.min(VERIFY);
@@ -91,15 +132,16 @@ impl MatchModel {
                     while l < limit && hist[cand - 1 - l] == hist[n - 1 - l] {
                         l += 1;
                     }
-                    if l >= MIN_LEN {
+                    if l >= MIN_LEN && (self.miss == 0 || (l > self.len && cand != self.ptr)) {
                         self.len = l;
                         self.ptr = cand;
+                        self.miss = 0;
                     }
                 }
             }
             self.table[h] = n as u32;
         }
-        self.expected = if self.len > 0 {
+        self.expected = if self.len > 0 || self.miss > 0 {
             u32::from(hist[self.ptr]) | 256
         } else {
             0
@@ -119,7 +161,12 @@ impl MatchModel {
             return;
         }
         let bit = (self.expected >> (7 - bitpos)) & 1;
-        self.slot = bucket(self.len) * 2 + bit as usize;
+        self.slot = if self.miss == 0 {
+            bucket(self.len)
+        } else {
+            BUCKETS + (self.miss.min(4) as usize - 1) * 16 + self.len.min(15)
+        } * 2
+            + bit as usize;
         let st = stretch(self.hits[self.slot] >> 16);
         let vote = (self.len.min(32) as i32) * 32;
         if bit == 1 {

@@ -39,8 +39,12 @@ use sha2::{Digest, Sha256};
 
 use super::{Codec, CodecError, CodecId};
 
-/// The payload format version this build writes and reads.
-pub const PAYLOAD_VERSION: u8 = 1;
+/// The payload format version this build writes. It reads this one and
+/// version 1 (the predictor without version 2's structure models: see
+/// docs/CM.md).
+pub const PAYLOAD_VERSION: u8 = 2;
+/// The oldest payload version this build reads.
+pub const OLDEST_PAYLOAD_VERSION: u8 = 1;
 /// Bytes before the coded stream: version and flags (a primed payload has
 /// the dictionary digest after them).
 pub const PAYLOAD_HEADER_LEN: usize = 2;
@@ -51,28 +55,48 @@ pub const FLAG_PRIMED: u8 = 1;
 /// bytes (the tables stop growing at this size anyway).
 pub const PRIMED_BLOCK_LEN: usize = 65536;
 
-/// A predictor primed with sample bytes, cloned for each block.
-#[derive(Clone)]
+/// A predictor primed with sample bytes, cloned for each block: the
+/// current version's, and version 1's only once a version-1 payload asks
+/// for it (priming costs about as much as coding the bytes).
 pub struct Dictionary {
     digest: [u8; 32],
+    bytes: Vec<u8>,
     primed: Predictor,
+    primed_v1: std::sync::OnceLock<Predictor>,
+}
+
+fn primed_predictor(bytes: &[u8], version: u8) -> Predictor {
+    let mut p = Predictor::new(bytes.len() + PRIMED_BLOCK_LEN, version);
+    p.prime(bytes);
+    p
 }
 
 impl Dictionary {
     /// Primes a predictor (sized for `bytes` and a block of
     /// [`PRIMED_BLOCK_LEN`]) with `bytes`.
     pub fn new(bytes: &[u8]) -> Dictionary {
-        let mut primed = Predictor::new(bytes.len() + PRIMED_BLOCK_LEN);
-        primed.prime(bytes);
         Dictionary {
             digest: Sha256::digest(bytes).into(),
-            primed,
+            bytes: bytes.to_vec(),
+            primed: primed_predictor(bytes, PAYLOAD_VERSION),
+            primed_v1: std::sync::OnceLock::new(),
         }
     }
 
     /// The SHA-256 of the dictionary's bytes, as payloads name it.
     pub fn digest(&self) -> [u8; 32] {
         self.digest
+    }
+
+    /// The primed predictor of payload `version`.
+    fn primed(&self, version: u8) -> Predictor {
+        if version == PAYLOAD_VERSION {
+            self.primed.clone()
+        } else {
+            self.primed_v1
+                .get_or_init(|| primed_predictor(&self.bytes, version))
+                .clone()
+        }
     }
 }
 
@@ -113,26 +137,44 @@ pub fn payload_primed(payload: &[u8]) -> bool {
     payload.len() >= PAYLOAD_HEADER_LEN && payload[1] == FLAG_PRIMED
 }
 
-/// Checks the header of `payload`; returns the dictionary digest it names
-/// (if primed) and the coded stream.
-fn parse(payload: &[u8]) -> Result<(Option<[u8; 32]>, &[u8]), CmError> {
+/// The payload version of a cm payload (its first byte), if it has one.
+pub fn payload_version(payload: &[u8]) -> Option<u8> {
+    payload.first().copied()
+}
+
+/// A parsed payload header: the version, the dictionary digest it names
+/// (if primed), and the coded stream.
+struct Header<'a> {
+    version: u8,
+    dictionary: Option<[u8; 32]>,
+    stream: &'a [u8],
+}
+
+/// Checks the header of `payload`.
+fn parse(payload: &[u8]) -> Result<Header<'_>, CmError> {
     if payload.len() < PAYLOAD_HEADER_LEN {
         return Err(CmError::Truncated);
     }
-    if payload[0] != PAYLOAD_VERSION {
-        return Err(CmError::UnknownVersion(payload[0]));
+    let version = payload[0];
+    if !(OLDEST_PAYLOAD_VERSION..=PAYLOAD_VERSION).contains(&version) {
+        return Err(CmError::UnknownVersion(version));
     }
-    match payload[1] {
-        0 => Ok((None, &payload[PAYLOAD_HEADER_LEN..])),
+    let (dictionary, stream) = match payload[1] {
+        0 => (None, &payload[PAYLOAD_HEADER_LEN..]),
         FLAG_PRIMED => {
             let end = PAYLOAD_HEADER_LEN + 32;
             let digest = payload
                 .get(PAYLOAD_HEADER_LEN..end)
                 .ok_or(CmError::Truncated)?;
-            Ok((Some(digest.try_into().unwrap()), &payload[end..]))
+            (Some(digest.try_into().unwrap()), &payload[end..])
         }
-        f => Err(CmError::UnknownFlags(f)),
-    }
+        f => return Err(CmError::UnknownFlags(f)),
+    };
+    Ok(Header {
+        version,
+        dictionary,
+        stream,
+    })
 }
 
 /// Encodes `raw` with `dict` into a primed payload appended to `out`.
@@ -140,7 +182,7 @@ pub fn encode_payload_primed(dict: &Dictionary, raw: &[u8], mut out: Vec<u8>) ->
     out.push(PAYLOAD_VERSION);
     out.push(FLAG_PRIMED);
     out.extend_from_slice(&dict.digest);
-    encode_with(dict.primed.clone(), raw, out)
+    encode_with(dict.primed(PAYLOAD_VERSION), raw, out)
 }
 
 /// Decodes a payload primed with `dict` (see [`decode_payload`]); a payload
@@ -151,11 +193,10 @@ pub fn decode_payload_primed(
     raw_len: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), CmError> {
-    match parse(payload)? {
-        (Some(d), stream) if d == dict.digest => {
-            decode_with(dict.primed.clone(), stream, raw_len, out)
-        }
-        (named, _) => Err(CmError::Dictionary {
+    let h = parse(payload)?;
+    match h.dictionary {
+        Some(d) if d == dict.digest => decode_with(dict.primed(h.version), h.stream, raw_len, out),
+        named => Err(CmError::Dictionary {
             payload: named,
             given: Some(dict.digest),
         }),
@@ -168,10 +209,16 @@ pub fn decode_payload_primed(
 pub struct CmCodec;
 
 /// Encodes `raw` into a complete cm payload appended to `out`.
-pub fn encode_payload(raw: &[u8], mut out: Vec<u8>) -> Vec<u8> {
-    out.push(PAYLOAD_VERSION);
+pub fn encode_payload(raw: &[u8], out: Vec<u8>) -> Vec<u8> {
+    encode_payload_version(raw, PAYLOAD_VERSION, out)
+}
+
+/// Encodes `raw` as a payload of an older `version` (for the tests that
+/// pin each version's stream).
+pub(crate) fn encode_payload_version(raw: &[u8], version: u8, mut out: Vec<u8>) -> Vec<u8> {
+    out.push(version);
     out.push(0);
-    encode_with(Predictor::new(raw.len()), raw, out)
+    encode_with(Predictor::new(raw.len(), version), raw, out)
 }
 
 /// Decodes a cm payload of `raw_len` bytes into `out` (cleared by the
@@ -179,9 +226,10 @@ pub fn encode_payload(raw: &[u8], mut out: Vec<u8>) -> Vec<u8> {
 /// `8 * raw_len` coding steps whatever the payload holds. A primed payload
 /// is refused (it needs its dictionary: [`decode_payload_primed`]).
 pub fn decode_payload(payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CmError> {
-    match parse(payload)? {
-        (None, stream) => decode_with(Predictor::new(raw_len), stream, raw_len, out),
-        (named, _) => Err(CmError::Dictionary {
+    let h = parse(payload)?;
+    match h.dictionary {
+        None => decode_with(Predictor::new(raw_len, h.version), h.stream, raw_len, out),
+        named => Err(CmError::Dictionary {
             payload: named,
             given: None,
         }),

@@ -2,9 +2,15 @@
 //! from context models, a match model, mixers and SSE. Integer only, so an
 //! encoder and a decoder on any machine compute the same probabilities.
 //!
-//! docs/FORMAT.md ("cm predictor") describes it for reimplementation; every
-//! constant here is part of payload version 1, and the golden test in
-//! `super::tests` guards against changing one by accident.
+//! docs/CM.md describes it for reimplementation; every constant here is
+//! part of a payload version (1 or 2), and the golden tests in
+//! `super::tests` guard against changing one by accident.
+//!
+//! Version 2 adds, for structured text such as logs: a field context (the
+//! separators seen on the line and the bytes since the last one), a match
+//! model that keeps its place through a few mispredicted bytes (a changed
+//! counter in an otherwise repeated line), a mixer weight set for such a
+//! recovering match, and an APM in the match model's confidence context.
 
 use super::matcher::MatchModel;
 use super::mixer::{Mixer, ONE};
@@ -15,14 +21,13 @@ use crate::mix::squash::squash;
 use crate::mix::squash::stretch;
 
 /// Hashed context models: orders 1-6 and 8, the word, the word pair, and
-/// the sparse context of the two bytes before the last.
-const HASHED: usize = 10;
-/// Mixer inputs: the hashed models, order 0, two from the match model and a
-/// bias.
+/// the sparse context of the two bytes before the last; version 2 adds the
+/// field context.
+const HASHED: usize = 11;
+const HASHED_V1: usize = 10;
+/// Mixer inputs at most: the hashed models, order 0, two from the match
+/// model and a bias.
 const INPUTS: usize = HASHED + 4;
-const IN_O0: usize = HASHED;
-const IN_MATCH: usize = HASHED + 1;
-const IN_BIAS: usize = HASHED + 3;
 
 /// 32-bit mix of two words.
 #[inline]
@@ -34,6 +39,11 @@ fn mix2(a: u32, b: u32) -> u32 {
 
 #[derive(Clone)]
 pub struct Predictor {
+    /// The payload version whose predictor this is (1 or 2).
+    version: u8,
+    /// Hashed models in use, and the mixer inputs that makes.
+    hashed: usize,
+    inputs: usize,
     st: &'static StateTable,
     /// Every byte coded so far (or primed).
     hist: Vec<u8>,
@@ -48,6 +58,10 @@ pub struct Predictor {
     /// and of the word before it.
     word: u32,
     word1: u32,
+    /// (Version 2.) Field structure of the line: separators seen since the line began,
+    /// and a hash of the bytes since the last separator.
+    field: u32,
+    token: u32,
     /// Per hashed model: the context hash of the current byte, the offset
     /// of the current nibble's bucket, and of the current bit's slot.
     ctx: [u32; HASHED],
@@ -66,12 +80,19 @@ pub struct Predictor {
     apm_c0: Apm,
     apm_c1: Apm,
     apm_c2: Apm,
+    /// (Version 2.) In the match model's confidence context.
+    apm_m: Apm,
     pr: u32,
 }
 
 impl Predictor {
-    /// A predictor sized for blocks of up to `block_len` bytes.
-    pub fn new(block_len: usize) -> Predictor {
+    /// The predictor of payload `version` (1 or 2), sized for blocks of up
+    /// to `block_len` bytes.
+    pub fn new(block_len: usize, version: u8) -> Predictor {
+        debug_assert!(version == 1 || version == 2);
+        let v2 = version >= 2;
+        let hashed = if v2 { HASHED } else { HASHED_V1 };
+        let inputs = hashed + 4;
         let bits = (block_len.max(1) * 2)
             .next_power_of_two()
             .trailing_zeros()
@@ -82,6 +103,9 @@ impl Predictor {
             .trailing_zeros()
             .clamp(10, 18);
         let mut p = Predictor {
+            version,
+            hashed,
+            inputs,
             st: state::table(),
             hist: Vec::with_capacity(block_len),
             c0: 1,
@@ -90,18 +114,20 @@ impl Predictor {
             c8: 0,
             word: 0,
             word1: 0,
+            field: 0,
+            token: 0,
             ctx: [0; HASHED],
             bucket: [0; HASHED],
             slot: [0; HASHED],
-            slots: (0..HASHED).map(|_| Slots::new(bits)).collect(),
-            maps: (0..HASHED).map(|_| StateMap::new(1, 1023)).collect(),
+            slots: (0..hashed).map(|_| Slots::new(bits)).collect(),
+            maps: (0..hashed).map(|_| StateMap::new(1, 1023)).collect(),
             o0: vec![entry(32768); 256],
-            matcher: MatchModel::new(mbits),
+            matcher: MatchModel::new(mbits, v2),
             x: [0; INPUTS],
             mixers: [
-                Mixer::new(INPUTS, 4 * (HASHED + 1), ONE / 4, 32),
-                Mixer::new(INPUTS, 256, ONE / 4, 32),
-                Mixer::new(INPUTS, 256, ONE / 4, 32),
+                Mixer::new(inputs, if v2 { 5 } else { 4 } * (hashed + 1), ONE / 4, 32),
+                Mixer::new(inputs, 256, ONE / 4, 32),
+                Mixer::new(inputs, 256, ONE / 4, 32),
             ],
             sets: [0; 3],
             out: [0; 4],
@@ -109,6 +135,7 @@ impl Predictor {
             apm_c0: Apm::new(256, 7),
             apm_c1: Apm::new(1 << 16, 6),
             apm_c2: Apm::new(1 << 14, 6),
+            apm_m: Apm::new(if v2 { 512 } else { 1 }, 7),
             pr: 32768,
         };
         p.begin_byte();
@@ -137,7 +164,7 @@ impl Predictor {
 
     /// Learns the coded `bit` and prepares the next prediction.
     pub fn update(&mut self, bit: u32) {
-        for i in 0..HASHED {
+        for i in 0..self.hashed {
             let at = self.slot[i];
             self.maps[i].update(bit);
             let s = self.slots[i].get(at);
@@ -145,13 +172,17 @@ impl Predictor {
         }
         train(&mut self.o0[self.c0 as usize], bit, 255);
         self.matcher.update(self.c0, self.bitpos, bit);
-        for (m, x) in self.mixers.iter_mut().zip([&self.x; 3]) {
+        let x = &self.x[..self.inputs];
+        for m in &mut self.mixers {
             m.update(x, bit);
         }
         self.final_mixer.update(&self.out, bit);
         self.apm_c0.update(bit);
         self.apm_c1.update(bit);
         self.apm_c2.update(bit);
+        if self.version >= 2 {
+            self.apm_m.update(bit);
+        }
 
         self.c0 = (self.c0 << 1) | bit;
         self.bitpos += 1;
@@ -165,6 +196,18 @@ impl Predictor {
             } else if self.word != 0 {
                 self.word1 = self.word;
                 self.word = 0;
+            }
+            match byte {
+                _ if self.version < 2 => {}
+                b'\n' => {
+                    self.field = 0;
+                    self.token = 0;
+                }
+                b' ' | b',' | b':' | b'"' | b'[' | b']' | b'{' | b'}' | b'=' | b'\t' | b';' => {
+                    self.field += 1;
+                    self.token = u32::from(byte);
+                }
+                _ => self.token = mix2(self.token, u32::from(byte)),
             }
             self.c0 = 1;
             self.bitpos = 0;
@@ -196,8 +239,10 @@ impl Predictor {
             mix2(word, c4 & 0xFF),
             mix2(self.word, self.word1),
             c4 & 0xFF_FF00,
+            mix2(self.field.min(255), self.token),
         ];
-        for (i, (h, c)) in self.ctx.iter_mut().zip(ctx).enumerate() {
+        let hashed = self.hashed;
+        for (i, (h, c)) in self.ctx[..hashed].iter_mut().zip(ctx).enumerate() {
             *h = mix2(c, i as u32 + 1);
         }
     }
@@ -205,10 +250,11 @@ impl Predictor {
     fn begin_nibble(&mut self) {
         let c0 = self.c0;
         let h: [u32; HASHED] = std::array::from_fn(|i| mix2(self.ctx[i], c0));
-        for (slots, &h) in self.slots.iter().zip(&h) {
+        let h = &h[..self.hashed];
+        for (slots, &h) in self.slots.iter().zip(h) {
             slots.prefetch(h);
         }
-        for ((bucket, slots), &h) in self.bucket.iter_mut().zip(&mut self.slots).zip(&h) {
+        for ((bucket, slots), &h) in self.bucket.iter_mut().zip(&mut self.slots).zip(h) {
             *bucket = slots.find(h);
         }
     }
@@ -222,28 +268,31 @@ impl Predictor {
         let j = self.bitpos & 3;
         let node = ((1 << j) | (self.c0 & ((1 << j) - 1))) as usize;
         let mut known = 0;
-        for i in 0..HASHED {
+        let hashed = self.hashed;
+        for i in 0..hashed {
             let at = self.bucket[i] + node;
             self.slot[i] = at;
             let s = self.slots[i].get(at);
             known += usize::from(s != 0);
             self.x[i] = stretch(self.maps[i].p(0, s));
         }
-        self.x[IN_O0] = stretch(self.o0[self.c0 as usize] >> 16);
+        self.x[hashed] = stretch(self.o0[self.c0 as usize] >> 16);
         self.matcher
-            .predict(self.c0, self.bitpos, &mut self.x[IN_MATCH..IN_MATCH + 2]);
-        self.x[IN_BIAS] = 256;
+            .predict(self.c0, self.bitpos, &mut self.x[hashed + 1..hashed + 3]);
+        self.x[hashed + 3] = 256;
 
         let len = self.matcher.len();
         let strength = match len {
+            _ if self.version >= 2 && self.matcher.recovering() => 4,
             0 => 0,
             1..=15 => 1,
             16..=31 => 2,
             _ => 3,
         };
-        self.sets = [strength * (HASHED + 1) + known, self.c0 as usize, c1];
+        self.sets = [strength * (hashed + 1) + known, self.c0 as usize, c1];
+        let x = &self.x[..self.inputs];
         for k in 0..3 {
-            self.out[k] = self.mixers[k].mix(&self.x, self.sets[k]);
+            self.out[k] = self.mixers[k].mix(x, self.sets[k]);
         }
         self.out[3] = 256;
         let sm = self.final_mixer.mix(&self.out, self.bitpos as usize);
@@ -252,6 +301,15 @@ impl Predictor {
         let a0 = self.apm_c0.refine_stretched(sm, c0);
         let a1 = self.apm_c1.refine_stretched(sm, c0 | c1 << 8);
         let a2 = self.apm_c2.refine_stretched(sm, h2);
-        self.pr = ((2 * pm + a0 + 2 * a1 + 3 * a2) / 8).clamp(1, 65535);
+        self.pr = if self.version >= 2 {
+            let am = self.apm_m.refine_stretched(
+                sm,
+                self.matcher.context() * 2 + usize::from(self.bitpos == 0),
+            );
+            (pm + a0 + 2 * a1 + 2 * a2 + 2 * am) / 8
+        } else {
+            (2 * pm + a0 + 2 * a1 + 3 * a2) / 8
+        }
+        .clamp(1, 65535);
     }
 }

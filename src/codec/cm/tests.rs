@@ -72,11 +72,30 @@ fn compresses_what_it_should() {
 fn golden_stream() {
     let raw = text(4000);
     let p = roundtrip(&raw);
+    assert_eq!(p[0], 2);
     let digest = crc32c::crc32c(&p);
-    assert_eq!((p.len(), digest), GOLDEN, "the cm payload format changed");
+    assert_eq!(
+        (p.len(), digest),
+        GOLDEN_V2,
+        "the cm payload format changed"
+    );
 }
 
-const GOLDEN: (usize, u32) = (494, 2_758_703_196);
+/// Version 1, which this build no longer writes but must keep reading:
+/// its predictor is still the one that wrote the pinned stream.
+#[test]
+fn golden_stream_version_1() {
+    let raw = text(4000);
+    let p = encode_payload_version(&raw, 1, Vec::new());
+    let digest = crc32c::crc32c(&p);
+    assert_eq!((p.len(), digest), GOLDEN_V1, "cm payload version 1 changed");
+    let mut out = Vec::new();
+    CmCodec.decode(&p, raw.len(), &mut out).unwrap();
+    assert!(out == raw);
+}
+
+const GOLDEN_V1: (usize, u32) = (494, 2_758_703_196);
+const GOLDEN_V2: (usize, u32) = (495, 4_252_484_586);
 
 /// A damaged payload is refused: by the codec (the stream ends at the
 /// wrong place, a header byte is unknown) or, when the damage still decodes
@@ -136,12 +155,22 @@ fn damaged_payloads_are_errors_never_panics() {
         bad[8..12].copy_from_slice(&(len as u32).to_le_bytes());
         assert!(set.decode_block(&bad, 65536).is_err());
     }
+    for v in [0, 3, 255] {
+        let mut bad = p.clone();
+        bad[0] = v;
+        assert_eq!(
+            decode_payload(&bad, raw.len(), &mut Vec::new()),
+            Err(CmError::UnknownVersion(v))
+        );
+    }
+    // A version-2 stream read with version 1's predictor: other bytes (or
+    // an error), never a panic; the record's checksum judges.
     let mut bad = p.clone();
-    bad[0] = 2;
-    assert_eq!(
-        decode_payload(&bad, raw.len(), &mut Vec::new()),
-        Err(CmError::UnknownVersion(2))
-    );
+    bad[0] = 1;
+    let mut out = Vec::new();
+    if decode_payload(&bad, raw.len(), &mut out).is_ok() {
+        assert!(out.len() == raw.len() && out != raw);
+    }
     let mut bad = p.clone();
     bad[1] = 2;
     assert_eq!(
@@ -251,4 +280,25 @@ fn primed_payloads_round_trip_with_their_dictionary_only() {
         .decode(&primed, block.len(), &mut Vec::new())
         .unwrap_err();
     assert!(e.to_string().contains("needs dictionary"), "{e}");
+}
+
+/// A version-1 payload primed with a dictionary (as volumes hold from
+/// before version 2) still decodes with that dictionary, which primes
+/// version 1's predictor for it on demand.
+#[test]
+fn primed_version_1_payloads_still_decode() {
+    let sample = text(20_000);
+    let raw = text(6_000);
+    let dict = Dictionary::new(&sample);
+    let mut v1 = vec![1, FLAG_PRIMED];
+    v1.extend_from_slice(&dict.digest());
+    let v1 = encode_with(primed_predictor(&sample, 1), &raw, v1);
+    let v2 = encode_payload_primed(&dict, &raw, Vec::new());
+    assert_eq!(v2[0], 2);
+    assert_ne!(v1[34..], v2[34..]);
+    for p in [&v1, &v2] {
+        let mut out = Vec::new();
+        decode_payload_primed(&dict, p, raw.len(), &mut out).unwrap();
+        assert!(out == raw);
+    }
 }

@@ -1,0 +1,13 @@
+-- llmfs store schema, version 8: cm records may use payload version 2 (the
+-- predictor with a field context, a match model that survives a miss and
+-- an APM on the match's confidence: docs/CM.md, docs/FORMAT.md "cm
+-- payload").
+--
+-- No table changes, and never applied on open: a store is raised to
+-- version 8 in the transaction that writes its first version-2 cm record,
+-- which also records the feature `cm-v2` in the volume's feature set
+-- (src/store/features.rs). An llmfs that reads only cm payload version 1
+-- (it knows version 7 at most) then refuses the store instead of failing
+-- reads of those blocks with EIO; a store that never held one keeps its
+-- version.
+UPDATE volume SET value = value WHERE 0;
