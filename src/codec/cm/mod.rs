@@ -113,6 +113,12 @@ pub fn payload_primed(payload: &[u8]) -> bool {
     payload.len() >= PAYLOAD_HEADER_LEN && payload[1] == FLAG_PRIMED
 }
 
+/// The dictionary a cm payload was primed with, if it was (and its header
+/// is sound).
+pub fn payload_dictionary(payload: &[u8]) -> Option<[u8; 32]> {
+    parse(payload).ok().and_then(|(digest, _)| digest)
+}
+
 /// Checks the header of `payload`; returns the dictionary digest it names
 /// (if primed) and the coded stream.
 fn parse(payload: &[u8]) -> Result<(Option<[u8; 32]>, &[u8]), CmError> {

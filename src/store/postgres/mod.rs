@@ -2,8 +2,11 @@
 //! on a server (docs/FORMAT.md, "PostgreSQL store"). One connection serves
 //! the store's transactions in turn, as SQLite's one connection does. A
 //! session-level advisory lock keeps a second read-write open of the same
-//! volume out; a lost connection is reopened (and the lock taken again) at
-//! the next transaction, the one it broke having failed.
+//! volume out; archive workers open it beside that writer without the lock
+//! and change only block encodings, under the swap rule and their claims
+//! (docs/DESIGN.md, "Archive workers"). A lost connection is reopened (and
+//! the lock taken again) at the next transaction, the one it broke having
+//! failed.
 
 mod meta;
 mod migrate;
@@ -31,6 +34,9 @@ const LOCK_CLASS: i32 = 0x6c6c_6d66;
 pub(super) struct PgStore {
     target: PgTarget,
     read_only: bool,
+    /// Holds the volume's writer lock (a mount or an offline pass); an
+    /// archive worker does not.
+    exclusive: bool,
     conn: Mutex<Option<Conn>>,
 }
 
@@ -49,10 +55,13 @@ impl std::fmt::Debug for Conn {
 }
 
 impl PgStore {
-    /// Opens the volume at `target`; returns it with its block size.
+    /// Opens the volume at `target`; returns it with its block size. Not
+    /// `exclusive` (an archive worker): takes no writer lock, migrates
+    /// nothing and raises no version on open.
     pub(super) fn open(
         target: &PgTarget,
         opts: &OpenOptions,
+        exclusive: bool,
     ) -> Result<(PgStore, usize), StoreError> {
         let mut client = connect(target)?;
         let schema = target.schema();
@@ -70,11 +79,14 @@ impl PgStore {
             client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
         }
         client.batch_execute(&format!("SET search_path TO {schema}"))?;
-        if !opts.read_only {
+        if opts.read_only || !exclusive {
+            check_readable_version(migrate::schema_version(&mut client)?)?;
+        } else {
             lock_volume(&mut client, target)?;
             migrate::migrate(&mut client)?;
-        } else {
-            check_readable_version(migrate::schema_version(&mut client)?)?;
+        }
+        if !opts.read_only {
+            migrate::ensure_claims_tables(&mut client)?;
         }
         let mut conn = Conn {
             client,
@@ -82,8 +94,8 @@ impl PgStore {
         };
         let block_size = {
             let tx = PgTx::new(start(&mut conn.client, opts.read_only)?, &mut conn.stmts);
-            check_features(&tx, opts.read_only)?;
-            let bs = if opts.read_only {
+            check_features(&tx, opts.read_only || !exclusive)?;
+            let bs = if opts.read_only || !exclusive {
                 read_block_size(&tx)?
             } else {
                 initialise_volume(&tx, opts.block_size)?
@@ -94,6 +106,7 @@ impl PgStore {
         let store = PgStore {
             target: target.clone(),
             read_only: opts.read_only,
+            exclusive,
             conn: Mutex::new(Some(conn)),
         };
         Ok((store, block_size))
@@ -110,7 +123,7 @@ impl PgStore {
             log::warn!("reconnecting to the store {}", self.target);
             let mut client = connect(&self.target)?;
             client.batch_execute(&format!("SET search_path TO {}", self.target.schema()))?;
-            if !self.read_only {
+            if !self.read_only && self.exclusive {
                 lock_volume(&mut client, &self.target)?;
             }
             *guard = Some(Conn {
