@@ -367,6 +367,20 @@ pub struct ArchiveStats {
     pub stored_after: u64,
 }
 
+impl ArchiveStats {
+    /// Adds the counts of another pass.
+    pub fn add(&mut self, o: &ArchiveStats) {
+        self.blocks += o.blocks;
+        self.to_llm += o.to_llm;
+        self.changed += o.changed;
+        self.failed += o.failed;
+        self.deferred += o.deferred;
+        self.raw_bytes += o.raw_bytes;
+        self.stored_before += o.stored_before;
+        self.stored_after += o.stored_after;
+    }
+}
+
 /// One archiver pass: which tier, over which blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pass {

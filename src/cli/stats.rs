@@ -359,9 +359,7 @@ pub fn archive(
     let lease = crate::claims::new_lease(run.lease);
     let mut bar = super::progress::Progress::new("archive", todo);
     let stop = AtomicBool::new(false);
-    let stats = crate::archive::archive_pass_as(&store, &codecs, pass, &lease, &stop, |s| {
-        bar.set(s.raw_bytes)
-    })?;
+    let stats = worker_passes(&store, &codecs, pass, &lease, &stop, &mut bar)?;
     bar.finish();
     store.checkpoint()?;
     println!(
@@ -378,6 +376,39 @@ pub fn archive(
         stats.stored_after
     );
     Ok(pass_exit_code(&stats))
+}
+
+/// Passes of this worker until the tier has taken every block: blocks that
+/// other workers hold claims on when a pass ends are either finished by
+/// them or, if they died, free once their claims lapse; this worker waits
+/// and passes again until no claims of others remain.
+fn worker_passes(
+    store: &Store,
+    codecs: &crate::codec::CodecSet,
+    pass: crate::archive::Pass,
+    lease: &crate::store::Lease,
+    stop: &std::sync::atomic::AtomicBool,
+    bar: &mut super::progress::Progress,
+) -> Result<crate::archive::ArchiveStats, CliError> {
+    let mut total = crate::archive::ArchiveStats::default();
+    let mut pass = pass;
+    loop {
+        let before = total;
+        let s = crate::archive::archive_pass_as(store, codecs, pass, lease, stop, |s| {
+            bar.set(before.raw_bytes + s.raw_bytes)
+        })?;
+        total.add(&s);
+        // Only the first pass builds a dictionary.
+        pass.build_dictionary = false;
+        let others = store.write(crate::store::Durability::Normal, |m| {
+            m.claims_of_others(&lease.worker)
+        })?;
+        if others == 0 {
+            return Ok(total);
+        }
+        log::info!("{others} blocks are claimed by other workers: waiting for them");
+        std::thread::sleep((lease.duration / 3).min(std::time::Duration::from_secs(2)));
+    }
 }
 
 /// `llmfs archive --portable`: re-encodes the float model's llm blocks with

@@ -182,6 +182,9 @@ pub trait Writes: Reads {
     /// held it (it expired and another worker took it).
     fn release_claim(&self, ino: u64, idx: u64, worker: &str) -> Result<bool>;
 
+    /// How many unexpired claims workers other than `worker` hold.
+    fn claims_of_others(&self, worker: &str) -> Result<u64>;
+
     /// Gives up every claim of `worker` (the end of a pass).
     fn release_claims(&self, worker: &str) -> Result<()>;
 

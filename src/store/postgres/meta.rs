@@ -752,6 +752,16 @@ impl Writes for PgTx<'_> {
         Ok(n == 1)
     }
 
+    fn claims_of_others(&self, worker: &str) -> Result<u64> {
+        get_u64(
+            &self.one(
+                "SELECT COUNT(*) FROM block_claims WHERE worker <> $1 AND expires > now()",
+                &[&worker],
+            )?,
+            0,
+        )
+    }
+
     fn release_claims(&self, worker: &str) -> Result<()> {
         self.exec("DELETE FROM block_claims WHERE worker = $1", &[&worker])?;
         self.exec("DELETE FROM archive_workers WHERE worker = $1", &[&worker])?;

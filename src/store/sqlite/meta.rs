@@ -699,6 +699,10 @@ impl Writes for SqliteTx<'_> {
         Ok(true)
     }
 
+    fn claims_of_others(&self, _worker: &str) -> Result<u64> {
+        Ok(0)
+    }
+
     fn release_claims(&self, _worker: &str) -> Result<()> {
         Ok(())
     }

@@ -1,0 +1,172 @@
+//! Archive workers on one PostgreSQL volume (`llmfs archive postgres://`,
+//! real processes, real server): two at once encode each block exactly
+//! once between them; one killed mid-pass leaves its claimed blocks, which
+//! the other takes once the claims lapse. Needs LLMFS_TEST_PG; skipped
+//! with a line without it.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use llmfs::fs::{Fs, FsConfig};
+use llmfs::store::{ArchiveTier, StoreLocation, ROOT_INO};
+
+use crate::common::{admin_client, pg_url, run, FreshStore, Kind, BIN};
+
+/// Small blocks: many of them, each quick to encode in a debug build.
+const BS: usize = 4096;
+const FILES: usize = 6;
+const FILE_LEN: usize = 12 * BS + 123;
+
+/// File `i`'s bytes: compressible text that differs from file to file.
+fn content(i: usize) -> Vec<u8> {
+    crate::common::log_lines(FILE_LEN, 100 + i as u64)
+}
+
+/// A fresh PostgreSQL volume holding [`FILES`] files; returns it with its
+/// number of blocks.
+fn volume_with_files() -> (FreshStore, u64) {
+    let fresh = FreshStore::new(Kind::Postgres);
+    let store = fresh.create(BS).unwrap();
+    let fs = Fs::new(store, FsConfig::default()).unwrap();
+    for i in 0..FILES {
+        crate::common::create_file(&fs, ROOT_INO, &format!("f{i}"), &content(i));
+    }
+    fs.shutdown().unwrap();
+    let blocks = (FILES * FILE_LEN.div_ceil(BS)) as u64;
+    (fresh, blocks)
+}
+
+/// `llmfs archive URL --tier archive --lease SECS`, started.
+fn start_worker(fresh: &FreshStore, lease_s: u64) -> Child {
+    Command::new(BIN)
+        .arg("archive")
+        .arg(fresh.arg())
+        .args(["--tier", "archive", "--no-dictionary", "--lease"])
+        .arg(lease_s.to_string())
+        .env("RUST_LOG", "llmfs=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn llmfs archive")
+}
+
+/// Waits for a worker and returns how many blocks it encoded (its summary
+/// line: "archived N blocks (...): M encoded, ...").
+fn encoded_by(child: Child) -> u64 {
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "worker failed: {text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("archived "))
+        .unwrap_or_else(|| panic!("no summary: {text}"));
+    let n = line
+        .split(": ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of encoded blocks in {line:?}"));
+    n
+}
+
+/// One number from the volume's database, behind llmfs's back.
+fn pg_count(fresh: &FreshStore, sql: &str) -> i64 {
+    let StoreLocation::Postgres(t) = &fresh.location else {
+        unreachable!("a PostgreSQL store")
+    };
+    let mut c = admin_client(t).unwrap();
+    c.batch_execute(&format!("SET search_path TO {}", t.schema()))
+        .unwrap();
+    c.query_one(sql, &[]).unwrap().get(0)
+}
+
+/// Every block taken by the archive tier, fsck clean, every file intact.
+fn assert_archived_and_intact(fresh: &FreshStore, blocks: u64) {
+    let pending = pg_count(fresh, "SELECT COUNT(*) FROM blocks WHERE archived = 0");
+    assert_eq!(pending, 0, "every block was taken by the archive tier");
+    let archived = pg_count(
+        fresh,
+        &format!(
+            "SELECT COUNT(*) FROM blocks WHERE archived = {}",
+            ArchiveTier::Archive as i64
+        ),
+    );
+    assert_eq!(archived as u64, blocks);
+    assert_eq!(pg_count(fresh, "SELECT COUNT(*) FROM block_claims"), 0);
+    let (ok, report) = run([std::ffi::OsString::from("fsck"), fresh.arg()]);
+    assert!(ok, "{report}");
+    let fs = Fs::new(fresh.open_read_only().unwrap(), FsConfig::default()).unwrap();
+    for i in 0..FILES {
+        let ino = fs.lookup(ROOT_INO, format!("f{i}").as_bytes()).unwrap().ino;
+        let got = fs.read(ino, 0, FILE_LEN as u32 + 10).unwrap();
+        assert!(got == content(i), "file f{i} reads back as written");
+    }
+}
+
+#[test]
+fn two_workers_encode_each_block_exactly_once() {
+    if pg_url().is_none() {
+        return;
+    }
+    let (fresh, blocks) = volume_with_files();
+    let a = start_worker(&fresh, 60);
+    let b = start_worker(&fresh, 60);
+    let (a, b) = (encoded_by(a), encoded_by(b));
+    assert_eq!(
+        a + b,
+        blocks,
+        "the two workers encoded {a} and {b} of {blocks} blocks: each exactly once"
+    );
+    assert_archived_and_intact(&fresh, blocks);
+}
+
+#[test]
+fn a_killed_workers_claims_lapse_and_go_to_another_worker() {
+    if pg_url().is_none() {
+        return;
+    }
+    let (fresh, blocks) = volume_with_files();
+    // A worker whose claims outlive it by 2 s; killed once it holds some.
+    let mut dead = start_worker(&fresh, 2);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pg_count(&fresh, "SELECT COUNT(*) FROM block_claims") == 0 {
+        if let Some(status) = dead.try_wait().unwrap() {
+            let mut err = String::new();
+            dead.stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("the worker ended ({status}) before it claimed anything: {err}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never claimed a block"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    dead.kill().unwrap();
+    dead.wait().unwrap();
+    let left = pg_count(
+        &fresh,
+        "SELECT COUNT(*) FROM block_claims c JOIN blocks b USING (ino, idx) \
+         WHERE b.archived = 0",
+    );
+    assert!(left > 0, "the killed worker left claimed blocks unarchived");
+    let archived_by_dead = pg_count(&fresh, "SELECT COUNT(*) FROM blocks WHERE archived <> 0");
+    // The other worker takes every remaining block, those of the dead
+    // worker once its claims have lapsed.
+    let encoded = encoded_by(start_worker(&fresh, 60));
+    assert_eq!(
+        encoded,
+        blocks - archived_by_dead as u64,
+        "the second worker encoded every block the first left, its claimed ones included"
+    );
+    assert_archived_and_intact(&fresh, blocks);
+}
