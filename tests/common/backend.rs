@@ -178,7 +178,8 @@ impl FreshStore {
         }
     }
 
-    fn pg_query_one<T: for<'a> postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+    /// One value from the volume's PostgreSQL schema, behind llmfs's back.
+    pub fn pg_query_one<T: for<'a> postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
         let StoreLocation::Postgres(t) = &self.location else {
             unreachable!("a PostgreSQL store")
         };

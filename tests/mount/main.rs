@@ -12,6 +12,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod archive_workers;
 mod concurrency;
 mod crash_loop;
 mod db_corruption;

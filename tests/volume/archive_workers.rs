@@ -5,13 +5,13 @@
 //! with a line without it.
 
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use llmfs::fs::{Fs, FsConfig};
-use llmfs::store::{ArchiveTier, StoreLocation, ROOT_INO};
+use llmfs::store::{ArchiveTier, ROOT_INO};
 
-use crate::common::{admin_client, pg_url, run, FreshStore, Kind, BIN};
+use crate::common::{archive_worker, pg_url, run, worker_encoded, FreshStore, Kind};
 
 /// Small blocks: many of them, each quick to encode in a debug build.
 const BS: usize = 4096;
@@ -39,51 +39,12 @@ fn volume_with_files() -> (FreshStore, u64) {
 
 /// `llmfs archive URL --tier archive --lease SECS`, started.
 fn start_worker(fresh: &FreshStore, lease_s: u64) -> Child {
-    Command::new(BIN)
-        .arg("archive")
-        .arg(fresh.arg())
-        .args(["--tier", "archive", "--no-dictionary", "--lease"])
-        .arg(lease_s.to_string())
-        .env("RUST_LOG", "llmfs=info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn llmfs archive")
-}
-
-/// Waits for a worker and returns how many blocks it encoded (its summary
-/// line: "archived N blocks (...): M encoded, ...").
-fn encoded_by(child: Child) -> u64 {
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "worker failed: {text}");
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("archived "))
-        .unwrap_or_else(|| panic!("no summary: {text}"));
-    let n = line
-        .split(": ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count of encoded blocks in {line:?}"));
-    n
+    archive_worker(&fresh.arg(), lease_s)
 }
 
 /// One number from the volume's database, behind llmfs's back.
 fn pg_count(fresh: &FreshStore, sql: &str) -> i64 {
-    let StoreLocation::Postgres(t) = &fresh.location else {
-        unreachable!("a PostgreSQL store")
-    };
-    let mut c = admin_client(t).unwrap();
-    c.batch_execute(&format!("SET search_path TO {}", t.schema()))
-        .unwrap();
-    c.query_one(sql, &[]).unwrap().get(0)
+    fresh.pg_query_one(sql)
 }
 
 /// Every block taken by the archive tier, fsck clean, every file intact.
@@ -117,7 +78,7 @@ fn two_workers_encode_each_block_exactly_once() {
     let (fresh, blocks) = volume_with_files();
     let a = start_worker(&fresh, 60);
     let b = start_worker(&fresh, 60);
-    let (a, b) = (encoded_by(a), encoded_by(b));
+    let (a, b) = (worker_encoded(a), worker_encoded(b));
     assert_eq!(
         a + b,
         blocks,
@@ -162,7 +123,7 @@ fn a_killed_workers_claims_lapse_and_go_to_another_worker() {
     let archived_by_dead = pg_count(&fresh, "SELECT COUNT(*) FROM blocks WHERE archived <> 0");
     // The other worker takes every remaining block, those of the dead
     // worker once its claims have lapsed.
-    let encoded = encoded_by(start_worker(&fresh, 60));
+    let encoded = worker_encoded(start_worker(&fresh, 60));
     assert_eq!(
         encoded,
         blocks - archived_by_dead as u64,
