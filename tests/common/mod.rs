@@ -7,6 +7,7 @@
 mod backend;
 mod data;
 mod mount;
+mod pg_cluster;
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
@@ -15,6 +16,8 @@ pub use backend::{admin_client, fresh_stores, pg_url, FreshStore, Kind};
 pub use data::{log_lines, noise, text};
 #[allow(unused_imports)]
 pub use mount::{is_mounted, llmfs_umount, stop_daemon, Mounted};
+#[allow(unused_imports)]
+pub use pg_cluster::PgCluster;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -22,6 +22,7 @@ mod hostile_store;
 mod lifecycle;
 mod llm;
 mod permissions;
+mod pg_restart;
 mod postgres;
 mod semantics;
 mod service;

@@ -3,7 +3,7 @@
 //! dialect, run inside a transaction that `Store::read` or `Store::write`
 //! holds. Statements are prepared once per connection and reused.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use postgres::types::ToSql;
@@ -40,6 +40,10 @@ pub(super) type StatementCache = HashMap<String, Statement>;
 pub(super) struct PgTx<'a> {
     tx: RefCell<Transaction<'a>>,
     stmts: RefCell<&'a mut StatementCache>,
+    /// Set when a statement failed because the connection is gone (the
+    /// server stopped, the network broke): the store then opens a new one
+    /// for its next transaction.
+    lost: &'a Cell<bool>,
 }
 
 /// A number for a BIGINT column; none of llmfs's numbers reaches 2^63, and
@@ -90,49 +94,83 @@ fn pairs(rows: Vec<Row>) -> Result<Vec<(u64, u64)>> {
 }
 
 impl<'a> PgTx<'a> {
-    pub(super) fn new(tx: Transaction<'a>, stmts: &'a mut StatementCache) -> PgTx<'a> {
+    pub(super) fn new(
+        tx: Transaction<'a>,
+        stmts: &'a mut StatementCache,
+        lost: &'a Cell<bool>,
+    ) -> PgTx<'a> {
         PgTx {
             tx: RefCell::new(tx),
             stmts: RefCell::new(stmts),
+            lost,
         }
     }
 
+    /// The driver's answer, noting a lost connection.
+    fn check<T>(&self, r: std::result::Result<T, postgres::Error>) -> Result<T> {
+        r.map_err(|e| {
+            if super::connection_lost(&e) {
+                self.lost.set(true);
+            }
+            e.into()
+        })
+    }
+
     pub(super) fn commit(self) -> Result<()> {
-        Ok(self.tx.into_inner().commit()?)
+        let lost = self.lost;
+        self.tx.into_inner().commit().map_err(|e| {
+            if super::connection_lost(&e) {
+                lost.set(true);
+            }
+            e.into()
+        })
     }
 
     fn prepared(&self, sql: &str) -> Result<Statement> {
         if let Some(s) = self.stmts.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let s = self.tx.borrow_mut().prepare(sql)?;
+        let s = self.check(self.tx.borrow_mut().prepare(sql))?;
         self.stmts.borrow_mut().insert(sql.to_string(), s.clone());
         Ok(s)
     }
 
     fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
         let s = self.prepared(sql)?;
-        Ok(self.tx.borrow_mut().query(&s, params)?)
+        self.check(self.tx.borrow_mut().query(&s, params))
     }
 
     fn opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
         let s = self.prepared(sql)?;
-        Ok(self.tx.borrow_mut().query_opt(&s, params)?)
+        self.check(self.tx.borrow_mut().query_opt(&s, params))
     }
 
     fn one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row> {
         let s = self.prepared(sql)?;
-        Ok(self.tx.borrow_mut().query_one(&s, params)?)
+        self.check(self.tx.borrow_mut().query_one(&s, params))
     }
 
     fn exec(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
         let s = self.prepared(sql)?;
-        Ok(self.tx.borrow_mut().execute(&s, params)?)
+        self.check(self.tx.borrow_mut().execute(&s, params))
     }
 
     /// Runs a statement once, unprepared (settings, rare queries).
     pub(super) fn batch(&self, sql: &str) -> Result<()> {
-        Ok(self.tx.borrow_mut().batch_execute(sql)?)
+        self.check(self.tx.borrow_mut().batch_execute(sql))
+    }
+
+    /// Bytes the volume's tables take on the server.
+    pub(super) fn database_bytes(&self) -> Result<u64> {
+        let n: i64 = self
+            .one(
+                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                &[],
+            )?
+            .try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Locks inode `ino`'s row for the rest of the transaction. Every
