@@ -183,7 +183,7 @@ fn postgres_stopped_and_restarted_under_load() {
     assert_eq!(std::fs::read(m.path("after")).unwrap(), after);
     m.unmount();
     println!(
-        "{} requests succeeded, {} failed with EIO",
+        "{} requests succeeded, {} failed with EIO; the write after the crash took {tries} tries",
         seen.ok.load(Ordering::Relaxed),
         seen.eio.load(Ordering::Relaxed)
     );
