@@ -124,3 +124,42 @@ fn a_lost_connection_is_reopened_with_its_lock() {
     let err = fresh.create(65536).unwrap_err();
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
 }
+
+/// A connection the server ends while the store is idle (a restart at
+/// night) costs the next transaction nothing: an idle connection is
+/// checked before use and replaced, so that transaction succeeds at once.
+#[test]
+fn a_connection_ended_while_idle_is_replaced_before_the_next_transaction() {
+    if pg_url().is_none() {
+        return;
+    }
+    let name = "llmfs_idle_reconnect";
+    let fresh = FreshStore::postgres_with(&format!("sslmode=disable&application_name={name}"));
+    let s = fresh.create(65536).unwrap();
+    s.write(Durability::Durable, |m| m.put_block(1, 0, 0, 3, b"abc"))
+        .unwrap();
+    let StoreLocation::Postgres(t) = &fresh.location else {
+        unreachable!()
+    };
+    let ended: i64 = admin_client(t)
+        .unwrap()
+        .query_one(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1);
+    // Idle past the store's check (1 s).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let back = s
+        .read(|m| m.block(1, 0))
+        .expect("the first transaction succeeds");
+    assert_eq!(back.as_deref(), Some(&b"abc"[..]));
+    // Still the writer: the lock came back with the new connection.
+    assert!(matches!(
+        fresh.create(65536).unwrap_err(),
+        StoreError::Locked { .. }
+    ));
+}
