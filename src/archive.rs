@@ -25,6 +25,11 @@ use crate::store::{ArchiveTier, Durability, Lease, Store};
 pub const MODEL_SETTING: &str = "model_sha256";
 /// Blocks read per archiver round.
 const BATCH: usize = 8;
+/// Blocks a worker claims at a time on a store shared with other workers:
+/// few, so that the blocks of a pass spread over the workers to its end
+/// (a claim costs a round trip; an encode, tens of milliseconds to
+/// seconds).
+const CLAIM_BATCH: usize = 2;
 
 /// When blocks get the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -436,6 +441,7 @@ pub fn archive_pass_as(
         crate::claims::register(store, lease, llm.map(|l| &**l))?;
     }
     let claim = shared.then_some(lease.worker.as_str());
+    let batch_len = if shared { CLAIM_BATCH } else { BATCH };
     crate::claims::with_heartbeat(store, lease, || {
         let mut stats = ArchiveStats::default();
         let mut model_recorded = false;
@@ -446,14 +452,14 @@ pub fn archive_pass_as(
                 Ok::<_, Error>(m.claim_blocks(
                     pass.tier,
                     pass.written_before,
-                    BATCH + skip.len(),
+                    batch_len + skip.len(),
                     lease,
                 )?)
             })?;
             let batch: Vec<_> = batch
                 .into_iter()
                 .filter(|b| !skip.contains(b))
-                .take(BATCH)
+                .take(batch_len)
                 .collect();
             if batch.is_empty() {
                 break;
