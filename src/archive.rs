@@ -448,14 +448,25 @@ pub fn archive_pass_as(
         // Blocks that failed to decode or were busy: not again this pass.
         let mut skip: std::collections::HashSet<(u64, u64)> = Default::default();
         while !stop.load(Ordering::Relaxed) && stats.blocks < pass.max_blocks {
-            let batch = store.write(Durability::Normal, |m| {
+            let claimed = store.write(Durability::Normal, |m| {
                 Ok::<_, Error>(m.claim_blocks(
                     pass.tier,
                     pass.written_before,
                     batch_len + skip.len(),
                     lease,
                 )?)
-            })?;
+            });
+            let batch = match claimed {
+                Ok(batch) => batch,
+                // Another client held what the claim needed (the server
+                // broke a lock cycle by failing this one): claim again.
+                Err(Error::Store(e)) if e.is_contention() => {
+                    log::debug!("archiver: claiming blocks met a lock; again");
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let batch: Vec<_> = batch
                 .into_iter()
                 .filter(|b| !skip.contains(b))

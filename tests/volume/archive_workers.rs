@@ -131,3 +131,46 @@ fn a_killed_workers_claims_lapse_and_go_to_another_worker() {
     );
     assert_archived_and_intact(&fresh, blocks);
 }
+
+#[test]
+fn a_float_engine_other_than_the_volumes_is_refused() {
+    if pg_url().is_none() {
+        return;
+    }
+    let (fresh, _) = volume_with_files();
+    let float = "models/float-d192l3/model.onnx";
+    // No float blocks yet: the first float worker records its engine.
+    // (--older-than: nothing is due, the pass only checks and records.)
+    let deep = |fresh: &FreshStore| {
+        run([
+            std::ffi::OsString::from("archive"),
+            fresh.arg(),
+            "--tier".into(),
+            "deep".into(),
+            "--older-than".into(),
+            "1d".into(),
+            "--model".into(),
+            float.into(),
+        ])
+    };
+    let (ok, out) = deep(&fresh);
+    assert!(ok, "{out}");
+    let recorded = fresh
+        .volume_row("float_llm_engine")
+        .expect("engine recorded");
+    assert_eq!(recorded.split(' ').next().unwrap().len(), 16, "{recorded}");
+    // The same engine again is welcome.
+    let (ok, out) = deep(&fresh);
+    assert!(ok, "{out}");
+    // Blocks of another engine: this one's would not decode where those
+    // do, so it refuses and names the volume's engine.
+    fresh.sql("UPDATE volume SET value = '00000000000000ff another engine' WHERE key = 'float_llm_engine'");
+    let (ok, out) = deep(&fresh);
+    assert!(!ok, "a different float engine was refused: {out}");
+    assert!(out.contains("00000000000000ff"), "{out}");
+    assert_eq!(
+        fresh.volume_row("float_llm_engine").as_deref(),
+        Some("00000000000000ff another engine"),
+        "the volume keeps its engine"
+    );
+}

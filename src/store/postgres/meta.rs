@@ -739,8 +739,14 @@ impl Writes for PgTx<'_> {
             ArchiveTier::Archive => "b.archived = 0",
             ArchiveTier::Deep => "b.archived IN (0, 2)",
         };
-        // Lapsed claims are free: their worker died or stalled.
-        self.exec("DELETE FROM block_claims WHERE expires <= now()", &[])?;
+        // Lapsed claims are free: their worker died or stalled. (Rows
+        // another worker is deleting this instant are left to it: no
+        // worker waits on another here.)
+        self.exec(
+            "DELETE FROM block_claims WHERE (ino, idx) IN (SELECT ino, idx FROM block_claims \
+             WHERE expires <= now() FOR UPDATE SKIP LOCKED)",
+            &[],
+        )?;
         // Blocks without another worker's claim, skipping those a
         // transaction holds (another worker claiming them this instant, a
         // mount writing them); the unique key of block_claims decides
