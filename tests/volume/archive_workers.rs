@@ -174,3 +174,64 @@ fn a_float_engine_other_than_the_volumes_is_refused() {
         "the volume keeps its engine"
     );
 }
+
+/// The claims themselves, through the store: two workers' claims never
+/// overlap; a claim outlives its worker only for its lease, then another
+/// worker takes the block, and the first can no longer give it up (nor
+/// swap it).
+#[test]
+fn claims_are_exclusive_and_lapse_to_another_worker() {
+    use llmfs::store::{Durability, Lease, Store};
+    if pg_url().is_none() {
+        return;
+    }
+    let (fresh, blocks) = volume_with_files();
+    let a = Store::open_worker(&fresh.location).unwrap();
+    let b = Store::open_worker(&fresh.location).unwrap();
+    let lease = |worker: &str, ms| Lease {
+        worker: worker.into(),
+        duration: Duration::from_millis(ms),
+    };
+    let (la, lb) = (lease("a", 60_000), lease("b", 60_000));
+    let claim = |s: &Store, l: &Lease, n| {
+        s.write(Durability::Normal, |m| {
+            m.claim_blocks(ArchiveTier::Archive, i64::MAX, n, l)
+        })
+        .unwrap()
+    };
+    let got_a = claim(&a, &la, 5);
+    let got_b = claim(&b, &lb, blocks as usize);
+    assert_eq!(got_a.len(), 5);
+    assert_eq!(
+        got_b.len() as u64,
+        blocks - 5,
+        "b gets every block a does not hold"
+    );
+    assert!(
+        got_a.iter().all(|x| !got_b.contains(x)),
+        "no block claimed twice"
+    );
+    assert!(claim(&b, &lb, 5).iter().all(|x| !got_a.contains(x)));
+    // a gives up its claims; a short-lived claim of a dead worker lapses.
+    a.write(Durability::Normal, |m| m.release_claims("a"))
+        .unwrap();
+    let dead = lease("dead", 300);
+    let got_dead = claim(&a, &dead, 2);
+    assert_eq!(got_dead.len(), 2);
+    assert!(claim(&b, &lb, 2).iter().all(|x| !got_dead.contains(x)));
+    std::thread::sleep(Duration::from_millis(600));
+    let taken = claim(&b, &lb, blocks as usize);
+    assert!(
+        got_dead.iter().all(|x| taken.contains(x)),
+        "the lapsed claims went to b"
+    );
+    let (ino, idx) = got_dead[0];
+    assert!(
+        !a.write(Durability::Normal, |m| m.release_claim(ino, idx, "dead"))
+            .unwrap(),
+        "the dead worker no longer holds its block"
+    );
+    assert!(b
+        .write(Durability::Normal, |m| m.release_claim(ino, idx, "b"))
+        .unwrap());
+}
