@@ -19,12 +19,17 @@ use std::time::Duration;
 use crate::codec::{record_codec, CodecId, CodecSet, LlmCodec};
 use crate::error::{Error, Result};
 use crate::model::{EngineOptions, ModelError, DEFAULT_MODEL};
-use crate::store::{ArchiveTier, Durability, Store};
+use crate::store::{ArchiveTier, Durability, Lease, Store};
 
 /// Volume setting naming the model (sha256, hex) new blocks are coded with.
 pub const MODEL_SETTING: &str = "model_sha256";
 /// Blocks read per archiver round.
 const BATCH: usize = 8;
+/// Blocks a worker claims at a time on a store shared with other workers:
+/// few, so that the blocks of a pass spread over the workers to its end
+/// (a claim costs a round trip; an encode, tens of milliseconds to
+/// seconds).
+const CLAIM_BATCH: usize = 2;
 
 /// When blocks get the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -112,6 +117,8 @@ pub fn volume_model(
 pub fn ensure_model_recorded(store: &Store, llm: &LlmCodec) -> Result<()> {
     let sha = sha256_hex(llm.model_bytes());
     store.write(Durability::Durable, |m| {
+        // Archive workers beside a mount may record it at the same time.
+        m.lock_volume_settings()?;
         match m.volume_setting(MODEL_SETTING)? {
             Some(recorded) if recorded == sha => {}
             Some(recorded) => {
@@ -227,6 +234,7 @@ pub fn convert_to_portable(
                 codecs,
                 ArchiveTier::Deep,
                 (ino, idx),
+                None,
                 &mut stats,
                 |_, _, _| Ok(true),
             )?;
@@ -261,6 +269,9 @@ enum Reencoded {
     Gone,
     /// Its record did not decode: left as it is (fsck reports it).
     Failed,
+    /// A writer held its inode or block longer than a worker waits, or
+    /// its claim lapsed and another worker took it: left for later.
+    Deferred,
     /// Considered: swapped, kept, or rewritten meanwhile.
     Done,
 }
@@ -269,12 +280,15 @@ enum Reencoded {
 /// `swap_if(old, new, new_codec)` says whether the new record replaces the
 /// old one. Either way the block is recorded in `tier`, and only if it
 /// still holds `old`: a block rewritten meanwhile keeps its new data.
-/// Counts into `stats`.
+/// With `claim` (the worker's name, on a store shared with other
+/// writers) the swap also gives up the worker's claim on the block, and
+/// happens only if the worker still held it. Counts into `stats`.
 fn reencode_block(
     store: &Store,
     codecs: &CodecSet,
     tier: ArchiveTier,
     (ino, idx): (u64, u64),
+    claim: Option<&str>,
     stats: &mut ArchiveStats,
     mut swap_if: impl FnMut(&[u8], &[u8], CodecId) -> Result<bool>,
 ) -> Result<Reencoded> {
@@ -298,14 +312,34 @@ fn reencode_block(
     let new_codec = record_codec(&new).unwrap_or(CodecId::Raw);
     let swap = swap_if(&old, &new, new_codec)?;
     let swapped = store.write(Durability::Normal, |m| {
-        Ok::<_, Error>(m.swap_archived_block(
+        if let Some(worker) = claim {
+            m.yield_to_writers()?;
+            if !m.release_claim(ino, idx, worker)? {
+                return Ok(None);
+            }
+        }
+        Ok::<_, Error>(Some(m.swap_archived_block(
             ino,
             idx,
             &old,
             swap.then_some((new_codec as u8, new.as_slice())),
             tier,
-        )?)
-    })?;
+        )?))
+    });
+    let swapped = match swapped {
+        Ok(Some(swapped)) => swapped,
+        Ok(None) => {
+            log::warn!("archiver: its claim on inode {ino} block {idx} lapsed; left to its taker");
+            stats.deferred += 1;
+            return Ok(Reencoded::Deferred);
+        }
+        Err(Error::Store(e)) if e.is_contention() => {
+            log::debug!("archiver: inode {ino} block {idx} is busy; left for later");
+            stats.deferred += 1;
+            return Ok(Reencoded::Deferred);
+        }
+        Err(e) => return Err(e),
+    };
     stats.raw_bytes += raw.len() as u64;
     stats.stored_before += old.len() as u64;
     if !swapped {
@@ -330,9 +364,26 @@ pub struct ArchiveStats {
     pub changed: u64,
     /// Blocks that failed to decode (left alone; fsck reports them).
     pub failed: u64,
+    /// Blocks encoded but left for a later pass: a writer held them, or
+    /// the worker's claim lapsed (counted in `blocks`, not in the bytes).
+    pub deferred: u64,
     pub raw_bytes: u64,
     pub stored_before: u64,
     pub stored_after: u64,
+}
+
+impl ArchiveStats {
+    /// Adds the counts of another pass.
+    pub fn add(&mut self, o: &ArchiveStats) {
+        self.blocks += o.blocks;
+        self.to_llm += o.to_llm;
+        self.changed += o.changed;
+        self.failed += o.failed;
+        self.deferred += o.deferred;
+        self.raw_bytes += o.raw_bytes;
+        self.stored_before += o.stored_before;
+        self.stored_after += o.stored_after;
+    }
 }
 
 /// One archiver pass: which tier, over which blocks.
@@ -352,67 +403,111 @@ pub struct Pass {
 }
 
 /// Takes every block of `pass` to its tier, until none is left, the pass's
-/// block budget is spent or `stop` is set. `progress` is called after each
-/// block.
+/// block budget is spent or `stop` is set, as a worker of its own
+/// ([`archive_pass_as`] with a fresh lease of [`crate::claims::DEFAULT_LEASE`]).
+/// `progress` is called after each block.
 pub fn archive_pass(
     store: &Store,
     codecs: &CodecSet,
     pass: Pass,
+    stop: &AtomicBool,
+    progress: impl FnMut(&ArchiveStats),
+) -> Result<ArchiveStats> {
+    let lease = crate::claims::new_lease(crate::claims::DEFAULT_LEASE);
+    archive_pass_as(store, codecs, pass, &lease, stop, progress)
+}
+
+/// [`archive_pass`] as the worker of `lease`: on a store shared with other
+/// writers (PostgreSQL) it claims each batch of blocks before encoding
+/// them, renews its claims while it works and gives up the rest at the
+/// end, so that workers beside it never encode the blocks it does
+/// (docs/DESIGN.md, "Archive workers").
+pub fn archive_pass_as(
+    store: &Store,
+    codecs: &CodecSet,
+    pass: Pass,
+    lease: &Lease,
     stop: &AtomicBool,
     mut progress: impl FnMut(&ArchiveStats),
 ) -> Result<ArchiveStats> {
     if pass.build_dictionary {
         crate::dictionary::build_if_due(store, codecs, pass.tier, pass.written_before)?;
     }
-    let mut stats = ArchiveStats::default();
-    let mut model_recorded = false;
-    let mut skip: std::collections::HashSet<(u64, u64)> = Default::default();
-    while !stop.load(Ordering::Relaxed) && stats.blocks < pass.max_blocks {
-        let batch = store.read(|m| {
-            Ok::<_, Error>(m.blocks_to_archive(
-                pass.tier,
-                pass.written_before,
-                BATCH + skip.len(),
-            )?)
-        })?;
-        let batch: Vec<_> = batch
-            .into_iter()
-            .filter(|b| !skip.contains(b))
-            .take(BATCH)
-            .collect();
-        if batch.is_empty() {
-            break;
-        }
-        for (ino, idx) in batch {
-            if stop.load(Ordering::Relaxed) || stats.blocks >= pass.max_blocks {
+    let shared = store.is_shared();
+    if shared {
+        let llm = codecs
+            .llm()
+            .filter(|l| pass.tier == ArchiveTier::Deep && l.can_encode());
+        crate::claims::register(store, lease, llm.map(|l| &**l))?;
+    }
+    let claim = shared.then_some(lease.worker.as_str());
+    let batch_len = if shared { CLAIM_BATCH } else { BATCH };
+    crate::claims::with_heartbeat(store, lease, || {
+        let mut stats = ArchiveStats::default();
+        let mut model_recorded = false;
+        // Blocks that failed to decode or were busy: not again this pass.
+        let mut skip: std::collections::HashSet<(u64, u64)> = Default::default();
+        while !stop.load(Ordering::Relaxed) && stats.blocks < pass.max_blocks {
+            let claimed = store.write(Durability::Normal, |m| {
+                Ok::<_, Error>(m.claim_blocks(
+                    pass.tier,
+                    pass.written_before,
+                    batch_len + skip.len(),
+                    lease,
+                )?)
+            });
+            let batch = match claimed {
+                Ok(batch) => batch,
+                // Another client held what the claim needed (the server
+                // broke a lock cycle by failing this one): claim again.
+                Err(Error::Store(e)) if e.is_contention() => {
+                    log::debug!("archiver: claiming blocks met a lock; again");
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let batch: Vec<_> = batch
+                .into_iter()
+                .filter(|b| !skip.contains(b))
+                .take(batch_len)
+                .collect();
+            if batch.is_empty() {
                 break;
             }
-            // Smaller wins: the model (deep tier), LZMA2, or zstd at its
-            // archival level (or raw), whichever the tier's encoder kept.
-            let outcome = reencode_block(
-                store,
-                codecs,
-                pass.tier,
-                (ino, idx),
-                &mut stats,
-                |old, new, codec| {
-                    let better = new.len() < old.len();
-                    if better && codec == CodecId::Llm && !model_recorded {
-                        if let Some(llm) = codecs.llm() {
-                            ensure_model_recorded(store, llm)?;
+            for (ino, idx) in batch {
+                if stop.load(Ordering::Relaxed) || stats.blocks >= pass.max_blocks {
+                    break;
+                }
+                // Smaller wins: the model (deep tier), LZMA2, or zstd at its
+                // archival level (or raw), whichever the tier's encoder kept.
+                let outcome = reencode_block(
+                    store,
+                    codecs,
+                    pass.tier,
+                    (ino, idx),
+                    claim,
+                    &mut stats,
+                    |old, new, codec| {
+                        let better = new.len() < old.len();
+                        if better && codec == CodecId::Llm && !model_recorded {
+                            if let Some(llm) = codecs.llm() {
+                                crate::claims::check_float_engine(store, llm)?;
+                                ensure_model_recorded(store, llm)?;
+                            }
+                            model_recorded = true;
                         }
-                        model_recorded = true;
-                    }
-                    Ok(better)
-                },
-            )?;
-            if outcome == Reencoded::Failed {
-                skip.insert((ino, idx));
+                        Ok(better)
+                    },
+                )?;
+                if matches!(outcome, Reencoded::Failed | Reencoded::Deferred) {
+                    skip.insert((ino, idx));
+                }
+                progress(&stats);
             }
-            progress(&stats);
         }
-    }
-    Ok(stats)
+        Ok(stats)
+    })
 }
 
 /// When the background archiver takes blocks to each tier.
@@ -466,6 +561,9 @@ impl Archiver {
             Some(llm) if llm.can_encode() => ages.deep(),
             _ => None,
         };
+        // One worker name for the mount's archiver, beside the workers
+        // of other machines (PostgreSQL).
+        let lease = crate::claims::new_lease(crate::claims::DEFAULT_LEASE);
         let thread = std::thread::Builder::new()
             .name("llmfs-archiver".into())
             .spawn(move || {
@@ -499,7 +597,7 @@ impl Archiver {
                     }
                     let mut busy = false;
                     for pass in rounds {
-                        match archive_pass(fs.store(), &codecs, pass, &stop2, |_| {}) {
+                        match archive_pass_as(fs.store(), &codecs, pass, &lease, &stop2, |_| {}) {
                             Ok(s) if s.blocks > 0 => {
                                 busy |=
                                     pass.tier == ArchiveTier::Deep && s.blocks >= pass.max_blocks;

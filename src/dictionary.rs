@@ -36,9 +36,17 @@ const SCAN: usize = 4096;
 
 /// Loads every dictionary the volume stores, the current one named.
 pub fn load(store: &Store) -> Result<Arc<Dictionaries>> {
+    let dicts = Dictionaries::new();
+    refresh(store, &dicts)?;
+    Ok(Arc::new(dicts))
+}
+
+/// Adds to `dicts` every dictionary the volume stores that it lacks, and
+/// names the volume's current one: another process (an archive worker
+/// beside a mount) may have stored one since `dicts` was loaded.
+pub fn refresh(store: &Store, dicts: &Dictionaries) -> Result<()> {
     let (stored, current) = store
         .read(|m| Ok::<_, Error>((m.dictionaries()?, m.volume_setting(DICTIONARY_SETTING)?)))?;
-    let dicts = Dictionaries::new();
     for row in stored {
         match digest_from_hex(&row.sha256) {
             Some(digest) => dicts.insert(StoredDictionary {
@@ -53,7 +61,7 @@ pub fn load(store: &Store) -> Result<Arc<Dictionaries>> {
         }
     }
     dicts.set_current(current.as_deref().and_then(digest_from_hex));
-    Ok(Arc::new(dicts))
+    Ok(())
 }
 
 /// Builds the volume's dictionary if it has none, `codecs` code with
@@ -97,15 +105,26 @@ pub fn build_if_due(
     }
     let stored = StoredDictionary::of(&sample);
     let sha = crate::model::hex(&stored.digest);
-    store.write(Durability::Durable, |m| {
+    let built_elsewhere = store.write(Durability::Durable, |m| {
+        // An archive worker on another machine may have built one
+        // meanwhile: then the volume keeps that one.
+        m.lock_volume_settings()?;
+        if let Some(other) = m.volume_setting(DICTIONARY_SETTING)? {
+            return Ok::<_, Error>(Some(other));
+        }
         m.put_dictionary(&DictionaryRow {
             sha256: sha.clone(),
             raw_len: stored.raw_len as u64,
             payload: stored.payload.clone(),
         })?;
         m.set_volume_setting(DICTIONARY_SETTING, &sha)?;
-        Ok::<_, Error>(())
+        Ok(None)
     })?;
+    if let Some(other) = built_elsewhere {
+        log::info!("another archiver built the volume's dictionary {other}: using it");
+        refresh(store, dicts)?;
+        return Ok(None);
+    }
     let digest = stored.digest;
     log::info!(
         "the volume now primes cm blocks with dictionary {sha} ({} bytes, stored in {})",

@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod cache;
+pub mod claims;
 pub mod cli;
 pub mod codec;
 pub mod coder;

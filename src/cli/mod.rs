@@ -80,13 +80,21 @@ pub enum Command {
         #[command(flatten)]
         password: StorePassword,
     },
-    /// Take a store's cold blocks to an archive tier now (offline; the
-    /// volume must not be mounted): by default the deep tier (the model).
+    /// Take a store's cold blocks to an archive tier now: by default the
+    /// deep tier (the model). A store directory must not be mounted; a
+    /// postgres:// volume may be, and several `llmfs archive` workers (on
+    /// any machines) may run on it at once: each claims the blocks it
+    /// encodes.
     Archive {
         /// The store directory or postgres:// URL.
         store: PathBuf,
         #[command(flatten)]
         password: StorePassword,
+        /// How long this worker's claims on blocks outlive it if it dies
+        /// (PostgreSQL; seconds, or 30s, 10m, 2h): then another worker takes
+        /// them. A live worker renews its claims.
+        #[arg(long, default_value = "60", value_parser = mount::parse_age)]
+        lease: u64,
         /// Only blocks written at least this long ago (seconds, or 30s, 10m, 2h, 1d).
         #[arg(long, default_value = "0", value_parser = mount::parse_age)]
         older_than: u64,
@@ -230,12 +238,19 @@ pub fn main() -> ExitCode {
             portable,
             no_dictionary,
             model,
+            lease,
         } => {
             init_logging(cli.log.verbose);
             if portable {
                 stats::convert_to_portable(&store, &password, &model)
             } else {
-                stats::archive(&store, &password, older_than, tier, no_dictionary, &model)
+                let pass = stats::ArchiveRun {
+                    older_than,
+                    tier,
+                    no_dictionary,
+                    lease: std::time::Duration::from_secs(lease),
+                };
+                stats::archive(&store, &password, &pass, &model)
             }
         }
         Command::Compress(args) => {

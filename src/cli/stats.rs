@@ -286,22 +286,39 @@ pub fn stats(path: &Path, pw: &StorePassword, json: bool) -> Result<ExitCode, Cl
     Ok(ExitCode::SUCCESS)
 }
 
-/// `llmfs archive`: the archiver's pass to `tier`, offline, with progress.
+/// `llmfs archive`'s settings besides the store and the model.
+#[derive(Debug, Clone, Copy)]
+pub struct ArchiveRun {
+    /// Only blocks unwritten this many seconds.
+    pub older_than: u64,
+    pub tier: crate::store::ArchiveTier,
+    pub no_dictionary: bool,
+    /// How long this worker's claims outlive it (PostgreSQL).
+    pub lease: std::time::Duration,
+}
+
+/// `llmfs archive`: takes the store's cold blocks to a tier, with
+/// progress. A SQLite store is opened offline (refused while mounted); a
+/// PostgreSQL volume is opened as an archive worker, beside its mount and
+/// other workers anywhere (docs/DESIGN.md, "Archive workers").
 pub fn archive(
     path: &Path,
     pw: &StorePassword,
-    older_than: u64,
-    tier: crate::store::ArchiveTier,
-    no_dictionary: bool,
+    run: &ArchiveRun,
     model: &super::compress::ModelArgs,
 ) -> Result<ExitCode, CliError> {
     use std::sync::atomic::AtomicBool;
-    let store = open_offline(
-        path,
-        pw,
-        "a mounted volume archives in the background (--compress=background); \
-         unmount it to archive offline",
-    )?;
+    let location = pw.locate(path)?;
+    let store = match &location {
+        crate::store::StoreLocation::Postgres(_) => Store::open_worker(&location)?,
+        crate::store::StoreLocation::Dir(_) => open_offline(
+            path,
+            pw,
+            "a mounted volume archives in the background (--compress=background); \
+             unmount it to archive offline",
+        )?,
+    };
+    let tier = run.tier;
     let requested = match &model.model {
         Some(p) => Some(std::fs::read(p).context(p.display())?),
         None => None,
@@ -319,6 +336,9 @@ pub fn archive(
                 "the model failed its self-test; nothing archived",
             ));
         }
+        // A float model's blocks decode only on its engine: refuse before
+        // encoding anything if the volume's come from another.
+        crate::claims::check_float_engine(&store, &llm)?;
         crate::codec::CodecSet::with_llm(Some(llm))
     } else {
         crate::codec::CodecSet::default()
@@ -331,28 +351,64 @@ pub fn archive(
     };
     let pass = crate::archive::Pass {
         tier,
-        written_before: crate::time::now_ns() - (older_than as i64).saturating_mul(1_000_000_000),
+        written_before: crate::time::now_ns()
+            - (run.older_than as i64).saturating_mul(1_000_000_000),
         max_blocks: u64::MAX,
-        build_dictionary: !no_dictionary,
+        build_dictionary: !run.no_dictionary,
     };
+    let lease = crate::claims::new_lease(run.lease);
     let mut bar = super::progress::Progress::new("archive", todo);
     let stop = AtomicBool::new(false);
-    let stats =
-        crate::archive::archive_pass(&store, &codecs, pass, &stop, |s| bar.set(s.raw_bytes))?;
+    let stats = worker_passes(&store, &codecs, pass, &lease, &stop, &mut bar)?;
     bar.finish();
     store.checkpoint()?;
     println!(
-        "archived {} blocks ({} bytes) to the {} tier: {} now llm, {} failed to decode; \
-         stored {} -> {} bytes",
-        stats.blocks,
+        "archived {} blocks ({} bytes) to the {} tier: {} encoded, {} now llm, {} failed to \
+         decode, {} left for later; stored {} -> {} bytes",
+        stats.blocks - stats.deferred - stats.failed,
         stats.raw_bytes,
         crate::archive::tier_name(tier),
+        stats.blocks - stats.failed,
         stats.to_llm,
         stats.failed,
+        stats.deferred,
         stats.stored_before,
         stats.stored_after
     );
     Ok(pass_exit_code(&stats))
+}
+
+/// Passes of this worker until the tier has taken every block: blocks that
+/// other workers hold claims on when a pass ends are either finished by
+/// them or, if they died, free once their claims lapse; this worker waits
+/// and passes again until no claims of others remain.
+fn worker_passes(
+    store: &Store,
+    codecs: &crate::codec::CodecSet,
+    pass: crate::archive::Pass,
+    lease: &crate::store::Lease,
+    stop: &std::sync::atomic::AtomicBool,
+    bar: &mut super::progress::Progress,
+) -> Result<crate::archive::ArchiveStats, CliError> {
+    let mut total = crate::archive::ArchiveStats::default();
+    let mut pass = pass;
+    loop {
+        let before = total;
+        let s = crate::archive::archive_pass_as(store, codecs, pass, lease, stop, |s| {
+            bar.set(before.raw_bytes + s.raw_bytes)
+        })?;
+        total.add(&s);
+        // Only the first pass builds a dictionary.
+        pass.build_dictionary = false;
+        let others = store.write(crate::store::Durability::Normal, |m| {
+            m.claims_of_others(&lease.worker)
+        })?;
+        if others == 0 {
+            return Ok(total);
+        }
+        log::info!("{others} blocks are claimed by other workers: waiting for them");
+        std::thread::sleep((lease.duration / 3).min(std::time::Duration::from_secs(2)));
+    }
 }
 
 /// `llmfs archive --portable`: re-encodes the float model's llm blocks with

@@ -100,13 +100,45 @@ impl Fs {
 
     /// Decodes and verifies a block record; a failure names inode and block.
     pub(super) fn decode(&self, ino: u64, idx: u64, record: &[u8]) -> Result<Vec<u8>> {
-        self.codecs
-            .decode_block(record, self.block_size())
-            .map_err(|source| Error::Corrupt {
-                ino,
-                block: idx,
-                source,
-            })
+        let decoded = match self.codecs.decode_block(record, self.block_size()) {
+            Err(_) if self.learn_dictionary_of(record) => {
+                self.codecs.decode_block(record, self.block_size())
+            }
+            other => other,
+        };
+        decoded.map_err(|source| Error::Corrupt {
+            ino,
+            block: idx,
+            source,
+        })
+    }
+
+    /// For a cm record primed with a dictionary this mount does not know
+    /// (an archive worker on another machine built it after the mount
+    /// loaded the volume's): loads the volume's dictionaries again and says
+    /// whether it now knows that one, so the record is worth decoding again.
+    fn learn_dictionary_of(&self, record: &[u8]) -> bool {
+        let Some(dicts) = self.codecs.dictionaries() else {
+            return false;
+        };
+        if crate::codec::record_codec(record) != Some(crate::codec::CodecId::Cm) {
+            return false;
+        }
+        let payload = record
+            .get(crate::codec::RECORD_HEADER_LEN..)
+            .unwrap_or_default();
+        let Some(digest) = crate::codec::cm::payload_dictionary(payload) else {
+            return false;
+        };
+        if dicts.contains(&digest) {
+            return false;
+        }
+        // A failure to reload leaves the block's own error to report.
+        if let Err(e) = crate::dictionary::refresh(&self.store, dicts) {
+            log::warn!("reloading the volume's dictionaries: {e}");
+            return false;
+        }
+        dicts.contains(&digest)
     }
 
     /// Reads one stored block (cache first), verified; `None` is a hole.

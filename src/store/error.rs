@@ -97,6 +97,26 @@ impl StoreError {
         }
     }
 
+    /// True when a transaction that yields to writers
+    /// (`Writes::yield_to_writers`) gave up waiting for a row lock, or the
+    /// server broke a deadlock by failing it: nothing was changed, and the
+    /// same work can be tried again later.
+    pub fn is_contention(&self) -> bool {
+        use postgres::error::SqlState;
+        match self {
+            StoreError::Pg(e) => matches!(
+                e.code(),
+                Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE
+                    || *c == SqlState::T_R_DEADLOCK_DETECTED
+                    || *c == SqlState::T_R_SERIALIZATION_FAILURE
+            ),
+            StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DatabaseBusy
+            }
+            _ => false,
+        }
+    }
+
     /// True when the database ran out of space (SQLite on the store's
     /// filesystem, PostgreSQL on the server's).
     pub fn is_disk_full(&self) -> bool {

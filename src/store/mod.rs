@@ -24,7 +24,7 @@ pub use location::StoreLocation;
 pub use lock::StoreLock;
 pub use rows::{
     ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, ByteTotals, CodecTotals, DictionaryRow,
-    DirEntryRow, InodeRow, NewInode, StoreTotals,
+    DirEntryRow, InodeRow, Lease, NewInode, StoreTotals,
 };
 pub use sqlite::migrate::{SCHEMA_VERSION, TABLES_VERSION};
 pub use sqlite::DB_FILE;
@@ -106,7 +106,7 @@ impl Store {
                 (Backend::Sqlite(s), bs)
             }
             StoreLocation::Postgres(target) => {
-                let (s, bs) = postgres::PgStore::open(target, opts)?;
+                let (s, bs) = postgres::PgStore::open(target, opts, true)?;
                 (Backend::Postgres(Box::new(s)), bs)
             }
         };
@@ -115,6 +115,28 @@ impl Store {
             location: location.clone(),
             block_size,
             read_only: opts.read_only,
+            _state_lock: None,
+        })
+    }
+
+    /// Opens an existing store as an archive worker (docs/DESIGN.md,
+    /// "Archive workers"): a PostgreSQL volume beside its writer (a mount
+    /// anywhere) and other workers, without the writer lock; the worker
+    /// changes only block encodings, under the swap rule, on blocks it
+    /// claimed ([`Writes::claim_blocks`]). A SQLite store has one writer
+    /// process: it is opened as [`Store::open_at`] does, and refused while
+    /// mounted.
+    pub fn open_worker(location: &StoreLocation) -> Result<Store, StoreError> {
+        let opts = OpenOptions::default();
+        let StoreLocation::Postgres(target) = location else {
+            return Store::open_at(location, &opts);
+        };
+        let (s, block_size) = postgres::PgStore::open(target, &opts, false)?;
+        Ok(Store {
+            backend: Backend::Postgres(Box::new(s)),
+            location: location.clone(),
+            block_size,
+            read_only: false,
             _state_lock: None,
         })
     }
@@ -135,6 +157,13 @@ impl Store {
             Backend::Sqlite(s) => Some(s.dir()),
             Backend::Postgres(_) => None,
         }
+    }
+
+    /// Whether other processes may change the volume beside this one
+    /// (PostgreSQL: archive workers beside a mount): archivers then claim
+    /// the blocks they encode.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     pub fn block_size(&self) -> usize {

@@ -158,3 +158,14 @@ impl ArchiveTotals {
         }
     }
 }
+
+/// An archive worker's claim on the blocks it encodes (docs/DESIGN.md,
+/// "Archive workers"): whose it is, and how long a claim lives unless
+/// the worker renews it. A worker that dies leaves its claims to expire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Names the worker: unique per process (host, pid, start time).
+    pub worker: String,
+    /// How long a claim lasts past its last renewal, by the server's clock.
+    pub duration: std::time::Duration,
+}

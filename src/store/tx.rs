@@ -8,7 +8,7 @@
 
 use super::features::{Feature, FeatureSet, FEATURES_KEY};
 use super::rows::{
-    ArchiveTier, ArchiveTotals, BlockInfo, DictionaryRow, DirEntryRow, InodeRow, NewInode,
+    ArchiveTier, ArchiveTotals, BlockInfo, DictionaryRow, DirEntryRow, InodeRow, Lease, NewInode,
     StoreTotals,
 };
 use super::StoreError;
@@ -155,6 +155,50 @@ pub trait Writes: Reads {
         tier: ArchiveTier,
     ) -> Result<bool>;
 
+    /// Claims up to `limit` blocks that `tier` has still to take (as
+    /// [`Reads::blocks_to_archive`]) for `lease`'s worker: blocks no other
+    /// worker holds an unexpired claim on, nor a transaction is writing.
+    /// Two workers never hold the same block; the claims of a worker that
+    /// died expire and go to the next one. A store with one writer process
+    /// (SQLite) needs no claims: there this is `blocks_to_archive`.
+    fn claim_blocks(
+        &self,
+        tier: ArchiveTier,
+        written_before: i64,
+        limit: usize,
+        lease: &Lease,
+    ) -> Result<Vec<(u64, u64)>>;
+
+    /// Records a running worker and the engine it encodes llm blocks with
+    /// (`engine`: its fingerprint's description, `engine_id` its id in
+    /// hex; both empty without a model), for whoever looks at the volume.
+    fn register_worker(&self, lease: &Lease, engine: &str, engine_id: &str) -> Result<()>;
+
+    /// Extends every claim `lease`'s worker holds by its duration; returns
+    /// how many it holds.
+    fn renew_claims(&self, lease: &Lease) -> Result<u64>;
+
+    /// Gives up `worker`'s claim on one block; false when it no longer
+    /// held it (it expired and another worker took it).
+    fn release_claim(&self, ino: u64, idx: u64, worker: &str) -> Result<bool>;
+
+    /// How many unexpired claims workers other than `worker` hold.
+    fn claims_of_others(&self, worker: &str) -> Result<u64>;
+
+    /// Gives up every claim of `worker` (the end of a pass).
+    fn release_claims(&self, worker: &str) -> Result<()>;
+
+    /// Makes this transaction fail at once (an error for which
+    /// [`StoreError::is_contention`] is true) rather than wait long on a
+    /// row another client is changing: a background worker steps back
+    /// and tries later, so that it never holds up (or deadlocks) a mount.
+    fn yield_to_writers(&self) -> Result<()>;
+
+    /// Serialises changes of volume-wide settings (feature set, model,
+    /// dictionary, engine) with every other client's for the rest of the
+    /// transaction: two clients that each add a setting lose neither.
+    fn lock_volume_settings(&self) -> Result<()>;
+
     /// Drops a stored model that no block refers to any more.
     fn delete_model(&self, sha256: &str) -> Result<()>;
 
@@ -198,6 +242,14 @@ pub(super) fn require_feature_of(tx: &impl BackendTx, codec: u8, record: &[u8]) 
     if needed.is_empty() {
         return Ok(());
     }
+    // Features are only ever added: one the set already holds stays.
+    let known = tx.features()?;
+    if needed.iter().all(|f| known.contains(*f)) {
+        return Ok(());
+    }
+    // Another client (an archive worker beside a mount) may be adding one
+    // too: read and write the set under the settings lock.
+    tx.lock_volume_settings()?;
     let mut set = tx.features()?;
     let new: Vec<Feature> = needed.into_iter().filter(|f| !set.contains(*f)).collect();
     if new.is_empty() {

@@ -69,13 +69,26 @@ impl FreshStore {
         FreshStore::with_params(Kind::Postgres, Some(params))
     }
 
+    /// A fresh PostgreSQL store in the database `url` names (a server
+    /// of the test's own).
+    pub fn at_url(url: &str) -> FreshStore {
+        FreshStore::in_database(Kind::Postgres, Some(url), None)
+    }
+
     fn with_params(kind: Kind, params: Option<&str>) -> FreshStore {
+        FreshStore::in_database(kind, None, params)
+    }
+
+    fn in_database(kind: Kind, url: Option<&str>, params: Option<&str>) -> FreshStore {
         static N: AtomicU32 = AtomicU32::new(0);
         let tmp = tempfile::tempdir().unwrap();
         let location = match kind {
             Kind::Sqlite => StoreLocation::Dir(tmp.path().join("store")),
             Kind::Postgres => {
-                let url = std::env::var("LLMFS_TEST_PG").expect("LLMFS_TEST_PG");
+                let url = match url {
+                    Some(u) => u.to_string(),
+                    None => std::env::var("LLMFS_TEST_PG").expect("LLMFS_TEST_PG"),
+                };
                 let schema = format!(
                     "t{}_{}_{}",
                     std::process::id(),
@@ -178,7 +191,8 @@ impl FreshStore {
         }
     }
 
-    fn pg_query_one<T: for<'a> postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+    /// One value from the volume's PostgreSQL schema, behind llmfs's back.
+    pub fn pg_query_one<T: for<'a> postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
         let StoreLocation::Postgres(t) = &self.location else {
             unreachable!("a PostgreSQL store")
         };

@@ -7,6 +7,7 @@
 mod backend;
 mod data;
 mod mount;
+mod pg_cluster;
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
@@ -15,6 +16,8 @@ pub use backend::{admin_client, fresh_stores, pg_url, FreshStore, Kind};
 pub use data::{log_lines, noise, text, wav_tone};
 #[allow(unused_imports)]
 pub use mount::{is_mounted, llmfs_umount, stop_daemon, Mounted};
+#[allow(unused_imports)]
+pub use pg_cluster::PgCluster;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -114,6 +117,46 @@ where
     S: AsRef<std::ffi::OsStr>,
 {
     Command::new(BIN).args(args).output().expect("run llmfs")
+}
+
+/// `llmfs archive STORE --tier archive --no-dictionary --lease SECS`, started
+/// with its output piped: an archive worker (on a PostgreSQL volume, beside
+/// its mount and other workers).
+pub fn archive_worker(store: &std::ffi::OsStr, lease_s: u64) -> std::process::Child {
+    Command::new(BIN)
+        .arg("archive")
+        .arg(store)
+        .args(["--tier", "archive", "--no-dictionary", "--lease"])
+        .arg(lease_s.to_string())
+        .env("RUST_LOG", "llmfs=info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn llmfs archive")
+}
+
+/// Waits for a worker and returns how many blocks it encoded (its summary
+/// line: "archived N blocks (...): M encoded, ...").
+pub fn worker_encoded(child: std::process::Child) -> u64 {
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "worker failed: {text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("archived "))
+        .unwrap_or_else(|| panic!("no summary: {text}"));
+    let n = line
+        .split(": ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of encoded blocks in {line:?}"));
+    n
 }
 
 /// A finished command's stdout then stderr, as text.

@@ -146,6 +146,11 @@ impl Mounted {
         self.mount(&[]);
     }
 
+    /// The PostgreSQL store the volume was mounted on, if it was.
+    pub fn fresh(&self) -> Option<&super::FreshStore> {
+        self.fresh.as_ref()
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.mnt.join(rel)
     }

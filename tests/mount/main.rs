@@ -12,6 +12,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod archive_workers;
 mod concurrency;
 mod crash_loop;
 mod db_corruption;
@@ -21,6 +22,7 @@ mod hostile_store;
 mod lifecycle;
 mod llm;
 mod permissions;
+mod pg_restart;
 mod postgres;
 mod semantics;
 mod service;

@@ -9,6 +9,7 @@
 mod common;
 
 mod archive;
+mod archive_workers;
 mod core_model;
 mod dictionary;
 mod fs_core;

@@ -82,15 +82,9 @@ fn require_encrypts_without_verifying() {
     assert!(store_connections_use_tls(&fresh, "llmfs_tls_require"));
 }
 
-/// The server ends the store's connection (a restart, an administrator):
-/// the transaction it breaks fails, nothing half-done stays, the next one
-/// reconnects and the volume is still locked against a second writer.
-#[test]
-fn a_lost_connection_is_reopened_with_its_lock() {
-    if pg_url().is_none() {
-        return;
-    }
-    let name = "llmfs_reconnect";
+/// A fresh store holding one block (1, 0) = "abc", durably, whose
+/// connection (named `name`) the server then ends behind its back.
+fn store_whose_connection_ends(name: &str) -> (FreshStore, llmfs::store::Store) {
     let fresh = FreshStore::postgres_with(&format!("sslmode=disable&application_name={name}"));
     let s = fresh.create(65536).unwrap();
     s.write(Durability::Durable, |m| m.put_block(1, 0, 0, 3, b"abc"))
@@ -108,6 +102,18 @@ fn a_lost_connection_is_reopened_with_its_lock() {
         .unwrap()
         .get(0);
     assert_eq!(ended, 1);
+    (fresh, s)
+}
+
+/// The server ends the store's connection (a restart, an administrator):
+/// the transaction it breaks fails, nothing half-done stays, the next one
+/// reconnects and the volume is still locked against a second writer.
+#[test]
+fn a_lost_connection_is_reopened_with_its_lock() {
+    if pg_url().is_none() {
+        return;
+    }
+    let (fresh, s) = store_whose_connection_ends("llmfs_reconnect");
     // The first transaction may find the connection dead; within a few
     // the store is back, with everything committed before.
     let mut back = None;
@@ -123,4 +129,26 @@ fn a_lost_connection_is_reopened_with_its_lock() {
     assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap().stored_bytes, 5);
     let err = fresh.create(65536).unwrap_err();
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+}
+
+/// A connection the server ends while the store is idle (a restart at
+/// night) costs the next transaction nothing: an idle connection is
+/// checked before use and replaced, so that transaction succeeds at once.
+#[test]
+fn a_connection_ended_while_idle_is_replaced_before_the_next_transaction() {
+    if pg_url().is_none() {
+        return;
+    }
+    let (fresh, s) = store_whose_connection_ends("llmfs_idle_reconnect");
+    // Idle past the store's check (1 s).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let back = s
+        .read(|m| m.block(1, 0))
+        .expect("the first transaction succeeds");
+    assert_eq!(back.as_deref(), Some(&b"abc"[..]));
+    // Still the writer: the lock came back with the new connection.
+    assert!(matches!(
+        fresh.create(65536).unwrap_err(),
+        StoreError::Locked { .. }
+    ));
 }

@@ -114,6 +114,14 @@ impl Dictionaries {
         *self.current.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether the set holds the dictionary `digest`.
+    pub fn contains(&self, digest: &[u8; 32]) -> bool {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(digest)
+    }
+
     /// Whether the set holds no dictionary.
     pub fn is_empty(&self) -> bool {
         self.entries

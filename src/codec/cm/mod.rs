@@ -150,6 +150,12 @@ struct Header<'a> {
     stream: &'a [u8],
 }
 
+/// The dictionary a cm payload was primed with, if it was (and its header
+/// is sound).
+pub fn payload_dictionary(payload: &[u8]) -> Option<[u8; 32]> {
+    parse(payload).ok().and_then(|h| h.dictionary)
+}
+
 /// Checks the header of `payload`.
 fn parse(payload: &[u8]) -> Result<Header<'_>, CmError> {
     if payload.len() < PAYLOAD_HEADER_LEN {

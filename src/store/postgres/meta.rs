@@ -3,7 +3,7 @@
 //! dialect, run inside a transaction that `Store::read` or `Store::write`
 //! holds. Statements are prepared once per connection and reused.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use postgres::types::ToSql;
@@ -11,7 +11,7 @@ use postgres::{Row, Statement, Transaction};
 
 use crate::store::rows::{
     ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, CodecTotals, DictionaryRow, DirEntryRow,
-    InodeRow, NewInode, StoreTotals,
+    InodeRow, Lease, NewInode, StoreTotals,
 };
 use crate::store::tx::{require_feature_of, BackendTx, Reads, Writes};
 use crate::store::{StoreError, ROOT_INO};
@@ -23,6 +23,10 @@ type Param<'p> = &'p (dyn ToSql + Sync);
 /// the payload's first byte after the 20-byte record header).
 const NOT_PORTABLE: &str =
     "codec = 2 AND substring(record from 21 for 1) IN ('\\x01'::bytea, '\\x02'::bytea)";
+
+/// The first key of the transaction-level advisory lock over volume-wide
+/// settings (`llms`); the second is a hash of the schema name.
+const SETTINGS_LOCK_CLASS: i32 = 0x6c6c_6d73;
 
 const INODE_COLUMNS: &str = "ino, mode, uid, gid, nlink, size, stored_bytes, rdev, atime_ns, \
                              mtime_ns, ctime_ns, crtime_ns, target";
@@ -36,6 +40,10 @@ pub(super) type StatementCache = HashMap<String, Statement>;
 pub(super) struct PgTx<'a> {
     tx: RefCell<Transaction<'a>>,
     stmts: RefCell<&'a mut StatementCache>,
+    /// Set when a statement failed because the connection is gone (the
+    /// server stopped, the network broke): the store then opens a new one
+    /// for its next transaction.
+    lost: &'a Cell<bool>,
 }
 
 /// A number for a BIGINT column; none of llmfs's numbers reaches 2^63, and
@@ -86,52 +94,101 @@ fn pairs(rows: Vec<Row>) -> Result<Vec<(u64, u64)>> {
 }
 
 impl<'a> PgTx<'a> {
-    pub(super) fn new(tx: Transaction<'a>, stmts: &'a mut StatementCache) -> PgTx<'a> {
+    pub(super) fn new(
+        tx: Transaction<'a>,
+        stmts: &'a mut StatementCache,
+        lost: &'a Cell<bool>,
+    ) -> PgTx<'a> {
         PgTx {
             tx: RefCell::new(tx),
             stmts: RefCell::new(stmts),
+            lost,
         }
     }
 
+    /// The driver's answer, noting a lost connection.
+    fn check<T>(&self, r: std::result::Result<T, postgres::Error>) -> Result<T> {
+        r.map_err(|e| {
+            if super::connection_lost(&e) {
+                self.lost.set(true);
+            }
+            e.into()
+        })
+    }
+
     pub(super) fn commit(self) -> Result<()> {
-        Ok(self.tx.into_inner().commit()?)
+        let lost = self.lost;
+        self.tx.into_inner().commit().map_err(|e| {
+            if super::connection_lost(&e) {
+                lost.set(true);
+            }
+            e.into()
+        })
     }
 
     fn prepared(&self, sql: &str) -> Result<Statement> {
         if let Some(s) = self.stmts.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let s = self.tx.borrow_mut().prepare(sql)?;
+        let s = self.check(self.tx.borrow_mut().prepare(sql))?;
         self.stmts.borrow_mut().insert(sql.to_string(), s.clone());
         Ok(s)
     }
 
     fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
         let s = self.prepared(sql)?;
-        Ok(self.tx.borrow_mut().query(&s, params)?)
+        self.check(self.tx.borrow_mut().query(&s, params))
     }
 
     fn opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
         let s = self.prepared(sql)?;
-        Ok(self.tx.borrow_mut().query_opt(&s, params)?)
+        self.check(self.tx.borrow_mut().query_opt(&s, params))
     }
 
     fn one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row> {
         let s = self.prepared(sql)?;
-        Ok(self.tx.borrow_mut().query_one(&s, params)?)
+        self.check(self.tx.borrow_mut().query_one(&s, params))
     }
 
     fn exec(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
         let s = self.prepared(sql)?;
-        Ok(self.tx.borrow_mut().execute(&s, params)?)
+        self.check(self.tx.borrow_mut().execute(&s, params))
     }
 
     /// Runs a statement once, unprepared (settings, rare queries).
     pub(super) fn batch(&self, sql: &str) -> Result<()> {
-        Ok(self.tx.borrow_mut().batch_execute(sql)?)
+        self.check(self.tx.borrow_mut().batch_execute(sql))
+    }
+
+    /// Bytes the volume's tables take on the server.
+    pub(super) fn database_bytes(&self) -> Result<u64> {
+        let n: i64 = self
+            .one(
+                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                &[],
+            )?
+            .try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Locks inode `ino`'s row for the rest of the transaction. Every
+    /// transaction that changes blocks takes its inode's row first, then
+    /// the block rows: archive workers change blocks beside the mount
+    /// (docs/DESIGN.md, "Archive workers"), and one order of locks means
+    /// no deadlock between them, and no change of a block between the
+    /// mount's read of its `stored_len` and its delete.
+    fn lock_inode(&self, ino: u64) -> Result<()> {
+        self.opt(
+            "SELECT 1 FROM inodes WHERE ino = $1 FOR NO KEY UPDATE",
+            &[&big(ino)],
+        )?;
+        Ok(())
     }
 
     fn delete_blocks_where(&self, ino: u64, cond: &str, idx: u64) -> Result<()> {
+        self.lock_inode(ino)?;
         let (ino, idx) = (big(ino), big(idx));
         let freed = get_u64(
             &self.one(
@@ -566,6 +623,7 @@ impl Writes for PgTx<'_> {
     }
 
     fn delete_inode(&self, ino: u64) -> Result<()> {
+        self.lock_inode(ino)?;
         let ino = big(ino);
         self.exec("DELETE FROM blocks WHERE ino = $1", &[&ino])?;
         self.exec("DELETE FROM xattrs WHERE ino = $1", &[&ino])?;
@@ -599,6 +657,7 @@ impl Writes for PgTx<'_> {
 
     fn put_block(&self, ino: u64, idx: u64, codec: u8, raw_len: u64, record: &[u8]) -> Result<()> {
         require_feature_of(self, codec, record)?;
+        // (delete_block locks the inode's row before the block's.)
         self.delete_block(ino, idx)?;
         // A block the write path already coded with the model (the
         // synchronous mode) needs no archiving.
@@ -636,6 +695,7 @@ impl Writes for PgTx<'_> {
         if let Some((codec, record)) = new {
             require_feature_of(self, codec, record)?;
         }
+        self.lock_inode(ino)?;
         let changed = match new {
             Some((codec, record)) => self.exec(
                 "UPDATE blocks SET codec = $3, stored_len = $4, record = $5, archived = $7 \
@@ -665,6 +725,106 @@ impl Writes for PgTx<'_> {
             }
         }
         Ok(changed == 1)
+    }
+
+    fn claim_blocks(
+        &self,
+        tier: ArchiveTier,
+        written_before: i64,
+        limit: usize,
+        lease: &Lease,
+    ) -> Result<Vec<(u64, u64)>> {
+        let wanted = match tier {
+            ArchiveTier::Pending => return Ok(Vec::new()),
+            ArchiveTier::Archive => "b.archived = 0",
+            ArchiveTier::Deep => "b.archived IN (0, 2)",
+        };
+        // Lapsed claims are free: their worker died or stalled. (Rows
+        // another worker is deleting this instant are left to it: no
+        // worker waits on another here.)
+        self.exec(
+            "DELETE FROM block_claims WHERE (ino, idx) IN (SELECT ino, idx FROM block_claims \
+             WHERE expires <= now() FOR UPDATE SKIP LOCKED)",
+            &[],
+        )?;
+        // Blocks without another worker's claim, skipping those a
+        // transaction holds (another worker claiming them this instant, a
+        // mount writing them); the unique key of block_claims decides
+        // between two workers that both saw a block free.
+        let rows = self.rows(
+            &format!(
+                "WITH free AS (                    SELECT b.ino, b.idx FROM blocks b                    WHERE {wanted} AND b.written_ns <= $1 AND NOT EXISTS (                      SELECT 1 FROM block_claims c WHERE c.ino = b.ino AND c.idx = b.idx                      AND c.worker <> $3)                    ORDER BY b.written_ns LIMIT $2                    FOR UPDATE OF b SKIP LOCKED)                  INSERT INTO block_claims(ino, idx, worker, expires)                  SELECT ino, idx, $3, now() + $4 * interval '1 second' FROM free                  ON CONFLICT (ino, idx) DO UPDATE SET worker = EXCLUDED.worker,                    expires = EXCLUDED.expires                  WHERE block_claims.worker = EXCLUDED.worker OR block_claims.expires <= now()                  RETURNING ino, idx"
+            ),
+            &[
+                &written_before,
+                &big(limit as u64),
+                &lease.worker,
+                &lease.duration.as_secs_f64(),
+            ],
+        )?;
+        pairs(rows)
+    }
+
+    fn register_worker(&self, lease: &Lease, engine: &str, engine_id: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO archive_workers(worker, engine, engine_id, started, seen) \
+             VALUES ($1, $2, $3, now(), now()) \
+             ON CONFLICT (worker) DO UPDATE SET engine = EXCLUDED.engine, \
+             engine_id = EXCLUDED.engine_id, seen = now()",
+            &[&lease.worker, &engine, &engine_id],
+        )?;
+        Ok(())
+    }
+
+    fn renew_claims(&self, lease: &Lease) -> Result<u64> {
+        let n = self.exec(
+            "UPDATE block_claims SET expires = now() + $2 * interval '1 second' WHERE worker = $1",
+            &[&lease.worker, &lease.duration.as_secs_f64()],
+        )?;
+        self.exec(
+            "UPDATE archive_workers SET seen = now() WHERE worker = $1",
+            &[&lease.worker],
+        )?;
+        Ok(n)
+    }
+
+    fn release_claim(&self, ino: u64, idx: u64, worker: &str) -> Result<bool> {
+        let n = self.exec(
+            "DELETE FROM block_claims WHERE ino = $1 AND idx = $2 AND worker = $3",
+            &[&big(ino), &big(idx), &worker],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn claims_of_others(&self, worker: &str) -> Result<u64> {
+        get_u64(
+            &self.one(
+                "SELECT COUNT(*) FROM block_claims WHERE worker <> $1 AND expires > now()",
+                &[&worker],
+            )?,
+            0,
+        )
+    }
+
+    fn release_claims(&self, worker: &str) -> Result<()> {
+        self.exec("DELETE FROM block_claims WHERE worker = $1", &[&worker])?;
+        self.exec("DELETE FROM archive_workers WHERE worker = $1", &[&worker])?;
+        Ok(())
+    }
+
+    fn yield_to_writers(&self) -> Result<()> {
+        // Well under the server's deadlock_timeout (1 s by default): in a
+        // lock cycle with a mount's transaction, the worker's gives up
+        // first and the mount's goes on.
+        self.batch("SET LOCAL lock_timeout = '200ms'")
+    }
+
+    fn lock_volume_settings(&self) -> Result<()> {
+        self.exec(
+            "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+            &[&SETTINGS_LOCK_CLASS],
+        )?;
+        Ok(())
     }
 
     fn delete_model(&self, sha256: &str) -> Result<()> {

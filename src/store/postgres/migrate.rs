@@ -20,6 +20,32 @@ const MIGRATIONS: &[&str] = &[
 pub(super) const DICTIONARIES_TABLE: &str =
     include_str!("../../../migrations/postgres/0006_cm_dictionaries.sql");
 
+/// The archive workers' claim tables: not a version (no reader needs
+/// them), created if missing by every read-write or worker open.
+const CLAIMS_TABLES: &str = include_str!("../../../migrations/postgres/claims.sql");
+
+/// The first key of the advisory lock that serialises the creation of
+/// the claim tables (`llmc`); the second is a hash of the schema name.
+const CLAIMS_LOCK_CLASS: i32 = 0x6c6c_6d63;
+
+/// Creates the claim tables if the volume has none yet.
+pub(super) fn ensure_claims_tables(client: &mut postgres::Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('archive_workers') IS NOT NULL", &[])?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+        &[&CLAIMS_LOCK_CLASS],
+    )?;
+    tx.batch_execute(CLAIMS_TABLES)?;
+    tx.commit()?;
+    Ok(())
+}
+
 /// The version of this build's PostgreSQL tables.
 pub const PG_TABLES_VERSION: u32 = MIGRATIONS.len() as u32;
 

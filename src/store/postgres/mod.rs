@@ -2,15 +2,20 @@
 //! on a server (docs/FORMAT.md, "PostgreSQL store"). One connection serves
 //! the store's transactions in turn, as SQLite's one connection does. A
 //! session-level advisory lock keeps a second read-write open of the same
-//! volume out; a lost connection is reopened (and the lock taken again) at
-//! the next transaction, the one it broke having failed.
+//! volume out; archive workers open it beside that writer without the lock
+//! and change only block encodings, under the swap rule and their claims
+//! (docs/DESIGN.md, "Archive workers"). A lost connection is reopened (and
+//! the lock taken again) at the next transaction, the one it broke having
+//! failed.
 
 mod meta;
 mod migrate;
 mod pgpass;
 mod target;
 
+use std::cell::Cell;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use postgres::{Client, IsolationLevel};
@@ -31,6 +36,9 @@ const LOCK_CLASS: i32 = 0x6c6c_6d66;
 pub(super) struct PgStore {
     target: PgTarget,
     read_only: bool,
+    /// Holds the volume's writer lock (a mount or an offline pass); an
+    /// archive worker does not.
+    exclusive: bool,
     conn: Mutex<Option<Conn>>,
 }
 
@@ -38,6 +46,49 @@ pub(super) struct PgStore {
 struct Conn {
     client: Client,
     stmts: StatementCache,
+    /// A statement on it failed because the connection is gone.
+    lost: Cell<bool>,
+    /// When its last transaction ended.
+    idle_since: std::time::Instant,
+}
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn {
+            client,
+            stmts: StatementCache::new(),
+            lost: Cell::new(false),
+            idle_since: std::time::Instant::now(),
+        }
+    }
+
+    /// Whether the next transaction needs a new connection.
+    fn is_gone(&self) -> bool {
+        self.lost.get() || self.client.is_closed()
+    }
+}
+
+/// A connection idle this long is checked before its next transaction.
+const IDLE_PROBE: Duration = Duration::from_secs(1);
+
+/// How long a reconnecting writer waits for the volume's lock: the server
+/// may not yet have noticed that the session that held it (this store's
+/// own, before the network broke) is gone.
+const RELOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether `e` means the connection is gone rather than that a statement
+/// failed: the driver saw the socket close or fail, or the server ended
+/// the session (class 57P: shutdown, crash, not accepting connections;
+/// class 08: connection exceptions).
+pub(super) fn connection_lost(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        return code.starts_with("57P") || code.starts_with("08");
+    }
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 impl std::fmt::Debug for Conn {
@@ -49,10 +100,13 @@ impl std::fmt::Debug for Conn {
 }
 
 impl PgStore {
-    /// Opens the volume at `target`; returns it with its block size.
+    /// Opens the volume at `target`; returns it with its block size. Not
+    /// `exclusive` (an archive worker): takes no writer lock, migrates
+    /// nothing and raises no version on open.
     pub(super) fn open(
         target: &PgTarget,
         opts: &OpenOptions,
+        exclusive: bool,
     ) -> Result<(PgStore, usize), StoreError> {
         let mut client = connect(target)?;
         let schema = target.schema();
@@ -70,20 +124,24 @@ impl PgStore {
             client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
         }
         client.batch_execute(&format!("SET search_path TO {schema}"))?;
-        if !opts.read_only {
+        if opts.read_only || !exclusive {
+            check_readable_version(migrate::schema_version(&mut client)?)?;
+        } else {
             lock_volume(&mut client, target)?;
             migrate::migrate(&mut client)?;
-        } else {
-            check_readable_version(migrate::schema_version(&mut client)?)?;
         }
-        let mut conn = Conn {
-            client,
-            stmts: StatementCache::new(),
-        };
+        if !opts.read_only {
+            migrate::ensure_claims_tables(&mut client)?;
+        }
+        let mut conn = Conn::new(client);
         let block_size = {
-            let tx = PgTx::new(start(&mut conn.client, opts.read_only)?, &mut conn.stmts);
-            check_features(&tx, opts.read_only)?;
-            let bs = if opts.read_only {
+            let tx = PgTx::new(
+                start(&mut conn.client, opts.read_only)?,
+                &mut conn.stmts,
+                &conn.lost,
+            );
+            check_features(&tx, opts.read_only || !exclusive)?;
+            let bs = if opts.read_only || !exclusive {
                 read_block_size(&tx)?
             } else {
                 initialise_volume(&tx, opts.block_size)?
@@ -94,29 +152,30 @@ impl PgStore {
         let store = PgStore {
             target: target.clone(),
             read_only: opts.read_only,
+            exclusive,
             conn: Mutex::new(Some(conn)),
         };
         Ok((store, block_size))
     }
 
     /// The connection, reopened first if the last one was lost (the
-    /// server restarted, the network broke).
+    /// server restarted, the network broke). While the server cannot be
+    /// reached this fails at once (the caller's request gets EIO); the
+    /// next request tries again.
     fn conn(&self) -> Result<MutexGuard<'_, Option<Conn>>, StoreError> {
         // A panic while holding the lock leaves at worst a transaction
         // that rolls back: the lock is still usable.
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
+        if guard.as_ref().is_none_or(Conn::is_gone) {
             *guard = None;
             log::warn!("reconnecting to the store {}", self.target);
             let mut client = connect(&self.target)?;
             client.batch_execute(&format!("SET search_path TO {}", self.target.schema()))?;
-            if !self.read_only {
-                lock_volume(&mut client, &self.target)?;
+            if !self.read_only && self.exclusive {
+                relock_volume(&mut client, &self.target)?;
             }
-            *guard = Some(Conn {
-                client,
-                stmts: StatementCache::new(),
-            });
+            log::warn!("reconnected to the store {}", self.target);
+            *guard = Some(Conn::new(client));
         }
         Ok(guard)
     }
@@ -125,12 +184,11 @@ impl PgStore {
         &self,
         f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut guard = self.conn()?;
-        let conn = guard.as_mut().expect("conn() connects");
-        let tx = PgTx::new(start(&mut conn.client, true)?, &mut conn.stmts);
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        self.transaction(true, |tx| {
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
     }
 
     pub(super) fn write<T, E: From<StoreError>>(
@@ -138,36 +196,97 @@ impl PgStore {
         durability: Durability,
         f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.transaction(false, |tx| {
+            let out = f(&tx)?;
+            if durability == Durability::Durable {
+                // The server flushes its log up to this commit before
+                // answering, and with it every earlier commit; the bump
+                // makes sure the transaction writes, so that it has a
+                // commit record to wait for.
+                tx.batch("SET LOCAL synchronous_commit = on")?;
+                tx.bump_sync_generation()?;
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    /// Runs `body` in a transaction. A connection found gone when the
+    /// transaction begins (the server restarted while it was idle) is
+    /// replaced and the transaction begun again on the new one: nothing
+    /// had run, so the caller never sees that. A connection lost later
+    /// fails the transaction (rolled back, or its commit's fate unknown
+    /// to the caller, which keeps its data to write again) and is
+    /// replaced at the next one.
+    fn transaction<T, E: From<StoreError>>(
+        &self,
+        read_only: bool,
+        body: impl FnOnce(PgTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut guard = self.conn()?;
-        let conn = guard.as_mut().expect("conn() connects");
-        let tx = PgTx::new(start(&mut conn.client, false)?, &mut conn.stmts);
-        let out = f(&tx)?;
-        if durability == Durability::Durable {
-            // The server flushes its log up to this commit before
-            // answering, and with it every earlier commit; the bump makes
-            // sure the transaction writes, so that it has a commit record
-            // to wait for.
-            tx.batch("SET LOCAL synchronous_commit = on")?;
-            tx.bump_sync_generation()?;
+        if begin_fails(&mut guard) {
+            drop(guard);
+            guard = self.conn()?;
         }
-        tx.commit()?;
-        Ok(out)
+        let conn = guard.as_mut().expect("conn() connects");
+        let out = match start(&mut conn.client, read_only) {
+            Ok(tx) => body(PgTx::new(tx, &mut conn.stmts, &conn.lost)),
+            Err(e) => {
+                note_lost(&conn.lost, &e);
+                Err(e.into())
+            }
+        };
+        conn.idle_since = std::time::Instant::now();
+        forget_if_gone(&mut guard, out.is_err());
+        out
     }
 
     /// Bytes the volume's tables take on the server.
     pub(super) fn database_bytes(&self) -> Result<u64, StoreError> {
-        let mut guard = self.conn()?;
-        let conn = guard.as_mut().expect("conn() connects");
-        let n: i64 = conn
-            .client
-            .query_one(
-                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = current_schema() AND c.relkind = 'r'",
-                &[],
-            )?
-            .get(0);
-        Ok(u64::try_from(n).unwrap_or(0))
+        self.transaction(true, |tx| tx.database_bytes())
+    }
+}
+
+/// Whether a connection idle for [`IDLE_PROBE`] or more turns out gone
+/// (then dropped, for the caller to open a new one): an empty query
+/// before the caller's transaction, so that a server restarted while the
+/// mount was idle costs the next request nothing but a reconnect.
+fn begin_fails(guard: &mut MutexGuard<'_, Option<Conn>>) -> bool {
+    let Some(conn) = guard.as_mut() else {
+        return false;
+    };
+    if conn.idle_since.elapsed() < IDLE_PROBE {
+        return false;
+    }
+    let probe = conn.client.simple_query("");
+    conn.idle_since = std::time::Instant::now();
+    match probe {
+        Ok(_) => false,
+        Err(e) => {
+            if connection_lost(&e) {
+                log::warn!("the connection to the store was closed while idle");
+                **guard = None;
+                return true;
+            }
+            false
+        }
+    }
+}
+
+/// After a failed transaction: drops the connection if it is gone, so
+/// that the next transaction opens a new one.
+fn forget_if_gone(guard: &mut MutexGuard<'_, Option<Conn>>, failed: bool) {
+    if failed && guard.as_ref().is_some_and(Conn::is_gone) {
+        log::warn!("the connection to the store was lost");
+        **guard = None;
+    }
+}
+
+fn note_lost(lost: &Cell<bool>, e: &StoreError) {
+    if let StoreError::Pg(e) = e {
+        if connection_lost(e) {
+            lost.set(true);
+        }
     }
 }
 
@@ -219,6 +338,20 @@ fn tls_connector(target: &PgTarget) -> Result<MakeTlsConnector, StoreError> {
         });
     }
     Ok(c)
+}
+
+/// Takes the volume's lock again on a new connection, waiting up to
+/// [`RELOCK_WAIT`] for the server to end the session that held it.
+fn relock_volume(client: &mut Client, target: &PgTarget) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + RELOCK_WAIT;
+    loop {
+        match lock_volume(client, target) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Takes the volume's advisory lock for this session, or says who holds it.

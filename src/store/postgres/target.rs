@@ -151,6 +151,27 @@ impl PgTarget {
             TlsMode::Prefer => SslMode::Prefer,
             _ => SslMode::Require,
         });
+        // A server that stops answering (its host gone, the network cut
+        // without a reset) must not hold a request forever: bounded
+        // connects, and TCP keepalives and a send timeout that end a dead
+        // connection within about half a minute, unless the URL says
+        // otherwise.
+        let given = |key: &str| passed.iter().any(|p| p.starts_with(&format!("{key}=")));
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        if !given("keepalives_idle") {
+            config.keepalives_idle(std::time::Duration::from_secs(10));
+        }
+        if !given("keepalives_interval") {
+            config.keepalives_interval(std::time::Duration::from_secs(5));
+        }
+        if !given("keepalives_retries") {
+            config.keepalives_retries(3);
+        }
+        if !given("tcp_user_timeout") {
+            config.tcp_user_timeout(std::time::Duration::from_secs(30));
+        }
         if config.get_application_name().is_none() {
             config.application_name(&format!("llmfs (pid {})", std::process::id()));
         }

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::store::rows::{
     ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, ByteTotals, CodecTotals, DictionaryRow,
-    DirEntryRow, InodeRow, NewInode, StoreTotals,
+    DirEntryRow, InodeRow, Lease, NewInode, StoreTotals,
 };
 use crate::store::tx::{require_feature_of, BackendTx, Reads, Writes};
 use crate::store::StoreError;
@@ -671,6 +671,47 @@ impl Writes for SqliteTx<'_> {
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO volume(key, value) VALUES (?1, ?2)")?
             .execute([key, value])?;
+        Ok(())
+    }
+
+    // One process writes a SQLite store (its flock) and runs one archiver:
+    // claims have no one to keep out, and a write transaction already
+    // holds the whole database.
+    fn claim_blocks(
+        &self,
+        tier: ArchiveTier,
+        written_before: i64,
+        limit: usize,
+        _lease: &Lease,
+    ) -> Result<Vec<(u64, u64)>> {
+        self.blocks_to_archive(tier, written_before, limit)
+    }
+
+    fn register_worker(&self, _lease: &Lease, _engine: &str, _engine_id: &str) -> Result<()> {
+        Ok(())
+    }
+
+    fn renew_claims(&self, _lease: &Lease) -> Result<u64> {
+        Ok(0)
+    }
+
+    fn release_claim(&self, _ino: u64, _idx: u64, _worker: &str) -> Result<bool> {
+        Ok(true)
+    }
+
+    fn claims_of_others(&self, _worker: &str) -> Result<u64> {
+        Ok(0)
+    }
+
+    fn release_claims(&self, _worker: &str) -> Result<()> {
+        Ok(())
+    }
+
+    fn yield_to_writers(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn lock_volume_settings(&self) -> Result<()> {
         Ok(())
     }
 
