@@ -57,8 +57,11 @@ impl Default for OpenOptions {
 /// Whether a write transaction must be durable when it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// Atomic, and survives a process crash; may be lost on power failure
-    /// (SQLite) or a crash of the database server (PostgreSQL).
+    /// Atomic. SQLite: joins a batch of operations that commits within
+    /// 10 ms (sqlite/batch.rs), so a crash of the process or the machine
+    /// may lose the operations of the last 10 ms, never part of one.
+    /// PostgreSQL: committed at once, survives a crash of this process but
+    /// may be lost with a crash of the database server.
     Normal,
     /// Atomic and on stable storage (SQLite: fsync; PostgreSQL: committed
     /// with `synchronous_commit` on).

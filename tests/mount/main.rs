@@ -14,6 +14,7 @@ mod common;
 
 mod concurrency;
 mod crash_loop;
+mod crash_window;
 mod db_corruption;
 mod differential;
 mod errors;
