@@ -20,6 +20,11 @@
 //! the space, which keeps its data, rather than a batch of operations that
 //! have already returned.
 //!
+//! Reads share a transaction the same way: a read with no transaction
+//! open begins one (a read transaction) that the reads of the next
+//! [`MAX_AGE`] reuse, sparing each `stat` SQLite's locking of the WAL
+//! index; a write ends it and opens a batch.
+//!
 //! Reads through this connection see the batch (they run inside it); other
 //! connections (the checkpointer, `llmfs stats` on a mounted store) see it
 //! once it commits. A crash of the process loses the operations of the
@@ -72,6 +77,8 @@ struct Batch {
     bytes: u64,
     /// Commit after each operation (the disk is nearly full).
     alone: bool,
+    /// A write transaction (false: only reads ran in it).
+    writing: bool,
 }
 
 /// The writer connection with its batch.
@@ -85,12 +92,21 @@ pub(super) struct Writer {
     lost: Option<StoreError>,
     /// A batch was lost: move the AUTOINCREMENT counters on first.
     reseed: bool,
+    /// Whether transactions stay open across operations (a committer
+    /// thread ends them); a read-only store's do not.
+    batching: bool,
     commits: Arc<CommitCounter>,
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, dir: &Path, commits: Arc<CommitCounter>) -> Writer {
+    pub(super) fn new(
+        conn: Connection,
+        dir: &Path,
+        commits: Arc<CommitCounter>,
+        batching: bool,
+    ) -> Writer {
         Writer {
+            batching,
             conn,
             dir: dir.to_path_buf(),
             batch: None,
@@ -106,15 +122,37 @@ impl Writer {
         &self.conn
     }
 
-    /// Runs `f` over a consistent snapshot: inside the open batch (which
-    /// it must see), or in a read transaction of its own.
+    /// Runs `f` over a consistent snapshot: inside the open transaction
+    /// (which it must see if it is a batch), opening a read transaction
+    /// if none is open; returns whether it opened one (the committer then
+    /// has a deadline to keep) with `f`'s result.
     pub(super) fn read<T, E: From<StoreError>>(
         &mut self,
         f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
+    ) -> (bool, Result<T, E>) {
         if self.batch.is_some() {
-            return f(&SqliteTx::new(&self.conn));
+            return (false, f(&SqliteTx::new(&self.conn)));
         }
+        if self.batching {
+            if let Err(e) = self.conn.execute_batch("BEGIN DEFERRED") {
+                return (false, Err(StoreError::from(e).into()));
+            }
+            self.batch = Some(Batch {
+                opened: Instant::now(),
+                ops: 0,
+                bytes: 0,
+                alone: false,
+                writing: false,
+            });
+            return (true, f(&SqliteTx::new(&self.conn)));
+        }
+        (false, self.read_alone(f))
+    }
+
+    fn read_alone<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
@@ -131,6 +169,10 @@ impl Writer {
         &mut self,
         f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> (bool, Result<T, E>) {
+        if self.batch.as_ref().is_some_and(|b| !b.writing) {
+            // A read transaction: ended, and a write one begun.
+            self.end_read();
+        }
         let opened = self.batch.is_none();
         if opened {
             if let Err(e) = self.begin() {
@@ -206,7 +248,8 @@ impl Writer {
             opened: Instant::now(),
             ops: 0,
             bytes: 0,
-            alone: free_space(&self.dir).is_some_and(|free| free < ROOM),
+            alone: !self.batching || free_space(&self.dir).is_some_and(|free| free < ROOM),
+            writing: true,
         });
         Ok(())
     }
@@ -230,6 +273,10 @@ impl Writer {
     /// Commits the open batch; if that fails, its operations but the last
     /// `reporting` (which get the error) are recorded as lost.
     fn commit_batch(&mut self, reporting: u32) -> Result<(), StoreError> {
+        if self.batch.as_ref().is_some_and(|b| !b.writing) {
+            self.end_read();
+            return Ok(());
+        }
         let Some(batch) = self.batch.take() else {
             return Ok(());
         };
@@ -248,6 +295,17 @@ impl Writer {
                     return Err(e);
                 }
                 Err(self.record_loss(acknowledged, e.to_string(), e.is_disk_full()))
+            }
+        }
+    }
+
+    /// Ends the open read transaction (nothing to lose: it wrote nothing).
+    fn end_read(&mut self) {
+        self.batch = None;
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            log::warn!("ending a read transaction: {e}");
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
             }
         }
     }

@@ -118,7 +118,7 @@ impl SqliteStore {
                 Arc::clone(&commits),
             )?)
         };
-        let writer = batch::Shared::new(batch::Writer::new(conn, dir, commits));
+        let writer = batch::Shared::new(batch::Writer::new(conn, dir, commits, !opts.read_only));
         let committer = if opts.read_only {
             None
         } else {
@@ -142,7 +142,11 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.writer.lock().read(f)
+        let (opened, result) = self.writer.lock().read(f);
+        if opened {
+            self.writer.opened();
+        }
+        result
     }
 
     /// A durable write commits at once with an fsync; a normal one joins
@@ -156,14 +160,7 @@ impl SqliteStore {
         match durability {
             Durability::Durable => writer.write_durable(f),
             Durability::Normal => {
-                let (opened, mut result) = writer.write_batched(f);
-                if self._committer.is_none() {
-                    // A read-only store has no committer (and its writes
-                    // fail anyway): nothing stays open.
-                    if let Err(e) = writer.commit() {
-                        result = Err(e.into());
-                    }
-                }
+                let (opened, result) = writer.write_batched(f);
                 drop(writer);
                 if opened {
                     self.writer.opened();
