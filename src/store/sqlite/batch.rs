@@ -79,6 +79,8 @@ struct Batch {
     alone: bool,
     /// A write transaction (false: only reads ran in it).
     writing: bool,
+    /// It moved the AUTOINCREMENT counters on (after a lost batch).
+    reseeded: bool,
 }
 
 /// The writer connection with its batch.
@@ -143,6 +145,7 @@ impl Writer {
                 bytes: 0,
                 alone: false,
                 writing: false,
+                reseeded: false,
             });
             return (true, f(&SqliteTx::new(&self.conn)));
         }
@@ -228,6 +231,8 @@ impl Writer {
             }
         }
         if let Some(batch) = self.batch.take() {
+            // The counters' move went with the transaction too.
+            self.reseed |= batch.reseeded;
             if batch.ops > 0 {
                 self.record_loss(
                     batch.ops,
@@ -240,6 +245,7 @@ impl Writer {
 
     fn begin(&mut self) -> Result<(), StoreError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let reseeded = self.reseed;
         if let Err(e) = self.reseed_counters() {
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(e);
@@ -250,6 +256,7 @@ impl Writer {
             bytes: 0,
             alone: !self.batching || free_space(&self.dir).is_some_and(|free| free < ROOM),
             writing: true,
+            reseeded,
         });
         Ok(())
     }
@@ -289,6 +296,7 @@ impl Writer {
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
+                self.reseed |= batch.reseeded;
                 let e = StoreError::from(e);
                 let acknowledged = batch.ops.saturating_sub(reporting);
                 if acknowledged == 0 {
