@@ -183,9 +183,9 @@ impl Store {
         on_backend!(self, b => b.write(durability, f))
     }
 
-    /// Makes every transaction committed so far durable (on stable storage
-    /// when this returns): `fsync`, `fsyncdir` and unmount. A no-op on a
-    /// read-only store.
+    /// Makes every write so far durable (on stable storage when this
+    /// returns), the open batch of commits included: `fsync`, `fsyncdir`
+    /// and unmount. A no-op on a read-only store.
     pub fn sync(&self) -> Result<(), StoreError> {
         if self.read_only {
             return Ok(());
