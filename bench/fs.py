@@ -26,6 +26,8 @@ ROUNDS = int(os.environ.get("FS_BENCH_ROUNDS", "2"))
 SMALL_FILES = int(os.environ.get("FS_BENCH_FILES", "10000"))
 SMALL_SIZE = 1024
 TREE = os.environ.get("FS_BENCH_TREE", "/usr/include")
+# "meta": only the metadata cases (small files, cp -r, tar x, rm -rf).
+ONLY = os.environ.get("FS_BENCH_ONLY", "all")
 PASSTHROUGHS = ("mergerfs", "bindfs")
 # fio data: half of each 4 KiB chunk is zeros, the rest random and fresh per
 # write, so zstd saves about half (not the trivial all-zero case).
@@ -190,6 +192,26 @@ def version(cmd):
     return (p.stdout or p.stderr).strip().splitlines()[0] if (p.stdout or p.stderr) else "unknown"
 
 
+def data_cases(case):
+    """The fio cases (skipped with FS_BENCH_ONLY=meta)."""
+    case(f"sequential write {SIZE_MIB} MiB (1 MiB writes, fsync at end)",
+         lambda t: fio(t, "seqwrite", "write", "1M", "--end_fsync=1"))
+    case("sequential read, cold cache", lambda t: fio(t, "seqread", "read", "1M"), cold=True)
+    # Warm: what was just read is read again. fio drops a file's cached
+    # pages before it starts unless told not to (--invalidate=0).
+    case("sequential read, warm cache", lambda t: fio(t, "seqread", "read", "1M", "--invalidate=0"))
+    case("4 KiB random read, cold cache (16 MiB of reads)",
+         lambda t: fio(t, "randread", "randread", "4k", "--io_size=16M"), cold=True)
+
+    def warm_random(t):
+        run("cat", os.path.join(t, "seqfile"), stdout=subprocess.DEVNULL)
+        return fio(t, "randread", "randread", "4k", "--runtime=5", "--time_based", "--invalidate=0")
+    case("4 KiB random read, warm cache (5 s)", warm_random)
+    case(f"parallel: 2 writers, {SIZE_MIB // 2} MiB each (fsync at end)",
+         lambda t: fio_pair(t, "write", "--end_fsync=1"))
+    case("parallel: 2 readers of those files, cold cache", lambda t: fio_pair(t, "read"), cold=True)
+
+
 def main():
     binary, prefix = os.path.abspath(sys.argv[1]), sys.argv[2]
     base = os.environ.get("FS_BENCH_DIR", "/var/tmp")
@@ -244,22 +266,8 @@ def main():
         print(test, json.dumps({n: raw[test][n] for n in order}), flush=True)
 
     try:
-        case(f"sequential write {SIZE_MIB} MiB (1 MiB writes, fsync at end)",
-             lambda t: fio(t, "seqwrite", "write", "1M", "--end_fsync=1"))
-        case("sequential read, cold cache", lambda t: fio(t, "seqread", "read", "1M"), cold=True)
-        # Warm: what was just read is read again. fio drops a file's cached
-        # pages before it starts unless told not to (--invalidate=0).
-        case("sequential read, warm cache", lambda t: fio(t, "seqread", "read", "1M", "--invalidate=0"))
-        case("4 KiB random read, cold cache (16 MiB of reads)",
-             lambda t: fio(t, "randread", "randread", "4k", "--io_size=16M"), cold=True)
-
-        def warm_random(t):
-            run("cat", os.path.join(t, "seqfile"), stdout=subprocess.DEVNULL)
-            return fio(t, "randread", "randread", "4k", "--runtime=5", "--time_based", "--invalidate=0")
-        case("4 KiB random read, warm cache (5 s)", warm_random)
-        case(f"parallel: 2 writers, {SIZE_MIB // 2} MiB each (fsync at end)",
-             lambda t: fio_pair(t, "write", "--end_fsync=1"))
-        case("parallel: 2 readers of those files, cold cache", lambda t: fio_pair(t, "read"), cold=True)
+        if ONLY == "all":
+            data_cases(case)
         for t in targets.values():
             for f in os.listdir(t.path):
                 os.unlink(os.path.join(t.path, f))

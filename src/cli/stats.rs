@@ -146,6 +146,14 @@ struct CodecJson {
 }
 
 pub fn stats(path: &Path, pw: &StorePassword, json: bool) -> Result<ExitCode, CliError> {
+    if store_of_mountpoint(path).is_some() {
+        // The mount commits operations in batches (within 10 ms); an
+        // fsync of its root commits the open one, so that the figures
+        // include every operation that returned before this command.
+        if let Err(e) = std::fs::File::open(path).and_then(|d| d.sync_all()) {
+            log::warn!("syncing {} first: {e}", path.display());
+        }
+    }
     let store = open_read_only(path, pw)?;
     let t = store.read(|m| m.totals())?;
     let archive = store.read(|m| m.archive_totals())?;

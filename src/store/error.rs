@@ -23,6 +23,14 @@ pub enum StoreError {
     Pg(postgres::Error),
     /// A file operation on the store directory failed.
     Io { what: String, source: io::Error },
+    /// A batch of operations that had returned but were not yet committed
+    /// failed to commit (SQLite's group commit): they are gone, as after a
+    /// crash. `disk_full`: the commit failed for want of space.
+    BatchLost {
+        ops: u32,
+        cause: String,
+        disk_full: bool,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -62,6 +70,10 @@ impl fmt::Display for StoreError {
                 }
             },
             StoreError::Io { what, source } => write!(f, "{what}: {source}"),
+            StoreError::BatchLost { ops, cause, .. } => write!(
+                f,
+                "{ops} operation(s) that had returned but were not yet committed are lost: {cause}"
+            ),
         }
     }
 }
@@ -125,6 +137,7 @@ impl StoreError {
                 e.code == rusqlite::ErrorCode::DiskFull
             }
             StoreError::Pg(e) => e.code() == Some(&postgres::error::SqlState::DISK_FULL),
+            StoreError::BatchLost { disk_full, .. } => *disk_full,
             _ => false,
         }
     }

@@ -57,8 +57,11 @@ impl Default for OpenOptions {
 /// Whether a write transaction must be durable when it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// Atomic, and survives a process crash; may be lost on power failure
-    /// (SQLite) or a crash of the database server (PostgreSQL).
+    /// Atomic. SQLite: joins a batch of operations that commits within
+    /// 10 ms (sqlite/batch.rs), so a crash of the process or the machine
+    /// may lose the operations of the last 10 ms, never part of one.
+    /// PostgreSQL: committed at once, survives a crash of this process but
+    /// may be lost with a crash of the database server.
     Normal,
     /// Atomic and on stable storage (SQLite: fsync; PostgreSQL: committed
     /// with `synchronous_commit` on).
@@ -209,9 +212,9 @@ impl Store {
         on_backend!(self, b => b.write(durability, f))
     }
 
-    /// Makes every transaction committed so far durable (on stable storage
-    /// when this returns): `fsync`, `fsyncdir` and unmount. A no-op on a
-    /// read-only store.
+    /// Makes every write so far durable (on stable storage when this
+    /// returns), the open batch of commits included: `fsync`, `fsyncdir`
+    /// and unmount. A no-op on a read-only store.
     pub fn sync(&self) -> Result<(), StoreError> {
         if self.read_only {
             return Ok(());

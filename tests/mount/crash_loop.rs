@@ -4,10 +4,11 @@
 //! volume is remounted, and every file is compared with what the writer
 //! knows must be there:
 //!
-//! - a file whose last fsync or close returned, and that nothing touched
+//! - a file whose last fsync returned, and that nothing touched
 //!   afterwards, reads exactly as it was then, at the name it had then
-//!   (SIGKILL is a process crash: a committed transaction survives it, and
-//!   close writes back through a committed transaction);
+//!   (fsync commits durably everything before it). A close is not a sync
+//!   point: it writes back into the SQLite store's batch of commits, which
+//!   a crash within its 10 ms loses (docs/DESIGN.md, "Durability");
 //! - a file touched after that may hold any mix the operations since allow,
 //!   block by block old or new, but never bytes nobody wrote: a zero only
 //!   where the file was shorter at some point (a hole or an extension), and
@@ -59,7 +60,7 @@ struct Slot {
     /// Content per the operations issued so far.
     data: Vec<u8>,
     fd: Option<File>,
-    /// Directory and content at the last sync point (fsync or close that
+    /// Directory and content at the last sync point (an fsync that
     /// returned), or at the start of this round; `None`: no such point.
     synced: Option<(usize, Vec<u8>)>,
     /// Operations issued since, each with the size it left the file at;
@@ -182,9 +183,10 @@ fn writer(
                     let Some(f) = s.fd.take() else {
                         return Ok(());
                     };
+                    // Not a sync point: the write-back joins the batch
+                    // of commits that a crash may lose.
                     close(f)?;
                     n.closes += 1;
-                    sync_point(s);
                     Ok(())
                 }
                 _ => {

@@ -109,6 +109,9 @@ fn torn_or_corrupt_wal_keeps_every_checkpointed_commit() {
     }
     // Overwrite an old file too: its new version lives only in the WAL.
     fs::write(m.path("old0"), text(30_000, 999)).unwrap();
+    // The last operations may still be in the open batch of commits: an
+    // fsync puts everything above in the WAL before the crash.
+    fs::File::open(m.path("old0")).unwrap().sync_all().unwrap();
     m.crash();
     let wal_len = fs::metadata(m.store.join("llmfs.db-wal")).unwrap().len() as usize;
     assert!(

@@ -15,6 +15,7 @@ mod common;
 mod archive_workers;
 mod concurrency;
 mod crash_loop;
+mod crash_window;
 mod db_corruption;
 mod differential;
 mod errors;

@@ -280,3 +280,69 @@ fn background_checkpoint_moves_commits_into_the_main_file() {
     }
     drop(store);
 }
+
+fn volume_row(dir: &std::path::Path, key: &str) -> Option<String> {
+    use rusqlite::OptionalExtension;
+    rusqlite::Connection::open(dir.join(DB_FILE))
+        .unwrap()
+        .query_row("SELECT value FROM volume WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .optional()
+        .unwrap()
+}
+
+/// Group commit (src/store/sqlite/batch.rs): a normal write is seen at
+/// once through the store, by another connection once its batch commits
+/// (on `sync`, on the committer's deadline, or when the store closes), and
+/// a failed operation in a batch rolls back alone.
+#[test]
+fn normal_writes_commit_in_batches_and_fail_alone() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    let store = create(&dir, 4096).unwrap();
+    let set = |k: &str| {
+        store
+            .write(Durability::Normal, |m| m.set_volume_setting(k, "v"))
+            .unwrap()
+    };
+    let seen = |k: &str| store.read(|m| m.volume_setting(k)).unwrap();
+
+    set("k1");
+    assert_eq!(seen("k1").as_deref(), Some("v"), "the store sees its batch");
+    store.sync().unwrap();
+    assert_eq!(volume_row(&dir, "k1").as_deref(), Some("v"), "sync commits");
+
+    // A failing operation inside a batch: its change goes, the batch's
+    // other operations stay.
+    set("k2");
+    let failed = store.write(Durability::Normal, |m| {
+        m.set_volume_setting("k3", "v")?;
+        Err::<(), _>(StoreError::Invalid("on purpose".into()))
+    });
+    assert!(failed.is_err());
+    set("k4");
+    assert_eq!(seen("k3"), None);
+    assert_eq!(seen("k2").as_deref(), Some("v"));
+
+    // The committer commits without a sync (waiting, not timing it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while volume_row(&dir, "k4").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch was not committed in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(volume_row(&dir, "k2").as_deref(), Some("v"));
+    assert_eq!(volume_row(&dir, "k3"), None);
+
+    // Closing the store commits what is open.
+    set("k5");
+    drop(store);
+    let store = open_read_only(&dir).unwrap();
+    assert_eq!(
+        store.read(|m| m.volume_setting("k5")).unwrap().as_deref(),
+        Some("v")
+    );
+}

@@ -135,6 +135,9 @@ fn archived_lzma_swap_records_the_feature() {
             "a rewritten block keeps its data"
         );
         assert!(swap(&zstd));
+        // Another connection sees the swap once its batch commits (SQLite
+        // group commit); the feature and the record commit together.
+        s.sync().unwrap();
         assert_eq!(fresh.schema_version(), 3);
         assert_eq!(fresh.volume_row("features").as_deref(), Some("lzma"));
         assert_eq!(s.read(|m| m.block(1, 0)).unwrap().unwrap(), lzma);

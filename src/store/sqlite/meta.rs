@@ -1,6 +1,8 @@
 //! The typed queries of [`Reads`] and [`Writes`] on SQLite, run inside a
 //! transaction that `Store::read` or `Store::write` holds.
 
+use std::cell::Cell;
+
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::store::rows::{
@@ -49,11 +51,25 @@ fn inode_from_row(r: &Row<'_>) -> rusqlite::Result<InodeRow> {
 /// through `Store::write` only, the changes of [`Writes`].
 pub(in crate::store) struct SqliteTx<'c> {
     conn: &'c Connection,
+    /// Bytes of records, models and dictionaries this transaction stored
+    /// (what bounds a batch of commits, batch.rs).
+    written: Cell<u64>,
 }
 
 impl<'c> SqliteTx<'c> {
     pub(in crate::store) fn new(conn: &'c Connection) -> SqliteTx<'c> {
-        SqliteTx { conn }
+        SqliteTx {
+            conn,
+            written: Cell::new(0),
+        }
+    }
+
+    pub(in crate::store) fn written(&self) -> u64 {
+        self.written.get()
+    }
+
+    fn wrote(&self, bytes: usize) {
+        self.written.set(self.written.get() + bytes as u64);
     }
 
     fn delete_blocks_where(&self, ino: u64, cond: &str, idx: u64) -> Result<()> {
@@ -548,6 +564,7 @@ impl Writes for SqliteTx<'_> {
     /// Stores (or replaces) a block record and keeps `stored_bytes` in step.
     fn put_block(&self, ino: u64, idx: u64, codec: u8, raw_len: u64, record: &[u8]) -> Result<()> {
         require_feature_of(self, codec, record)?;
+        self.wrote(record.len());
         self.delete_block(ino, idx)?;
         self.conn
             .prepare_cached(
@@ -587,6 +604,7 @@ impl Writes for SqliteTx<'_> {
         let tier = tier as u8;
         if let Some((codec, record)) = new {
             require_feature_of(self, codec, record)?;
+            self.wrote(record.len());
         }
         let changed = match new {
             Some((codec, record)) => self
@@ -634,6 +652,7 @@ impl Writes for SqliteTx<'_> {
 
     /// Stores a model (idempotent).
     fn put_model(&self, sha256: &str, onnx: &[u8]) -> Result<()> {
+        self.wrote(onnx.len());
         self.conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO models(sha256, onnx, added_ns) VALUES (?1, ?2, ?3)",
@@ -718,6 +737,7 @@ impl Writes for SqliteTx<'_> {
     /// Stores a dictionary (idempotent), creating the dictionaries table
     /// with the volume's first one.
     fn put_dictionary(&self, d: &DictionaryRow) -> Result<()> {
+        self.wrote(d.payload.len());
         if !self.has_dictionaries_table()? {
             self.conn
                 .execute_batch(super::migrate::DICTIONARIES_TABLE)?;

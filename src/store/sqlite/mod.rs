@@ -2,6 +2,7 @@
 //! block records, WAL mode) and the lock file. The embedded default; its
 //! files are docs/FORMAT.md's "SQLite store".
 
+mod batch;
 mod checkpoint;
 mod meta;
 pub mod migrate;
@@ -9,7 +10,7 @@ pub mod migrate;
 use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -26,11 +27,13 @@ pub const DB_FILE: &str = "llmfs.db";
 #[derive(Debug)]
 pub(super) struct SqliteStore {
     dir: PathBuf,
-    /// Declared before `conn` so that it stops before the request
+    /// Declared first: dropping it commits the open batch while the
+    /// writer connection is still open.
+    _committer: Option<batch::Committer>,
+    /// Declared before `writer` so that it stops before the request
     /// connection closes (the last connection to close checkpoints).
     _checkpointer: Option<checkpoint::Checkpointer>,
-    conn: Mutex<Connection>,
-    commits: Arc<checkpoint::CommitCounter>,
+    writer: Arc<batch::Shared>,
     _lock: Option<StoreLock>,
 }
 
@@ -115,11 +118,17 @@ impl SqliteStore {
                 Arc::clone(&commits),
             )?)
         };
+        let writer = batch::Shared::new(batch::Writer::new(conn, dir, commits, !opts.read_only));
+        let committer = if opts.read_only {
+            None
+        } else {
+            Some(batch::Committer::start(Arc::clone(&writer))?)
+        };
         let store = SqliteStore {
             dir: dir.to_path_buf(),
+            _committer: committer,
             _checkpointer: checkpointer,
-            conn: Mutex::new(conn),
-            commits,
+            writer,
             _lock: lock,
         };
         Ok((store, block_size))
@@ -129,69 +138,53 @@ impl SqliteStore {
         &self.dir
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite half-written (the
-        // transaction rolls back on drop), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     pub(super) fn read<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
-            .map_err(StoreError::from)?;
-        let out = f(&SqliteTx::new(&tx))?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(out)
+        let (opened, result) = self.writer.lock().read(f);
+        if opened {
+            self.writer.opened();
+        }
+        result
     }
 
+    /// A durable write commits at once with an fsync; a normal one joins
+    /// the batch (batch.rs).
     pub(super) fn write<T, E: From<StoreError>>(
         &self,
         durability: Durability,
         f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        use super::tx::BackendTx;
-        let mut conn = self.conn();
-        if durability == Durability::Durable {
-            conn.pragma_update(None, "synchronous", "FULL")
-                .map_err(StoreError::from)?;
-        }
-        let result = (|| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(StoreError::from)?;
-            let meta = SqliteTx::new(&tx);
-            let out = f(&meta)?;
-            if durability == Durability::Durable {
-                // A commit syncs the WAL only if it wrote a frame; bump a
-                // counter so that this commit, and every earlier one, is
-                // on stable storage when it returns.
-                meta.bump_sync_generation()?;
+        let mut writer = self.writer.lock();
+        match durability {
+            Durability::Durable => writer.write_durable(f),
+            Durability::Normal => {
+                let (opened, result) = writer.write_batched(f);
+                drop(writer);
+                if opened {
+                    self.writer.opened();
+                }
+                result
             }
-            tx.commit().map_err(StoreError::from)?;
-            self.commits.committed();
-            Ok(out)
-        })();
-        if durability == Durability::Durable {
-            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
         }
-        result
     }
 
     /// Moves the WAL's contents into the main database file (on unmount).
     pub(super) fn checkpoint(&self) -> Result<(), StoreError> {
-        let conn = self.conn();
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        let mut writer = self.writer.lock();
+        // A checkpoint cannot run inside a write transaction.
+        writer.commit()?;
+        writer
+            .conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
 
     /// Runs SQLite's own consistency check of the database file.
     pub(super) fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+        let writer = self.writer.lock();
+        let mut stmt = writer.conn().prepare("PRAGMA integrity_check")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for row in rows {

@@ -1,0 +1,499 @@
+//! Group commit on the SQLite store. A commit costs far more than the few
+//! statements of a metadata operation (SQLite writes every page the
+//! transaction touched into the WAL again, and updates the WAL index), so
+//! the writer connection does not commit each operation that need not be
+//! durable (`Durability::Normal`): it keeps one transaction open, the
+//! batch, and runs each operation in it inside a savepoint, so that a
+//! failed operation rolls back alone. The batch commits at whichever comes
+//! first:
+//!
+//! - a durable write (`fsync`, `fsyncdir`, unmount: `Store::sync`), which
+//!   commits the batch and then its own transaction with an fsync, so that
+//!   everything before it is on stable storage when it returns;
+//! - [`MAX_AGE`] after the batch opened, on the committer thread;
+//! - [`MAX_OPS`] operations or [`MAX_BYTES`] of stored records;
+//! - a checkpoint or the store closing.
+//!
+//! Near a full disk (less than [`ROOM`] free on the store's filesystem
+//! when a batch would open) every operation commits on its own, as
+//! without batching, so that a full disk fails the operation that needed
+//! the space, which keeps its data, rather than a batch of operations that
+//! have already returned.
+//!
+//! Reads share a transaction the same way: a read with no transaction
+//! open begins one (a read transaction) that the reads of the next
+//! [`MAX_AGE`] reuse, sparing each `stat` SQLite's locking of the WAL
+//! index; a write ends it and opens a batch.
+//!
+//! Reads through this connection see the batch (they run inside it); other
+//! connections (the checkpointer, `llmfs stats` on a mounted store) see it
+//! once it commits. A crash of the process loses the operations of the
+//! open batch, as a crash of the machine loses a kernel filesystem's
+//! writeback window; the store stays consistent (each commit is atomic and
+//! the batches commit in order, so what survives is every operation up to
+//! some point). If a batch fails to commit (a full disk, an I/O error) its
+//! operations are lost the same way: the error goes to the operation whose
+//! commit failed, and the next durable write reports it once (as Linux
+//! reports a failed writeback at the next `fsync`).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::checkpoint::CommitCounter;
+use super::meta::SqliteTx;
+use crate::store::tx::{BackendTx, ReadTx, WriteTx};
+use crate::store::StoreError;
+
+/// Longest time an operation that returned waits for its commit: what a
+/// crash of the process may lose. 10 ms keeps a `tar x`'s commits about
+/// one per hundred operations while losing less than an ext4 crash does.
+pub(super) const MAX_AGE: Duration = Duration::from_millis(10);
+/// Most operations one batch holds.
+const MAX_OPS: u32 = 1024;
+/// Most bytes of stored records one batch holds (its pages stay in
+/// SQLite's page cache until it commits).
+const MAX_BYTES: u64 = 8 << 20;
+/// Free space on the store's filesystem below which operations are not
+/// batched: more than a batch's commit writes to the WAL (its records,
+/// [`MAX_BYTES`], one write-back of up to the 32 MiB dirty budget, and the
+/// metadata pages of [`MAX_OPS`] operations).
+const ROOM: u64 = 128 << 20;
+/// How far each AUTOINCREMENT counter moves on after a lost batch. The
+/// counters went back with the batch, while the kernel may still hold the
+/// inode numbers the batch handed out; no operation inserts more than two
+/// rows into one table, so a batch took fewer numbers than this.
+const RESEED_MARGIN: i64 = 4 * MAX_OPS as i64;
+
+/// The open transaction.
+#[derive(Debug)]
+struct Batch {
+    opened: Instant,
+    ops: u32,
+    bytes: u64,
+    /// Commit after each operation (the disk is nearly full).
+    alone: bool,
+    /// A write transaction (false: only reads ran in it).
+    writing: bool,
+    /// It moved the AUTOINCREMENT counters on (after a lost batch).
+    reseeded: bool,
+}
+
+/// The writer connection with its batch.
+#[derive(Debug)]
+pub(super) struct Writer {
+    conn: Connection,
+    /// The store's directory, whose free space decides batching.
+    dir: PathBuf,
+    batch: Option<Batch>,
+    /// Why the last batch was lost, until a durable write reports it.
+    lost: Option<StoreError>,
+    /// A batch was lost: move the AUTOINCREMENT counters on first.
+    reseed: bool,
+    /// Whether transactions stay open across operations (a committer
+    /// thread ends them); a read-only store's do not.
+    batching: bool,
+    commits: Arc<CommitCounter>,
+}
+
+impl Writer {
+    pub(super) fn new(
+        conn: Connection,
+        dir: &Path,
+        commits: Arc<CommitCounter>,
+        batching: bool,
+    ) -> Writer {
+        Writer {
+            batching,
+            conn,
+            dir: dir.to_path_buf(),
+            batch: None,
+            lost: None,
+            reseed: false,
+            commits,
+        }
+    }
+
+    /// The connection, for statements that run outside the batch's
+    /// accounting (integrity check). Inside an open batch they see it.
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs `f` over a consistent snapshot: inside the open transaction
+    /// (which it must see if it is a batch), opening a read transaction
+    /// if none is open; returns whether it opened one (the committer then
+    /// has a deadline to keep) with `f`'s result.
+    pub(super) fn read<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
+    ) -> (bool, Result<T, E>) {
+        if self.batch.is_some() {
+            return (false, f(&SqliteTx::new(&self.conn)));
+        }
+        if self.batching {
+            if let Err(e) = self.conn.execute_batch("BEGIN DEFERRED") {
+                return (false, Err(StoreError::from(e).into()));
+            }
+            self.batch = Some(Batch {
+                opened: Instant::now(),
+                ops: 0,
+                bytes: 0,
+                alone: false,
+                writing: false,
+                reseeded: false,
+            });
+            return (true, f(&SqliteTx::new(&self.conn)));
+        }
+        (false, self.read_alone(f))
+    }
+
+    fn read_alone<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(StoreError::from)?;
+        let out = f(&SqliteTx::new(&tx))?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// Runs `f` as one operation of the batch, opening one if none is
+    /// open; returns whether it opened one (the committer then has a
+    /// deadline to keep) with `f`'s result.
+    pub(super) fn write_batched<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
+    ) -> (bool, Result<T, E>) {
+        if self.batch.as_ref().is_some_and(|b| !b.writing) {
+            // A read transaction: ended, and a write one begun.
+            self.end_read();
+        }
+        let opened = self.batch.is_none();
+        if opened {
+            if let Err(e) = self.begin() {
+                return (false, Err(e.into()));
+            }
+        }
+        (opened, self.run_op(f))
+    }
+
+    fn run_op<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.conn
+            .execute_batch("SAVEPOINT op")
+            .map_err(StoreError::from)?;
+        let meta = SqliteTx::new(&self.conn);
+        let out = f(&meta);
+        let bytes = meta.written();
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                self.undo_op();
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.conn.execute_batch("RELEASE op") {
+            self.undo_op();
+            return Err(StoreError::from(e).into());
+        }
+        let batch = self.batch.as_mut().expect("a batch is open");
+        batch.ops += 1;
+        batch.bytes += bytes;
+        if batch.alone || batch.ops >= MAX_OPS || batch.bytes >= MAX_BYTES {
+            // This operation gets the error of the commit: only the ones
+            // before it had returned.
+            self.commit_batch(1)?;
+        }
+        Ok(out)
+    }
+
+    /// Rolls back the operation that failed, and only it when SQLite
+    /// allows: after an I/O error, a full disk or a failed allocation
+    /// SQLite may have rolled back the whole transaction itself.
+    fn undo_op(&mut self) {
+        if !self.conn.is_autocommit() {
+            match self.conn.execute_batch("ROLLBACK TO op; RELEASE op") {
+                Ok(()) => return,
+                Err(e) => {
+                    log::error!("rolling back a failed operation: {e}");
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+            }
+        }
+        if let Some(batch) = self.batch.take() {
+            // The counters' move went with the transaction too.
+            self.reseed |= batch.reseeded;
+            if batch.ops > 0 {
+                self.record_loss(
+                    batch.ops,
+                    "an operation's error rolled back the batch".to_string(),
+                    false,
+                );
+            }
+        }
+    }
+
+    fn begin(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let reseeded = self.reseed;
+        if let Err(e) = self.reseed_counters() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+        self.batch = Some(Batch {
+            opened: Instant::now(),
+            ops: 0,
+            bytes: 0,
+            alone: !self.batching || free_space(&self.dir).is_some_and(|free| free < ROOM),
+            writing: true,
+            reseeded,
+        });
+        Ok(())
+    }
+
+    /// After a lost batch: moves every AUTOINCREMENT counter past the
+    /// numbers the batch took (inside the transaction just begun).
+    fn reseed_counters(&mut self) -> Result<(), StoreError> {
+        if self.reseed {
+            self.conn
+                .execute("UPDATE sqlite_sequence SET seq = seq + ?1", [RESEED_MARGIN])?;
+            self.reseed = false;
+        }
+        Ok(())
+    }
+
+    /// Commits the open batch, if any.
+    pub(super) fn commit(&mut self) -> Result<(), StoreError> {
+        self.commit_batch(0)
+    }
+
+    /// Commits the open batch; if that fails, its operations but the last
+    /// `reporting` (which get the error) are recorded as lost.
+    fn commit_batch(&mut self, reporting: u32) -> Result<(), StoreError> {
+        if self.batch.as_ref().is_some_and(|b| !b.writing) {
+            self.end_read();
+            return Ok(());
+        }
+        let Some(batch) = self.batch.take() else {
+            return Ok(());
+        };
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                self.commits.committed();
+                Ok(())
+            }
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                self.reseed |= batch.reseeded;
+                let e = StoreError::from(e);
+                let acknowledged = batch.ops.saturating_sub(reporting);
+                if acknowledged == 0 {
+                    return Err(e);
+                }
+                Err(self.record_loss(acknowledged, e.to_string(), e.is_disk_full()))
+            }
+        }
+    }
+
+    /// Ends the open read transaction (nothing to lose: it wrote nothing).
+    fn end_read(&mut self) {
+        self.batch = None;
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            log::warn!("ending a read transaction: {e}");
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
+
+    /// Notes that `ops` acknowledged operations are gone, for the next
+    /// durable write to report; returns the error.
+    fn record_loss(&mut self, ops: u32, cause: String, disk_full: bool) -> StoreError {
+        log::error!("{ops} operation(s) not yet committed were lost: {cause}");
+        self.reseed = true;
+        self.lost = Some(StoreError::BatchLost {
+            ops,
+            cause: cause.clone(),
+            disk_full,
+        });
+        StoreError::BatchLost {
+            ops,
+            cause,
+            disk_full,
+        }
+    }
+
+    /// Runs `f` in a transaction of its own that is on stable storage when
+    /// this returns, after committing the batch (so that it is too).
+    pub(super) fn write_durable<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if let Err(e) = self.commit() {
+            // Reported here: not again.
+            self.lost = None;
+            return Err(e.into());
+        }
+        if let Some(e) = self.lost.take() {
+            return Err(e.into());
+        }
+        // `synchronous` cannot change inside a transaction: only now.
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(StoreError::from)?;
+        let result = self.durable_tx(f);
+        let _ = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        result
+    }
+
+    fn durable_tx<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let reseed = self.reseed;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        if reseed {
+            tx.execute("UPDATE sqlite_sequence SET seq = seq + ?1", [RESEED_MARGIN])
+                .map_err(StoreError::from)?;
+        }
+        let meta = SqliteTx::new(&tx);
+        let out = f(&meta)?;
+        // A commit syncs the WAL only if it wrote a frame; bump a counter
+        // so that this commit, and every earlier one, is on stable storage
+        // when it returns.
+        meta.bump_sync_generation()?;
+        tx.commit().map_err(StoreError::from)?;
+        self.reseed = false;
+        self.commits.committed();
+        Ok(out)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.batch.as_ref().map(|b| b.opened + MAX_AGE)
+    }
+}
+
+/// The writer, shared with the committer thread.
+#[derive(Debug)]
+pub(super) struct Shared {
+    writer: Mutex<Writer>,
+    /// Signalled when a batch opens, and to stop the committer.
+    wake: Condvar,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    pub(super) fn new(writer: Writer) -> Arc<Shared> {
+        Arc::new(Shared {
+            writer: Mutex::new(writer),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Writer> {
+        // A panic while holding the lock cannot leave SQLite half-written
+        // (an operation runs in a savepoint that an error rolls back, and
+        // an unfinished one is rolled back with the batch at the latest),
+        // so a poisoned lock is still usable.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells the committer a batch opened.
+    pub(super) fn opened(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// The thread that commits a batch [`MAX_AGE`] after it opened; dropping
+/// it stops the thread and commits what is open.
+#[derive(Debug)]
+pub(super) struct Committer {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Committer {
+    pub(super) fn start(shared: Arc<Shared>) -> Result<Committer, StoreError> {
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("llmfs-commit".into())
+                .spawn(move || run(&shared))
+                .map_err(|e| StoreError::io("starting the commit thread", e))?
+        };
+        Ok(Committer {
+            shared,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        {
+            let _writer = self.shared.lock();
+            self.shared.stop.store(true, Ordering::Relaxed);
+            self.shared.wake.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Err(e) = self.shared.lock().commit() {
+            log::error!("committing the last batch as the store closes: {e}");
+        }
+    }
+}
+
+fn run(shared: &Shared) {
+    let mut writer = shared.lock();
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        writer = match writer.deadline() {
+            None => shared.wake.wait(writer).unwrap_or_else(|p| p.into_inner()),
+            Some(due) => {
+                let now = Instant::now();
+                if now >= due {
+                    // A failure is logged and kept for the next fsync.
+                    let _ = writer.commit();
+                    continue;
+                }
+                shared
+                    .wake
+                    .wait_timeout(writer, due - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
+            }
+        };
+    }
+}
+
+/// Bytes free for this process on the filesystem holding `dir`; `None`
+/// if that cannot be told (then operations are batched).
+fn free_space(dir: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we pass.
+    let mut sv: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `sv` a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut sv) } != 0 {
+        return None;
+    }
+    Some((sv.f_bavail as u64).saturating_mul(sv.f_frsize as u64))
+}
