@@ -324,6 +324,8 @@ fn archived_media_swap_records_the_feature() {
             })
             .unwrap();
         assert!(swapped);
+        // Read through a second connection: the batch must be committed.
+        s.sync().unwrap();
         assert_eq!(fresh.schema_version(), 7);
         assert_eq!(fresh.volume_row("features").as_deref(), Some("media"));
         let stored = s.read(|m| m.block(1, 0)).unwrap().unwrap();
