@@ -510,6 +510,45 @@ pub fn candidates(block: &[u8], keep: usize) -> Vec<Found> {
     out
 }
 
+/// For a guessed image layout, the column of the block's first pixel:
+/// the image's left edge is the column where the step from the pixel to
+/// its west neighbour (the previous row's last pixel there) is largest,
+/// summed over the rows. Leaves a header's layout and audio alone.
+pub fn place_rows(block: &[u8], lay: &mut Layout) {
+    let Arrangement::Image(img) = &mut lay.arrangement else {
+        return;
+    };
+    if lay.format.bytes != 1 || img.row_pad != 0 || img.row_pixels < 8 {
+        return;
+    }
+    let ch = usize::from(img.channels);
+    let width = img.row_pixels as usize;
+    let stride = width * ch;
+    let body = &block[lay.lead as usize..];
+    let rows = body.len() / stride;
+    if rows < 4 {
+        return;
+    }
+    // Step at each pixel column (from the second row on).
+    let mut step = vec![0u64; width];
+    for r in 1..rows {
+        for (x, s) in step.iter_mut().enumerate() {
+            let i = r * stride + x * ch;
+            for c in 0..ch {
+                *s += u64::from(body[i + c].abs_diff(body[i + c - ch]));
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..width).collect();
+    order.sort_by_key(|&x| (std::cmp::Reverse(step[x]), x));
+    let edge = order[0];
+    // Only a clear edge: twice the median step.
+    if step[edge] < 2 * step[order[width / 2]] {
+        return;
+    }
+    img.x0 = ((width - edge) % width) as u32;
+}
+
 /// The full layout for `found` in `block`: audio gets its predictors
 /// fitted to the block's samples.
 pub fn layout(block: &[u8], found: Found) -> Layout {

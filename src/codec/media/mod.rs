@@ -79,7 +79,9 @@ pub fn choose_layout(raw: &[u8]) -> Option<Layout> {
     } else {
         *found.first()?
     };
-    usable(detect::layout(raw, best))
+    let mut lay = detect::layout(raw, best);
+    detect::place_rows(raw, &mut lay);
+    usable(lay)
 }
 
 /// Encodes `raw` with layout `lay` (or stored, for None) into a payload
