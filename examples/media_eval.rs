@@ -1,7 +1,10 @@
 //! Per-file sizes and decode speed of the media codec on raw files, per
 //! 64 KiB block as the volume stores them (bench/media.sh runs it).
 //!
-//!   cargo run --release --example media_eval -- FILE...
+//!   cargo run --release --example media_eval -- [--quick] FILE...
+//!
+//! `--quick` (model development) prints only name, raw bytes and media
+//! payload bytes: no decode, no archive tier.
 //!
 //! Prints one line per file: name, raw bytes, media payload bytes (all
 //! blocks), decode seconds (one thread), the archive tier's record bytes
@@ -13,11 +16,22 @@ use llmfs::codec::media::{choose_layout, decode_payload, encode_payload};
 use llmfs::codec::CodecSet;
 
 fn main() {
-    for path in std::env::args().skip(1) {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.first().is_some_and(|a| a == "--quick");
+    if quick {
+        args.remove(0);
+    }
+    for path in args {
         let data = std::fs::read(&path).expect("read input");
         let mut payloads = Vec::new();
         for block in data.chunks(65536) {
             payloads.push(encode_payload(block, Vec::new()));
+        }
+        let name = path.rsplit('/').next().unwrap_or(&path);
+        if quick {
+            let size: usize = payloads.iter().map(Vec::len).sum();
+            println!("{name} {} {size}", data.len());
+            continue;
         }
         let start = Instant::now();
         for (block, payload) in data.chunks(65536).zip(&payloads) {
@@ -32,7 +46,6 @@ fn main() {
             .chunks(65536)
             .map(|b| set.encode_block_archive(b).expect("archive encode").len())
             .sum();
-        let name = path.rsplit('/').next().unwrap_or(&path);
         let kind = match choose_layout(&data[..data.len().min(65536)]) {
             Some(l) => format!("{:?}", l.arrangement).chars().take(60).collect(),
             None => "stored".to_string(),

@@ -1,5 +1,5 @@
 //! The audio model: per channel, the block's linear predictor (its integer
-//! coefficients are in the payload), then an adaptive sign-sign LMS stage
+//! coefficients are in the payload), then an adaptive NLMS stage
 //! on that predictor's errors that also sees the other channels' errors of
 //! the same frame (as Monkey's Audio and OptimFROG cascade), then a learnt
 //! bias. The residual goes to the [`ResidualCoder`] with contexts of the
@@ -10,12 +10,13 @@ use super::residual::{ctx_of, qlog2, qsigned, BitIo, ResidualCoder, CTX};
 use super::MediaError;
 
 /// Taps of the LMS stage: own channel's last stage-1 errors.
-const LMS_TAPS: usize = 16;
+const LMS_TAPS: usize = 32;
 /// Inputs of the LMS stage: its taps and the previous channel's stage-1
 /// error of this frame and the frame before.
 const LMS_IN: usize = LMS_TAPS + 2;
-/// The LMS stage's step (weights in 1/65536).
-const LMS_STEP: i32 = 128;
+/// The NLMS stage's step, `2^-NLMS_MU`: large, so that it follows the
+/// signal faster than one LPC a block can (weights in 1/65536).
+const NLMS_MU: u32 = 3;
 
 struct Channel {
     lpc: Lpc,
@@ -44,11 +45,6 @@ pub struct AudioModel {
     hi: i32,
     ch: Vec<Channel>,
     coder: ResidualCoder,
-}
-
-#[inline]
-fn sign(v: i32) -> i32 {
-    v.signum()
 }
 
 impl AudioModel {
@@ -103,8 +99,10 @@ impl AudioModel {
         x[LMS_TAPS] = prev_e1;
         x[LMS_TAPS + 1] = prev_e1_last;
         let mut acc2: i64 = 0;
+        let mut norm: i64 = 1;
         for (w, x) in ch.w.iter().zip(&x) {
             acc2 += i64::from(*w) * i64::from(*x);
+            norm += i64::from(*x) * i64::from(*x);
         }
         let p2 = (acc2 >> 16).clamp(-(1 << 24), 1 << 24) as i32;
         let pred = (p1 + p2).clamp(lo, hi);
@@ -138,13 +136,16 @@ impl AudioModel {
             return Err(MediaError::SampleRange(i64::from(v)));
         }
 
-        // Learn: sign-sign LMS on the stage-1 error, history, magnitudes.
+        // Learn: NLMS on the stage-1 error, history, magnitudes.
         let ch = &mut self.ch[c];
         let e1 = v - p1;
-        let err2 = sign(e1 - p2);
+        let err2 = i64::from(e1 - p2);
         if err2 != 0 {
+            // w += mu * err * x / |x|^2, weights in 1/65536.
+            let g = (err2 << (16 + 20 - NLMS_MU)) / norm;
             for (w, x) in ch.w.iter_mut().zip(&x) {
-                *w += err2 * sign(*x) * LMS_STEP;
+                let dw = (g * i64::from(*x)) >> 20;
+                *w = (i64::from(*w) + dw).clamp(-(1 << 24), 1 << 24) as i32;
             }
         }
         ch.e1.copy_within(0..LMS_TAPS - 1, 1);

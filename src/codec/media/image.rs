@@ -11,8 +11,15 @@ use super::layout::{ImageLayout, SampleFormat};
 use super::residual::{ctx_of, qlog2, qsigned, BitIo, ResidualCoder, CTX};
 use super::MediaError;
 
-/// Predictors blended: ten fixed ones and an NLMS one.
-const NP: usize = 11;
+/// Fixed neighbour predictors.
+const NF: usize = 10;
+/// Predictors blended: the fixed ones (after the first channel, moved by
+/// the previous channel's errors), an NLMS one, and the fixed ones again,
+/// moved by the errors of the channel two back (from the third channel),
+/// else unmoved (second channel; unused on the first).
+const NP: usize = 2 * NF + 1;
+/// The NLMS predictor's index.
+const P_LMS: usize = NF;
 /// Inputs of the NLMS predictor: six neighbours and two of the previous
 /// channel's gradients.
 const LMS_IN: usize = 8;
@@ -128,7 +135,7 @@ impl ImageModel {
         let (lo, hi) = (self.lo, self.hi);
         let cl = |p: i32| p.clamp(lo, hi);
 
-        let mut p = [
+        let fixed = [
             w,
             n,
             cl(w + n - nw),
@@ -139,8 +146,11 @@ impl ImageModel {
             cl(2 * w - ww),
             (n + nw + 1) >> 1,
             cl((3 * w + 3 * n - 2 * nw + ne - ww - nn + 2) >> 2),
-            0,
         ];
+        let mut p = [0i32; NP];
+        p[..NF].copy_from_slice(&fixed);
+        p[NF + 1..].copy_from_slice(&fixed);
+        let used = if c == 0 { NF + 1 } else { NP };
         // NLMS over the neighbours around their mean and, after the first
         // channel, the previous channel's gradients at this pixel.
         let base = (w + n + 1) >> 1;
@@ -167,14 +177,15 @@ impl ImageModel {
             .map(|(&a, &b)| i64::from(a) * i64::from(b))
             .sum();
         let p_lms = cl(base + (dot >> 14).clamp(-(1 << 20), 1 << 20) as i32);
-        p[NP - 1] = p_lms;
+        p[P_LMS] = p_lms;
         // After the first channel, each predictor also moves by the error
         // the same predictor made on the previous channel of this pixel
         // (the channels of a photo share their edges). The previous
         // channel's predictions use that channel's neighbours.
-        if c > 0 {
+        // The channel two back (RGB's blue after red) moves the second set.
+        let moved = |back: usize| -> [i32; NF] {
             let gv = |i: Option<usize>| i.map(|i| g.v[i]);
-            let pc = c - 1;
+            let pc = c - back;
             let get1 = |dr: isize, dx: isize| gv(g.at(r - dr, xi + dx, pc, now));
             let pw = get1(0, -1).or(get1(1, 0)).unwrap_or(w);
             let pn = get1(1, 0).unwrap_or(pw);
@@ -182,7 +193,7 @@ impl ImageModel {
             let pne = get1(1, 1).unwrap_or(pn);
             let pww = get1(0, -2).unwrap_or(pw);
             let pnn = get1(2, 0).unwrap_or(pn);
-            let pv = g.v[now - 1];
+            let pv = g.v[now - back];
             let q = [
                 pw,
                 pn,
@@ -195,9 +206,17 @@ impl ImageModel {
                 (pn + pnw + 1) >> 1,
                 (3 * pw + 3 * pn - 2 * pnw + pne - pww - pnn + 2) >> 2,
             ];
-            for (pk, qk) in p.iter_mut().zip(q) {
-                *pk = cl(*pk + pv - qk);
+            let mut out = [0; NF];
+            for ((o, f), qk) in out.iter_mut().zip(fixed).zip(q) {
+                *o = cl(f + pv - qk);
             }
+            out
+        };
+        if c > 0 {
+            p[..NF].copy_from_slice(&moved(1));
+        }
+        if c > 1 {
+            p[NF + 1..].copy_from_slice(&moved(2));
         }
 
         // Blend: weight each predictor by 1 / (1 + its recent error)^2,
@@ -205,7 +224,7 @@ impl ImageModel {
         let mut wsum: i64 = 0;
         let mut psum: i64 = 0;
         let (mut pmin, mut pmax) = (i32::MAX, i32::MIN);
-        for (k, &pk) in p.iter().enumerate() {
+        for (k, &pk) in p[..used].iter().enumerate() {
             let mut e = 0u32;
             for i in [iw, in_, inw, ine].into_iter().flatten() {
                 e += u32::from(g.perr[i * NP + k]);

@@ -47,11 +47,41 @@ fn code_body<IO: residual::BitIo>(
     }
 }
 
-/// The layout the encoder uses for `raw`, if any.
+/// Guessed layouts the encoder tries with its model on a block with no
+/// header.
+const TRIALS: usize = 8;
+/// Bytes of the block those trials code.
+const TRIAL_BYTES: usize = 8192;
+
+/// The layout the encoder uses for `raw`, if any: the header's, else of
+/// the best guesses of [`detect::candidates`] the one whose model codes the
+/// block's first [`TRIAL_BYTES`] smallest (a fixed predictor's estimate
+/// alone picks a sheared stride or a gray reading of RGB too often).
 pub fn choose_layout(raw: &[u8]) -> Option<Layout> {
-    let found = detect::header(raw).or_else(|| detect::search(raw))?;
-    let lay = detect::layout(raw, found);
-    (lay.body_len(raw.len()) > 0).then_some(lay)
+    let usable = |lay: Layout| (lay.body_len(raw.len()) > 0).then_some(lay);
+    if let Some(found) = detect::header(raw) {
+        return usable(detect::layout(raw, found));
+    }
+    let found = detect::candidates(raw, TRIALS);
+    // Audio ranked first keeps the estimate's pick: the audio model needs
+    // more than a probe to show its best (a probe's LPC fit is poorer).
+    let audio_first = matches!(found.first(), Some(detect::Found::Audio { .. }));
+    let best = if found.len() > 1 && raw.len() > TRIAL_BYTES && !audio_first {
+        let probe = &raw[..TRIAL_BYTES];
+        found
+            .into_iter()
+            .map(|f| {
+                let lay = detect::layout(probe, f);
+                (encode_with_layout(probe, Some(&lay), Vec::new()).len(), f)
+            })
+            .min_by_key(|&(len, _)| len)?
+            .1
+    } else {
+        *found.first()?
+    };
+    let mut lay = detect::layout(raw, best);
+    detect::place_rows(raw, &mut lay);
+    usable(lay)
 }
 
 /// Encodes `raw` with layout `lay` (or stored, for None) into a payload
