@@ -125,7 +125,7 @@ in_list() { [ -n "$2" ] && grep -Fxq -- "$1" <<<"$2"; }
 
 # Tests known to fail now and then for a reason outside the filesystem's
 # semantics (.ci/pjdfstest.racy, one per line with the reason): such a
-# failure is rerun alone, twice at most, and counts only if it fails again.
+# failure is rerun alone, three times at most, and counts only if it fails again.
 RACY=${PJDFSTEST_RACY:-$SCRIPT_DIR/pjdfstest.racy}
 racy_list=""
 if [ -r "$RACY" ]; then
@@ -134,7 +134,9 @@ if [ -r "$RACY" ]; then
 fi
 passes_on_rerun() {
   local try out
-  for try in 1 2; do
+  for try in 1 2 3; do
+    # Let whatever loaded the machine settle first.
+    sleep 2
     out=$( (cd "$WORK" && timeout -k 30 120 env NO_COLOR=1 pjdfstest -c "$CONF" -p "$WORK" "$1") 2>&1 </dev/null || true)
     if grep -Eq "^$1 +ok\$" <<<"$(sed 's/\x1b\[[0-9;]*m//g' <<<"$out")"; then
       return 0
