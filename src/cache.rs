@@ -68,6 +68,12 @@ impl BlockCache {
         }
     }
 
+    /// A cached block, without counting a hit or a miss or making it the
+    /// most recently used (a second look by a reader that already missed).
+    pub fn peek(&self, ino: u64, idx: u64) -> Option<Arc<Vec<u8>>> {
+        self.lock().lru.peek(&(ino, idx)).cloned()
+    }
+
     /// Caches a decoded block unless a writer invalidated anything since
     /// `epoch` was read, or the block alone exceeds the budget.
     pub fn insert(&self, ino: u64, idx: u64, data: Arc<Vec<u8>>, epoch: u64) {

@@ -43,7 +43,7 @@ pub struct MountArgs {
     pub foreground: bool,
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
     /// auto_unmount, noatime, nodev, nosuid, noexec, dev, suid, exec, sync,
-    /// dirsync, async; cache_mb=N, threads=N, block_size=N, compress=MODE,
+    /// dirsync, async, early_reads; cache_mb=N, threads=N, block_size=N, compress=MODE,
     /// archive_after=AGE, deep_archive_after=AGE|never,
     /// store_password_file=FILE (as the flags).
     /// fstab-only options (defaults, auto, noauto, user, nouser, users,
@@ -83,6 +83,11 @@ pub struct MountArgs {
     /// reference (the pure-Rust engine, integer models only).
     #[arg(long, default_value = "cpu", value_parser = Device::parse)]
     pub device: Device,
+    /// A read that lies in the first part of an archived (llm, cm) block
+    /// returns once that part is decoded, before the rest of the block is
+    /// and so before the block's checksum is checked (also -o early_reads).
+    #[arg(long)]
+    pub early_reads: bool,
 }
 
 /// Parses an age: seconds, or a number with s, m, h or d.
@@ -152,6 +157,7 @@ impl MountArgs {
             model: None,
             device: Device::Cpu,
             password: StorePassword::default(),
+            early_reads: false,
         }
     }
 }
@@ -169,6 +175,7 @@ struct ParsedOptions {
     threads: Option<u16>,
     block_size: Option<usize>,
     store_password_file: Option<PathBuf>,
+    early_reads: bool,
 }
 
 /// Options mount(8) and fstab use that mean nothing to the kernel or to
@@ -278,6 +285,10 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
             "async" => MountOption::Async,
             "dirsync" => MountOption::DirSync,
             "default_permissions" => continue,
+            "early_reads" => {
+                p.early_reads = true;
+                continue;
+            }
             other => return Err(CliError::usage(format!("unknown mount option '{other}'"))),
         };
         p.mount.push(m);
@@ -313,6 +324,7 @@ struct Settings {
     compress: CompressMode,
     archive_after: u64,
     deep_archive_after: AgeOrNever,
+    early_reads: bool,
 }
 
 impl Settings {
@@ -326,6 +338,7 @@ impl Settings {
             archive_after: self.archive_after,
             deep_archive_after: self.deep_archive_after.0,
             read_only,
+            early_reads: self.early_reads,
         }
     }
 }
@@ -360,6 +373,7 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, CliError
             opts.deep_archive_after,
             DEFAULT_DEEP_ARCHIVE_AFTER,
         )?,
+        early_reads: args.early_reads || opts.early_reads,
     })
 }
 

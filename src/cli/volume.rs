@@ -29,6 +29,8 @@ pub struct VolumeSettings {
     /// Seconds before the deep tier (the model) takes it; `None`: never.
     pub deep_archive_after: Option<u64>,
     pub read_only: bool,
+    /// `--early-reads` (`FsConfig::early_reads`).
+    pub early_reads: bool,
 }
 
 /// A volume ready to be served: the filesystem core and, in background
@@ -115,6 +117,7 @@ impl Volume {
                 cache_bytes: settings.cache_mb.saturating_mul(1 << 20),
                 read_only: settings.read_only,
                 best_codec_on_write: write_llm.is_some(),
+                early_reads: settings.early_reads,
                 ..FsConfig::default()
             },
             CodecSet::with_llm(engines.read),

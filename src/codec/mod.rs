@@ -11,6 +11,7 @@ mod error;
 pub mod llm;
 mod lzma_codec;
 pub mod media;
+pub mod progress;
 mod raw;
 pub mod record;
 mod select;

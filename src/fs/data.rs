@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use super::in_flight::Block;
+use super::read_ahead::slow_to_decode;
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
 use crate::codec::RecordHeader;
 use crate::error::{Error, Result};
@@ -100,60 +102,41 @@ impl Fs {
 
     /// Decodes and verifies a block record; a failure names inode and block.
     pub(super) fn decode(&self, ino: u64, idx: u64, record: &[u8]) -> Result<Vec<u8>> {
-        let decoded = match self.codecs.decode_block(record, self.block_size()) {
-            Err(_) if self.learn_dictionary_of(record) => {
-                self.codecs.decode_block(record, self.block_size())
-            }
-            other => other,
-        };
-        decoded.map_err(|source| Error::Corrupt {
-            ino,
-            block: idx,
-            source,
-        })
-    }
-
-    /// For a cm record primed with a dictionary this mount does not know
-    /// (an archive worker on another machine built it after the mount
-    /// loaded the volume's): loads the volume's dictionaries again and says
-    /// whether it now knows that one, so the record is worth decoding again.
-    fn learn_dictionary_of(&self, record: &[u8]) -> bool {
-        let Some(dicts) = self.codecs.dictionaries() else {
-            return false;
-        };
-        if crate::codec::record_codec(record) != Some(crate::codec::CodecId::Cm) {
-            return false;
-        }
-        let payload = record
-            .get(crate::codec::RECORD_HEADER_LEN..)
-            .unwrap_or_default();
-        let Some(digest) = crate::codec::cm::payload_dictionary(payload) else {
-            return false;
-        };
-        if dicts.contains(&digest) {
-            return false;
-        }
-        // A failure to reload leaves the block's own error to report.
-        if let Err(e) = crate::dictionary::refresh(&self.store, dicts) {
-            log::warn!("reloading the volume's dictionaries: {e}");
-            return false;
-        }
-        dicts.contains(&digest)
+        self.decoding().decode(ino, idx, record)
     }
 
     /// Reads one stored block (cache first), verified; `None` is a hole.
     fn stored_block(&self, ino: u64, idx: u64) -> Result<Option<Arc<Vec<u8>>>> {
+        match self.stored_part(ino, idx, usize::MAX)? {
+            Some(Block::Whole(data)) => Ok(Some(data)),
+            // A read of the whole block always waits for the verified block.
+            Some(Block::Prefix(_)) => Err(Error::Inconsistent(format!(
+                "inode {ino} block {idx}: a partial block where the whole was asked for"
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the first `need` bytes of a stored block (cache first); `None`
+    /// is a hole. A cache miss on a slow (llm, cm) block is decoded on a
+    /// decode thread shared with the block's other readers
+    /// (in_flight.rs), and with `early_reads` the answer may be the
+    /// block's decoded prefix, of at least `need` bytes (or the whole
+    /// block when it is shorter), before the rest is decoded.
+    fn stored_part(&self, ino: u64, idx: u64, need: usize) -> Result<Option<Block>> {
         let epoch = match self.cache.get(ino, idx) {
-            Ok(data) => return Ok(Some(data)),
+            Ok(data) => return Ok(Some(Block::Whole(data))),
             Err(epoch) => epoch,
         };
         let Some(record) = self.store.read(|m| Ok::<_, Error>(m.block(ino, idx)?))? else {
             return Ok(None);
         };
-        let data = self.decode_reading_ahead(ino, idx, &record)?;
-        let data = Arc::new(data);
+        if slow_to_decode(&record) {
+            return self.decode_shared(ino, idx, record, epoch, need).map(Some);
+        }
+        let data = Arc::new(self.decoding().decode_reading_ahead(ino, idx, &record)?);
         self.cache.insert(ino, idx, Arc::clone(&data), epoch);
-        Ok(Some(data))
+        Ok(Some(Block::Whole(data)))
     }
 
     pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
@@ -188,10 +171,13 @@ impl Fs {
             let from_dirty = dirty.iter().find(|(i, _)| *i == idx).map(|(_, b)| b);
             match from_dirty {
                 Some(buf) => out.extend_from_slice(&buf[within..within + take]),
-                None => match self.stored_block(ino, idx)? {
-                    Some(data) => {
+                None => match self.stored_part(ino, idx, within + take)? {
+                    Some(block) => {
                         // A stored block may be shorter than the block size;
-                        // the rest of it reads as zeros.
+                        // the rest of it reads as zeros. A prefix holds at
+                        // least `within + take` bytes unless it is the
+                        // whole block.
+                        let data: &[u8] = &block;
                         let have = data.len().saturating_sub(within).min(take);
                         if have > 0 {
                             out.extend_from_slice(&data[within..within + have]);

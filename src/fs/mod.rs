@@ -5,6 +5,7 @@
 
 mod attr;
 mod data;
+mod in_flight;
 mod namespace;
 mod read_ahead;
 mod xattr;
@@ -13,6 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use attr::{Attr, Ctx, DirEntry, SetAttr, SetTime, StatFs};
+pub use in_flight::SharedDecodeStats;
 
 use crate::cache::{BlockCache, CacheStats};
 use crate::codec::CodecSet;
@@ -40,6 +42,12 @@ pub struct FsConfig {
     /// Encode written blocks with the best codec at once (the model where
     /// it wins) instead of the fast one.
     pub best_codec_on_write: bool,
+    /// A read that lies in the decoded prefix of a slow (llm, cm) block
+    /// returns as soon as those bytes are decoded, before the rest of the
+    /// block is and so before the block's CRC-32C is checked
+    /// (`src/fs/in_flight.rs`). Off: every read waits for the verified
+    /// block.
+    pub early_reads: bool,
 }
 
 impl Default for FsConfig {
@@ -49,6 +57,7 @@ impl Default for FsConfig {
             dirty_bytes: 32 << 20,
             read_only: false,
             best_codec_on_write: false,
+            early_reads: false,
         }
     }
 }
@@ -101,11 +110,15 @@ struct State {
 }
 
 pub struct Fs {
-    store: Store,
-    codecs: CodecSet,
+    // Store, codecs, cache and read-ahead are shared with the threads that
+    // decode slow blocks for readers (in_flight.rs).
+    store: Arc<Store>,
+    codecs: Arc<CodecSet>,
     /// Read-ahead of llm blocks on a second model engine (read_ahead.rs).
-    read_ahead: Option<read_ahead::ReadAhead>,
-    cache: BlockCache,
+    read_ahead: Option<Arc<read_ahead::ReadAhead>>,
+    cache: Arc<BlockCache>,
+    /// Decodes of slow blocks under way, shared by their readers.
+    in_flight: Arc<in_flight::InFlight>,
     state: Mutex<State>,
     /// Unlinked inodes nothing references any more, whose rows the next
     /// write transaction deletes: an `unlink` then costs one transaction,
@@ -132,9 +145,10 @@ impl Fs {
             None => codecs.with_dictionaries(crate::dictionary::load(&store)?),
         };
         let fs = Fs {
-            cache: BlockCache::new(config.cache_bytes),
-            codecs,
+            cache: Arc::new(BlockCache::new(config.cache_bytes)),
+            codecs: Arc::new(codecs),
             read_ahead: None,
+            in_flight: Arc::default(),
             state: Mutex::new(State {
                 next_fh: 1,
                 ..State::default()
@@ -144,7 +158,7 @@ impl Fs {
                 read_only,
                 ..config
             },
-            store,
+            store: Arc::new(store),
         };
         // A store whose root is gone or is not a directory cannot be served
         // right: refuse it here, with the reason, instead of mounting a
@@ -185,7 +199,7 @@ impl Fs {
             Some(d) => ahead.with_dictionaries(Arc::clone(d)),
             None => ahead,
         };
-        self.read_ahead = Some(read_ahead::ReadAhead::new(ahead));
+        self.read_ahead = Some(Arc::new(read_ahead::ReadAhead::new(ahead)));
         self
     }
 

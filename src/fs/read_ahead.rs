@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::Fs;
+use super::in_flight::Decoding;
 use crate::codec::{record_codec, CodecId, CodecSet};
 use crate::error::{Error, Result};
 
@@ -56,7 +56,7 @@ impl ReadAhead {
     }
 }
 
-impl Fs {
+impl Decoding {
     /// Decodes block `idx` (a cache miss) and, when the read-ahead policy
     /// says so, the next block at the same time on the read-ahead engine,
     /// which goes into the cache. Errors of the block read ahead are not
@@ -67,22 +67,37 @@ impl Fs {
         idx: u64,
         record: &[u8],
     ) -> Result<Vec<u8>> {
-        let Some((ahead, next, next_record, next_epoch)) =
-            self.read_ahead_target(ino, idx, record)?
-        else {
-            return self.decode(ino, idx, record);
+        let mut out = None;
+        self.decode_reading_ahead_then(ino, idx, record, |r| out = Some(r));
+        out.unwrap_or_else(|| Err(Error::Inconsistent("block not decoded".into())))
+    }
+
+    /// As [`Decoding::decode_reading_ahead`], handing this block's result
+    /// to `done` as soon as it is decoded, before the block read ahead is.
+    pub(super) fn decode_reading_ahead_then(
+        &self,
+        ino: u64,
+        idx: u64,
+        record: &[u8],
+        done: impl FnOnce(Result<Vec<u8>>),
+    ) {
+        let target = match self.read_ahead_target(ino, idx, record) {
+            Ok(t) => t,
+            Err(e) => return done(Err(e)),
         };
-        let (data, next_data) = std::thread::scope(|scope| {
-            let h = scope.spawn(|| ahead.decode_block(&next_record, self.block_size()));
-            let data = self.decode(ino, idx, record);
-            (data, h.join())
+        let Some((ahead, next, next_record, next_epoch)) = target else {
+            return done(self.decode(ino, idx, record));
+        };
+        let next_data = std::thread::scope(|scope| {
+            let h = scope.spawn(|| ahead.decode_block(&next_record, self.block_size));
+            done(self.decode(ino, idx, record));
+            h.join()
         });
         match next_data {
             Ok(Ok(d)) => self.cache.insert(ino, next, Arc::new(d), next_epoch),
             Ok(Err(e)) => log::debug!("read-ahead of inode {ino} block {next}: {e}"),
             Err(_) => log::error!("read-ahead thread panicked"),
         }
-        data
     }
 
     /// The read-ahead codecs, and the next block's index, record and cache
@@ -113,6 +128,6 @@ impl Fs {
 
 /// Whether a record's codec decodes slowly enough for a read-ahead on the
 /// other core to pay: the model, or cm (a few hundred KB/s).
-fn slow_to_decode(record: &[u8]) -> bool {
+pub(super) fn slow_to_decode(record: &[u8]) -> bool {
     matches!(record_codec(record), Some(CodecId::Llm | CodecId::Cm))
 }

@@ -210,6 +210,11 @@ impl Predictor {
         Ok(byte)
     }
 
+    /// The block as coded so far (bytes not coded yet are zeros).
+    pub fn block(&self) -> &[u8] {
+        &self.data
+    }
+
     /// The block as coded so far.
     pub fn into_block(self) -> Vec<u8> {
         self.data

@@ -12,6 +12,7 @@ mod archive;
 mod archive_workers;
 mod core_model;
 mod dictionary;
+mod early_reads;
 mod fs_core;
 mod pg_connection;
 mod store;

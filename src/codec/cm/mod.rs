@@ -120,7 +120,10 @@ fn decode_with(
 ) -> Result<(), CmError> {
     let mut dec = arith::Decoder::new(stream);
     out.reserve_exact(raw_len);
-    for _ in 0..raw_len {
+    // One sequential stream: every byte is final once decoded, so the
+    // prefix is handed on every few KiB to a reader waiting for it.
+    let reporting = super::progress::active();
+    for i in 0..raw_len {
         let mut byte = 0u32;
         for _ in 0..8 {
             let bit = dec.decode(p.p())?;
@@ -128,6 +131,9 @@ fn decode_with(
             byte = (byte << 1) | bit;
         }
         out.push(byte as u8);
+        if reporting && (i + 1) % super::progress::STEP == 0 {
+            super::progress::report(out);
+        }
     }
     dec.finish()
 }

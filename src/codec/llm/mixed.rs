@@ -103,10 +103,16 @@ struct Unit {
     end: usize,
 }
 
-/// Decodes `blocks`, batching waves of different blocks together.
+/// Decodes `blocks`, batching waves of different blocks together. With
+/// `report` (one block), the block's prefix goes to the thread's progress
+/// sink after each wave: wave `k` codes chunks `k * wave..(k + 1) * wave`,
+/// that is bytes `k * wave * chunk_len..(k + 1) * wave * chunk_len`, and
+/// nothing after it writes there, so once it is done the block's first
+/// `(k + 1) * wave * chunk_len` bytes are final.
 pub(super) fn decode_blocks(
     engine: &mut Engine,
     mut blocks: Vec<MixedBlock<'_>>,
+    report: bool,
 ) -> Vec<Result<Vec<u8>, CodecError>> {
     for round in 0.. {
         // This round: wave `round` of every block that has one.
@@ -133,6 +139,12 @@ pub(super) fn decode_blocks(
                 for u in batch {
                     blocks[u.block].error.get_or_insert_with(|| e.clone());
                 }
+            }
+        }
+        if let [b] = &blocks[..] {
+            if report && b.error.is_none() {
+                let end = ((round + 1) * b.header.wave * b.header.chunk_len).min(b.raw_len);
+                crate::codec::progress::report(&b.predictor.block()[..end]);
             }
         }
     }

@@ -366,6 +366,15 @@ impl LlmCodec {
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether a decode of `count` blocks reports the prefix of a payload
+    /// with header `h` to the thread's progress sink (see `report` in
+    /// [`LlmCodec::decode_many`]).
+    fn reports_progress(&self, count: usize, payload: &[u8], h: &LlmHeader) -> bool {
+        count == 1
+            && super::progress::active()
+            && (payload_portable(payload) == Some(true) || h.engine == self.engine_id)
+    }
+
     /// Decodes several blocks in shared model runs (read-ahead). Each entry
     /// is `(payload, raw_len)`; the results come back in the same order.
     pub fn decode_many(&self, blocks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, CodecError>> {
@@ -377,6 +386,11 @@ impl LlmCodec {
         let mut mixed_blocks = Vec::new();
         // Blocks of another of the volume's models: (codec in `others`, block).
         let mut elsewhere: Vec<(usize, usize)> = Vec::new();
+        // A lone block's decoded prefix goes to the thread's progress sink
+        // wave by wave, if its bytes are exact here: a portable payload, or
+        // one of this very engine (a float payload of another engine class
+        // decodes to bytes the checksum refuses only at the end).
+        let mut report = false;
         for (b, &(payload, raw_len)) in blocks.iter().enumerate() {
             plain_lens.push(0);
             results.push(None);
@@ -400,9 +414,11 @@ impl LlmCodec {
                     }
                 }
                 Ok((h, groups)) if is_mixed(h.version) => {
+                    report = self.reports_progress(blocks.len(), payload, &h);
                     mixed_blocks.push((b, mixed::MixedBlock::new(h, groups, raw_len)));
                 }
                 Ok((h, groups)) => {
+                    report = self.reports_progress(blocks.len(), payload, &h);
                     results[b] = Some(Ok(vec![0u8; raw_len]));
                     plain_lens[b] = h.chunk_len;
                     for (g, job) in groups.into_iter().enumerate() {
@@ -431,7 +447,7 @@ impl LlmCodec {
             let (index, states): (Vec<usize>, Vec<_>) = mixed_blocks.into_iter().unzip();
             for (b, r) in index
                 .into_iter()
-                .zip(mixed::decode_blocks(&mut engine, states))
+                .zip(mixed::decode_blocks(&mut engine, states, report))
             {
                 results[b] = Some(r);
             }
@@ -446,9 +462,16 @@ impl LlmCodec {
                         match (chunks, &mut results[b]) {
                             (Ok(chunks), Some(Ok(out))) => {
                                 let cl = plain_lens[b];
+                                let mut end = 0;
                                 for (i, data) in chunks.into_iter().enumerate() {
                                     let at = (first_chunk + i) * cl;
                                     out[at..at + data.len()].copy_from_slice(&data);
+                                    end = at + data.len();
+                                }
+                                // Groups decode in order, batch after batch:
+                                // everything before this one's end is done.
+                                if report {
+                                    super::progress::report(&out[..end]);
                                 }
                             }
                             (Err(e), r @ Some(Ok(_))) => *r = Some(Err(e)),

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Time to first byte of an archived file: `head -c 4096` on a cold block,
+# per archive tier, for this build and (optionally) a base build to compare
+# with, alternating the two in every round.
+#
+#   [TIERS="archive deep"] [LLMFS_BASE=/path/to/base/llmfs] \
+#     [EARLY=--early-reads] bench/first_byte.sh [ROUNDS] [BYTES]
+#
+# Per tier: write BYTES of text through a mount (compress=off), unmount,
+# `llmfs archive --tier TIER` (once per tier and round; both builds then read
+# the same store), then per build: mount (a fresh daemon: its block cache is
+# empty; this build with $EARLY), drop the kernel's page cache, time
+# `head -c 4096 FILE` and check its bytes, unmount. The text is the start of
+# bible.txt followed by world192.txt (../shared/corpora/large); BYTES
+# defaults to two blocks (the second one is what the read-ahead decodes
+# meanwhile, as a sequential reader's would be). Needs root (drop_caches,
+# mount).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${LLMFS:-target/release/llmfs}
+base=${LLMFS_BASE:-}
+early=${EARLY---early-reads}
+rounds=${1:-3}
+bytes=${2:-131072}
+corpora=${LLMFS_CORPORA:-../shared/corpora}
+work=$(mktemp -d /tmp/llmfs-first-byte.XXXXXX)
+mnt=$work/mnt
+mkdir -p "$mnt"
+cleanup() {
+  if grep -q " $mnt " /proc/self/mountinfo 2>/dev/null; then "$bin" umount "$mnt" || umount -l "$mnt"; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cat "$corpora/large/bible.txt" "$corpora/large/world192.txt" | head -c "$bytes" > "$work/f"
+head -c 4096 "$work/f" > "$work/head"
+
+# seconds BUILD_BIN STORE EXTRA...: mount, time `head -c 4096` cold, unmount.
+seconds() {
+  local b=$1 store=$2; shift 2
+  "$b" mount "$mnt" --store "$store" --compress off "$@"
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  local t0 t1
+  t0=$(date +%s.%N); head -c 4096 "$mnt/f" > "$work/out"; t1=$(date +%s.%N)
+  cmp -s "$work/out" "$work/head" || { echo "first_byte: $b read back differently" >&2; exit 1; }
+  "$b" umount "$mnt"
+  echo "$t1 - $t0" | bc -l
+}
+
+printf 'round\ttier\tbuild\tcodec_block0\tttfb_s\n'
+for round in $(seq 1 "$rounds"); do
+  for tier in ${TIERS:-archive deep}; do
+    store=$work/store-$tier-$round
+    "$bin" mount "$mnt" --store "$store" --compress off
+    cp "$work/f" "$mnt/f"
+    "$bin" umount "$mnt"
+    "$bin" archive --tier "$tier" "$store" > /dev/null
+    codec=$(python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print({2:"llm",4:"cm"}.get(c.execute("SELECT codec FROM blocks WHERE idx=0").fetchone()[0],"other"))' "$store/llmfs.db" 2>/dev/null || echo "?")
+    # Alternate which build goes first from round to round.
+    builds="new"; [ -n "$base" ] && { if [ $((round % 2)) = 1 ]; then builds="base new"; else builds="new base"; fi; }
+    for build in $builds; do
+      if [ "$build" = base ]; then s=$(seconds "$base" "$store"); else s=$(seconds "$bin" "$store" $early); fi
+      printf '%s\t%s\t%s\t%s\t%.3f\n' "$round" "$tier" "$build" "$codec" "$s"
+    done
+  done
+done

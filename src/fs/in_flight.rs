@@ -1,0 +1,378 @@
+//! Decodes of slow blocks (llm, cm) shared by their readers, with the
+//! decoded prefix handed out early.
+//!
+//! A cache miss on a slow block starts its decode on a decode thread and
+//! registers it here under (inode, block); a reader that misses on the same
+//! block meanwhile (with the same record) waits on that decode instead of
+//! starting a second one. The decoders report the block's prefix as it
+//! grows (`codec::progress`: cm every 4 KiB, llm every wave of 16 KiB), and
+//! with `FsConfig::early_reads` a read whose bytes lie in the prefix returns
+//! at once. The decode still runs to the end, is verified against the
+//! record's CRC-32C and fills the cache as before; a read that needs the
+//! whole block, or the block's last byte, waits for the verified block.
+//!
+//! Every waiter gets the decode's error (EIO, with the reason) if it fails,
+//! and a decode thread that panics or stops without a result still wakes
+//! its waiters with an error (`Finish`'s drop). At most [`MAX_IN_FLIGHT`]
+//! decodes run on decode threads; past that a miss decodes on the reader's
+//! own thread, unshared, as it always did.
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use super::read_ahead::ReadAhead;
+use super::Fs;
+use crate::cache::BlockCache;
+use crate::codec::{progress, CodecSet, RecordHeader};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// Most decodes on decode threads at once: each holds its record, its
+/// prefix and the decoder's state (a cm predictor's tables, the model's
+/// key/value cache), and they share the cores anyway.
+pub(super) const MAX_IN_FLIGHT: usize = 4;
+
+/// Part of a stored block, as a read gets it.
+pub(super) enum Block {
+    /// The whole block, verified (from the cache or a finished decode).
+    Whole(Arc<Vec<u8>>),
+    /// The block's first bytes, decoded but not yet verified (the rest of
+    /// the block is still being decoded).
+    Prefix(Vec<u8>),
+}
+
+impl Deref for Block {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Block::Whole(d) => d,
+            Block::Prefix(p) => p,
+        }
+    }
+}
+
+/// What a decode thread needs of the filesystem: the store (dictionaries,
+/// the block to read ahead), the codecs, the cache and the read-ahead.
+#[derive(Clone)]
+pub(super) struct Decoding {
+    pub(super) store: Arc<Store>,
+    pub(super) codecs: Arc<CodecSet>,
+    pub(super) cache: Arc<BlockCache>,
+    pub(super) read_ahead: Option<Arc<ReadAhead>>,
+    pub(super) block_size: usize,
+}
+
+impl Decoding {
+    /// Decodes and verifies a block record; a failure names inode and block.
+    pub(super) fn decode(&self, ino: u64, idx: u64, record: &[u8]) -> Result<Vec<u8>> {
+        let decoded = match self.codecs.decode_block(record, self.block_size) {
+            Err(_) if self.learn_dictionary_of(record) => {
+                self.codecs.decode_block(record, self.block_size)
+            }
+            other => other,
+        };
+        decoded.map_err(|source| Error::Corrupt {
+            ino,
+            block: idx,
+            source,
+        })
+    }
+
+    /// For a cm record primed with a dictionary this mount does not know
+    /// (an archive worker on another machine built it after the mount
+    /// loaded the volume's): loads the volume's dictionaries again and says
+    /// whether it now knows that one, so the record is worth decoding again.
+    fn learn_dictionary_of(&self, record: &[u8]) -> bool {
+        let Some(dicts) = self.codecs.dictionaries() else {
+            return false;
+        };
+        if crate::codec::record_codec(record) != Some(crate::codec::CodecId::Cm) {
+            return false;
+        }
+        let payload = record
+            .get(crate::codec::RECORD_HEADER_LEN..)
+            .unwrap_or_default();
+        let Some(digest) = crate::codec::cm::payload_dictionary(payload) else {
+            return false;
+        };
+        if dicts.contains(&digest) {
+            return false;
+        }
+        // A failure to reload leaves the block's own error to report.
+        if let Err(e) = crate::dictionary::refresh(&self.store, dicts) {
+            log::warn!("reloading the volume's dictionaries: {e}");
+            return false;
+        }
+        dicts.contains(&digest)
+    }
+}
+
+/// The decodes under way, and counters for tests and logs.
+#[derive(Default)]
+pub(super) struct InFlight {
+    decodes: Mutex<HashMap<(u64, u64), Arc<Decode>>>,
+    started: AtomicU64,
+    joined: AtomicU64,
+}
+
+/// How many decodes of slow blocks ran on decode threads, and how many
+/// reads waited on a decode another read had started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedDecodeStats {
+    pub started: u64,
+    pub joined: u64,
+}
+
+impl InFlight {
+    fn lock(&self) -> MutexGuard<'_, HashMap<(u64, u64), Arc<Decode>>> {
+        self.decodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One block's decode: what readers wait on.
+struct Decode {
+    /// The record being decoded: a reader of another record of the block
+    /// (rewritten meanwhile) does not wait on this one.
+    record: Vec<u8>,
+    progress: Mutex<Progress>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Progress {
+    /// The block's decoded prefix, while the decode runs.
+    prefix: Vec<u8>,
+    /// The verified block, or the decode's failure.
+    done: Option<std::result::Result<Arc<Vec<u8>>, Failure>>,
+}
+
+/// A failed decode, handed to each of its waiters.
+#[derive(Clone)]
+enum Failure {
+    Corrupt {
+        ino: u64,
+        block: u64,
+        source: crate::codec::CodecError,
+    },
+    Other(String),
+}
+
+impl Failure {
+    fn of(e: Error) -> Failure {
+        match e {
+            Error::Corrupt { ino, block, source } => Failure::Corrupt { ino, block, source },
+            e => Failure::Other(e.to_string()),
+        }
+    }
+
+    fn error(self) -> Error {
+        match self {
+            Failure::Corrupt { ino, block, source } => Error::Corrupt { ino, block, source },
+            Failure::Other(msg) => Error::Inconsistent(msg),
+        }
+    }
+}
+
+impl Decode {
+    fn lock(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a longer decoded prefix (the progress sink).
+    fn advance(&self, prefix: &[u8]) {
+        let mut p = self.lock();
+        if p.done.is_some() || prefix.len() <= p.prefix.len() {
+            return;
+        }
+        let from = p.prefix.len();
+        p.prefix.extend_from_slice(&prefix[from..]);
+        drop(p);
+        self.changed.notify_all();
+    }
+
+    /// Waits until the block's first `need` bytes are decoded (`None`: the
+    /// whole block, verified) or the decode ended.
+    fn wait(&self, need: Option<usize>) -> Result<Block> {
+        let mut p = self.lock();
+        loop {
+            if let Some(done) = &p.done {
+                return done.clone().map(Block::Whole).map_err(Failure::error);
+            }
+            if let Some(n) = need {
+                if p.prefix.len() >= n {
+                    return Ok(Block::Prefix(p.prefix[..n].to_vec()));
+                }
+            }
+            p = self.changed.wait(p).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Ends a decode: records its result, takes it out of the map and wakes its
+/// waiters. Dropped without [`Finish::finish`] (a panic), it records a
+/// failure, so no reader waits forever.
+struct Finish {
+    in_flight: Arc<InFlight>,
+    key: (u64, u64),
+    decode: Arc<Decode>,
+}
+
+impl Finish {
+    fn finish(self, result: std::result::Result<Arc<Vec<u8>>, Failure>) {
+        self.decode.lock().done = Some(result);
+        // Drop wakes the waiters and unregisters the decode.
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        {
+            let mut p = self.decode.lock();
+            if p.done.is_none() {
+                p.done = Some(Err(Failure::Other(format!(
+                    "decoding inode {} block {} stopped without a result",
+                    self.key.0, self.key.1
+                ))));
+            }
+            p.prefix = Vec::new();
+        }
+        let mut decodes = self.in_flight.lock();
+        if decodes
+            .get(&self.key)
+            .is_some_and(|d| Arc::ptr_eq(d, &self.decode))
+        {
+            decodes.remove(&self.key);
+        }
+        drop(decodes);
+        self.decode.changed.notify_all();
+    }
+}
+
+impl Fs {
+    /// What a decode thread needs of this filesystem.
+    pub(super) fn decoding(&self) -> Decoding {
+        Decoding {
+            store: Arc::clone(&self.store),
+            codecs: Arc::clone(&self.codecs),
+            cache: Arc::clone(&self.cache),
+            read_ahead: self.read_ahead.clone(),
+            block_size: self.block_size(),
+        }
+    }
+
+    /// Counters of the decodes shared between readers.
+    pub fn shared_decode_stats(&self) -> SharedDecodeStats {
+        SharedDecodeStats {
+            started: self.in_flight.started.load(Ordering::Relaxed),
+            joined: self.in_flight.joined.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The first `need` bytes of slow block `idx` of `ino`, whose `record`
+    /// missed the cache at `epoch`: from the decode of that record under
+    /// way, or a new one. See the module's documentation.
+    pub(super) fn decode_shared(
+        &self,
+        ino: u64,
+        idx: u64,
+        record: Vec<u8>,
+        epoch: u64,
+        need: usize,
+    ) -> Result<Block> {
+        let key = (ino, idx);
+        // A prefix is worth handing out only short of the block's end (the
+        // last byte comes with the verified block a moment later).
+        let raw_len =
+            RecordHeader::parse(&record, self.block_size()).map_or(0, |h| h.raw_len as usize);
+        let need = (self.config.early_reads && need < raw_len).then_some(need);
+        let (decode, started) = {
+            let mut decodes = self.in_flight.lock();
+            let running = decodes.get(&key).filter(|d| d.record == record).cloned();
+            if let Some(d) = running {
+                (d, false)
+            } else if let Some(data) = self.cache.peek(ino, idx) {
+                // A decode that ended since this read missed the cache
+                // cached the block before it left the map.
+                return Ok(Block::Whole(data));
+            } else if decodes.len() >= MAX_IN_FLIGHT {
+                drop(decodes);
+                let data = Arc::new(self.decoding().decode_reading_ahead(ino, idx, &record)?);
+                self.cache.insert(ino, idx, Arc::clone(&data), epoch);
+                return Ok(Block::Whole(data));
+            } else {
+                let d = Arc::new(Decode {
+                    record,
+                    progress: Mutex::default(),
+                    changed: Condvar::new(),
+                });
+                decodes.insert(key, Arc::clone(&d));
+                (d, true)
+            }
+        };
+        if started {
+            self.in_flight.started.fetch_add(1, Ordering::Relaxed);
+            let finish = Finish {
+                in_flight: Arc::clone(&self.in_flight),
+                key,
+                decode: Arc::clone(&decode),
+            };
+            let decoding = self.decoding();
+            let early = self.config.early_reads;
+            let spawned = std::thread::Builder::new()
+                .name("llmfs-decode".into())
+                .spawn(move || decode_block(decoding, finish, epoch, early));
+            if let Err(e) = spawned {
+                // The closure, and with it `finish`, is dropped: the decode
+                // ends failed, and this read decodes on its own thread.
+                log::warn!("starting a decode thread: {e}");
+                let data = Arc::new(self.decoding().decode_reading_ahead(
+                    ino,
+                    idx,
+                    &decode.record,
+                )?);
+                self.cache.insert(ino, idx, Arc::clone(&data), epoch);
+                return Ok(Block::Whole(data));
+            }
+        } else {
+            self.in_flight.joined.fetch_add(1, Ordering::Relaxed);
+        }
+        let block = decode.wait(need)?;
+        if let Block::Prefix(p) = &block {
+            log::debug!(
+                "inode {ino} block {idx}: read of bytes ..{} answered from the decoded prefix",
+                p.len()
+            );
+        }
+        Ok(block)
+    }
+}
+
+/// A decode thread: decodes the block (and reads the next one ahead, as the
+/// read-ahead policy says), reports its prefix as it grows when early reads
+/// are on, caches the verified block and hands the result to every waiter.
+fn decode_block(decoding: Decoding, finish: Finish, epoch: u64, early: bool) {
+    let (ino, idx) = finish.key;
+    let decode = Arc::clone(&finish.decode);
+    let record = &decode.record;
+    let mut finish = Some(finish);
+    let mut done = |result: Result<Vec<u8>>| {
+        let result = result.map(Arc::new);
+        if let Ok(data) = &result {
+            decoding.cache.insert(ino, idx, Arc::clone(data), epoch);
+        }
+        if let Some(f) = finish.take() {
+            f.finish(result.map_err(Failure::of));
+        }
+    };
+    if early {
+        let sink_decode = Arc::clone(&decode);
+        let sink: progress::Sink = Arc::new(move |prefix: &[u8]| sink_decode.advance(prefix));
+        progress::with_sink(sink, || {
+            decoding.decode_reading_ahead_then(ino, idx, record, &mut done)
+        });
+    } else {
+        decoding.decode_reading_ahead_then(ino, idx, record, &mut done);
+    }
+}
