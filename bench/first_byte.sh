@@ -31,7 +31,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-cat "$corpora/large/bible.txt" "$corpora/large/world192.txt" | head -c "$bytes" > "$work/f"
+cat "$corpora/large/bible.txt" "$corpora/large/world192.txt" > "$work/text"
+head -c "$bytes" "$work/text" > "$work/f"
 head -c 4096 "$work/f" > "$work/head"
 
 # seconds BUILD_BIN STORE EXTRA...: mount, time `head -c 4096` cold, unmount.
