@@ -61,7 +61,9 @@ pub(super) struct Decoding {
     pub(super) codecs: Arc<CodecSet>,
     pub(super) cache: Arc<BlockCache>,
     pub(super) read_ahead: Option<Arc<ReadAhead>>,
+    pub(super) in_flight: Arc<InFlight>,
     pub(super) block_size: usize,
+    pub(super) early_reads: bool,
 }
 
 impl Decoding {
@@ -125,14 +127,47 @@ pub struct SharedDecodeStats {
     pub joined: u64,
 }
 
+type Decodes = HashMap<(u64, u64), Arc<Decode>>;
+
 impl InFlight {
-    fn lock(&self) -> MutexGuard<'_, HashMap<(u64, u64), Arc<Decode>>> {
+    fn lock(&self) -> MutexGuard<'_, Decodes> {
         self.decodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a new decode of `record` as block `key`'s (replacing one
+    /// of another record), to be ended by the returned [`Finish`].
+    fn start(self: &Arc<Self>, decodes: &mut Decodes, key: (u64, u64), record: Vec<u8>) -> Finish {
+        let decode = Arc::new(Decode {
+            record,
+            progress: Mutex::default(),
+            changed: Condvar::new(),
+        });
+        decodes.insert(key, Arc::clone(&decode));
+        self.started.fetch_add(1, Ordering::Relaxed);
+        Finish {
+            in_flight: Arc::clone(self),
+            key,
+            decode,
+        }
+    }
+
+    /// Registers the read-ahead of block `key`, unless a decode of it runs
+    /// already or [`MAX_IN_FLIGHT`] do (then nothing is read ahead).
+    pub(super) fn register_ahead(
+        self: &Arc<Self>,
+        key: (u64, u64),
+        record: Vec<u8>,
+    ) -> Option<Finish> {
+        let mut decodes = self.lock();
+        if decodes.contains_key(&key) || decodes.len() >= MAX_IN_FLIGHT {
+            return None;
+        }
+        Some(self.start(&mut decodes, key, record))
     }
 }
 
 /// One block's decode: what readers wait on.
-struct Decode {
+pub(super) struct Decode {
     /// The record being decoded: a reader of another record of the block
     /// (rewritten meanwhile) does not wait on this one.
     record: Vec<u8>,
@@ -176,6 +211,11 @@ impl Failure {
 }
 
 impl Decode {
+    /// The record being decoded.
+    pub(super) fn record(&self) -> &[u8] {
+        &self.record
+    }
+
     fn lock(&self) -> MutexGuard<'_, Progress> {
         self.progress.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -213,15 +253,27 @@ impl Decode {
 /// Ends a decode: records its result, takes it out of the map and wakes its
 /// waiters. Dropped without [`Finish::finish`] (a panic), it records a
 /// failure, so no reader waits forever.
-struct Finish {
+pub(super) struct Finish {
     in_flight: Arc<InFlight>,
     key: (u64, u64),
     decode: Arc<Decode>,
 }
 
 impl Finish {
-    fn finish(self, result: std::result::Result<Arc<Vec<u8>>, Failure>) {
-        self.decode.lock().done = Some(result);
+    /// The decode this ends.
+    pub(super) fn decode(&self) -> Arc<Decode> {
+        Arc::clone(&self.decode)
+    }
+
+    /// A progress sink that hands the decoded prefix to the waiters.
+    pub(super) fn sink(&self) -> progress::Sink {
+        let decode = Arc::clone(&self.decode);
+        Arc::new(move |prefix: &[u8]| decode.advance(prefix))
+    }
+
+    /// Hands the verified block, or the error, to every waiter.
+    pub(super) fn finish(self, result: Result<Arc<Vec<u8>>>) {
+        self.decode.lock().done = Some(result.map_err(Failure::of));
         // Drop wakes the waiters and unregisters the decode.
     }
 }
@@ -258,7 +310,9 @@ impl Fs {
             codecs: Arc::clone(&self.codecs),
             cache: Arc::clone(&self.cache),
             read_ahead: self.read_ahead.clone(),
+            in_flight: Arc::clone(&self.in_flight),
             block_size: self.block_size(),
+            early_reads: self.config.early_reads,
         }
     }
 
@@ -291,7 +345,7 @@ impl Fs {
             let mut decodes = self.in_flight.lock();
             let running = decodes.get(&key).filter(|d| d.record == record).cloned();
             if let Some(d) = running {
-                (d, false)
+                (d, None)
             } else if let Some(data) = self.cache.peek(ino, idx) {
                 // A decode that ended since this read missed the cache
                 // cached the block before it left the map.
@@ -302,41 +356,33 @@ impl Fs {
                 self.cache.insert(ino, idx, Arc::clone(&data), epoch);
                 return Ok(Block::Whole(data));
             } else {
-                let d = Arc::new(Decode {
-                    record,
-                    progress: Mutex::default(),
-                    changed: Condvar::new(),
-                });
-                decodes.insert(key, Arc::clone(&d));
-                (d, true)
+                let finish = self.in_flight.start(&mut decodes, key, record);
+                (finish.decode(), Some(finish))
             }
         };
-        if started {
-            self.in_flight.started.fetch_add(1, Ordering::Relaxed);
-            let finish = Finish {
-                in_flight: Arc::clone(&self.in_flight),
-                key,
-                decode: Arc::clone(&decode),
-            };
-            let decoding = self.decoding();
-            let early = self.config.early_reads;
-            let spawned = std::thread::Builder::new()
-                .name("llmfs-decode".into())
-                .spawn(move || decode_block(decoding, finish, epoch, early));
-            if let Err(e) = spawned {
-                // The closure, and with it `finish`, is dropped: the decode
-                // ends failed, and this read decodes on its own thread.
-                log::warn!("starting a decode thread: {e}");
-                let data = Arc::new(self.decoding().decode_reading_ahead(
-                    ino,
-                    idx,
-                    &decode.record,
-                )?);
-                self.cache.insert(ino, idx, Arc::clone(&data), epoch);
-                return Ok(Block::Whole(data));
+        match started {
+            Some(finish) => {
+                let decoding = self.decoding();
+                let spawned = std::thread::Builder::new()
+                    .name("llmfs-decode".into())
+                    .spawn(move || decode_block(decoding, finish, epoch));
+                if let Err(e) = spawned {
+                    // The closure, and with it `finish`, is dropped: the
+                    // decode ends failed, and this read decodes on its own
+                    // thread.
+                    log::warn!("starting a decode thread: {e}");
+                    let data = Arc::new(self.decoding().decode_reading_ahead(
+                        ino,
+                        idx,
+                        &decode.record,
+                    )?);
+                    self.cache.insert(ino, idx, Arc::clone(&data), epoch);
+                    return Ok(Block::Whole(data));
+                }
             }
-        } else {
-            self.in_flight.joined.fetch_add(1, Ordering::Relaxed);
+            None => {
+                self.in_flight.joined.fetch_add(1, Ordering::Relaxed);
+            }
         }
         let block = decode.wait(need)?;
         if let Block::Prefix(p) = &block {
@@ -352,10 +398,10 @@ impl Fs {
 /// A decode thread: decodes the block (and reads the next one ahead, as the
 /// read-ahead policy says), reports its prefix as it grows when early reads
 /// are on, caches the verified block and hands the result to every waiter.
-fn decode_block(decoding: Decoding, finish: Finish, epoch: u64, early: bool) {
+fn decode_block(decoding: Decoding, finish: Finish, epoch: u64) {
     let (ino, idx) = finish.key;
-    let decode = Arc::clone(&finish.decode);
-    let record = &decode.record;
+    let decode = finish.decode();
+    let sink = decoding.early_reads.then(|| finish.sink());
     let mut finish = Some(finish);
     let mut done = |result: Result<Vec<u8>>| {
         let result = result.map(Arc::new);
@@ -363,16 +409,33 @@ fn decode_block(decoding: Decoding, finish: Finish, epoch: u64, early: bool) {
             decoding.cache.insert(ino, idx, Arc::clone(data), epoch);
         }
         if let Some(f) = finish.take() {
-            f.finish(result.map_err(Failure::of));
+            f.finish(result);
         }
     };
-    if early {
-        let sink_decode = Arc::clone(&decode);
-        let sink: progress::Sink = Arc::new(move |prefix: &[u8]| sink_decode.advance(prefix));
-        progress::with_sink(sink, || {
+    let record = decode.record();
+    match sink {
+        Some(sink) => progress::with_sink(sink, || {
             decoding.decode_reading_ahead_then(ino, idx, record, &mut done)
-        });
-    } else {
-        decoding.decode_reading_ahead_then(ino, idx, record, &mut done);
+        }),
+        None => decoding.decode_reading_ahead_then(ino, idx, record, &mut done),
+    }
+}
+
+/// Longest a dropped filesystem waits for its decode threads.
+const DROP_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl Drop for Fs {
+    /// Waits for the decode threads still running (a read that returned
+    /// early, a block read ahead): they hold the store, and with it its
+    /// lock, which a reopen in this process would otherwise find taken.
+    fn drop(&mut self) {
+        let start = std::time::Instant::now();
+        while Arc::strong_count(&self.store) > 1 {
+            if start.elapsed() > DROP_WAIT {
+                log::warn!("decode threads still running after {DROP_WAIT:?}; not waiting");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::in_flight::Decoding;
+use crate::codec::progress;
 use crate::codec::{record_codec, CodecId, CodecSet};
 use crate::error::{Error, Result};
 
@@ -88,16 +89,40 @@ impl Decoding {
         let Some((ahead, next, next_record, next_epoch)) = target else {
             return done(self.decode(ino, idx, record));
         };
+        // Readers of the next block meanwhile wait on this decode instead
+        // of starting their own; none is started if one runs already.
+        let Some(finish) = self.in_flight.register_ahead((ino, next), next_record) else {
+            return done(self.decode(ino, idx, record));
+        };
+        let decode = finish.decode();
+        let sink = self.early_reads.then(|| finish.sink());
         let next_data = std::thread::scope(|scope| {
-            let h = scope.spawn(|| ahead.decode_block(&next_record, self.block_size));
+            let h = scope.spawn(|| {
+                let run = || ahead.decode_block(decode.record(), self.block_size);
+                match sink {
+                    Some(sink) => progress::with_sink(sink, run),
+                    None => run(),
+                }
+            });
             done(self.decode(ino, idx, record));
             h.join()
         });
-        match next_data {
-            Ok(Ok(d)) => self.cache.insert(ino, next, Arc::new(d), next_epoch),
-            Ok(Err(e)) => log::debug!("read-ahead of inode {ino} block {next}: {e}"),
-            Err(_) => log::error!("read-ahead thread panicked"),
+        let result = match next_data {
+            Ok(Ok(d)) => Ok(d),
+            Ok(Err(e)) => {
+                // Decoded again on the reading engine, which also reloads
+                // the volume's dictionaries: its error is the block's.
+                log::debug!("read-ahead of inode {ino} block {next}: {e}");
+                self.decode(ino, next, decode.record())
+            }
+            // `finish`, dropped, fails the block's waiters.
+            Err(_) => return log::error!("read-ahead thread panicked"),
+        };
+        let result = result.map(Arc::new);
+        if let Ok(d) = &result {
+            self.cache.insert(ino, next, Arc::clone(d), next_epoch);
         }
+        finish.finish(result);
     }
 
     /// The read-ahead codecs, and the next block's index, record and cache
