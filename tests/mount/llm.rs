@@ -335,6 +335,7 @@ fn early_reads_of_a_cold_llm_block_return_the_right_bytes() {
     let mut head = vec![0u8; 4096];
     f.read_exact(&mut head).unwrap();
     assert!(head == data[..4096]);
+    drop(f);
     assert!(
         m.log_text().contains("answered from the decoded prefix"),
         "the first read waited for the whole block: {}",
