@@ -335,13 +335,21 @@ fn file_of_blocks(dir: &std::path::Path, data: &[u8], codecs: &CodecSet, codec: 
 }
 
 /// Reads `ino` block by block, as a sequential reader does; returns the
-/// data and the block cache's hits.
+/// data and how many blocks it found decoded ahead: block cache hits, and
+/// reads that waited on the read-ahead's decode still running (a read
+/// returns once its own block is decoded, not after the one read ahead).
+/// Each block is decoded once.
 fn read_sequentially(fs: &Fs, ino: u64, blocks: u64) -> (Vec<u8>, u64) {
     let mut back = Vec::new();
     for i in 0..blocks {
         back.extend(fs.read(ino, i * BS as u64, BS as u32).unwrap());
     }
-    (back, fs.cache_stats().hits)
+    let shared = fs.shared_decode_stats();
+    assert_eq!(
+        shared.started, blocks,
+        "a block was decoded twice: {shared:?}"
+    );
+    (back, fs.cache_stats().hits + shared.joined)
 }
 
 #[test]
