@@ -9,7 +9,7 @@
 
 use super::layout::{ImageLayout, SampleFormat};
 use super::residual::{ctx_of, qlog2, qsigned, BitIo, ResidualCoder, CTX};
-use super::MediaError;
+use super::{MediaError, Version};
 
 /// Fixed neighbour predictors.
 const NF: usize = 10;
@@ -58,6 +58,7 @@ impl Grid {
 }
 
 pub struct ImageModel {
+    version: Version,
     format: SampleFormat,
     lo: i32,
     hi: i32,
@@ -81,9 +82,15 @@ fn med(w: i32, n: i32, nw: i32) -> i32 {
 }
 
 impl ImageModel {
-    pub fn new(format: SampleFormat, img: &ImageLayout, samples: usize) -> ImageModel {
+    pub fn new(
+        version: Version,
+        format: SampleFormat,
+        img: &ImageLayout,
+        samples: usize,
+    ) -> ImageModel {
         let (lo, hi) = format.range();
         ImageModel {
+            version,
             format,
             lo,
             hi,
@@ -150,7 +157,9 @@ impl ImageModel {
         let mut p = [0i32; NP];
         p[..NF].copy_from_slice(&fixed);
         p[NF + 1..].copy_from_slice(&fixed);
-        let used = if c == 0 { NF + 1 } else { NP };
+        // Version 1 blends only the first set and the NLMS predictor.
+        let v1 = self.version == Version::V1;
+        let used = if c == 0 || v1 { NF + 1 } else { NP };
         // NLMS over the neighbours around their mean and, after the first
         // channel, the previous channel's gradients at this pixel.
         let base = (w + n + 1) >> 1;
@@ -215,7 +224,7 @@ impl ImageModel {
         if c > 0 {
             p[..NF].copy_from_slice(&moved(1));
         }
-        if c > 1 {
+        if c > 1 && !v1 {
             p[NF + 1..].copy_from_slice(&moved(2));
         }
 
@@ -330,6 +339,7 @@ impl ImageModel {
 /// Codes the sample region `body` (encoding) or decodes it into `out`.
 pub fn code_body<IO: BitIo>(
     io: &mut IO,
+    version: Version,
     format: SampleFormat,
     img: &ImageLayout,
     body: Option<&[u8]>,
@@ -338,7 +348,7 @@ pub fn code_body<IO: BitIo>(
 ) -> Result<(), MediaError> {
     let sb = usize::from(format.bytes);
     let channels = usize::from(img.channels);
-    let mut model = ImageModel::new(format, img, body_len / sb);
+    let mut model = ImageModel::new(version, format, img, body_len / sb);
     let (mut row, mut x, mut pos) = (0usize, img.x0 as usize, 0usize);
     let unit = sb * channels;
     let width = img.row_pixels as usize;
