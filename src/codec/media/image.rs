@@ -229,13 +229,31 @@ impl ImageModel {
         }
 
         // Blend: weight each predictor by 1 / (1 + its recent error)^2,
-        // the error summed over the neighbours that exist.
+        // the error summed over the neighbours that exist: W, N, NW, NE,
+        // and from version 2 also WW, NN, NWW, NNW, NNE, NEE, WWW and NNN
+        // (a wider causal window, as TMW's and GraLIC's blends use, so that
+        // a predictor's weight follows its local record less noisily).
+        let window = [iw, in_, inw, ine];
+        let wide = if v1 {
+            [None; 8]
+        } else {
+            [
+                iww,
+                inn,
+                get(1, -2),
+                get(2, -1),
+                get(2, 1),
+                get(1, 2),
+                get(0, -3),
+                get(3, 0),
+            ]
+        };
         let mut wsum: i64 = 0;
         let mut psum: i64 = 0;
         let (mut pmin, mut pmax) = (i32::MAX, i32::MIN);
         for (k, &pk) in p[..used].iter().enumerate() {
             let mut e = 0u32;
-            for i in [iw, in_, inw, ine].into_iter().flatten() {
+            for i in window.into_iter().chain(wide).flatten() {
                 e += u32::from(g.perr[i * NP + k]);
             }
             let e = u64::from(e) + 1;

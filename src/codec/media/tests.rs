@@ -321,7 +321,7 @@ fn golden_payloads() {
             digest(&image, Version::V2).as_str(),
             digest(&audio, Version::V2).as_str()
         ),
-        ("f957d94a16a1b37f", "a9f84d6357cdc2ac"),
+        ("55b81916765aad95", "a9f84d6357cdc2ac"),
         "version 2"
     );
     assert_eq!(
