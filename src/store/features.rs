@@ -30,16 +30,20 @@ pub enum Feature {
     Media,
     /// cm records of payload version 2 (docs/CM.md).
     CmV2,
+    /// media records of payload version 2 (docs/FORMAT.md, "media
+    /// payload").
+    MediaV2,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 6] = [
+    pub const ALL: [Feature; 7] = [
         Feature::Lzma,
         Feature::PortableLlm,
         Feature::Cm,
         Feature::CmDictionary,
         Feature::Media,
         Feature::CmV2,
+        Feature::MediaV2,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +54,7 @@ impl Feature {
             Feature::CmDictionary => "cm-dictionary",
             Feature::Media => "media",
             Feature::CmV2 => "cm-v2",
+            Feature::MediaV2 => "media-v2",
         }
     }
 
@@ -68,12 +73,14 @@ impl Feature {
             Feature::CmDictionary => 6,
             Feature::Media => 7,
             Feature::CmV2 => 8,
+            Feature::MediaV2 => 9,
         }
     }
 
     /// The features `record` (of `codec`) needs: its codec's; for an llm
     /// record an integer model's payload version; for a cm record its
-    /// payload version past 1, and if primed the dictionaries too.
+    /// payload version past 1, and if primed the dictionaries too; for a
+    /// media record its payload version past 1.
     pub fn of_record(codec: u8, record: &[u8]) -> Vec<Feature> {
         let payload = record.get(crate::codec::RECORD_HEADER_LEN..).unwrap_or(&[]);
         if codec == CodecId::Llm as u8 {
@@ -90,6 +97,10 @@ impl Feature {
             if crate::codec::cm::payload_version(payload) == Some(2) {
                 out.push(Feature::CmV2);
             }
+        }
+        if codec == CodecId::Media as u8 && crate::codec::media::payload_version(payload) == Some(2)
+        {
+            out.push(Feature::MediaV2);
         }
         out
     }
@@ -196,5 +207,27 @@ mod tests {
             assert_eq!(Feature::of_codec(c as u8), None);
         }
         assert_eq!(Feature::of_codec(200), None);
+    }
+
+    #[test]
+    fn media_payload_versions() {
+        let raw = crate::codec::media::tests::wav(2000, 1, 16, 1);
+        let record = crate::codec::encode_record(&crate::codec::MediaCodec, &raw).unwrap();
+        assert_eq!(
+            Feature::of_record(CodecId::Media as u8, &record),
+            vec![Feature::Media, Feature::MediaV2]
+        );
+        let mut v1 = record.clone();
+        v1[crate::codec::RECORD_HEADER_LEN] = 1;
+        assert_eq!(
+            Feature::of_record(CodecId::Media as u8, &v1),
+            vec![Feature::Media]
+        );
+        assert_eq!(
+            FeatureSet::parse("media,media-v2")
+                .unwrap()
+                .schema_version(2),
+            9
+        );
     }
 }

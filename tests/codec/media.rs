@@ -2,7 +2,8 @@
 //! bench/media/fetch.sh has filled its cache, every evaluation file)
 //! through `llmfs compress --codec media` / `decompress`; a volume whose
 //! blocks of a WAV and a PPM are swapped to media records records the
-//! feature and schema version 7, reads back exactly through a real mount,
+//! features `media` and `media-v2` and schema version 9 (payload version
+//! 2), reads back exactly through a real mount,
 //! lists its media blocks in `stats`, and fscks clean.
 
 use std::path::{Path, PathBuf};
@@ -195,6 +196,10 @@ fn volume_with_media_records_mounts_reads_and_fscks() {
             .read(|x| x.features())
             .unwrap()
             .contains(Feature::Media));
+        assert!(store
+            .read(|x| x.features())
+            .unwrap()
+            .contains(Feature::MediaV2));
     }
     assert_eq!(
         swapped,
@@ -204,7 +209,8 @@ fn volume_with_media_records_mounts_reads_and_fscks() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 7);
+    // media-v2 (9): this build writes media payload version 2.
+    assert_eq!(version, 9);
     let stats = crate::common::stats_json(&m.store);
     assert_eq!(crate::common::codec_blocks(&stats, "media"), swapped as u64);
 

@@ -293,8 +293,8 @@ fn dictionaries_table_comes_with_the_first_dictionary() {
 }
 
 /// A media record (a WAV block), written by the archiver's swap, records
-/// the feature `media` and schema version 7 on every backend, and reads
-/// back as the same samples.
+/// the features `media` and `media-v2` (payload version 2) and schema
+/// version 9 on every backend, and reads back as the same samples.
 #[test]
 fn archived_media_swap_records_the_feature() {
     on_each_backend(|fresh| {
@@ -326,8 +326,11 @@ fn archived_media_swap_records_the_feature() {
         assert!(swapped);
         // Read through a second connection: the batch must be committed.
         s.sync().unwrap();
-        assert_eq!(fresh.schema_version(), 7);
-        assert_eq!(fresh.volume_row("features").as_deref(), Some("media"));
+        assert_eq!(fresh.schema_version(), 9);
+        assert_eq!(
+            fresh.volume_row("features").as_deref(),
+            Some("media,media-v2")
+        );
         let stored = s.read(|m| m.block(1, 0)).unwrap().unwrap();
         let set = llmfs::codec::CodecSet::default();
         assert!(set.decode_block(&stored, 65536).unwrap() == wav);

@@ -7,10 +7,14 @@
 
 use super::layout::{AudioLayout, Lpc, SampleFormat};
 use super::residual::{ctx_of, qlog2, qsigned, BitIo, ResidualCoder, CTX};
-use super::MediaError;
+use super::{MediaError, Version};
 
-/// Taps of the LMS stage: own channel's last stage-1 errors.
+/// Taps of the LMS stage: own channel's last stage-1 errors (payload
+/// version 1: [`V1_TAPS`]).
 const LMS_TAPS: usize = 32;
+/// Payload version 1's LMS taps, and its sign-sign step (1/65536).
+const V1_TAPS: usize = 16;
+const V1_STEP: i32 = 128;
 /// Inputs of the LMS stage: its taps and the previous channel's stage-1
 /// error of this frame and the frame before.
 const LMS_IN: usize = LMS_TAPS + 2;
@@ -40,6 +44,9 @@ struct Channel {
 }
 
 pub struct AudioModel {
+    version: Version,
+    /// Taps of the LMS stage in this version.
+    taps: usize,
     format: SampleFormat,
     lo: i32,
     hi: i32,
@@ -48,9 +55,14 @@ pub struct AudioModel {
 }
 
 impl AudioModel {
-    pub fn new(format: SampleFormat, audio: &AudioLayout) -> AudioModel {
+    pub fn new(version: Version, format: SampleFormat, audio: &AudioLayout) -> AudioModel {
         let (lo, hi) = format.range();
         AudioModel {
+            version,
+            taps: match version {
+                Version::V1 => V1_TAPS,
+                Version::V2 => LMS_TAPS,
+            },
             format,
             lo,
             hi,
@@ -86,6 +98,7 @@ impl AudioModel {
             (0, 0, 0)
         };
         let first = self.ch[0].v_now;
+        let taps = self.taps;
         let ch = &mut self.ch[c];
         let mut acc: i64 = 0;
         for (k, &s) in ch.lpc.coefs.iter().zip(&ch.hist) {
@@ -94,13 +107,14 @@ impl AudioModel {
         let base = if ch.lpc.side { i64::from(first) } else { 0 };
         let p1 = (base + (acc >> ch.lpc.shift)).clamp(i64::from(lo), i64::from(hi)) as i32;
 
-        let mut x = [0i32; LMS_IN];
-        x[..LMS_TAPS].copy_from_slice(&ch.e1);
-        x[LMS_TAPS] = prev_e1;
-        x[LMS_TAPS + 1] = prev_e1_last;
+        let mut xs = [0i32; LMS_IN];
+        xs[..taps].copy_from_slice(&ch.e1[..taps]);
+        xs[taps] = prev_e1;
+        xs[taps + 1] = prev_e1_last;
+        let x = &xs[..taps + 2];
         let mut acc2: i64 = 0;
         let mut norm: i64 = 1;
-        for (w, x) in ch.w.iter().zip(&x) {
+        for (w, x) in ch.w.iter().zip(x) {
             acc2 += i64::from(*w) * i64::from(*x);
             norm += i64::from(*x) * i64::from(*x);
         }
@@ -140,10 +154,18 @@ impl AudioModel {
         let ch = &mut self.ch[c];
         let e1 = v - p1;
         let err2 = i64::from(e1 - p2);
-        if err2 != 0 {
+        if self.version == Version::V1 {
+            // Version 1: sign-sign LMS.
+            let s = (e1 - p2).signum();
+            if s != 0 {
+                for (w, x) in ch.w.iter_mut().zip(x) {
+                    *w += s * x.signum() * V1_STEP;
+                }
+            }
+        } else if err2 != 0 {
             // w += mu * err * x / |x|^2, weights in 1/65536.
             let g = (err2 << (16 + 20 - NLMS_MU)) / norm;
-            for (w, x) in ch.w.iter_mut().zip(&x) {
+            for (w, x) in ch.w.iter_mut().zip(x) {
                 let dw = (g * i64::from(*x)) >> 20;
                 *w = (i64::from(*w) + dw).clamp(-(1 << 24), 1 << 24) as i32;
             }
@@ -171,6 +193,7 @@ impl AudioModel {
 /// Codes the frames of `body` (encoding) or decodes them into `out`.
 pub fn code_body<IO: BitIo>(
     io: &mut IO,
+    version: Version,
     format: SampleFormat,
     audio: &AudioLayout,
     body: Option<&[u8]>,
@@ -179,7 +202,7 @@ pub fn code_body<IO: BitIo>(
 ) -> Result<(), MediaError> {
     let sb = usize::from(format.bytes);
     let channels = usize::from(audio.channels);
-    let mut model = AudioModel::new(format, audio);
+    let mut model = AudioModel::new(version, format, audio);
     let mut pos = 0;
     while pos + sb * channels <= body_len {
         for c in 0..channels {

@@ -25,7 +25,12 @@ impl fmt::Display for MediaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MediaError::Truncated => write!(f, "the media payload is truncated"),
-            MediaError::UnknownVersion(v) => write!(f, "unknown media payload version {v}"),
+            MediaError::UnknownVersion(v) => write!(
+                f,
+                "unknown media payload version {v} (this build reads versions {}..={})",
+                super::OLDEST_PAYLOAD_VERSION,
+                super::PAYLOAD_VERSION
+            ),
             MediaError::UnknownKind(k) => write!(f, "unknown media layout kind {k}"),
             MediaError::BadField(name, v) => {
                 write!(f, "media layout field {name} = {v} is out of range")

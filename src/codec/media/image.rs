@@ -9,7 +9,7 @@
 
 use super::layout::{ImageLayout, SampleFormat};
 use super::residual::{ctx_of, qlog2, qsigned, BitIo, ResidualCoder, CTX};
-use super::MediaError;
+use super::{MediaError, Version};
 
 /// Fixed neighbour predictors.
 const NF: usize = 10;
@@ -58,6 +58,7 @@ impl Grid {
 }
 
 pub struct ImageModel {
+    version: Version,
     format: SampleFormat,
     lo: i32,
     hi: i32,
@@ -81,9 +82,15 @@ fn med(w: i32, n: i32, nw: i32) -> i32 {
 }
 
 impl ImageModel {
-    pub fn new(format: SampleFormat, img: &ImageLayout, samples: usize) -> ImageModel {
+    pub fn new(
+        version: Version,
+        format: SampleFormat,
+        img: &ImageLayout,
+        samples: usize,
+    ) -> ImageModel {
         let (lo, hi) = format.range();
         ImageModel {
+            version,
             format,
             lo,
             hi,
@@ -150,7 +157,9 @@ impl ImageModel {
         let mut p = [0i32; NP];
         p[..NF].copy_from_slice(&fixed);
         p[NF + 1..].copy_from_slice(&fixed);
-        let used = if c == 0 { NF + 1 } else { NP };
+        // Version 1 blends only the first set and the NLMS predictor.
+        let v1 = self.version == Version::V1;
+        let used = if c == 0 || v1 { NF + 1 } else { NP };
         // NLMS over the neighbours around their mean and, after the first
         // channel, the previous channel's gradients at this pixel.
         let base = (w + n + 1) >> 1;
@@ -215,18 +224,36 @@ impl ImageModel {
         if c > 0 {
             p[..NF].copy_from_slice(&moved(1));
         }
-        if c > 1 {
+        if c > 1 && !v1 {
             p[NF + 1..].copy_from_slice(&moved(2));
         }
 
         // Blend: weight each predictor by 1 / (1 + its recent error)^2,
-        // the error summed over the neighbours that exist.
+        // the error summed over the neighbours that exist: W, N, NW, NE,
+        // and from version 2 also WW, NN, NWW, NNW, NNE, NEE, WWW and NNN
+        // (a wider causal window, as TMW's and GraLIC's blends use, so that
+        // a predictor's weight follows its local record less noisily).
+        let window = [iw, in_, inw, ine];
+        let wide = if v1 {
+            [None; 8]
+        } else {
+            [
+                iww,
+                inn,
+                get(1, -2),
+                get(2, -1),
+                get(2, 1),
+                get(1, 2),
+                get(0, -3),
+                get(3, 0),
+            ]
+        };
         let mut wsum: i64 = 0;
         let mut psum: i64 = 0;
         let (mut pmin, mut pmax) = (i32::MAX, i32::MIN);
         for (k, &pk) in p[..used].iter().enumerate() {
             let mut e = 0u32;
-            for i in [iw, in_, inw, ine].into_iter().flatten() {
+            for i in window.into_iter().chain(wide).flatten() {
                 e += u32::from(g.perr[i * NP + k]);
             }
             let e = u64::from(e) + 1;
@@ -330,6 +357,7 @@ impl ImageModel {
 /// Codes the sample region `body` (encoding) or decodes it into `out`.
 pub fn code_body<IO: BitIo>(
     io: &mut IO,
+    version: Version,
     format: SampleFormat,
     img: &ImageLayout,
     body: Option<&[u8]>,
@@ -338,7 +366,7 @@ pub fn code_body<IO: BitIo>(
 ) -> Result<(), MediaError> {
     let sb = usize::from(format.bytes);
     let channels = usize::from(img.channels);
-    let mut model = ImageModel::new(format, img, body_len / sb);
+    let mut model = ImageModel::new(version, format, img, body_len / sb);
     let (mut row, mut x, mut pos) = (0usize, img.x0 as usize, 0usize);
     let unit = sb * channels;
     let width = img.row_pixels as usize;

@@ -19,7 +19,7 @@ pub mod image;
 pub mod layout;
 pub mod residual;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use error::MediaError;
 
@@ -27,8 +27,46 @@ use super::cm::arith;
 use super::{Codec, CodecError, CodecId};
 use layout::{Arrangement, Layout, KIND_STORED};
 
-/// The payload format version this build writes and reads.
-pub const PAYLOAD_VERSION: u8 = 1;
+/// The payload format version this build writes.
+pub const PAYLOAD_VERSION: u8 = 2;
+/// The oldest payload version this build reads: version 1 (the models of
+/// the first media release) decodes with those models, kept behind
+/// [`Version`].
+pub const OLDEST_PAYLOAD_VERSION: u8 = 1;
+
+/// The models a payload version uses. Version 1: the image model blends
+/// eleven predictors (ten fixed, moved by the previous channel's errors,
+/// and the NLMS one) and audio's second stage is a 16+2-tap sign-sign LMS.
+/// Version 2: docs/FORMAT.md ("media payload", "Version 2").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+impl Version {
+    /// The models of payload version `v`, if this build reads it.
+    pub fn of(v: u8) -> Result<Version, MediaError> {
+        match v {
+            1 => Ok(Version::V1),
+            2 => Ok(Version::V2),
+            _ => Err(MediaError::UnknownVersion(v)),
+        }
+    }
+
+    /// The version byte.
+    pub fn byte(self) -> u8 {
+        match self {
+            Version::V1 => 1,
+            Version::V2 => 2,
+        }
+    }
+}
+
+/// The payload version of a media payload (its first byte), if any.
+pub fn payload_version(payload: &[u8]) -> Option<u8> {
+    payload.first().copied()
+}
 
 /// The media codec. Holds no tables: each block gets fresh models.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,14 +74,17 @@ pub struct MediaCodec;
 
 fn code_body<IO: residual::BitIo>(
     io: &mut IO,
+    version: Version,
     lay: &Layout,
     body: Option<&[u8]>,
     body_len: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), MediaError> {
     match &lay.arrangement {
-        Arrangement::Image(img) => image::code_body(io, lay.format, img, body, body_len, out),
-        Arrangement::Audio(a) => audio::code_body(io, lay.format, a, body, body_len, out),
+        Arrangement::Image(img) => {
+            image::code_body(io, version, lay.format, img, body, body_len, out)
+        }
+        Arrangement::Audio(a) => audio::code_body(io, version, lay.format, a, body, body_len, out),
     }
 }
 
@@ -86,8 +127,19 @@ pub fn choose_layout(raw: &[u8]) -> Option<Layout> {
 
 /// Encodes `raw` with layout `lay` (or stored, for None) into a payload
 /// appended to `out`.
-pub fn encode_with_layout(raw: &[u8], lay: Option<&Layout>, mut out: Vec<u8>) -> Vec<u8> {
-    out.push(PAYLOAD_VERSION);
+pub fn encode_with_layout(raw: &[u8], lay: Option<&Layout>, out: Vec<u8>) -> Vec<u8> {
+    encode_version(raw, lay, Version::V2, out)
+}
+
+/// [`encode_with_layout`] in payload version `version` (an older version
+/// only for tests of the decoder's compatibility).
+pub fn encode_version(
+    raw: &[u8],
+    lay: Option<&Layout>,
+    version: Version,
+    mut out: Vec<u8>,
+) -> Vec<u8> {
+    out.push(version.byte());
     let Some(lay) = lay else {
         out.push(KIND_STORED);
         out.extend_from_slice(raw);
@@ -102,6 +154,7 @@ pub fn encode_with_layout(raw: &[u8], lay: Option<&Layout>, mut out: Vec<u8>) ->
     let mut check = Vec::with_capacity(body_len);
     code_body(
         &mut enc,
+        version,
         lay,
         Some(&raw[lead..lead + body_len]),
         body_len,
@@ -121,9 +174,14 @@ pub fn encode_payload(raw: &[u8], out: Vec<u8>) -> Vec<u8> {
 pub fn payload_layout(payload: &[u8], raw_len: usize) -> Result<Option<Layout>, MediaError> {
     match payload {
         [] | [_] => Err(MediaError::Truncated),
-        [PAYLOAD_VERSION, KIND_STORED, ..] => Ok(None),
-        [PAYLOAD_VERSION, kind, rest @ ..] => Ok(Some(Layout::read(*kind, rest, raw_len)?.0)),
-        [v, ..] => Err(MediaError::UnknownVersion(*v)),
+        [v, kind, rest @ ..] => {
+            Version::of(*v)?;
+            if *kind == KIND_STORED {
+                Ok(None)
+            } else {
+                Ok(Some(Layout::read(*kind, rest, raw_len)?.0))
+            }
+        }
     }
 }
 
@@ -132,9 +190,7 @@ pub fn payload_layout(payload: &[u8], raw_len: usize) -> Result<Option<Layout>, 
 /// residual per sample, each of a bounded number of decisions.
 pub fn decode_payload(payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), MediaError> {
     let (&version, rest) = payload.split_first().ok_or(MediaError::Truncated)?;
-    if version != PAYLOAD_VERSION {
-        return Err(MediaError::UnknownVersion(version));
-    }
+    let version = Version::of(version)?;
     let (&kind, rest) = rest.split_first().ok_or(MediaError::Truncated)?;
     if kind == KIND_STORED {
         if rest.len() != raw_len {
@@ -156,7 +212,7 @@ pub fn decode_payload(payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Resu
     out.reserve_exact(raw_len);
     out.extend_from_slice(&verbatim[..lead]);
     let mut dec = arith::Decoder::new(stream);
-    code_body(&mut dec, &lay, None, body_len, out)?;
+    code_body(&mut dec, version, &lay, None, body_len, out)?;
     dec.finish()?;
     out.extend_from_slice(&verbatim[lead..]);
     Ok(())

@@ -281,25 +281,108 @@ fn encoding_is_deterministic() {
     );
 }
 
-/// The exact payloads of version 1 for a fixed image and recording: a
+/// The digest of a payload's first 8 bytes of SHA-256.
+fn digest_of(payload: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(payload)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The exact payloads of each version for a fixed image and recording: a
 /// change to any constant of the models or the coder shows here (and must
-/// come with a new payload version). The inputs use f64 `sin` and the
-/// encoder fits LPC in f64, so the digests are those of x86-64 with glibc;
-/// decoding itself is integer only.
+/// come with a new payload version). Version 1's are those of the first
+/// media release (cd7a723), whose payloads volumes hold. The inputs use
+/// f64 `sin` and the encoder fits LPC in f64, so the digests are those of
+/// x86-64 with glibc; decoding itself is integer only.
 #[test]
 fn golden_payloads() {
-    use sha2::{Digest, Sha256};
-    let digest = |raw: &[u8]| -> String {
-        Sha256::digest(encode_payload(raw, Vec::new()))
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    let digest = |raw: &[u8], version: Version| -> String {
+        let payload = encode_version(raw, choose_layout(raw).as_ref(), version, Vec::new());
+        let mut out = Vec::new();
+        decode_payload(&payload, raw.len(), &mut out).unwrap();
+        assert!(out == raw, "{version:?} round trip");
+        digest_of(&payload)
     };
-    let image = digest(&pnm(64, 48, 3, 2));
-    let audio = digest(&wav(3000, 2, 16, 1));
+    let image = pnm(64, 48, 3, 2);
+    let audio = wav(3000, 2, 16, 1);
     assert_eq!(
-        (image.as_str(), audio.as_str()),
-        ("3f97c4314d974d99", "30cc35fd9b65c81d")
+        (
+            digest(&image, Version::V1).as_str(),
+            digest(&audio, Version::V1).as_str()
+        ),
+        ("4f03c5e896a21001", "40920516eece1c7e"),
+        "version 1"
     );
+    assert_eq!(
+        (
+            digest(&image, Version::V2).as_str(),
+            digest(&audio, Version::V2).as_str()
+        ),
+        ("55b81916765aad95", "a9f84d6357cdc2ac"),
+        "version 2"
+    );
+    assert_eq!(
+        digest_of(&encode_payload(&image, Vec::new())),
+        digest(&image, Version::V2)
+    );
+}
+
+/// Payloads written by the first media release's encoder (cd7a723, payload
+/// version 1; tests/fixtures/media_v1/README.md says how they were made)
+/// decode to their inputs, which the fixtures' generator rebuilds here.
+#[test]
+fn version_1_payloads_of_the_first_release_decode() {
+    let pcm: Vec<u8> = tone(4000, 2, 16, 9)
+        .into_iter()
+        .flat_map(|s| (s as i16).to_le_bytes())
+        .collect();
+    // (name, input, whether its layout comes from a header: then this
+    // build's version-1 encoder must write the same bytes; a headerless
+    // block's layout search has changed since).
+    let cases: [(&str, Vec<u8>, bool); 6] = [
+        ("pnm_rgb_64x48", pnm(64, 48, 3, 2), true),
+        ("pnm_gray_80x40", pnm(80, 40, 1, 5), true),
+        ("wav_stereo_16", wav(3000, 2, 16, 1), true),
+        ("wav_mono_8", wav(2500, 1, 8, 3), true),
+        ("headerless_rgb_96x64", picture(96, 64, 3, 7), false),
+        ("headerless_pcm_stereo_16", pcm, false),
+    ];
+    for (name, raw, headed) in cases {
+        let path = format!(
+            "{}/tests/fixtures/media_v1/{name}.media",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let payload = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(payload[0], 1, "{name}: a version-1 payload");
+        let mut out = Vec::new();
+        decode_payload(&payload, raw.len(), &mut out).unwrap();
+        assert!(out == raw, "{name}: decodes to its input");
+        assert!(
+            payload[1] != layout::KIND_STORED,
+            "{name}: coded by a model"
+        );
+        if headed {
+            let again = encode_version(&raw, choose_layout(&raw).as_ref(), Version::V1, Vec::new());
+            assert!(again == payload, "{name}: version-1 encoder unchanged");
+        }
+    }
+}
+
+/// Versions past this build's are refused by name.
+#[test]
+fn unknown_versions_are_refused() {
+    let raw = pnm(16, 16, 1, 1);
+    let raw_len = raw.len();
+    let mut payload = encode_payload(&raw, Vec::new());
+    assert_eq!(payload[0], PAYLOAD_VERSION);
+    for v in [0, 3, 255] {
+        payload[0] = v;
+        let mut out = Vec::new();
+        let e = decode_payload(&payload, raw_len, &mut out).unwrap_err();
+        assert_eq!(e, MediaError::UnknownVersion(v));
+        assert!(e.to_string().contains("versions 1..=2"), "{e}");
+    }
 }

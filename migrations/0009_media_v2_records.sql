@@ -1,0 +1,13 @@
+-- llmfs store schema, version 9: media records may use payload version 2
+-- (the image model's second predictor set, moved by the channel two back,
+-- and audio's NLMS stage in place of sign-sign LMS, among others:
+-- docs/FORMAT.md "media payload").
+--
+-- No table changes, and never applied on open: a store is raised to
+-- version 9 in the transaction that writes its first version-2 media
+-- record, which also records the feature `media-v2` in the volume's
+-- feature set (src/store/features.rs). An llmfs that reads only media
+-- payload version 1 (it knows version 8 at most) then refuses the store
+-- instead of misreading those blocks; a store that never held one keeps
+-- its version.
+UPDATE volume SET value = value WHERE 0;
