@@ -36,6 +36,10 @@ pub enum Error {
     },
     /// The store's metadata contradicts itself (found while serving a request).
     Inconsistent(String),
+    /// A shared decode of a block failed for a reason other than a corrupt
+    /// payload (its thread panicked or could not start, or the store failed
+    /// under it); every reader waiting on it gets this.
+    DecodeFailed(String),
     Store(StoreError),
 }
 
@@ -62,7 +66,7 @@ impl Error {
             Error::FileTooLarge => libc::EFBIG,
             Error::TooManyLinks => libc::EMLINK,
             Error::BadHandle => libc::EBADF,
-            Error::Corrupt { .. } | Error::Inconsistent(_) => libc::EIO,
+            Error::Corrupt { .. } | Error::Inconsistent(_) | Error::DecodeFailed(_) => libc::EIO,
             Error::Store(e) if e.is_disk_full() => libc::ENOSPC,
             Error::Store(_) => libc::EIO,
         }
@@ -73,7 +77,10 @@ impl Error {
     pub fn is_fault(&self) -> bool {
         matches!(
             self,
-            Error::Corrupt { .. } | Error::Inconsistent(_) | Error::Store(_)
+            Error::Corrupt { .. }
+                | Error::Inconsistent(_)
+                | Error::DecodeFailed(_)
+                | Error::Store(_)
         ) && self.errno() != libc::ENOSPC
     }
 }
@@ -103,6 +110,7 @@ impl fmt::Display for Error {
                 write!(f, "inode {ino} block {block} is corrupt: {source}")
             }
             Error::Inconsistent(msg) => write!(f, "store metadata is inconsistent: {msg}"),
+            Error::DecodeFailed(msg) => write!(f, "decoding the block failed: {msg}"),
             Error::Store(e) => write!(f, "{e}"),
         }
     }

@@ -205,7 +205,7 @@ impl Failure {
     fn error(self) -> Error {
         match self {
             Failure::Corrupt { ino, block, source } => Error::Corrupt { ino, block, source },
-            Failure::Other(msg) => Error::Inconsistent(msg),
+            Failure::Other(msg) => Error::DecodeFailed(msg),
         }
     }
 }
