@@ -23,18 +23,14 @@ bytes=${2:-4194304}
 tier=${3:-archive}
 corpora=${LLMFS_CORPORA:-../shared/corpora}
 url=${LLMFS_TEST_PG:?set LLMFS_TEST_PG (eval "\$(.ci/postgres.sh)")}
-work=$(mktemp -d /tmp/llmfs-workers.XXXXXX)
-mnt=$work/mnt
-mkdir -p "$mnt"
 schemas=()
-cleanup() {
-  if grep -q " $mnt " /proc/self/mountinfo 2>/dev/null; then "$bin" umount "$mnt" || umount -l "$mnt"; fi
+scratch_cleanup_more() {
   for s in "${schemas[@]}"; do
     psql -q "$url" -c "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true
   done
-  rm -rf "$work"
 }
-trap cleanup EXIT
+. bench/scratch.sh
+scratch workers
 cat "$corpora/large/bible.txt" "$corpora/large/world192.txt" > "$work/all"
 head -c "$bytes" "$work/all" > "$work/text"
 sep='?'; case $url in *\?*) sep='&';; esac

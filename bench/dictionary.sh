@@ -14,14 +14,8 @@ cd "$(dirname "$0")/.."
 bin=${LLMFS:-target/release/llmfs}
 logs=("$@")
 [ ${#logs[@]} -gt 0 ] || logs=(../shared/training/structured/logs/*)
-work=$(mktemp -d /tmp/llmfs-dict.XXXXXX)
-mnt=$work/mnt
-mkdir -p "$mnt"
-cleanup() {
-  if grep -q " $mnt " /proc/self/mountinfo 2>/dev/null; then "$bin" umount "$mnt" || umount -l "$mnt"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/scratch.sh
+scratch dict
 
 raw=0; xz_file=0; xz_block=0; zstd_block=0
 for f in "${logs[@]}"; do

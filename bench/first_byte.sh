@@ -23,14 +23,8 @@ early=${EARLY---early-reads}
 rounds=${1:-3}
 bytes=${2:-131072}
 corpora=${LLMFS_CORPORA:-../shared/corpora}
-work=$(mktemp -d /tmp/llmfs-first-byte.XXXXXX)
-mnt=$work/mnt
-mkdir -p "$mnt"
-cleanup() {
-  if grep -q " $mnt " /proc/self/mountinfo 2>/dev/null; then "$bin" umount "$mnt" || umount -l "$mnt"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/scratch.sh
+scratch first-byte
 cat "$corpora/large/bible.txt" "$corpora/large/world192.txt" > "$work/text"
 head -c "$bytes" "$work/text" > "$work/f"
 head -c 4096 "$work/f" > "$work/head"

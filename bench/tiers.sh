@@ -18,14 +18,9 @@ rounds=${1:-2}
 archive_bytes=${2:-4194304}
 deep_bytes=${3:-262144}
 corpora=${LLMFS_CORPORA:-../shared/corpora}
-work=$(mktemp -d /tmp/llmfs-tiers.XXXXXX)
-mnt=$work/mnt
-mkdir -p "$mnt" "$work/plain"
-cleanup() {
-  if grep -q " $mnt " /proc/self/mountinfo 2>/dev/null; then "$bin" umount "$mnt" || umount -l "$mnt"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/scratch.sh
+scratch tiers
+mkdir -p "$work/plain"
 cat "$corpora/large/bible.txt" "$corpora/large/world192.txt" > "$work/text"
 
 seconds() { # seconds to read $1 cold

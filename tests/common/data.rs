@@ -15,6 +15,18 @@ pub fn text(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// `n` bytes of the README's prose (real text, which the archive tiers
+/// code with cm or the model), variant `variant` starting `variant * 97`
+/// bytes in, behind a line naming it, so that variants differ. Run from
+/// the crate root (as cargo runs tests).
+pub fn readme_prose(n: usize, variant: usize) -> Vec<u8> {
+    let base = std::fs::read_to_string("README.md").unwrap();
+    let mut out = format!("variant {variant}\n").into_bytes();
+    out.extend(base.bytes().skip(variant * 97).cycle().take(n));
+    out.truncate(n);
+    out
+}
+
 /// `n` bytes of xorshift64 noise from `seed`: incompressible (every codec
 /// stores it raw) and reproducible. Every test that wants noise uses this
 /// one generator.

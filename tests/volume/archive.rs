@@ -3,6 +3,7 @@
 //! it is being re-encoded keeps the new data). Real SQLite store, real
 //! default model. Small blocks keep the model's work per block small.
 
+use crate::common::readme_prose;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -34,14 +35,6 @@ fn llm_codecs(store: &Store) -> CodecSet {
     CodecSet::with_llm(Some(llm))
 }
 
-fn text(n: usize, variant: usize) -> Vec<u8> {
-    let base = std::fs::read_to_string("README.md").unwrap();
-    let mut out = format!("variant {variant}\n").into_bytes();
-    out.extend(base.bytes().skip(variant * 97).cycle().take(n));
-    out.truncate(n);
-    out
-}
-
 fn create(fs: &Fs, name: &str, data: &[u8]) -> u64 {
     crate::common::create_file(fs, ROOT_INO, name, data)
 }
@@ -58,7 +51,7 @@ fn codec_blocks(store: &Store, codec: CodecId) -> u64 {
 #[test]
 fn sync_mode_writes_llm_blocks_that_read_back_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let data = text(6 * BS + 123, 0);
+    let data = readme_prose(6 * BS + 123, 0);
     let ino = {
         let store = open_store(dir.path());
         let codecs = llm_codecs(&store);
@@ -94,7 +87,7 @@ fn archiver_moves_cold_blocks_to_the_model_and_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     let fs = Fs::with_codecs(store, FsConfig::default(), CodecSet::default()).unwrap();
-    let data = text(5 * BS, 1);
+    let data = readme_prose(5 * BS, 1);
     let ino = create(&fs, "a.txt", &data);
     let noise: Vec<u8> = (0..2 * BS as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -144,7 +137,7 @@ fn archive_tier_then_deep_tier() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     let fs = Fs::with_codecs(store, FsConfig::default(), CodecSet::default()).unwrap();
-    let data = text(4 * BS, 7);
+    let data = readme_prose(4 * BS, 7);
     let ino = create(&fs, "a.txt", &data);
     let stop = AtomicBool::new(false);
 
@@ -205,7 +198,7 @@ fn archive_tier_then_deep_tier() {
     let fs = Fs::with_codecs(open_store(dir.path()), FsConfig::default(), codecs).unwrap();
     assert_eq!(fs.read(ino, 0, data.len() as u32).unwrap(), data);
     let fh = fs.open(ino, libc::O_RDWR).unwrap();
-    fs.write(ino, fh, 0, &text(BS, 8)).unwrap();
+    fs.write(ino, fh, 0, &readme_prose(BS, 8)).unwrap();
     fs.fsync(ino).unwrap();
     fs.release(ino, fh).unwrap();
     let totals = fs.store().read(|m| m.archive_totals()).unwrap();
@@ -228,8 +221,8 @@ fn swap_is_refused_for_a_block_rewritten_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     let set = CodecSet::default();
-    let a = set.encode_block(&text(BS, 2)).unwrap();
-    let b = set.encode_block(&text(BS, 3)).unwrap();
+    let a = set.encode_block(&readme_prose(BS, 2)).unwrap();
+    let b = set.encode_block(&readme_prose(BS, 3)).unwrap();
     store
         .write(Durability::Normal, |m| {
             m.put_block(7, 0, CodecId::Zstd as u8, BS as u64, &a)
@@ -269,7 +262,7 @@ fn archiver_racing_writers_keeps_every_last_write() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     let fs = Arc::new(Fs::with_codecs(store, FsConfig::default(), CodecSet::default()).unwrap());
-    let ino = create(&fs, "hot.txt", &text(8 * BS, 4));
+    let ino = create(&fs, "hot.txt", &readme_prose(8 * BS, 4));
     let codecs = llm_codecs(fs.store());
     let stop = Arc::new(AtomicBool::new(false));
     let archiver = {
@@ -286,11 +279,11 @@ fn archiver_racing_writers_keeps_every_last_write() {
         })
     };
     // Rewrite blocks while the archiver works on them.
-    let mut expect = text(8 * BS, 4);
+    let mut expect = readme_prose(8 * BS, 4);
     for round in 0..12usize {
         let fh = fs.open(ino, libc::O_RDWR).unwrap();
         let block = round * 5 % 8;
-        let new = text(BS, 10 + round);
+        let new = readme_prose(BS, 10 + round);
         fs.write(ino, fh, (block * BS) as u64, &new).unwrap();
         expect[block * BS..(block + 1) * BS].copy_from_slice(&new);
         fs.fsync(ino).unwrap();
@@ -355,7 +348,7 @@ fn read_sequentially(fs: &Fs, ino: u64, blocks: u64) -> (Vec<u8>, u64) {
 #[test]
 fn sequential_reads_find_the_next_llm_block_decoded_ahead() {
     let dir = tempfile::tempdir().unwrap();
-    let data = text(4 * BS, 5);
+    let data = readme_prose(4 * BS, 5);
     let ino = {
         let store = open_store(dir.path());
         let codecs = llm_codecs(&store);
@@ -377,7 +370,7 @@ fn sequential_reads_find_the_next_llm_block_decoded_ahead() {
 #[test]
 fn sequential_reads_find_the_next_cm_block_decoded_ahead() {
     let dir = tempfile::tempdir().unwrap();
-    let data = text(4 * BS, 6);
+    let data = readme_prose(4 * BS, 6);
     let ino = file_of_blocks(dir.path(), &data, &CodecSet::default(), CodecId::Cm);
     let fs = Fs::with_codecs(
         open_store(dir.path()),

@@ -5,6 +5,7 @@
 //! every waiting reader as an error. The llm blocks use the committed test
 //! model (context 256: waves of 64 chunks, 16 KiB).
 
+use crate::common::readme_prose;
 use std::sync::{Arc, Barrier, Mutex};
 
 use llmfs::codec::{progress, CodecId, CodecSet, LlmCodec, RECORD_HEADER_LEN};
@@ -13,14 +14,6 @@ use llmfs::model::EngineOptions;
 use llmfs::store::{Durability, Store, ROOT_INO};
 
 const BS: usize = 65536;
-
-fn text(n: usize, variant: usize) -> Vec<u8> {
-    let base = std::fs::read_to_string("README.md").unwrap();
-    let mut out = format!("variant {variant}\n").into_bytes();
-    out.extend(base.bytes().skip(variant * 131).cycle().take(n));
-    out.truncate(n);
-    out
-}
 
 fn test_llm() -> CodecSet {
     let model = std::fs::read("models/test/model.onnx").unwrap();
@@ -56,7 +49,7 @@ fn reports(codecs: &CodecSet, record: &[u8], data: &[u8]) -> Vec<usize> {
 #[test]
 fn llm_decoder_reports_each_wave_as_a_final_prefix() {
     let codecs = test_llm();
-    let data = text(BS, 0);
+    let data = readme_prose(BS, 0);
     let record = codecs.encode_block_with(CodecId::Llm, &data).unwrap();
     // Wave k codes bytes [k * 16384, (k + 1) * 16384): four reports.
     assert_eq!(
@@ -64,7 +57,7 @@ fn llm_decoder_reports_each_wave_as_a_final_prefix() {
         vec![16384, 32768, 49152, 65536]
     );
     // A block shorter than a wave reports once, at its end.
-    let short = text(5000, 1);
+    let short = readme_prose(5000, 1);
     let record = codecs.encode_block_with(CodecId::Llm, &short).unwrap();
     assert_eq!(reports(&codecs, &record, &short), vec![5000]);
     // Without a sink nothing is reported (and nothing breaks).
@@ -74,7 +67,7 @@ fn llm_decoder_reports_each_wave_as_a_final_prefix() {
 #[test]
 fn cm_decoder_reports_its_prefix_every_4_kib() {
     let codecs = CodecSet::default();
-    let data = text(BS - 100, 2);
+    let data = readme_prose(BS - 100, 2);
     let record = codecs.encode_block_with(CodecId::Cm, &data).unwrap();
     let want: Vec<usize> = (1..=(BS - 100) / 4096).map(|k| k * 4096).collect();
     assert_eq!(reports(&codecs, &record, &data), want);
@@ -116,7 +109,7 @@ fn file_of(
 fn prefix_reads_return_the_right_bytes(codec: CodecId) {
     for early in [true, false] {
         let dir = tempfile::tempdir().unwrap();
-        let data = text(BS + 20_000, 3);
+        let data = readme_prose(BS + 20_000, 3);
         let (fs, ino) = file_of(dir.path(), &data, codec, early, |_| {});
         // `head -c 4096`, cold.
         assert!(fs.read(ino, 0, 4096).unwrap() == data[..4096]);
@@ -186,7 +179,7 @@ fn concurrent_readers_of_a_cold_block_share_one_decode() {
     for codec in [CodecId::Cm, CodecId::Llm] {
         for early in [true, false] {
             let dir = tempfile::tempdir().unwrap();
-            let data = text(BS, 4);
+            let data = readme_prose(BS, 4);
             let (fs, ino) = file_of(dir.path(), &data, codec, early, |_| {});
             for (r, (off, len)) in read_together(&fs, ino, &RANGES).into_iter().zip(RANGES) {
                 let (off, len) = (off as usize, len as usize);
@@ -204,7 +197,7 @@ fn concurrent_readers_of_a_cold_block_share_one_decode() {
 fn a_corrupt_payload_fails_every_waiting_reader() {
     for codec in [CodecId::Cm, CodecId::Llm] {
         let dir = tempfile::tempdir().unwrap();
-        let data = text(BS, 5);
+        let data = readme_prose(BS, 5);
         // A byte early in the coded stream: the bytes decoded from it on
         // are wrong, and the block fails its checksum (or its decoder).
         let damage = |rec: &mut Vec<u8>| {
