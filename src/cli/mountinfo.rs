@@ -67,14 +67,13 @@ pub fn store_of_mountpoint(mountpoint: &Path) -> Option<StoreLocation> {
 /// point waits for its daemon, and the daemon asks this before it serves.
 pub fn device_of_mountpoint(mountpoint: &Path) -> Option<String> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split(' ');
-            let device = fields.nth(2)?;
-            let mp = fields.nth(1)?;
-            (Path::new(&unescape(mp)) == mountpoint).then(|| device.to_string())
-        })
-        .last()
+    // The last matching line is the mount on top.
+    text.lines().rev().find_map(|line| {
+        let mut fields = line.split(' ');
+        let device = fields.nth(2)?;
+        let mp = fields.nth(1)?;
+        (Path::new(&unescape(mp)) == mountpoint).then(|| device.to_string())
+    })
 }
 
 #[cfg(test)]
