@@ -151,8 +151,8 @@ fn read_ahead_kb(mnt: &std::path::Path) -> Option<u32> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let device = text
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(&*mnt.to_string_lossy()))
-        .last()?
+        .rev()
+        .find(|l| l.split(' ').nth(4) == Some(&*mnt.to_string_lossy()))?
         .split(' ')
         .nth(2)?
         .to_string();
