@@ -17,7 +17,7 @@ mod tx;
 
 use std::path::Path;
 
-pub use self::postgres::{PgTarget, TlsMode, PG_TABLES_VERSION};
+pub use self::postgres::{host_name, PgTarget, TlsMode, PG_TABLES_VERSION};
 pub use error::StoreError;
 pub use features::{Feature, FeatureSet, FEATURES_KEY};
 pub use location::StoreLocation;
