@@ -173,7 +173,10 @@ fn a_file_deleted_by_another_client_reads_as_stale() {
     let orphan_blocks: i64 =
         fresh.pg_query_one(&format!("SELECT COUNT(*) FROM blocks WHERE ino = {ino}"));
     assert_eq!(orphan_blocks, 0, "B wrote nothing for a deleted inode");
-    assert_eq!(b.open(ino, libc::O_RDONLY).unwrap_err().errno(), libc::ENOENT);
+    assert_eq!(
+        b.open(ino, libc::O_RDONLY).unwrap_err().errno(),
+        libc::ENOENT
+    );
 }
 
 /// Read-write clients hold the volume's session lock shared: an llmfs
@@ -191,7 +194,9 @@ fn an_older_llmfs_and_a_newer_one_exclude_each_other() {
         .unwrap();
     assert!(fresh.lock_as_older_llmfs().is_none());
     drop((a, b));
-    let older = fresh.lock_as_older_llmfs().expect("free once both are gone");
+    let older = fresh
+        .lock_as_older_llmfs()
+        .expect("free once both are gone");
     let err = fresh.create(BS).unwrap_err();
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
     assert!(err.to_string().contains("in use"), "{err}");
