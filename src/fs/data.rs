@@ -355,7 +355,13 @@ impl Fs {
         let records = self.encode_all(&jobs);
         let result = records.and_then(|records| {
             self.transact(durability, |m| {
-                let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
+                // Gone only if another mount deleted it while open here:
+                // nothing is stored for it.
+                let mut row = m.inode(ino)?.ok_or(if self.store.is_shared() {
+                    Error::Stale(ino)
+                } else {
+                    Error::NotFound
+                })?;
                 for (idx, enc) in &records {
                     put_or_drop(m, ino, *idx, enc.as_ref())?;
                 }

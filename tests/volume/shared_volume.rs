@@ -168,6 +168,8 @@ fn a_file_deleted_by_another_client_reads_as_stale() {
     a.unlink(ROOT_INO, b"gone").unwrap();
     let e = b.read(ino, 5 * BS as u64, BS as u32).unwrap_err();
     assert_eq!(e.errno(), libc::ESTALE, "{e}");
+    let e = b.flush(ino).unwrap_err();
+    assert_eq!(e.errno(), libc::ESTALE, "close: {e}");
     let e = b.release(ino, fh).unwrap_err();
     assert_eq!(e.errno(), libc::ESTALE, "{e}");
     let orphan_blocks: i64 =
