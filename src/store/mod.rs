@@ -163,8 +163,9 @@ impl Store {
     }
 
     /// Whether other processes may change the volume beside this one
-    /// (PostgreSQL: archive workers beside a mount): archivers then claim
-    /// the blocks they encode.
+    /// (PostgreSQL: other mounts and archive workers): archivers then
+    /// claim the blocks they encode, and an open checks whether another
+    /// mount changed the file since this one cached it.
     pub fn is_shared(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))
     }
