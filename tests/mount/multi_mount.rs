@@ -183,6 +183,61 @@ fn concurrent_writers_on_two_mounts_lose_nothing() {
     assert!(report.contains("0 errors, 0 warnings"), "{report}");
 }
 
+/// Renames onto one name and unlinks of it from both mounts at once:
+/// the server's transactions put them in some order, so the volume is
+/// fsck-clean (no lost or doubled link, no orphan) once both unmount, and
+/// the name, if left, holds one whole file of one writer.
+#[test]
+fn renames_and_unlinks_racing_on_two_mounts_stay_consistent() {
+    require_fuse!();
+    let Some((mut a, mut b)) = two_mounts() else {
+        return;
+    };
+    fs::create_dir(a.path("race")).unwrap();
+    let content =
+        |side: &str, i: usize| text(3_000 + 1_000 * i, i as u64 + 10 * u64::from(side == "b"));
+    std::thread::scope(|s| {
+        for (side, m) in [("a", &a), ("b", &b)] {
+            let content = &content;
+            s.spawn(move || {
+                for i in 0..30 {
+                    let tmp = m.path(&format!("race/{side}.tmp{i}"));
+                    fs::write(&tmp, content(side, i)).unwrap();
+                    fs::rename(&tmp, m.path("race/target")).unwrap();
+                    if i % 3 == 2 {
+                        // The other mount may have removed or replaced it
+                        // first; either is a right answer.
+                        match fs::remove_file(m.path("race/target")) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => panic!("unlink on {side}: {e}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    b.unmount();
+    a.unmount();
+    let (ok, report) = a.fsck();
+    assert!(ok, "{report}");
+    assert!(report.contains("0 errors, 0 warnings"), "{report}");
+    a.mount(&[]);
+    let names: Vec<String> = fs::read_dir(a.path("race"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| n == "target"), "{names:?}");
+    if !names.is_empty() {
+        let got = fs::read(a.path("race/target")).unwrap();
+        let whole = ["a", "b"]
+            .iter()
+            .any(|side| (0..30).any(|i| got == content(side, i)));
+        assert!(whole, "target holds one writer's whole file");
+    }
+    a.unmount();
+}
+
 /// A file unlinked on mount A while mount B has it open: once A has
 /// deleted it (at A's unmount at the latest), B's reads of what it had
 /// not cached fail with ESTALE and never return other bytes. A file B
