@@ -109,7 +109,7 @@ impl Store {
                 (Backend::Sqlite(s), bs)
             }
             StoreLocation::Postgres(target) => {
-                let (s, bs) = postgres::PgStore::open(target, opts, true)?;
+                let (s, bs) = postgres::PgStore::open(target, opts, false)?;
                 (Backend::Postgres(Box::new(s)), bs)
             }
         };
@@ -134,7 +134,7 @@ impl Store {
         let StoreLocation::Postgres(target) = location else {
             return Store::open_at(location, &opts);
         };
-        let (s, block_size) = postgres::PgStore::open(target, &opts, false)?;
+        let (s, block_size) = postgres::PgStore::open(target, &opts, true)?;
         Ok(Store {
             backend: Backend::Postgres(Box::new(s)),
             location: location.clone(),

@@ -55,10 +55,11 @@ pub(super) const WRITERS_LOCK_SQL: &str =
 pub(super) struct PgStore {
     target: PgTarget,
     read_only: bool,
-    /// A read-write client (a mount or an offline pass): holds the
+    /// An archive worker: takes neither lock and registers nowhere. Any
+    /// other read-write client (a mount, an offline pass) holds the
     /// volume's session lock shared and serialises its write transactions
-    /// with the other clients'; an archive worker does neither.
-    exclusive: bool,
+    /// with the other clients'.
+    worker: bool,
     conn: Mutex<Option<Conn>>,
     /// This client's row in `mounts` and its heartbeat (read-write
     /// clients only).
@@ -123,13 +124,13 @@ impl std::fmt::Debug for Conn {
 }
 
 impl PgStore {
-    /// Opens the volume at `target`; returns it with its block size. Not
-    /// `exclusive` (an archive worker): takes no lock, registers nowhere,
-    /// migrates nothing and raises no version on open.
+    /// Opens the volume at `target`; returns it with its block size. A
+    /// `worker` takes no lock, registers nowhere, migrates nothing and
+    /// raises no version on open.
     pub(super) fn open(
         target: &PgTarget,
         opts: &OpenOptions,
-        exclusive: bool,
+        worker: bool,
     ) -> Result<(PgStore, usize), StoreError> {
         let mut client = connect(target)?;
         let schema = target.schema();
@@ -147,7 +148,7 @@ impl PgStore {
             client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
         }
         client.batch_execute(&format!("SET search_path TO {schema}"))?;
-        if opts.read_only || !exclusive {
+        if opts.read_only || worker {
             check_readable_version(migrate::schema_version(&mut client)?)?;
         } else {
             lock_volume(&mut client, target)?;
@@ -156,7 +157,7 @@ impl PgStore {
         if !opts.read_only {
             migrate::ensure_claims_tables(&mut client)?;
         }
-        let writer = exclusive && !opts.read_only;
+        let writer = !worker && !opts.read_only;
         let registration = if writer {
             migrate::ensure_mounts_tables(&mut client)?;
             Some(mounts::Registration::new(&mut client, target)?)
@@ -174,8 +175,8 @@ impl PgStore {
             if writer {
                 tx.lock_writers()?;
             }
-            check_features(&tx, opts.read_only || !exclusive)?;
-            let bs = if opts.read_only || !exclusive {
+            check_features(&tx, opts.read_only || worker)?;
+            let bs = if opts.read_only || worker {
                 read_block_size(&tx)?
             } else {
                 initialise_volume(&tx, opts.block_size)?
@@ -186,7 +187,7 @@ impl PgStore {
         let store = PgStore {
             target: target.clone(),
             read_only: opts.read_only,
-            exclusive,
+            worker,
             conn: Mutex::new(Some(conn)),
             registration,
         };
@@ -206,7 +207,7 @@ impl PgStore {
             log::warn!("reconnecting to the store {}", self.target);
             let mut client = connect(&self.target)?;
             client.batch_execute(&format!("SET search_path TO {}", self.target.schema()))?;
-            if !self.read_only && self.exclusive {
+            if !self.read_only && !self.worker {
                 relock_volume(&mut client, &self.target)?;
             }
             log::warn!("reconnected to the store {}", self.target);
@@ -265,7 +266,7 @@ impl PgStore {
         }
         let conn = guard.as_mut().expect("conn() connects");
         let mount = self.registration.as_ref().map(mounts::Registration::name);
-        let serialise = !read_only && self.exclusive;
+        let serialise = !read_only && !self.worker;
         let out = match start(&mut conn.client, read_only) {
             Ok(tx) => {
                 let tx = PgTx::new(tx, &mut conn.stmts, &conn.lost, mount);
