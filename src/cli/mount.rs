@@ -1036,6 +1036,28 @@ mod tests {
     }
 
     #[test]
+    fn attribute_timeout_defaults_by_store_and_follows_the_option() {
+        let args = MountArgs::for_helper("/s".into(), "/m".into(), Vec::new());
+        let dir = StoreLocation::Dir("/s".into());
+        let pg = StoreLocation::parse("postgres://u@h/db".as_ref()).unwrap();
+        let s = settings(&args, &ParsedOptions::default()).unwrap();
+        assert_eq!(s.ttl(&dir), crate::fuse::TTL);
+        assert_eq!(s.ttl(&pg), crate::fuse::SHARED_TTL);
+        let opts = parse_options(&["attr_timeout=2.5".into()]).unwrap();
+        let s = settings(&args, &opts).unwrap();
+        assert_eq!(s.ttl(&pg), Duration::from_millis(2500));
+        let args = MountArgs {
+            attr_timeout: Some(3.0),
+            ..args
+        };
+        let e = settings(&args, &opts).unwrap_err().to_string();
+        assert!(
+            e.contains("--attr-timeout 3") && e.contains("attr_timeout=2.5"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn parses_options() {
         let p =
             parse_options(&["ro,allow_other".into(), "noatime,attr_timeout=0.5".into()]).unwrap();

@@ -266,8 +266,20 @@ impl Fs {
     }
 
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
-        let st = self.state();
+        let mut st = self.state();
         let row = self.row(ino)?;
+        // On a volume other mounts share, a file open here without
+        // unwritten data takes the stored size, which another mount may
+        // have changed (its bytes show at the next open; what a stat
+        // shows is bounded by the kernel's attribute cache, as on NFS).
+        // Without other mounts the two sizes are the same.
+        if self.store.is_shared() {
+            if let Some(oi) = st.open.get_mut(&ino) {
+                if !oi.has_unpersisted() {
+                    oi.size = row.size;
+                }
+            }
+        }
         Ok(self.attr_of(&st, &row))
     }
 

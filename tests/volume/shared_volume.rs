@@ -67,6 +67,33 @@ fn an_open_sees_what_another_client_closed() {
     assert_eq!(b.getattr(ino).unwrap().size, four.len() as u64);
 }
 
+/// A file open on B while A extends it: B's stat (the kernel asks once
+/// its attribute cache expires) shows the new size, and B then reads
+/// A's bytes past the old end.
+#[test]
+fn a_stat_of_a_file_open_here_shows_the_size_another_client_wrote() {
+    if pg_url().is_none() {
+        return;
+    }
+    let fresh = FreshStore::new(Kind::Postgres);
+    let a = client(&fresh);
+    let b = client(&fresh);
+    let one = pattern(3 * BS, 7);
+    let ino = create_file(&a, ROOT_INO, "grows", &one);
+    let fh = b.open(ino, libc::O_RDONLY).unwrap();
+    assert_eq!(b.read(ino, 0, 1 << 20).unwrap(), one);
+    let more = pattern(2 * BS, 8);
+    let afh = a.open(ino, libc::O_WRONLY).unwrap();
+    a.write(ino, afh, one.len() as u64, &more).unwrap();
+    a.release(ino, afh).unwrap();
+    assert_eq!(
+        b.getattr(ino).unwrap().size,
+        (one.len() + more.len()) as u64
+    );
+    assert_eq!(b.read(ino, one.len() as u64, 1 << 20).unwrap(), more);
+    b.release(ino, fh).unwrap();
+}
+
 /// Writers on both clients in one directory: every file is there, and
 /// the directory's link count counts every subdirectory (its row is
 /// changed by both, one transaction at a time).
