@@ -270,13 +270,15 @@ impl Fs {
         let row = self.row(ino)?;
         // On a volume other mounts share, a file open here without
         // unwritten data takes the stored size, which another mount may
-        // have changed (its bytes show at the next open; what a stat
-        // shows is bounded by the kernel's attribute cache, as on NFS).
-        // Without other mounts the two sizes are the same.
+        // have changed (what a stat shows is bounded by the kernel's
+        // attribute cache, as on NFS); its decoded blocks go too, lest the
+        // old last block, cached shorter, read as zeros where the other
+        // mount appended. Without other mounts the two sizes are the same.
         if self.store.is_shared() {
             if let Some(oi) = st.open.get_mut(&ino) {
-                if !oi.has_unpersisted() {
+                if !oi.has_unpersisted() && oi.size != row.size {
                     oi.size = row.size;
+                    self.cache.invalidate_from(ino, 0);
                 }
             }
         }
