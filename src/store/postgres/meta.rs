@@ -642,6 +642,8 @@ impl Writes for PgTx<'_> {
         let ino = big(ino);
         self.exec("DELETE FROM blocks WHERE ino = $1", &[&ino])?;
         self.exec("DELETE FROM xattrs WHERE ino = $1", &[&ino])?;
+        // Only a read-write client holds inodes (and surely has the
+        // table: its open creates it).
         if self.mount.is_some() {
             self.exec("DELETE FROM inode_holds WHERE ino = $1", &[&ino])?;
         }
