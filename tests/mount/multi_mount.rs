@@ -111,6 +111,42 @@ fn writes_on_one_mount_read_back_on_the_other_after_close() {
     a.unmount();
 }
 
+/// A reader on B following a file A appends to (as `tail -f` does): once
+/// B's attribute cache lapses (never kept here: `--attr-timeout 0`), a
+/// stat of B's open descriptor shows the new size and B reads A's bytes,
+/// also those in the block that was the last one before.
+#[test]
+fn a_reader_on_one_mount_follows_a_file_the_other_appends_to() {
+    require_fuse!();
+    if pg_url().is_none() {
+        return;
+    }
+    let mut a = Mounted::on_store(FreshStore::new(Kind::Postgres), &[]);
+    let mut b = Mounted::beside(&a, &["--attr-timeout", "0"]);
+    let first = text(100_000, 1);
+    fs::write(a.path("log"), &first).unwrap();
+    let mut follower = fs::File::open(b.path("log")).unwrap();
+    let mut seen = Vec::new();
+    follower.read_to_end(&mut seen).unwrap();
+    same(&seen, &first, "B before the append");
+    let more = text(50_000, 2);
+    {
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(a.path("log"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, &more).unwrap();
+    }
+    let size = follower.metadata().unwrap().len();
+    assert_eq!(size, (first.len() + more.len()) as u64);
+    let mut tail = Vec::new();
+    follower.read_to_end(&mut tail).unwrap();
+    same(&tail, &more, "B's read past its old end");
+    drop(follower);
+    b.unmount();
+    a.unmount();
+}
+
 /// A tree made on one mount (names the other has never looked up) is
 /// listed, and its files read, on the other at once.
 #[test]
