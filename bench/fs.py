@@ -61,14 +61,15 @@ class Plain:
 
 
 class Llmfs(Plain):
-    def __init__(self, binary, store, mnt):
+    def __init__(self, binary, store, mnt, extra=()):
         super().__init__(mnt)
-        self.binary, self.store = binary, store
+        self.binary, self.store, self.extra = binary, store, list(extra)
 
     def mount(self):
         # The defaults a user gets: compress=background (zstd on write, the
-        # model later for blocks unwritten for 10 minutes), 64 MiB cache.
-        run(self.binary, "mount", self.path, "--store", self.store)
+        # model later for blocks unwritten for 10 minutes), 64 MiB cache;
+        # the baseline column may add flags of its own.
+        run(self.binary, "mount", self.path, "--store", self.store, *self.extra)
 
     def umount(self):
         run(self.binary, "umount", self.path)
@@ -193,7 +194,7 @@ def version(cmd):
 
 
 def data_cases(case):
-    """The fio cases (skipped with FS_BENCH_ONLY=meta)."""
+    """The fio cases (FS_BENCH_ONLY=data runs only these)."""
     case(f"sequential write {SIZE_MIB} MiB (1 MiB writes, fsync at end)",
          lambda t: fio(t, "seqwrite", "write", "1M", "--end_fsync=1"))
     case("sequential read, cold cache", lambda t: fio(t, "seqread", "read", "1M"), cold=True)
@@ -212,6 +213,38 @@ def data_cases(case):
     case("parallel: 2 readers of those files, cold cache", lambda t: fio_pair(t, "read"), cold=True)
 
 
+def meta_cases(case, targets, work):
+    """The metadata cases (FS_BENCH_ONLY=meta runs only these)."""
+    for t in targets.values():
+        for f in os.listdir(t.path):
+            os.unlink(os.path.join(t.path, f))
+    case(f"create/stat/unlink {SMALL_FILES} files", small_files)
+    tree_bytes, tree_files = tree_size(TREE)
+    tarball = os.path.join(work, "tree.tar")
+    run("tar", "cf", tarball, "-C", os.path.dirname(TREE), os.path.basename(TREE))
+    tree = f"{TREE} ({tree_files} files, {tree_bytes / 1e6:.0f} MB)"
+
+    def copy(t):
+        shutil.rmtree(os.path.join(t, "cp"), ignore_errors=True)
+        return timed(["cp", "-r", TREE, os.path.join(t, "cp")], tree_bytes)
+    case(f"cp -r {tree}", copy)
+
+    def untar(t):
+        shutil.rmtree(os.path.join(t, "tarx"), ignore_errors=True)
+        os.mkdir(os.path.join(t, "tarx"))
+        return timed(["tar", "xf", tarball, "-C", os.path.join(t, "tarx")], tree_bytes)
+    case(f"tar x of {tree}", untar)
+
+    def remove(t):
+        # Removes the copy that cp -r left, then puts it back for the
+        # next round (untimed).
+        src = os.path.join(t, "cp")
+        r = timed(["rm", "-rf", src], tree_bytes)
+        run("cp", "-r", TREE, src)
+        return r
+    case(f"rm -rf of the cp -r copy of {TREE}", remove)
+
+
 def main():
     binary, prefix = os.path.abspath(sys.argv[1]), sys.argv[2]
     base = os.environ.get("FS_BENCH_DIR", "/var/tmp")
@@ -225,11 +258,13 @@ def main():
     targets = {"plain": Plain(dirs["plain"]), "llmfs": Llmfs(binary, dirs["store"], dirs["mnt"])}
     baseline = os.environ.get("FS_BENCH_BASELINE")
     if baseline:
-        # Another llmfs build (the one before a change) as one more column.
+        # Another llmfs build (the one before a change), or the same one with
+        # other mount flags (FS_BENCH_BASELINE_ARGS), as one more column.
         for n in ("base.store", "base"):
             dirs[n] = os.path.join(work, n)
         os.mkdir(dirs["base"])
-        targets["llmfs baseline"] = Llmfs(os.path.abspath(baseline), dirs["base.store"], dirs["base"])
+        extra = os.environ.get("FS_BENCH_BASELINE_ARGS", "").split()
+        targets["llmfs baseline"] = Llmfs(os.path.abspath(baseline), dirs["base.store"], dirs["base"], extra)
     pg = os.environ.get("FS_BENCH_PG")
     if pg:
         # The same llmfs with its volume in PostgreSQL (a schema of its own,
@@ -266,36 +301,10 @@ def main():
         print(test, json.dumps({n: raw[test][n] for n in order}), flush=True)
 
     try:
-        if ONLY == "all":
+        if ONLY in ("all", "data"):
             data_cases(case)
-        for t in targets.values():
-            for f in os.listdir(t.path):
-                os.unlink(os.path.join(t.path, f))
-        case(f"create/stat/unlink {SMALL_FILES} files", small_files)
-        tree_bytes, tree_files = tree_size(TREE)
-        tarball = os.path.join(work, "tree.tar")
-        run("tar", "cf", tarball, "-C", os.path.dirname(TREE), os.path.basename(TREE))
-        tree = f"{TREE} ({tree_files} files, {tree_bytes / 1e6:.0f} MB)"
-
-        def copy(t):
-            shutil.rmtree(os.path.join(t, "cp"), ignore_errors=True)
-            return timed(["cp", "-r", TREE, os.path.join(t, "cp")], tree_bytes)
-        case(f"cp -r {tree}", copy)
-
-        def untar(t):
-            shutil.rmtree(os.path.join(t, "tarx"), ignore_errors=True)
-            os.mkdir(os.path.join(t, "tarx"))
-            return timed(["tar", "xf", tarball, "-C", os.path.join(t, "tarx")], tree_bytes)
-        case(f"tar x of {tree}", untar)
-
-        def remove(t):
-            # Removes the copy that cp -r left, then puts it back for the
-            # next round (untimed).
-            src = os.path.join(t, "cp")
-            r = timed(["rm", "-rf", src], tree_bytes)
-            run("cp", "-r", TREE, src)
-            return r
-        case(f"rm -rf of the cp -r copy of {TREE}", remove)
+        if ONLY in ("all", "meta"):
+            meta_cases(case, targets, work)
         stats = json.loads(run(binary, "stats", targets["llmfs"].path, "--json",
                                capture_output=True, text=True).stdout)
     finally:

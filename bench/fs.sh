@@ -12,7 +12,10 @@
 # FS_BENCH_MIB: size of the sequential file (default 256)
 # FS_BENCH_DIR: parent of the work directory (default /var/tmp)
 # FS_BENCH_BASELINE: another llmfs binary, run as one more column (before/after)
-# FS_BENCH_ONLY=meta: only the metadata cases (small files, cp -r, tar x, rm -rf)
+# FS_BENCH_BASELINE_ARGS: extra `llmfs mount` flags of that column (e.g. the
+#   same binary with --read-ahead-kb 0)
+# FS_BENCH_ONLY=meta: only the metadata cases (small files, cp -r, tar x, rm -rf);
+#   =data: only the fio cases
 # FS_BENCH_PG: a postgres:// database (default $LLMFS_TEST_PG, as .ci/postgres.sh
 #   sets it): llmfs with its volume stored there, as one more column, with its
 #   ratio to llmfs on SQLite

@@ -14,7 +14,7 @@ use clap::Args;
 use fuser::{Config, MountOption, SessionACL};
 
 use super::error::{CliError, Context};
-use super::mountinfo::{store_of_mountpoint, FS_TYPE};
+use super::mountinfo::{device_of_mountpoint, store_of_mountpoint, FS_TYPE};
 use super::notify;
 use super::paths::default_store_for;
 use super::store_arg::StorePassword;
@@ -43,7 +43,8 @@ pub struct MountArgs {
     pub foreground: bool,
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
     /// auto_unmount, noatime, nodev, nosuid, noexec, dev, suid, exec, sync,
-    /// dirsync, async, early_reads; cache_mb=N, threads=N, block_size=N, compress=MODE,
+    /// dirsync, async, early_reads; cache_mb=N, threads=N, block_size=N,
+    /// read_ahead_kb=N, compress=MODE,
     /// archive_after=AGE, deep_archive_after=AGE|never, attr_timeout=SECS,
     /// store_password_file=FILE (as the flags).
     /// fstab-only options (defaults, auto, noauto, user, nouser, users,
@@ -88,6 +89,10 @@ pub struct MountArgs {
     /// and so before the block's checksum is checked (also -o early_reads).
     #[arg(long)]
     pub early_reads: bool,
+    /// The kernel's read-ahead window for the mount in KiB, 0 to leave the
+    /// kernel's (128); set as root only [default: 1024].
+    #[arg(long, value_name = "KIB")]
+    pub read_ahead_kb: Option<u32>,
     /// Seconds the kernel caches attributes and names (0 to 3600,
     /// fractions allowed): a change another mount of a PostgreSQL volume
     /// made shows this late at most (a file's data and size show at its
@@ -127,6 +132,12 @@ pub fn parse_age(s: &str) -> Result<u64, String> {
 
 const DEFAULT_CACHE_MB: usize = 64;
 const DEFAULT_THREADS: u16 = 4;
+/// A sequential read of a cold file is one FUSE request per window: the
+/// kernel's 128 KiB makes two 64 KiB blocks a round trip; 1 MiB (the
+/// largest request `max_write` allows) reads a 128 MiB file about twice
+/// as fast (docs/DESIGN.md, "Read-ahead"), and random reads do not grow
+/// the window.
+const DEFAULT_READ_AHEAD_KB: u32 = 1024;
 const DEFAULT_ARCHIVE_AFTER: u64 = 600;
 /// A week: data unwritten that long is taken to be cold for good.
 const DEFAULT_DEEP_ARCHIVE_AFTER: AgeOrNever = AgeOrNever(Some(7 * 86400));
@@ -173,6 +184,7 @@ impl MountArgs {
             device: Device::Cpu,
             password: StorePassword::default(),
             early_reads: false,
+            read_ahead_kb: None,
             attr_timeout: None,
         }
     }
@@ -192,6 +204,7 @@ struct ParsedOptions {
     block_size: Option<usize>,
     store_password_file: Option<PathBuf>,
     early_reads: bool,
+    read_ahead_kb: Option<u32>,
     attr_timeout: Option<f64>,
 }
 
@@ -245,6 +258,7 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
                     p.threads = Some(n);
                 }
                 "block_size" => p.block_size = Some(parse_number(key, value)?),
+                "read_ahead_kb" => p.read_ahead_kb = Some(parse_number(key, value)?),
                 // An fstab line cannot give flags: the password file of a
                 // PostgreSQL store comes as an option there.
                 "store_password_file" if !value.is_empty() => {
@@ -348,6 +362,7 @@ struct Settings {
     archive_after: u64,
     deep_archive_after: AgeOrNever,
     early_reads: bool,
+    read_ahead_kb: u32,
     /// Seconds the kernel caches attributes and entries; None: the
     /// store's default (`Settings::ttl`).
     attr_timeout: Option<f64>,
@@ -410,6 +425,12 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, CliError
             DEFAULT_DEEP_ARCHIVE_AFTER,
         )?,
         early_reads: args.early_reads || opts.early_reads,
+        read_ahead_kb: merge(
+            "read_ahead_kb",
+            args.read_ahead_kb,
+            opts.read_ahead_kb,
+            DEFAULT_READ_AHEAD_KB,
+        )?,
         attr_timeout: match (args.attr_timeout, opts.attr_timeout) {
             (None, None) => None,
             (flag, option) => Some(merge("attr_timeout", flag, option, 0.0)?),
@@ -789,6 +810,9 @@ fn mount(
         mountpoint.display(),
         settings.threads
     );
+    if settings.read_ahead_kb > 0 {
+        set_read_ahead(mountpoint, settings.read_ahead_kb);
+    }
     Ok(MountSession {
         session,
         volume,
@@ -796,6 +820,30 @@ fn mount(
         mountpoint: mountpoint.to_path_buf(),
         store: at.location.clone(),
     })
+}
+
+/// Sets the kernel's read-ahead window of the live mount (its backing
+/// device's `read_ahead_kb`). FUSE lets a daemon only lower the window at
+/// its handshake, so the larger one goes through sysfs, which needs root;
+/// without it the mount keeps the kernel's window and says so.
+fn set_read_ahead(mountpoint: &Path, kib: u32) {
+    let Some(device) = device_of_mountpoint(mountpoint) else {
+        log::warn!(
+            "read-ahead left at the kernel's: {} is not in the mount table",
+            mountpoint.display()
+        );
+        return;
+    };
+    let path = Path::new("/sys/class/bdi")
+        .join(&device)
+        .join("read_ahead_kb");
+    match std::fs::write(&path, kib.to_string()) {
+        Ok(()) => log::info!("read-ahead of {} set to {kib} KiB", mountpoint.display()),
+        Err(e) => log::info!(
+            "read-ahead left at the kernel's: writing {}: {e}",
+            path.display()
+        ),
+    }
 }
 
 impl MountSession {

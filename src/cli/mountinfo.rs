@@ -61,6 +61,21 @@ pub fn store_of_mountpoint(mountpoint: &Path) -> Option<StoreLocation> {
     found
 }
 
+/// The device number (`major:minor`) of the mount on top of `mountpoint`
+/// (a canonical path), which names its entry under /sys/class/bdi. Read
+/// from the mount table rather than by `stat`: a `stat` of a FUSE mount
+/// point waits for its daemon, and the daemon asks this before it serves.
+pub fn device_of_mountpoint(mountpoint: &Path) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    // The last matching line is the mount on top.
+    text.lines().rev().find_map(|line| {
+        let mut fields = line.split(' ');
+        let device = fields.nth(2)?;
+        let mp = fields.nth(1)?;
+        (Path::new(&unescape(mp)) == mountpoint).then(|| device.to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +84,12 @@ mod tests {
     fn unescapes_octal() {
         assert_eq!(unescape(r"/a\040b"), "/a b");
         assert_eq!(unescape(r"/plain"), "/plain");
+    }
+
+    #[test]
+    fn finds_the_device_of_the_root_mount() {
+        let device = device_of_mountpoint(Path::new("/")).expect("/ is mounted");
+        let (major, minor) = device.split_once(':').expect("major:minor");
+        assert!(major.parse::<u32>().is_ok() && minor.parse::<u32>().is_ok());
     }
 }

@@ -145,3 +145,50 @@ fn umount_of_a_non_llmfs_path_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an llmfs mount"));
 }
+
+/// The kernel's read-ahead window of a mount, from its backing device.
+fn read_ahead_kb(mnt: &std::path::Path) -> Option<u32> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let device = text
+        .lines()
+        .rev()
+        .find(|l| l.split(' ').nth(4) == Some(&*mnt.to_string_lossy()))?
+        .split(' ')
+        .nth(2)?
+        .to_string();
+    std::fs::read_to_string(format!("/sys/class/bdi/{device}/read_ahead_kb"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn read_ahead_window_is_widened_and_configurable() {
+    require_fuse!();
+    // Set just after the mount appears: wait for it.
+    let m = crate::common::Mounted::new(&[]);
+    wait_until("read-ahead 1024 KiB", || {
+        read_ahead_kb(&m.mnt) == Some(1024)
+    });
+    let m2 = crate::common::Mounted::new(&["-o", "read_ahead_kb=256"]);
+    wait_until("read-ahead 256 KiB", || read_ahead_kb(&m2.mnt) == Some(256));
+    // 0 leaves the kernel's window.
+    let m3 = crate::common::Mounted::new(&["--read-ahead-kb", "0"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_ne!(read_ahead_kb(&m3.mnt), Some(1024));
+    // The flag and the option must agree.
+    let t = tempfile::tempdir().unwrap();
+    let out = llmfs([
+        "mount".as_ref(),
+        t.path().as_os_str(),
+        "--store".as_ref(),
+        t.path().join("s").as_os_str(),
+        "--read-ahead-kb".as_ref(),
+        "64".as_ref(),
+        "-o".as_ref(),
+        "read_ahead_kb=128".as_ref(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("disagree"));
+}
