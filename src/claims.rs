@@ -33,23 +33,12 @@ pub fn new_lease(duration: Duration) -> Lease {
     Lease {
         worker: format!(
             "{}:{}:{}",
-            host_name(),
+            crate::store::host_name(),
             std::process::id(),
             crate::time::now_ns()
         ),
         duration: duration.max(MIN_LEASE),
     }
-}
-
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown-host".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 /// Runs `work` while a thread renews `lease`'s claims three times per

@@ -27,6 +27,9 @@ pub enum Error {
     FileTooLarge,
     TooManyLinks,
     BadHandle,
+    /// The file was deleted (by another mount of the volume) while open
+    /// here: what it held is gone, and no other bytes are returned.
+    Stale(u64),
     /// A stored block failed to decode or verify. Reported for that block
     /// only; the rest of the volume stays readable.
     Corrupt {
@@ -66,6 +69,7 @@ impl Error {
             Error::FileTooLarge => libc::EFBIG,
             Error::TooManyLinks => libc::EMLINK,
             Error::BadHandle => libc::EBADF,
+            Error::Stale(_) => libc::ESTALE,
             Error::Corrupt { .. } | Error::Inconsistent(_) | Error::DecodeFailed(_) => libc::EIO,
             Error::Store(e) if e.is_disk_full() => libc::ENOSPC,
             Error::Store(_) => libc::EIO,
@@ -106,6 +110,10 @@ impl fmt::Display for Error {
             Error::FileTooLarge => f.write_str("file too large"),
             Error::TooManyLinks => f.write_str("too many links"),
             Error::BadHandle => f.write_str("bad file handle"),
+            Error::Stale(ino) => write!(
+                f,
+                "inode {ino} was deleted by another mount of the volume while open here"
+            ),
             Error::Corrupt { ino, block, source } => {
                 write!(f, "inode {ino} block {block} is corrupt: {source}")
             }

@@ -43,8 +43,9 @@ pub struct MountArgs {
     pub foreground: bool,
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
     /// auto_unmount, noatime, nodev, nosuid, noexec, dev, suid, exec, sync,
-    /// dirsync, async, early_reads; cache_mb=N, threads=N, block_size=N, compress=MODE,
-    /// archive_after=AGE, deep_archive_after=AGE|never,
+    /// dirsync, async, early_reads; cache_mb=N, threads=N, block_size=N,
+    /// compress=MODE,
+    /// archive_after=AGE, deep_archive_after=AGE|never, attr_timeout=SECS,
     /// store_password_file=FILE (as the flags).
     /// fstab-only options (defaults, auto, noauto, user, nouser, users,
     /// owner, group, _netdev, nofail, x-*, comment=*) are ignored; empty
@@ -88,6 +89,21 @@ pub struct MountArgs {
     /// and so before the block's checksum is checked (also -o early_reads).
     #[arg(long)]
     pub early_reads: bool,
+    /// Seconds the kernel caches attributes and names (0 to 3600,
+    /// fractions allowed): a change another mount of a PostgreSQL volume
+    /// made shows this late at most (a file's data and size show at its
+    /// next open) [default: 1 for a PostgreSQL volume, 60 for a store
+    /// directory].
+    #[arg(long, value_name = "SECS", value_parser = parse_attr_timeout)]
+    pub attr_timeout: Option<f64>,
+}
+
+/// Parses an attribute timeout: seconds, 0 to an hour, fractions allowed.
+pub fn parse_attr_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?}: not a number of seconds from 0 to 3600")),
+    }
 }
 
 /// Parses an age: seconds, or a number with s, m, h or d.
@@ -158,6 +174,7 @@ impl MountArgs {
             device: Device::Cpu,
             password: StorePassword::default(),
             early_reads: false,
+            attr_timeout: None,
         }
     }
 }
@@ -176,6 +193,7 @@ struct ParsedOptions {
     block_size: Option<usize>,
     store_password_file: Option<PathBuf>,
     early_reads: bool,
+    attr_timeout: Option<f64>,
 }
 
 /// Options mount(8) and fstab use that mean nothing to the kernel or to
@@ -248,6 +266,12 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
                 "deep_archive_after" => {
                     p.deep_archive_after = Some(
                         parse_age_or_never(value)
+                            .map_err(|e| CliError::usage(format!("mount option {opt}: {e}")))?,
+                    )
+                }
+                "attr_timeout" => {
+                    p.attr_timeout = Some(
+                        parse_attr_timeout(value)
                             .map_err(|e| CliError::usage(format!("mount option {opt}: {e}")))?,
                     )
                 }
@@ -325,9 +349,22 @@ struct Settings {
     archive_after: u64,
     deep_archive_after: AgeOrNever,
     early_reads: bool,
+    /// Seconds the kernel caches attributes and entries; None: the
+    /// store's default (`Settings::ttl`).
+    attr_timeout: Option<f64>,
 }
 
 impl Settings {
+    /// How long the kernel caches attributes and entries: as asked, else
+    /// NFS-like for a volume other mounts may change.
+    fn ttl(&self, store: &StoreLocation) -> Duration {
+        match (self.attr_timeout, store) {
+            (Some(secs), _) => Duration::from_secs_f64(secs),
+            (None, StoreLocation::Postgres(_)) => crate::fuse::SHARED_TTL,
+            (None, StoreLocation::Dir(_)) => crate::fuse::TTL,
+        }
+    }
+
     fn volume(&self, read_only: bool) -> VolumeSettings {
         VolumeSettings {
             model: self.model.clone(),
@@ -374,6 +411,10 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, CliError
             DEFAULT_DEEP_ARCHIVE_AFTER,
         )?,
         early_reads: args.early_reads || opts.early_reads,
+        attr_timeout: match (args.attr_timeout, opts.attr_timeout) {
+            (None, None) => None,
+            (flag, option) => Some(merge("attr_timeout", flag, option, 0.0)?),
+        },
     })
 }
 
@@ -737,9 +778,12 @@ fn mount(
     // leaving a dead mount behind.
     let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
         .context("installing signal handlers")?;
+    let fuse = FuseFs::new(Arc::clone(&volume.fs), settings.ttl(&at.location));
+    let notifier = fuse.notifier_slot();
     // `Session::new` returns after the FUSE handshake: the mount is live.
-    let session = fuser::Session::new(FuseFs::new(Arc::clone(&volume.fs)), mountpoint, &config)
+    let session = fuser::Session::new(fuse, mountpoint, &config)
         .with_context(|| format!("mounting {}", mountpoint.display()))?;
+    let _ = notifier.set(session.notifier());
     log::info!(
         "mounted {} on {} ({} threads)",
         at.location,
@@ -993,8 +1037,33 @@ mod tests {
     }
 
     #[test]
+    fn attribute_timeout_defaults_by_store_and_follows_the_option() {
+        let args = MountArgs::for_helper("/s".into(), "/m".into(), Vec::new());
+        let dir = StoreLocation::Dir("/s".into());
+        let pg = StoreLocation::parse("postgres://u@h/db".as_ref()).unwrap();
+        let s = settings(&args, &ParsedOptions::default()).unwrap();
+        assert_eq!(s.ttl(&dir), crate::fuse::TTL);
+        assert_eq!(s.ttl(&pg), crate::fuse::SHARED_TTL);
+        let opts = parse_options(&["attr_timeout=2.5".into()]).unwrap();
+        let s = settings(&args, &opts).unwrap();
+        assert_eq!(s.ttl(&pg), Duration::from_millis(2500));
+        let args = MountArgs {
+            attr_timeout: Some(3.0),
+            ..args
+        };
+        let e = settings(&args, &opts).unwrap_err().to_string();
+        assert!(
+            e.contains("--attr-timeout 3") && e.contains("attr_timeout=2.5"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn parses_options() {
-        let p = parse_options(&["ro,allow_other".into(), "noatime".into()]).unwrap();
+        let p =
+            parse_options(&["ro,allow_other".into(), "noatime,attr_timeout=0.5".into()]).unwrap();
+        assert_eq!(p.attr_timeout, Some(0.5));
+        assert!(parse_options(&["attr_timeout=-1".into()]).is_err());
         assert!(p.read_only);
         assert_eq!(p.acl, Some(SessionACL::All));
         assert_eq!(p.mount, vec![MountOption::RO, MountOption::NoAtime]);

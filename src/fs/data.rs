@@ -68,7 +68,10 @@ impl Fs {
             st = self.state();
             row = self.row(ino)?;
         }
-        let keep_cache = !st.data_changed.remove(&ino);
+        let mut keep_cache = !st.data_changed.remove(&ino);
+        if self.store.is_shared() {
+            keep_cache &= self.revalidate(&mut st, &row);
+        }
         let fh = st.next_fh;
         st.next_fh += 1;
         st.handles.insert(fh, ino);
@@ -79,6 +82,33 @@ impl Fs {
         });
         oi.opens += 1;
         Ok((fh, keep_cache))
+    }
+
+    /// Close-to-open on a volume other mounts share: whether the file is
+    /// as this mount last saw it (same ctime: every change of data or size
+    /// sets it, by whichever mount). If not, the decoded blocks cached for
+    /// it are dropped, an open handle without unwritten data takes the
+    /// stored size, and the caller has the kernel drop its pages and
+    /// attributes. An archive worker's swap keeps the bytes and the ctime.
+    fn revalidate(&self, st: &mut State, row: &InodeRow) -> bool {
+        if st.seen_ctime.insert(row.ino, row.ctime_ns) == Some(row.ctime_ns) {
+            return true;
+        }
+        self.cache.invalidate_from(row.ino, 0);
+        if let Some(oi) = st.open.get_mut(&row.ino) {
+            if !oi.has_unpersisted() {
+                oi.size = row.size;
+            }
+        }
+        false
+    }
+
+    /// Records the ctime of a row this mount itself wrote, so that its own
+    /// changes do not drop its caches at the next open.
+    fn saw(&self, st: &mut State, row: &InodeRow) {
+        if self.store.is_shared() {
+            st.seen_ctime.insert(row.ino, row.ctime_ns);
+        }
     }
 
     /// Opens an inode created a moment ago (empty, and not yet known to
@@ -128,7 +158,21 @@ impl Fs {
             Ok(data) => return Ok(Some(Block::Whole(data))),
             Err(epoch) => epoch,
         };
-        let Some(record) = self.store.read(|m| Ok::<_, Error>(m.block(ino, idx)?))? else {
+        let Some(record) = self.store.read(|m| {
+            let record = m.block(ino, idx)?;
+            // A hole, or a file another mount deleted while it is open
+            // here: its blocks went with it, and zeros would be bytes the
+            // file never held.
+            if record.is_none() && self.store.is_shared() && m.inode(ino)?.is_none() {
+                log::warn!(
+                    "inode {ino} was deleted by another mount while open here: \
+                     its reads fail with ESTALE"
+                );
+                return Err(Error::Stale(ino));
+            }
+            Ok(record)
+        })?
+        else {
             return Ok(None);
         };
         if slow_to_decode(&record) {
@@ -280,14 +324,14 @@ impl Fs {
             if !edit(&mut row)? {
                 return Ok(Some(row));
             }
-            return self
-                .transact(durability, |m| {
-                    let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
-                    edit(&mut row)?;
-                    m.update_inode(&row)?;
-                    Ok(row)
-                })
-                .map(Some);
+            let row = self.transact(durability, |m| {
+                let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
+                edit(&mut row)?;
+                m.update_inode(&row)?;
+                Ok(row)
+            })?;
+            self.saw(st, &row);
+            return Ok(Some(row));
         }
         let oi = st.open.get_mut(&ino).expect("checked above");
         let bs = self.block_size() as u64;
@@ -311,7 +355,13 @@ impl Fs {
         let records = self.encode_all(&jobs);
         let result = records.and_then(|records| {
             self.transact(durability, |m| {
-                let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
+                // Gone only if another mount deleted it while open here:
+                // nothing is stored for it.
+                let mut row = m.inode(ino)?.ok_or(if self.store.is_shared() {
+                    Error::Stale(ino)
+                } else {
+                    Error::NotFound
+                })?;
                 for (idx, enc) in &records {
                     put_or_drop(m, ino, *idx, enc.as_ref())?;
                 }
@@ -333,6 +383,7 @@ impl Fs {
                 oi.pending_time = None;
                 st.dirty_bytes = st.dirty_bytes.saturating_sub(dirty.len() * bs as usize);
                 self.cache.invalidate_blocks(ino, dirty.keys().copied());
+                self.saw(st, &row);
                 Ok(Some(row))
             }
             Err(e) => {
@@ -385,8 +436,20 @@ impl Fs {
         if let Err(e) = result {
             // The data of a file nothing can reach any more goes with it;
             // otherwise it stays in memory for a later flush or unmount.
-            if !st.in_use(ino) && self.row(ino).is_ok_and(|r| r.nlink == 0) {
-                return self.delete_if_unlinked(&mut st, ino);
+            if !st.in_use(ino) {
+                match self.row(ino) {
+                    Ok(r) if r.nlink == 0 => return self.delete_if_unlinked(&mut st, ino),
+                    // Another mount deleted it while it was open here.
+                    Err(Error::NotFound) => {
+                        log::warn!(
+                            "inode {ino} was deleted by another mount while open here: \
+                             its unwritten data is dropped"
+                        );
+                        self.discard(&mut st, ino);
+                        return Err(Error::Stale(ino));
+                    }
+                    _ => {}
+                }
             }
             return Err(e);
         }
@@ -407,7 +470,7 @@ impl Fs {
         let mut st = self.state();
         self.persist(&mut st, ino, Durability::Normal)?;
         let now = now_ns();
-        self.transact(Durability::Normal, |m| {
+        let row = self.transact(Durability::Normal, |m| {
             let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
             if is_dir(row.mode) {
                 return Err(Error::IsDir);
@@ -426,8 +489,9 @@ impl Fs {
             row.mtime_ns = now;
             row.ctime_ns = now;
             m.update_inode(&row)?;
-            Ok(())
+            Ok(row)
         })?;
+        self.saw(&mut st, &row);
         self.cache.invalidate_from(ino, new_size / bs);
         st.data_changed.insert(ino);
         if let Some(oi) = st.open.get_mut(&ino) {

@@ -107,6 +107,11 @@ struct State {
     /// them (`FOPEN_KEEP_CACHE`), as every change passes through this
     /// process and the kernel's cache saw the writes.
     data_changed: HashSet<u64>,
+    /// On a volume other mounts share: the ctime of each inode as this
+    /// mount last saw it (at open, or in its own write-back), while the
+    /// kernel references it. An open that finds another ctime drops what
+    /// this mount cached of the file (close-to-open, data.rs).
+    seen_ctime: HashMap<u64, i64>,
 }
 
 pub struct Fs {
@@ -178,8 +183,10 @@ impl Fs {
             }
         }
         if !read_only {
+            // On a volume other mounts share, the inodes they still hold
+            // open are not this mount's to reclaim.
             let reclaimed = fs.store.write(Durability::Normal, |m| {
-                let orphans = m.unlinked_inodes()?;
+                let orphans = m.reclaimable_inodes()?;
                 for &ino in &orphans {
                     m.delete_inode(ino)?;
                 }
@@ -259,8 +266,22 @@ impl Fs {
     }
 
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
-        let st = self.state();
+        let mut st = self.state();
         let row = self.row(ino)?;
+        // On a volume other mounts share, a file open here without
+        // unwritten data takes the stored size, which another mount may
+        // have changed (what a stat shows is bounded by the kernel's
+        // attribute cache, as on NFS); its decoded blocks go too, lest the
+        // old last block, cached shorter, read as zeros where the other
+        // mount appended. Without other mounts the two sizes are the same.
+        if self.store.is_shared() {
+            if let Some(oi) = st.open.get_mut(&ino) {
+                if !oi.has_unpersisted() && oi.size != row.size {
+                    oi.size = row.size;
+                    self.cache.invalidate_from(ino, 0);
+                }
+            }
+        }
         Ok(self.attr_of(&st, &row))
     }
 
@@ -289,6 +310,9 @@ impl Fs {
         if st.in_use(ino) {
             return Ok(());
         }
+        // The kernel dropped the inode with its pages; the next open
+        // compares against nothing and drops the decoded blocks too.
+        st.seen_ctime.remove(&ino);
         self.delete_if_unlinked(&mut st, ino)
     }
 
@@ -397,7 +421,17 @@ impl Fs {
         st.handles.clear();
         st.lookups.clear();
         drop(st);
-        if let Err(e) = self.transact(Durability::Normal, |_| Ok(())) {
+        // This mount's holds go with it; the inodes they kept (and any
+        // that dead mounts left) are deleted now unless another live mount
+        // holds them.
+        let reclaim = self.transact(Durability::Normal, |m| {
+            m.release_holds()?;
+            for ino in m.reclaimable_inodes()? {
+                m.delete_inode(ino)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = reclaim {
             log::warn!("deleting unlinked inodes at unmount failed (the next mount will): {e}");
         }
         self.store.sync()?;

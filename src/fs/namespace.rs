@@ -224,6 +224,9 @@ impl Fs {
             return Ok(Some(row.ino));
         }
         m.update_inode(&row)?;
+        if row.nlink == 0 {
+            m.hold_unlinked(row.ino)?;
+        }
         Ok(None)
     }
 
@@ -269,6 +272,7 @@ impl Fs {
             row.nlink = 0;
             row.ctime_ns = now;
             m.update_inode(row)?;
+            m.hold_unlinked(row.ino)?;
         } else {
             m.delete_inode(row.ino)?;
         }

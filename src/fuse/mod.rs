@@ -4,26 +4,30 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::error::Error;
 use crate::fs::{Attr, Ctx, Fs, SetAttr, SetTime};
 use crate::time::{from_ns, to_ns};
 
-/// How long the kernel may cache attributes and entries. A store is
-/// mounted once and every change goes through this process, whose replies
-/// and the kernel's own invalidation (after writes, links, renames,
-/// setattr) keep the cache right; what else changes (the archiver's
-/// re-encoding changes `st_blocks`) may show this late.
-const TTL: Duration = Duration::from_secs(60);
+/// How long the kernel may cache attributes and entries of a volume only
+/// this process changes (SQLite): its replies and the kernel's own
+/// invalidation (after writes, links, renames, setattr) keep the cache
+/// right; what else changes (the archiver's re-encoding changes
+/// `st_blocks`) may show this late.
+pub const TTL: Duration = Duration::from_secs(60);
+/// The same for a volume other mounts may change (PostgreSQL), as NFS
+/// revalidates: a name or attribute another mount changed shows within
+/// this long, and at once at the next open of a file (close-to-open).
+pub const SHARED_TTL: Duration = Duration::from_secs(1);
 /// Requests the kernel may have in flight in the background (read-ahead,
 /// asynchronous direct I/O): one per worker thread and then some.
 const MAX_BACKGROUND: u16 = 64;
@@ -32,11 +36,39 @@ const MAX_WRITE: u32 = 1 << 20;
 
 pub struct FuseFs {
     fs: Arc<Fs>,
+    /// How long the kernel may cache attributes and entries.
+    ttl: Duration,
+    /// The session's channel for invalidations, once the session exists.
+    notifier: Arc<OnceLock<Notifier>>,
 }
 
 impl FuseFs {
-    pub fn new(fs: Arc<Fs>) -> FuseFs {
-        FuseFs { fs }
+    pub fn new(fs: Arc<Fs>, ttl: Duration) -> FuseFs {
+        FuseFs {
+            fs,
+            ttl,
+            notifier: Arc::default(),
+        }
+    }
+
+    /// Where the session's notifier goes once the session is built
+    /// (`fuser::Session::notifier`): the session owns this value by then.
+    pub fn notifier_slot(&self) -> Arc<OnceLock<Notifier>> {
+        Arc::clone(&self.notifier)
+    }
+
+    /// Has the kernel drop its cached attributes of `ino` (its size
+    /// above all): another mount changed the file.
+    fn forget_attributes(&self, ino: u64) {
+        let Some(n) = self.notifier.get() else {
+            return;
+        };
+        // A negative offset invalidates the attributes only; the open
+        // without FOPEN_KEEP_CACHE drops the pages. An inode the kernel
+        // no longer has (ENOENT) has nothing to drop.
+        if let Err(e) = n.inval_inode(INodeNo(ino), -1, 0) {
+            log::debug!("invalidating the attributes of inode {ino}: {e}");
+        }
     }
 }
 
@@ -115,7 +147,7 @@ impl FuseFs {
     /// Replies with an entry; the kernel now holds a reference to it.
     fn entry(&self, reply: ReplyEntry, a: &Attr) {
         self.fs.remember(a.ino);
-        reply.entry(&TTL, &to_file_attr(a), Generation(0));
+        reply.entry(&self.ttl, &to_file_attr(a), Generation(0));
     }
 }
 
@@ -161,7 +193,7 @@ impl Filesystem for FuseFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.fs.getattr(ino.0) {
-            Ok(a) => reply.attr(&TTL, &to_file_attr(&a)),
+            Ok(a) => reply.attr(&self.ttl, &to_file_attr(&a)),
             Err(e) => reply.error(errno("getattr", e)),
         }
     }
@@ -193,7 +225,7 @@ impl Filesystem for FuseFs {
             mtime: mtime.map(set_time),
         };
         match self.fs.setattr(ino.0, &set) {
-            Ok(a) => reply.attr(&TTL, &to_file_attr(&a)),
+            Ok(a) => reply.attr(&self.ttl, &to_file_attr(&a)),
             Err(e) => reply.error(errno("setattr", e)),
         }
     }
@@ -318,6 +350,9 @@ impl Filesystem for FuseFs {
                 let flags = if keep {
                     FopenFlags::FOPEN_KEEP_CACHE
                 } else {
+                    if self.fs.store().is_shared() {
+                        self.forget_attributes(ino.0);
+                    }
                     FopenFlags::empty()
                 };
                 reply.opened(FileHandle(fh), flags)
@@ -450,7 +485,7 @@ impl Filesystem for FuseFs {
                         INodeNo(e.ino),
                         e.offset,
                         name,
-                        &TTL,
+                        &self.ttl,
                         &to_file_attr(&a),
                         Generation(0),
                     );
@@ -571,7 +606,7 @@ impl Filesystem for FuseFs {
             Ok((a, fh)) => {
                 self.fs.remember(a.ino);
                 reply.created(
-                    &TTL,
+                    &self.ttl,
                     &to_file_attr(&a),
                     Generation(0),
                     FileHandle(fh),

@@ -1,5 +1,8 @@
 //! The store lock: an exclusive `flock` on `<store>/lock`, held for as long as
-//! a process has the store open for writing, so two mounts never share a store.
+//! a process has the store open for writing, so two mounts never share a
+//! SQLite store. A PostgreSQL mount holds one in its mountpoint's state
+//! directory (for `llmfs umount` to wait on); the volume itself admits
+//! several mounts (docs/DESIGN.md, "Several mounts of one volume").
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -17,7 +17,7 @@ mod tx;
 
 use std::path::Path;
 
-pub use self::postgres::{PgTarget, TlsMode, PG_TABLES_VERSION};
+pub use self::postgres::{host_name, PgTarget, TlsMode, PG_TABLES_VERSION};
 pub use error::StoreError;
 pub use features::{Feature, FeatureSet, FEATURES_KEY};
 pub use location::StoreLocation;
@@ -109,7 +109,7 @@ impl Store {
                 (Backend::Sqlite(s), bs)
             }
             StoreLocation::Postgres(target) => {
-                let (s, bs) = postgres::PgStore::open(target, opts, true)?;
+                let (s, bs) = postgres::PgStore::open(target, opts, false)?;
                 (Backend::Postgres(Box::new(s)), bs)
             }
         };
@@ -134,7 +134,7 @@ impl Store {
         let StoreLocation::Postgres(target) = location else {
             return Store::open_at(location, &opts);
         };
-        let (s, block_size) = postgres::PgStore::open(target, &opts, false)?;
+        let (s, block_size) = postgres::PgStore::open(target, &opts, true)?;
         Ok(Store {
             backend: Backend::Postgres(Box::new(s)),
             location: location.clone(),
@@ -163,8 +163,9 @@ impl Store {
     }
 
     /// Whether other processes may change the volume beside this one
-    /// (PostgreSQL: archive workers beside a mount): archivers then claim
-    /// the blocks they encode.
+    /// (PostgreSQL: other mounts and archive workers): archivers then
+    /// claim the blocks they encode, and an open checks whether another
+    /// mount changed the file since this one cached it.
     pub fn is_shared(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))
     }

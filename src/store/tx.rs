@@ -132,6 +132,21 @@ pub trait Writes: Reads {
     /// Removes an inode with its blocks and xattrs.
     fn delete_inode(&self, ino: u64) -> Result<()>;
 
+    /// Records that this client still has `ino` open or referenced after
+    /// removing its last link, so that another client's reclaim of
+    /// unlinked inodes leaves it alone while this one lives (PostgreSQL;
+    /// a SQLite store has one client, which reclaims only at its start).
+    /// Deleting the inode drops its holds.
+    fn hold_unlinked(&self, ino: u64) -> Result<()>;
+
+    /// Drops every hold of this client (it is leaving).
+    fn release_holds(&self) -> Result<()>;
+
+    /// The unlinked inodes (as [`Reads::unlinked_inodes`]) that no live
+    /// client holds: those this client may delete. On PostgreSQL this
+    /// first forgets the clients whose heartbeat stopped, and their holds.
+    fn reclaimable_inodes(&self) -> Result<Vec<u64>>;
+
     fn insert_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()>;
 
     fn remove_dirent(&self, parent: u64, name: &[u8]) -> Result<()>;

@@ -202,6 +202,27 @@ impl FreshStore {
         c.query_one(sql, &[]).unwrap().get(0)
     }
 
+    /// Takes the volume's session lock exclusively, as an llmfs from before
+    /// several mounts of one volume did: the session holding it, or None
+    /// while a read-write client (which holds it shared) has the volume.
+    pub fn lock_as_older_llmfs(&self) -> Option<postgres::Client> {
+        let StoreLocation::Postgres(t) = &self.location else {
+            unreachable!("a PostgreSQL store")
+        };
+        let mut c = admin_client(t).unwrap();
+        c.batch_execute(&format!("SET search_path TO {}", t.schema()))
+            .unwrap();
+        // `llmf`, the lock's first key; the second hashes the schema.
+        let got: bool = c
+            .query_one(
+                "SELECT pg_try_advisory_lock(1819045222, hashtext(current_schema()))",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        got.then_some(c)
+    }
+
     /// Sets the schema version as an llmfs of that version would have.
     pub fn set_schema_version(&self, v: u32) {
         match self.kind {

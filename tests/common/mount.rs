@@ -73,6 +73,25 @@ impl Mounted {
         m
     }
 
+    /// Mounts the volume `other` has mounted a second time, on a
+    /// mountpoint of its own (a PostgreSQL volume takes several mounts).
+    /// Declared after `other`, it is dropped (unmounted) first.
+    pub fn beside(other: &Mounted, extra: &[&str]) -> Mounted {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let mut m = Mounted {
+            log: dir.path().join("daemon.log"),
+            dir,
+            store: other.store.clone(),
+            mnt,
+            child: None,
+            fresh: None,
+        };
+        m.mount(extra);
+        m
+    }
+
     /// Mounts (again) on the same store and mountpoint.
     pub fn mount(&mut self, extra: &[&str]) {
         assert!(self.child.is_none(), "already mounted");
@@ -214,7 +233,7 @@ impl Drop for Mounted {
         if let Some(child) = self.child.take() {
             stop_daemon(&self.mnt, Some(child), Duration::from_secs(20));
         }
-        if self.fresh.is_some() {
+        if llmfs::store::StoreLocation::is_postgres(self.store.as_os_str()) {
             // A PostgreSQL mount's log and lock live in its mountpoint's
             // default store directory.
             if let Ok(dir) = llmfs::cli::default_store_for(&self.mnt) {

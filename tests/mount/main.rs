@@ -22,6 +22,7 @@ mod errors;
 mod hostile_store;
 mod lifecycle;
 mod llm;
+mod multi_mount;
 mod permissions;
 mod pg_restart;
 mod postgres;

@@ -15,5 +15,6 @@ mod dictionary;
 mod early_reads;
 mod fs_core;
 mod pg_connection;
+mod shared_volume;
 mod store;
 mod store_backends;

@@ -44,6 +44,10 @@ pub(super) struct PgTx<'a> {
     /// server stopped, the network broke): the store then opens a new one
     /// for its next transaction.
     lost: &'a Cell<bool>,
+    /// The name of the read-write client running the transaction (its row
+    /// in `mounts`), for its holds on unlinked inodes; None for a worker
+    /// or a reader.
+    mount: Option<&'a str>,
 }
 
 /// A number for a BIGINT column; none of llmfs's numbers reaches 2^63, and
@@ -98,12 +102,23 @@ impl<'a> PgTx<'a> {
         tx: Transaction<'a>,
         stmts: &'a mut StatementCache,
         lost: &'a Cell<bool>,
+        mount: Option<&'a str>,
     ) -> PgTx<'a> {
         PgTx {
             tx: RefCell::new(tx),
             stmts: RefCell::new(stmts),
             lost,
+            mount,
         }
+    }
+
+    /// Waits for, then holds until the end of this transaction, the
+    /// writers' lock of the volume (docs/DESIGN.md, "Several mounts of one
+    /// volume"): taken first by every write transaction of a read-write
+    /// client.
+    pub(super) fn lock_writers(&self) -> Result<()> {
+        self.exec(super::WRITERS_LOCK_SQL, &[&super::WRITERS_LOCK_CLASS])?;
+        Ok(())
     }
 
     /// The driver's answer, noting a lost connection.
@@ -627,8 +642,58 @@ impl Writes for PgTx<'_> {
         let ino = big(ino);
         self.exec("DELETE FROM blocks WHERE ino = $1", &[&ino])?;
         self.exec("DELETE FROM xattrs WHERE ino = $1", &[&ino])?;
+        // Only a read-write client holds inodes (and surely has the
+        // table: its open creates it).
+        if self.mount.is_some() {
+            self.exec("DELETE FROM inode_holds WHERE ino = $1", &[&ino])?;
+        }
         self.exec("DELETE FROM inodes WHERE ino = $1", &[&ino])?;
         Ok(())
+    }
+
+    fn hold_unlinked(&self, ino: u64) -> Result<()> {
+        if let Some(mount) = self.mount {
+            self.exec(
+                "INSERT INTO inode_holds(mount, ino) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&mount, &big(ino)],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn release_holds(&self) -> Result<()> {
+        if let Some(mount) = self.mount {
+            self.exec("DELETE FROM inode_holds WHERE mount = $1", &[&mount])?;
+        }
+        Ok(())
+    }
+
+    fn reclaimable_inodes(&self) -> Result<Vec<u64>> {
+        if self.mount.is_none() {
+            return self.unlinked_inodes();
+        }
+        // Clients whose heartbeat stopped are dead: their holds go.
+        self.exec(
+            &format!(
+                "DELETE FROM mounts WHERE seen < now() - {}",
+                super::mounts::STALE_AFTER_SQL
+            ),
+            &[],
+        )?;
+        self.exec(
+            "DELETE FROM inode_holds h WHERE NOT EXISTS \
+             (SELECT 1 FROM mounts m WHERE m.name = h.mount)",
+            &[],
+        )?;
+        self.rows(
+            "SELECT ino FROM inodes WHERE ino != 1 AND nlink = 0 \
+             AND NOT EXISTS (SELECT 1 FROM dirents d WHERE d.ino = inodes.ino) \
+             AND NOT EXISTS (SELECT 1 FROM inode_holds h WHERE h.ino = inodes.ino)",
+            &[],
+        )?
+        .iter()
+        .map(|r| get_u64(r, 0))
+        .collect()
     }
 
     fn insert_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {

@@ -24,15 +24,31 @@ pub(super) const DICTIONARIES_TABLE: &str =
 /// them), created if missing by every read-write or worker open.
 const CLAIMS_TABLES: &str = include_str!("../../../migrations/postgres/claims.sql");
 
+/// The tables of a volume's read-write clients and the unlinked inodes
+/// they hold open (several mounts of one volume): not a version either,
+/// created if missing by every read-write open.
+const MOUNTS_TABLES: &str = include_str!("../../../migrations/postgres/mounts.sql");
+
 /// The first key of the advisory lock that serialises the creation of
-/// the claim tables (`llmc`); the second is a hash of the schema name.
+/// the tables above (`llmc`); the second is a hash of the schema name.
 const CLAIMS_LOCK_CLASS: i32 = 0x6c6c_6d63;
 
 /// Creates the claim tables if the volume has none yet.
 pub(super) fn ensure_claims_tables(client: &mut postgres::Client) -> Result<(), StoreError> {
+    ensure_tables(client, "archive_workers", CLAIMS_TABLES)
+}
+
+/// Creates the tables of mounts and their holds if the volume has none yet.
+pub(super) fn ensure_mounts_tables(client: &mut postgres::Client) -> Result<(), StoreError> {
+    ensure_tables(client, "inode_holds", MOUNTS_TABLES)
+}
+
+/// Runs `sql` (idempotent) unless table `probe`, the last it creates,
+/// exists already.
+fn ensure_tables(client: &mut postgres::Client, probe: &str, sql: &str) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
     let exists: bool = tx
-        .query_one("SELECT to_regclass('archive_workers') IS NOT NULL", &[])?
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&probe])?
         .get(0);
     if exists {
         return Ok(());
@@ -41,7 +57,7 @@ pub(super) fn ensure_claims_tables(client: &mut postgres::Client) -> Result<(), 
         "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
         &[&CLAIMS_LOCK_CLASS],
     )?;
-    tx.batch_execute(CLAIMS_TABLES)?;
+    tx.batch_execute(sql)?;
     tx.commit()?;
     Ok(())
 }
@@ -70,6 +86,9 @@ pub(super) fn schema_version(c: &mut impl GenericClient) -> Result<u32, StoreErr
 /// found; refuses a store written by a newer llmfs.
 pub(super) fn migrate(client: &mut postgres::Client) -> Result<u32, StoreError> {
     let mut tx = client.transaction()?;
+    // Several mounts may open the volume at once: one migrates, the others
+    // then find it done.
+    tx.execute(super::WRITERS_LOCK_SQL, &[&super::WRITERS_LOCK_CLASS])?;
     let found = schema_version(&mut tx)?;
     if found > SCHEMA_VERSION {
         return Err(StoreError::TooNew {

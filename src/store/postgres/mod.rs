@@ -1,15 +1,20 @@
 //! The PostgreSQL backend: a volume's tables in one schema of a database
 //! on a server (docs/FORMAT.md, "PostgreSQL store"). One connection serves
-//! the store's transactions in turn, as SQLite's one connection does. A
-//! session-level advisory lock keeps a second read-write open of the same
-//! volume out; archive workers open it beside that writer without the lock
-//! and change only block encodings, under the swap rule and their claims
-//! (docs/DESIGN.md, "Archive workers"). A lost connection is reopened (and
-//! the lock taken again) at the next transaction, the one it broke having
-//! failed.
+//! the store's transactions in turn, as SQLite's one connection does.
+//! Several read-write clients (mounts on several machines) share a volume:
+//! each holds the volume's advisory lock shared for its session (which
+//! keeps out an older llmfs, which takes it exclusively), registers in the
+//! `mounts` table (mounts.rs), and runs every write transaction under a
+//! transaction-level lock that serialises the writers of all clients
+//! (docs/DESIGN.md, "Several mounts of one volume"). Archive workers open
+//! the volume without either lock and change only block encodings, under
+//! the swap rule and their claims (docs/DESIGN.md, "Archive workers"). A
+//! lost connection is reopened (and the session lock taken again) at the
+//! next transaction, the one it broke having failed.
 
 mod meta;
 mod migrate;
+mod mounts;
 mod pgpass;
 mod target;
 
@@ -26,20 +31,39 @@ use super::tx::{BackendTx, ReadTx, WriteTx};
 use super::{Durability, OpenOptions, StoreError};
 use meta::{PgTx, StatementCache};
 pub use migrate::PG_TABLES_VERSION;
+pub use mounts::host_name;
 pub use target::{PgTarget, TlsMode};
 
-/// The first key of the advisory lock (`llmf`); the second is a hash of
-/// the volume's schema name.
+/// The first key of the session-level advisory lock (`llmf`); the second
+/// is a hash of the volume's schema name. Read-write clients hold it
+/// shared; llmfs builds from before several mounts of one volume took it
+/// exclusively, so neither mounts beside the other.
 const LOCK_CLASS: i32 = 0x6c6c_6d66;
+
+/// The first key of the transaction-level advisory lock every write
+/// transaction of a read-write client takes first (`llmw`): the writers
+/// of all mounts of the volume run one at a time, each seeing every
+/// commit before it, so that the core's read-then-write of a row inside a
+/// transaction loses no other mount's change.
+pub(super) const WRITERS_LOCK_CLASS: i32 = 0x6c6c_6d77;
+
+/// Takes the writers' lock for the rest of the transaction.
+pub(super) const WRITERS_LOCK_SQL: &str =
+    "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))";
 
 #[derive(Debug)]
 pub(super) struct PgStore {
     target: PgTarget,
     read_only: bool,
-    /// Holds the volume's writer lock (a mount or an offline pass); an
-    /// archive worker does not.
-    exclusive: bool,
+    /// An archive worker: takes neither lock and registers nowhere. Any
+    /// other read-write client (a mount, an offline pass) holds the
+    /// volume's session lock shared and serialises its write transactions
+    /// with the other clients'.
+    worker: bool,
     conn: Mutex<Option<Conn>>,
+    /// This client's row in `mounts` and its heartbeat (read-write
+    /// clients only).
+    registration: Option<mounts::Registration>,
 }
 
 /// A live connection and the statements prepared on it.
@@ -71,9 +95,9 @@ impl Conn {
 /// A connection idle this long is checked before its next transaction.
 const IDLE_PROBE: Duration = Duration::from_secs(1);
 
-/// How long a reconnecting writer waits for the volume's lock: the server
-/// may not yet have noticed that the session that held it (this store's
-/// own, before the network broke) is gone.
+/// How long a reconnecting client waits for the volume's session lock,
+/// which only an older llmfs holds exclusively (it may have mounted the
+/// volume while this client was cut off and every other had gone).
 const RELOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Whether `e` means the connection is gone rather than that a statement
@@ -100,13 +124,13 @@ impl std::fmt::Debug for Conn {
 }
 
 impl PgStore {
-    /// Opens the volume at `target`; returns it with its block size. Not
-    /// `exclusive` (an archive worker): takes no writer lock, migrates
-    /// nothing and raises no version on open.
+    /// Opens the volume at `target`; returns it with its block size. A
+    /// `worker` takes no lock, registers nowhere, migrates nothing and
+    /// raises no version on open.
     pub(super) fn open(
         target: &PgTarget,
         opts: &OpenOptions,
-        exclusive: bool,
+        worker: bool,
     ) -> Result<(PgStore, usize), StoreError> {
         let mut client = connect(target)?;
         let schema = target.schema();
@@ -124,7 +148,7 @@ impl PgStore {
             client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
         }
         client.batch_execute(&format!("SET search_path TO {schema}"))?;
-        if opts.read_only || !exclusive {
+        if opts.read_only || worker {
             check_readable_version(migrate::schema_version(&mut client)?)?;
         } else {
             lock_volume(&mut client, target)?;
@@ -133,15 +157,26 @@ impl PgStore {
         if !opts.read_only {
             migrate::ensure_claims_tables(&mut client)?;
         }
+        let writer = !worker && !opts.read_only;
+        let registration = if writer {
+            migrate::ensure_mounts_tables(&mut client)?;
+            Some(mounts::Registration::new(&mut client, target)?)
+        } else {
+            None
+        };
         let mut conn = Conn::new(client);
         let block_size = {
             let tx = PgTx::new(
                 start(&mut conn.client, opts.read_only)?,
                 &mut conn.stmts,
                 &conn.lost,
+                registration.as_ref().map(mounts::Registration::name),
             );
-            check_features(&tx, opts.read_only || !exclusive)?;
-            let bs = if opts.read_only || !exclusive {
+            if writer {
+                tx.lock_writers()?;
+            }
+            check_features(&tx, opts.read_only || worker)?;
+            let bs = if opts.read_only || worker {
                 read_block_size(&tx)?
             } else {
                 initialise_volume(&tx, opts.block_size)?
@@ -152,8 +187,9 @@ impl PgStore {
         let store = PgStore {
             target: target.clone(),
             read_only: opts.read_only,
-            exclusive,
+            worker,
             conn: Mutex::new(Some(conn)),
+            registration,
         };
         Ok((store, block_size))
     }
@@ -171,7 +207,7 @@ impl PgStore {
             log::warn!("reconnecting to the store {}", self.target);
             let mut client = connect(&self.target)?;
             client.batch_execute(&format!("SET search_path TO {}", self.target.schema()))?;
-            if !self.read_only && self.exclusive {
+            if !self.read_only && !self.worker {
                 relock_volume(&mut client, &self.target)?;
             }
             log::warn!("reconnected to the store {}", self.target);
@@ -229,8 +265,16 @@ impl PgStore {
             guard = self.conn()?;
         }
         let conn = guard.as_mut().expect("conn() connects");
+        let mount = self.registration.as_ref().map(mounts::Registration::name);
+        let serialise = !read_only && !self.worker;
         let out = match start(&mut conn.client, read_only) {
-            Ok(tx) => body(PgTx::new(tx, &mut conn.stmts, &conn.lost)),
+            Ok(tx) => {
+                let tx = PgTx::new(tx, &mut conn.stmts, &conn.lost, mount);
+                match serialise.then(|| tx.lock_writers()).transpose() {
+                    Ok(_) => body(tx),
+                    Err(e) => Err(e.into()),
+                }
+            }
             Err(e) => {
                 note_lost(&conn.lost, &e);
                 Err(e.into())
@@ -291,8 +335,8 @@ fn note_lost(lost: &Cell<bool>, e: &StoreError) {
 }
 
 /// A read transaction is a read-only snapshot (REPEATABLE READ); a write
-/// transaction runs at READ COMMITTED, the volume lock making it the only
-/// writer.
+/// transaction runs at READ COMMITTED, the writers' lock (taken first)
+/// making it the only writer of the volume while it runs.
 fn start(client: &mut Client, read_only: bool) -> Result<postgres::Transaction<'_>, StoreError> {
     let b = client.build_transaction();
     let b = if read_only {
@@ -340,8 +384,9 @@ fn tls_connector(target: &PgTarget) -> Result<MakeTlsConnector, StoreError> {
     Ok(c)
 }
 
-/// Takes the volume's lock again on a new connection, waiting up to
-/// [`RELOCK_WAIT`] for the server to end the session that held it.
+/// Takes the volume's session lock again on a new connection, waiting up
+/// to [`RELOCK_WAIT`] for an exclusive holder (an older llmfs that got in
+/// while this client was cut off) to go.
 fn relock_volume(client: &mut Client, target: &PgTarget) -> Result<(), StoreError> {
     let deadline = std::time::Instant::now() + RELOCK_WAIT;
     loop {
@@ -354,11 +399,13 @@ fn relock_volume(client: &mut Client, target: &PgTarget) -> Result<(), StoreErro
     }
 }
 
-/// Takes the volume's advisory lock for this session, or says who holds it.
+/// Takes the volume's advisory lock, shared, for this session, or says who
+/// holds it exclusively (an llmfs from before several mounts of one
+/// volume).
 fn lock_volume(client: &mut Client, target: &PgTarget) -> Result<(), StoreError> {
     let got: bool = client
         .query_one(
-            "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+            "SELECT pg_try_advisory_lock_shared($1, hashtext(current_schema()))",
             &[&LOCK_CLASS],
         )?
         .get(0);
@@ -369,7 +416,8 @@ fn lock_volume(client: &mut Client, target: &PgTarget) -> Result<(), StoreError>
         .query_opt(
             "SELECT a.application_name || ' on ' || COALESCE(host(a.client_addr), 'local socket') \
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-             WHERE l.locktype = 'advisory' AND l.classid = $1::bigint::oid \
+             WHERE l.locktype = 'advisory' AND l.mode = 'ExclusiveLock' \
+             AND l.classid = $1::bigint::oid \
              AND l.objid::bigint = (hashtext(current_schema())::bigint & 4294967295) LIMIT 1",
             &[&i64::from(LOCK_CLASS)],
         )?

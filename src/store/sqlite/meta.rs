@@ -539,6 +539,19 @@ impl Writes for SqliteTx<'_> {
         Ok(())
     }
 
+    // One client (the store's flock): nothing else reclaims while it lives.
+    fn hold_unlinked(&self, _ino: u64) -> Result<()> {
+        Ok(())
+    }
+
+    fn release_holds(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn reclaimable_inodes(&self) -> Result<Vec<u64>> {
+        self.unlinked_inodes()
+    }
+
     fn insert_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
         self.conn
             .prepare_cached("INSERT INTO dirents(parent, name, ino) VALUES (?1, ?2, ?3)")?
