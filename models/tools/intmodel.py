@@ -337,9 +337,11 @@ def build_graph(cfg, p, u8=False):
     a product is stored as uint8 `value + 128` and multiplied with zero
     point 128, which gives the same int32 products (`(a+128) - 128 = a`)
     through ONNX Runtime's vectorised uint8 x uint8 kernels instead of its
-    scalar int8 x int8 loop; the cache is uint8 too. The CUDA provider has
-    no uint8 MatMulInteger, so the canonical graph stays int8 x int8, and
-    `with_cpu_variant` embeds this one beside it."""
+    scalar int8 x int8 loop; the cache is uint8 too. Its requantisation and
+    clamps take fewer passes (`req_u64`, `Clip`). The CUDA provider has no
+    uint8 MatMulInteger, so the canonical graph stays int8 x int8, and
+    `with_cpu_variant` embeds this one beside it (docs/INTEGER_MODEL.md,
+    "The CPU variant")."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -459,7 +461,7 @@ def build_graph(cfg, p, u8=False):
         """The CPU variant's requantisation: six passes instead of ten, in
         uint64 arithmetic modulo 2^64 (docs/INTEGER_MODEL.md, "The CPU
         variant", has the bounds). The addend also carries (2^31 + s) 2^24:
-        the numerator `acc * m + c + (2^31 + s) 2^24` lies in [0, 2^58), so
+        the numerator `acc * m + c + (2^31 + s) 2^24` lies in (2^54, 2^57), so
         its residue modulo 2^64 is the numerator itself, the right shift is
         the floor division, and the quotient is the canonical value + s +
         2^32 (or below the clamp where the canonical numerator is
@@ -478,26 +480,16 @@ def build_graph(cfg, p, u8=False):
     past = node("Gather", [shape_k0, i64(3)], axis=0)
     shape_tok = node("Shape", [tokens])
     t = node("Gather", [shape_tok, i64(1)], axis=0)
-    if u8:
-        # The slot cache: `past_len` positions written at the start of
-        # its `cap` slots, the rest masked.
-        cap, past = past, "past_len"
-        slot_mask = node("Where", [node("Less", [node("Range", [i64(0), cap, i64(1)]), past]), i32(0), i32(-MASK)])
-        split_sizes = node("Concat", [node("Unsqueeze", [cap, i64([0])]), node("Unsqueeze", [t, i64([0])])], axis=0)
     p_end = node("Add", [past, t])
     positions = node("Range", [past, p_end, i64(1)])
     x = node("Add", [node("Gather", ["tok_emb", tokens], axis=0), node("Gather", ["pos_emb", positions], axis=0)])
     x = clamp(x, -XMAX, XMAX, i32)
 
     tri = np.triu(np.full((ctx, ctx), -MASK, dtype=np.int32), k=1)
-    if u8:  # the run's own positions among themselves
-        t_1 = node("Unsqueeze", [t, i64([0])])
-        mask = node("Slice", [const(tri, "causal"), i64([0, 0]), node("Concat", [t_1, t_1], axis=0), i64([0, 1])])
-    else:
-        starts = node("Concat", [node("Unsqueeze", [past, i64([0])]), i64([0])], axis=0)
-        pe1 = node("Unsqueeze", [p_end, i64([0])])
-        ends = node("Concat", [pe1, pe1], axis=0)
-        mask = node("Slice", [const(tri, "causal"), starts, ends, i64([0, 1])])
+    starts = node("Concat", [node("Unsqueeze", [past, i64([0])]), i64([0])], axis=0)
+    pe1 = node("Unsqueeze", [p_end, i64([0])])
+    ends = node("Concat", [pe1, pe1], axis=0)
+    mask = node("Slice", [const(tri, "causal"), starts, ends, i64([0, 1])])
 
     b1 = node("Unsqueeze", [node("Gather", [shape_tok, i64(0)], axis=0), i64([0])])
     t1 = node("Unsqueeze", [t, i64([0])])
@@ -513,21 +505,12 @@ def build_graph(cfg, p, u8=False):
         qn, kn, vn = name("q"), name("k"), name("v")
         nodes.append(helper.make_node("Split", [qkv, i64([d, d, d])], [qn, kn, vn], axis=2))
         qh = node("Transpose", [node("Reshape", [qn, heads_shape])], perm=[0, 2, 1, 3])
-        if u8:
-            # Attention over the cache's slots and the run's own keys
-            # apart, the scores joined: no copy of the cache.
-            kh, vh = f"new_k_{l}", f"new_v_{l}"
-            nodes.append(helper.make_node("Transpose", [node("Reshape", [kn, heads_shape])], [kh], perm=[0, 2, 3, 1]))
-            nodes.append(helper.make_node("Transpose", [node("Reshape", [vn, heads_shape])], [vh], perm=[0, 2, 1, 3]))
-            scores = node("Concat", [node("Add", [matmul(qh, f"past_k_{l}"), slot_mask]),
-                                     node("Add", [matmul(qh, kh), mask])], axis=-1)
-        else:
-            kh = node("Transpose", [node("Reshape", [kn, heads_shape])], perm=[0, 2, 3, 1])
-            vh = node("Transpose", [node("Reshape", [vn, heads_shape])], perm=[0, 2, 1, 3])
-            k_all, v_all = f"present_k_{l}", f"present_v_{l}"
-            nodes.append(helper.make_node("Concat", [f"past_k_{l}", kh], [k_all], axis=3))
-            nodes.append(helper.make_node("Concat", [f"past_v_{l}", vh], [v_all], axis=2))
-            scores = node("Add", [matmul(qh, k_all), mask])
+        kh = node("Transpose", [node("Reshape", [kn, heads_shape])], perm=[0, 2, 3, 1])
+        vh = node("Transpose", [node("Reshape", [vn, heads_shape])], perm=[0, 2, 1, 3])
+        k_all, v_all = f"present_k_{l}", f"present_v_{l}"
+        nodes.append(helper.make_node("Concat", [f"past_k_{l}", kh], [k_all], axis=3))
+        nodes.append(helper.make_node("Concat", [f"past_v_{l}", vh], [v_all], axis=2))
+        scores = node("Add", [matmul(qh, k_all), mask])
         mx = node("ReduceMax", [scores, i64([-1])], keepdims=1)
         n_exp = len(p[pre + "attn.exp"])
         if expand_exp(n_exp, lq["exp_shift"]):
@@ -537,13 +520,7 @@ def build_graph(cfg, p, u8=False):
                                i32(n_exp - 1)])
         pr = lookup(pre + "attn.exp", idx)
         ssum = node("ReduceSum", [pr, i64([-1])], keepdims=1)
-        if u8:
-            p_slots, p_new = name("ps"), name("pn")
-            nodes.append(helper.make_node("Split", [node("Cast", [pr], to=act), split_sizes], [p_slots, p_new],
-                                          axis=-1))
-            acc = node("Add", [matmul(p_slots, f"past_v_{l}", a_zp=False), matmul(p_new, vh, a_zp=False)])
-        else:
-            acc = matmul(node("Cast", [pr], to=act), v_all, a_zp=False)
+        acc = matmul(node("Cast", [pr], to=act), v_all, a_zp=False)
         bias = node("Add", [node("Mul", [ssum, i32(128)]), node("Div", [ssum, i32(2)])])
         o = node("Div", [node("Add", [acc, bias]), ssum])
         if not u8:  # the u8 variant keeps o + 128
@@ -570,19 +547,11 @@ def build_graph(cfg, p, u8=False):
 
     inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["B", "T"])]
     outs = [helper.make_tensor_value_info("logits", TensorProto.INT32, ["B", "T", vocab])]
-    if u8:
-        inputs.append(helper.make_tensor_value_info("past_len", TensorProto.INT64, []))
-        for l in range(nl):
-            inputs.append(helper.make_tensor_value_info(f"past_k_{l}", act, ["B", nh, dh, "C"]))
-            inputs.append(helper.make_tensor_value_info(f"past_v_{l}", act, ["B", nh, "C", dh]))
-            outs.append(helper.make_tensor_value_info(f"new_k_{l}", act, ["B", nh, dh, "T"]))
-            outs.append(helper.make_tensor_value_info(f"new_v_{l}", act, ["B", nh, "T", dh]))
-    else:
-        for l in range(nl):
-            inputs.append(helper.make_tensor_value_info(f"past_k_{l}", act, ["B", nh, dh, "P"]))
-            inputs.append(helper.make_tensor_value_info(f"past_v_{l}", act, ["B", nh, "P", dh]))
-            outs.append(helper.make_tensor_value_info(f"present_k_{l}", act, ["B", nh, dh, "PT"]))
-            outs.append(helper.make_tensor_value_info(f"present_v_{l}", act, ["B", nh, "PT", dh]))
+    for l in range(nl):
+        inputs.append(helper.make_tensor_value_info(f"past_k_{l}", act, ["B", nh, dh, "P"]))
+        inputs.append(helper.make_tensor_value_info(f"past_v_{l}", act, ["B", nh, "P", dh]))
+        outs.append(helper.make_tensor_value_info(f"present_k_{l}", act, ["B", nh, dh, "PT"]))
+        outs.append(helper.make_tensor_value_info(f"present_v_{l}", act, ["B", nh, "PT", dh]))
     graph = helper.make_graph(nodes, "llmfs-int", inputs, outs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="llmfs-intmodel")
@@ -762,61 +731,16 @@ def empty_cache(cfg, b):
     return feeds
 
 
-def session_cache(sess, b, past=0, slots=None):
-    """A cache of `past` positions for `b` sequences in the layout and type
-    `sess`'s graph declares, every value 0 (uint8 128): the canonical
-    graph's `past_*` tensors, or the CPU variant's slot cache of `slots`
-    slots (default `past`, at least 1), the first `past` written."""
+def session_cache(sess, b, past=0):
+    """A zero cache of `past` positions for `b` sequences in the layout and
+    type `sess`'s graph declares."""
     types = {"tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(float)": np.float32}
     feeds = {}
     for i in sess.get_inputs():
-        if i.name == "past_len":
-            feeds[i.name] = np.array(past, np.int64)
-        elif i.name.startswith("past_"):
-            n = (slots or max(past, 1)) if "C" in i.shape else past
-            shape = [b if dim == "B" else n if isinstance(dim, str) else dim for dim in i.shape]
-            feeds[i.name] = np.full(shape, 128 if types[i.type] == np.uint8 else 0, types[i.type])
+        if i.name.startswith("past_"):
+            shape = [b if dim == "B" else past if isinstance(dim, str) else dim for dim in i.shape]
+            feeds[i.name] = np.zeros(shape, types[i.type])
     return feeds
-
-
-SLOT_GROW = 32  # src/model/engine.rs, SLOT_GROW
-
-
-class SlotCache:
-    """The CPU variant's key/value cache as llmfs's engine keeps it
-    (src/model/engine.rs, `Slots`): per layer, keys [B, H, dh, cap] and
-    values [B, H, cap, dh] as uint8 value + 128, the first `len` slots
-    written and the rest 128; a run reads it in place and returns only its
-    own positions (`new_k_<l>`, `new_v_<l>`), which `append` writes, first
-    growing `cap` by SLOT_GROW slots at a time (at most `context`)."""
-
-    def __init__(self, sess, b, context, cap=SLOT_GROW):
-        self.names = [o.name for o in sess.get_outputs()]
-        self.len, self.context = 0, context
-        self.bufs = {k: v for k, v in session_cache(sess, b, slots=min(cap, context)).items() if k != "past_len"}
-
-    def feeds(self):
-        return {"past_len": np.array(self.len, np.int64), **self.bufs}
-
-    def append(self, outs):
-        new = dict(zip(self.names, outs))
-        t = new["new_k_0"].shape[3]
-        end = self.len + t
-        cap = self.bufs["past_k_0"].shape[3]
-        if end > cap:
-            grown = min(max(end, cap + SLOT_GROW), self.context)
-            for k, v in self.bufs.items():
-                axis = 3 if k.startswith("past_k") else 2
-                pad = [(0, 0)] * 4
-                pad[axis] = (0, grown - cap)
-                self.bufs[k] = np.pad(v, pad, constant_values=128)
-        for k, v in self.bufs.items():
-            n = new[k.replace("past_", "new_")]
-            if k.startswith("past_k"):
-                v[:, :, :, self.len:end] = n
-            else:
-                v[:, :, self.len:end, :] = n
-        self.len = end
 
 
 def cpu_variant(path):
@@ -872,21 +796,20 @@ def cmd_check(args):
                 "disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "all": "ORT_ENABLE_ALL"}[level])
             so.intra_op_num_threads = 1
             vs = ort.InferenceSession(variant, so, providers=["CPUExecutionProvider"])
-            for slots in [1, SLOT_GROW]:  # every slot masked
-                got = vs.run(["logits"], {"tokens": tokens, **session_cache(vs, b, slots=slots)})[0]
-                ok = np.array_equal(got, ref)
-                bad += not ok
-                print(f"cpu variant {level:9s} {slots:2d} slots: {'equal' if ok else 'DIFFERENT'}")
-        # The decoder's path on the variant: cached steps in its slot cache
-        # (growing as the engine grows it), in runs of unequal length,
-        # against the full pass.
-        cache, rows = SlotCache(vs, b, ctx), []
+            got = vs.run(["logits"], {"tokens": tokens, **session_cache(vs, b)})[0]
+            ok = np.array_equal(got, ref)
+            bad += not ok
+            print(f"cpu variant {level:9s}: {'equal' if ok else 'DIFFERENT'}")
+        # The decoder's path on the variant: cached steps (its own cache
+        # layout), in two runs of unequal length, against the full pass.
+        names = [o.name for o in vs.get_outputs()]
+        cache, rows = session_cache(vs, b), []
         for i0, i1 in [(0, 1), (1, t // 2), *[(i, i + 1) for i in range(t // 2, t)]]:
             if i0 >= i1:
                 continue
-            out = vs.run(None, {"tokens": tokens[:, i0:i1], **cache.feeds()})
+            out = vs.run(None, {"tokens": tokens[:, i0:i1], **cache})
             rows.append(out[0])
-            cache.append(out)
+            cache = {n.replace("present", "past"): v for n, v in zip(names[1:], out[1:])}
         ok = np.array_equal(np.concatenate(rows, axis=1), ref)
         bad += not ok
         print(f"cpu variant cached steps: {'equal' if ok else 'DIFFERENT'}")

@@ -75,7 +75,7 @@ class Case:
             self.assertEqual(got.dtype, np.int32)
             self.assertTrue(np.array_equal(got, ref), f"{tag}: ONNX Runtime on the export != intmodel.forward")
             sess = ort.InferenceSession(im.cpu_variant(path), providers=["CPUExecutionProvider"])
-            feeds = im.session_cache(sess, self.tokens.shape[0])
+            feeds = {k: v.astype(np.uint8) for k, v in im.empty_cache(icfg, self.tokens.shape[0]).items()}
             got = sess.run(["logits"], {"tokens": self.tokens, **feeds})[0]
             self.assertTrue(np.array_equal(got, ref), f"{tag}: the export's CPU variant != intmodel.forward")
             ecfg, ep = im.load_int(path)

@@ -15,7 +15,7 @@
 
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
-use ort::value::{DynValue, Tensor, TensorRef};
+use ort::value::{DynValue, Tensor};
 
 use super::reference::{RefCache, Reference};
 use super::runtime::runtime;
@@ -35,11 +35,6 @@ const SCORE_BATCH: usize = 32;
 
 /// The initializer under which an integer model embeds its CPU variant.
 const CPU_GRAPH: &str = "llmfs.cpu_graph";
-/// Slots a slot cache grows by when a run needs more (at most the
-/// context): each growth copies the cache once, and every run attends over
-/// the unwritten slots too (masked), so this trades one against the other.
-/// `models/tools/intmodel.py` (SLOT_GROW) simulates the same growth.
-const SLOT_GROW: usize = 32;
 
 /// The integer semantics this build implements (docs/INTEGER_MODEL.md).
 pub const INT_SEMANTICS: &str = super::reference::SEMANTICS;
@@ -248,125 +243,18 @@ pub struct Engine {
 
 /// What computes the logits.
 enum Backend {
-    Ort {
-        session: Session,
-        cache: CacheKind,
-    },
+    /// `cache_u8`: the graph is an integer model's CPU variant, whose cache
+    /// holds `value + 128` as uint8.
+    Ort { session: Session, cache_u8: bool },
     /// The pure-Rust integer engine (integer models only).
     Reference(Reference),
 }
 
-/// The key/value cache a graph takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CacheKind {
-    /// `past_k_<l>`, `past_v_<l>` in, `present_*` (past and the run's
-    /// positions) out: float32 (a float model), int8 (an integer model's
-    /// canonical graph) or uint8 `value + 128` (an integer model's CPU
-    /// variant before the slot cache).
-    Values(ValueType),
-    /// An integer model's CPU variant: a slot cache ([`Slots`]).
-    Slots,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ValueType {
-    F32,
-    I8,
-    U8,
-}
-
-/// A key/value cache: the graph's `past_*` inputs by name, a slot cache,
-/// or the reference engine's own.
+/// A key/value cache: the graph's `past_*` inputs by name, or the
+/// reference engine's own.
 enum Cache {
     Ort(Vec<(String, DynValue)>),
-    Slots(Slots),
     Reference(RefCache),
-}
-
-/// The CPU variant's key/value cache (docs/INTEGER_MODEL.md, "The CPU
-/// variant"): per layer, keys `[B, H, dh, cap]` and values `[B, H, cap,
-/// dh]` as uint8 `value + 128`, the first `len` slots of each written and
-/// the rest 128 (value 0, masked by the graph). A run reads the slots in
-/// place (`past_len` = `len`) and returns only its own positions, which
-/// are written here: no run copies the cache, only a growth does.
-struct Slots {
-    len: usize,
-    cap: usize,
-    batch: usize,
-    heads: usize,
-    head_dim: usize,
-    /// Per layer: keys, values.
-    layers: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-impl Slots {
-    fn new(batch: usize, heads: usize, head_dim: usize, n_layers: usize, cap: usize) -> Slots {
-        let size = batch * heads * head_dim * cap;
-        Slots {
-            len: 0,
-            cap,
-            batch,
-            heads,
-            head_dim,
-            layers: (0..n_layers)
-                .map(|_| (vec![128; size], vec![128; size]))
-                .collect(),
-        }
-    }
-
-    /// Makes room for `len + t` slots, by SLOT_GROW at a time (`context`
-    /// at most: the caller keeps `len + t` within it).
-    fn reserve(&mut self, t: usize, context: usize) {
-        let end = self.len + t;
-        if end <= self.cap {
-            return;
-        }
-        let cap = (self.cap + SLOT_GROW).max(end).min(context);
-        let rows = self.batch * self.heads;
-        let dh = self.head_dim;
-        for (k, v) in &mut self.layers {
-            // Keys: each (sequence, head, channel) row of `cap` slots.
-            let mut grown = vec![128u8; rows * dh * cap];
-            for (to, from) in grown.chunks_exact_mut(cap).zip(k.chunks_exact(self.cap)) {
-                to[..self.cap].copy_from_slice(from);
-            }
-            *k = grown;
-            // Values: each (sequence, head) block of `cap` slots x dh.
-            let mut grown = vec![128u8; rows * cap * dh];
-            for (to, from) in grown
-                .chunks_exact_mut(cap * dh)
-                .zip(v.chunks_exact(self.cap * dh))
-            {
-                to[..self.cap * dh].copy_from_slice(from);
-            }
-            *v = grown;
-        }
-        self.cap = cap;
-    }
-
-    /// Writes a run's `t` new keys (`[B, H, dh, t]`) and values (`[B, H,
-    /// t, dh]`) of layer `l` after the `len` written slots.
-    fn write(&mut self, l: usize, t: usize, keys: &[u8], values: &[u8]) {
-        let (len, cap, dh) = (self.len, self.cap, self.head_dim);
-        let (k, v) = &mut self.layers[l];
-        if t == 1 {
-            // A decoder step: one byte per key row, assigned (a memcpy call
-            // per byte cost more than the rest of this function).
-            for (row, &key) in k.chunks_exact_mut(cap).zip(keys) {
-                row[len] = key;
-            }
-        } else {
-            for (to, from) in k.chunks_exact_mut(cap).zip(keys.chunks_exact(t)) {
-                to[len..len + t].copy_from_slice(from);
-            }
-        }
-        for (to, from) in v
-            .chunks_exact_mut(cap * dh)
-            .zip(values.chunks_exact(t * dh))
-        {
-            to[len * dh..(len + t) * dh].copy_from_slice(from);
-        }
-    }
 }
 
 /// The decoder's state for a batch of sequences advancing in lockstep.
@@ -413,15 +301,10 @@ impl Engine {
             .custom("llmfs.config")
             .ok_or_else(|| ModelError::BadModel("no llmfs.config metadata".into()))?;
         let config = ModelConfig::parse(&config_json)?;
-        // A CPU variant with a slot cache takes `past_len` as well, and
-        // returns only the run's keys and values (same count).
-        let slots = session.inputs().iter().any(|i| i.name() == "past_len");
-        let expected_inputs = 1 + 2 * config.n_layers + usize::from(slots);
-        let expected_outputs = 1 + 2 * config.n_layers;
-        if session.inputs().len() != expected_inputs || session.outputs().len() != expected_outputs
-        {
+        let expected_inputs = 1 + 2 * config.n_layers;
+        if session.inputs().len() != expected_inputs || session.outputs().len() != expected_inputs {
             return Err(ModelError::BadModel(format!(
-                "expected {expected_inputs} inputs and {expected_outputs} outputs for {} layers",
+                "expected {expected_inputs} inputs and outputs for {} layers",
                 config.n_layers
             )));
         }
@@ -456,14 +339,9 @@ impl Engine {
         } else {
             None
         };
-        let cache = match (cpu_graph.is_some(), slots, config.integer) {
-            (true, true, _) => CacheKind::Slots,
-            (true, false, _) => CacheKind::Values(ValueType::U8),
-            (false, _, true) => CacheKind::Values(ValueType::I8),
-            (false, _, false) => CacheKind::Values(ValueType::F32),
-        };
+        let cache_u8 = cpu_graph.is_some();
         Ok(Engine {
-            backend: Backend::Ort { session, cache },
+            backend: Backend::Ort { session, cache_u8 },
             config,
             fingerprint,
             oracle,
@@ -514,42 +392,29 @@ impl Engine {
         )
     }
 
-    /// An empty cache for `batch` sequences; a slot cache starts with
-    /// `slots` slots (at least 1: a graph never sees an empty one).
-    fn empty_cache(&self, batch: usize, slots: usize) -> Result<Cache, ModelError> {
+    fn empty_cache(&self, batch: usize) -> Result<Cache, ModelError> {
         let (h, dh) = (self.config.n_heads, self.config.head_dim());
-        let kind = match &self.backend {
+        let cache_u8 = match &self.backend {
             Backend::Reference(r) => return Ok(Cache::Reference(RefCache::new(r, batch))),
-            Backend::Ort { cache, .. } => *cache,
-        };
-        let value_type = match kind {
-            CacheKind::Slots => {
-                let cap = slots.clamp(1, self.config.context);
-                return Ok(Cache::Slots(Slots::new(
-                    batch,
-                    h,
-                    dh,
-                    self.config.n_layers,
-                    cap,
-                )));
-            }
-            CacheKind::Values(t) => t,
+            Backend::Ort { cache_u8, .. } => *cache_u8,
         };
         let mut cache = Vec::with_capacity(2 * self.config.n_layers);
         for l in 0..self.config.n_layers {
-            let (k, v) = match value_type {
-                ValueType::U8 => (
+            let (k, v) = if cache_u8 {
+                (
                     Tensor::<u8>::from_array(([batch, h, dh, 0], Vec::<u8>::new()))?.into_dyn(),
                     Tensor::<u8>::from_array(([batch, h, 0, dh], Vec::<u8>::new()))?.into_dyn(),
-                ),
-                ValueType::I8 => (
+                )
+            } else if self.config.integer {
+                (
                     Tensor::<i8>::from_array(([batch, h, dh, 0], Vec::<i8>::new()))?.into_dyn(),
                     Tensor::<i8>::from_array(([batch, h, 0, dh], Vec::<i8>::new()))?.into_dyn(),
-                ),
-                ValueType::F32 => (
+                )
+            } else {
+                (
                     Tensor::<f32>::from_array(([batch, h, dh, 0], Vec::<f32>::new()))?.into_dyn(),
                     Tensor::<f32>::from_array(([batch, h, 0, dh], Vec::<f32>::new()))?.into_dyn(),
-                ),
+                )
             };
             cache.push((format!("past_k_{l}"), k));
             cache.push((format!("past_v_{l}"), v));
@@ -583,9 +448,8 @@ impl Engine {
                 tokens.extend(c[..c.len().saturating_sub(1)].iter().map(|&b| i64::from(b)));
                 tokens.resize((i + 1) * t, 0);
             }
-            // One slot, masked: the full pass attends over its own positions.
-            let cache = self.empty_cache(group.len(), 1)?;
-            let logits = self.run(group.len(), t, tokens, cache, false)?.0;
+            let cache = self.empty_cache(group.len())?;
+            let logits = self.run(group.len(), t, tokens, cache)?.0;
             for (i, c) in group.iter().enumerate() {
                 let row = i * t * VOCAB;
                 out.push(logits[row..row + c.len() * VOCAB].to_vec());
@@ -599,7 +463,7 @@ impl Engine {
     pub fn decoder(&self, batch: usize) -> Result<DecodeState, ModelError> {
         Ok(DecodeState {
             batch,
-            cache: Some(self.empty_cache(batch, SLOT_GROW)?),
+            cache: Some(self.empty_cache(batch)?),
             logits: Vec::new(),
             steps: 0,
         })
@@ -635,7 +499,7 @@ impl Engine {
             .cache
             .take()
             .ok_or_else(|| ModelError::Inference("decoder state lost after an error".into()))?;
-        let (logits, cache) = self.run(state.batch, 1, tokens, cache, true)?;
+        let (logits, cache) = self.run(state.batch, 1, tokens, cache)?;
         state.logits = logits;
         state.cache = Some(cache);
         state.steps += 1;
@@ -645,28 +509,23 @@ impl Engine {
     /// One run of the model: `tokens` is `[batch, t]`, after the positions
     /// in `cache`. Returns the logits (an integer model's converted
     /// exactly: `L / 2^LOGIT_FRAC` is a float32 for every `|L| < 2^24`) and
-    /// the cache with this run's positions appended (a slot cache only if
-    /// `keep`: the full pass has no use for it).
+    /// the cache with this run's positions appended.
     fn run(
         &mut self,
         batch: usize,
         t: usize,
         tokens: Vec<i64>,
         cache: Cache,
-        keep: bool,
     ) -> Result<(Vec<f32>, Cache), ModelError> {
-        let (session, cache) = match (&mut self.backend, cache) {
+        let session = match (&mut self.backend, cache) {
             (Backend::Reference(r), Cache::Reference(mut c)) => {
                 let logits = r.run(&tokens, batch, t, &mut c)?;
                 return Ok((int_logits(&logits), Cache::Reference(c)));
             }
-            (Backend::Ort { session, .. }, Cache::Slots(slots)) => {
-                let logits = run_slots(session, self.config, batch, t, tokens, slots, keep)?;
-                return Ok((logits.0, Cache::Slots(logits.1)));
-            }
             (Backend::Ort { session, .. }, Cache::Ort(c)) => (session, c),
             _ => return Err(ModelError::Inference("cache of another engine".into())),
         };
+        let (session, cache) = session;
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(1 + cache.len());
         inputs.push((
             "tokens".into(),
@@ -698,74 +557,6 @@ impl Engine {
         }
         Ok((logits, Cache::Ort(new_cache)))
     }
-}
-
-/// [`Engine::run`] on a CPU variant with a slot cache: the graph reads the
-/// slots where they lie (borrowed tensors, no copy) and returns the run's
-/// own keys and values, which are written into the slots after it.
-fn run_slots(
-    session: &mut Session,
-    config: ModelConfig,
-    batch: usize,
-    t: usize,
-    tokens: Vec<i64>,
-    mut slots: Slots,
-    keep: bool,
-) -> Result<(Vec<f32>, Slots), ModelError> {
-    let (h, dh, cap) = (config.n_heads, config.head_dim(), slots.cap);
-    if slots.batch != batch || slots.len + t > config.context {
-        return Err(ModelError::Inference(format!(
-            "a run of {batch} x {t} on a cache of {} x {} positions",
-            slots.batch, slots.len
-        )));
-    }
-    let mut inputs: Vec<(String, SessionInputValue<'_>)> =
-        Vec::with_capacity(2 + 2 * config.n_layers);
-    inputs.push((
-        "tokens".into(),
-        Tensor::<i64>::from_array(([batch, t], tokens))?
-            .into_dyn()
-            .into(),
-    ));
-    inputs.push((
-        "past_len".into(),
-        Tensor::<i64>::from_array(([0usize; 0], vec![slots.len as i64]))?
-            .into_dyn()
-            .into(),
-    ));
-    for (l, (k, v)) in slots.layers.iter().enumerate() {
-        inputs.push((
-            format!("past_k_{l}"),
-            TensorRef::<u8>::from_array_view(([batch, h, dh, cap], &k[..]))?.into(),
-        ));
-        inputs.push((
-            format!("past_v_{l}"),
-            TensorRef::<u8>::from_array_view(([batch, h, cap, dh], &v[..]))?.into(),
-        ));
-    }
-    let outputs = session.run(inputs)?;
-    let (shape, logits) = outputs["logits"].try_extract_tensor::<i32>()?;
-    check_logits_shape(shape, batch * t)?;
-    let logits = int_logits(logits);
-    if keep {
-        slots.reserve(t, config.context);
-        for l in 0..config.n_layers {
-            let new = |kind: &str| {
-                let name = format!("new_{kind}_{l}");
-                let value = outputs
-                    .get(name.as_str())
-                    .ok_or_else(|| ModelError::BadModel(format!("no {name}")))?;
-                let (shape, data) = value.try_extract_tensor::<u8>()?;
-                if data.len() != batch * h * dh * t {
-                    return Err(ModelError::BadModel(format!("{name} of shape {shape:?}")));
-                }
-                Ok::<_, ModelError>(data)
-            };
-            slots.write(l, t, new("k")?, new("v")?);
-        }
-        slots.len += t;
-    }
-    Ok((logits, slots))
 }
 
 /// The CPU variant graph an integer model file embeds (initializer
