@@ -3,8 +3,10 @@
 requantisation, alone (1 thread, level basic, microseconds per run of
 [64, 768] elements, each result checked equal between the two forms):
 Gather against GatherElements on a 1024-entry table, and requantisation
-dividing int64 by 2^24 against a uint64 right shift. Why the CPU variant
-uses the second of each (docs/INTEGER_MODEL.md, "The CPU variant").
+dividing int64 by 2^24, with a uint64 right shift (the CPU variant until
+2026-12-02), and in six uint64 passes (Cast, Mul, Add, BitShift, Clip,
+Cast: the CPU variant since 2026-12-03). Why the CPU variant uses
+GatherElements and the last (docs/INTEGER_MODEL.md, "The CPU variant").
 
     python3 bench/int_variant_ops.py"""
 import time
@@ -67,10 +69,21 @@ tail = [N("Sub", ["d", "off"], ["e"]), N("Max", ["e", "lo"], ["f"]), N("Min", ["
 div = session(head + [N("Div", ["c", "p"], ["d"])] + tail, [x], [y], inits)
 shift = session(head + [N("Cast", ["c"], ["cu"], to=TP.UINT64), N("BitShift", ["cu", "s"], ["du"], direction="RIGHT"),
                         N("Cast", ["du"], ["d"], to=TP.INT64)] + tail, [x], [y], inits)
+# The same result in six passes: uint64 arithmetic modulo 2^64, the offset
+# 2^31 + 128 (times 2^24) in the addend, the clamp on the shifted value and
+# the Cast keeping its residue modulo 2^8.
+u64 = [nh.from_array(mul.astype(np.uint64), "mul64"),
+       nh.from_array((add + ((OFF + 128) << S)).astype(np.uint64), "add64"),
+       nh.from_array(np.array(S, np.uint64), "s"), nh.from_array(np.array(1 + (1 << 32), np.uint64), "lo64"),
+       nh.from_array(np.array(255 + (1 << 32), np.uint64), "hi64")]
+six = session([N("Cast", ["x"], ["a"], to=TP.UINT64), N("Mul", ["a", "mul64"], ["b"]), N("Add", ["b", "add64"], ["c"]),
+               N("BitShift", ["c", "s"], ["d"], direction="RIGHT"), N("Clip", ["d", "lo64", "hi64"], ["e"]),
+               N("Cast", ["e"], ["y"], to=TP.UINT8)], [x], [y], u64)
 xv = {"x": rng.integers(-(1 << 22), 1 << 22, shape).astype(np.int32)}
 assert (div.run(None, xv)[0] == shift.run(None, xv)[0]).all()
+assert (div.run(None, xv)[0] == six.run(None, xv)[0]).all()
 
 for r in range(3):
     print(f"round {r + 1}: Gather {us(gather, {'i': idx}):.0f} us, GatherElements "
           f"{us(elements, {'i': idx.reshape(1, n)}):.0f} us; requantisation with Div {us(div, xv):.0f} us, "
-          f"with BitShift {us(shift, xv):.0f} us")
+          f"with BitShift {us(shift, xv):.0f} us, in six uint64 passes {us(six, xv):.0f} us")

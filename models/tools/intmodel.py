@@ -24,6 +24,7 @@ usage:
   intmodel.py quantize FLOAT.onnx OUT.onnx [--calib FILE ...]   PTQ of a float model
   intmodel.py check MODEL.onnx                                  numpy reference vs ORT, bitwise
   intmodel.py random CONFIG.json OUT.onnx [--seed N] [--extreme] random weights (tests)
+  intmodel.py rebuild MODEL.onnx ...                            re-embed the CPU variant, canonical graph unchanged
   intmodel.py speed MODEL.onnx [--past P] [--repeats N]         canonical graph vs CPU variant
 """
 
@@ -336,9 +337,11 @@ def build_graph(cfg, p, u8=False):
     a product is stored as uint8 `value + 128` and multiplied with zero
     point 128, which gives the same int32 products (`(a+128) - 128 = a`)
     through ONNX Runtime's vectorised uint8 x uint8 kernels instead of its
-    scalar int8 x int8 loop; the cache is uint8 too. The CUDA provider has
-    no uint8 MatMulInteger, so the canonical graph stays int8 x int8, and
-    `with_cpu_variant` embeds this one beside it."""
+    scalar int8 x int8 loop; the cache is uint8 too. Its requantisation and
+    clamps take fewer passes (`req_u64`, `Clip`). The CUDA provider has no
+    uint8 MatMulInteger, so the canonical graph stays int8 x int8, and
+    `with_cpu_variant` embeds this one beside it (docs/INTEGER_MODEL.md,
+    "The CPU variant")."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -377,8 +380,19 @@ def build_graph(cfg, p, u8=False):
     act = TensorProto.UINT8 if u8 else TensorProto.INT8
     shift = 128 if u8 else 0
     zp = [const(np.array(128, dtype=np.uint8), "zp")] * 2 if u8 else []
+    exp_shifts = {f"h{l}.attn.exp": q["layers"][l]["exp_shift"] for l in range(nl)}
+
+    def expand_exp(n, e):
+        """Whether the CPU variant's softmax table is expanded to n 2^e
+        entries, `exp[min(i >> e, n - 1)]` at `i`: then `min(mx - sc, n 2^e
+        - 1)` indexes it, the same entry as `min((mx - sc) >> e, n - 1)`
+        (`mx - sc >= 0`), one integer division pass fewer per layer."""
+        return u8 and n << e <= 1 << 16
+
     for key, arr in p.items():
         arr = np.asarray(arr)
+        if u8 and arr.dtype == np.int64:
+            continue  # requantisation constants: `req` writes them as uint64
         if u8 and arr.dtype == np.int8:
             arr = (arr.astype(np.int16) + 128).astype(np.uint8)
         if u8 and key.endswith(".mlp.gelu"):
@@ -387,11 +401,17 @@ def build_graph(cfg, p, u8=False):
             # Table rows for `lookup` (GatherElements): the GELU row as
             # uint8 (its values + 128 lie in 1..255), so no Cast follows.
             row = arr.astype(np.uint8 if key.endswith(".mlp.gelu") else arr.dtype).reshape(1, -1)
+            e = exp_shifts.get(key)
+            if e is not None and expand_exp(len(arr), e):
+                # Indexed by the score difference itself, no division.
+                row = row[:, np.minimum(np.arange(len(arr) << e) >> e, len(arr) - 1)]
             inits.append(numpy_helper.from_array(row, key + ".row"))
             continue
         inits.append(numpy_helper.from_array(arr, key))
 
     def clamp(x, lo, hi, c):
+        if u8:  # one pass instead of two (the CUDA provider lacks int32 Clip)
+            return node("Clip", [x, c(lo), c(hi)])
         return node("Min", [node("Max", [x, c(lo)]), c(hi)])
 
     def lookup(key, idx):
@@ -430,19 +450,30 @@ def build_graph(cfg, p, u8=False):
     def req(acc, mul_key, add_key, lo, hi, to):
         """`to` None: an int8-semantics operand (`act`)."""
         s = shift if to is None else 0
-        t = node("Add", [node("Mul", [node("Cast", [acc], to=TensorProto.INT64), mul_key]), add_key])
         if u8:
-            # The numerator is non-negative, so the division is a right
-            # shift: ONNX Runtime's CPU kernels shift uint64 about twice as
-            # fast as they divide int64 (the canonical graph keeps Div: the
-            # CUDA provider has no BitShift).
-            t = node("BitShift", [node("Cast", [t], to=TensorProto.UINT64),
-                                  const(np.array(REQ_S, dtype=np.uint64), "s")], direction="RIGHT")
-            t = node("Cast", [t], to=TensorProto.INT64)
-        else:
-            t = node("Div", [t, i64(1 << REQ_S)])
+            return req_u64(acc, mul_key, add_key, s, lo, hi, act if to is None else to)
+        t = node("Add", [node("Mul", [node("Cast", [acc], to=TensorProto.INT64), mul_key]), add_key])
+        t = node("Div", [t, i64(1 << REQ_S)])
         t = node("Sub", [t, i64(REQ_OFF - s)])
         return node("Cast", [clamp(t, lo + s, hi + s, i64)], to=act if to is None else to)
+
+    def req_u64(acc, mul_key, add_key, s, lo, hi, to):
+        """The CPU variant's requantisation: six passes instead of ten, in
+        uint64 arithmetic modulo 2^64 (docs/INTEGER_MODEL.md, "The CPU
+        variant", has the bounds). The addend also carries (2^31 + s) 2^24:
+        the numerator `acc * m + c + (2^31 + s) 2^24` lies in (2^54, 2^57), so
+        its residue modulo 2^64 is the numerator itself, the right shift is
+        the floor division, and the quotient is the canonical value + s +
+        2^32 (or below the clamp where the canonical numerator is
+        negative); the final Cast keeps its residue modulo 2^32 (int32) or
+        2^8 (uint8), which is the value + s."""
+        mul = np.asarray(p[mul_key]).astype(np.uint64)
+        add = np.asarray(p[add_key]).astype(np.int64) + np.int64((REQ_OFF + s) << REQ_S)
+        t = node("Mul", [node("Cast", [acc], to=TensorProto.UINT64), const(mul, "m")])
+        t = node("BitShift", [node("Add", [t, const(add.astype(np.uint64), "a")]),
+                              const(np.array(REQ_S, dtype=np.uint64), "s")], direction="RIGHT")
+        u64 = lambda v: const(np.array(v + s + (1 << 32), dtype=np.uint64))  # noqa: E731
+        return node("Cast", [node("Clip", [t, u64(lo), u64(hi)])], to=to)
 
     tokens = "tokens"
     shape_k0 = node("Shape", ["past_k_0"])
@@ -465,7 +496,6 @@ def build_graph(cfg, p, u8=False):
     heads_shape = node("Concat", [b1, t1, i64([nh, dh])], axis=0)
     model_shape = node("Concat", [b1, t1, i64([d])], axis=0)
 
-    outputs = []
     for l in range(nl):
         pre = f"h{l}."
         lq = q["layers"][l]
@@ -483,7 +513,11 @@ def build_graph(cfg, p, u8=False):
         scores = node("Add", [matmul(qh, k_all), mask])
         mx = node("ReduceMax", [scores, i64([-1])], keepdims=1)
         n_exp = len(p[pre + "attn.exp"])
-        idx = node("Min", [node("Div", [node("Sub", [mx, scores]), i32(1 << lq["exp_shift"])]), i32(n_exp - 1)])
+        if expand_exp(n_exp, lq["exp_shift"]):
+            idx = node("Min", [node("Sub", [mx, scores]), i32((n_exp << lq["exp_shift"]) - 1)])
+        else:
+            idx = node("Min", [node("Div", [node("Sub", [mx, scores]), i32(1 << lq["exp_shift"])]),
+                               i32(n_exp - 1)])
         pr = lookup(pre + "attn.exp", idx)
         ssum = node("ReduceSum", [pr, i64([-1])], keepdims=1)
         acc = matmul(node("Cast", [pr], to=act), v_all, a_zp=False)
@@ -505,7 +539,6 @@ def build_graph(cfg, p, u8=False):
         acc = matmul(g, pre + "mlp.w2")
         x = clamp(node("Add", [x, req(acc, pre + "mlp.m2", pre + "mlp.c2", -XMAX, XMAX, TensorProto.INT32)]),
                   -XMAX, XMAX, i32)
-        outputs += [k_all, v_all]
 
     y = layer_norm(x, q["lnf_k"], "lnf.div")
     acc = matmul(y, "head.w")
@@ -513,11 +546,10 @@ def build_graph(cfg, p, u8=False):
     nodes.append(helper.make_node("Identity", [logits], ["logits"]))
 
     inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["B", "T"])]
+    outs = [helper.make_tensor_value_info("logits", TensorProto.INT32, ["B", "T", vocab])]
     for l in range(nl):
         inputs.append(helper.make_tensor_value_info(f"past_k_{l}", act, ["B", nh, dh, "P"]))
         inputs.append(helper.make_tensor_value_info(f"past_v_{l}", act, ["B", nh, "P", dh]))
-    outs = [helper.make_tensor_value_info("logits", TensorProto.INT32, ["B", "T", vocab])]
-    for l in range(nl):
         outs.append(helper.make_tensor_value_info(f"present_k_{l}", act, ["B", nh, dh, "PT"]))
         outs.append(helper.make_tensor_value_info(f"present_v_{l}", act, ["B", nh, "PT", dh]))
     graph = helper.make_graph(nodes, "llmfs-int", inputs, outs, inits)
@@ -544,6 +576,40 @@ def with_cpu_variant(model, cfg, p):
     model.graph.initializer.append(
         numpy_helper.from_array(np.frombuffer(variant, dtype=np.uint8), CPU_GRAPH))
     return model
+
+
+def canonical_bytes(model):
+    """The serialised model without its embedded CPU variant: what
+    `rebuild` must leave unchanged."""
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    keep = [i for i in m.graph.initializer if i.name != CPU_GRAPH]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(keep)
+    return m.SerializeToString()
+
+
+def cmd_rebuild(args):
+    """Replaces the CPU variant embedded in each model file by the one
+    this build of `build_graph` writes; the canonical graph, its
+    parameters and metadata stay byte for byte (checked)."""
+    import onnx
+
+    for path in args.models:
+        model = onnx.load(path)
+        before = canonical_bytes(model)
+        cfg, p = load_int(path)
+        validate(cfg, p)
+        keep = [i for i in model.graph.initializer if i.name != CPU_GRAPH]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(keep)
+        with_cpu_variant(model, cfg, p)
+        assert canonical_bytes(model) == before, f"{path}: canonical graph changed"
+        onnx.save(model, path)
+        digest = hashlib.sha256(before).hexdigest()
+        print(f"{path}: CPU variant rebuilt; canonical part sha256 {digest}", file=sys.stderr)
 
 
 def write_model(cfg, p, path):
@@ -667,7 +733,7 @@ def empty_cache(cfg, b):
 
 def session_cache(sess, b, past=0):
     """A zero cache of `past` positions for `b` sequences in the layout and
-    type `sess`'s graph declares (the CPU variant lays keys out by rows)."""
+    type `sess`'s graph declares."""
     types = {"tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(float)": np.float32}
     feeds = {}
     for i in sess.get_inputs():
@@ -863,12 +929,15 @@ def main():
     a.add_argument("out")
     a.add_argument("--seed", type=int, default=1)
     a.add_argument("--extreme", action="store_true")
+    a = sub.add_parser("rebuild")
+    a.add_argument("models", nargs="+")
     a = sub.add_parser("speed")
     a.add_argument("model")
     a.add_argument("--past", type=int, default=128)
     a.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    {"quantize": cmd_quantize, "check": cmd_check, "random": cmd_random, "speed": cmd_speed}[args.cmd](args)
+    {"quantize": cmd_quantize, "check": cmd_check, "random": cmd_random, "rebuild": cmd_rebuild,
+     "speed": cmd_speed}[args.cmd](args)
 
 
 if __name__ == "__main__":
