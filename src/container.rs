@@ -372,7 +372,8 @@ pub fn decompress(
     Ok(summary)
 }
 
-/// A file with llm blocks decodes only with the model it names.
+/// A file with llm blocks decodes only with the model it names (or, for
+/// the built-in model, an earlier file of it: `model::same_model_as`).
 fn check_model(codecs: &CodecSet, header: &Header) -> Result<(), ContainerError> {
     let needed = hex(&header.model_sha256);
     match codecs.llm() {
@@ -380,7 +381,11 @@ fn check_model(codecs: &CodecSet, header: &Header) -> Result<(), ContainerError>
             needed,
             loaded: None,
         }),
-        Some(llm) if llm.model_sha256() != header.model_sha256 => {
+        Some(llm)
+            if llm.model_sha256() != header.model_sha256
+                && !crate::model::same_model_as(&llm.model_sha256())
+                    .contains(&header.model_sha256) =>
+        {
             Err(ContainerError::ModelMismatch {
                 needed,
                 loaded: Some(hex(&llm.model_sha256())),

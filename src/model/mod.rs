@@ -11,7 +11,7 @@ pub mod reference;
 pub mod runtime;
 mod selftest;
 
-pub use default::DEFAULT_MODEL;
+pub use default::{same_model_as, DEFAULT_MODEL};
 pub use digest::{hex, model_id_from_hex, sha256};
 pub use engine::{
     cpu_class, DecodeState, Device, Engine, EngineOptions, Fingerprint, ModelConfig, BOS,

@@ -118,3 +118,20 @@ fn classic_keeps_the_smallest_classical_codec_and_round_trips() {
     decompress(&t.path().join("a"), &t.path().join("a.out"), true);
     assert_eq!(std::fs::read(t.path().join("a.out")).unwrap(), data);
 }
+
+/// A container written with the built-in model as an earlier release
+/// shipped it (file sha256 76cce55a…, before its CPU variant was rebuilt)
+/// names that file; the same model's later file decodes it, bit for bit
+/// (`model::same_model_as`).
+#[test]
+fn containers_of_an_earlier_built_in_model_file_still_decode() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/default_model_76cce55a");
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("text.txt");
+    decompress(&fixture.join("text.llmfs"), &out, false);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(fixture.join("text.txt")).unwrap()
+    );
+}

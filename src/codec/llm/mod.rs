@@ -271,6 +271,10 @@ pub struct LlmCodec {
     model: Vec<u8>,
     model_sha256: [u8; 32],
     model_id: [u8; 8],
+    /// Ids of earlier files of the same model (the built-in model before
+    /// its CPU variant was rebuilt): payloads naming them are this
+    /// model's (`model::same_model_as`).
+    earlier_ids: Vec<[u8; 8]>,
     engine_id: [u8; 8],
     description: String,
     chunk_len: usize,
@@ -299,6 +303,10 @@ impl LlmCodec {
         LlmCodec {
             engine_id: engine.fingerprint.id(),
             model_id: engine.fingerprint.model_id(),
+            earlier_ids: crate::model::same_model_as(&engine.fingerprint.model_sha256)
+                .iter()
+                .map(|d| d[..8].try_into().expect("8 of 32 bytes"))
+                .collect(),
             model_sha256: engine.fingerprint.model_sha256,
             description: engine.fingerprint.describe(),
             chunk_len: engine.config.context.min(u16::MAX as usize),
@@ -398,7 +406,7 @@ impl LlmCodec {
                 // Another model cannot decode it. Another engine of the same
                 // model (another CPU class, say) may: try, and let the
                 // checksum judge.
-                Ok((h, _)) if h.model != self.model_id => {
+                Ok((h, _)) if h.model != self.model_id && !self.earlier_ids.contains(&h.model) => {
                     match self.others.iter().position(|o| o.model_id == h.model) {
                         Some(o) => elsewhere.push((o, b)),
                         None => {
