@@ -163,8 +163,11 @@ fn open_input(path: &Path) -> Result<(Box<dyn Read>, Option<u64>), CliError> {
     Ok((Box::new(BufReader::with_capacity(1 << 20, f)), len))
 }
 
-/// Output goes to a temporary file renamed into place at the end, so a
-/// failed run leaves no partial output under the final name.
+/// Output to a regular file (or a new one) goes to a temporary file renamed
+/// into place at the end, so a failed run leaves no partial output under
+/// the final name. Anything else that exists there (a device such as
+/// /dev/null, a FIFO, a symlink) is written in place: a rename would
+/// replace it, and as root turn /dev/null into a regular file.
 struct Output {
     path: PathBuf,
     tmp: Option<PathBuf>,
@@ -178,6 +181,19 @@ impl Output {
                 path: path.into(),
                 tmp: None,
                 writer: Box::new(BufWriter::new(io::stdout())),
+            });
+        }
+        let in_place = std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file());
+        if in_place {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)
+                .context(path.display())?;
+            return Ok(Output {
+                path: path.into(),
+                tmp: None,
+                writer: Box::new(BufWriter::with_capacity(1 << 20, f)),
             });
         }
         let name = path

@@ -135,3 +135,44 @@ fn containers_of_an_earlier_built_in_model_file_still_decode() {
         std::fs::read(fixture.join("text.txt")).unwrap()
     );
 }
+
+/// Output to something other than a regular file is written in place: a
+/// symlink keeps pointing at its target, which gets the data, and a
+/// device node (here a private copy of /dev/null's, made with mknod as
+/// root) stays a device. Renaming a temporary file over it, as output to
+/// a regular file does, once turned /dev/null into a regular file.
+#[test]
+fn output_to_a_device_or_a_symlink_is_written_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let t = tempfile::tempdir().unwrap();
+    let input = t.path().join("in");
+    let data = b"written through a link\n".repeat(100);
+    std::fs::write(&input, &data).unwrap();
+    let packed = t.path().join("in.llmfs");
+    compress("zstd", &input, &packed, false);
+
+    let target = t.path().join("target");
+    std::fs::write(&target, b"old").unwrap();
+    let link = t.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    decompress(&packed, &link, false);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+
+    let null = t.path().join("null");
+    let made = Command::new("mknod")
+        .arg(&null)
+        .args(["c", "1", "3"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("skipped the device half: mknod needs root");
+        return;
+    }
+    decompress(&packed, &null, false);
+    let kind = std::fs::symlink_metadata(&null).unwrap().file_type();
+    assert!(kind.is_char_device(), "the device node was replaced");
+}
