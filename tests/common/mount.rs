@@ -58,35 +58,34 @@ impl Mounted {
     /// holds its URL, which `--store`, `fsck` and `stats` take as they
     /// take a directory).
     pub fn on_store(fresh: super::FreshStore, extra: &[&str]) -> Mounted {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        let mut m = Mounted {
-            log: dir.path().join("daemon.log"),
-            dir,
-            store: PathBuf::from(fresh.arg()),
-            mnt,
-            child: None,
-            fresh: Some(fresh),
-        };
-        m.mount(extra);
-        m
+        let store = PathBuf::from(fresh.arg());
+        Mounted::on_new_mountpoint(store, Some(fresh), extra)
     }
 
     /// Mounts the volume `other` has mounted a second time, on a
     /// mountpoint of its own (a PostgreSQL volume takes several mounts).
     /// Declared after `other`, it is dropped (unmounted) first.
     pub fn beside(other: &Mounted, extra: &[&str]) -> Mounted {
+        Mounted::on_new_mountpoint(other.store.clone(), None, extra)
+    }
+
+    /// Mounts `store` on a new temporary mountpoint; `fresh`, if given,
+    /// is dropped (its schema with it) after the unmount.
+    fn on_new_mountpoint(
+        store: PathBuf,
+        fresh: Option<super::FreshStore>,
+        extra: &[&str],
+    ) -> Mounted {
         let dir = tempfile::tempdir().expect("tempdir");
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
         let mut m = Mounted {
             log: dir.path().join("daemon.log"),
             dir,
-            store: other.store.clone(),
+            store,
             mnt,
             child: None,
-            fresh: None,
+            fresh,
         };
         m.mount(extra);
         m

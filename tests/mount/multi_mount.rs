@@ -68,6 +68,16 @@ fn same(got: &[u8], want: &[u8], what: &str) {
     );
 }
 
+/// Unmounts both mounts (B first) and checks the volume: fsck finds no
+/// error and no warning.
+fn unmount_both_and_check(a: &mut Mounted, b: &mut Mounted) {
+    b.unmount();
+    a.unmount();
+    let (ok, report) = a.fsck();
+    assert!(ok, "{report}");
+    assert!(report.contains("0 errors, 0 warnings"), "{report}");
+}
+
 /// What one mount writes and closes, the other reads at its next open:
 /// also when it had read the file before (its page cache and decoded
 /// blocks hold the old bytes), with the same size, a shorter and a longer
@@ -212,11 +222,7 @@ fn concurrent_writers_on_two_mounts_lose_nothing() {
         }
         assert_eq!(fs::read_dir(m.path("shared")).unwrap().count(), 100);
     }
-    b.unmount();
-    a.unmount();
-    let (ok, report) = a.fsck();
-    assert!(ok, "{report}");
-    assert!(report.contains("0 errors, 0 warnings"), "{report}");
+    unmount_both_and_check(&mut a, &mut b);
 }
 
 /// Renames onto one name and unlinks of it from both mounts at once:
@@ -253,11 +259,7 @@ fn renames_and_unlinks_racing_on_two_mounts_stay_consistent() {
             });
         }
     });
-    b.unmount();
-    a.unmount();
-    let (ok, report) = a.fsck();
-    assert!(ok, "{report}");
-    assert!(report.contains("0 errors, 0 warnings"), "{report}");
+    unmount_both_and_check(&mut a, &mut b);
     a.mount(&[]);
     let names: Vec<String> = fs::read_dir(a.path("race"))
         .unwrap()
@@ -315,11 +317,7 @@ fn a_file_unlinked_on_one_mount_while_open_on_the_other() {
     kept.read_exact_at(&mut back, 0).unwrap();
     assert!(back == data, "the held file reads back whole");
     drop(kept);
-    b.unmount();
-    a.unmount();
-    let (ok, report) = a.fsck();
-    assert!(ok, "{report}");
-    assert!(report.contains("0 errors, 0 warnings"), "{report}");
+    unmount_both_and_check(&mut a, &mut b);
 }
 
 /// SIGKILL of mount A (with a file open, one unlinked while open, and
