@@ -32,13 +32,7 @@ pub fn same_model_as(sha256: &[u8; 32]) -> Vec<[u8; 32]> {
     }
     EARLIER_DEFAULT_FILES
         .iter()
-        .map(|h| {
-            let mut d = [0u8; 32];
-            for (i, b) in d.iter_mut().enumerate() {
-                *b = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex digest");
-            }
-            d
-        })
+        .map(|h| super::digest_from_hex(h).expect("a hex SHA-256"))
         .collect()
 }
 

@@ -19,3 +19,15 @@ pub fn model_id_from_hex(sha: &str) -> Option<[u8; 8]> {
     }
     Some(id)
 }
+
+/// Parses a lowercase or uppercase hex SHA-256.
+pub fn digest_from_hex(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}

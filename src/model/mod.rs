@@ -12,7 +12,7 @@ pub mod runtime;
 mod selftest;
 
 pub use default::{same_model_as, DEFAULT_MODEL};
-pub use digest::{hex, model_id_from_hex, sha256};
+pub use digest::{digest_from_hex, hex, model_id_from_hex, sha256};
 pub use engine::{
     cpu_class, DecodeState, Device, Engine, EngineOptions, Fingerprint, ModelConfig, BOS,
     INT_SEMANTICS, VOCAB,

@@ -69,18 +69,6 @@ pub struct Dictionaries {
     current: RwLock<Option<[u8; 32]>>,
 }
 
-/// Parses a lowercase or uppercase hex SHA-256.
-pub fn digest_from_hex(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 || !hex.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
 impl Dictionaries {
     pub fn new() -> Dictionaries {
         Dictionaries::default()

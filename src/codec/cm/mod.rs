@@ -31,7 +31,8 @@ pub(crate) mod state;
 #[cfg(test)]
 mod tests;
 
-pub use dictionaries::{digest_from_hex, Dictionaries, DictionaryCmCodec, StoredDictionary};
+pub use crate::model::digest_from_hex;
+pub use dictionaries::{Dictionaries, DictionaryCmCodec, StoredDictionary};
 pub use error::CmError;
 pub use predictor::Predictor;
 
