@@ -6,7 +6,8 @@
 //! recent error magnitudes and signs.
 
 use super::layout::{AudioLayout, Lpc, SampleFormat};
-use super::residual::{ctx_of, qlog2, qsigned, BitIo, ResidualCoder, CTX};
+use super::ols::Ols;
+use super::residual::{ctx_of, qlog2, qsigned, BitIo, ResidualCoder, CTX, MAX_CTX};
 use super::{MediaError, Version};
 
 /// Taps of the LMS stage: own channel's last stage-1 errors (payload
@@ -41,7 +42,59 @@ struct Channel {
     res_now: i32,
     /// This frame's sample.
     v_now: i32,
+    /// Version 3: the least-squares stage 1 and the last samples, the
+    /// latest first.
+    /// Version 3: the least-squares predictors of [`OLS_SPECS`] (none
+    /// before), and the final stage's weights (1/65536) of their
+    /// differences from the cascade's prediction and of the LMS stage's
+    /// output.
+    ols: Vec<Ols>,
+    wf: [i64; FINAL_IN],
+    /// The last samples, the latest first.
+    past: [i32; PAST],
 }
+
+/// One of version 3's least-squares predictors: its inputs are the
+/// cascade's prediction, `own` past samples of the channel and `cross` of
+/// the other channel (this frame's first, for the second channel); it
+/// forgets with `lambda` per sample and re-solves every `interval`.
+struct OlsSpec {
+    own: usize,
+    cross: usize,
+    lambda: f64,
+    interval: u32,
+}
+
+/// Three windows: short (about 100 samples), middle, long.
+const OLS_SPECS: [OlsSpec; 3] = [
+    OlsSpec {
+        own: 16,
+        cross: 8,
+        lambda: 0.99,
+        interval: 8,
+    },
+    OlsSpec {
+        own: 32,
+        cross: 8,
+        lambda: 0.999,
+        interval: 16,
+    },
+    OlsSpec {
+        own: 4,
+        cross: 2,
+        lambda: 0.98,
+        interval: 4,
+    },
+];
+const OLS_CROSS: usize = 8;
+const OLS_MAX_IN: usize = 1 + PAST + OLS_CROSS;
+const FINAL_IN: usize = OLS_SPECS.len() + 1;
+const PAST: usize = 32;
+const OLS_NU: f64 = 1.0;
+/// The final stage's step, `2^-FINAL_MU`.
+const FINAL_MU: u32 = 8;
+/// Contexts per residual in version 3.
+const V3_CTX: usize = 13;
 
 pub struct AudioModel {
     version: Version,
@@ -61,7 +114,7 @@ impl AudioModel {
             version,
             taps: match version {
                 Version::V1 => V1_TAPS,
-                Version::V2 => LMS_TAPS,
+                Version::V2 | Version::V3 => LMS_TAPS,
             },
             format,
             lo,
@@ -81,9 +134,25 @@ impl AudioModel {
                     e1_last: 0,
                     res_now: 0,
                     v_now: 0,
+                    ols: if version == Version::V3 {
+                        OLS_SPECS
+                            .iter()
+                            .enumerate()
+                            .map(|(k, o)| {
+                                let cross = if audio.lpc.len() > 1 { o.cross } else { 0 };
+                                let lam = env_or(&format!("L{k}"), (o.lambda * 10000.0) as usize) as f64 / 10000.0;
+                                let iv = env_or(&format!("I{k}"), o.interval as usize) as u32;
+                                Ols::new(1 + o.own + cross, iv, lam, OLS_NU)
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    past: [0; PAST],
+                    wf: [0; FINAL_IN],
                 })
                 .collect(),
-            coder: ResidualCoder::default(),
+            coder: ResidualCoder::new(if version == Version::V3 { V3_CTX } else { CTX }),
         }
     }
 
@@ -94,18 +163,35 @@ impl AudioModel {
         let (prev_e1, prev_e1_last, prev_res) = if c > 0 {
             let p = &self.ch[c - 1];
             (p.e1_now, p.e1_last, p.res_now)
+        } else if self.version == Version::V3 && self.ch.len() > 1 && env_or("XC0", 1) == 1 {
+            // The last channel's of the frame before.
+            let p = &self.ch[self.ch.len() - 1];
+            (p.e1_now, p.e1_last, 0)
         } else {
             (0, 0, 0)
         };
         let first = self.ch[0].v_now;
         let taps = self.taps;
+        let nch = self.ch.len();
+        // Version 3: the other channel's samples (this frame's for c > 0).
+        let mut cross = [0i32; OLS_CROSS];
+        if nch > 1 {
+            if c > 0 {
+                let o = &self.ch[c - 1];
+                cross[0] = o.v_now;
+                cross[1..].copy_from_slice(&o.past[1..OLS_CROSS]);
+            } else {
+                cross.copy_from_slice(&self.ch[nch - 1].past[..OLS_CROSS]);
+            }
+        }
         let ch = &mut self.ch[c];
         let mut acc: i64 = 0;
         for (k, &s) in ch.lpc.coefs.iter().zip(&ch.hist) {
             acc += i64::from(*k) * i64::from(s);
         }
         let base = if ch.lpc.side { i64::from(first) } else { 0 };
-        let p1 = (base + (acc >> ch.lpc.shift)).clamp(i64::from(lo), i64::from(hi)) as i32;
+        let p_lpc = (base + (acc >> ch.lpc.shift)).clamp(i64::from(lo), i64::from(hi)) as i32;
+        let p1 = p_lpc;
 
         let mut xs = [0i32; LMS_IN];
         xs[..taps].copy_from_slice(&ch.e1[..taps]);
@@ -120,12 +206,38 @@ impl AudioModel {
         }
         let p2 = (acc2 >> 16).clamp(-(1 << 24), 1 << 24) as i32;
         let pred = (p1 + p2).clamp(lo, hi);
+        // Version 3: the least-squares predictions, and the final stage.
+        let pcas = pred;
+        let mut fx = [0i64; FINAL_IN];
+        let mut xin = [0i32; OLS_MAX_IN];
+        for (k, (ols, spec)) in ch.ols.iter_mut().zip(&OLS_SPECS).enumerate() {
+            xin[0] = pcas;
+            xin[1..=spec.own].copy_from_slice(&ch.past[..spec.own]);
+            xin[1 + spec.own..1 + spec.own + spec.cross].copy_from_slice(&cross[..spec.cross]);
+            let p = ols.predict(&xin[..1 + spec.own + spec.cross]);
+            let p = if p.is_nan() { 0.0 } else { p };
+            let p = (p + 0.5).floor().clamp(f64::from(lo), f64::from(hi)) as i32;
+            fx[k] = i64::from(p - pcas);
+        }
+        fx[FINAL_IN - 1] = i64::from(p2);
+        let fnorm: i64 = 1 + fx.iter().map(|x| x * x).sum::<i64>();
+        let adj: i64 = ch.wf.iter().zip(&fx).map(|(w, x)| w * x).sum::<i64>() >> 16;
+        let pred = if ch.ols.is_empty() {
+            pred
+        } else {
+            (i64::from(pred) + adj.clamp(-(1 << 24), 1 << 24)).clamp(i64::from(lo), i64::from(hi)) as i32
+        };
+        let dis = |k: usize| (pcas as i64 + fx[k] - i64::from(pred)).clamp(-(1 << 24), 1 << 24) as i32;
+        let dis_f = (2 * ch.past[0] - ch.past[1]).clamp(lo, hi) - pred;
 
         let scale = bits.saturating_sub(8);
         let af = ch.avg_fast >> 4;
         let asl = ch.avg_slow >> 4;
         let cu = c as u32;
-        let ctx: [u32; CTX] = [
+        let mut ctx = [0u32; MAX_CTX];
+        let nctx = if self.version == Version::V3 { V3_CTX } else { CTX };
+        let drop_ctx = env_or("DROP", 99);
+        ctx[..V3_CTX].copy_from_slice(&[
             ctx_of(&[cu, qlog2(af, 40)]),
             ctx_of(&[cu, qsigned(ch.r[0], 30), qsigned(ch.r[1] >> 2, 20)]),
             ctx_of(&[cu, qlog2(af, 40) >> 1, qsigned(prev_res, 30)]),
@@ -141,9 +253,17 @@ impl AudioModel {
                 qlog2(af, 40) >> 1,
                 u32::from(ch.r[1] < 0),
             ]),
-        ];
+            ctx_of(&[cu, qsigned(dis(0), 30), qlog2(af, 40) >> 1]),
+            ctx_of(&[cu, qsigned(dis(1), 30), qlog2(af, 40) >> 1]),
+            ctx_of(&[cu, qsigned(dis_f, 30) >> 1, qlog2(af, 40) >> 1]),
+            ctx_of(&[cu, qsigned(dis(0), 30) >> 1, qsigned(dis(1), 30) >> 1, qsigned(p2, 30) >> 1]),
+            ctx_of(&[cu, qsigned(dis(2), 30), qlog2(af, 40) >> 1]),
+            ctx_of(&[cu]),
+            ctx_of(&[cu, qsigned((p1 - pred).clamp(-(1 << 24), 1 << 24), 30), qsigned(dis(0), 30) >> 2]),
+        ]);
         let select = qlog2(af >> scale.min(4), 15) * 2 + u32::from(c > 0);
-        self.coder.set_context(&ctx, select);
+        if drop_ctx < nctx { ctx[drop_ctx] = 0; }
+        self.coder.set_context(&ctx[..nctx], select);
         let e = self.coder.code(io, v - pred, bits)?;
         let v = pred + e;
         if v < lo || v > hi {
@@ -164,7 +284,7 @@ impl AudioModel {
             }
         } else if err2 != 0 {
             // w += mu * err * x / |x|^2, weights in 1/65536.
-            let g = (err2 << (16 + 20 - NLMS_MU)) / norm;
+            let g = (err2 << (16 + 20 - env_or("NMU", NLMS_MU as usize) as u32)) / norm;
             for (w, x) in ch.w.iter_mut().zip(x) {
                 let dw = (g * i64::from(*x)) >> 20;
                 *w = (i64::from(*w) + dw).clamp(-(1 << 24), 1 << 24) as i32;
@@ -181,6 +301,21 @@ impl AudioModel {
             ch.hist[0] = if ch.lpc.side { v - first } else { v };
         }
         ch.v_now = v;
+        if !ch.ols.is_empty() {
+            // NLMS toward the error left after the cascade.
+            let err = i64::from(v - pcas) - adj;
+            if err != 0 {
+                let g = (err << (16 + 20 - FINAL_MU)) / fnorm;
+                for (w, x) in ch.wf.iter_mut().zip(&fx) {
+                    *w = (*w + ((g * x) >> 20)).clamp(-(1 << 20), 1 << 20);
+                }
+            }
+            for ols in &mut ch.ols {
+                ols.update(v);
+            }
+        }
+        ch.past.copy_within(0..PAST - 1, 1);
+        ch.past[0] = v;
         ch.r.copy_within(0..3, 1);
         ch.r[0] = e;
         let m = (e.unsigned_abs().min(1 << 24)) << 4;
@@ -318,4 +453,18 @@ fn cost(samples: &[i32], lpc: &Lpc) -> u64 {
         total += u64::from(64 - e.unsigned_abs().leading_zeros()) * 2 + 1;
     }
     total
+}
+
+fn env_or(k: &str, d: usize) -> usize {
+    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+}
+
+/// `v` on a log scale with four steps per octave.
+fn fine_log2(v: u32) -> u32 {
+    let k = 32 - v.leading_zeros();
+    if k < 3 {
+        v
+    } else {
+        4 * k + ((v >> (k - 3)) & 3)
+    }
 }

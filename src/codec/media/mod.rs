@@ -17,6 +17,7 @@ pub mod detect;
 mod error;
 pub mod image;
 pub mod layout;
+mod ols;
 pub mod residual;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -28,7 +29,7 @@ use super::{Codec, CodecError, CodecId};
 use layout::{Arrangement, Layout, KIND_STORED};
 
 /// The payload format version this build writes.
-pub const PAYLOAD_VERSION: u8 = 2;
+pub const PAYLOAD_VERSION: u8 = 3;
 /// The oldest payload version this build reads: version 1 (the models of
 /// the first media release) decodes with those models, kept behind
 /// [`Version`].
@@ -42,6 +43,7 @@ pub const OLDEST_PAYLOAD_VERSION: u8 = 1;
 pub enum Version {
     V1,
     V2,
+    V3,
 }
 
 impl Version {
@@ -50,6 +52,7 @@ impl Version {
         match v {
             1 => Ok(Version::V1),
             2 => Ok(Version::V2),
+            3 => Ok(Version::V3),
             _ => Err(MediaError::UnknownVersion(v)),
         }
     }
@@ -59,6 +62,7 @@ impl Version {
         match self {
             Version::V1 => 1,
             Version::V2 => 2,
+            Version::V3 => 3,
         }
     }
 }
@@ -128,7 +132,7 @@ pub fn choose_layout(raw: &[u8]) -> Option<Layout> {
 /// Encodes `raw` with layout `lay` (or stored, for None) into a payload
 /// appended to `out`.
 pub fn encode_with_layout(raw: &[u8], lay: Option<&Layout>, out: Vec<u8>) -> Vec<u8> {
-    encode_version(raw, lay, Version::V2, out)
+    encode_version(raw, lay, Version::V3, out)
 }
 
 /// [`encode_with_layout`] in payload version `version` (an older version

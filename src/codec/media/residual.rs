@@ -18,9 +18,10 @@ use crate::mix::squash::{squash, stretch};
 
 use super::MediaError;
 
-/// Contexts per decision.
+/// Contexts per decision (images, and audio before payload version 3).
 pub const CTX: usize = 6;
-const INPUTS: usize = CTX + 1;
+/// Most contexts a coder may take.
+pub const MAX_CTX: usize = 16;
 /// log2 of each context's table.
 const TABLE_BITS: u32 = 18;
 /// Nodes: unary 0..=24, sign 25, the top two mantissa bits 32..=131
@@ -96,10 +97,12 @@ pub fn qsigned(v: i32, max: u32) -> u32 {
 }
 
 pub struct ResidualCoder {
+    /// Contexts per decision.
+    n: usize,
     tables: Vec<u32>,
-    idx: [usize; CTX],
-    hashes: [u32; CTX],
-    x: [i32; INPUTS],
+    idx: [usize; MAX_CTX],
+    hashes: [u32; MAX_CTX],
+    x: [i32; MAX_CTX + 1],
     by_node: Mixer,
     by_select: Mixer,
     final_mix: Mixer,
@@ -110,47 +113,60 @@ pub struct ResidualCoder {
 
 impl Default for ResidualCoder {
     fn default() -> Self {
+        ResidualCoder::new(CTX)
+    }
+}
+
+impl ResidualCoder {
+    /// A coder of `n` contexts per decision (at most [`MAX_CTX`]).
+    pub fn new(n: usize) -> Self {
+        let n = n.min(MAX_CTX);
+        // Six contexts start at a quarter each (payload versions 1 and 2);
+        // more share about the same total.
+        let (w0, rate) = if n == CTX { (ONE / 4, 48) } else { (ONE / n as i32, std::env::var("RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(48)) };
         ResidualCoder {
-            tables: vec![entry(32768); CTX << TABLE_BITS],
-            idx: [0; CTX],
-            hashes: [0; CTX],
-            x: [0; INPUTS],
-            by_node: Mixer::new(INPUTS, NODES, ONE / 4, 48),
-            by_select: Mixer::new(INPUTS, SELECTS * 16, ONE / 4, 48),
+            n,
+            tables: vec![entry(32768); n << TABLE_BITS],
+            idx: [0; MAX_CTX],
+            hashes: [0; MAX_CTX],
+            x: [0; MAX_CTX + 1],
+            by_node: Mixer::new(n + 1, NODES, w0, rate),
+            by_select: Mixer::new(n + 1, SELECTS * 16, w0, rate),
             final_mix: Mixer::new(3, NODES, ONE / 2, 8),
             out: [0; 3],
             apm: Apm::new(NODES * SELECTS, 7),
             select: 0,
         }
     }
-}
 
-impl ResidualCoder {
     /// Codes one decision at `node`.
     #[inline]
     fn decide<IO: BitIo>(&mut self, io: &mut IO, node: u32, bit: u32) -> Result<u32, MediaError> {
         let mask = (1usize << TABLE_BITS) - 1;
-        for i in 0..CTX {
+        let n = self.n;
+        for i in 0..n {
             let h = hash(self.hashes[i], node) as usize & mask;
             self.idx[i] = (i << TABLE_BITS) | h;
             self.x[i] = stretch(self.tables[self.idx[i]] >> 16);
         }
-        self.x[CTX] = 256;
-        let n = node as usize;
-        let class = n.min(15);
-        self.out[0] = self.by_node.mix(&self.x, n);
-        self.out[1] = self.by_select.mix(&self.x, self.select * 16 + class);
+        self.x[n] = 256;
+        let x = &self.x[..=n];
+        let nd = node as usize;
+        let class = nd.min(15);
+        self.out[0] = self.by_node.mix(x, nd);
+        self.out[1] = self.by_select.mix(x, self.select * 16 + class);
         self.out[2] = 256;
-        let st = self.final_mix.mix(&self.out, n);
+        let st = self.final_mix.mix(&self.out, nd);
         let pm = squash(st);
-        let pa = self.apm.refine_stretched(st, n * SELECTS + self.select);
+        let pa = self.apm.refine_stretched(st, nd * SELECTS + self.select);
         let p = ((pm + 3 * pa) / 4).clamp(1, 65535);
         let bit = io.code(bit, p)?;
-        for i in 0..CTX {
+        for i in 0..n {
             train(&mut self.tables[self.idx[i]], bit, LIMIT);
         }
-        self.by_node.update(&self.x, bit);
-        self.by_select.update(&self.x, bit);
+        let x = &self.x[..=n];
+        self.by_node.update(x, bit);
+        self.by_select.update(x, bit);
         self.final_mix.update(&self.out, bit);
         self.apm.update(bit);
         Ok(bit)
@@ -159,7 +175,8 @@ impl ResidualCoder {
     /// Sets the contexts of the next value: `ctx` from the modality model,
     /// `select` below [`SELECTS`].
     #[inline]
-    pub fn set_context(&mut self, ctx: &[u32; CTX], select: u32) {
+    pub fn set_context(&mut self, ctx: &[u32], select: u32) {
+        debug_assert_eq!(ctx.len(), self.n);
         for (i, (h, &c)) in self.hashes.iter_mut().zip(ctx).enumerate() {
             *h = hash(c, i as u32);
         }
@@ -194,9 +211,9 @@ impl ResidualCoder {
             let node = if from_top < 2 {
                 32 + 4 * kk + (m & 3)
             } else {
-                140 + i
+                (140 + i).min(NODES as u32 - 1)
             };
-            m = (m << 1) | self.decide(io, node.min(NODES as u32 - 1), (mag >> i) & 1)?;
+            m = (m << 1) | self.decide(io, node, (mag >> i) & 1)?;
         }
         Ok(if neg != 0 { -(m as i32) } else { m as i32 })
     }
