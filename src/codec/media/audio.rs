@@ -7,8 +7,9 @@
 
 use super::layout::{AudioLayout, Lpc, SampleFormat};
 use super::ols::Ols;
-use super::residual::{ctx_of, qlog2, qsigned, BitIo, ResidualCoder, CTX, MAX_CTX};
+use super::residual::{ctx_of, qlog2, qsigned, BitIo, ResidualCoder, Tuning, CTX, MAX_CTX};
 use super::{MediaError, Version};
+use crate::codec::cm::mixer::ONE;
 
 /// Taps of the LMS stage: own channel's last stage-1 errors (payload
 /// version 1: [`V1_TAPS`]).
@@ -50,6 +51,11 @@ struct Channel {
     /// output.
     ols: Vec<Ols>,
     wf: [i64; FINAL_IN],
+    /// Version 3's long NLMS on the stage-1 errors: history (a ring, the
+    /// latest at `long_at`) and weights (1/65536).
+    long_e1: Vec<i32>,
+    long_w: Vec<i32>,
+    long_at: usize,
     /// The last samples, the latest first.
     past: [i32; PAST],
 }
@@ -66,7 +72,7 @@ struct OlsSpec {
 }
 
 /// Three windows: short (about 100 samples), middle, long.
-const OLS_SPECS: [OlsSpec; 3] = [
+const OLS_SPECS: [OlsSpec; 2] = [
     OlsSpec {
         own: 16,
         cross: 8,
@@ -77,24 +83,28 @@ const OLS_SPECS: [OlsSpec; 3] = [
         own: 32,
         cross: 8,
         lambda: 0.999,
-        interval: 16,
-    },
-    OlsSpec {
-        own: 4,
-        cross: 2,
-        lambda: 0.98,
-        interval: 4,
+        interval: 32,
     },
 ];
 const OLS_CROSS: usize = 8;
 const OLS_MAX_IN: usize = 1 + PAST + OLS_CROSS;
-const FINAL_IN: usize = OLS_SPECS.len() + 1;
+const FINAL_IN: usize = OLS_SPECS.len() + 2;
+/// Taps of version 3's long NLMS, and its step `2^-LONG_MU`.
+const LONG_TAPS: usize = 256;
+const LONG_MU: u32 = 3;
 const PAST: usize = 32;
 const OLS_NU: f64 = 1.0;
 /// The final stage's step, `2^-FINAL_MU`.
 const FINAL_MU: u32 = 8;
 /// Contexts per residual in version 3.
-const V3_CTX: usize = 13;
+/// Version 3's residual coder: thirteen contexts, slower tables and
+/// mixers.
+const V3_TUNING: Tuning = Tuning {
+    contexts: 13,
+    limit: 1023,
+    mixer_rate: 24,
+    first_weight: ONE / 13,
+};
 
 pub struct AudioModel {
     version: Version,
@@ -137,12 +147,9 @@ impl AudioModel {
                     ols: if version == Version::V3 {
                         OLS_SPECS
                             .iter()
-                            .enumerate()
-                            .map(|(k, o)| {
+                            .map(|o| {
                                 let cross = if audio.lpc.len() > 1 { o.cross } else { 0 };
-                                let lam = env_or(&format!("L{k}"), (o.lambda * 10000.0) as usize) as f64 / 10000.0;
-                                let iv = env_or(&format!("I{k}"), o.interval as usize) as u32;
-                                Ols::new(1 + o.own + cross, iv, lam, OLS_NU)
+                                Ols::new(1 + o.own + cross, o.interval, o.lambda, OLS_NU)
                             })
                             .collect()
                     } else {
@@ -150,9 +157,23 @@ impl AudioModel {
                     },
                     past: [0; PAST],
                     wf: [0; FINAL_IN],
+                    long_e1: vec![
+                        0;
+                        if version == Version::V3 {
+                            2 * LONG_TAPS
+                        } else {
+                            0
+                        }
+                    ],
+                    long_w: vec![0; if version == Version::V3 { LONG_TAPS } else { 0 }],
+                    long_at: 0,
                 })
                 .collect(),
-            coder: ResidualCoder::new(if version == Version::V3 { V3_CTX } else { CTX }),
+            coder: ResidualCoder::new(if version == Version::V3 {
+                V3_TUNING
+            } else {
+                Tuning::FIRST
+            }),
         }
     }
 
@@ -163,7 +184,7 @@ impl AudioModel {
         let (prev_e1, prev_e1_last, prev_res) = if c > 0 {
             let p = &self.ch[c - 1];
             (p.e1_now, p.e1_last, p.res_now)
-        } else if self.version == Version::V3 && self.ch.len() > 1 && env_or("XC0", 1) == 1 {
+        } else if self.version == Version::V3 && self.ch.len() > 1 {
             // The last channel's of the frame before.
             let p = &self.ch[self.ch.len() - 1];
             (p.e1_now, p.e1_last, 0)
@@ -220,14 +241,31 @@ impl AudioModel {
             fx[k] = i64::from(p - pcas);
         }
         fx[FINAL_IN - 1] = i64::from(p2);
+        // The long NLMS: its history is a doubled ring, so the window is one
+        // slice.
+        let (p_long, long_norm) = if ch.long_w.is_empty() {
+            (0, 1)
+        } else {
+            let win = &ch.long_e1[ch.long_at..ch.long_at + LONG_TAPS];
+            let mut acc: i64 = 0;
+            let mut norm: i64 = 1;
+            for (w, x) in ch.long_w.iter().zip(win) {
+                acc += i64::from(*w) * i64::from(*x);
+                norm += i64::from(*x) * i64::from(*x);
+            }
+            ((acc >> 16).clamp(-(1 << 24), 1 << 24) as i32, norm)
+        };
+        fx[FINAL_IN - 2] = i64::from(p_long - p2);
         let fnorm: i64 = 1 + fx.iter().map(|x| x * x).sum::<i64>();
         let adj: i64 = ch.wf.iter().zip(&fx).map(|(w, x)| w * x).sum::<i64>() >> 16;
         let pred = if ch.ols.is_empty() {
             pred
         } else {
-            (i64::from(pred) + adj.clamp(-(1 << 24), 1 << 24)).clamp(i64::from(lo), i64::from(hi)) as i32
+            (i64::from(pred) + adj.clamp(-(1 << 24), 1 << 24)).clamp(i64::from(lo), i64::from(hi))
+                as i32
         };
-        let dis = |k: usize| (pcas as i64 + fx[k] - i64::from(pred)).clamp(-(1 << 24), 1 << 24) as i32;
+        let dis =
+            |k: usize| (pcas as i64 + fx[k] - i64::from(pred)).clamp(-(1 << 24), 1 << 24) as i32;
         let dis_f = (2 * ch.past[0] - ch.past[1]).clamp(lo, hi) - pred;
 
         let scale = bits.saturating_sub(8);
@@ -235,9 +273,7 @@ impl AudioModel {
         let asl = ch.avg_slow >> 4;
         let cu = c as u32;
         let mut ctx = [0u32; MAX_CTX];
-        let nctx = if self.version == Version::V3 { V3_CTX } else { CTX };
-        let drop_ctx = env_or("DROP", 99);
-        ctx[..V3_CTX].copy_from_slice(&[
+        ctx[..CTX].copy_from_slice(&[
             ctx_of(&[cu, qlog2(af, 40)]),
             ctx_of(&[cu, qsigned(ch.r[0], 30), qsigned(ch.r[1] >> 2, 20)]),
             ctx_of(&[cu, qlog2(af, 40) >> 1, qsigned(prev_res, 30)]),
@@ -253,16 +289,26 @@ impl AudioModel {
                 qlog2(af, 40) >> 1,
                 u32::from(ch.r[1] < 0),
             ]),
-            ctx_of(&[cu, qsigned(dis(0), 30), qlog2(af, 40) >> 1]),
-            ctx_of(&[cu, qsigned(dis(1), 30), qlog2(af, 40) >> 1]),
-            ctx_of(&[cu, qsigned(dis_f, 30) >> 1, qlog2(af, 40) >> 1]),
-            ctx_of(&[cu, qsigned(dis(0), 30) >> 1, qsigned(dis(1), 30) >> 1, qsigned(p2, 30) >> 1]),
-            ctx_of(&[cu, qsigned(dis(2), 30), qlog2(af, 40) >> 1]),
-            ctx_of(&[cu]),
-            ctx_of(&[cu, qsigned((p1 - pred).clamp(-(1 << 24), 1 << 24), 30), qsigned(dis(0), 30) >> 2]),
         ]);
+        let nctx = if self.version == Version::V3 {
+            // How the other predictions differ from the one coded against.
+            let diff = |d: i32| qsigned(d, 30);
+            let long = (p_long - p2).clamp(-(1 << 24), 1 << 24);
+            let lpc = (p1 - pred).clamp(-(1 << 24), 1 << 24);
+            ctx[CTX..V3_TUNING.contexts].copy_from_slice(&[
+                ctx_of(&[cu, diff(dis(0)), qlog2(af, 40) >> 1]),
+                ctx_of(&[cu, diff(dis(1)), qlog2(af, 40) >> 1]),
+                ctx_of(&[cu, diff(dis_f) >> 1, qlog2(af, 40) >> 1]),
+                ctx_of(&[cu, diff(dis(0)) >> 1, diff(dis(1)) >> 1, diff(p2) >> 1]),
+                ctx_of(&[cu]),
+                ctx_of(&[cu, diff(long), qlog2(af, 40) >> 1]),
+                ctx_of(&[cu, diff(lpc), diff(dis(0)) >> 2]),
+            ]);
+            V3_TUNING.contexts
+        } else {
+            CTX
+        };
         let select = qlog2(af >> scale.min(4), 15) * 2 + u32::from(c > 0);
-        if drop_ctx < nctx { ctx[drop_ctx] = 0; }
         self.coder.set_context(&ctx[..nctx], select);
         let e = self.coder.code(io, v - pred, bits)?;
         let v = pred + e;
@@ -284,7 +330,7 @@ impl AudioModel {
             }
         } else if err2 != 0 {
             // w += mu * err * x / |x|^2, weights in 1/65536.
-            let g = (err2 << (16 + 20 - env_or("NMU", NLMS_MU as usize) as u32)) / norm;
+            let g = (err2 << (16 + 20 - NLMS_MU)) / norm;
             for (w, x) in ch.w.iter_mut().zip(x) {
                 let dw = (g * i64::from(*x)) >> 20;
                 *w = (i64::from(*w) + dw).clamp(-(1 << 24), 1 << 24) as i32;
@@ -292,6 +338,25 @@ impl AudioModel {
         }
         ch.e1.copy_within(0..LMS_TAPS - 1, 1);
         ch.e1[0] = e1;
+        if !ch.long_w.is_empty() {
+            let err = i64::from(e1 - p_long);
+            if err != 0 {
+                let g = (err << (16 + 20 - LONG_MU)) / long_norm;
+                let win = &ch.long_e1[ch.long_at..ch.long_at + LONG_TAPS];
+                for (w, x) in ch.long_w.iter_mut().zip(win) {
+                    let dw = (g * i64::from(*x)) >> 20;
+                    *w = (i64::from(*w) + dw).clamp(-(1 << 24), 1 << 24) as i32;
+                }
+            }
+            // The ring: newest first from `long_at`, mirrored LONG_TAPS on.
+            ch.long_at = if ch.long_at == 0 {
+                LONG_TAPS - 1
+            } else {
+                ch.long_at - 1
+            };
+            ch.long_e1[ch.long_at] = e1;
+            ch.long_e1[ch.long_at + LONG_TAPS] = e1;
+        }
         ch.e1_last = ch.e1_now;
         ch.e1_now = e1;
         ch.res_now = e;
@@ -453,18 +518,4 @@ fn cost(samples: &[i32], lpc: &Lpc) -> u64 {
         total += u64::from(64 - e.unsigned_abs().leading_zeros()) * 2 + 1;
     }
     total
-}
-
-fn env_or(k: &str, d: usize) -> usize {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
-}
-
-/// `v` on a log scale with four steps per octave.
-fn fine_log2(v: u32) -> u32 {
-    let k = 32 - v.leading_zeros();
-    if k < 3 {
-        v
-    } else {
-        4 * k + ((v >> (k - 3)) & 3)
-    }
 }

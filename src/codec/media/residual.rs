@@ -18,7 +18,7 @@ use crate::mix::squash::{squash, stretch};
 
 use super::MediaError;
 
-/// Contexts per decision (images, and audio before payload version 3).
+/// Contexts per decision of [`Tuning::FIRST`].
 pub const CTX: usize = 6;
 /// Most contexts a coder may take.
 pub const MAX_CTX: usize = 16;
@@ -30,8 +30,28 @@ const NODES: usize = 168;
 const NODE_SIGN: u32 = 25;
 /// Values of `select` (the second mixer's and the APM's context).
 pub const SELECTS: usize = 32;
-/// Adaptation limit of the tables (higher: slower, steadier).
-const LIMIT: u32 = 127;
+
+/// How a coder learns. Part of the payload version: images (every
+/// version) and audio before version 3 use [`Tuning::FIRST`].
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Contexts per decision (at most [`MAX_CTX`]).
+    pub contexts: usize,
+    /// Adaptation limit of the tables (higher: slower, steadier).
+    pub limit: u32,
+    /// The first two mixers' learning rate, and each input's first weight.
+    pub mixer_rate: i32,
+    pub first_weight: i32,
+}
+
+impl Tuning {
+    pub const FIRST: Tuning = Tuning {
+        contexts: CTX,
+        limit: 127,
+        mixer_rate: 48,
+        first_weight: ONE / 4,
+    };
+}
 
 /// An arithmetic coder seen from the model: it codes `bit` (encoder) or
 /// returns the decoded bit (decoder, `bit` ignored) with probability `p1`
@@ -97,8 +117,9 @@ pub fn qsigned(v: i32, max: u32) -> u32 {
 }
 
 pub struct ResidualCoder {
-    /// Contexts per decision.
+    /// Contexts per decision, and the tables' adaptation limit.
     n: usize,
+    limit: u32,
     tables: Vec<u32>,
     idx: [usize; MAX_CTX],
     hashes: [u32; MAX_CTX],
@@ -113,19 +134,17 @@ pub struct ResidualCoder {
 
 impl Default for ResidualCoder {
     fn default() -> Self {
-        ResidualCoder::new(CTX)
+        ResidualCoder::new(Tuning::FIRST)
     }
 }
 
 impl ResidualCoder {
-    /// A coder of `n` contexts per decision (at most [`MAX_CTX`]).
-    pub fn new(n: usize) -> Self {
-        let n = n.min(MAX_CTX);
-        // Six contexts start at a quarter each (payload versions 1 and 2);
-        // more share about the same total.
-        let (w0, rate) = if n == CTX { (ONE / 4, 48) } else { (ONE / n as i32, std::env::var("RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(48)) };
+    pub fn new(tuning: Tuning) -> Self {
+        let n = tuning.contexts.min(MAX_CTX);
+        let (w0, rate) = (tuning.first_weight, tuning.mixer_rate);
         ResidualCoder {
             n,
+            limit: tuning.limit,
             tables: vec![entry(32768); n << TABLE_BITS],
             idx: [0; MAX_CTX],
             hashes: [0; MAX_CTX],
@@ -162,7 +181,7 @@ impl ResidualCoder {
         let p = ((pm + 3 * pa) / 4).clamp(1, 65535);
         let bit = io.code(bit, p)?;
         for i in 0..n {
-            train(&mut self.tables[self.idx[i]], bit, LIMIT);
+            train(&mut self.tables[self.idx[i]], bit, self.limit);
         }
         let x = &self.x[..=n];
         self.by_node.update(x, bit);
