@@ -28,7 +28,8 @@ use super::cm::arith;
 use super::{Codec, CodecError, CodecId};
 use layout::{Arrangement, Layout, KIND_STORED};
 
-/// The payload format version this build writes.
+/// The newest payload format version this build writes: for audio
+/// ([`version_for`]).
 pub const PAYLOAD_VERSION: u8 = 3;
 /// The oldest payload version this build reads: version 1 (the models of
 /// the first media release) decodes with those models, kept behind
@@ -38,7 +39,9 @@ pub const OLDEST_PAYLOAD_VERSION: u8 = 1;
 /// The models a payload version uses. Version 1: the image model blends
 /// eleven predictors (ten fixed, moved by the previous channel's errors,
 /// and the NLMS one) and audio's second stage is a 16+2-tap sign-sign LMS.
-/// Version 2: docs/FORMAT.md ("media payload", "Version 2").
+/// Version 2: docs/FORMAT.md ("media payload", "Version 2"). Version 3
+/// changes the audio model only (least-squares predictors, a long NLMS, a
+/// final stage and more contexts: "Version 3").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     V1,
@@ -129,10 +132,21 @@ pub fn choose_layout(raw: &[u8]) -> Option<Layout> {
     usable(lay)
 }
 
+/// The payload version this build writes for a block of layout `lay`:
+/// version 3 for audio, whose model it changed; version 2 for images and
+/// stored blocks, which version 3 codes as version 2 does, so that a
+/// volume of images stays open to builds that read version 2 only.
+pub fn version_for(lay: Option<&Layout>) -> Version {
+    match lay.map(|l| &l.arrangement) {
+        Some(Arrangement::Audio(_)) => Version::V3,
+        Some(Arrangement::Image(_)) | None => Version::V2,
+    }
+}
+
 /// Encodes `raw` with layout `lay` (or stored, for None) into a payload
 /// appended to `out`.
 pub fn encode_with_layout(raw: &[u8], lay: Option<&Layout>, out: Vec<u8>) -> Vec<u8> {
-    encode_version(raw, lay, Version::V3, out)
+    encode_version(raw, lay, version_for(lay), out)
 }
 
 /// [`encode_with_layout`] in payload version `version` (an older version
