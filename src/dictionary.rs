@@ -84,10 +84,9 @@ pub fn build_if_due(
     if waiting.len() < MIN_BLOCKS {
         return Ok(None);
     }
-    let chunks = DICTIONARY_LEN / CHUNK;
-    let mut sample = Vec::with_capacity(DICTIONARY_LEN);
-    for i in 0..chunks.min(waiting.len()) {
-        let (ino, idx) = waiting[i * waiting.len() / chunks.min(waiting.len())];
+    let mut blocks = Vec::new();
+    for i in sampled(waiting.len()) {
+        let (ino, idx) = waiting[i];
         let Some(record) = store.read(|m| Ok::<_, Error>(m.block(ino, idx)?))? else {
             continue;
         };
@@ -96,10 +95,11 @@ pub fn build_if_due(
             continue;
         }
         match codecs.decode_block(&record, store.block_size()) {
-            Ok(raw) => sample.extend_from_slice(chunk_of(&raw)),
+            Ok(raw) => blocks.push(raw),
             Err(e) => log::warn!("dictionary sample: inode {ino} block {idx}: {e}"),
         }
     }
+    let sample = sample_from(blocks.iter().map(Vec::as_slice));
     if sample.len() < DICTIONARY_LEN / 4 {
         return Ok(None);
     }
@@ -134,6 +134,29 @@ pub fn build_if_due(
     dicts.insert(stored);
     dicts.set_current(Some(digest));
     Ok(Some(sha))
+}
+
+/// The indexes of the waiting blocks (of `waiting`) the sample is taken
+/// from: spread evenly, one chunk each.
+fn sampled(waiting: usize) -> impl Iterator<Item = usize> {
+    let chunks = (DICTIONARY_LEN / CHUNK).min(waiting);
+    (0..chunks).map(move |i| i * waiting / chunks)
+}
+
+/// The dictionary's bytes from the sampled blocks' contents.
+fn sample_from<'a>(blocks: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut sample = Vec::with_capacity(DICTIONARY_LEN);
+    for raw in blocks {
+        sample.extend_from_slice(chunk_of(raw));
+    }
+    sample
+}
+
+/// The dictionary the archiver would build from these waiting blocks (in
+/// archive order, none raw): for measuring without a volume
+/// (examples/dict_logs.rs).
+pub fn sample_of(waiting: &[&[u8]]) -> Vec<u8> {
+    sample_from(sampled(waiting.len()).map(|i| waiting[i]))
 }
 
 /// Up to [`CHUNK`] bytes from the middle of a block, starting after a line
