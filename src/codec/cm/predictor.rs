@@ -23,11 +23,17 @@ use crate::mix::squash::stretch;
 /// Hashed context models: orders 1-6 and 8, the word, the word pair, and
 /// the sparse context of the two bytes before the last; version 2 adds the
 /// field context.
-const HASHED: usize = 11;
+const HASHED: usize = 14;
+const HASHED_V2: usize = 11;
 const HASHED_V1: usize = 10;
 /// Mixer inputs at most: the hashed models, order 0, two from the match
-/// model and a bias.
-const INPUTS: usize = HASHED + 4;
+/// model, (version 3) two from the column model, and a bias.
+const INPUTS: usize = HASHED + 6;
+/// (Version 3.) Field starts recorded per line at most.
+const MAX_FIELDS: usize = 4096;
+/// (Version 3.) Column model confidence slots: agreement so far in the field
+/// (2) x run of agreeing bytes (16) x predicted bit (2).
+const COLUMN_SLOTS: usize = 2 * 16 * 2;
 
 /// 32-bit mix of two words.
 #[inline]
@@ -62,6 +68,29 @@ pub struct Predictor {
     /// and a hash of the bytes since the last separator.
     field: u32,
     token: u32,
+    /// (Version 3.) The line structure: where the current line begins in
+    /// `hist`, where each of its fields begins, and the same for the line
+    /// before it.
+    line_start: usize,
+    fields: Vec<u32>,
+    prev_fields: Vec<u32>,
+    /// (Version 3.) The byte "above" the next one: in the previous line, at
+    /// the same offset into the same field (`above_ok` when there is one),
+    /// the byte after it, whether the current field so far equals the
+    /// previous line's, how many bytes in a row agreed with the bytes
+    /// above, and a hash of the line's first non-empty field.
+    above: u32,
+    above1: u32,
+    above_ok: bool,
+    field_eq: bool,
+    above_run: u32,
+    line_key: u32,
+    /// (Version 3.) The column model: the byte above behind a leading 1
+    /// while it agrees with the bits coded so far (0 otherwise), its
+    /// confidence per slot, and the slot in use.
+    col_expected: u32,
+    col_hits: Vec<u32>,
+    col_slot: usize,
     /// Per hashed model: the context hash of the current byte, the offset
     /// of the current nibble's bucket, and of the current bit's slot.
     ctx: [u32; HASHED],
@@ -89,10 +118,15 @@ impl Predictor {
     /// The predictor of payload `version` (1 or 2), sized for blocks of up
     /// to `block_len` bytes.
     pub fn new(block_len: usize, version: u8) -> Predictor {
-        debug_assert!(version == 1 || version == 2);
+        debug_assert!((1..=3).contains(&version));
         let v2 = version >= 2;
-        let hashed = if v2 { HASHED } else { HASHED_V1 };
-        let inputs = hashed + 4;
+        let v3 = version >= 3;
+        let hashed = match version {
+            1 => HASHED_V1,
+            2 => HASHED_V2,
+            _ => HASHED,
+        };
+        let inputs = hashed + if v3 { 6 } else { 4 };
         let bits = (block_len.max(1) * 2)
             .next_power_of_two()
             .trailing_zeros()
@@ -116,6 +150,18 @@ impl Predictor {
             word1: 0,
             field: 0,
             token: 0,
+            line_start: 0,
+            fields: vec![0],
+            prev_fields: Vec::new(),
+            above: 0,
+            above1: 0,
+            above_ok: false,
+            field_eq: true,
+            above_run: 0,
+            line_key: 0,
+            col_expected: 0,
+            col_hits: vec![entry(32768); if v3 { COLUMN_SLOTS } else { 0 }],
+            col_slot: 0,
             ctx: [0; HASHED],
             bucket: [0; HASHED],
             slot: [0; HASHED],
@@ -172,6 +218,13 @@ impl Predictor {
         }
         train(&mut self.o0[self.c0 as usize], bit, 255);
         self.matcher.update(self.c0, self.bitpos, bit);
+        if self.version >= 3
+            && self.col_expected != 0
+            && self.col_expected >> (8 - self.bitpos) == self.c0
+        {
+            let e = (self.col_expected >> (7 - self.bitpos)) & 1;
+            train(&mut self.col_hits[self.col_slot], u32::from(e == bit), 1023);
+        }
         let x = &self.x[..self.inputs];
         for m in &mut self.mixers {
             m.update(x, bit);
@@ -197,6 +250,9 @@ impl Predictor {
                 self.word1 = self.word;
                 self.word = 0;
             }
+            if self.version >= 3 {
+                self.end_byte_v3(byte);
+            }
             match byte {
                 _ if self.version < 2 => {}
                 b'\n' => {
@@ -220,8 +276,91 @@ impl Predictor {
         self.predict();
     }
 
+    /// (Version 3.) Follows the line and field structure past `byte` (just
+    /// appended to `hist`; `field` and `token` not yet advanced past it).
+    fn end_byte_v3(&mut self, byte: u8) {
+        let agreed = self.above_ok && u32::from(byte) == self.above;
+        self.field_eq &= agreed;
+        self.above_run = if agreed { self.above_run + 1 } else { 0 };
+        let n = self.hist.len();
+        match byte {
+            b'\n' => {
+                std::mem::swap(&mut self.fields, &mut self.prev_fields);
+                self.fields.clear();
+                self.fields.push(n as u32);
+                self.line_start = n;
+                self.field_eq = true;
+                self.line_key = 0;
+            }
+            b' ' | b',' | b':' | b'"' | b'[' | b']' | b'{' | b'}' | b'=' | b'\t' | b';' => {
+                if self.fields.len() < MAX_FIELDS {
+                    self.fields.push(n as u32);
+                }
+                self.field_eq = true;
+                if self.line_key == 0 && self.token > 255 {
+                    self.line_key = self.token;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// (Version 3.) Finds the byte above the next one (see the fields).
+    fn find_above(&mut self) {
+        let n = self.hist.len();
+        let f = self.fields.len() - 1;
+        let at = self
+            .prev_fields
+            .get(f)
+            .map(|&s| s as usize + (n - self.fields[f] as usize));
+        match at {
+            Some(at) if at < self.line_start => {
+                self.above_ok = true;
+                self.above = u32::from(self.hist[at]);
+                self.above1 = if at + 1 < self.line_start {
+                    u32::from(self.hist[at + 1])
+                } else {
+                    0
+                };
+            }
+            _ => {
+                self.above_ok = false;
+                self.above = 0;
+                self.above1 = 0;
+            }
+        }
+        self.col_expected = if self.above_ok { self.above | 256 } else { 0 };
+    }
+
+    /// (Version 3.) The column model's inputs for the next bit: its learnt
+    /// confidence and a vote growing with the run, signed by the bit the
+    /// byte above predicts; zeros when it predicts nothing.
+    fn predict_column(&mut self, out: &mut [i32]) {
+        if self.col_expected == 0 || self.col_expected >> (8 - self.bitpos) != self.c0 {
+            self.col_expected = 0;
+            out[0] = 0;
+            out[1] = 0;
+            return;
+        }
+        let bit = (self.col_expected >> (7 - self.bitpos)) & 1;
+        self.col_slot = (usize::from(self.field_eq) * 16 + self.above_run.min(15) as usize) * 2
+            + bit as usize;
+        let st = stretch(self.col_hits[self.col_slot] >> 16);
+        let vote = (self.above_run.min(16) as i32) * 16;
+        if bit == 1 {
+            out[0] = st;
+            out[1] = vote;
+        } else {
+            out[0] = -st;
+            out[1] = -vote;
+        }
+    }
+
     /// The context hashes of the next byte.
     fn begin_byte(&mut self) {
+        if self.version >= 3 {
+            self.find_above();
+        }
         let (c4, c8) = (self.c4, self.c8);
         let word = if self.word == 0 {
             self.word1
@@ -240,6 +379,15 @@ impl Predictor {
             mix2(self.word, self.word1),
             c4 & 0xFF_FF00,
             mix2(self.field.min(255), self.token),
+            mix2(
+                self.above | u32::from(self.field_eq) << 8 | u32::from(self.above_ok) << 9,
+                c4 & 0xFF,
+            ),
+            mix2(
+                self.above | self.above1 << 8 | u32::from(self.field_eq) << 16,
+                self.token,
+            ),
+            mix2(self.line_key, mix2(self.field.min(1023), self.token)),
         ];
         let hashed = self.hashed;
         for (i, (h, c)) in self.ctx[..hashed].iter_mut().zip(ctx).enumerate() {
@@ -280,6 +428,12 @@ impl Predictor {
         self.matcher
             .predict(self.c0, self.bitpos, &mut self.x[hashed + 1..hashed + 3]);
         self.x[hashed + 3] = 256;
+        if self.version >= 3 {
+            let mut col = [0; 2];
+            self.predict_column(&mut col);
+            self.x[hashed + 4] = col[0];
+            self.x[hashed + 5] = col[1];
+        }
 
         let len = self.matcher.len();
         let strength = match len {
