@@ -227,9 +227,10 @@ pub fn encode_payload(raw: &[u8], out: Vec<u8>) -> Vec<u8> {
     encode_payload_version(raw, PAYLOAD_VERSION, out)
 }
 
-/// Encodes `raw` as a payload of an older `version` (for the tests that
-/// pin each version's stream).
-pub(crate) fn encode_payload_version(raw: &[u8], version: u8, mut out: Vec<u8>) -> Vec<u8> {
+/// Encodes `raw` as a payload of `version` (any this build reads: for the
+/// tests that pin each version's stream, and for measuring one version
+/// against another).
+pub fn encode_payload_version(raw: &[u8], version: u8, mut out: Vec<u8>) -> Vec<u8> {
     out.push(version);
     out.push(0);
     encode_with(Predictor::new(raw.len(), version), raw, out)
