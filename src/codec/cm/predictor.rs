@@ -23,7 +23,7 @@ use crate::mix::squash::stretch;
 /// Hashed context models: orders 1-6 and 8, the word, the word pair, and
 /// the sparse context of the two bytes before the last; version 2 adds the
 /// field context.
-const HASHED: usize = 14;
+const HASHED: usize = 15;
 const HASHED_V2: usize = 11;
 const HASHED_V1: usize = 10;
 /// Mixer inputs at most: the hashed models, order 0, two from the match
@@ -34,6 +34,8 @@ const MAX_FIELDS: usize = 4096;
 /// (Version 3.) Column model confidence slots: agreement so far in the field
 /// (2) x run of agreeing bytes (16) x predicted bit (2).
 const COLUMN_SLOTS: usize = 2 * 16 * 2;
+/// (Version 3.) Entries of the table of lines by key.
+const KEY_LINES: usize = 1 << 12;
 
 /// 32-bit mix of two words.
 #[inline]
@@ -91,6 +93,17 @@ pub struct Predictor {
     col_expected: u32,
     col_hits: Vec<u32>,
     col_slot: usize,
+    /// (Version 3.) The last line with the same key: per key hash, one
+    /// past where the last line with that key began (0: none); that
+    /// line's field starts and end (its newline), and the byte in it at the
+    /// next byte's field and offset (`key_ok` when there is one), and
+    /// whether the current field so far equals that line's.
+    key_lines: Vec<u32>,
+    key_fields: Vec<u32>,
+    key_end: usize,
+    key_above: u32,
+    key_ok: bool,
+    key_eq: bool,
     /// Per hashed model: the context hash of the current byte, the offset
     /// of the current nibble's bucket, and of the current bit's slot.
     ctx: [u32; HASHED],
@@ -164,6 +177,12 @@ impl Predictor {
             col_expected: 0,
             col_hits: vec![entry(32768); if v3 { COLUMN_SLOTS } else { 0 }],
             col_slot: 0,
+            key_lines: vec![0; if v3 { KEY_LINES } else { 0 }],
+            key_fields: Vec::new(),
+            key_end: 0,
+            key_above: 0,
+            key_ok: false,
+            key_eq: true,
             ctx: [0; HASHED],
             bucket: [0; HASHED],
             slot: [0; HASHED],
@@ -285,6 +304,7 @@ impl Predictor {
     fn end_byte_v3(&mut self, byte: u8) {
         let agreed = self.above_ok && u32::from(byte) == self.above;
         self.field_eq &= agreed;
+        self.key_eq &= self.key_ok && u32::from(byte) == self.key_above;
         self.above_run = if agreed { self.above_run + 1 } else { 0 };
         let n = self.hist.len();
         match byte {
@@ -295,18 +315,49 @@ impl Predictor {
                 self.line_start = n;
                 self.field_eq = true;
                 self.line_key = 0;
+                self.key_fields.clear();
+                self.key_eq = true;
             }
             b' ' | b',' | b':' | b'"' | b'[' | b']' | b'{' | b'}' | b'=' | b'\t' | b';' => {
                 if self.fields.len() < MAX_FIELDS {
                     self.fields.push(n as u32);
                 }
                 self.field_eq = true;
+                self.key_eq = true;
                 if self.line_key == 0 && self.token > 255 {
                     self.line_key = self.token;
+                    self.find_key_line();
                 }
             }
             _ => {}
         }
+    }
+
+    /// (Version 3.) Finds the last line with the current line's key, and
+    /// its field starts; records the current line as the key's last.
+    fn find_key_line(&mut self) {
+        let k = (mix2(self.line_key, 0x4B45_5931) as usize) & (KEY_LINES - 1);
+        let start = self.key_lines[k] as usize;
+        self.key_lines[k] = self.line_start as u32 + 1;
+        self.key_fields.clear();
+        if start == 0 || start > self.line_start {
+            return;
+        }
+        let mut i = start - 1;
+        self.key_fields.push(i as u32);
+        while i < self.line_start {
+            match self.hist[i] {
+                b'\n' => break,
+                b' ' | b',' | b':' | b'"' | b'[' | b']' | b'{' | b'}' | b'=' | b'\t' | b';' => {
+                    if self.key_fields.len() < MAX_FIELDS {
+                        self.key_fields.push(i as u32 + 1);
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        self.key_end = i;
     }
 
     /// (Version 3.) Finds the byte above the next one (see the fields).
@@ -334,6 +385,20 @@ impl Predictor {
             }
         }
         self.col_expected = if self.above_ok { self.above | 256 } else { 0 };
+        let at = self
+            .key_fields
+            .get(f)
+            .map(|&s| s as usize + (n - self.fields[f] as usize));
+        match at {
+            Some(at) if at < self.key_end => {
+                self.key_ok = true;
+                self.key_above = u32::from(self.hist[at]);
+            }
+            _ => {
+                self.key_ok = false;
+                self.key_above = 0;
+            }
+        }
     }
 
     /// (Version 3.) The column model's inputs for the next bit: its learnt
@@ -392,6 +457,10 @@ impl Predictor {
                 self.token,
             ),
             mix2(self.line_key, mix2(self.field.min(1023), self.token)),
+            mix2(
+                self.key_above | u32::from(self.key_eq) << 8 | u32::from(self.key_ok) << 9,
+                mix2(c4 & 0xFFFF, self.above),
+            ),
         ];
         let hashed = self.hashed;
         for (i, (h, c)) in self.ctx[..hashed].iter_mut().zip(ctx).enumerate() {
