@@ -28,7 +28,7 @@ const HASHED_V2: usize = 11;
 const HASHED_V1: usize = 10;
 /// Mixer inputs at most: the hashed models, order 0, two from the match
 /// model, (version 3) two from the column model, and a bias.
-const INPUTS: usize = HASHED + 6;
+const INPUTS: usize = HASHED + 8;
 /// (Version 3.) Field starts recorded per line at most.
 const MAX_FIELDS: usize = 4096;
 /// (Version 3.) Column model confidence slots: agreement so far in the field
@@ -104,6 +104,10 @@ pub struct Predictor {
     key_above: u32,
     key_ok: bool,
     key_eq: bool,
+    key_run: u32,
+    key_expected: u32,
+    key_hits: Vec<u32>,
+    key_slot: usize,
     /// Per hashed model: the context hash of the current byte, the offset
     /// of the current nibble's bucket, and of the current bit's slot.
     ctx: [u32; HASHED],
@@ -141,7 +145,7 @@ impl Predictor {
             2 => HASHED_V2,
             _ => HASHED,
         };
-        let inputs = hashed + if v3 { 6 } else { 4 };
+        let inputs = hashed + if v3 { 8 } else { 4 };
         let bits = (block_len.max(1) * 2)
             .next_power_of_two()
             .trailing_zeros()
@@ -183,6 +187,10 @@ impl Predictor {
             key_above: 0,
             key_ok: false,
             key_eq: true,
+            key_run: 0,
+            key_expected: 0,
+            key_hits: vec![entry(32768); if v3 { COLUMN_SLOTS } else { 0 }],
+            key_slot: 0,
             ctx: [0; HASHED],
             bucket: [0; HASHED],
             slot: [0; HASHED],
@@ -248,6 +256,13 @@ impl Predictor {
             let e = (self.col_expected >> (7 - self.bitpos)) & 1;
             train(&mut self.col_hits[self.col_slot], u32::from(e == bit), 1023);
         }
+        if self.version >= 3
+            && self.key_expected != 0
+            && self.key_expected >> (8 - self.bitpos) == self.c0
+        {
+            let e = (self.key_expected >> (7 - self.bitpos)) & 1;
+            train(&mut self.key_hits[self.key_slot], u32::from(e == bit), 1023);
+        }
         let x = &self.x[..self.inputs];
         for m in &mut self.mixers {
             m.update(x, bit);
@@ -304,7 +319,9 @@ impl Predictor {
     fn end_byte_v3(&mut self, byte: u8) {
         let agreed = self.above_ok && u32::from(byte) == self.above;
         self.field_eq &= agreed;
-        self.key_eq &= self.key_ok && u32::from(byte) == self.key_above;
+        let key_agreed = self.key_ok && u32::from(byte) == self.key_above;
+        self.key_eq &= key_agreed;
+        self.key_run = if key_agreed { self.key_run + 1 } else { 0 };
         self.above_run = if agreed { self.above_run + 1 } else { 0 };
         let n = self.hist.len();
         match byte {
@@ -399,6 +416,7 @@ impl Predictor {
                 self.key_above = 0;
             }
         }
+        self.key_expected = if self.key_ok { self.key_above | 256 } else { 0 };
     }
 
     /// (Version 3.) The column model's inputs for the next bit: its learnt
@@ -416,6 +434,28 @@ impl Predictor {
             + bit as usize;
         let st = stretch(self.col_hits[self.col_slot] >> 16);
         let vote = (self.above_run.min(16) as i32) * 16;
+        if bit == 1 {
+            out[0] = st;
+            out[1] = vote;
+        } else {
+            out[0] = -st;
+            out[1] = -vote;
+        }
+    }
+
+    /// (Version 3.) The key line's column model (as [`Self::predict_column`]).
+    fn predict_key(&mut self, out: &mut [i32]) {
+        if self.key_expected == 0 || self.key_expected >> (8 - self.bitpos) != self.c0 {
+            self.key_expected = 0;
+            out[0] = 0;
+            out[1] = 0;
+            return;
+        }
+        let bit = (self.key_expected >> (7 - self.bitpos)) & 1;
+        self.key_slot =
+            (usize::from(self.key_eq) * 16 + self.key_run.min(15) as usize) * 2 + bit as usize;
+        let st = stretch(self.key_hits[self.key_slot] >> 16);
+        let vote = (self.key_run.min(16) as i32) * 16;
         if bit == 1 {
             out[0] = st;
             out[1] = vote;
@@ -506,6 +546,9 @@ impl Predictor {
             self.predict_column(&mut col);
             self.x[hashed + 4] = col[0];
             self.x[hashed + 5] = col[1];
+            self.predict_key(&mut col);
+            self.x[hashed + 6] = col[0];
+            self.x[hashed + 7] = col[1];
         }
 
         let len = self.matcher.len();
