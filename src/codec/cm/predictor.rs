@@ -29,6 +29,8 @@ const HASHED_V1: usize = 10;
 /// Mixer inputs at most: the hashed models, order 0, two from the match
 /// model, (version 3) two from the column model, and a bias.
 const INPUTS: usize = HASHED + 8;
+/// (Version 3.) Errors (in 1/65536) too small to train the mixers on.
+const MIXER_SKIP: i32 = 256;
 /// (Version 3.) Field starts recorded per line at most.
 const MAX_FIELDS: usize = 4096;
 /// (Version 3.) Column model confidence slots: agreement so far in the field
@@ -205,7 +207,9 @@ impl Predictor {
                 Mixer::new(inputs, 256, ONE / 4, 32),
                 Mixer::new(inputs, 33 * 8, ONE / 4, 32),
             ][..if v3 { 4 } else { 3 }]
-                .to_vec(),
+                .iter()
+                .map(|m| m.clone().skipping(if v3 { MIXER_SKIP } else { 0 }))
+                .collect(),
             sets: [0; 4],
             out: [0; 5],
             final_mixer: Mixer::new(if v3 { 5 } else { 4 }, 8, ONE / if v3 { 4 } else { 3 }, 10),
