@@ -30,7 +30,7 @@ const HASHED_V1: usize = 10;
 /// model, (version 3) two from the column model, and a bias.
 const INPUTS: usize = HASHED + 8;
 /// (Version 3.) Errors (in 1/65536) too small to train the mixers on.
-const MIXER_SKIP: i32 = 256;
+const MIXER_SKIP: i32 = 1024;
 /// (Version 3.) Field starts recorded per line at most.
 const MAX_FIELDS: usize = 4096;
 /// (Version 3.) Column model confidence slots: agreement so far in the field
