@@ -212,7 +212,8 @@ impl Predictor {
                 .collect(),
             sets: [0; 4],
             out: [0; 5],
-            final_mixer: Mixer::new(if v3 { 5 } else { 4 }, 8, ONE / if v3 { 4 } else { 3 }, 10),
+            final_mixer: Mixer::new(if v3 { 5 } else { 4 }, 8, ONE / if v3 { 4 } else { 3 }, 10)
+                .skipping(if v3 { MIXER_SKIP } else { 0 }),
             apm_c0: Apm::new(256, 7),
             apm_c1: Apm::new(1 << 16, 6),
             apm_c2: Apm::new(1 << 14, 6),
