@@ -121,11 +121,9 @@ pub struct Predictor {
     o0: Vec<u32>,
     matcher: MatchModel,
     x: [i32; INPUTS],
-    /// The third and (version 3) fourth mixer's weight set is chosen by
-    /// the column state.
-    mixers: Vec<Mixer>,
-    sets: [usize; 4],
-    out: [i32; 5],
+    mixers: [Mixer; 3],
+    sets: [usize; 3],
+    out: [i32; 4],
     final_mixer: Mixer,
     apm_c0: Apm,
     apm_c1: Apm,
@@ -157,6 +155,7 @@ impl Predictor {
             .next_power_of_two()
             .trailing_zeros()
             .clamp(10, 18);
+        let skip = if v3 { MIXER_SKIP } else { 0 };
         let mut p = Predictor {
             version,
             hashed,
@@ -205,15 +204,11 @@ impl Predictor {
                 Mixer::new(inputs, if v2 { 5 } else { 4 } * (hashed + 1), ONE / 4, 32),
                 Mixer::new(inputs, 256, ONE / 4, 32),
                 Mixer::new(inputs, 256, ONE / 4, 32),
-                Mixer::new(inputs, 33 * 8, ONE / 4, 32),
-            ][..if v3 { 4 } else { 3 }]
-                .iter()
-                .map(|m| m.clone().skipping(if v3 { MIXER_SKIP } else { 0 }))
-                .collect(),
-            sets: [0; 4],
-            out: [0; 5],
-            final_mixer: Mixer::new(if v3 { 5 } else { 4 }, 8, ONE / if v3 { 4 } else { 3 }, 10)
-                .skipping(if v3 { MIXER_SKIP } else { 0 }),
+            ]
+            .map(|m| m.skipping(skip)),
+            sets: [0; 3],
+            out: [0; 4],
+            final_mixer: Mixer::new(4, 8, ONE / 3, 10).skipping(skip),
             apm_c0: Apm::new(256, 7),
             apm_c1: Apm::new(1 << 16, 6),
             apm_c2: Apm::new(1 << 14, 6),
@@ -272,7 +267,7 @@ impl Predictor {
         for m in &mut self.mixers {
             m.update(x, bit);
         }
-        self.final_mixer.update(&self.out[..=self.mixers.len()], bit);
+        self.final_mixer.update(&self.out, bit);
         self.apm_c0.update(bit);
         self.apm_c1.update(bit);
         self.apm_c2.update(bit);
@@ -564,26 +559,13 @@ impl Predictor {
             16..=31 => 2,
             _ => 3,
         };
-        let column = if self.col_expected == 0 {
-            0
-        } else {
-            1 + usize::from(self.field_eq) * 16 + self.above_run.min(15) as usize
-        };
-        self.sets = [
-            strength * (hashed + 1) + known,
-            self.c0 as usize,
-            c1,
-            column * 8 + self.bitpos as usize,
-        ];
+        self.sets = [strength * (hashed + 1) + known, self.c0 as usize, c1];
         let x = &self.x[..self.inputs];
-        let m = self.mixers.len();
-        for k in 0..m {
+        for k in 0..3 {
             self.out[k] = self.mixers[k].mix(x, self.sets[k]);
         }
-        self.out[m] = 256;
-        let sm = self
-            .final_mixer
-            .mix(&self.out[..=m], self.bitpos as usize);
+        self.out[3] = 256;
+        let sm = self.final_mixer.mix(&self.out, self.bitpos as usize);
         let pm = squash(sm);
 
         let a0 = self.apm_c0.refine_stretched(sm, c0);
