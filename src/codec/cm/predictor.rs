@@ -430,8 +430,8 @@ impl Predictor {
             return;
         }
         let bit = (self.col_expected >> (7 - self.bitpos)) & 1;
-        self.col_slot = (usize::from(self.field_eq) * 16 + self.above_run.min(15) as usize) * 2
-            + bit as usize;
+        self.col_slot =
+            (usize::from(self.field_eq) * 16 + self.above_run.min(15) as usize) * 2 + bit as usize;
         let st = stretch(self.col_hits[self.col_slot] >> 16);
         let vote = (self.above_run.min(16) as i32) * 16;
         if bit == 1 {
