@@ -39,6 +39,15 @@ const COLUMN_SLOTS: usize = 2 * 16 * 2;
 /// (Version 3.) Entries of the table of lines by key.
 const KEY_LINES: usize = 1 << 12;
 
+/// (Versions 2 and 3.) The bytes that end a field.
+#[inline]
+fn is_separator(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b',' | b':' | b'"' | b'[' | b']' | b'{' | b'}' | b'=' | b'\t' | b';'
+    )
+}
+
 /// 32-bit mix of two words.
 #[inline]
 fn mix2(a: u32, b: u32) -> u32 {
@@ -362,15 +371,9 @@ impl Predictor {
         }
         let mut i = start - 1;
         self.key_fields.push(i as u32);
-        while i < self.line_start {
-            match self.hist[i] {
-                b'\n' => break,
-                b' ' | b',' | b':' | b'"' | b'[' | b']' | b'{' | b'}' | b'=' | b'\t' | b';' => {
-                    if self.key_fields.len() < MAX_FIELDS {
-                        self.key_fields.push(i as u32 + 1);
-                    }
-                }
-                _ => {}
+        while i < self.line_start && self.hist[i] != b'\n' {
+            if is_separator(self.hist[i]) && self.key_fields.len() < MAX_FIELDS {
+                self.key_fields.push(i as u32 + 1);
             }
             i += 1;
         }
