@@ -3,7 +3,7 @@
 //! encoder and a decoder on any machine compute the same probabilities.
 //!
 //! docs/CM.md describes it for reimplementation; every constant here is
-//! part of a payload version (1 or 2), and the golden tests in
+//! part of a payload version (1, 2 or 3), and the golden tests in
 //! `super::tests` guard against changing one by accident.
 //!
 //! Version 2 adds, for structured text such as logs: a field context (the
@@ -11,6 +11,11 @@
 //! model that keeps its place through a few mispredicted bytes (a changed
 //! counter in an otherwise repeated line), a mixer weight set for such a
 //! recovering match, and an APM in the match model's confidence context.
+//!
+//! Version 3 follows each line's fields: contexts and a column model on
+//! the byte at the same offset of the same field in the previous line and
+//! in the last line with the same key (first non-empty field), and mixers
+//! that leave their weights after a small error.
 
 use super::matcher::MatchModel;
 use super::mixer::{Mixer, ONE};
@@ -22,7 +27,7 @@ use crate::mix::squash::stretch;
 
 /// Hashed context models: orders 1-6 and 8, the word, the word pair, and
 /// the sparse context of the two bytes before the last; version 2 adds the
-/// field context.
+/// field context, version 3 four line and field contexts.
 const HASHED: usize = 15;
 const HASHED_V2: usize = 11;
 const HASHED_V1: usize = 10;
@@ -58,7 +63,7 @@ fn mix2(a: u32, b: u32) -> u32 {
 
 #[derive(Clone)]
 pub struct Predictor {
-    /// The payload version whose predictor this is (1 or 2).
+    /// The payload version whose predictor this is (1, 2 or 3).
     version: u8,
     /// Hashed models in use, and the mixer inputs that makes.
     hashed: usize,
@@ -143,7 +148,7 @@ pub struct Predictor {
 }
 
 impl Predictor {
-    /// The predictor of payload `version` (1 or 2), sized for blocks of up
+    /// The predictor of payload `version` (1, 2 or 3), sized for blocks of up
     /// to `block_len` bytes.
     pub fn new(block_len: usize, version: u8) -> Predictor {
         debug_assert!((1..=3).contains(&version));
