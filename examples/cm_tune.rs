@@ -5,7 +5,12 @@
 //! ```text
 //! cargo run --release --example cm_tune -- FILE...
 //! cargo run --release --example cm_tune -- --dict N FILE...   # prime with each file's first N bytes
+//! cargo run --release --example cm_tune -- --versions 2,3 FILE...   # payload versions side by side
 //! ```
+//!
+//! With `--versions`, every block is coded and decoded with each payload
+//! version in turn (alternating, so load on the machine falls on each
+//! alike), and each version's bytes and speeds are printed.
 //!
 //! With `--dict N`, each file's first N bytes are the dictionary (not
 //! measured) and the rest is coded primed, next to unprimed cm per block and
@@ -14,7 +19,8 @@
 use std::time::Instant;
 
 use llmfs::codec::cm::{
-    decode_payload, decode_payload_primed, encode_payload, encode_payload_primed, Dictionary,
+    decode_payload, decode_payload_primed, encode_payload, encode_payload_primed,
+    encode_payload_version, Dictionary,
 };
 use llmfs::codec::{Codec, LzmaCodec};
 
@@ -25,6 +31,14 @@ fn main() {
     if files.first().map(String::as_str) == Some("--dict") {
         let n: usize = files[1].parse().expect("--dict N");
         primed(n, &files[2..]);
+        return;
+    }
+    if files.first().map(String::as_str) == Some("--versions") {
+        let v: Vec<u8> = files[1]
+            .split(',')
+            .map(|v| v.parse().expect("--versions A,B"))
+            .collect();
+        versions(&v, &files[2..]);
         return;
     }
     let (mut total_raw, mut total_cm, mut total_xz) = (0usize, 0usize, 0usize);
@@ -109,6 +123,59 @@ fn primed(n: usize, files: &[String]) {
             bpb(xz.len()),
             with as f64 / xz.len() as f64,
             rest.len() as f64 / dec_s / 1000.0
+        );
+    }
+}
+
+/// Each block coded and decoded with each of `versions`, alternating.
+fn versions(versions: &[u8], files: &[String]) {
+    let k = versions.len();
+    let (mut bytes, mut enc_s, mut dec_s) = (vec![0usize; k], vec![0f64; k], vec![0f64; k]);
+    let (mut total_raw, mut total_xz) = (0usize, 0usize);
+    for f in files {
+        let data = std::fs::read(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+        let mut file_bytes = vec![0usize; k];
+        let mut xz = 0;
+        for block in data.chunks(BLOCK) {
+            for (i, &v) in versions.iter().enumerate() {
+                let t = Instant::now();
+                let p = encode_payload_version(block, v, Vec::new());
+                enc_s[i] += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let mut out = Vec::new();
+                decode_payload(&p, block.len(), &mut out).expect("decodes");
+                dec_s[i] += t.elapsed().as_secs_f64();
+                assert!(out == block, "{f}: round trip");
+                file_bytes[i] += p.len();
+            }
+            let mut x = Vec::new();
+            LzmaCodec.encode(block, &mut x).unwrap();
+            xz += x.len();
+        }
+        let cols: Vec<String> = versions
+            .iter()
+            .zip(&file_bytes)
+            .map(|(v, n)| format!("v{v} {n:>9} ({:.4})", *n as f64 / xz as f64))
+            .collect();
+        println!(
+            "{:>10} xz {xz:>9}  {}  {}",
+            data.len(),
+            cols.join("  "),
+            f.rsplit('/').next().unwrap()
+        );
+        for i in 0..k {
+            bytes[i] += file_bytes[i];
+        }
+        total_raw += data.len();
+        total_xz += xz;
+    }
+    for (i, v) in versions.iter().enumerate() {
+        println!(
+            "v{v}: total {total_raw} cm {} xz {total_xz} cm/xz {:.4}  encode {:.0} KB/s decode {:.0} KB/s",
+            bytes[i],
+            bytes[i] as f64 / total_xz as f64,
+            total_raw as f64 / enc_s[i] / 1000.0,
+            total_raw as f64 / dec_s[i] / 1000.0
         );
     }
 }

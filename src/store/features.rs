@@ -33,10 +33,12 @@ pub enum Feature {
     /// media records of payload version 2 (docs/FORMAT.md, "media
     /// payload").
     MediaV2,
+    /// cm records of payload version 3 (docs/CM.md).
+    CmV3,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 7] = [
+    pub const ALL: [Feature; 8] = [
         Feature::Lzma,
         Feature::PortableLlm,
         Feature::Cm,
@@ -44,6 +46,7 @@ impl Feature {
         Feature::Media,
         Feature::CmV2,
         Feature::MediaV2,
+        Feature::CmV3,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +58,7 @@ impl Feature {
             Feature::Media => "media",
             Feature::CmV2 => "cm-v2",
             Feature::MediaV2 => "media-v2",
+            Feature::CmV3 => "cm-v3",
         }
     }
 
@@ -74,6 +78,7 @@ impl Feature {
             Feature::Media => 7,
             Feature::CmV2 => 8,
             Feature::MediaV2 => 9,
+            Feature::CmV3 => 10,
         }
     }
 
@@ -94,8 +99,10 @@ impl Feature {
             if crate::codec::cm::payload_primed(payload) {
                 out.push(Feature::CmDictionary);
             }
-            if crate::codec::cm::payload_version(payload) == Some(2) {
-                out.push(Feature::CmV2);
+            match crate::codec::cm::payload_version(payload) {
+                Some(2) => out.push(Feature::CmV2),
+                Some(3) => out.push(Feature::CmV3),
+                _ => {}
             }
         }
         if codec == CodecId::Media as u8 && crate::codec::media::payload_version(payload) == Some(2)
@@ -207,6 +214,30 @@ mod tests {
             assert_eq!(Feature::of_codec(c as u8), None);
         }
         assert_eq!(Feature::of_codec(200), None);
+    }
+
+    #[test]
+    fn cm_payload_versions() {
+        let raw = b"a line of a log\n".repeat(100);
+        let record = crate::codec::encode_record(&crate::codec::CmCodec, &raw).unwrap();
+        let cm = CodecId::Cm as u8;
+        assert_eq!(
+            Feature::of_record(cm, &record),
+            vec![Feature::Cm, Feature::CmV3]
+        );
+        let mut older = record.clone();
+        for (v, f) in [(1, None), (2, Some(Feature::CmV2))] {
+            older[crate::codec::RECORD_HEADER_LEN] = v;
+            let want: Vec<Feature> = [Feature::Cm].into_iter().chain(f).collect();
+            assert_eq!(Feature::of_record(cm, &older), want);
+        }
+        assert_eq!(FeatureSet::parse("cm,cm-v3").unwrap().schema_version(2), 10);
+        assert_eq!(
+            FeatureSet::parse("cm,cm-v2,media-v2")
+                .unwrap()
+                .schema_version(2),
+            9
+        );
     }
 
     #[test]

@@ -141,8 +141,8 @@ fn compress_cli_round_trips() {
 }
 
 /// A volume's blocks swapped to cm records (through the store API, as the
-/// archiver swaps): the volume records the features `cm` and `cm-v2` (the
-/// payload version this build writes) and schema version 8, a real mount reads the file back exactly, `stats` lists the cm
+/// archiver swaps): the volume records the features `cm` and `cm-v3` (the
+/// payload version this build writes) and schema version 10, a real mount reads the file back exactly, `stats` lists the cm
 /// blocks, and fsck decodes them clean.
 #[test]
 fn volume_with_cm_records_mounts_reads_and_fscks() {
@@ -182,13 +182,13 @@ fn volume_with_cm_records_mounts_reads_and_fscks() {
         }
         assert_eq!(swapped, 6);
         let features = store.read(|x| x.features()).unwrap();
-        assert!(features.contains(Feature::Cm) && features.contains(Feature::CmV2));
+        assert!(features.contains(Feature::Cm) && features.contains(Feature::CmV3));
     }
     let version: u32 = rusqlite::Connection::open(m.store.join(llmfs::store::DB_FILE))
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 10);
     let stats = crate::common::stats_json(&m.store);
     assert_eq!(crate::common::codec_blocks(&stats, "cm"), 6);
 

@@ -94,8 +94,8 @@ fn the_archiver_builds_a_dictionary_that_primes_cm_blocks_and_they_read_back() {
     );
     let features = fs.store().read(|m| m.features()).unwrap();
     assert!(features.contains(Feature::CmDictionary) && features.contains(Feature::Cm));
-    // cm-v2 (8) is the highest feature: this build writes cm payload version 2.
-    assert_eq!(user_version(dir.path()), 8);
+    // cm-v3 (10) is the highest feature: this build writes cm payload version 3.
+    assert_eq!(user_version(dir.path()), 10);
     for (ino, data) in &files {
         assert_eq!(&read_all(&fs, *ino, data.len()).unwrap(), data);
     }
@@ -130,7 +130,7 @@ fn the_dictionary_pays_for_itself_on_logs() {
         "with a dictionary {bytes_with} + {dict} bytes, without {bytes_without}"
     );
     // A volume that never built one has no dictionaries table and no
-    // feature `cm-dictionary` (its version is cm-v2's, for its cm blocks).
+    // feature `cm-dictionary` (its version is cm-v3's, for its cm blocks).
     assert!(!s_without
         .store()
         .read(|m| m.features())

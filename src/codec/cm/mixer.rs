@@ -19,6 +19,9 @@ pub struct Mixer {
     rate: i32,
     base: usize,
     p: u32,
+    /// Errors (in 1/65536) below this leave the weights as they are (0:
+    /// every error trains, as in payload versions 1 and 2).
+    skip: i32,
 }
 
 impl Mixer {
@@ -30,7 +33,15 @@ impl Mixer {
             rate,
             base: 0,
             p: 32768,
+            skip: 0,
         }
+    }
+
+    /// The mixer, leaving its weights as they are after an error below
+    /// `skip` (in 1/65536).
+    pub fn skipping(mut self, skip: i32) -> Mixer {
+        self.skip = skip;
+        self
     }
 
     /// Mixes `x` with weight vector `set`; returns the stretched output.
@@ -52,6 +63,9 @@ impl Mixer {
     #[inline]
     pub fn update(&mut self, x: &[i32], bit: u32) {
         let err = ((bit as i32) << 16) - self.p as i32;
+        if err.abs() < self.skip {
+            return;
+        }
         let e = i64::from(err) * i64::from(self.rate);
         let w = &mut self.weights[self.base..self.base + self.n];
         for (w, &x) in w.iter_mut().zip(x) {

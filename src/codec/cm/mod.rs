@@ -41,9 +41,9 @@ use sha2::{Digest, Sha256};
 use super::{Codec, CodecError, CodecId};
 
 /// The payload format version this build writes. It reads this one and
-/// version 1 (the predictor without version 2's structure models: see
-/// docs/CM.md).
-pub const PAYLOAD_VERSION: u8 = 2;
+/// versions 1 and 2 (the predictors without version 2's structure models
+/// and without version 3's line and column models: see docs/CM.md).
+pub const PAYLOAD_VERSION: u8 = 3;
 /// The oldest payload version this build reads.
 pub const OLDEST_PAYLOAD_VERSION: u8 = 1;
 /// Bytes before the coded stream: version and flags (a primed payload has
@@ -57,13 +57,14 @@ pub const FLAG_PRIMED: u8 = 1;
 pub const PRIMED_BLOCK_LEN: usize = 65536;
 
 /// A predictor primed with sample bytes, cloned for each block: the
-/// current version's, and version 1's only once a version-1 payload asks
-/// for it (priming costs about as much as coding the bytes).
+/// current version's, and an older version's only once a payload of that
+/// version asks for it (priming costs about as much as coding the bytes).
 pub struct Dictionary {
     digest: [u8; 32],
     bytes: Vec<u8>,
     primed: Predictor,
-    primed_v1: std::sync::OnceLock<Predictor>,
+    /// Versions 1 .. `PAYLOAD_VERSION - 1`, by version - 1.
+    primed_older: [std::sync::OnceLock<Predictor>; PAYLOAD_VERSION as usize - 1],
 }
 
 fn primed_predictor(bytes: &[u8], version: u8) -> Predictor {
@@ -80,7 +81,7 @@ impl Dictionary {
             digest: Sha256::digest(bytes).into(),
             bytes: bytes.to_vec(),
             primed: primed_predictor(bytes, PAYLOAD_VERSION),
-            primed_v1: std::sync::OnceLock::new(),
+            primed_older: Default::default(),
         }
     }
 
@@ -94,7 +95,7 @@ impl Dictionary {
         if version == PAYLOAD_VERSION {
             self.primed.clone()
         } else {
-            self.primed_v1
+            self.primed_older[usize::from(version) - 1]
                 .get_or_init(|| primed_predictor(&self.bytes, version))
                 .clone()
         }
@@ -226,9 +227,10 @@ pub fn encode_payload(raw: &[u8], out: Vec<u8>) -> Vec<u8> {
     encode_payload_version(raw, PAYLOAD_VERSION, out)
 }
 
-/// Encodes `raw` as a payload of an older `version` (for the tests that
-/// pin each version's stream).
-pub(crate) fn encode_payload_version(raw: &[u8], version: u8, mut out: Vec<u8>) -> Vec<u8> {
+/// Encodes `raw` as a payload of `version` (any this build reads: for the
+/// tests that pin each version's stream, and for measuring one version
+/// against another).
+pub fn encode_payload_version(raw: &[u8], version: u8, mut out: Vec<u8>) -> Vec<u8> {
     out.push(version);
     out.push(0);
     encode_with(Predictor::new(raw.len(), version), raw, out)

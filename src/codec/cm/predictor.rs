@@ -3,7 +3,7 @@
 //! encoder and a decoder on any machine compute the same probabilities.
 //!
 //! docs/CM.md describes it for reimplementation; every constant here is
-//! part of a payload version (1 or 2), and the golden tests in
+//! part of a payload version (1, 2 or 3), and the golden tests in
 //! `super::tests` guard against changing one by accident.
 //!
 //! Version 2 adds, for structured text such as logs: a field context (the
@@ -11,6 +11,11 @@
 //! model that keeps its place through a few mispredicted bytes (a changed
 //! counter in an otherwise repeated line), a mixer weight set for such a
 //! recovering match, and an APM in the match model's confidence context.
+//!
+//! Version 3 follows each line's fields: contexts and a column model on
+//! the byte at the same offset of the same field in the previous line and
+//! in the last line with the same key (first non-empty field), and mixers
+//! that leave their weights after a small error.
 
 use super::matcher::MatchModel;
 use super::mixer::{Mixer, ONE};
@@ -22,12 +27,31 @@ use crate::mix::squash::stretch;
 
 /// Hashed context models: orders 1-6 and 8, the word, the word pair, and
 /// the sparse context of the two bytes before the last; version 2 adds the
-/// field context.
-const HASHED: usize = 11;
+/// field context, version 3 four line and field contexts.
+const HASHED: usize = 15;
+const HASHED_V2: usize = 11;
 const HASHED_V1: usize = 10;
 /// Mixer inputs at most: the hashed models, order 0, two from the match
-/// model and a bias.
-const INPUTS: usize = HASHED + 4;
+/// model, (version 3) two from the column model, and a bias.
+const INPUTS: usize = HASHED + 8;
+/// (Version 3.) Errors (in 1/65536) too small to train the mixers on.
+const MIXER_SKIP: i32 = 1024;
+/// (Version 3.) Field starts recorded per line at most.
+const MAX_FIELDS: usize = 4096;
+/// (Version 3.) Column model confidence slots: agreement so far in the field
+/// (2) x run of agreeing bytes (16) x predicted bit (2).
+const COLUMN_SLOTS: usize = 2 * 16 * 2;
+/// (Version 3.) Entries of the table of lines by key.
+const KEY_LINES: usize = 1 << 12;
+
+/// (Versions 2 and 3.) The bytes that end a field.
+#[inline]
+fn is_separator(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b',' | b':' | b'"' | b'[' | b']' | b'{' | b'}' | b'=' | b'\t' | b';'
+    )
+}
 
 /// 32-bit mix of two words.
 #[inline]
@@ -39,7 +63,7 @@ fn mix2(a: u32, b: u32) -> u32 {
 
 #[derive(Clone)]
 pub struct Predictor {
-    /// The payload version whose predictor this is (1 or 2).
+    /// The payload version whose predictor this is (1, 2 or 3).
     version: u8,
     /// Hashed models in use, and the mixer inputs that makes.
     hashed: usize,
@@ -62,6 +86,44 @@ pub struct Predictor {
     /// and a hash of the bytes since the last separator.
     field: u32,
     token: u32,
+    /// (Version 3.) The line structure: where the current line begins in
+    /// `hist`, where each of its fields begins, and the same for the line
+    /// before it.
+    line_start: usize,
+    fields: Vec<u32>,
+    prev_fields: Vec<u32>,
+    /// (Version 3.) The byte "above" the next one: in the previous line, at
+    /// the same offset into the same field (`above_ok` when there is one),
+    /// the byte after it, whether the current field so far equals the
+    /// previous line's, how many bytes in a row agreed with the bytes
+    /// above, and a hash of the line's first non-empty field.
+    above: u32,
+    above1: u32,
+    above_ok: bool,
+    field_eq: bool,
+    above_run: u32,
+    line_key: u32,
+    /// (Version 3.) The column model: the byte above behind a leading 1
+    /// while it agrees with the bits coded so far (0 otherwise), its
+    /// confidence per slot, and the slot in use.
+    col_expected: u32,
+    col_hits: Vec<u32>,
+    col_slot: usize,
+    /// (Version 3.) The last line with the same key: per key hash, one
+    /// past where the last line with that key began (0: none); that
+    /// line's field starts and end (its newline), and the byte in it at the
+    /// next byte's field and offset (`key_ok` when there is one), and
+    /// whether the current field so far equals that line's.
+    key_lines: Vec<u32>,
+    key_fields: Vec<u32>,
+    key_end: usize,
+    key_above: u32,
+    key_ok: bool,
+    key_eq: bool,
+    key_run: u32,
+    key_expected: u32,
+    key_hits: Vec<u32>,
+    key_slot: usize,
     /// Per hashed model: the context hash of the current byte, the offset
     /// of the current nibble's bucket, and of the current bit's slot.
     ctx: [u32; HASHED],
@@ -86,13 +148,18 @@ pub struct Predictor {
 }
 
 impl Predictor {
-    /// The predictor of payload `version` (1 or 2), sized for blocks of up
+    /// The predictor of payload `version` (1, 2 or 3), sized for blocks of up
     /// to `block_len` bytes.
     pub fn new(block_len: usize, version: u8) -> Predictor {
-        debug_assert!(version == 1 || version == 2);
+        debug_assert!((1..=3).contains(&version));
         let v2 = version >= 2;
-        let hashed = if v2 { HASHED } else { HASHED_V1 };
-        let inputs = hashed + 4;
+        let v3 = version >= 3;
+        let hashed = match version {
+            1 => HASHED_V1,
+            2 => HASHED_V2,
+            _ => HASHED,
+        };
+        let inputs = hashed + if v3 { 8 } else { 4 };
         let bits = (block_len.max(1) * 2)
             .next_power_of_two()
             .trailing_zeros()
@@ -102,6 +169,7 @@ impl Predictor {
             .next_power_of_two()
             .trailing_zeros()
             .clamp(10, 18);
+        let skip = if v3 { MIXER_SKIP } else { 0 };
         let mut p = Predictor {
             version,
             hashed,
@@ -116,6 +184,28 @@ impl Predictor {
             word1: 0,
             field: 0,
             token: 0,
+            line_start: 0,
+            fields: vec![0],
+            prev_fields: Vec::new(),
+            above: 0,
+            above1: 0,
+            above_ok: false,
+            field_eq: true,
+            above_run: 0,
+            line_key: 0,
+            col_expected: 0,
+            col_hits: vec![entry(32768); if v3 { COLUMN_SLOTS } else { 0 }],
+            col_slot: 0,
+            key_lines: vec![0; if v3 { KEY_LINES } else { 0 }],
+            key_fields: Vec::new(),
+            key_end: 0,
+            key_above: 0,
+            key_ok: false,
+            key_eq: true,
+            key_run: 0,
+            key_expected: 0,
+            key_hits: vec![entry(32768); if v3 { COLUMN_SLOTS } else { 0 }],
+            key_slot: 0,
             ctx: [0; HASHED],
             bucket: [0; HASHED],
             slot: [0; HASHED],
@@ -128,10 +218,11 @@ impl Predictor {
                 Mixer::new(inputs, if v2 { 5 } else { 4 } * (hashed + 1), ONE / 4, 32),
                 Mixer::new(inputs, 256, ONE / 4, 32),
                 Mixer::new(inputs, 256, ONE / 4, 32),
-            ],
+            ]
+            .map(|m| m.skipping(skip)),
             sets: [0; 3],
             out: [0; 4],
-            final_mixer: Mixer::new(4, 8, ONE / 3, 10),
+            final_mixer: Mixer::new(4, 8, ONE / 3, 10).skipping(skip),
             apm_c0: Apm::new(256, 7),
             apm_c1: Apm::new(1 << 16, 6),
             apm_c2: Apm::new(1 << 14, 6),
@@ -172,6 +263,20 @@ impl Predictor {
         }
         train(&mut self.o0[self.c0 as usize], bit, 255);
         self.matcher.update(self.c0, self.bitpos, bit);
+        if self.version >= 3
+            && self.col_expected != 0
+            && self.col_expected >> (8 - self.bitpos) == self.c0
+        {
+            let e = (self.col_expected >> (7 - self.bitpos)) & 1;
+            train(&mut self.col_hits[self.col_slot], u32::from(e == bit), 1023);
+        }
+        if self.version >= 3
+            && self.key_expected != 0
+            && self.key_expected >> (8 - self.bitpos) == self.c0
+        {
+            let e = (self.key_expected >> (7 - self.bitpos)) & 1;
+            train(&mut self.key_hits[self.key_slot], u32::from(e == bit), 1023);
+        }
         let x = &self.x[..self.inputs];
         for m in &mut self.mixers {
             m.update(x, bit);
@@ -197,6 +302,9 @@ impl Predictor {
                 self.word1 = self.word;
                 self.word = 0;
             }
+            if self.version >= 3 {
+                self.end_byte_v3(byte);
+            }
             match byte {
                 _ if self.version < 2 => {}
                 b'\n' => {
@@ -220,8 +328,156 @@ impl Predictor {
         self.predict();
     }
 
+    /// (Version 3.) Follows the line and field structure past `byte` (just
+    /// appended to `hist`; `field` and `token` not yet advanced past it).
+    fn end_byte_v3(&mut self, byte: u8) {
+        let agreed = self.above_ok && u32::from(byte) == self.above;
+        self.field_eq &= agreed;
+        let key_agreed = self.key_ok && u32::from(byte) == self.key_above;
+        self.key_eq &= key_agreed;
+        self.key_run = if key_agreed { self.key_run + 1 } else { 0 };
+        self.above_run = if agreed { self.above_run + 1 } else { 0 };
+        let n = self.hist.len();
+        match byte {
+            b'\n' => {
+                std::mem::swap(&mut self.fields, &mut self.prev_fields);
+                self.fields.clear();
+                self.fields.push(n as u32);
+                self.line_start = n;
+                self.field_eq = true;
+                self.line_key = 0;
+                self.key_fields.clear();
+                self.key_eq = true;
+            }
+            b' ' | b',' | b':' | b'"' | b'[' | b']' | b'{' | b'}' | b'=' | b'\t' | b';' => {
+                if self.fields.len() < MAX_FIELDS {
+                    self.fields.push(n as u32);
+                }
+                self.field_eq = true;
+                self.key_eq = true;
+                if self.line_key == 0 && self.token > 255 {
+                    self.line_key = self.token;
+                    self.find_key_line();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// (Version 3.) Finds the last line with the current line's key, and
+    /// its field starts; records the current line as the key's last.
+    fn find_key_line(&mut self) {
+        let k = (mix2(self.line_key, 0x4B45_5931) as usize) & (KEY_LINES - 1);
+        let start = self.key_lines[k] as usize;
+        self.key_lines[k] = self.line_start as u32 + 1;
+        self.key_fields.clear();
+        if start == 0 || start > self.line_start {
+            return;
+        }
+        let mut i = start - 1;
+        self.key_fields.push(i as u32);
+        while i < self.line_start && self.hist[i] != b'\n' {
+            if is_separator(self.hist[i]) && self.key_fields.len() < MAX_FIELDS {
+                self.key_fields.push(i as u32 + 1);
+            }
+            i += 1;
+        }
+        self.key_end = i;
+    }
+
+    /// (Version 3.) Finds the byte above the next one (see the fields).
+    fn find_above(&mut self) {
+        let n = self.hist.len();
+        let f = self.fields.len() - 1;
+        let at = self
+            .prev_fields
+            .get(f)
+            .map(|&s| s as usize + (n - self.fields[f] as usize));
+        match at {
+            Some(at) if at < self.line_start => {
+                self.above_ok = true;
+                self.above = u32::from(self.hist[at]);
+                self.above1 = if at + 1 < self.line_start {
+                    u32::from(self.hist[at + 1])
+                } else {
+                    0
+                };
+            }
+            _ => {
+                self.above_ok = false;
+                self.above = 0;
+                self.above1 = 0;
+            }
+        }
+        self.col_expected = if self.above_ok { self.above | 256 } else { 0 };
+        let at = self
+            .key_fields
+            .get(f)
+            .map(|&s| s as usize + (n - self.fields[f] as usize));
+        match at {
+            Some(at) if at < self.key_end => {
+                self.key_ok = true;
+                self.key_above = u32::from(self.hist[at]);
+            }
+            _ => {
+                self.key_ok = false;
+                self.key_above = 0;
+            }
+        }
+        self.key_expected = if self.key_ok { self.key_above | 256 } else { 0 };
+    }
+
+    /// (Version 3.) The column model's inputs for the next bit: its learnt
+    /// confidence and a vote growing with the run, signed by the bit the
+    /// byte above predicts; zeros when it predicts nothing.
+    fn predict_column(&mut self, out: &mut [i32]) {
+        if self.col_expected == 0 || self.col_expected >> (8 - self.bitpos) != self.c0 {
+            self.col_expected = 0;
+            out[0] = 0;
+            out[1] = 0;
+            return;
+        }
+        let bit = (self.col_expected >> (7 - self.bitpos)) & 1;
+        self.col_slot =
+            (usize::from(self.field_eq) * 16 + self.above_run.min(15) as usize) * 2 + bit as usize;
+        let st = stretch(self.col_hits[self.col_slot] >> 16);
+        let vote = (self.above_run.min(16) as i32) * 16;
+        if bit == 1 {
+            out[0] = st;
+            out[1] = vote;
+        } else {
+            out[0] = -st;
+            out[1] = -vote;
+        }
+    }
+
+    /// (Version 3.) The key line's column model (as [`Self::predict_column`]).
+    fn predict_key(&mut self, out: &mut [i32]) {
+        if self.key_expected == 0 || self.key_expected >> (8 - self.bitpos) != self.c0 {
+            self.key_expected = 0;
+            out[0] = 0;
+            out[1] = 0;
+            return;
+        }
+        let bit = (self.key_expected >> (7 - self.bitpos)) & 1;
+        self.key_slot =
+            (usize::from(self.key_eq) * 16 + self.key_run.min(15) as usize) * 2 + bit as usize;
+        let st = stretch(self.key_hits[self.key_slot] >> 16);
+        let vote = (self.key_run.min(16) as i32) * 16;
+        if bit == 1 {
+            out[0] = st;
+            out[1] = vote;
+        } else {
+            out[0] = -st;
+            out[1] = -vote;
+        }
+    }
+
     /// The context hashes of the next byte.
     fn begin_byte(&mut self) {
+        if self.version >= 3 {
+            self.find_above();
+        }
         let (c4, c8) = (self.c4, self.c8);
         let word = if self.word == 0 {
             self.word1
@@ -240,6 +496,19 @@ impl Predictor {
             mix2(self.word, self.word1),
             c4 & 0xFF_FF00,
             mix2(self.field.min(255), self.token),
+            mix2(
+                self.above | u32::from(self.field_eq) << 8 | u32::from(self.above_ok) << 9,
+                c4 & 0xFF,
+            ),
+            mix2(
+                self.above | self.above1 << 8 | u32::from(self.field_eq) << 16,
+                self.token,
+            ),
+            mix2(self.line_key, mix2(self.field.min(1023), self.token)),
+            mix2(
+                self.key_above | u32::from(self.key_eq) << 8 | u32::from(self.key_ok) << 9,
+                mix2(c4 & 0xFFFF, self.above),
+            ),
         ];
         let hashed = self.hashed;
         for (i, (h, c)) in self.ctx[..hashed].iter_mut().zip(ctx).enumerate() {
@@ -280,6 +549,15 @@ impl Predictor {
         self.matcher
             .predict(self.c0, self.bitpos, &mut self.x[hashed + 1..hashed + 3]);
         self.x[hashed + 3] = 256;
+        if self.version >= 3 {
+            let mut col = [0; 2];
+            self.predict_column(&mut col);
+            self.x[hashed + 4] = col[0];
+            self.x[hashed + 5] = col[1];
+            self.predict_key(&mut col);
+            self.x[hashed + 6] = col[0];
+            self.x[hashed + 7] = col[1];
+        }
 
         let len = self.matcher.len();
         let strength = match len {

@@ -16,6 +16,45 @@ fn text(n: usize) -> Vec<u8> {
     v
 }
 
+/// Lines like a web server's access log: a few clients, templates and
+/// fields that change from line to line.
+fn log_lines(n: usize) -> Vec<u8> {
+    let ips = ["10.0.0.1", "192.168.4.27", "83.149.9.216", "66.249.73.135"];
+    let paths = [
+        "/index.html",
+        "/images/logo.png",
+        "/blog/2015/05/",
+        "/feed.xml",
+    ];
+    let agents = [
+        "Mozilla/5.0 (X11; Linux x86_64)",
+        "curl/7.35.0",
+        "Googlebot/2.1",
+    ];
+    let mut x = 11u32;
+    let mut v = Vec::with_capacity(n + 200);
+    let mut t = 3600u32;
+    while v.len() < n {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let r = (x >> 8) as usize;
+        t += (x >> 28) % 7;
+        let line = format!(
+            "{} - - [17/May/2015:{:02}:{:02}:{:02} +0000] \"GET {} HTTP/1.1\" {} {} \"{}\"\n",
+            ips[r % ips.len()],
+            t / 3600 % 24,
+            t / 60 % 60,
+            t % 60,
+            paths[(r >> 4) % paths.len()],
+            [200, 200, 304, 404][(r >> 8) % 4],
+            (x >> 12) % 90000,
+            agents[r % agents.len()]
+        );
+        v.extend_from_slice(line.as_bytes());
+    }
+    v.truncate(n);
+    v
+}
+
 fn roundtrip(raw: &[u8]) -> Vec<u8> {
     let mut p = Vec::new();
     CmCodec.encode(raw, &mut p).unwrap();
@@ -72,12 +111,38 @@ fn compresses_what_it_should() {
 fn golden_stream() {
     let raw = text(4000);
     let p = roundtrip(&raw);
-    assert_eq!(p[0], 2);
+    assert_eq!(p[0], 3);
     let digest = crc32c::crc32c(&p);
     assert_eq!(
         (p.len(), digest),
-        GOLDEN_V2,
+        GOLDEN_V3,
         "the cm payload format changed"
+    );
+}
+
+/// Version 2, which this build no longer writes but must keep reading.
+#[test]
+fn golden_stream_version_2() {
+    let raw = text(4000);
+    let p = encode_payload_version(&raw, 2, Vec::new());
+    let digest = crc32c::crc32c(&p);
+    assert_eq!((p.len(), digest), GOLDEN_V2, "cm payload version 2 changed");
+    let mut out = Vec::new();
+    CmCodec.decode(&p, raw.len(), &mut out).unwrap();
+    assert!(out == raw);
+}
+
+/// Version 3 on log-like lines (its line and field models at work): a
+/// second pin, on the input its new models see most of.
+#[test]
+fn golden_stream_version_3_on_logs() {
+    let raw = log_lines(6000);
+    let p = roundtrip(&raw);
+    let digest = crc32c::crc32c(&p);
+    assert_eq!(
+        (p.len(), digest),
+        GOLDEN_V3_LOGS,
+        "cm payload version 3 changed"
     );
 }
 
@@ -96,6 +161,8 @@ fn golden_stream_version_1() {
 
 const GOLDEN_V1: (usize, u32) = (494, 2_758_703_196);
 const GOLDEN_V2: (usize, u32) = (495, 4_252_484_586);
+const GOLDEN_V3: (usize, u32) = (508, 518_770_809);
+const GOLDEN_V3_LOGS: (usize, u32) = (466, 172_814_097);
 
 /// A damaged payload is refused: by the codec (the stream ends at the
 /// wrong place, a header byte is unknown) or, when the damage still decodes
@@ -155,7 +222,7 @@ fn damaged_payloads_are_errors_never_panics() {
         bad[8..12].copy_from_slice(&(len as u32).to_le_bytes());
         assert!(set.decode_block(&bad, 65536).is_err());
     }
-    for v in [0, 3, 255] {
+    for v in [0, 4, 255] {
         let mut bad = p.clone();
         bad[0] = v;
         assert_eq!(
@@ -163,13 +230,15 @@ fn damaged_payloads_are_errors_never_panics() {
             Err(CmError::UnknownVersion(v))
         );
     }
-    // A version-2 stream read with version 1's predictor: other bytes (or
-    // an error), never a panic; the record's checksum judges.
-    let mut bad = p.clone();
-    bad[0] = 1;
-    let mut out = Vec::new();
-    if decode_payload(&bad, raw.len(), &mut out).is_ok() {
-        assert!(out.len() == raw.len() && out != raw);
+    // A version-3 stream read with an older version's predictor: other
+    // bytes (or an error), never a panic; the record's checksum judges.
+    for v in [1, 2] {
+        let mut bad = p.clone();
+        bad[0] = v;
+        let mut out = Vec::new();
+        if decode_payload(&bad, raw.len(), &mut out).is_ok() {
+            assert!(out.len() == raw.len() && out != raw);
+        }
     }
     let mut bad = p.clone();
     bad[1] = 2;
@@ -282,9 +351,9 @@ fn primed_payloads_round_trip_with_their_dictionary_only() {
     assert!(e.to_string().contains("needs dictionary"), "{e}");
 }
 
-/// A version-1 payload primed with a dictionary (as volumes hold from
-/// before version 2) still decodes with that dictionary, which primes
-/// version 1's predictor for it on demand.
+/// Version-1 and version-2 payloads primed with a dictionary (as volumes
+/// hold from before version 3) still decode with that dictionary, which
+/// primes their version's predictor for them on demand.
 #[test]
 fn primed_version_1_payloads_still_decode() {
     let sample = text(20_000);
@@ -293,12 +362,97 @@ fn primed_version_1_payloads_still_decode() {
     let mut v1 = vec![1, FLAG_PRIMED];
     v1.extend_from_slice(&dict.digest());
     let v1 = encode_with(primed_predictor(&sample, 1), &raw, v1);
-    let v2 = encode_payload_primed(&dict, &raw, Vec::new());
-    assert_eq!(v2[0], 2);
+    let mut v2 = vec![2, FLAG_PRIMED];
+    v2.extend_from_slice(&dict.digest());
+    let v2 = encode_with(primed_predictor(&sample, 2), &raw, v2);
+    let v3 = encode_payload_primed(&dict, &raw, Vec::new());
+    assert_eq!(v3[0], 3);
     assert_ne!(v1[34..], v2[34..]);
-    for p in [&v1, &v2] {
+    assert_ne!(v2[34..], v3[34..]);
+    for p in [&v1, &v2, &v3] {
         let mut out = Vec::new();
         decode_payload_primed(&dict, p, raw.len(), &mut out).unwrap();
         assert!(out == raw);
+    }
+}
+
+/// Version 3's line and field models on what could trip them: no line
+/// breaks, lines longer than a block, more fields on a line than it
+/// records, empty lines, separators only, keys that repeat at every
+/// distance; each with and without a dictionary (itself such data, or
+/// logs), every block from the same primed state.
+#[test]
+fn version_3_round_trips_line_structure_edge_cases() {
+    let logs = log_lines(65536);
+    let mut cases: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        vec![b'\n'],
+        vec![0; 65536],
+        vec![b'\n'; 65536],
+        vec![b' '; 65536],
+        b", ".repeat(30000),
+        b"k=v;".repeat(16384),
+        noise(65536, 17),
+        text(65536).into_iter().filter(|&b| b != b'\n').collect(),
+        logs.clone(),
+        logs[..20000].to_vec(),
+    ];
+    // One line of 60000 bytes of fields (past MAX_FIELDS), then short ones.
+    let mut long: Vec<u8> = (0..12000u32)
+        .flat_map(|i| format!("{:04} ", i % 9973).into_bytes())
+        .collect();
+    long.push(b'\n');
+    long.extend_from_slice(&logs[..5000]);
+    cases.push(long);
+    // Lines whose first field (the key) repeats, with fields of random
+    // bytes (separators included).
+    let n = noise(60000, 23);
+    let mut keyed = Vec::new();
+    for (i, chunk) in n.chunks(37).enumerate() {
+        keyed.extend_from_slice(format!("key{} ", i % 5).as_bytes());
+        keyed.extend_from_slice(chunk);
+        keyed.push(b'\n');
+    }
+    cases.push(keyed);
+    let dicts = [
+        Dictionary::new(&log_lines(100_000)),
+        Dictionary::new(&noise(30000, 29)),
+        Dictionary::new(&[b'\n'; 5000]),
+        Dictionary::new(b""),
+    ];
+    for raw in &cases {
+        let p = roundtrip(raw);
+        assert_eq!(p[0], 3);
+        for dict in &dicts {
+            let primed = encode_payload_primed(dict, raw, Vec::new());
+            assert_eq!(primed[0], 3);
+            let mut out = Vec::new();
+            decode_payload_primed(dict, &primed, raw.len(), &mut out).unwrap();
+            assert!(out == *raw, "primed round trip of {} bytes", raw.len());
+        }
+    }
+}
+
+/// A damaged version-3 payload primed with a dictionary is an error or
+/// other bytes, never a panic and never more than asked for.
+#[test]
+fn damaged_primed_version_3_payloads_are_errors() {
+    let dict = Dictionary::new(&log_lines(50_000));
+    let raw = log_lines(20_000);
+    let p = encode_payload_primed(&dict, &raw, Vec::new());
+    let mut out = Vec::new();
+    decode_payload_primed(&dict, &p, raw.len(), &mut out).unwrap();
+    assert!(out == raw);
+    assert_eq!(
+        decode_payload_primed(&dict, &p[..p.len() / 2], raw.len(), &mut Vec::new()),
+        Err(CmError::Truncated)
+    );
+    for i in (34..p.len()).step_by(13) {
+        let mut bad = p.clone();
+        bad[i] ^= 0x44;
+        let mut out = Vec::new();
+        let r = decode_payload_primed(&dict, &bad, raw.len(), &mut out);
+        assert!(out.len() <= raw.len());
+        assert!(r.is_err() || out != raw, "damage at {i} went unnoticed");
     }
 }

@@ -1,0 +1,13 @@
+-- llmfs store schema, version 10: cm records may use payload version 3
+-- (the predictor with line and field structure: the bytes above in the
+-- previous line and in the last line with the same key, and mixers that
+-- skip small errors: docs/CM.md, docs/FORMAT.md "cm payload").
+--
+-- No table changes, and never applied on open: a store is raised to
+-- version 10 in the transaction that writes its first version-3 cm record,
+-- which also records the feature `cm-v3` in the volume's feature set
+-- (src/store/features.rs). An llmfs that reads only cm payload versions 1
+-- and 2 (it knows version 9 at most) then refuses the store instead of
+-- failing reads of those blocks; a store that never held one keeps its
+-- version.
+UPDATE volume SET value = value WHERE 0;
