@@ -10,6 +10,7 @@
 #
 #   bench/media.sh [CACHE] [OUT_PREFIX]
 #
+# MEDIA_KIND=image or audio runs only the files of that kind.
 # Writes OUT_PREFIX.tsv (one row a file) and OUT_PREFIX.md (the table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,7 @@ printf 'file\tkind\traw\tpeer\tpeer_bytes\txz_block\tzstd_block\tllmfs\tarchive\
 while read -r name kind _src _lic _sha; do
   f=$cache/raw/$name
   [ -f "$f" ] || continue
+  [ -z "${MEDIA_KIND:-}" ] || [ "$kind" = "$MEDIA_KIND" ] || continue
   raw=$(stat -c %s "$f")
   xzb=$(per_block "$f" xz -9e -c -q)
   zsb=$(per_block "$f" zstd -19 -c -q)

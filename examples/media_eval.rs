@@ -1,10 +1,12 @@
 //! Per-file sizes and decode speed of the media codec on raw files, per
 //! 64 KiB block as the volume stores them (bench/media.sh runs it).
 //!
-//!   cargo run --release --example media_eval -- [--quick] FILE...
+//!   cargo run --release --example media_eval -- [--quick] [--version N] FILE...
 //!
 //! `--quick` (model development) prints only name, raw bytes and media
-//! payload bytes: no decode, no archive tier.
+//! payload bytes: no decode, no archive tier. `--version N` writes payload
+//! version N (an older model, for comparison) instead of this build's
+//! choice.
 //!
 //! Prints one line per file: name, raw bytes, media payload bytes (all
 //! blocks), decode seconds (one thread), the archive tier's record bytes
@@ -12,7 +14,7 @@
 //! volume stores), and the layout of the first block.
 use std::time::Instant;
 
-use llmfs::codec::media::{choose_layout, decode_payload, encode_payload};
+use llmfs::codec::media::{choose_layout, decode_payload, encode_payload, encode_version, Version};
 use llmfs::codec::CodecSet;
 
 fn main() {
@@ -21,11 +23,20 @@ fn main() {
     if quick {
         args.remove(0);
     }
+    let mut version = None;
+    if args.first().is_some_and(|a| a == "--version") {
+        let v: u8 = args[1].parse().expect("--version N");
+        version = Some(Version::of(v).expect("a payload version this build reads"));
+        args.drain(..2);
+    }
     for path in args {
         let data = std::fs::read(&path).expect("read input");
         let mut payloads = Vec::new();
         for block in data.chunks(65536) {
-            payloads.push(encode_payload(block, Vec::new()));
+            payloads.push(match version {
+                Some(v) => encode_version(block, choose_layout(block).as_ref(), v, Vec::new()),
+                None => encode_payload(block, Vec::new()),
+            });
         }
         let name = path.rsplit('/').next().unwrap_or(&path);
         if quick {

@@ -35,10 +35,13 @@ pub enum Feature {
     MediaV2,
     /// cm records of payload version 3 (docs/CM.md).
     CmV3,
+    /// media records of payload version 3 (audio: docs/FORMAT.md, "media
+    /// payload", "Version 3").
+    MediaV3,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 8] = [
+    pub const ALL: [Feature; 9] = [
         Feature::Lzma,
         Feature::PortableLlm,
         Feature::Cm,
@@ -47,6 +50,7 @@ impl Feature {
         Feature::CmV2,
         Feature::MediaV2,
         Feature::CmV3,
+        Feature::MediaV3,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +63,7 @@ impl Feature {
             Feature::CmV2 => "cm-v2",
             Feature::MediaV2 => "media-v2",
             Feature::CmV3 => "cm-v3",
+            Feature::MediaV3 => "media-v3",
         }
     }
 
@@ -79,6 +84,7 @@ impl Feature {
             Feature::CmV2 => 8,
             Feature::MediaV2 => 9,
             Feature::CmV3 => 10,
+            Feature::MediaV3 => 11,
         }
     }
 
@@ -105,9 +111,12 @@ impl Feature {
                 _ => {}
             }
         }
-        if codec == CodecId::Media as u8 && crate::codec::media::payload_version(payload) == Some(2)
-        {
-            out.push(Feature::MediaV2);
+        if codec == CodecId::Media as u8 {
+            match crate::codec::media::payload_version(payload) {
+                Some(2) => out.push(Feature::MediaV2),
+                Some(3) => out.push(Feature::MediaV3),
+                _ => {}
+            }
         }
         out
     }
@@ -246,13 +255,26 @@ mod tests {
         let record = crate::codec::encode_record(&crate::codec::MediaCodec, &raw).unwrap();
         assert_eq!(
             Feature::of_record(CodecId::Media as u8, &record),
+            vec![Feature::Media, Feature::MediaV3]
+        );
+        let mut older = record.clone();
+        for (v, f) in [(1, None), (2, Some(Feature::MediaV2))] {
+            older[crate::codec::RECORD_HEADER_LEN] = v;
+            let want: Vec<Feature> = [Feature::Media].into_iter().chain(f).collect();
+            assert_eq!(Feature::of_record(CodecId::Media as u8, &older), want);
+        }
+        // Images are still written in version 2.
+        let image = crate::codec::media::tests::pnm(64, 48, 3, 2);
+        let record = crate::codec::encode_record(&crate::codec::MediaCodec, &image).unwrap();
+        assert_eq!(
+            Feature::of_record(CodecId::Media as u8, &record),
             vec![Feature::Media, Feature::MediaV2]
         );
-        let mut v1 = record.clone();
-        v1[crate::codec::RECORD_HEADER_LEN] = 1;
         assert_eq!(
-            Feature::of_record(CodecId::Media as u8, &v1),
-            vec![Feature::Media]
+            FeatureSet::parse("media,media-v2,media-v3")
+                .unwrap()
+                .schema_version(2),
+            11
         );
         assert_eq!(
             FeatureSet::parse("media,media-v2")

@@ -2,8 +2,9 @@
 //! bench/media/fetch.sh has filled its cache, every evaluation file)
 //! through `llmfs compress --codec media` / `decompress`; a volume whose
 //! blocks of a WAV and a PPM are swapped to media records records the
-//! features `media` and `media-v2` and schema version 9 (payload version
-//! 2), reads back exactly through a real mount,
+//! features `media`, `media-v2` (the PPM's payload version 2) and
+//! `media-v3` (the WAV's version 3) and schema version 11, reads back
+//! exactly through a real mount,
 //! lists its media blocks in `stats`, and fscks clean.
 
 use std::path::{Path, PathBuf};
@@ -192,14 +193,12 @@ fn volume_with_media_records_mounts_reads_and_fscks() {
             assert!(done);
             swapped += 1;
         }
-        assert!(store
-            .read(|x| x.features())
-            .unwrap()
-            .contains(Feature::Media));
-        assert!(store
-            .read(|x| x.features())
-            .unwrap()
-            .contains(Feature::MediaV2));
+        // The picture's records are in payload version 2, the sound's in
+        // version 3.
+        let features = store.read(|x| x.features()).unwrap();
+        for f in [Feature::Media, Feature::MediaV2, Feature::MediaV3] {
+            assert!(features.contains(f), "{f:?}");
+        }
     }
     assert_eq!(
         swapped,
@@ -209,8 +208,8 @@ fn volume_with_media_records_mounts_reads_and_fscks() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    // media-v2 (9): this build writes media payload version 2.
-    assert_eq!(version, 9);
+    // media-v3 (11): this build writes media payload version 3 for audio.
+    assert_eq!(version, 11);
     let stats = crate::common::stats_json(&m.store);
     assert_eq!(crate::common::codec_blocks(&stats, "media"), swapped as u64);
 

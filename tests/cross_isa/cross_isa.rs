@@ -145,9 +145,11 @@ fn integer_blocks_written_on_one_cpu_class_decode_on_the_others() {
     }
 }
 
-/// The cm and media codecs are integer arithmetic only: every CPU class
-/// writes the same bytes for the same input and decodes the others'
-/// exactly.
+/// The cm and media codecs are integer arithmetic (and, in media payload
+/// version 3's audio model, IEEE 754 binary64 additions, multiplications
+/// and divisions in a fixed order, which every CPU rounds the same): every
+/// CPU class writes the same bytes for the same input and decodes the
+/// others' exactly.
 #[test]
 fn cm_and_media_payloads_are_the_same_on_every_cpu_class() {
     if !have_qemu() {
@@ -158,6 +160,7 @@ fn cm_and_media_payloads_are_the_same_on_every_cpu_class() {
     let inputs = [
         ("cm", "text", readme[..readme.len().min(24_000)].to_vec()),
         ("media", "wav", crate::common::wav_tone(12_000)),
+        ("media", "stereo.wav", stereo_wav(40_000)),
         ("media", "ppm", ppm(96, 64)),
     ];
     for (codec, name, data) in inputs {
@@ -192,6 +195,59 @@ fn cm_and_media_payloads_are_the_same_on_every_cpu_class() {
             );
         }
     }
+}
+
+/// A 16-bit stereo WAV that works payload version 3's least-squares
+/// predictors hard: tones with noise, a stretch where both channels are
+/// equal (a singular covariance), silence, and full-scale clipping. Integer
+/// synthesis, so the same bytes on every machine.
+fn stereo_wav(frames: usize) -> Vec<u8> {
+    let data = frames * 4;
+    let mut v = b"RIFF".to_vec();
+    v.extend(((36 + data) as u32).to_le_bytes());
+    v.extend(b"WAVEfmt ");
+    v.extend(16u32.to_le_bytes());
+    v.extend(1u16.to_le_bytes()); // PCM
+    v.extend(2u16.to_le_bytes()); // stereo
+    v.extend(44100u32.to_le_bytes());
+    v.extend((44100u32 * 4).to_le_bytes());
+    v.extend(4u16.to_le_bytes());
+    v.extend(16u16.to_le_bytes());
+    v.extend(b"data");
+    v.extend((data as u32).to_le_bytes());
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut noise = |amp: i64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((seed >> 33) as i64 % (2 * amp + 1)) - amp
+    };
+    for i in 0..frames as i64 {
+        let tri = |period: i64| {
+            let p = i % period;
+            (if p < period / 2 { p } else { period - p }) * 4 - period
+        };
+        let part = i * 5 / frames as i64;
+        let (l, r) = match part {
+            0 => {
+                let l = tri(97) * 200 + noise(300);
+                (l, l / 2 + tri(53) * 100 + noise(50))
+            }
+            1 => {
+                let l = tri(211) * 60 + noise(20);
+                (l, l)
+            }
+            2 => (0, 0),
+            3 => {
+                let l = (tri(37) * 2000).clamp(-32768, 32767);
+                (l, -l.max(-32767))
+            }
+            _ => (noise(32767), noise(3)),
+        };
+        v.extend((l.clamp(-32768, 32767) as i16).to_le_bytes());
+        v.extend((r.clamp(-32768, 32767) as i16).to_le_bytes());
+    }
+    v
 }
 
 /// A binary PPM of a smooth gradient with a texture from integer hashing:

@@ -308,8 +308,8 @@ fn dictionaries_table_comes_with_the_first_dictionary() {
 }
 
 /// A media record (a WAV block), written by the archiver's swap, records
-/// the features `media` and `media-v2` (payload version 2) and schema
-/// version 9 on every backend, and reads back as the same samples.
+/// the features `media` and `media-v3` (payload version 3) and schema
+/// version 11 on every backend, and reads back as the same samples.
 #[test]
 fn archived_media_swap_records_the_feature() {
     on_each_backend(|fresh| {
@@ -341,10 +341,10 @@ fn archived_media_swap_records_the_feature() {
         assert!(swapped);
         // Read through a second connection: the batch must be committed.
         s.sync().unwrap();
-        assert_eq!(fresh.schema_version(), 9);
+        assert_eq!(fresh.schema_version(), 11);
         assert_eq!(
             fresh.volume_row("features").as_deref(),
-            Some("media,media-v2")
+            Some("media,media-v3")
         );
         let stored = s.read(|m| m.block(1, 0)).unwrap().unwrap();
         let set = llmfs::codec::CodecSet::default();

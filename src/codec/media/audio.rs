@@ -77,7 +77,7 @@ const OLS_SPECS: [OlsSpec; 2] = [
         own: 16,
         cross: 8,
         lambda: 0.99,
-        interval: 8,
+        interval: 16,
     },
     OlsSpec {
         own: 32,
@@ -101,6 +101,7 @@ const FINAL_MU: u32 = 8;
 /// mixers.
 const V3_TUNING: Tuning = Tuning {
     contexts: 13,
+    table_bits: 16,
     limit: 1023,
     mixer_rate: 24,
     first_weight: ONE / 13,

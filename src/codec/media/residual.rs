@@ -22,8 +22,6 @@ use super::MediaError;
 pub const CTX: usize = 6;
 /// Most contexts a coder may take.
 pub const MAX_CTX: usize = 16;
-/// log2 of each context's table.
-const TABLE_BITS: u32 = 18;
 /// Nodes: unary 0..=24, sign 25, the top two mantissa bits 32..=131
 /// (`32 + 4 k + partial`), lower mantissa bits 140..=163.
 const NODES: usize = 168;
@@ -35,8 +33,10 @@ pub const SELECTS: usize = 32;
 /// version) and audio before version 3 use [`Tuning::FIRST`].
 #[derive(Debug, Clone, Copy)]
 pub struct Tuning {
-    /// Contexts per decision (at most [`MAX_CTX`]).
+    /// Contexts per decision (at most [`MAX_CTX`]), and log2 of each one's
+    /// table.
     pub contexts: usize,
+    pub table_bits: u32,
     /// Adaptation limit of the tables (higher: slower, steadier).
     pub limit: u32,
     /// The first two mixers' learning rate, and each input's first weight.
@@ -47,6 +47,7 @@ pub struct Tuning {
 impl Tuning {
     pub const FIRST: Tuning = Tuning {
         contexts: CTX,
+        table_bits: 18,
         limit: 127,
         mixer_rate: 48,
         first_weight: ONE / 4,
@@ -117,8 +118,9 @@ pub fn qsigned(v: i32, max: u32) -> u32 {
 }
 
 pub struct ResidualCoder {
-    /// Contexts per decision, and the tables' adaptation limit.
+    /// Contexts per decision, log2 of a table, the adaptation limit.
     n: usize,
+    bits: u32,
     limit: u32,
     tables: Vec<u32>,
     idx: [usize; MAX_CTX],
@@ -144,8 +146,9 @@ impl ResidualCoder {
         let (w0, rate) = (tuning.first_weight, tuning.mixer_rate);
         ResidualCoder {
             n,
+            bits: tuning.table_bits,
             limit: tuning.limit,
-            tables: vec![entry(32768); n << TABLE_BITS],
+            tables: vec![entry(32768); n << tuning.table_bits],
             idx: [0; MAX_CTX],
             hashes: [0; MAX_CTX],
             x: [0; MAX_CTX + 1],
@@ -161,11 +164,11 @@ impl ResidualCoder {
     /// Codes one decision at `node`.
     #[inline]
     fn decide<IO: BitIo>(&mut self, io: &mut IO, node: u32, bit: u32) -> Result<u32, MediaError> {
-        let mask = (1usize << TABLE_BITS) - 1;
+        let mask = (1usize << self.bits) - 1;
         let n = self.n;
         for i in 0..n {
             let h = hash(self.hashes[i], node) as usize & mask;
-            self.idx[i] = (i << TABLE_BITS) | h;
+            self.idx[i] = (i << self.bits) | h;
             self.x[i] = stretch(self.tables[self.idx[i]] >> 16);
         }
         self.x[n] = 256;

@@ -31,7 +31,7 @@ pub fn picture(w: usize, h: usize, channels: usize, seed: u64) -> Vec<u8> {
     v
 }
 
-fn pnm(w: usize, h: usize, channels: usize, seed: u64) -> Vec<u8> {
+pub fn pnm(w: usize, h: usize, channels: usize, seed: u64) -> Vec<u8> {
     let magic = if channels == 1 { "P5" } else { "P6" };
     let mut v = format!("{magic}\n# made by a test\n{w} {h}\n255\n").into_bytes();
     v.extend(picture(w, h, channels, seed));

@@ -1,0 +1,14 @@
+-- llmfs store schema, version 11: media records may use payload version 3
+-- (audio only: adaptive least-squares predictors, a long NLMS stage, a
+-- final stage over their differences and thirteen residual contexts:
+-- docs/FORMAT.md "media payload", "Version 3"). Image blocks are still
+-- written in version 2.
+--
+-- No table changes, and never applied on open: a store is raised to
+-- version 11 in the transaction that writes its first version-3 media
+-- record, which also records the feature `media-v3` in the volume's
+-- feature set (src/store/features.rs). An llmfs that reads only media
+-- payload versions 1 and 2 (it knows version 10 at most) then refuses the
+-- store instead of failing reads of those blocks; a store that never held
+-- one keeps its version.
+UPDATE volume SET value = value WHERE 0;
