@@ -82,22 +82,29 @@ pub fn log_lines(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// A 16-bit mono WAV of `frames` samples of a decaying two-tone chord: what
-/// the media codec's audio model stores well below zstd.
-pub fn wav_tone(frames: usize) -> Vec<u8> {
-    let data = frames * 2;
+/// The 44-byte header of a 16-bit PCM WAV of `frames` frames.
+pub fn wav_header(channels: u16, rate: u32, frames: usize) -> Vec<u8> {
+    let frame = 2 * u32::from(channels);
+    let data = frames as u32 * frame;
     let mut v = b"RIFF".to_vec();
-    v.extend(((36 + data) as u32).to_le_bytes());
+    v.extend((36 + data).to_le_bytes());
     v.extend(b"WAVEfmt ");
     v.extend(16u32.to_le_bytes());
     v.extend(1u16.to_le_bytes()); // PCM
-    v.extend(1u16.to_le_bytes()); // mono
-    v.extend(8000u32.to_le_bytes());
-    v.extend(16000u32.to_le_bytes());
-    v.extend(2u16.to_le_bytes());
+    v.extend(channels.to_le_bytes());
+    v.extend(rate.to_le_bytes());
+    v.extend((rate * frame).to_le_bytes());
+    v.extend((frame as u16).to_le_bytes());
     v.extend(16u16.to_le_bytes());
     v.extend(b"data");
-    v.extend((data as u32).to_le_bytes());
+    v.extend(data.to_le_bytes());
+    v
+}
+
+/// A 16-bit mono WAV of `frames` samples of a decaying two-tone chord: what
+/// the media codec's audio model stores well below zstd.
+pub fn wav_tone(frames: usize) -> Vec<u8> {
+    let mut v = wav_header(1, 8000, frames);
     // Integer synthesis (a triangle pair), so the bytes are the same on
     // every machine.
     for i in 0..frames as i64 {

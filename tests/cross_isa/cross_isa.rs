@@ -202,19 +202,7 @@ fn cm_and_media_payloads_are_the_same_on_every_cpu_class() {
 /// equal (a singular covariance), silence, and full-scale clipping. Integer
 /// synthesis, so the same bytes on every machine.
 fn stereo_wav(frames: usize) -> Vec<u8> {
-    let data = frames * 4;
-    let mut v = b"RIFF".to_vec();
-    v.extend(((36 + data) as u32).to_le_bytes());
-    v.extend(b"WAVEfmt ");
-    v.extend(16u32.to_le_bytes());
-    v.extend(1u16.to_le_bytes()); // PCM
-    v.extend(2u16.to_le_bytes()); // stereo
-    v.extend(44100u32.to_le_bytes());
-    v.extend((44100u32 * 4).to_le_bytes());
-    v.extend(4u16.to_le_bytes());
-    v.extend(16u16.to_le_bytes());
-    v.extend(b"data");
-    v.extend((data as u32).to_le_bytes());
+    let mut v = crate::common::wav_header(2, 44100, frames);
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut noise = |amp: i64| {
         seed = seed

@@ -168,14 +168,7 @@ impl MatchModel {
         } * 2
             + bit as usize;
         let st = stretch(self.hits[self.slot] >> 16);
-        let vote = (self.len.min(32) as i32) * 32;
-        if bit == 1 {
-            out[0] = st;
-            out[1] = vote;
-        } else {
-            out[0] = -st;
-            out[1] = -vote;
-        }
+        signed_inputs(bit, st, (self.len.min(32) as i32) * 32, out);
     }
 
     #[inline]
@@ -185,4 +178,13 @@ impl MatchModel {
             train(&mut self.hits[self.slot], u32::from(expected == bit), 1023);
         }
     }
+}
+
+/// A model's two mixer inputs for a predicted `bit`: its confidence `st`
+/// (stretched) and a `vote`, both negated when the predicted bit is 0.
+#[inline]
+pub(super) fn signed_inputs(bit: u32, st: i32, vote: i32, out: &mut [i32]) {
+    let sign = if bit == 1 { 1 } else { -1 };
+    out[0] = sign * st;
+    out[1] = sign * vote;
 }

@@ -17,7 +17,7 @@
 //! in the last line with the same key (first non-empty field), and mixers
 //! that leave their weights after a small error.
 
-use super::matcher::MatchModel;
+use super::matcher::{signed_inputs, MatchModel};
 use super::mixer::{Mixer, ONE};
 use super::slots::Slots;
 use super::state::{self, entry, train, StateMap, StateTable};
@@ -59,6 +59,50 @@ fn mix2(a: u32, b: u32) -> u32 {
     let x = (u64::from(a) << 32 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let x = (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     (x >> 32) as u32
+}
+
+/// (Version 3.) A column model: the byte a line above predicts, behind a
+/// leading 1, while it agrees with the bits coded so far (0 otherwise),
+/// its learnt confidence per slot (whether the field so far matched, the
+/// run of agreeing bytes, the predicted bit), and the slot in use.
+#[derive(Clone)]
+struct ColumnModel {
+    expected: u32,
+    hits: Vec<u32>,
+    slot: usize,
+}
+
+impl ColumnModel {
+    fn new(v3: bool) -> ColumnModel {
+        ColumnModel {
+            expected: 0,
+            hits: vec![entry(32768); if v3 { COLUMN_SLOTS } else { 0 }],
+            slot: 0,
+        }
+    }
+
+    /// The inputs for the next bit: the learnt confidence and a vote
+    /// growing with the run `run`, signed by the predicted bit; zeros
+    /// when it predicts nothing.
+    fn predict(&mut self, c0: u32, bitpos: u32, field_eq: bool, run: u32, out: &mut [i32]) {
+        if self.expected == 0 || self.expected >> (8 - bitpos) != c0 {
+            self.expected = 0;
+            out[0] = 0;
+            out[1] = 0;
+            return;
+        }
+        let bit = (self.expected >> (7 - bitpos)) & 1;
+        self.slot = (usize::from(field_eq) * 16 + run.min(15) as usize) * 2 + bit as usize;
+        let st = stretch(self.hits[self.slot] >> 16);
+        signed_inputs(bit, st, (run.min(16) as i32) * 16, out);
+    }
+
+    fn update(&mut self, c0: u32, bitpos: u32, bit: u32) {
+        if self.expected != 0 && self.expected >> (8 - bitpos) == c0 {
+            let e = (self.expected >> (7 - bitpos)) & 1;
+            train(&mut self.hits[self.slot], u32::from(e == bit), 1023);
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -103,12 +147,8 @@ pub struct Predictor {
     field_eq: bool,
     above_run: u32,
     line_key: u32,
-    /// (Version 3.) The column model: the byte above behind a leading 1
-    /// while it agrees with the bits coded so far (0 otherwise), its
-    /// confidence per slot, and the slot in use.
-    col_expected: u32,
-    col_hits: Vec<u32>,
-    col_slot: usize,
+    /// (Version 3.) The column model on the byte above.
+    col: ColumnModel,
     /// (Version 3.) The last line with the same key: per key hash, one
     /// past where the last line with that key began (0: none); that
     /// line's field starts and end (its newline), and the byte in it at the
@@ -121,9 +161,8 @@ pub struct Predictor {
     key_ok: bool,
     key_eq: bool,
     key_run: u32,
-    key_expected: u32,
-    key_hits: Vec<u32>,
-    key_slot: usize,
+    /// (Version 3.) The column model on the key line's byte.
+    key_col: ColumnModel,
     /// Per hashed model: the context hash of the current byte, the offset
     /// of the current nibble's bucket, and of the current bit's slot.
     ctx: [u32; HASHED],
@@ -193,9 +232,7 @@ impl Predictor {
             field_eq: true,
             above_run: 0,
             line_key: 0,
-            col_expected: 0,
-            col_hits: vec![entry(32768); if v3 { COLUMN_SLOTS } else { 0 }],
-            col_slot: 0,
+            col: ColumnModel::new(v3),
             key_lines: vec![0; if v3 { KEY_LINES } else { 0 }],
             key_fields: Vec::new(),
             key_end: 0,
@@ -203,9 +240,7 @@ impl Predictor {
             key_ok: false,
             key_eq: true,
             key_run: 0,
-            key_expected: 0,
-            key_hits: vec![entry(32768); if v3 { COLUMN_SLOTS } else { 0 }],
-            key_slot: 0,
+            key_col: ColumnModel::new(v3),
             ctx: [0; HASHED],
             bucket: [0; HASHED],
             slot: [0; HASHED],
@@ -263,19 +298,9 @@ impl Predictor {
         }
         train(&mut self.o0[self.c0 as usize], bit, 255);
         self.matcher.update(self.c0, self.bitpos, bit);
-        if self.version >= 3
-            && self.col_expected != 0
-            && self.col_expected >> (8 - self.bitpos) == self.c0
-        {
-            let e = (self.col_expected >> (7 - self.bitpos)) & 1;
-            train(&mut self.col_hits[self.col_slot], u32::from(e == bit), 1023);
-        }
-        if self.version >= 3
-            && self.key_expected != 0
-            && self.key_expected >> (8 - self.bitpos) == self.c0
-        {
-            let e = (self.key_expected >> (7 - self.bitpos)) & 1;
-            train(&mut self.key_hits[self.key_slot], u32::from(e == bit), 1023);
+        if self.version >= 3 {
+            self.col.update(self.c0, self.bitpos, bit);
+            self.key_col.update(self.c0, self.bitpos, bit);
         }
         let x = &self.x[..self.inputs];
         for m in &mut self.mixers {
@@ -409,7 +434,7 @@ impl Predictor {
                 self.above1 = 0;
             }
         }
-        self.col_expected = if self.above_ok { self.above | 256 } else { 0 };
+        self.col.expected = if self.above_ok { self.above | 256 } else { 0 };
         let at = self
             .key_fields
             .get(f)
@@ -424,53 +449,7 @@ impl Predictor {
                 self.key_above = 0;
             }
         }
-        self.key_expected = if self.key_ok { self.key_above | 256 } else { 0 };
-    }
-
-    /// (Version 3.) The column model's inputs for the next bit: its learnt
-    /// confidence and a vote growing with the run, signed by the bit the
-    /// byte above predicts; zeros when it predicts nothing.
-    fn predict_column(&mut self, out: &mut [i32]) {
-        if self.col_expected == 0 || self.col_expected >> (8 - self.bitpos) != self.c0 {
-            self.col_expected = 0;
-            out[0] = 0;
-            out[1] = 0;
-            return;
-        }
-        let bit = (self.col_expected >> (7 - self.bitpos)) & 1;
-        self.col_slot =
-            (usize::from(self.field_eq) * 16 + self.above_run.min(15) as usize) * 2 + bit as usize;
-        let st = stretch(self.col_hits[self.col_slot] >> 16);
-        let vote = (self.above_run.min(16) as i32) * 16;
-        if bit == 1 {
-            out[0] = st;
-            out[1] = vote;
-        } else {
-            out[0] = -st;
-            out[1] = -vote;
-        }
-    }
-
-    /// (Version 3.) The key line's column model (as [`Self::predict_column`]).
-    fn predict_key(&mut self, out: &mut [i32]) {
-        if self.key_expected == 0 || self.key_expected >> (8 - self.bitpos) != self.c0 {
-            self.key_expected = 0;
-            out[0] = 0;
-            out[1] = 0;
-            return;
-        }
-        let bit = (self.key_expected >> (7 - self.bitpos)) & 1;
-        self.key_slot =
-            (usize::from(self.key_eq) * 16 + self.key_run.min(15) as usize) * 2 + bit as usize;
-        let st = stretch(self.key_hits[self.key_slot] >> 16);
-        let vote = (self.key_run.min(16) as i32) * 16;
-        if bit == 1 {
-            out[0] = st;
-            out[1] = vote;
-        } else {
-            out[0] = -st;
-            out[1] = -vote;
-        }
+        self.key_col.expected = if self.key_ok { self.key_above | 256 } else { 0 };
     }
 
     /// The context hashes of the next byte.
@@ -551,10 +530,17 @@ impl Predictor {
         self.x[hashed + 3] = 256;
         if self.version >= 3 {
             let mut col = [0; 2];
-            self.predict_column(&mut col);
+            self.col.predict(
+                self.c0,
+                self.bitpos,
+                self.field_eq,
+                self.above_run,
+                &mut col,
+            );
             self.x[hashed + 4] = col[0];
             self.x[hashed + 5] = col[1];
-            self.predict_key(&mut col);
+            self.key_col
+                .predict(self.c0, self.bitpos, self.key_eq, self.key_run, &mut col);
             self.x[hashed + 6] = col[0];
             self.x[hashed + 7] = col[1];
         }
