@@ -9,18 +9,33 @@
 //! a decode on another thread (read-ahead) reports nothing, and codecs that
 //! decode fast never report: their caller just waits for the block.
 //!
-//! A reported prefix is final (no later step of the decode changes it) but
-//! not verified: the record's CRC-32C covers the whole block and is checked
-//! only at the end. Decoders report only where the prefix is what the
-//! encoder coded whenever the payload is intact: an llm payload of another
-//! engine class (float models) reports nothing.
+//! A reported prefix is final (no later step of the decode changes it).
+//! Whether it is also *checked* depends on the payload: the record's
+//! CRC-32C covers the whole block and is checked only at the end, but an
+//! llm payload of version 5 carries a CRC-32C of each wave, and the decoder
+//! reports a wave's end as checked once the wave's bytes matched it. The
+//! read path hands out checked prefixes by default and unchecked ones only
+//! when asked to (`--early-reads`). Decoders report only where the prefix
+//! is what the encoder coded whenever the payload is intact: an llm payload
+//! of another engine class (float models) reports nothing.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
-/// Receives the decoded prefix of the block (from its first byte); called
-/// with ever longer prefixes.
-pub type Sink = Arc<dyn Fn(&[u8]) + Send + Sync>;
+/// Receives the decoded prefix of the block (from its first byte), and
+/// whether the payload's own checksums vouch for it; called with ever
+/// longer prefixes.
+pub type Sink = Arc<dyn Fn(&[u8], Checked) + Send + Sync>;
+
+/// Whether a reported prefix matched a checksum of the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// Final, but only the block's CRC-32C, at the end, will tell whether
+    /// the payload was intact.
+    No,
+    /// Matched the checksums the payload carries for it.
+    Yes,
+}
 
 thread_local! {
     static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
@@ -51,10 +66,10 @@ pub fn active() -> bool {
 }
 
 /// Hands the decoded prefix of the block to this thread's sink, if any.
-pub fn report(prefix: &[u8]) {
+pub fn report(prefix: &[u8], checked: Checked) {
     let sink = SINK.with(|s| s.borrow().clone());
     if let Some(sink) = sink {
-        sink(prefix);
+        sink(prefix, checked);
     }
 }
 
@@ -69,16 +84,21 @@ mod tests {
         let s = Arc::clone(&seen);
         assert!(!active());
         with_sink(
-            Arc::new(move |p: &[u8]| s.lock().unwrap().push(p.len())),
+            Arc::new(move |p: &[u8], c: Checked| s.lock().unwrap().push((p.len(), c))),
             || {
                 assert!(active());
-                report(b"ab");
-                std::thread::spawn(|| report(b"abc")).join().unwrap();
-                report(b"abcd");
+                report(b"ab", Checked::Yes);
+                std::thread::spawn(|| report(b"abc", Checked::No))
+                    .join()
+                    .unwrap();
+                report(b"abcd", Checked::No);
             },
         );
         assert!(!active());
-        report(b"abcde");
-        assert_eq!(*seen.lock().unwrap(), vec![2, 4]);
+        report(b"abcde", Checked::No);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![(2, Checked::Yes), (4, Checked::No)]
+        );
     }
 }

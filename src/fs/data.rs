@@ -150,9 +150,10 @@ impl Fs {
     /// Reads the first `need` bytes of a stored block (cache first); `None`
     /// is a hole. A cache miss on a slow (llm, cm) block is decoded on a
     /// decode thread shared with the block's other readers
-    /// (in_flight.rs), and with `early_reads` the answer may be the
-    /// block's decoded prefix, of at least `need` bytes (or the whole
-    /// block when it is shorter), before the rest is decoded.
+    /// (in_flight.rs), and the answer may be the block's decoded prefix,
+    /// of at least `need` bytes (or the whole block when it is shorter),
+    /// before the rest is decoded: once those bytes matched the payload's
+    /// wave checksums (llm version 5), or with `early_reads` at once.
     fn stored_part(&self, ino: u64, idx: u64, need: usize) -> Result<Option<Block>> {
         let epoch = match self.cache.get(ino, idx) {
             Ok(data) => return Ok(Some(Block::Whole(data))),

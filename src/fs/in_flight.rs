@@ -5,9 +5,11 @@
 //! registers it here under (inode, block); a reader that misses on the same
 //! block meanwhile (with the same record) waits on that decode instead of
 //! starting a second one. The decoders report the block's prefix as it
-//! grows (`codec::progress`: cm every 4 KiB, llm every wave of 16 KiB), and
-//! with `FsConfig::early_reads` a read whose bytes lie in the prefix returns
-//! at once. The decode still runs to the end, is verified against the
+//! grows (`codec::progress`: cm every 4 KiB, llm every wave of 16 KiB). A
+//! read whose bytes lie in the part of the prefix that the payload's own
+//! checksums vouch for (llm payload version 5: each wave's CRC-32C) returns
+//! at once; with `FsConfig::early_reads`, so does one in the unchecked
+//! part. The decode still runs to the end, is verified against the
 //! record's CRC-32C and fills the cache as before; a read that needs the
 //! whole block, or the block's last byte, waits for the verified block.
 //!
@@ -25,7 +27,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use super::read_ahead::ReadAhead;
 use super::Fs;
 use crate::cache::BlockCache;
-use crate::codec::{progress, CodecSet, RecordHeader};
+use crate::codec::progress::{self, Checked};
+use crate::codec::{CodecSet, RecordHeader};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -63,7 +66,6 @@ pub(super) struct Decoding {
     pub(super) read_ahead: Option<Arc<ReadAhead>>,
     pub(super) in_flight: Arc<InFlight>,
     pub(super) block_size: usize,
-    pub(super) early_reads: bool,
 }
 
 impl Decoding {
@@ -179,6 +181,8 @@ pub(super) struct Decode {
 struct Progress {
     /// The block's decoded prefix, while the decode runs.
     prefix: Vec<u8>,
+    /// How much of `prefix` matched the payload's checksums.
+    checked: usize,
     /// The verified block, or the decode's failure.
     done: Option<std::result::Result<Arc<Vec<u8>>, Failure>>,
 }
@@ -221,27 +225,32 @@ impl Decode {
     }
 
     /// Takes a longer decoded prefix (the progress sink).
-    fn advance(&self, prefix: &[u8]) {
+    fn advance(&self, prefix: &[u8], checked: Checked) {
         let mut p = self.lock();
         if p.done.is_some() || prefix.len() <= p.prefix.len() {
             return;
         }
         let from = p.prefix.len();
         p.prefix.extend_from_slice(&prefix[from..]);
+        if checked == Checked::Yes {
+            p.checked = prefix.len();
+        }
         drop(p);
         self.changed.notify_all();
     }
 
-    /// Waits until the block's first `need` bytes are decoded (`None`: the
-    /// whole block, verified) or the decode ended.
-    fn wait(&self, need: Option<usize>) -> Result<Block> {
+    /// Waits until the block's first `need` bytes are decoded and checked
+    /// (with `unchecked`, decoded; `None`: the whole block, verified) or the
+    /// decode ended.
+    fn wait(&self, need: Option<usize>, unchecked: bool) -> Result<Block> {
         let mut p = self.lock();
         loop {
             if let Some(done) = &p.done {
                 return done.clone().map(Block::Whole).map_err(Failure::error);
             }
             if let Some(n) = need {
-                if p.prefix.len() >= n {
+                let ready = if unchecked { p.prefix.len() } else { p.checked };
+                if ready >= n {
                     return Ok(Block::Prefix(p.prefix[..n].to_vec()));
                 }
             }
@@ -268,7 +277,7 @@ impl Finish {
     /// A progress sink that hands the decoded prefix to the waiters.
     pub(super) fn sink(&self) -> progress::Sink {
         let decode = Arc::clone(&self.decode);
-        Arc::new(move |prefix: &[u8]| decode.advance(prefix))
+        Arc::new(move |prefix: &[u8], checked: Checked| decode.advance(prefix, checked))
     }
 
     /// Hands the verified block, or the error, to every waiter.
@@ -312,7 +321,6 @@ impl Fs {
             read_ahead: self.read_ahead.clone(),
             in_flight: Arc::clone(&self.in_flight),
             block_size: self.block_size(),
-            early_reads: self.config.early_reads,
         }
     }
 
@@ -340,7 +348,7 @@ impl Fs {
         // last byte comes with the verified block a moment later).
         let raw_len =
             RecordHeader::parse(&record, self.block_size()).map_or(0, |h| h.raw_len as usize);
-        let need = (self.config.early_reads && need < raw_len).then_some(need);
+        let need = (need < raw_len).then_some(need);
         let (decode, started) = {
             let mut decodes = self.in_flight.lock();
             let running = decodes.get(&key).filter(|d| d.record == record).cloned();
@@ -384,7 +392,7 @@ impl Fs {
                 self.in_flight.joined.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let block = decode.wait(need)?;
+        let block = decode.wait(need, self.config.early_reads)?;
         if let Block::Prefix(p) = &block {
             log::debug!(
                 "inode {ino} block {idx}: read of bytes ..{} answered from the decoded prefix",
@@ -396,12 +404,12 @@ impl Fs {
 }
 
 /// A decode thread: decodes the block (and reads the next one ahead, as the
-/// read-ahead policy says), reports its prefix as it grows when early reads
-/// are on, caches the verified block and hands the result to every waiter.
+/// read-ahead policy says), reports its prefix as it grows, caches the
+/// verified block and hands the result to every waiter.
 fn decode_block(decoding: Decoding, finish: Finish, epoch: u64) {
     let (ino, idx) = finish.key;
     let decode = finish.decode();
-    let sink = decoding.early_reads.then(|| finish.sink());
+    let sink = finish.sink();
     let mut finish = Some(finish);
     let mut done = |result: Result<Vec<u8>>| {
         let result = result.map(Arc::new);
@@ -413,12 +421,9 @@ fn decode_block(decoding: Decoding, finish: Finish, epoch: u64) {
         }
     };
     let record = decode.record();
-    match sink {
-        Some(sink) => progress::with_sink(sink, || {
-            decoding.decode_reading_ahead_then(ino, idx, record, &mut done)
-        }),
-        None => decoding.decode_reading_ahead_then(ino, idx, record, &mut done),
-    }
+    progress::with_sink(sink, || {
+        decoding.decode_reading_ahead_then(ino, idx, record, &mut done)
+    })
 }
 
 /// Longest a dropped filesystem waits for its decode threads.

@@ -45,8 +45,9 @@ pub struct FsConfig {
     /// A read that lies in the decoded prefix of a slow (llm, cm) block
     /// returns as soon as those bytes are decoded, before the rest of the
     /// block is and so before the block's CRC-32C is checked
-    /// (`src/fs/in_flight.rs`). Off: every read waits for the verified
-    /// block.
+    /// (`src/fs/in_flight.rs`). Off: a read waits for bytes the payload's
+    /// own checksums vouch for (each wave of an llm payload of version 5)
+    /// or else for the verified block.
     pub early_reads: bool,
 }
 

@@ -95,14 +95,12 @@ impl Decoding {
             return done(self.decode(ino, idx, record));
         };
         let decode = finish.decode();
-        let sink = self.early_reads.then(|| finish.sink());
+        let sink = finish.sink();
         let next_data = std::thread::scope(|scope| {
             let h = scope.spawn(|| {
-                let run = || ahead.decode_block(decode.record(), self.block_size);
-                match sink {
-                    Some(sink) => progress::with_sink(sink, run),
-                    None => run(),
-                }
+                progress::with_sink(sink, || {
+                    ahead.decode_block(decode.record(), self.block_size)
+                })
             });
             done(self.decode(ino, idx, record));
             h.join()

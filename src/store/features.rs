@@ -38,10 +38,13 @@ pub enum Feature {
     /// media records of payload version 3 (audio: docs/FORMAT.md, "media
     /// payload", "Version 3").
     MediaV3,
+    /// llm records of payload version 5 (an integer model's, with a
+    /// checksum per wave: docs/FORMAT.md, "llm payload").
+    LlmV5,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 9] = [
+    pub const ALL: [Feature; 10] = [
         Feature::Lzma,
         Feature::PortableLlm,
         Feature::Cm,
@@ -51,6 +54,7 @@ impl Feature {
         Feature::MediaV2,
         Feature::CmV3,
         Feature::MediaV3,
+        Feature::LlmV5,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +68,7 @@ impl Feature {
             Feature::MediaV2 => "media-v2",
             Feature::CmV3 => "cm-v3",
             Feature::MediaV3 => "media-v3",
+            Feature::LlmV5 => "llm-v5",
         }
     }
 
@@ -85,20 +90,28 @@ impl Feature {
             Feature::MediaV2 => 9,
             Feature::CmV3 => 10,
             Feature::MediaV3 => 11,
+            Feature::LlmV5 => 12,
         }
     }
 
     /// The features `record` (of `codec`) needs: its codec's; for an llm
-    /// record an integer model's payload version; for a cm record its
+    /// record an integer model's payload version (and version 5's own);
+    /// for a cm record its
     /// payload version past 1, and if primed the dictionaries too; for a
     /// media record its payload version past 1.
     pub fn of_record(codec: u8, record: &[u8]) -> Vec<Feature> {
         let payload = record.get(crate::codec::RECORD_HEADER_LEN..).unwrap_or(&[]);
         if codec == CodecId::Llm as u8 {
-            return match crate::codec::payload_portable(payload) {
-                Some(true) => vec![Feature::PortableLlm],
-                _ => Vec::new(),
-            };
+            let mut out = Vec::new();
+            if crate::codec::payload_portable(payload) == Some(true) {
+                out.push(Feature::PortableLlm);
+            }
+            if crate::codec::llm::payload_version(payload)
+                == Some(crate::codec::llm::PAYLOAD_MIXED_CHECKED)
+            {
+                out.push(Feature::LlmV5);
+            }
+            return out;
         }
         let mut out: Vec<Feature> = Feature::of_codec(codec).into_iter().collect();
         if codec == CodecId::Cm as u8 {
@@ -246,6 +259,34 @@ mod tests {
                 .unwrap()
                 .schema_version(2),
             9
+        );
+    }
+
+    #[test]
+    fn llm_payload_versions() {
+        use crate::codec::llm::{PAYLOAD_MIXED_CHECKED, PAYLOAD_MIXED_PORTABLE};
+        let llm = CodecId::Llm as u8;
+        let mut record = vec![0u8; crate::codec::RECORD_HEADER_LEN + 21];
+        let at = crate::codec::RECORD_HEADER_LEN;
+        for (v, want) in [
+            (1, vec![]),
+            (2, vec![]),
+            (3, vec![Feature::PortableLlm]),
+            (PAYLOAD_MIXED_PORTABLE, vec![Feature::PortableLlm]),
+            (
+                PAYLOAD_MIXED_CHECKED,
+                vec![Feature::PortableLlm, Feature::LlmV5],
+            ),
+            (6, vec![]),
+        ] {
+            record[at] = v;
+            assert_eq!(Feature::of_record(llm, &record), want, "version {v}");
+        }
+        assert_eq!(
+            FeatureSet::parse("llm-int8-v1,llm-v5")
+                .unwrap()
+                .schema_version(2),
+            12
         );
     }
 

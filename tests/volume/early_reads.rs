@@ -1,14 +1,16 @@
 //! Reads of slow blocks (llm, cm) without a mount: the decoders hand out
 //! their decoded prefix as it grows (`codec::progress`), a read that lies in
-//! it returns before the rest of the block is decoded (`early_reads`),
-//! readers of one cold block share one decode, and a failed decode reaches
-//! every waiting reader as an error. The llm blocks use the committed test
-//! model (context 256: waves of 64 chunks, 16 KiB).
+//! its checked part (llm payload version 5: each wave's CRC-32C) returns
+//! before the rest of the block is decoded, and with `early_reads` one in
+//! any part; readers of one cold block share one decode, and a failed
+//! decode reaches every waiting reader as an error. The llm blocks use the
+//! committed integer test model (context 256: waves of 64 chunks, 16 KiB).
 
 use crate::common::readme_prose;
 use std::sync::{Arc, Barrier, Mutex};
 
-use llmfs::codec::{progress, CodecId, CodecSet, LlmCodec, RECORD_HEADER_LEN};
+use llmfs::codec::progress::{self, Checked};
+use llmfs::codec::{CodecId, CodecSet, LlmCodec, RECORD_HEADER_LEN};
 use llmfs::fs::{Fs, FsConfig};
 use llmfs::model::EngineOptions;
 use llmfs::store::{Durability, Store, ROOT_INO};
@@ -16,7 +18,7 @@ use llmfs::store::{Durability, Store, ROOT_INO};
 const BS: usize = 65536;
 
 fn test_llm() -> CodecSet {
-    let model = std::fs::read("models/test/model.onnx").unwrap();
+    let model = std::fs::read("models/test-int/model.onnx").unwrap();
     let llm = LlmCodec::load(&model, &EngineOptions::default()).unwrap();
     CodecSet::with_llm(Some(Arc::new(llm)))
 }
@@ -29,15 +31,16 @@ fn codecs_for(codec: CodecId) -> CodecSet {
 }
 
 /// Decodes `record` with a progress sink; returns the prefix lengths
-/// reported, after checking each report against `data`.
-fn reports(codecs: &CodecSet, record: &[u8], data: &[u8]) -> Vec<usize> {
+/// reported and whether each was checked, after checking each report
+/// against `data`.
+fn reports(codecs: &CodecSet, record: &[u8], data: &[u8]) -> Vec<(usize, Checked)> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = Arc::clone(&seen);
     let expect = data.to_vec();
     let back = progress::with_sink(
-        Arc::new(move |p: &[u8]| {
+        Arc::new(move |p: &[u8], checked: Checked| {
             assert!(p == &expect[..p.len()], "a reported prefix differs");
-            s.lock().unwrap().push(p.len());
+            s.lock().unwrap().push((p.len(), checked));
         }),
         || codecs.decode_block(record, BS).unwrap(),
     );
@@ -51,15 +54,18 @@ fn llm_decoder_reports_each_wave_as_a_final_prefix() {
     let codecs = test_llm();
     let data = readme_prose(BS, 0);
     let record = codecs.encode_block_with(CodecId::Llm, &data).unwrap();
-    // Wave k codes bytes [k * 16384, (k + 1) * 16384): four reports.
+    // Wave k codes bytes [k * 16384, (k + 1) * 16384): four reports, the
+    // first three checked against their waves' checksums (the last wave
+    // has none: the record's CRC-32C covers the block).
+    use Checked::{No, Yes};
     assert_eq!(
         reports(&codecs, &record, &data),
-        vec![16384, 32768, 49152, 65536]
+        vec![(16384, Yes), (32768, Yes), (49152, Yes), (65536, No)]
     );
     // A block shorter than a wave reports once, at its end.
     let short = readme_prose(5000, 1);
     let record = codecs.encode_block_with(CodecId::Llm, &short).unwrap();
-    assert_eq!(reports(&codecs, &record, &short), vec![5000]);
+    assert_eq!(reports(&codecs, &record, &short), vec![(5000, No)]);
     // Without a sink nothing is reported (and nothing breaks).
     assert!(codecs.decode_block(&record, BS).unwrap() == short);
 }
@@ -69,7 +75,10 @@ fn cm_decoder_reports_its_prefix_every_4_kib() {
     let codecs = CodecSet::default();
     let data = readme_prose(BS - 100, 2);
     let record = codecs.encode_block_with(CodecId::Cm, &data).unwrap();
-    let want: Vec<usize> = (1..=(BS - 100) / 4096).map(|k| k * 4096).collect();
+    // cm payloads carry no checksum short of the record's.
+    let want: Vec<(usize, Checked)> = (1..=(BS - 100) / 4096)
+        .map(|k| (k * 4096, Checked::No))
+        .collect();
     assert_eq!(reports(&codecs, &record, &data), want);
 }
 
@@ -216,5 +225,47 @@ fn a_corrupt_payload_fails_every_waiting_reader() {
         // The next read decodes again, and fails again: nothing hangs.
         assert!(fs.read(ino, 0, 65536).is_err());
         assert_eq!(fs.shared_decode_stats().started, 2);
+    }
+}
+
+/// The end of an llm record lies in the stream of its last group, which
+/// codes the block's last wave only: damage there leaves the first three
+/// waves intact and their checksums matching.
+fn damage_last_wave(rec: &mut Vec<u8>) {
+    let at = rec.len() - 40;
+    rec[at] ^= 0x5a;
+}
+
+#[test]
+fn checked_waves_of_a_block_read_without_early_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = readme_prose(BS, 6);
+    let (fs, ino) = file_of(dir.path(), &data, CodecId::Llm, false, damage_last_wave);
+    // The first three waves matched their checksums: reads inside them are
+    // answered from the checked prefix, although the block as a whole
+    // fails (so they cannot have waited for it).
+    for (off, len) in [(0usize, 4096usize), (16_000, 1000), (40_000, 9152)] {
+        let got = fs.read(ino, off as u64, len as u32).unwrap();
+        assert!(got == data[off..off + len], "{off}+{len}");
+    }
+    // The last wave's bytes come only with the verified block: EIO.
+    let e = fs.read(ino, 50_000, 4096).expect_err("a damaged wave read back");
+    assert_eq!(e.errno(), libc::EIO, "{e}");
+    assert!(fs.read(ino, 0, BS as u32).is_err());
+    assert_eq!(fs.cache_stats().entries, 0, "a corrupt block was cached");
+}
+
+#[test]
+fn a_wave_that_fails_its_checksum_is_never_handed_out() {
+    for early in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = readme_prose(BS, 7);
+        // The first wave's checksum (payload bytes 21..25) no longer
+        // matches what the intact streams decode to.
+        let damage = |rec: &mut Vec<u8>| rec[RECORD_HEADER_LEN + 21] ^= 1;
+        let (fs, ino) = file_of(dir.path(), &data, CodecId::Llm, early, damage);
+        let e = fs.read(ino, 0, 4096).expect_err("a wave that fails its checksum");
+        assert_eq!(e.errno(), libc::EIO, "{e}");
+        assert!(e.to_string().contains("wave 0"), "{e}");
     }
 }

@@ -134,7 +134,7 @@ fn decode_with(
         }
         out.push(byte as u8);
         if reporting && (i + 1) % super::progress::STEP == 0 {
-            super::progress::report(out);
+            super::progress::report(out, super::progress::Checked::No);
         }
     }
     dec.finish()

@@ -6,9 +6,15 @@
 //! (position, chunk) order. A decoder must therefore advance a wave in one
 //! lockstep batch and finish it before the block's next wave; waves of
 //! different blocks share batches freely.
+//!
+//! Version 5 codes the same way and adds a CRC-32C of each wave but the
+//! last: the decoder checks a wave's bytes as soon as the wave is done, so
+//! they can be handed to a reader before the rest of the block (a damaged
+//! payload fails there, before any of its bytes reach a reader).
 
 use super::plain::encode_error;
 use super::{batches, corrupt, lockstep, GroupJob, LlmHeader};
+use crate::codec::progress::Checked;
 use crate::codec::CodecError;
 use crate::coder::range::{Decoder, Encoder};
 use crate::coder::FreqTable;
@@ -52,9 +58,11 @@ pub(super) fn encode_streams(
     Ok(encoders.into_iter().map(Encoder::finish).collect())
 }
 
-/// A version-2 block being decoded.
+/// A mixed (version 2, 4 or 5) block being decoded.
 pub(super) struct MixedBlock<'a> {
     header: LlmHeader,
+    /// CRC-32C of each wave but the last (version 5; empty otherwise).
+    wave_checks: Vec<u32>,
     raw_len: usize,
     /// One range decoder per group stream.
     decoders: Vec<Decoder<'a>>,
@@ -63,9 +71,15 @@ pub(super) struct MixedBlock<'a> {
 }
 
 impl<'a> MixedBlock<'a> {
-    pub(super) fn new(header: LlmHeader, groups: Vec<GroupJob<'a>>, raw_len: usize) -> Self {
+    pub(super) fn new(
+        header: LlmHeader,
+        wave_checks: Vec<u32>,
+        groups: Vec<GroupJob<'a>>,
+        raw_len: usize,
+    ) -> Self {
         MixedBlock {
             header,
+            wave_checks,
             raw_len,
             decoders: groups.iter().map(|g| Decoder::new(g.stream)).collect(),
             predictor: Predictor::new(raw_len, header.chunk_len),
@@ -75,6 +89,27 @@ impl<'a> MixedBlock<'a> {
 
     fn chunks(&self) -> usize {
         self.raw_len.div_ceil(self.header.chunk_len)
+    }
+
+    /// Bytes `start..end` of wave `k`.
+    fn wave_bytes(&self, k: usize) -> std::ops::Range<usize> {
+        let span = self.header.wave * self.header.chunk_len;
+        (k * span).min(self.raw_len)..((k + 1) * span).min(self.raw_len)
+    }
+
+    /// Checks wave `k`, just decoded, against its checksum, if the payload
+    /// has one for it; says whether it had.
+    fn check_wave(&mut self, k: usize) -> bool {
+        let Some(&want) = self.wave_checks.get(k) else {
+            return false;
+        };
+        let got = crc32c::crc32c(&self.predictor.block()[self.wave_bytes(k)]);
+        if got != want {
+            self.error = Some(corrupt(format!(
+                "wave {k} decodes to bytes of CRC-32C {got:08x}, the payload says {want:08x}"
+            )));
+        }
+        true
     }
 
     fn chunk_len(&self, c: usize) -> usize {
@@ -108,7 +143,8 @@ struct Unit {
 /// sink after each wave: wave `k` codes chunks `k * wave..(k + 1) * wave`,
 /// that is bytes `k * wave * chunk_len..(k + 1) * wave * chunk_len`, and
 /// nothing after it writes there, so once it is done the block's first
-/// `(k + 1) * wave * chunk_len` bytes are final.
+/// `(k + 1) * wave * chunk_len` bytes are final; with the wave's checksum
+/// (version 5) they are reported as checked, once they matched it.
 pub(super) fn decode_blocks(
     engine: &mut Engine,
     mut blocks: Vec<MixedBlock<'_>>,
@@ -141,10 +177,18 @@ pub(super) fn decode_blocks(
                 }
             }
         }
+        let mut checked = false;
+        for u in &units {
+            let b = &mut blocks[u.block];
+            if b.error.is_none() {
+                checked = b.check_wave(round);
+            }
+        }
         if let [b] = &blocks[..] {
             if report && b.error.is_none() {
-                let end = ((round + 1) * b.header.wave * b.header.chunk_len).min(b.raw_len);
-                crate::codec::progress::report(&b.predictor.block()[..end]);
+                let end = b.wave_bytes(round).end;
+                let checked = if checked { Checked::Yes } else { Checked::No };
+                crate::codec::progress::report(&b.predictor.block()[..end], checked);
             }
         }
     }

@@ -9,25 +9,35 @@
 //! chunk) order inside a group: a decoder can batch any set of groups, from
 //! one block or several.
 //!
-//! Four payload versions, two codings times two kinds of engine:
+//! Five payload versions, two codings times two kinds of engine, and the
+//! mixed portable coding with a checksum per wave:
 //!
 //! | version | coding | engine |
 //! |---|---|---|
 //! | 1 | the transformer's table alone ([`plain`]) | float model: decodes only on the engine class that wrote it |
 //! | 2 | transformer mixed with adaptive in-block models, bit by bit ([`mixed`], [`crate::mix`]) | float model |
 //! | 3 | as 1 | integer model: portable, any engine of the model decodes it |
-//! | 4 | as 2 (the default) | integer model |
+//! | 4 | as 2 | integer model |
+//! | 5 | as 4, with a CRC-32C of each wave but the last (the default) | integer model |
+//!
+//! Version 5 codes exactly what version 4 codes; its wave checksums let a
+//! reader trust a wave's bytes as soon as the wave is decoded, before the
+//! rest of the block (the record's CRC-32C, covering the whole block, is
+//! checked only at the end): a read of the start of a cold block returns
+//! after one wave, not four.
 //!
 //! Payload layout (little-endian; docs/FORMAT.md):
 //!
 //! ```text
-//! 0   u8      payload version (1 to 4)
+//! 0   u8      payload version (1 to 5)
 //! 1   u8      chunks per group G (>= 1)
 //! 2   u16     chunk length C (>= 1, <= the model context)
 //! 4   [u8;8]  model id (first 8 bytes of the model file's sha256)
 //! 12  [u8;8]  engine fingerprint id (versions 1, 2: model, runtime, provider,
-//!             CPU class; versions 3, 4: model and integer semantics only)
-//! 20  u8      versions 2 and 4 only: chunks per wave W (a multiple of G, <= 64)
+//!             CPU class; versions 3 to 5: model and integer semantics only)
+//! 20  u8      versions 2, 4 and 5 only: chunks per wave W (a multiple of G, <= 64)
+//! 21  [u32]   version 5 only: CRC-32C of each wave's bytes but the last
+//!             (ceil(ceil(raw_len / C) / W) - 1 of them)
 //! ..  LEB128  byte length of each group stream but the last
 //! ..          the group streams, in order
 //! ```
@@ -49,10 +59,20 @@ pub const PAYLOAD_PLAIN_PORTABLE: u8 = 3;
 /// The transformer mixed with the in-block models, integer model
 /// (portable).
 pub const PAYLOAD_MIXED_PORTABLE: u8 = 4;
+/// As [`PAYLOAD_MIXED_PORTABLE`], with a CRC-32C of each wave but the last.
+pub const PAYLOAD_MIXED_CHECKED: u8 = 5;
 
 /// Whether a payload of `version` mixes the in-block models.
 fn is_mixed(version: u8) -> bool {
-    matches!(version, PAYLOAD_MIXED | PAYLOAD_MIXED_PORTABLE)
+    matches!(
+        version,
+        PAYLOAD_MIXED | PAYLOAD_MIXED_PORTABLE | PAYLOAD_MIXED_CHECKED
+    )
+}
+
+/// The version byte of an llm payload, if it is a known version.
+pub fn payload_version(payload: &[u8]) -> Option<u8> {
+    payload.first().copied().filter(|&v| header_len(v).is_some())
 }
 
 /// Whether an llm payload decodes on every engine of its model (an integer
@@ -61,7 +81,7 @@ fn is_mixed(version: u8) -> bool {
 pub fn payload_portable(payload: &[u8]) -> Option<bool> {
     match *payload.first()? {
         PAYLOAD_PLAIN | PAYLOAD_MIXED => Some(false),
-        PAYLOAD_PLAIN_PORTABLE | PAYLOAD_MIXED_PORTABLE => Some(true),
+        PAYLOAD_PLAIN_PORTABLE | PAYLOAD_MIXED_PORTABLE | PAYLOAD_MIXED_CHECKED => Some(true),
         _ => None,
     }
 }
@@ -92,7 +112,7 @@ pub struct LlmHeader {
 fn header_len(version: u8) -> Option<usize> {
     match version {
         PAYLOAD_PLAIN | PAYLOAD_PLAIN_PORTABLE => Some(20),
-        PAYLOAD_MIXED | PAYLOAD_MIXED_PORTABLE => Some(21),
+        PAYLOAD_MIXED | PAYLOAD_MIXED_PORTABLE | PAYLOAD_MIXED_CHECKED => Some(21),
         _ => None,
     }
 }
@@ -154,16 +174,49 @@ struct GroupJob<'a> {
     lens: Vec<usize>,
 }
 
+/// A parsed payload: its header, the checksums of its waves (version 5;
+/// empty otherwise) and its groups.
+struct Split<'a> {
+    header: LlmHeader,
+    wave_checks: Vec<u32>,
+    groups: Vec<GroupJob<'a>>,
+}
+
+/// How many waves but the last a block of `raw_len` bytes has under
+/// header `h`: the number of wave checksums of a version-5 payload.
+fn checked_waves(h: &LlmHeader, raw_len: usize) -> usize {
+    raw_len
+        .div_ceil(h.chunk_len)
+        .div_ceil(h.wave)
+        .saturating_sub(1)
+}
+
+/// The CRC-32C of each wave of `raw` but the last (version 5).
+fn wave_checks(raw: &[u8], chunk_len: usize, wave: usize) -> Vec<u32> {
+    let mut checks: Vec<u32> = raw.chunks(chunk_len * wave).map(crc32c::crc32c).collect();
+    checks.pop();
+    checks
+}
+
 /// Splits a payload into its groups. Every length is checked against the
 /// payload, so nothing here allocates beyond what `raw_len` declares.
-fn split_groups(
-    payload: &[u8],
-    raw_len: usize,
-) -> Result<(LlmHeader, Vec<GroupJob<'_>>), CodecError> {
+fn split_groups(payload: &[u8], raw_len: usize) -> Result<Split<'_>, CodecError> {
     let h = LlmHeader::parse(payload)?;
     let chunks = raw_len.div_ceil(h.chunk_len);
     let groups = chunks.div_ceil(h.group);
     let mut pos = header_len(h.version).unwrap_or(payload.len());
+    let mut wave_checks = Vec::new();
+    if h.version == PAYLOAD_MIXED_CHECKED {
+        let n = checked_waves(&h, raw_len);
+        let table = payload
+            .get(pos..pos + 4 * n)
+            .ok_or_else(|| corrupt(format!("{n} wave checksums past the payload's end")))?;
+        wave_checks = table
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        pos += 4 * n;
+    }
     let mut sizes = Vec::with_capacity(groups);
     for _ in 1..groups {
         let (v, n) =
@@ -190,7 +243,11 @@ fn split_groups(
             .collect();
         jobs.push(GroupJob { stream, lens });
     }
-    Ok((h, jobs))
+    Ok(Split {
+        header: h,
+        wave_checks,
+        groups: jobs,
+    })
 }
 
 /// Splits units of `sizes` sequences, in order, into runs that one model
@@ -402,11 +459,13 @@ impl LlmCodec {
         for (b, &(payload, raw_len)) in blocks.iter().enumerate() {
             plain_lens.push(0);
             results.push(None);
-            match split_groups(payload, raw_len) {
+            match split_groups(payload, raw_len).map(|s| (s.header, s.wave_checks, s.groups)) {
                 // Another model cannot decode it. Another engine of the same
                 // model (another CPU class, say) may: try, and let the
                 // checksum judge.
-                Ok((h, _)) if h.model != self.model_id && !self.earlier_ids.contains(&h.model) => {
+                Ok((h, _, _))
+                    if h.model != self.model_id && !self.earlier_ids.contains(&h.model) =>
+                {
                     match self.others.iter().position(|o| o.model_id == h.model) {
                         Some(o) => elsewhere.push((o, b)),
                         None => {
@@ -421,11 +480,11 @@ impl LlmCodec {
                         }
                     }
                 }
-                Ok((h, groups)) if is_mixed(h.version) => {
+                Ok((h, checks, groups)) if is_mixed(h.version) => {
                     report = self.reports_progress(blocks.len(), payload, &h);
-                    mixed_blocks.push((b, mixed::MixedBlock::new(h, groups, raw_len)));
+                    mixed_blocks.push((b, mixed::MixedBlock::new(h, checks, groups, raw_len)));
                 }
-                Ok((h, groups)) => {
+                Ok((h, _, groups)) => {
                     report = self.reports_progress(blocks.len(), payload, &h);
                     results[b] = Some(Ok(vec![0u8; raw_len]));
                     plain_lens[b] = h.chunk_len;
@@ -479,7 +538,7 @@ impl LlmCodec {
                                 // Groups decode in order, batch after batch:
                                 // everything before this one's end is done.
                                 if report {
-                                    super::progress::report(&out[..end]);
+                                    super::progress::report(&out[..end], super::progress::Checked::No);
                                 }
                             }
                             (Err(e), r @ Some(Ok(_))) => *r = Some(Err(e)),
@@ -520,7 +579,7 @@ impl Codec for LlmCodec {
         out.push(match (self.mixing, self.portable) {
             (true, false) => PAYLOAD_MIXED,
             (false, false) => PAYLOAD_PLAIN,
-            (true, true) => PAYLOAD_MIXED_PORTABLE,
+            (true, true) => PAYLOAD_MIXED_CHECKED,
             (false, true) => PAYLOAD_PLAIN_PORTABLE,
         });
         out.push(GROUP as u8);
@@ -529,6 +588,11 @@ impl Codec for LlmCodec {
         out.extend_from_slice(&self.engine_id);
         let streams = if self.mixing {
             out.push(WAVE as u8);
+            if self.portable {
+                for check in wave_checks(raw, self.chunk_len, WAVE) {
+                    out.extend_from_slice(&check.to_le_bytes());
+                }
+            }
             mixed::encode_streams(&chunks, &logits, raw.len(), self.chunk_len, GROUP, WAVE)?
         } else {
             plain::encode_streams(&chunks, &logits, GROUP)?

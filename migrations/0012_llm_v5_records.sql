@@ -1,0 +1,14 @@
+-- llmfs store schema, version 12: llm records may use payload version 5
+-- (the integer model mixed with the in-block models, as version 4, plus a
+-- CRC-32C of each wave but the last, so that a reader can trust a wave's
+-- bytes before the rest of the block is decoded: docs/FORMAT.md, "llm
+-- payload").
+--
+-- No table changes, and never applied on open: a store is raised to
+-- version 12 in the transaction that writes its first version-5 llm
+-- record, which also records the feature `llm-v5` in the volume's feature
+-- set (src/store/features.rs). An llmfs that reads only llm payload
+-- versions 1 to 4 (it knows version 11 at most) then refuses the store
+-- instead of failing reads of those blocks; a store that never held one
+-- keeps its version.
+UPDATE volume SET value = value WHERE 0;
