@@ -69,7 +69,7 @@ fn integer_blocks_decode_on_every_engine_and_every_engine_writes_the_same() {
             for (e, enc) in codecs.iter().enumerate() {
                 let mut payload = Vec::new();
                 enc.encode(&data, &mut payload).unwrap();
-                assert_eq!(payload[0], if mixing { 4 } else { 3 });
+                assert_eq!(payload[0], if mixing { 5 } else { 3 });
                 assert_eq!(payload_portable(&payload), Some(true));
                 match &first {
                     None => first = Some(payload.clone()),
@@ -162,6 +162,43 @@ fn damaged_portable_payloads_are_errors_on_every_engine() {
         if let Ok(out) = decode(&flipped) {
             assert_eq!(out.len(), data.len());
         }
+    }
+}
+
+/// Version 5 is version 4 with a CRC-32C of each wave but the last after
+/// the header: without them (and with version byte 4) the same payload
+/// decodes to the same bytes, so version-4 blocks keep reading; a
+/// checksum that does not match its wave is an error that names the wave.
+#[test]
+fn version_5_is_version_4_with_wave_checksums() {
+    let model = std::fs::read("models/test-int/model.onnx").unwrap();
+    // Context 256, waves of 64 chunks: 16 KiB a wave, so three waves and
+    // two checksums.
+    let data = sample(40_000);
+    let mut v5 = Vec::new();
+    codec(&model, Device::Cpu, 1, true)
+        .encode(&data, &mut v5)
+        .unwrap();
+    assert_eq!(v5[0], 5);
+    let mut v4 = v5.clone();
+    v4.drain(21..29);
+    v4[0] = 4;
+    for (device, threads) in [(Device::Cpu, 1), (Device::Reference, 1)] {
+        let c = codec(&model, device, threads, true);
+        let decode = |p: &[u8]| {
+            let mut out = Vec::new();
+            c.decode(p, data.len(), &mut out).map(|_| out)
+        };
+        assert!(decode(&v5).unwrap() == data, "{device:?}: version 5");
+        assert!(decode(&v4).unwrap() == data, "{device:?}: version 4");
+        for wave in 0..2 {
+            let mut bad = v5.clone();
+            bad[21 + 4 * wave] ^= 0x10;
+            let e = decode(&bad).expect_err("a wrong wave checksum");
+            assert!(e.to_string().contains(&format!("wave {wave}")), "{e}");
+        }
+        // A payload too short for its checksums is an error, not a panic.
+        assert!(decode(&v5[..25]).is_err());
     }
 }
 

@@ -231,7 +231,7 @@ fn a_corrupt_payload_fails_every_waiting_reader() {
 /// The end of an llm record lies in the stream of its last group, which
 /// codes the block's last wave only: damage there leaves the first three
 /// waves intact and their checksums matching.
-fn damage_last_wave(rec: &mut Vec<u8>) {
+fn damage_last_wave(rec: &mut [u8]) {
     let at = rec.len() - 40;
     rec[at] ^= 0x5a;
 }
@@ -240,7 +240,9 @@ fn damage_last_wave(rec: &mut Vec<u8>) {
 fn checked_waves_of_a_block_read_without_early_reads() {
     let dir = tempfile::tempdir().unwrap();
     let data = readme_prose(BS, 6);
-    let (fs, ino) = file_of(dir.path(), &data, CodecId::Llm, false, damage_last_wave);
+    let (fs, ino) = file_of(dir.path(), &data, CodecId::Llm, false, |r| {
+        damage_last_wave(r)
+    });
     // The first three waves matched their checksums: reads inside them are
     // answered from the checked prefix, although the block as a whole
     // fails (so they cannot have waited for it).
@@ -249,7 +251,9 @@ fn checked_waves_of_a_block_read_without_early_reads() {
         assert!(got == data[off..off + len], "{off}+{len}");
     }
     // The last wave's bytes come only with the verified block: EIO.
-    let e = fs.read(ino, 50_000, 4096).expect_err("a damaged wave read back");
+    let e = fs
+        .read(ino, 50_000, 4096)
+        .expect_err("a damaged wave read back");
     assert_eq!(e.errno(), libc::EIO, "{e}");
     assert!(fs.read(ino, 0, BS as u32).is_err());
     assert_eq!(fs.cache_stats().entries, 0, "a corrupt block was cached");
@@ -264,7 +268,9 @@ fn a_wave_that_fails_its_checksum_is_never_handed_out() {
         // matches what the intact streams decode to.
         let damage = |rec: &mut Vec<u8>| rec[RECORD_HEADER_LEN + 21] ^= 1;
         let (fs, ino) = file_of(dir.path(), &data, CodecId::Llm, early, damage);
-        let e = fs.read(ino, 0, 4096).expect_err("a wave that fails its checksum");
+        let e = fs
+            .read(ino, 0, 4096)
+            .expect_err("a wave that fails its checksum");
         assert_eq!(e.errno(), libc::EIO, "{e}");
         assert!(e.to_string().contains("wave 0"), "{e}");
     }

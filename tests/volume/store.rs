@@ -95,7 +95,7 @@ fn version_2_store_stays_open_to_older_builds_until_it_stores_lzma() {
     // A new store is created at the tables' version, with no features.
     assert_eq!(user_version(&dir), TABLES_VERSION);
     assert_eq!(TABLES_VERSION, 2);
-    assert_eq!(SCHEMA_VERSION, 11);
+    assert_eq!(SCHEMA_VERSION, 12);
     assert_eq!(features_row(&dir), None);
 
     let s = create(&dir, 65536).unwrap();
@@ -159,6 +159,18 @@ fn version_2_store_stays_open_to_older_builds_until_it_stores_lzma() {
     .unwrap();
     assert_eq!(user_version(&dir), 4);
     assert_eq!(features_row(&dir).as_deref(), Some("lzma,llm-int8-v1"));
+    // Version 5 (wave checksums) also needs llm-v5 and schema version 12.
+    llm[RECORD_HEADER_LEN] = 5;
+    s.write(Durability::Durable, |m| {
+        m.put_block(2, 2, CodecId::Llm as u8, text.len() as u64, &llm)
+    })
+    .unwrap();
+    assert_eq!(user_version(&dir), 12);
+    assert_eq!(
+        features_row(&dir).as_deref(),
+        Some("lzma,llm-int8-v1,llm-v5")
+    );
+    assert!(!older_build_opens(&dir));
 }
 
 /// A store an llmfs before the feature set raised to version 3 (on its

@@ -72,7 +72,10 @@ fn is_mixed(version: u8) -> bool {
 
 /// The version byte of an llm payload, if it is a known version.
 pub fn payload_version(payload: &[u8]) -> Option<u8> {
-    payload.first().copied().filter(|&v| header_len(v).is_some())
+    payload
+        .first()
+        .copied()
+        .filter(|&v| header_len(v).is_some())
 }
 
 /// Whether an llm payload decodes on every engine of its model (an integer
@@ -538,7 +541,10 @@ impl LlmCodec {
                                 // Groups decode in order, batch after batch:
                                 // everything before this one's end is done.
                                 if report {
-                                    super::progress::report(&out[..end], super::progress::Checked::No);
+                                    super::progress::report(
+                                        &out[..end],
+                                        super::progress::Checked::No,
+                                    );
                                 }
                             }
                             (Err(e), r @ Some(Ok(_))) => *r = Some(Err(e)),
