@@ -32,6 +32,9 @@ pub enum CodecError {
     Engine(String),
     /// Encoding failed (a codec library error).
     Encode { codec: CodecId, detail: String },
+    /// The decode was stopped before its end (`progress::with_cancel`: the
+    /// filesystem is being unmounted); says nothing about the block.
+    Cancelled,
 }
 
 impl fmt::Display for CodecError {
@@ -77,6 +80,7 @@ impl fmt::Display for CodecError {
                 "block was coded by model engine {block}, but the loaded engine is {engine}"
             ),
             CodecError::Engine(d) => write!(f, "model engine: {d}"),
+            CodecError::Cancelled => write!(f, "decode stopped: the volume is being unmounted"),
             CodecError::Encode { codec, detail } => {
                 write!(f, "{} encoding failed: {detail}", codec.name())
             }

@@ -20,6 +20,7 @@
 //! of another engine class (float models) reports nothing.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Receives the decoded prefix of the block (from its first byte), and
@@ -39,6 +40,7 @@ pub enum Checked {
 
 thread_local! {
     static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
+    static CANCEL: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
 }
 
 /// Bytes between two reports of the byte-by-byte decoders (cm).
@@ -59,6 +61,33 @@ pub fn with_sink<R>(sink: Sink, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` with `flag` as this thread's cancellation flag: once it is
+/// set, the slow decoders on this thread stop at their next step (llm:
+/// one model step; cm: 4 KiB) with [`super::CodecError::Cancelled`]. The
+/// filesystem sets it when it is dropped at unmount, so that the decodes
+/// nobody waits for any more (a read-ahead, a read that returned early) do
+/// not hold the store, and with it its lock, for up to a block's decode.
+pub fn with_cancel<R>(flag: Arc<AtomicBool>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Arc<AtomicBool>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let old = self.0.take();
+            CANCEL.with(|c| *c.borrow_mut() = old);
+        }
+    }
+    let _restore = Restore(CANCEL.with(|c| c.borrow_mut().replace(flag)));
+    f()
+}
+
+/// Whether this thread's decode should stop (see [`with_cancel`]).
+pub fn cancelled() -> bool {
+    CANCEL.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+    })
+}
+
 /// Whether a sink listens on this thread (a decoder may skip work that only
 /// a report needs).
 pub fn active() -> bool {
@@ -77,6 +106,19 @@ pub fn report(prefix: &[u8], checked: Checked) {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn cancellation_is_per_thread_and_restored() {
+        let flag = Arc::new(AtomicBool::new(false));
+        assert!(!cancelled());
+        with_cancel(Arc::clone(&flag), || {
+            assert!(!cancelled());
+            flag.store(true, Ordering::Relaxed);
+            assert!(cancelled());
+            assert!(!std::thread::spawn(cancelled).join().unwrap());
+        });
+        assert!(!cancelled());
+    }
 
     #[test]
     fn sink_is_per_thread_and_restored() {

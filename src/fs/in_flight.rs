@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::read_ahead::ReadAhead;
@@ -77,10 +77,13 @@ impl Decoding {
             }
             other => other,
         };
-        decoded.map_err(|source| Error::Corrupt {
-            ino,
-            block: idx,
-            source,
+        decoded.map_err(|source| match source {
+            crate::codec::CodecError::Cancelled => Error::DecodeFailed(source.to_string()),
+            source => Error::Corrupt {
+                ino,
+                block: idx,
+                source,
+            },
         })
     }
 
@@ -119,6 +122,9 @@ pub(super) struct InFlight {
     decodes: Mutex<HashMap<(u64, u64), Arc<Decode>>>,
     started: AtomicU64,
     joined: AtomicU64,
+    /// Set when the filesystem is dropped: the decode threads stop at
+    /// their next step (`progress::with_cancel`).
+    pub(super) cancel: Arc<AtomicBool>,
 }
 
 /// How many decodes of slow blocks ran on decode threads, and how many
@@ -421,8 +427,11 @@ fn decode_block(decoding: Decoding, finish: Finish, epoch: u64) {
         }
     };
     let record = decode.record();
-    progress::with_sink(sink, || {
-        decoding.decode_reading_ahead_then(ino, idx, record, &mut done)
+    let cancel = Arc::clone(&decoding.in_flight.cancel);
+    progress::with_cancel(cancel, || {
+        progress::with_sink(sink, || {
+            decoding.decode_reading_ahead_then(ino, idx, record, &mut done)
+        })
     })
 }
 
@@ -430,10 +439,13 @@ fn decode_block(decoding: Decoding, finish: Finish, epoch: u64) {
 const DROP_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Drop for Fs {
-    /// Waits for the decode threads still running (a read that returned
-    /// early, a block read ahead): they hold the store, and with it its
-    /// lock, which a reopen in this process would otherwise find taken.
+    /// Stops the decode threads still running (a read that returned early,
+    /// a block read ahead) at their next step and waits for them: they
+    /// hold the store, and with it its lock, which a reopen would
+    /// otherwise find taken for up to a block's decode.
     fn drop(&mut self) {
+        // Nobody waits for their results any more.
+        self.in_flight.cancel.store(true, Ordering::Relaxed);
         let start = std::time::Instant::now();
         while Arc::strong_count(&self.store) > 1 {
             if start.elapsed() > DROP_WAIT {

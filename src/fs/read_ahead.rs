@@ -96,10 +96,13 @@ impl Decoding {
         };
         let decode = finish.decode();
         let sink = finish.sink();
+        let cancel = std::sync::Arc::clone(&self.in_flight.cancel);
         let next_data = std::thread::scope(|scope| {
             let h = scope.spawn(|| {
-                progress::with_sink(sink, || {
-                    ahead.decode_block(decode.record(), self.block_size)
+                progress::with_cancel(cancel, || {
+                    progress::with_sink(sink, || {
+                        ahead.decode_block(decode.record(), self.block_size)
+                    })
                 })
             });
             done(self.decode(ino, idx, record));

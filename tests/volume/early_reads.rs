@@ -275,3 +275,35 @@ fn a_wave_that_fails_its_checksum_is_never_handed_out() {
         assert!(e.to_string().contains("wave 0"), "{e}");
     }
 }
+
+#[test]
+fn a_cancelled_decode_stops_with_an_error_that_is_not_corruption() {
+    use llmfs::codec::CodecError;
+    use std::sync::atomic::AtomicBool;
+    for codec in [CodecId::Llm, CodecId::Cm] {
+        let codecs = codecs_for(codec);
+        let data = readme_prose(BS, 8);
+        let record = codecs.encode_block_with(codec, &data).unwrap();
+        let stop = Arc::new(AtomicBool::new(true));
+        let got = progress::with_cancel(stop, || codecs.decode_block(&record, BS));
+        assert_eq!(got, Err(CodecError::Cancelled), "{codec:?}");
+        // Without the flag the same record decodes.
+        assert!(codecs.decode_block(&record, BS).unwrap() == data);
+    }
+}
+
+#[test]
+fn dropping_the_filesystem_stops_its_decode_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = readme_prose(2 * BS, 9);
+    let (fs, ino) = file_of(dir.path(), &data, CodecId::Llm, false, |_| {});
+    // Answered after wave 0 (checked); the decode thread goes on with the
+    // rest of the block and reads block 1 ahead.
+    assert!(fs.read(ino, 0, 4096).unwrap() == data[..4096]);
+    drop(fs);
+    // The decode threads have let go of the store: it opens again, and
+    // the file reads back whole.
+    let store = crate::common::open_store(dir.path(), BS);
+    let fs = Fs::with_codecs(store, FsConfig::default(), codecs_for(CodecId::Llm)).unwrap();
+    assert!(fs.read(ino, 0, data.len() as u32).unwrap() == data);
+}

@@ -202,9 +202,6 @@ impl Codec for DictionaryCmCodec {
 
     fn decode(&self, payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
         self.decode_cm(payload, raw_len, out)
-            .map_err(|e| CodecError::Corrupt {
-                codec: CodecId::Cm,
-                detail: e.to_string(),
-            })
+            .map_err(CmError::into_codec_error)
     }
 }

@@ -23,6 +23,23 @@ pub enum CmError {
     /// The payload was primed with a dictionary whose stored bytes do not
     /// match its SHA-256.
     DamagedDictionary([u8; 32]),
+    /// The decode was stopped (`progress::with_cancel`); the payload may
+    /// be fine.
+    Cancelled,
+}
+
+impl CmError {
+    /// The block-level error: a cancelled decode stays a cancellation,
+    /// everything else means the payload is corrupt.
+    pub fn into_codec_error(self) -> crate::codec::CodecError {
+        match self {
+            CmError::Cancelled => crate::codec::CodecError::Cancelled,
+            e => crate::codec::CodecError::Corrupt {
+                codec: crate::codec::CodecId::Cm,
+                detail: e.to_string(),
+            },
+        }
+    }
 }
 
 pub(super) fn hex(d: &[u8; 32]) -> String {
@@ -56,6 +73,7 @@ impl fmt::Display for CmError {
                  (checksum mismatch)",
                 hex(d)
             ),
+            CmError::Cancelled => write!(f, "decode stopped: the volume is being unmounted"),
         }
     }
 }

@@ -133,8 +133,13 @@ fn decode_with(
             byte = (byte << 1) | bit;
         }
         out.push(byte as u8);
-        if reporting && (i + 1) % super::progress::STEP == 0 {
-            super::progress::report(out, super::progress::Checked::No);
+        if (i + 1) % super::progress::STEP == 0 {
+            if reporting {
+                super::progress::report(out, super::progress::Checked::No);
+            }
+            if super::progress::cancelled() {
+                return Err(CmError::Cancelled);
+            }
         }
     }
     dec.finish()
@@ -262,9 +267,6 @@ impl Codec for CmCodec {
     }
 
     fn decode(&self, payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        decode_payload(payload, raw_len, out).map_err(|e| CodecError::Corrupt {
-            codec: CodecId::Cm,
-            detail: e.to_string(),
-        })
+        decode_payload(payload, raw_len, out).map_err(CmError::into_codec_error)
     }
 }

@@ -291,6 +291,9 @@ fn lockstep(
     let mut state = engine.decoder(seqs).map_err(engine_error)?;
     let mut prev = vec![0u8; seqs];
     for t in 0..longest {
+        if super::progress::cancelled() {
+            return Err(CodecError::Cancelled);
+        }
         let logits = engine
             .step(&mut state, if t == 0 { &[] } else { &prev })
             .map_err(engine_error)?;
