@@ -1,4 +1,4 @@
-# Sourced by the bench scripts that mount a volume (tiers.sh, first_byte.sh,
+# Sourced by the bench scripts that mount a volume (tiers.sh, first_byte.sh, umount_wait.sh,
 # dictionary.sh, archive_workers.sh): `scratch NAME` makes a scratch
 # folder $work holding a mountpoint $mnt, and on exit unmounts $mnt (with
 # $bin, else lazily), runs `scratch_cleanup_more` if the script defines it,
