@@ -780,10 +780,12 @@ fn mount(
         .context("installing signal handlers")?;
     let fuse = FuseFs::new(Arc::clone(&volume.fs), settings.ttl(&at.location));
     let notifier = fuse.notifier_slot();
+    let unmounter = fuse.unmounter_slot();
     // `Session::new` returns after the FUSE handshake: the mount is live.
-    let session = fuser::Session::new(fuse, mountpoint, &config)
+    let mut session = fuser::Session::new(fuse, mountpoint, &config)
         .with_context(|| format!("mounting {}", mountpoint.display()))?;
     let _ = notifier.set(session.notifier());
+    *unmounter.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.unmount_callable());
     log::info!(
         "mounted {} on {} ({} threads)",
         at.location,

@@ -4,14 +4,15 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
     Generation, INodeNo, InitFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags,
     ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, SessionUnmounter, TimeOrNow,
+    WriteFlags,
 };
 
 use crate::error::Error;
@@ -40,6 +41,9 @@ pub struct FuseFs {
     ttl: Duration,
     /// The session's channel for invalidations, once the session exists.
     notifier: Arc<OnceLock<Notifier>>,
+    /// The session's mount, once the session exists: `destroy` lets go of
+    /// it (see there).
+    unmounter: Arc<Mutex<Option<SessionUnmounter>>>,
 }
 
 impl FuseFs {
@@ -48,7 +52,14 @@ impl FuseFs {
             fs,
             ttl,
             notifier: Arc::default(),
+            unmounter: Arc::default(),
         }
+    }
+
+    /// Where the session's unmounter goes once the session is built
+    /// (`fuser::Session::unmount_callable`).
+    pub fn unmounter_slot(&self) -> Arc<Mutex<Option<SessionUnmounter>>> {
+        Arc::clone(&self.unmounter)
     }
 
     /// Where the session's notifier goes once the session is built
@@ -175,6 +186,26 @@ impl Filesystem for FuseFs {
     fn destroy(&mut self) {
         if let Err(e) = self.fs.shutdown() {
             log::error!("writing back at unmount failed: {e}");
+        }
+        // The session ends once the kernel has unmounted (umount, or the
+        // last file closed after a lazy one); fuser would then unmount
+        // again and warn "Failed to umount filesystem: Invalid argument"
+        // at every unmount. Letting go of the mount here ends that; a
+        // mount still attached (a session that ended on an error) is
+        // unmounted, as fuser would have.
+        let unmounter = self
+            .unmounter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(mut u) = unmounter {
+            match u.unmount() {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    log::debug!("the kernel had unmounted already: {e}")
+                }
+                Err(e) => log::warn!("unmounting at the end of the session: {e}"),
+            }
         }
     }
 
