@@ -22,6 +22,7 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::LocalKey;
 
 /// Receives the decoded prefix of the block (from its first byte), and
 /// whether the payload's own checksums vouch for it; called with ever
@@ -46,19 +47,35 @@ thread_local! {
 /// Bytes between two reports of the byte-by-byte decoders (cm).
 pub const STEP: usize = 4096;
 
+/// Runs `f` with `value` in the thread-local `slot`; the previous value
+/// (normally none) is restored after, also when `f` panics.
+fn with_local<T: 'static, R>(
+    slot: &'static LocalKey<RefCell<Option<T>>>,
+    value: T,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore<T: 'static> {
+        slot: &'static LocalKey<RefCell<Option<T>>>,
+        old: Option<T>,
+    }
+    impl<T: 'static> Drop for Restore<T> {
+        fn drop(&mut self) {
+            let old = self.old.take();
+            self.slot.with(|s| *s.borrow_mut() = old);
+        }
+    }
+    let _restore = Restore {
+        slot,
+        old: slot.with(|s| s.borrow_mut().replace(value)),
+    };
+    f()
+}
+
 /// Runs `f` with `sink` receiving the prefixes that decoders on this thread
 /// report; the previous sink (normally none) is restored after, also when
 /// `f` panics.
 pub fn with_sink<R>(sink: Sink, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Sink>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let old = self.0.take();
-            SINK.with(|s| *s.borrow_mut() = old);
-        }
-    }
-    let _restore = Restore(SINK.with(|s| s.borrow_mut().replace(sink)));
-    f()
+    with_local(&SINK, sink, f)
 }
 
 /// Runs `f` with `flag` as this thread's cancellation flag: once it is
@@ -68,15 +85,7 @@ pub fn with_sink<R>(sink: Sink, f: impl FnOnce() -> R) -> R {
 /// nobody waits for any more (a read-ahead, a read that returned early) do
 /// not hold the store, and with it its lock, for up to a block's decode.
 pub fn with_cancel<R>(flag: Arc<AtomicBool>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Arc<AtomicBool>>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let old = self.0.take();
-            CANCEL.with(|c| *c.borrow_mut() = old);
-        }
-    }
-    let _restore = Restore(CANCEL.with(|c| c.borrow_mut().replace(flag)));
-    f()
+    with_local(&CANCEL, flag, f)
 }
 
 /// Whether this thread's decode should stop (see [`with_cancel`]).

@@ -3,7 +3,7 @@
 //! every engine writes the same bytes, and float models' blocks are marked
 //! as not portable.
 
-use llmfs::codec::{payload_portable, Codec, LlmCodec};
+use llmfs::codec::{payload_portable, Codec, CodecError, LlmCodec};
 use llmfs::model::{logits_digest, Device, Engine, EngineOptions};
 
 const INT_MODELS: [&str; 2] = ["models/test-int/model.onnx", "models/default/model.onnx"];
@@ -131,20 +131,29 @@ fn logits_digest_is_the_pinned_one_on_every_engine() {
     }
 }
 
-#[test]
-fn damaged_portable_payloads_are_errors_on_every_engine() {
+/// The integer test model, and the mixed payload it writes for `data`.
+fn test_int_payload(data: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let model = std::fs::read("models/test-int/model.onnx").unwrap();
-    let data = sample(1500);
     let mut payload = Vec::new();
     codec(&model, Device::Cpu, 1, true)
-        .encode(&data, &mut payload)
+        .encode(data, &mut payload)
         .unwrap();
+    (model, payload)
+}
+
+/// Decodes `payload` of `len` bytes with `c`.
+fn decode_with(c: &LlmCodec, payload: &[u8], len: usize) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::new();
+    c.decode(payload, len, &mut out).map(|_| out)
+}
+
+#[test]
+fn damaged_portable_payloads_are_errors_on_every_engine() {
+    let data = sample(1500);
+    let (model, payload) = test_int_payload(&data);
     for (device, threads) in [(Device::Cpu, 1), (Device::Reference, 1)] {
         let c = codec(&model, device, threads, true);
-        let decode = |p: &[u8]| {
-            let mut out = Vec::new();
-            c.decode(p, data.len(), &mut out).map(|_| out)
-        };
+        let decode = |p: &[u8]| decode_with(&c, p, data.len());
         assert!(
             decode(&payload[..payload.len() / 2]).is_err(),
             "{device:?}: truncated"
@@ -171,24 +180,17 @@ fn damaged_portable_payloads_are_errors_on_every_engine() {
 /// checksum that does not match its wave is an error that names the wave.
 #[test]
 fn version_5_is_version_4_with_wave_checksums() {
-    let model = std::fs::read("models/test-int/model.onnx").unwrap();
     // Context 256, waves of 64 chunks: 16 KiB a wave, so three waves and
     // two checksums.
     let data = sample(40_000);
-    let mut v5 = Vec::new();
-    codec(&model, Device::Cpu, 1, true)
-        .encode(&data, &mut v5)
-        .unwrap();
+    let (model, v5) = test_int_payload(&data);
     assert_eq!(v5[0], 5);
     let mut v4 = v5.clone();
     v4.drain(21..29);
     v4[0] = 4;
     for (device, threads) in [(Device::Cpu, 1), (Device::Reference, 1)] {
         let c = codec(&model, device, threads, true);
-        let decode = |p: &[u8]| {
-            let mut out = Vec::new();
-            c.decode(p, data.len(), &mut out).map(|_| out)
-        };
+        let decode = |p: &[u8]| decode_with(&c, p, data.len());
         assert!(decode(&v5).unwrap() == data, "{device:?}: version 5");
         assert!(decode(&v4).unwrap() == data, "{device:?}: version 4");
         for wave in 0..2 {
