@@ -50,9 +50,12 @@ fn detached_mount_then_llmfs_umount_flushes() {
         text.contains(&format!("logical bytes  {}", data.len())),
         "{text}"
     );
-    assert!(std::fs::read_to_string(store.join("llmfs.log"))
-        .unwrap()
-        .contains("mounted"));
+    let log = std::fs::read_to_string(store.join("llmfs.log")).unwrap();
+    assert!(log.contains("mounted"), "{log}");
+    // An unmount is no warning (fuser used to unmount again after the
+    // kernel had, and warn "Failed to umount filesystem").
+    assert!(log.contains("unmounted"), "{log}");
+    assert!(!log.contains("WARN") && !log.contains("ERROR"), "{log}");
 }
 
 #[test]
