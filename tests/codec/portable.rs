@@ -201,6 +201,13 @@ fn version_5_is_version_4_with_wave_checksums() {
         }
         // A payload too short for its checksums is an error, not a panic.
         assert!(decode(&v5[..25]).is_err());
+        // A wave of no chunks is an error, not a decode that never ends
+        // (nor a division by zero), in version 5 and in version 4.
+        for mut p in [v5.clone(), v4.clone()] {
+            p[20] = 0;
+            let e = decode(&p).expect_err("a wave of 0 chunks");
+            assert!(e.to_string().contains("wave 0"), "{e}");
+        }
     }
 }
 

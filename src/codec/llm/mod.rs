@@ -35,7 +35,7 @@
 //! 4   [u8;8]  model id (first 8 bytes of the model file's sha256)
 //! 12  [u8;8]  engine fingerprint id (versions 1, 2: model, runtime, provider,
 //!             CPU class; versions 3 to 5: model and integer semantics only)
-//! 20  u8      versions 2, 4 and 5 only: chunks per wave W (a multiple of G, <= 64)
+//! 20  u8      versions 2, 4 and 5 only: chunks per wave W (a non-zero multiple of G, <= 64)
 //! 21  [u32]   version 5 only: CRC-32C of each wave's bytes but the last
 //!             (ceil(ceil(raw_len / C) / W) - 1 of them)
 //! ..  LEB128  byte length of each group stream but the last
@@ -144,10 +144,12 @@ impl LlmHeader {
             },
         };
         // A group, and a wave, is decoded as one batch: bound it (and with
-        // it the decoder's cache memory) whatever the payload says.
+        // it the decoder's cache memory) whatever the payload says. A wave
+        // of no chunks would never advance the decode.
         if h.group == 0
             || h.group > DECODE_BATCH
             || h.chunk_len == 0
+            || h.wave == 0
             || h.wave > DECODE_BATCH
             || h.wave % h.group != 0
         {
