@@ -1,6 +1,8 @@
 //! Arbitrary bytes as a block record, decoded with every codec including
-//! the llm codec (the committed test model): must return an error or the
-//! verified bytes, never panic, hang or allocate beyond the block size.
+//! the llm codec (the committed test models: the float one, payload
+//! versions 1 and 2, and the integer one, versions 3 to 5): must return an
+//! error or the verified bytes, never panic, hang or allocate beyond the
+//! block size.
 //!
 //!   cargo fuzz run decode_block      (from the repository root)
 #![no_main]
@@ -14,9 +16,12 @@ use llmfs::model::EngineOptions;
 fn codecs() -> &'static CodecSet {
     static SET: OnceLock<CodecSet> = OnceLock::new();
     SET.get_or_init(|| {
-        let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/test/model.onnx"))
-            .expect("models/test/model.onnx");
-        let llm = LlmCodec::load(&model, &EngineOptions::default()).expect("test model");
+        let load = |name: &str| {
+            let path = format!("{}/../models/{name}/model.onnx", env!("CARGO_MANIFEST_DIR"));
+            let model = std::fs::read(&path).expect("a committed test model");
+            LlmCodec::load(&model, &EngineOptions::default()).expect("test model")
+        };
+        let llm = load("test").with_decoders(vec![Arc::new(load("test-int"))]);
         CodecSet::with_llm(Some(Arc::new(llm)))
     })
 }

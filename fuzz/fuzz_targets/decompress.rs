@@ -11,13 +11,20 @@ use llmfs::codec::{CodecSet, LlmCodec};
 use llmfs::container;
 use llmfs::model::EngineOptions;
 
+/// Codec sets of the two committed test models: the float one (llm
+/// payload versions 1 and 2) and the integer one (versions 3 to 5).
 fn codecs() -> &'static [CodecSet] {
     static SET: OnceLock<Vec<CodecSet>> = OnceLock::new();
     SET.get_or_init(|| {
-        let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/test/model.onnx"))
-            .expect("models/test/model.onnx");
-        let llm = LlmCodec::load(&model, &EngineOptions::default()).expect("test model");
-        vec![CodecSet::with_llm(Some(Arc::new(llm)))]
+        ["test", "test-int"]
+            .iter()
+            .map(|name| {
+                let path = format!("{}/../models/{name}/model.onnx", env!("CARGO_MANIFEST_DIR"));
+                let model = std::fs::read(&path).expect("a committed test model");
+                let llm = LlmCodec::load(&model, &EngineOptions::default()).expect("test model");
+                CodecSet::with_llm(Some(Arc::new(llm)))
+            })
+            .collect()
     })
 }
 

@@ -343,3 +343,27 @@ mod convert {
         assert!(ok, "{out}");
     }
 }
+
+/// The fuzz seeds of llm payload version 5 (a block record, and a
+/// container of a 20,000-byte block with one wave checksum) decode with the
+/// integer test model: the fuzzer starts from valid inputs.
+#[test]
+fn version_5_fuzz_seeds_decode() {
+    use llmfs::codec::CodecSet;
+    let model = std::fs::read("models/test-int/model.onnx").unwrap();
+    let set = CodecSet::with_llm(Some(std::sync::Arc::new(codec(
+        &model,
+        Device::Cpu,
+        1,
+        true,
+    ))));
+    let record = std::fs::read("fuzz/seeds/decode_block/seed-llm-v5").unwrap();
+    assert_eq!(record[llmfs::codec::RECORD_HEADER_LEN], 5);
+    assert_eq!(set.decode_block(&record, 4096).unwrap().len(), 4000);
+    let file = std::fs::read("fuzz/seeds/decompress/seed-llm-v5").unwrap();
+    let mut input = std::io::Cursor::new(&file[..]);
+    let header = llmfs::container::read_header(&mut input).unwrap();
+    let mut out = Vec::new();
+    llmfs::container::decompress(&[set], &header, &mut input, &mut out, |_| {}).unwrap();
+    assert_eq!(out.len(), 20_000);
+}
