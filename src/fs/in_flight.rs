@@ -330,6 +330,13 @@ impl Fs {
         }
     }
 
+    /// Stops the decode threads of slow blocks at their next step: called
+    /// at unmount (when the filesystem is dropped), after which a read
+    /// that needs such a decode fails with EIO ("decode stopped").
+    pub fn stop_decodes(&self) {
+        self.in_flight.cancel.store(true, Ordering::Relaxed);
+    }
+
     /// Counters of the decodes shared between readers.
     pub fn shared_decode_stats(&self) -> SharedDecodeStats {
         SharedDecodeStats {
@@ -445,7 +452,7 @@ impl Drop for Fs {
     /// otherwise find taken for up to a block's decode.
     fn drop(&mut self) {
         // Nobody waits for their results any more.
-        self.in_flight.cancel.store(true, Ordering::Relaxed);
+        self.stop_decodes();
         let start = std::time::Instant::now();
         while Arc::strong_count(&self.store) > 1 {
             if start.elapsed() > DROP_WAIT {

@@ -307,3 +307,18 @@ fn dropping_the_filesystem_stops_its_decode_threads() {
     let fs = Fs::with_codecs(store, FsConfig::default(), codecs_for(CodecId::Llm)).unwrap();
     assert!(fs.read(ino, 0, data.len() as u32).unwrap() == data);
 }
+
+#[test]
+fn decode_threads_see_the_stop_the_filesystem_gives() {
+    // The flag `Fs::stop_decodes` sets (as dropping the filesystem does)
+    // reaches the decode thread: a decode started after it stops at its
+    // first step, and the read fails as stopped, not as corrupt.
+    let dir = tempfile::tempdir().unwrap();
+    let data = readme_prose(BS, 10);
+    let (fs, ino) = file_of(dir.path(), &data, CodecId::Llm, false, |_| {});
+    fs.stop_decodes();
+    let e = fs.read(ino, 0, 4096).expect_err("a stopped decode");
+    assert_eq!(e.errno(), libc::EIO, "{e}");
+    assert!(e.to_string().contains("decode stopped"), "{e}");
+    assert!(!e.to_string().contains("corrupt"), "{e}");
+}

@@ -154,13 +154,11 @@ impl MatchModel {
     /// leading 1, `bitpos` their count.
     #[inline]
     pub fn predict(&mut self, c0: u32, bitpos: u32, out: &mut [i32]) {
-        if self.expected == 0 || self.expected >> (8 - bitpos) != c0 {
+        let Some(bit) = expected_bit(self.expected, c0, bitpos) else {
             self.expected = 0;
-            out[0] = 0;
-            out[1] = 0;
+            out[..2].fill(0);
             return;
-        }
-        let bit = (self.expected >> (7 - bitpos)) & 1;
+        };
         self.slot = if self.miss == 0 {
             bucket(self.len)
         } else {
@@ -173,11 +171,18 @@ impl MatchModel {
 
     #[inline]
     pub fn update(&mut self, c0: u32, bitpos: u32, bit: u32) {
-        if self.expected != 0 && self.expected >> (8 - bitpos) == c0 {
-            let expected = (self.expected >> (7 - bitpos)) & 1;
+        if let Some(expected) = expected_bit(self.expected, c0, bitpos) {
             train(&mut self.hits[self.slot], u32::from(expected == bit), 1023);
         }
     }
+}
+
+/// The bit at `bitpos` of the byte a model predicts (`expected`, behind a
+/// leading 1; 0 when it predicts nothing), while the byte's bits so far
+/// (`c0`, behind a leading 1) still agree with it.
+#[inline]
+pub(super) fn expected_bit(expected: u32, c0: u32, bitpos: u32) -> Option<u32> {
+    (expected != 0 && expected >> (8 - bitpos) == c0).then(|| (expected >> (7 - bitpos)) & 1)
 }
 
 /// A model's two mixer inputs for a predicted `bit`: its confidence `st`

@@ -17,7 +17,7 @@
 //! in the last line with the same key (first non-empty field), and mixers
 //! that leave their weights after a small error.
 
-use super::matcher::{signed_inputs, MatchModel};
+use super::matcher::{expected_bit, signed_inputs, MatchModel};
 use super::mixer::{Mixer, ONE};
 use super::slots::Slots;
 use super::state::{self, entry, train, StateMap, StateTable};
@@ -85,21 +85,18 @@ impl ColumnModel {
     /// growing with the run `run`, signed by the predicted bit; zeros
     /// when it predicts nothing.
     fn predict(&mut self, c0: u32, bitpos: u32, field_eq: bool, run: u32, out: &mut [i32]) {
-        if self.expected == 0 || self.expected >> (8 - bitpos) != c0 {
+        let Some(bit) = expected_bit(self.expected, c0, bitpos) else {
             self.expected = 0;
-            out[0] = 0;
-            out[1] = 0;
+            out[..2].fill(0);
             return;
-        }
-        let bit = (self.expected >> (7 - bitpos)) & 1;
+        };
         self.slot = (usize::from(field_eq) * 16 + run.min(15) as usize) * 2 + bit as usize;
         let st = stretch(self.hits[self.slot] >> 16);
         signed_inputs(bit, st, (run.min(16) as i32) * 16, out);
     }
 
     fn update(&mut self, c0: u32, bitpos: u32, bit: u32) {
-        if self.expected != 0 && self.expected >> (8 - bitpos) == c0 {
-            let e = (self.expected >> (7 - bitpos)) & 1;
+        if let Some(e) = expected_bit(self.expected, c0, bitpos) {
             train(&mut self.hits[self.slot], u32::from(e == bit), 1023);
         }
     }
