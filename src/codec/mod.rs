@@ -24,7 +24,7 @@ pub use lzma_codec::LzmaCodec;
 pub use media::MediaCodec;
 pub use raw::RawCodec;
 pub use record::{decode_record, encode_record, RecordHeader, RECORD_HEADER_LEN};
-pub use select::{record_codec, CodecSet};
+pub use select::{record_codec, record_dictionary, CodecSet};
 pub use zstd_codec::ZstdCodec;
 
 /// Declares [`CodecId`] and everything derived from the list of codecs: the

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::cm::{Dictionaries, DictionaryCmCodec};
+use super::llm::DictionaryLlmCodec;
 use super::record::{decode_record, encode_record, RECORD_HEADER_LEN};
 use super::{
     CmCodec, Codec, CodecError, CodecId, LlmCodec, LzmaCodec, MediaCodec, RawCodec, ZstdCodec,
@@ -39,6 +40,9 @@ pub struct CodecSet {
     /// others.
     media: MediaCodec,
     llm: Option<Arc<LlmCodec>>,
+    /// The llm codec with the volume's dictionaries, when it has both: it
+    /// then codes and decodes every llm record in place of `llm`.
+    llm_dicts: Option<DictionaryLlmCodec>,
 }
 
 impl Default for CodecSet {
@@ -52,6 +56,7 @@ impl Default for CodecSet {
             cm_dicts: None,
             media: MediaCodec,
             llm: None,
+            llm_dicts: None,
         }
     }
 }
@@ -64,9 +69,14 @@ impl CodecSet {
         }
     }
 
-    /// Codes cm records with `dicts` (a volume's dictionaries, shared by
-    /// its codec sets): new ones primed with the current dictionary.
+    /// Codes cm and llm records with `dicts` (a volume's dictionaries,
+    /// shared by its codec sets): new ones primed with the current
+    /// dictionary.
     pub fn with_dictionaries(mut self, dicts: Arc<Dictionaries>) -> Self {
+        self.llm_dicts = self
+            .llm
+            .as_ref()
+            .map(|llm| DictionaryLlmCodec::new(Arc::clone(llm), Arc::clone(&dicts)));
         self.cm_dicts = Some(DictionaryCmCodec::new(dicts));
         self
     }
@@ -84,7 +94,10 @@ impl CodecSet {
         match id {
             CodecId::Raw => Some(&self.raw),
             CodecId::Zstd => Some(&self.zstd),
-            CodecId::Llm => self.llm.as_deref().map(|c| c as &dyn Codec),
+            CodecId::Llm => match &self.llm_dicts {
+                Some(c) => Some(c as &dyn Codec),
+                None => self.llm.as_deref().map(|c| c as &dyn Codec),
+            },
             CodecId::Lzma => Some(&self.lzma),
             CodecId::Cm => Some(match &self.cm_dicts {
                 Some(c) => c as &dyn Codec,
@@ -123,7 +136,8 @@ impl CodecSet {
         let (mut best, incompressible) = self.smallest_model_free(raw)?;
         match &self.llm {
             Some(llm) if llm.can_encode() && !incompressible && !raw.is_empty() => {
-                match encode_record(llm.as_ref(), raw) {
+                let codec = self.get(CodecId::Llm).unwrap_or(llm.as_ref());
+                match encode_record(codec, raw) {
                     // Ties keep the faster-decoding codec.
                     Ok(rec) if rec.len() < best.len() => best = rec,
                     Ok(_) => {}
@@ -177,6 +191,16 @@ impl CodecSet {
 /// The codec a record was written with, from its header byte.
 pub fn record_codec(record: &[u8]) -> Option<CodecId> {
     record.get(1).and_then(|&b| CodecId::from_u8(b))
+}
+
+/// The dictionary a record was primed with (a cm or llm record), if it was.
+pub fn record_dictionary(record: &[u8]) -> Option<[u8; 32]> {
+    let payload = record.get(RECORD_HEADER_LEN..)?;
+    match record_codec(record)? {
+        CodecId::Cm => super::cm::payload_dictionary(payload),
+        CodecId::Llm => super::llm::payload_dictionary(payload),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -87,21 +87,15 @@ impl Decoding {
         })
     }
 
-    /// For a cm record primed with a dictionary this mount does not know
-    /// (an archive worker on another machine built it after the mount
+    /// For a cm or llm record primed with a dictionary this mount does not
+    /// know (an archive worker on another machine built it after the mount
     /// loaded the volume's): loads the volume's dictionaries again and says
     /// whether it now knows that one, so the record is worth decoding again.
     fn learn_dictionary_of(&self, record: &[u8]) -> bool {
         let Some(dicts) = self.codecs.dictionaries() else {
             return false;
         };
-        if crate::codec::record_codec(record) != Some(crate::codec::CodecId::Cm) {
-            return false;
-        }
-        let payload = record
-            .get(crate::codec::RECORD_HEADER_LEN..)
-            .unwrap_or_default();
-        let Some(digest) = crate::codec::cm::payload_dictionary(payload) else {
+        let Some(digest) = crate::codec::record_dictionary(record) else {
             return false;
         };
         if dicts.contains(&digest) {

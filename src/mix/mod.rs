@@ -113,9 +113,13 @@ fn table_p1(table: &FreqTable, c0: u32, bitpos: u32) -> u32 {
 /// The adaptive state of one block being coded.
 pub struct Predictor {
     chunk_len: usize,
-    /// The block, filled in as bytes are coded.
+    /// A primed predictor's dictionary, cut into chunks (each padded to
+    /// `chunk_len`), then the block, filled in as bytes are coded.
     data: Vec<u8>,
-    /// Bytes coded so far, per chunk.
+    /// Where the block starts in `data`: a whole number of chunks.
+    offset: usize,
+    /// Bytes known so far, per chunk of `data` (a dictionary chunk's are
+    /// all its bytes).
     done: Vec<usize>,
     orders: ContextModels,
     matcher: MatchModel,
@@ -139,6 +143,7 @@ impl Predictor {
         Predictor {
             chunk_len,
             data: vec![0; block_len],
+            offset: 0,
             done: vec![0; block_len.div_ceil(chunk_len)],
             orders: ContextModels::new(block_len),
             matcher: MatchModel::new(block_len, chunk_len),
@@ -149,6 +154,59 @@ impl Predictor {
         }
     }
 
+    /// A predictor for a block of `block_len` bytes primed with
+    /// `dictionary` (llm payload version 6): the dictionary, cut into
+    /// chunks of `chunk_len` as a block is, is learnt by the context
+    /// models and the match model as if it were coded ahead of the block,
+    /// in order, chunk after chunk. The mixers and the adaptive
+    /// probability maps start as they do unprimed: training them would
+    /// need the transformer's predictions for the dictionary. The context
+    /// tables are sized for the block alone (the unprimed size: a primed
+    /// block decodes in the same memory); the match model reaches every
+    /// dictionary byte.
+    pub fn primed(dictionary: &[u8], block_len: usize, chunk_len: usize) -> Predictor {
+        let mut p = Predictor::new(block_len, chunk_len);
+        let c = p.chunk_len;
+        let dict_chunks = dictionary.len().div_ceil(c);
+        let offset = dict_chunks * c;
+        let mut data = vec![0; offset + block_len];
+        data[..dictionary.len()].copy_from_slice(dictionary);
+        p.data = data;
+        p.offset = offset;
+        p.done = vec![0; dict_chunks + block_len.div_ceil(c)];
+        p.matcher = MatchModel::new(offset + block_len, c);
+        for (k, chunk) in dictionary.chunks(c).enumerate() {
+            for (pos, &byte) in chunk.iter().enumerate() {
+                p.learn_byte(k, pos, byte);
+            }
+        }
+        p
+    }
+
+    /// Learns `byte` at `pos` of chunk `chunk` of `data` without coding it:
+    /// the context models' and match model's updates of
+    /// [`Predictor::code_byte`], in the same order.
+    fn learn_byte(&mut self, chunk: usize, pos: usize, byte: u8) {
+        let start = chunk * self.chunk_len;
+        self.orders.begin_byte(&self.data[start..start + pos]);
+        let done = &self.done;
+        self.matcher.begin_byte(chunk, pos, &self.data, |c| {
+            done.get(c).copied().unwrap_or(0)
+        });
+        let mut x = [0i32; MODELS];
+        let mut c0 = 1u32;
+        for bitpos in 0..8 {
+            let bit = u32::from(byte >> (7 - bitpos)) & 1;
+            self.orders.predict(c0, &mut x);
+            self.matcher.predict(c0, bitpos);
+            self.orders.update(bit);
+            self.matcher.update(bit);
+            c0 = (c0 << 1) | bit;
+        }
+        self.done[chunk] += 1;
+        self.matcher.end_byte(chunk, pos, &self.data);
+    }
+
     /// Codes the next byte of `chunk`, whose distribution under the
     /// transformer is `table`, and returns it.
     pub fn code_byte<C: BitCoder>(
@@ -157,8 +215,11 @@ impl Predictor {
         table: &FreqTable,
         coder: &mut C,
     ) -> Result<u8, CoderError> {
+        let chunk = chunk + self.offset / self.chunk_len;
         let start = chunk * self.chunk_len;
-        let pos = self.done[chunk];
+        let Some(&pos) = self.done.get(chunk) else {
+            return Err(CoderError::Corrupt);
+        };
         if pos >= self.chunk_len || start + pos >= self.data.len() || table.symbols() != 256 {
             return Err(CoderError::Corrupt);
         }
@@ -212,11 +273,12 @@ impl Predictor {
 
     /// The block as coded so far (bytes not coded yet are zeros).
     pub fn block(&self) -> &[u8] {
-        &self.data
+        &self.data[self.offset..]
     }
 
     /// The block as coded so far.
-    pub fn into_block(self) -> Vec<u8> {
+    pub fn into_block(mut self) -> Vec<u8> {
+        self.data.drain(..self.offset);
         self.data
     }
 }

@@ -34,7 +34,24 @@ fn order(len: usize, chunk: usize, wave: usize) -> Vec<(usize, usize)> {
 }
 
 fn encode(block: &[u8], chunk: usize, wave: usize, table: &FreqTable) -> Vec<u8> {
-    let mut p = Predictor::new(block.len(), chunk);
+    encode_primed(None, block, chunk, wave, table)
+}
+
+fn predictor(dictionary: Option<&[u8]>, len: usize, chunk: usize) -> Predictor {
+    match dictionary {
+        Some(d) => Predictor::primed(d, len, chunk),
+        None => Predictor::new(len, chunk),
+    }
+}
+
+fn encode_primed(
+    dictionary: Option<&[u8]>,
+    block: &[u8],
+    chunk: usize,
+    wave: usize,
+    table: &FreqTable,
+) -> Vec<u8> {
+    let mut p = predictor(dictionary, block.len(), chunk);
     let mut enc = Encoder::new();
     for (c, t) in order(block.len(), chunk, wave) {
         let byte = block[c * chunk + t];
@@ -49,7 +66,18 @@ fn encode(block: &[u8], chunk: usize, wave: usize, table: &FreqTable) -> Vec<u8>
 }
 
 fn decode(stream: &[u8], len: usize, chunk: usize, wave: usize, table: &FreqTable) -> Vec<u8> {
-    let mut p = Predictor::new(len, chunk);
+    decode_primed(None, stream, len, chunk, wave, table)
+}
+
+fn decode_primed(
+    dictionary: Option<&[u8]>,
+    stream: &[u8],
+    len: usize,
+    chunk: usize,
+    wave: usize,
+    table: &FreqTable,
+) -> Vec<u8> {
+    let mut p = predictor(dictionary, len, chunk);
     let mut dec = Decoder::new(stream);
     for (c, _) in order(len, chunk, wave) {
         p.code_byte(c, table, &mut dec).unwrap();
@@ -151,5 +179,45 @@ fn golden_stream() {
         (stream.len(), digest.as_str()),
         (4391, "692b399e7df43700"),
         "predictor output changed"
+    );
+}
+
+/// A primed predictor (llm payload version 6) decodes what it encoded, for
+/// dictionaries that end mid-chunk, are empty or shorter than a chunk; a
+/// dictionary holding the block's phrases makes it much smaller; and the
+/// primed stream of a fixed input is pinned like the unprimed one.
+#[test]
+fn primed_round_trips_and_learns_from_the_dictionary() {
+    use sha2::{Digest, Sha256};
+    let table = text_table();
+    let block = repetitive_text(20_000);
+    let dictionary = repetitive_text(9_001);
+    for dict in [&dictionary[..], &[], &dictionary[..100], &lcg(3000, 2)] {
+        for &(chunk, wave) in &[(256, 64), (7, 3), (1, 1)] {
+            let stream = encode_primed(Some(dict), &block, chunk, wave, &table);
+            let back = decode_primed(Some(dict), &stream, block.len(), chunk, wave, &table);
+            assert!(back == block, "dictionary {} chunk {chunk}", dict.len());
+        }
+    }
+    // Unprimed, the block's first chunks pay for every phrase once.
+    let short = &block[..4096];
+    let plain = encode(short, 256, 64, &table).len();
+    let primed = encode_primed(Some(&dictionary), short, 256, 64, &table).len();
+    assert!(primed * 2 < plain, "primed {primed} bytes, plain {plain}");
+    // The wrong dictionary does not decode the block.
+    let stream = encode_primed(Some(&dictionary), short, 256, 64, &table);
+    let mut p = Predictor::primed(&dictionary[1..], 4096, 256);
+    let mut dec = Decoder::new(&stream);
+    let coded: Result<(), CoderError> = order(4096, 256, 64)
+        .into_iter()
+        .try_for_each(|(c, _)| p.code_byte(c, &table, &mut dec).map(drop));
+    assert!(coded.is_err() || dec.finish().is_err() || p.block() != short);
+
+    let stream = encode_primed(Some(&dictionary), &block, 256, 64, &table);
+    let digest = crate::model::hex(&Sha256::digest(&stream)[..8]);
+    assert_eq!(
+        (stream.len(), digest.as_str()),
+        (543, "5a8d8d3b5af9cb45"),
+        "primed predictor output changed"
     );
 }

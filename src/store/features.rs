@@ -41,10 +41,14 @@ pub enum Feature {
     /// llm records of payload version 5 (an integer model's, with a
     /// checksum per wave: docs/FORMAT.md, "llm payload").
     LlmV5,
+    /// llm records of payload version 6 (version 5 primed with a volume
+    /// dictionary), which only a reader of the `dictionaries` table that
+    /// primes llm blocks can decode.
+    LlmDictionary,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 10] = [
+    pub const ALL: [Feature; 11] = [
         Feature::Lzma,
         Feature::PortableLlm,
         Feature::Cm,
@@ -55,6 +59,7 @@ impl Feature {
         Feature::CmV3,
         Feature::MediaV3,
         Feature::LlmV5,
+        Feature::LlmDictionary,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +74,7 @@ impl Feature {
             Feature::CmV3 => "cm-v3",
             Feature::MediaV3 => "media-v3",
             Feature::LlmV5 => "llm-v5",
+            Feature::LlmDictionary => "llm-dictionary",
         }
     }
 
@@ -91,6 +97,7 @@ impl Feature {
             Feature::CmV3 => 10,
             Feature::MediaV3 => 11,
             Feature::LlmV5 => 12,
+            Feature::LlmDictionary => 13,
         }
     }
 
@@ -106,10 +113,10 @@ impl Feature {
             if crate::codec::payload_portable(payload) == Some(true) {
                 out.push(Feature::PortableLlm);
             }
-            if crate::codec::llm::payload_version(payload)
-                == Some(crate::codec::llm::PAYLOAD_MIXED_CHECKED)
-            {
-                out.push(Feature::LlmV5);
+            match crate::codec::llm::payload_version(payload) {
+                Some(crate::codec::llm::PAYLOAD_MIXED_CHECKED) => out.push(Feature::LlmV5),
+                Some(crate::codec::llm::PAYLOAD_MIXED_PRIMED) => out.push(Feature::LlmDictionary),
+                _ => {}
             }
             return out;
         }
@@ -264,9 +271,11 @@ mod tests {
 
     #[test]
     fn llm_payload_versions() {
-        use crate::codec::llm::{PAYLOAD_MIXED_CHECKED, PAYLOAD_MIXED_PORTABLE};
+        use crate::codec::llm::{
+            PAYLOAD_MIXED_CHECKED, PAYLOAD_MIXED_PORTABLE, PAYLOAD_MIXED_PRIMED,
+        };
         let llm = CodecId::Llm as u8;
-        let mut record = vec![0u8; crate::codec::RECORD_HEADER_LEN + 21];
+        let mut record = vec![0u8; crate::codec::RECORD_HEADER_LEN + 53];
         let at = crate::codec::RECORD_HEADER_LEN;
         for (v, want) in [
             (1, vec![]),
@@ -277,7 +286,11 @@ mod tests {
                 PAYLOAD_MIXED_CHECKED,
                 vec![Feature::PortableLlm, Feature::LlmV5],
             ),
-            (6, vec![]),
+            (
+                PAYLOAD_MIXED_PRIMED,
+                vec![Feature::PortableLlm, Feature::LlmDictionary],
+            ),
+            (7, vec![]),
         ] {
             record[at] = v;
             assert_eq!(Feature::of_record(llm, &record), want, "version {v}");
@@ -287,6 +300,12 @@ mod tests {
                 .unwrap()
                 .schema_version(2),
             12
+        );
+        assert_eq!(
+            FeatureSet::parse("llm-int8-v1,llm-v5,llm-dictionary")
+                .unwrap()
+                .schema_version(2),
+            13
         );
     }
 

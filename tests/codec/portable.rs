@@ -367,3 +367,92 @@ fn version_5_fuzz_seeds_decode() {
     llmfs::container::decompress(&[set], &header, &mut input, &mut out, |_| {}).unwrap();
     assert_eq!(out.len(), 20_000);
 }
+
+/// Version 6: the in-block models primed with a volume dictionary. A codec
+/// with the volume's dictionaries writes it once the volume has a current
+/// dictionary; every engine writes the same bytes and decodes them; the
+/// primed block is smaller when the dictionary holds its phrases; a reader
+/// without the dictionary, or with a damaged copy of it, gets an error
+/// that says so, never other bytes.
+#[test]
+fn version_6_is_primed_with_the_volume_dictionary() {
+    use llmfs::codec::cm::{Dictionaries, StoredDictionary};
+    use llmfs::codec::llm::DictionaryLlmCodec;
+    use std::sync::Arc;
+
+    let data = sample(20_000);
+    // Lines of the same template as the block's, other numbers.
+    let dictionary = crate::common::text(30_000, 7_000);
+    let stored = StoredDictionary::of(&dictionary);
+    let digest = stored.digest;
+    let dicts = Arc::new(Dictionaries::new());
+    dicts.insert(stored.clone());
+    let model = std::fs::read("models/test-int/model.onnx").unwrap();
+    let mut payloads = Vec::new();
+    for (device, threads) in [(Device::Cpu, 1), (Device::Reference, 1)] {
+        let llm = Arc::new(codec(&model, device, threads, true));
+        let primed = DictionaryLlmCodec::new(Arc::clone(&llm), Arc::clone(&dicts));
+        // No current dictionary yet: version 5.
+        dicts.set_current(None);
+        let mut v5 = Vec::new();
+        primed.encode(&data, &mut v5).unwrap();
+        assert_eq!(v5[0], 5);
+        dicts.set_current(Some(digest));
+        let mut v6 = Vec::new();
+        primed.encode(&data, &mut v6).unwrap();
+        assert_eq!(v6[0], 6);
+        assert_eq!(&v6[21..53], &digest);
+        assert!(
+            v6.len() * 10 < v5.len() * 9,
+            "{device:?}: primed {} bytes, unprimed {}",
+            v6.len(),
+            v5.len()
+        );
+        let mut out = Vec::new();
+        primed.decode(&v6, data.len(), &mut out).unwrap();
+        assert!(out == data, "{device:?}: version 6 round trip");
+        // The plain codec knows no dictionary.
+        let e = decode_with(&llm, &v6, data.len()).expect_err("needs the dictionary");
+        assert!(e.to_string().contains("needs dictionary"), "{e}");
+        // A wrong wave checksum is still found (after the digest).
+        let mut bad = v6.clone();
+        bad[53] ^= 0x10;
+        let e = primed
+            .decode(&bad, data.len(), &mut Vec::new())
+            .expect_err("a wrong wave checksum");
+        assert!(e.to_string().contains("wave 0"), "{e}");
+        // A payload cut inside the digest is an error, not a panic.
+        assert!(primed
+            .decode(&v6[..40], data.len(), &mut Vec::new())
+            .is_err());
+        payloads.push(v6);
+    }
+    assert_eq!(
+        payloads[0], payloads[1],
+        "every engine writes the same bytes"
+    );
+
+    let llm = Arc::new(codec(&model, Device::Cpu, 1, true));
+    // A volume that does not hold the dictionary.
+    let without = DictionaryLlmCodec::new(Arc::clone(&llm), Arc::new(Dictionaries::new()));
+    let e = without
+        .decode(&payloads[0], data.len(), &mut Vec::new())
+        .expect_err("a missing dictionary");
+    assert!(e.to_string().contains("does not hold"), "{e}");
+    // A volume whose stored dictionary is damaged.
+    let mut damaged = stored.clone();
+    let at = damaged.payload.len() / 2;
+    damaged.payload[at] ^= 0x40;
+    let dicts = Arc::new(Dictionaries::new());
+    dicts.insert(damaged);
+    let with_damaged = DictionaryLlmCodec::new(Arc::clone(&llm), Arc::clone(&dicts));
+    let e = with_damaged
+        .decode(&payloads[0], data.len(), &mut Vec::new())
+        .expect_err("a damaged dictionary");
+    assert!(e.to_string().contains("damaged"), "{e}");
+    // Encoding with a damaged current dictionary codes without one.
+    dicts.set_current(Some(digest));
+    let mut p = Vec::new();
+    with_damaged.encode(&data, &mut p).unwrap();
+    assert_eq!(p[0], 5);
+}

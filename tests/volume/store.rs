@@ -95,7 +95,7 @@ fn version_2_store_stays_open_to_older_builds_until_it_stores_lzma() {
     // A new store is created at the tables' version, with no features.
     assert_eq!(user_version(&dir), TABLES_VERSION);
     assert_eq!(TABLES_VERSION, 2);
-    assert_eq!(SCHEMA_VERSION, 12);
+    assert_eq!(SCHEMA_VERSION, 13);
     assert_eq!(features_row(&dir), None);
 
     let s = create(&dir, 65536).unwrap();
@@ -171,6 +171,18 @@ fn version_2_store_stays_open_to_older_builds_until_it_stores_lzma() {
         Some("lzma,llm-int8-v1,llm-v5")
     );
     assert!(!older_build_opens(&dir));
+    // Version 6 (primed with a volume dictionary) needs llm-dictionary and
+    // schema version 13.
+    llm[RECORD_HEADER_LEN] = 6;
+    s.write(Durability::Durable, |m| {
+        m.put_block(2, 3, CodecId::Llm as u8, text.len() as u64, &llm)
+    })
+    .unwrap();
+    assert_eq!(user_version(&dir), 13);
+    assert_eq!(
+        features_row(&dir).as_deref(),
+        Some("lzma,llm-int8-v1,llm-v5,llm-dictionary")
+    );
 }
 
 /// A store an llmfs before the feature set raised to version 3 (on its

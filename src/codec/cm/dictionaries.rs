@@ -20,11 +20,27 @@ use super::{
 use crate::codec::{Codec, CodecError, CodecId};
 
 /// One stored dictionary: its bytes as the volume stores them (a plain cm
-/// payload, [`StoredDictionary`]) and, once needed, the primed predictor
-/// or why there is none.
+/// payload, [`StoredDictionary`]) and, once needed, its bytes decoded and
+/// the primed cm predictor, or why there are none.
 struct Entry {
     stored: StoredDictionary,
+    bytes: OnceLock<Result<Arc<Vec<u8>>, CmError>>,
     primed: OnceLock<Result<Dictionary, CmError>>,
+}
+
+impl Entry {
+    /// The dictionary's bytes, decoded (and checked) on first use.
+    fn bytes(&self) -> Result<Arc<Vec<u8>>, CmError> {
+        self.bytes
+            .get_or_init(|| {
+                let bytes = self.stored.bytes();
+                if let Err(e) = &bytes {
+                    log::error!("dictionary: {e}");
+                }
+                bytes.map(Arc::new)
+            })
+            .clone()
+    }
 }
 
 /// A dictionary as a volume stores it: cm-coded (a dictionary is a sample
@@ -87,6 +103,7 @@ impl Dictionaries {
             .or_insert_with(|| {
                 Arc::new(Entry {
                     stored,
+                    bytes: OnceLock::new(),
                     primed: OnceLock::new(),
                 })
             });
@@ -118,6 +135,22 @@ impl Dictionaries {
             .is_empty()
     }
 
+    fn entry(&self, digest: [u8; 32]) -> Result<Arc<Entry>, CmError> {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&digest)
+            .cloned()
+            .ok_or(CmError::MissingDictionary(digest))
+    }
+
+    /// The bytes of dictionary `digest`, decoded and checked against the
+    /// digest on first use (the llm codec primes its in-block models with
+    /// them, block by block).
+    pub fn bytes(&self, digest: [u8; 32]) -> Result<Arc<Vec<u8>>, CmError> {
+        self.entry(digest)?.bytes()
+    }
+
     /// Runs `f` with the primed dictionary `digest`, decoding and priming
     /// it first if this is its first use.
     fn with_primed<T>(
@@ -125,20 +158,10 @@ impl Dictionaries {
         digest: [u8; 32],
         f: impl FnOnce(&Dictionary) -> T,
     ) -> Result<T, CmError> {
-        let entry = self
-            .entries
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&digest)
-            .cloned()
-            .ok_or(CmError::MissingDictionary(digest))?;
-        let primed = entry.primed.get_or_init(|| {
-            let bytes = entry.stored.bytes();
-            if let Err(e) = &bytes {
-                log::error!("cm dictionary: {e}");
-            }
-            bytes.map(|b| Dictionary::new(&b))
-        });
+        let entry = self.entry(digest)?;
+        let primed = entry
+            .primed
+            .get_or_init(|| entry.bytes().map(|b| Dictionary::new(&b)));
         match primed {
             Ok(d) => Ok(f(d)),
             Err(e) => Err(e.clone()),

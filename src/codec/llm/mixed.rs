@@ -21,16 +21,39 @@ use crate::coder::FreqTable;
 use crate::mix::{ByteEncoder, Predictor};
 use crate::model::{Engine, VOCAB};
 
-/// The group streams of a block of `raw_len` bytes, cut into `chunks`.
+/// How a block is cut: its length, its chunks' length, chunks per group
+/// stream and per wave.
+#[derive(Clone, Copy)]
+pub(super) struct Shape {
+    pub raw_len: usize,
+    pub chunk_len: usize,
+    pub group: usize,
+    pub wave: usize,
+}
+
+/// The in-block models' state for a block of `raw_len` bytes, primed with
+/// `dictionary` if there is one (version 6).
+fn predictor(raw_len: usize, chunk_len: usize, dictionary: Option<&[u8]>) -> Predictor {
+    match dictionary {
+        Some(d) => Predictor::primed(d, raw_len, chunk_len),
+        None => Predictor::new(raw_len, chunk_len),
+    }
+}
+
+/// The group streams of a block cut into `chunks` as `shape` says.
 pub(super) fn encode_streams(
     chunks: &[&[u8]],
     logits: &[Vec<f32>],
-    raw_len: usize,
-    chunk_len: usize,
-    group: usize,
-    wave: usize,
+    shape: Shape,
+    dictionary: Option<&[u8]>,
 ) -> Result<Vec<Vec<u8>>, CodecError> {
-    let mut predictor = Predictor::new(raw_len, chunk_len);
+    let Shape {
+        raw_len,
+        chunk_len,
+        group,
+        wave,
+    } = shape;
+    let mut predictor = predictor(raw_len, chunk_len, dictionary);
     let mut encoders: Vec<Encoder> = (0..chunks.len().div_ceil(group))
         .map(|_| Encoder::new())
         .collect();
@@ -71,18 +94,21 @@ pub(super) struct MixedBlock<'a> {
 }
 
 impl<'a> MixedBlock<'a> {
+    /// A block to decode; `dictionary`: the bytes of the dictionary the
+    /// payload names (version 6).
     pub(super) fn new(
         header: LlmHeader,
         wave_checks: Vec<u32>,
         groups: Vec<GroupJob<'a>>,
         raw_len: usize,
+        dictionary: Option<&[u8]>,
     ) -> Self {
         MixedBlock {
             header,
             wave_checks,
             raw_len,
             decoders: groups.iter().map(|g| Decoder::new(g.stream)).collect(),
-            predictor: Predictor::new(raw_len, header.chunk_len),
+            predictor: predictor(raw_len, header.chunk_len, dictionary),
             error: None,
         }
     }

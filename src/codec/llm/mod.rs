@@ -19,6 +19,7 @@
 //! | 3 | as 1 | integer model: portable, any engine of the model decodes it |
 //! | 4 | as 2 | integer model |
 //! | 5 | as 4, with a CRC-32C of each wave but the last (the default) | integer model |
+//! | 6 | as 5, the in-block models primed with a volume dictionary | integer model |
 //!
 //! Version 5 codes exactly what version 4 codes; its wave checksums let a
 //! reader trust a wave's bytes as soon as the wave is decoded, before the
@@ -26,17 +27,25 @@
 //! checked only at the end): a read of the start of a cold block returns
 //! after one wave, not four.
 //!
+//! Version 6 codes as version 5 with the in-block models primed with a
+//! volume dictionary ([`crate::mix::Predictor::primed`]) that the payload
+//! names by SHA-256: what repeats across blocks (log line templates,
+//! headers) is found by the match model and known to the context counters
+//! from the block's first byte. Only a reader holding that dictionary
+//! decodes it.
+//!
 //! Payload layout (little-endian; docs/FORMAT.md):
 //!
 //! ```text
-//! 0   u8      payload version (1 to 5)
+//! 0   u8      payload version (1 to 6)
 //! 1   u8      chunks per group G (>= 1)
 //! 2   u16     chunk length C (>= 1, <= the model context)
 //! 4   [u8;8]  model id (first 8 bytes of the model file's sha256)
 //! 12  [u8;8]  engine fingerprint id (versions 1, 2: model, runtime, provider,
 //!             CPU class; versions 3 to 5: model and integer semantics only)
-//! 20  u8      versions 2, 4 and 5 only: chunks per wave W (a non-zero multiple of G, <= 64)
-//! 21  [u32]   version 5 only: CRC-32C of each wave's bytes but the last
+//! 20  u8      versions 2, 4 to 6 only: chunks per wave W (a non-zero multiple of G, <= 64)
+//! 21  [u8;32] version 6 only: SHA-256 of the dictionary the block was primed with
+//! ..  [u32]   versions 5 and 6 only: CRC-32C of each wave's bytes but the last
 //!             (ceil(ceil(raw_len / C) / W) - 1 of them)
 //! ..  LEB128  byte length of each group stream but the last
 //! ..          the group streams, in order
@@ -44,9 +53,13 @@
 
 mod mixed;
 mod plain;
+mod primed;
+
+pub use primed::DictionaryLlmCodec;
 
 use std::sync::Mutex;
 
+use super::cm::Dictionaries;
 use super::{Codec, CodecError, CodecId};
 use crate::model::{hex, Engine, ModelError};
 
@@ -61,13 +74,27 @@ pub const PAYLOAD_PLAIN_PORTABLE: u8 = 3;
 pub const PAYLOAD_MIXED_PORTABLE: u8 = 4;
 /// As [`PAYLOAD_MIXED_PORTABLE`], with a CRC-32C of each wave but the last.
 pub const PAYLOAD_MIXED_CHECKED: u8 = 5;
+/// As [`PAYLOAD_MIXED_CHECKED`], the in-block models primed with a volume
+/// dictionary.
+pub const PAYLOAD_MIXED_PRIMED: u8 = 6;
 
 /// Whether a payload of `version` mixes the in-block models.
 fn is_mixed(version: u8) -> bool {
     matches!(
         version,
-        PAYLOAD_MIXED | PAYLOAD_MIXED_PORTABLE | PAYLOAD_MIXED_CHECKED
+        PAYLOAD_MIXED | PAYLOAD_MIXED_PORTABLE | PAYLOAD_MIXED_CHECKED | PAYLOAD_MIXED_PRIMED
     )
+}
+
+/// Whether a payload of `version` carries a checksum per wave.
+fn has_wave_checks(version: u8) -> bool {
+    matches!(version, PAYLOAD_MIXED_CHECKED | PAYLOAD_MIXED_PRIMED)
+}
+
+/// The dictionary an llm payload was primed with (version 6), if it was
+/// and its header is sound.
+pub fn payload_dictionary(payload: &[u8]) -> Option<[u8; 32]> {
+    LlmHeader::parse(payload).ok()?.dictionary
 }
 
 /// The version byte of an llm payload, if it is a known version.
@@ -84,7 +111,10 @@ pub fn payload_version(payload: &[u8]) -> Option<u8> {
 pub fn payload_portable(payload: &[u8]) -> Option<bool> {
     match *payload.first()? {
         PAYLOAD_PLAIN | PAYLOAD_MIXED => Some(false),
-        PAYLOAD_PLAIN_PORTABLE | PAYLOAD_MIXED_PORTABLE | PAYLOAD_MIXED_CHECKED => Some(true),
+        PAYLOAD_PLAIN_PORTABLE
+        | PAYLOAD_MIXED_PORTABLE
+        | PAYLOAD_MIXED_CHECKED
+        | PAYLOAD_MIXED_PRIMED => Some(true),
         _ => None,
     }
 }
@@ -109,6 +139,9 @@ pub struct LlmHeader {
     /// Chunks per wave (version 2; version 1 has no shared state, and its
     /// "waves" are its groups).
     pub wave: usize,
+    /// SHA-256 of the dictionary the in-block models were primed with
+    /// (version 6).
+    pub dictionary: Option<[u8; 32]>,
 }
 
 /// The fixed header's length in a payload of `version`, if known.
@@ -116,6 +149,7 @@ fn header_len(version: u8) -> Option<usize> {
     match version {
         PAYLOAD_PLAIN | PAYLOAD_PLAIN_PORTABLE => Some(20),
         PAYLOAD_MIXED | PAYLOAD_MIXED_PORTABLE | PAYLOAD_MIXED_CHECKED => Some(21),
+        PAYLOAD_MIXED_PRIMED => Some(53),
         _ => None,
     }
 }
@@ -142,6 +176,8 @@ impl LlmHeader {
             } else {
                 group
             },
+            dictionary: (version == PAYLOAD_MIXED_PRIMED)
+                .then(|| payload[21..53].try_into().expect("32 bytes")),
         };
         // A group, and a wave, is decoded as one batch: bound it (and with
         // it the decoder's cache memory) whatever the payload says. A wave
@@ -211,7 +247,7 @@ fn split_groups(payload: &[u8], raw_len: usize) -> Result<Split<'_>, CodecError>
     let groups = chunks.div_ceil(h.group);
     let mut pos = header_len(h.version).unwrap_or(payload.len());
     let mut wave_checks = Vec::new();
-    if h.version == PAYLOAD_MIXED_CHECKED {
+    if has_wave_checks(h.version) {
         let n = checked_waves(&h, raw_len);
         let table = payload
             .get(pos..pos + 4 * n)
@@ -450,7 +486,19 @@ impl LlmCodec {
 
     /// Decodes several blocks in shared model runs (read-ahead). Each entry
     /// is `(payload, raw_len)`; the results come back in the same order.
+    /// A block primed with a dictionary (version 6) fails: see
+    /// [`LlmCodec::decode_many_with`].
     pub fn decode_many(&self, blocks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, CodecError>> {
+        self.decode_many_with(blocks, None)
+    }
+
+    /// [`LlmCodec::decode_many`], with `dicts` (a volume's dictionaries)
+    /// for blocks primed with one.
+    pub fn decode_many_with(
+        &self,
+        blocks: &[(&[u8], usize)],
+        dicts: Option<&Dictionaries>,
+    ) -> Vec<Result<Vec<u8>, CodecError>> {
         let mut results: Vec<Option<Result<Vec<u8>, CodecError>>> = Vec::new();
         // Version 1: (block, first chunk of the group, job).
         let mut plain_jobs: Vec<(usize, usize, GroupJob<'_>)> = Vec::new();
@@ -490,7 +538,23 @@ impl LlmCodec {
                 }
                 Ok((h, checks, groups)) if is_mixed(h.version) => {
                     report = self.reports_progress(blocks.len(), payload, &h);
-                    mixed_blocks.push((b, mixed::MixedBlock::new(h, checks, groups, raw_len)));
+                    let dictionary = match h.dictionary {
+                        None => Ok(None),
+                        Some(digest) => dictionary_bytes(dicts, digest).map(Some),
+                    };
+                    match dictionary {
+                        Ok(d) => mixed_blocks.push((
+                            b,
+                            mixed::MixedBlock::new(
+                                h,
+                                checks,
+                                groups,
+                                raw_len,
+                                d.as_ref().map(|d| d.as_slice()),
+                            ),
+                        )),
+                        Err(e) => results[b] = Some(Err(e)),
+                    }
                 }
                 Ok((h, _, groups)) => {
                     report = self.reports_progress(blocks.len(), payload, &h);
@@ -513,7 +577,7 @@ impl LlmCodec {
                 continue;
             }
             let subset: Vec<(&[u8], usize)> = mine.iter().map(|&b| blocks[b]).collect();
-            for (b, r) in mine.into_iter().zip(other.decode_many(&subset)) {
+            for (b, r) in mine.into_iter().zip(other.decode_many_with(&subset, dicts)) {
                 results[b] = Some(r);
             }
         }
@@ -573,12 +637,31 @@ impl LlmCodec {
     }
 }
 
-impl Codec for LlmCodec {
-    fn id(&self) -> CodecId {
-        CodecId::Llm
-    }
+/// The bytes of dictionary `digest` of `dicts`, or why a block primed with
+/// it cannot be decoded (the volume does not hold it, or its stored bytes
+/// are damaged).
+fn dictionary_bytes(
+    dicts: Option<&Dictionaries>,
+    digest: [u8; 32],
+) -> Result<std::sync::Arc<Vec<u8>>, CodecError> {
+    let missing = super::cm::CmError::MissingDictionary(digest);
+    dicts
+        .ok_or(missing)
+        .and_then(|d| d.bytes(digest))
+        .map_err(|e| corrupt(e.to_string()))
+}
 
-    fn encode(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+impl LlmCodec {
+    /// Encodes `raw` into a payload appended to `out`: version 6, primed
+    /// with `dictionary` (its SHA-256 and bytes) when one is given and the
+    /// codec writes portable mixed payloads; otherwise the codec's version
+    /// (5 by default).
+    pub fn encode_primed(
+        &self,
+        raw: &[u8],
+        dictionary: Option<([u8; 32], &[u8])>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
         if !self.can_encode {
             return Err(CodecError::Encode {
                 codec: CodecId::Llm,
@@ -587,11 +670,14 @@ impl Codec for LlmCodec {
         }
         let chunks: Vec<&[u8]> = raw.chunks(self.chunk_len).collect();
         let logits = self.lock().score(&chunks).map_err(engine_error)?;
-        out.push(match (self.mixing, self.portable) {
-            (true, false) => PAYLOAD_MIXED,
-            (false, false) => PAYLOAD_PLAIN,
-            (true, true) => PAYLOAD_MIXED_CHECKED,
-            (false, true) => PAYLOAD_PLAIN_PORTABLE,
+        // Only the portable mixed coding has a primed version.
+        let dictionary = dictionary.filter(|_| self.mixing && self.portable);
+        out.push(match (self.mixing, self.portable, dictionary.is_some()) {
+            (true, false, _) => PAYLOAD_MIXED,
+            (false, false, _) => PAYLOAD_PLAIN,
+            (true, true, false) => PAYLOAD_MIXED_CHECKED,
+            (true, true, true) => PAYLOAD_MIXED_PRIMED,
+            (false, true, _) => PAYLOAD_PLAIN_PORTABLE,
         });
         out.push(GROUP as u8);
         out.extend_from_slice(&(self.chunk_len as u16).to_le_bytes());
@@ -599,12 +685,21 @@ impl Codec for LlmCodec {
         out.extend_from_slice(&self.engine_id);
         let streams = if self.mixing {
             out.push(WAVE as u8);
+            if let Some((digest, _)) = dictionary {
+                out.extend_from_slice(&digest);
+            }
             if self.portable {
                 for check in wave_checks(raw, self.chunk_len, WAVE) {
                     out.extend_from_slice(&check.to_le_bytes());
                 }
             }
-            mixed::encode_streams(&chunks, &logits, raw.len(), self.chunk_len, GROUP, WAVE)?
+            let shape = mixed::Shape {
+                raw_len: raw.len(),
+                chunk_len: self.chunk_len,
+                group: GROUP,
+                wave: WAVE,
+            };
+            mixed::encode_streams(&chunks, &logits, shape, dictionary.map(|(_, d)| d))?
         } else {
             plain::encode_streams(&chunks, &logits, GROUP)?
         };
@@ -615,6 +710,16 @@ impl Codec for LlmCodec {
             out.extend_from_slice(&s);
         }
         Ok(())
+    }
+}
+
+impl Codec for LlmCodec {
+    fn id(&self) -> CodecId {
+        CodecId::Llm
+    }
+
+    fn encode(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.encode_primed(raw, None, out)
     }
 
     fn decode(&self, payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {

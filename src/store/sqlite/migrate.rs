@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0010_cm_v3_records.sql"),
     include_str!("../../../migrations/0011_media_v3_records.sql"),
     include_str!("../../../migrations/0012_llm_v5_records.sql"),
+    include_str!("../../../migrations/0013_llm_dictionary_records.sql"),
 ];
 
 /// The file that creates the dictionaries table, run by the transaction
@@ -31,7 +32,7 @@ pub(super) const DICTIONARIES_TABLE: &str = MIGRATIONS[5];
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// The version of this build's tables: what opening a store read-write
-/// brings an older one to. The files past it (0003-0012) change no table an
+/// brings an older one to. The files past it (0003-0013) change no table an
 /// older llmfs reads (0006 adds one it ignores, when a volume first stores
 /// a dictionary); a store is raised to their numbers only when its feature
 /// set needs them

@@ -1,0 +1,13 @@
+-- llmfs store schema, version 13: llm records may use payload version 6
+-- (version 5 with the in-block models primed with a volume dictionary from
+-- the `dictionaries` table, which the payload names by SHA-256:
+-- docs/FORMAT.md, "llm payload").
+--
+-- No table changes, and never applied on open: a store is raised to
+-- version 13 in the transaction that writes its first version-6 llm
+-- record, which also records the feature `llm-dictionary` in the volume's
+-- feature set (src/store/features.rs). An llmfs that reads only llm
+-- payload versions 1 to 5 (it knows version 12 at most) then refuses the
+-- store instead of failing reads of those blocks; a store that never held
+-- one keeps its version.
+UPDATE volume SET value = value WHERE 0;
