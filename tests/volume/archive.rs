@@ -384,3 +384,77 @@ fn sequential_reads_find_the_next_cm_block_decoded_ahead() {
     // Blocks 0 and 2 were decoded on demand, 1 and 3 on the other core.
     assert!(hits >= 2, "{hits} hits");
 }
+
+/// The deep tier with a volume dictionary: the archiver builds one from
+/// the blocks waiting, and the model codes blocks primed with it (llm
+/// payload version 6, feature llm-dictionary, schema version 13). Which
+/// codec the archiver keeps is the smallest record, and on a block that the
+/// dictionary holds whole that is cm's, so the test stores the model's
+/// record of one block itself; it reads back after a reopen and passes
+/// fsck; without the dictionary its reads fail with the reason, never with
+/// other bytes.
+#[test]
+fn deep_tier_primes_llm_blocks_with_the_volume_dictionary() {
+    use llmfs::codec::RECORD_HEADER_LEN;
+    use llmfs::store::Feature;
+    let dir = tempfile::tempdir().unwrap();
+    let data = readme_prose(18 * BS, 2);
+    let ino = {
+        let fs = Fs::with_codecs(
+            open_store(dir.path()),
+            FsConfig::default(),
+            CodecSet::default(),
+        )
+        .unwrap();
+        let ino = create(&fs, "notes.txt", &data);
+        fs.shutdown().unwrap();
+        let codecs =
+            llm_codecs(fs.store()).with_dictionaries(llmfs::dictionary::load(fs.store()).unwrap());
+        let stop = AtomicBool::new(false);
+        let stats =
+            archive_pass(fs.store(), &codecs, every(ArchiveTier::Deep), &stop, |_| {}).unwrap();
+        assert_eq!((stats.blocks, stats.failed), (18, 0), "{stats:?}");
+        let dicts = codecs.dictionaries().unwrap();
+        let digest = dicts.current().expect("the archiver built a dictionary");
+        // Block 5 as the model codes it with the volume's codecs.
+        let raw = &data[5 * BS..6 * BS];
+        let rec = codecs.encode_block_with(CodecId::Llm, raw).unwrap();
+        assert_eq!(rec[RECORD_HEADER_LEN], 6, "llm payload version 6");
+        assert_eq!(
+            llmfs::codec::llm::payload_dictionary(&rec[RECORD_HEADER_LEN..]),
+            Some(digest)
+        );
+        fs.store()
+            .write(Durability::Durable, |m| {
+                m.put_block(ino, 5, CodecId::Llm as u8, BS as u64, &rec)
+            })
+            .unwrap();
+        ino
+    };
+    let store = open_store(dir.path());
+    let features = store.read(|m| m.features()).unwrap();
+    assert!(features.contains(Feature::LlmDictionary), "{features:?}");
+    let codecs = llm_codecs(&store);
+    let fs = Fs::with_codecs(store, FsConfig::default(), codecs).unwrap();
+    assert_eq!(fs.read(ino, 0, data.len() as u32).unwrap(), data);
+    let checked =
+        llm_codecs(fs.store()).with_dictionaries(llmfs::dictionary::load(fs.store()).unwrap());
+    let report = llmfs::fsck::check(fs.store(), &checked, |_, _| {}).unwrap();
+    assert!(report.is_clean(), "{report}");
+    drop(fs);
+
+    let conn = rusqlite::Connection::open(dir.path().join(llmfs::store::DB_FILE)).unwrap();
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 13);
+    conn.execute_batch("DELETE FROM dictionaries").unwrap();
+    drop(conn);
+    let store = open_store(dir.path());
+    let codecs = llm_codecs(&store);
+    let fs = Fs::with_codecs(store, FsConfig::default(), codecs).unwrap();
+    let e = fs
+        .read(ino, 5 * BS as u64, BS as u32)
+        .expect_err("a primed llm block read without its dictionary");
+    assert!(e.to_string().contains("does not hold"), "{e}");
+}
