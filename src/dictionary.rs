@@ -130,7 +130,7 @@ pub fn build_if_due(
     }
     let digest = stored.digest;
     log::info!(
-        "the volume now primes cm blocks with dictionary {sha} ({} bytes, stored in {})",
+        "the volume now primes cm and llm blocks with dictionary {sha} ({} bytes, stored in {})",
         stored.raw_len,
         stored.payload.len()
     );

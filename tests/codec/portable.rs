@@ -456,3 +456,36 @@ fn version_6_is_primed_with_the_volume_dictionary() {
     with_damaged.encode(&data, &mut p).unwrap();
     assert_eq!(p[0], 5);
 }
+
+/// The fuzz seed of llm payload version 6 (a block record primed with the
+/// dictionary the `decode_block` target holds: `text(8192, 500)` of
+/// tests/common/data.rs, which the target rebuilds) decodes with the
+/// integer test model and that dictionary.
+#[test]
+fn version_6_fuzz_seed_decodes() {
+    use llmfs::codec::cm::{Dictionaries, StoredDictionary};
+    use llmfs::codec::CodecSet;
+    use std::sync::Arc;
+    let model = std::fs::read("models/test-int/model.onnx").unwrap();
+    let dicts = Arc::new(Dictionaries::new());
+    let stored = StoredDictionary::of(&crate::common::text(8192, 500));
+    dicts.insert(stored.clone());
+    dicts.set_current(Some(stored.digest));
+    let set = CodecSet::with_llm(Some(Arc::new(codec(&model, Device::Cpu, 1, true))))
+        .with_dictionaries(dicts);
+    // Written by `set.encode_block_with(CodecId::Llm, &text(4000, 510))`.
+    let record = std::fs::read("fuzz/seeds/decode_block/seed-llm-v6").unwrap();
+    assert_eq!(record[llmfs::codec::RECORD_HEADER_LEN], 6);
+    let want = crate::common::text(4000, 510);
+    assert_eq!(set.decode_block(&record, 4096).unwrap(), want);
+    // Every byte of it flipped in turn: an error or the verified bytes,
+    // never a panic (the digest, the wave byte, the checksums, the
+    // streams).
+    for at in 0..record.len() {
+        let mut bad = record.clone();
+        bad[at] ^= 0x24;
+        if let Ok(out) = set.decode_block(&bad, 4096) {
+            assert_eq!(out, want, "byte {at} flipped");
+        }
+    }
+}
