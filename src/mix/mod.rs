@@ -187,12 +187,7 @@ impl Predictor {
     /// the context models' and match model's updates of
     /// [`Predictor::code_byte`], in the same order.
     fn learn_byte(&mut self, chunk: usize, pos: usize, byte: u8) {
-        let start = chunk * self.chunk_len;
-        self.orders.begin_byte(&self.data[start..start + pos]);
-        let done = &self.done;
-        self.matcher.begin_byte(chunk, pos, &self.data, |c| {
-            done.get(c).copied().unwrap_or(0)
-        });
+        self.begin_byte(chunk, pos);
         let mut x = [0i32; MODELS];
         let mut c0 = 1u32;
         for bitpos in 0..8 {
@@ -205,6 +200,17 @@ impl Predictor {
         }
         self.done[chunk] += 1;
         self.matcher.end_byte(chunk, pos, &self.data);
+    }
+
+    /// Sets the context models' and the match model's contexts for the
+    /// byte at `pos` of chunk `chunk` of `data`.
+    fn begin_byte(&mut self, chunk: usize, pos: usize) {
+        let start = chunk * self.chunk_len;
+        self.orders.begin_byte(&self.data[start..start + pos]);
+        let done = &self.done;
+        self.matcher.begin_byte(chunk, pos, &self.data, |c| {
+            done.get(c).copied().unwrap_or(0)
+        });
     }
 
     /// Codes the next byte of `chunk`, whose distribution under the
@@ -223,11 +229,7 @@ impl Predictor {
         if pos >= self.chunk_len || start + pos >= self.data.len() || table.symbols() != 256 {
             return Err(CoderError::Corrupt);
         }
-        self.orders.begin_byte(&self.data[start..start + pos]);
-        let done = &self.done;
-        self.matcher.begin_byte(chunk, pos, &self.data, |c| {
-            done.get(c).copied().unwrap_or(0)
-        });
+        self.begin_byte(chunk, pos);
         let strength = self.matcher.strength();
         // The previous byte of the chunk, 256 at its start.
         let c1 = if pos > 0 {
