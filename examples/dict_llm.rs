@@ -52,7 +52,8 @@ fn main() {
         plain_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut p6 = Vec::new();
-        llm.encode_primed(block, Some((digest, &sample)), &mut p6)
+        let state = dicts.primed_llm(digest, llm.chunk_len()).expect("primes");
+        llm.encode_primed(block, Some((digest, &state)), &mut p6)
             .expect("encodes primed");
         primed_s += t.elapsed().as_secs_f64();
         let c = encode_payload_primed(&cm_dict, block, Vec::new());

@@ -54,6 +54,7 @@ const LIMIT: u32 = 15;
 /// Order-k context models: one hashed table of counters per order, indexed
 /// by the hash of the context bytes and the bits of the current byte seen
 /// so far.
+#[derive(Clone)]
 pub struct ContextModels {
     tables: Vec<Vec<u32>>,
     shift: u32,

@@ -23,6 +23,7 @@ struct Cursor {
     len: usize,
 }
 
+#[derive(Clone)]
 pub struct MatchModel {
     chunk_len: usize,
     /// Hash of `MIN_LEN` bytes -> block offset + 1 of the byte that followed.
@@ -75,6 +76,12 @@ impl MatchModel {
             hit_slot: 0,
             bit: None,
         }
+    }
+
+    /// Makes room for `chunks` chunks in all (a primed model copied for a
+    /// block of its own length).
+    pub fn resize_chunks(&mut self, chunks: usize) {
+        self.cursors.resize(chunks, Cursor::default());
     }
 
     /// Finds the prediction for the byte at `pos` of `chunk`. `data` is the

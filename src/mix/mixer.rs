@@ -12,6 +12,7 @@ const LEARNING_SHIFT: u32 = 15;
 /// Weights are kept within +-WEIGHT_MAX so nothing can overflow.
 const WEIGHT_MAX: i32 = 16 * ONE;
 
+#[derive(Clone)]
 pub struct Mixer {
     inputs: usize,
     weights: Vec<i32>,

@@ -110,7 +110,12 @@ fn table_p1(table: &FreqTable, c0: u32, bitpos: u32) -> u32 {
     ((ones << 16) / all).clamp(1, 65535) as u32
 }
 
+/// Block length a primed predictor's tables are sized for, whatever the
+/// block's own length: one primed state serves every block.
+pub const PRIMED_BLOCK_LEN: usize = 65536;
+
 /// The adaptive state of one block being coded.
+#[derive(Clone)]
 pub struct Predictor {
     chunk_len: usize,
     /// A primed predictor's dictionary, cut into chunks (each padded to
@@ -154,33 +159,51 @@ impl Predictor {
         }
     }
 
-    /// A predictor for a block of `block_len` bytes primed with
-    /// `dictionary` (llm payload version 6): the dictionary, cut into
-    /// chunks of `chunk_len` as a block is, is learnt by the context
+    /// The in-block models primed with `dictionary` (llm payload version
+    /// 6), for blocks cut into chunks of `chunk_len`; each block starts
+    /// from a copy of it ([`Predictor::for_block`]). The dictionary, cut
+    /// into chunks of `chunk_len` as a block is, is learnt by the context
     /// models and the match model as if it were coded ahead of the block,
     /// in order, chunk after chunk. The mixers and the adaptive
     /// probability maps start as they do unprimed: training them would
-    /// need the transformer's predictions for the dictionary. The context
-    /// tables are sized for the block alone (the unprimed size: a primed
-    /// block decodes in the same memory); the match model reaches every
-    /// dictionary byte.
-    pub fn primed(dictionary: &[u8], block_len: usize, chunk_len: usize) -> Predictor {
-        let mut p = Predictor::new(block_len, chunk_len);
+    /// need the transformer's predictions for the dictionary. The tables
+    /// are sized as for a block of [`PRIMED_BLOCK_LEN`] bytes (the match
+    /// model's for the dictionary and such a block), whatever the block's
+    /// length, so one primed state serves every block.
+    pub fn primed(dictionary: &[u8], chunk_len: usize) -> Predictor {
+        let mut p = Predictor::new(PRIMED_BLOCK_LEN, chunk_len);
         let c = p.chunk_len;
         let dict_chunks = dictionary.len().div_ceil(c);
         let offset = dict_chunks * c;
-        let mut data = vec![0; offset + block_len];
+        let mut data = vec![0; offset];
         data[..dictionary.len()].copy_from_slice(dictionary);
         p.data = data;
         p.offset = offset;
-        p.done = vec![0; dict_chunks + block_len.div_ceil(c)];
-        p.matcher = MatchModel::new(offset + block_len, c);
+        p.done = vec![0; dict_chunks];
+        p.matcher = MatchModel::new(offset + PRIMED_BLOCK_LEN, c);
+        p.matcher.resize_chunks(dict_chunks);
         for (k, chunk) in dictionary.chunks(c).enumerate() {
             for (pos, &byte) in chunk.iter().enumerate() {
                 p.learn_byte(k, pos, byte);
             }
         }
         p
+    }
+
+    /// A copy of this primed state ([`Predictor::primed`]) for a block of
+    /// `block_len` bytes.
+    pub fn for_block(&self, block_len: usize) -> Predictor {
+        let mut p = self.clone();
+        let chunks = self.offset / self.chunk_len + block_len.div_ceil(self.chunk_len);
+        p.data.resize(self.offset + block_len, 0);
+        p.done.resize(chunks, 0);
+        p.matcher.resize_chunks(chunks);
+        p
+    }
+
+    /// The chunk length this predictor codes with.
+    pub fn chunk_len(&self) -> usize {
+        self.chunk_len
     }
 
     /// Learns `byte` at `pos` of chunk `chunk` of `data` without coding it:

@@ -6,10 +6,13 @@
 //! (log line templates, headers, boilerplate) costs little while each block
 //! still decodes on its own; it decodes a primed payload with whichever
 //! dictionary the payload names. Priming costs a pass over the dictionary,
-//! so each is primed once, when first needed, and cloned per block.
+//! so each is primed once, when first needed, and cloned per block; the
+//! llm codec's in-block models ([`crate::mix::Predictor::primed`]) are
+//! primed and kept here the same way, for
+//! [`crate::codec::llm::DictionaryLlmCodec`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use sha2::{Digest, Sha256};
 
@@ -26,6 +29,9 @@ struct Entry {
     stored: StoredDictionary,
     bytes: OnceLock<Result<Arc<Vec<u8>>, CmError>>,
     primed: OnceLock<Result<Dictionary, CmError>>,
+    /// The llm codec's in-block models primed with the bytes, per chunk
+    /// length.
+    primed_llm: Mutex<Vec<(usize, Arc<crate::mix::Predictor>)>>,
 }
 
 impl Entry {
@@ -105,6 +111,7 @@ impl Dictionaries {
                     stored,
                     bytes: OnceLock::new(),
                     primed: OnceLock::new(),
+                    primed_llm: Mutex::new(Vec::new()),
                 })
             });
     }
@@ -145,10 +152,27 @@ impl Dictionaries {
     }
 
     /// The bytes of dictionary `digest`, decoded and checked against the
-    /// digest on first use (the llm codec primes its in-block models with
-    /// them, block by block).
+    /// digest on first use.
     pub fn bytes(&self, digest: [u8; 32]) -> Result<Arc<Vec<u8>>, CmError> {
         self.entry(digest)?.bytes()
+    }
+
+    /// The llm codec's in-block models primed with dictionary `digest` for
+    /// chunks of `chunk_len` (llm payload version 6), primed on first use;
+    /// each block codes with a copy ([`crate::mix::Predictor::for_block`]).
+    pub fn primed_llm(
+        &self,
+        digest: [u8; 32],
+        chunk_len: usize,
+    ) -> Result<Arc<crate::mix::Predictor>, CmError> {
+        let entry = self.entry(digest)?;
+        let mut primed = entry.primed_llm.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, p)) = primed.iter().find(|(c, _)| *c == chunk_len) {
+            return Ok(Arc::clone(p));
+        }
+        let p = Arc::new(crate::mix::Predictor::primed(&entry.bytes()?, chunk_len));
+        primed.push((chunk_len, Arc::clone(&p)));
+        Ok(p)
     }
 
     /// Runs `f` with the primed dictionary `digest`, decoding and priming

@@ -31,11 +31,11 @@ pub(super) struct Shape {
     pub wave: usize,
 }
 
-/// The in-block models' state for a block of `raw_len` bytes, primed with
-/// `dictionary` if there is one (version 6).
-fn predictor(raw_len: usize, chunk_len: usize, dictionary: Option<&[u8]>) -> Predictor {
-    match dictionary {
-        Some(d) => Predictor::primed(d, raw_len, chunk_len),
+/// The in-block models' state for a block of `raw_len` bytes: a copy of
+/// `primed` (version 6) or a fresh one.
+fn predictor(raw_len: usize, chunk_len: usize, primed: Option<&Predictor>) -> Predictor {
+    match primed {
+        Some(p) => p.for_block(raw_len),
         None => Predictor::new(raw_len, chunk_len),
     }
 }
@@ -45,7 +45,7 @@ pub(super) fn encode_streams(
     chunks: &[&[u8]],
     logits: &[Vec<f32>],
     shape: Shape,
-    dictionary: Option<&[u8]>,
+    primed: Option<&Predictor>,
 ) -> Result<Vec<Vec<u8>>, CodecError> {
     let Shape {
         raw_len,
@@ -53,7 +53,7 @@ pub(super) fn encode_streams(
         group,
         wave,
     } = shape;
-    let mut predictor = predictor(raw_len, chunk_len, dictionary);
+    let mut predictor = predictor(raw_len, chunk_len, primed);
     let mut encoders: Vec<Encoder> = (0..chunks.len().div_ceil(group))
         .map(|_| Encoder::new())
         .collect();
@@ -94,21 +94,21 @@ pub(super) struct MixedBlock<'a> {
 }
 
 impl<'a> MixedBlock<'a> {
-    /// A block to decode; `dictionary`: the bytes of the dictionary the
-    /// payload names (version 6).
+    /// A block to decode; `primed`: the in-block models primed with the
+    /// dictionary the payload names (version 6).
     pub(super) fn new(
         header: LlmHeader,
         wave_checks: Vec<u32>,
         groups: Vec<GroupJob<'a>>,
         raw_len: usize,
-        dictionary: Option<&[u8]>,
+        primed: Option<&Predictor>,
     ) -> Self {
         MixedBlock {
             header,
             wave_checks,
             raw_len,
             decoders: groups.iter().map(|g| Decoder::new(g.stream)).collect(),
-            predictor: predictor(raw_len, header.chunk_len, dictionary),
+            predictor: predictor(raw_len, header.chunk_len, primed),
             error: None,
         }
     }

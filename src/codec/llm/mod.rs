@@ -61,6 +61,7 @@ use std::sync::Mutex;
 
 use super::cm::Dictionaries;
 use super::{Codec, CodecError, CodecId};
+use crate::mix::Predictor;
 use crate::model::{hex, Engine, ModelError};
 
 /// The transformer alone, float model.
@@ -538,20 +539,14 @@ impl LlmCodec {
                 }
                 Ok((h, checks, groups)) if is_mixed(h.version) => {
                     report = self.reports_progress(blocks.len(), payload, &h);
-                    let dictionary = match h.dictionary {
+                    let primed = match h.dictionary {
                         None => Ok(None),
-                        Some(digest) => dictionary_bytes(dicts, digest).map(Some),
+                        Some(digest) => primed_models(dicts, digest, h.chunk_len).map(Some),
                     };
-                    match dictionary {
-                        Ok(d) => mixed_blocks.push((
+                    match primed {
+                        Ok(p) => mixed_blocks.push((
                             b,
-                            mixed::MixedBlock::new(
-                                h,
-                                checks,
-                                groups,
-                                raw_len,
-                                d.as_ref().map(|d| d.as_slice()),
-                            ),
+                            mixed::MixedBlock::new(h, checks, groups, raw_len, p.as_deref()),
                         )),
                         Err(e) => results[b] = Some(Err(e)),
                     }
@@ -637,29 +632,36 @@ impl LlmCodec {
     }
 }
 
-/// The bytes of dictionary `digest` of `dicts`, or why a block primed with
-/// it cannot be decoded (the volume does not hold it, or its stored bytes
-/// are damaged).
-fn dictionary_bytes(
+/// The in-block models primed with dictionary `digest` of `dicts` for
+/// chunks of `chunk_len`, or why a block primed with it cannot be decoded
+/// (the volume does not hold it, or its stored bytes are damaged).
+fn primed_models(
     dicts: Option<&Dictionaries>,
     digest: [u8; 32],
-) -> Result<std::sync::Arc<Vec<u8>>, CodecError> {
+    chunk_len: usize,
+) -> Result<std::sync::Arc<Predictor>, CodecError> {
     let missing = super::cm::CmError::MissingDictionary(digest);
     dicts
         .ok_or(missing)
-        .and_then(|d| d.bytes(digest))
+        .and_then(|d| d.primed_llm(digest, chunk_len))
         .map_err(|e| corrupt(e.to_string()))
 }
 
 impl LlmCodec {
-    /// Encodes `raw` into a payload appended to `out`: version 6, primed
-    /// with `dictionary` (its SHA-256 and bytes) when one is given and the
-    /// codec writes portable mixed payloads; otherwise the codec's version
-    /// (5 by default).
+    /// The chunk length this codec cuts blocks into (the model's context).
+    pub fn chunk_len(&self) -> usize {
+        self.chunk_len
+    }
+
+    /// Encodes `raw` into a payload appended to `out`: version 6 when
+    /// `primed` (a dictionary's SHA-256 and the in-block models primed with
+    /// it for this codec's chunk length) is given and the codec writes
+    /// portable mixed payloads; otherwise the codec's version (5 by
+    /// default).
     pub fn encode_primed(
         &self,
         raw: &[u8],
-        dictionary: Option<([u8; 32], &[u8])>,
+        primed: Option<([u8; 32], &Predictor)>,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
         if !self.can_encode {
@@ -671,8 +673,20 @@ impl LlmCodec {
         let chunks: Vec<&[u8]> = raw.chunks(self.chunk_len).collect();
         let logits = self.lock().score(&chunks).map_err(engine_error)?;
         // Only the portable mixed coding has a primed version.
-        let dictionary = dictionary.filter(|_| self.mixing && self.portable);
-        out.push(match (self.mixing, self.portable, dictionary.is_some()) {
+        let primed = primed.filter(|_| self.mixing && self.portable);
+        if let Some((_, p)) = primed {
+            if p.chunk_len() != self.chunk_len {
+                return Err(CodecError::Encode {
+                    codec: CodecId::Llm,
+                    detail: format!(
+                        "models primed for chunks of {} bytes, the codec's are {}",
+                        p.chunk_len(),
+                        self.chunk_len
+                    ),
+                });
+            }
+        }
+        out.push(match (self.mixing, self.portable, primed.is_some()) {
             (true, false, _) => PAYLOAD_MIXED,
             (false, false, _) => PAYLOAD_PLAIN,
             (true, true, false) => PAYLOAD_MIXED_CHECKED,
@@ -685,7 +699,7 @@ impl LlmCodec {
         out.extend_from_slice(&self.engine_id);
         let streams = if self.mixing {
             out.push(WAVE as u8);
-            if let Some((digest, _)) = dictionary {
+            if let Some((digest, _)) = primed {
                 out.extend_from_slice(&digest);
             }
             if self.portable {
@@ -699,7 +713,7 @@ impl LlmCodec {
                 group: GROUP,
                 wave: WAVE,
             };
-            mixed::encode_streams(&chunks, &logits, shape, dictionary.map(|(_, d)| d))?
+            mixed::encode_streams(&chunks, &logits, shape, primed.map(|(_, p)| p))?
         } else {
             plain::encode_streams(&chunks, &logits, GROUP)?
         };
