@@ -5,27 +5,40 @@
 //!
 //! ```text
 //! 0   [8]   magic 89 4C 46 5A 0D 0A 1A 0A ("\x89LFZ\r\n\x1a\n")
-//! 8   u8    container version (1)
+//! 8   u8    container version (1; 2: a dictionary section follows the header)
 //! 9   [3]   reserved, zero
 //! 12  u32   block size
 //! 16  u64   length of the original file
 //! 24  [32]  sha256 of the model the compressor had loaded (zero: none)
 //! 56  u32   number of blocks N
 //! 60  u32   CRC-32C of bytes 0..60
-//! 64  N x { u32 record length, record }   (records as in a volume)
+//! 64        version 2 only, the dictionary section:
+//!           u32 raw length R, u32 payload length P, [32] SHA-256 of the
+//!           dictionary's bytes, P bytes of cm payload (flags 0) decoding
+//!           to them, u32 CRC-32C of the section's bytes before it
+//! ..  N x { u32 record length, record }   (records as in a volume)
 //! ```
 //!
 //! Each record carries its own checksum; the header checksum guards the
-//! lengths that decide how much is read and allocated.
+//! lengths that decide how much is read and allocated. The dictionary is
+//! the one the file's cm and llm records are primed with (a volume's
+//! dictionary, `crate::dictionary`), built from the file itself.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 
+use crate::codec::cm::StoredDictionary;
 use crate::codec::{record_codec, CodecError, CodecId, CodecSet, RECORD_HEADER_LEN};
 use crate::model::hex;
 
 pub const MAGIC: [u8; 8] = *b"\x89LFZ\r\n\x1a\n";
+/// A container without a dictionary.
 pub const VERSION: u8 = 1;
+/// A container whose header is followed by a dictionary section.
+pub const VERSION_DICTIONARY: u8 = 2;
+/// Largest dictionary a container may declare: far above what llmfs
+/// builds (256 KiB), far below what would strain a reader.
+pub const MAX_DICTIONARY_LEN: u32 = 16 << 20;
 pub const HEADER_LEN: usize = 64;
 /// Largest block size a container may declare (the volume's limit too).
 pub const MAX_BLOCK_SIZE: u32 = 16 << 20;
@@ -37,6 +50,8 @@ pub enum ContainerError {
     UnknownVersion(u8),
     HeaderChecksum,
     BadHeader(String),
+    /// The dictionary section is damaged (its checksum or lengths).
+    BadDictionary(String),
     /// The file needs a model other than the one loaded.
     ModelMismatch {
         needed: String,
@@ -60,6 +75,7 @@ impl fmt::Display for ContainerError {
             ContainerError::UnknownVersion(v) => write!(f, "unknown container version {v}"),
             ContainerError::HeaderChecksum => write!(f, "container header checksum mismatch"),
             ContainerError::BadHeader(d) => write!(f, "bad container header: {d}"),
+            ContainerError::BadDictionary(d) => write!(f, "bad dictionary section: {d}"),
             ContainerError::ModelMismatch { needed, loaded } => write!(
                 f,
                 "the file was compressed with model {needed}, but {}; pass --model with that model",
@@ -83,19 +99,27 @@ impl From<io::Error> for ContainerError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     pub block_size: u32,
     pub raw_len: u64,
     pub model_sha256: [u8; 32],
     pub blocks: u32,
+    /// The dictionary the records are primed with (version 2), as read
+    /// from the section after the header: its payload is decoded and
+    /// checked against its SHA-256 when a block first needs it.
+    pub dictionary: Option<StoredDictionary>,
 }
 
 impl Header {
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[..8].copy_from_slice(&MAGIC);
-        b[8] = VERSION;
+        b[8] = if self.dictionary.is_some() {
+            VERSION_DICTIONARY
+        } else {
+            VERSION
+        };
         b[12..16].copy_from_slice(&self.block_size.to_le_bytes());
         b[16..24].copy_from_slice(&self.raw_len.to_le_bytes());
         b[24..56].copy_from_slice(&self.model_sha256);
@@ -109,7 +133,7 @@ impl Header {
         if b[..8] != MAGIC {
             return Err(ContainerError::NotContainer);
         }
-        if b[8] != VERSION {
+        if b[8] != VERSION && b[8] != VERSION_DICTIONARY {
             return Err(ContainerError::UnknownVersion(b[8]));
         }
         if crc32c::crc32c(&b[..60]).to_le_bytes() != b[60..64] {
@@ -120,6 +144,7 @@ impl Header {
             raw_len: u64::from_le_bytes(b[16..24].try_into().unwrap()),
             model_sha256: b[24..56].try_into().unwrap(),
             blocks: u32::from_le_bytes(b[56..60].try_into().unwrap()),
+            dictionary: None,
         };
         if h.block_size == 0 || h.block_size > MAX_BLOCK_SIZE {
             return Err(ContainerError::BadHeader(format!(
@@ -135,6 +160,47 @@ impl Header {
         }
         Ok(h)
     }
+}
+
+/// The dictionary section's bytes.
+fn dictionary_section(d: &StoredDictionary) -> Vec<u8> {
+    let mut b = Vec::with_capacity(44 + d.payload.len());
+    b.extend_from_slice(&(d.raw_len as u32).to_le_bytes());
+    b.extend_from_slice(&(d.payload.len() as u32).to_le_bytes());
+    b.extend_from_slice(&d.digest);
+    b.extend_from_slice(&d.payload);
+    let crc = crc32c::crc32c(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// Reads the dictionary section, checking its lengths before allocating
+/// and its checksum after.
+fn read_dictionary(input: &mut impl Read) -> Result<StoredDictionary, ContainerError> {
+    let truncated = |_| ContainerError::BadDictionary("truncated".into());
+    let mut fixed = [0u8; 40];
+    input.read_exact(&mut fixed).map_err(truncated)?;
+    let raw_len = u32::from_le_bytes(fixed[..4].try_into().unwrap());
+    let payload_len = u32::from_le_bytes(fixed[4..8].try_into().unwrap());
+    // A cm payload costs at most about 2 bits per bit plus its header.
+    if raw_len > MAX_DICTIONARY_LEN || u64::from(payload_len) > 2 * u64::from(raw_len) + 4096 {
+        return Err(ContainerError::BadDictionary(format!(
+            "{raw_len} bytes in a payload of {payload_len}"
+        )));
+    }
+    let mut rest = vec![0u8; payload_len as usize + 4];
+    input.read_exact(&mut rest).map_err(truncated)?;
+    let (payload, crc) = rest.split_at(payload_len as usize);
+    let mut crc32 = crc32c::crc32c(&fixed);
+    crc32 = crc32c::crc32c_append(crc32, payload);
+    if crc32.to_le_bytes() != crc {
+        return Err(ContainerError::BadDictionary("checksum mismatch".into()));
+    }
+    Ok(StoredDictionary {
+        digest: fixed[8..40].try_into().unwrap(),
+        raw_len: raw_len as usize,
+        payload: payload.to_vec(),
+    })
 }
 
 /// How `compress` picks a codec per block.
@@ -197,15 +263,25 @@ pub fn compress(
     let codecs = workers.first().expect("at least one worker");
     let model_sha256 = codecs.llm().map_or([0u8; 32], |llm| llm.model_sha256());
     let blocks = raw_len.div_ceil(u64::from(block_size));
+    // The dictionary the workers prime with, if any, goes with the file.
+    let dictionary = codecs
+        .dictionaries()
+        .and_then(|d| d.current().and_then(|c| d.stored(&c)));
     let header = Header {
         block_size,
         raw_len,
         model_sha256,
         blocks: u32::try_from(blocks)
             .map_err(|_| ContainerError::BadHeader("file too large for the block size".into()))?,
+        dictionary,
     };
     output.write_all(&header.to_bytes())?;
     let mut summary = Summary::default();
+    if let Some(d) = &header.dictionary {
+        let section = dictionary_section(d);
+        output.write_all(&section)?;
+        summary.stored_bytes += section.len() as u64;
+    }
     let mut index = 0u64;
     while index < blocks {
         // One block per worker, encoded in parallel, written in order.
@@ -268,19 +344,24 @@ pub fn compress(
     Ok(summary)
 }
 
-/// Reads a container's header.
+/// Reads a container's header, and its dictionary section if it has one.
 pub fn read_header(input: &mut impl Read) -> Result<Header, ContainerError> {
     let mut b = [0u8; HEADER_LEN];
     input.read_exact(&mut b).map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => ContainerError::NotContainer,
         _ => ContainerError::Io(e),
     })?;
-    Header::parse(&b)
+    let mut header = Header::parse(&b)?;
+    if b[8] == VERSION_DICTIONARY {
+        header.dictionary = Some(read_dictionary(input)?);
+    }
+    Ok(header)
 }
 
 /// Decompresses a container whose header was read with [`read_header`].
 /// Nothing unverified is written: each block is checked against its
-/// checksum before it reaches `output`.
+/// checksum before it reaches `output`. The header's dictionary, if any,
+/// is added to the workers' dictionaries (which they must have).
 pub fn decompress(
     workers: &[CodecSet],
     header: &Header,
@@ -289,6 +370,17 @@ pub fn decompress(
     mut progress: impl FnMut(u64),
 ) -> Result<Summary, ContainerError> {
     let mut summary = Summary::default();
+    if let Some(d) = &header.dictionary {
+        for codecs in workers {
+            let dicts = codecs.dictionaries().ok_or_else(|| {
+                ContainerError::BadDictionary(
+                    "the file carries a dictionary, and these codecs take none".into(),
+                )
+            })?;
+            dicts.insert(d.clone());
+        }
+        summary.stored_bytes += dictionary_section(d).len() as u64;
+    }
     let bs = header.block_size as usize;
     let mut index = 0u64;
     let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();

@@ -155,6 +155,25 @@ fn sample_from<'a>(blocks: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
     sample
 }
 
+/// The dictionary of a file of `blocks` blocks (`llmfs compress`), built
+/// as the archiver builds a volume's: a chunk of each of up to 32 blocks
+/// spread over the file, `block(i)` reading block `i`. `None` when the
+/// file has fewer than [`MIN_BLOCKS`] blocks or the sample is under a
+/// quarter of [`DICTIONARY_LEN`] (it would cost about what it saves).
+pub fn sample_file<E>(
+    blocks: usize,
+    mut block: impl FnMut(usize) -> std::result::Result<Vec<u8>, E>,
+) -> std::result::Result<Option<Vec<u8>>, E> {
+    if blocks < MIN_BLOCKS {
+        return Ok(None);
+    }
+    let mut sample = Vec::with_capacity(DICTIONARY_LEN);
+    for i in sampled(blocks) {
+        sample.extend_from_slice(chunk_of(&block(i)?));
+    }
+    Ok((sample.len() >= DICTIONARY_LEN / 4).then_some(sample))
+}
+
 /// The dictionary the archiver would build from these waiting blocks (in
 /// archive order, none raw): for measuring without a volume
 /// (examples/dict_logs.rs).

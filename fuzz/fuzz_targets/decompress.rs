@@ -7,25 +7,35 @@ use std::io::Cursor;
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
+use llmfs::codec::cm::Dictionaries;
 use llmfs::codec::{CodecSet, LlmCodec};
 use llmfs::container;
 use llmfs::model::EngineOptions;
 
-/// Codec sets of the two committed test models: the float one (llm
-/// payload versions 1 and 2) and the integer one (versions 3 to 5).
-fn codecs() -> &'static [CodecSet] {
-    static SET: OnceLock<Vec<CodecSet>> = OnceLock::new();
+/// The two committed test models: the float one (llm payload versions 1
+/// and 2) and the integer one (versions 3 to 6).
+fn models() -> &'static [Arc<LlmCodec>] {
+    static SET: OnceLock<Vec<Arc<LlmCodec>>> = OnceLock::new();
     SET.get_or_init(|| {
         ["test", "test-int"]
             .iter()
             .map(|name| {
                 let path = format!("{}/../models/{name}/model.onnx", env!("CARGO_MANIFEST_DIR"));
                 let model = std::fs::read(&path).expect("a committed test model");
-                let llm = LlmCodec::load(&model, &EngineOptions::default()).expect("test model");
-                CodecSet::with_llm(Some(Arc::new(llm)))
+                Arc::new(LlmCodec::load(&model, &EngineOptions::default()).expect("test model"))
             })
             .collect()
     })
+}
+
+/// A codec set per model, with dictionaries of their own (a file's
+/// dictionary goes there), as `llmfs decompress` makes them.
+fn codecs() -> Vec<CodecSet> {
+    let dicts = Arc::new(Dictionaries::new());
+    models()
+        .iter()
+        .map(|llm| CodecSet::with_llm(Some(Arc::clone(llm))).with_dictionaries(Arc::clone(&dicts)))
+        .collect()
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -38,6 +48,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut out = Vec::new();
-    let _ = container::decompress(codecs(), &header, &mut input, &mut out, |_| {});
+    let _ = container::decompress(&codecs(), &header, &mut input, &mut out, |_| {});
     assert!(out.len() as u64 <= header.raw_len);
 });

@@ -2,7 +2,7 @@
 //! standalone files.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::error::{CliError, Context};
 use super::json;
 
+use crate::codec::cm::{Dictionaries, StoredDictionary};
 use crate::codec::{CodecId, CodecSet, LlmCodec};
 use crate::container::{self, Summary};
 use crate::model::{Device, EngineOptions, DEFAULT_MODEL};
@@ -133,6 +134,11 @@ pub struct CompressArgs {
     pub codec: CodecChoice,
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Do not build a dictionary (a sample of the file's own blocks that
+    /// primes every cm and llm block, stored in the file; built, as a
+    /// volume's, for 16 blocks or more with the codecs that use it).
+    #[arg(long)]
+    pub no_dictionary: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -151,7 +157,11 @@ pub struct DecompressArgs {
     pub json: bool,
 }
 
-fn open_input(path: &Path) -> Result<(Box<dyn Read>, Option<u64>), CliError> {
+/// An input file, or standard input read into memory.
+trait Input: Read + Seek {}
+impl<T: Read + Seek> Input for T {}
+
+fn open_input(path: &Path) -> Result<(Box<dyn Input>, Option<u64>), CliError> {
     if path == Path::new("-") {
         let mut data = Vec::new();
         io::stdin().read_to_end(&mut data).context("stdin")?;
@@ -321,6 +331,21 @@ pub fn compress(args: CompressArgs) -> Result<ExitCode, CliError> {
     };
     let (mut input, len) = open_input(&args.input)?;
     let len = len.ok_or_else(|| CliError::usage("input length unknown"))?;
+    let uses_dictionary = matches!(
+        args.codec,
+        CodecChoice::Auto | CodecChoice::Classic | CodecChoice::Llm | CodecChoice::Cm
+    );
+    let codecs = if uses_dictionary && !args.no_dictionary {
+        match file_dictionary(&mut input, len, args.block_size).context(args.input.display())? {
+            Some(dicts) => codecs
+                .into_iter()
+                .map(|c| c.with_dictionaries(Arc::clone(&dicts)))
+                .collect(),
+            None => codecs,
+        }
+    } else {
+        codecs
+    };
     let mut out = Output::create(&args.output)?;
     let start = Instant::now();
     let summary = container::compress(
@@ -343,11 +368,44 @@ pub fn compress(args: CompressArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The dictionary of the file `input` (`len` bytes in blocks of
+/// `block_size`), as a volume's is built, named current in a new set; the
+/// input is left at its start. `None` for a file too small for one.
+fn file_dictionary(
+    input: &mut dyn Input,
+    len: u64,
+    block_size: u32,
+) -> io::Result<Option<Arc<Dictionaries>>> {
+    let bs = u64::from(block_size);
+    let sample = crate::dictionary::sample_file(len.div_ceil(bs) as usize, |i| {
+        let at = i as u64 * bs;
+        input.seek(SeekFrom::Start(at))?;
+        let mut block = Vec::new();
+        input.take(bs.min(len - at)).read_to_end(&mut block)?;
+        Ok::<_, io::Error>(block)
+    })?;
+    input.seek(SeekFrom::Start(0))?;
+    Ok(sample.map(|s| {
+        let stored = StoredDictionary::of(&s);
+        let dicts = Dictionaries::new();
+        dicts.set_current(Some(stored.digest));
+        dicts.insert(stored);
+        Arc::new(dicts)
+    }))
+}
+
 pub fn decompress(args: DecompressArgs) -> Result<ExitCode, CliError> {
     let (mut input, _) = open_input(&args.input)?;
     let header = container::read_header(&mut input).context(args.input.display())?;
-    // Load the model only when the file needs one.
-    let codecs = args.model.worker_sets(header.model_sha256 != [0u8; 32])?;
+    // Load the model only when the file needs one; the file's dictionary,
+    // if it has one, goes into the set `container::decompress` fills.
+    let dicts = Arc::new(Dictionaries::new());
+    let codecs: Vec<CodecSet> = args
+        .model
+        .worker_sets(header.model_sha256 != [0u8; 32])?
+        .into_iter()
+        .map(|c| c.with_dictionaries(Arc::clone(&dicts)))
+        .collect();
     let mut out = Output::create(&args.output)?;
     let start = Instant::now();
     let summary = container::decompress(&codecs, &header, &mut input, &mut out.writer, |_| {})

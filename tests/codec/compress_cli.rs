@@ -176,3 +176,81 @@ fn output_to_a_device_or_a_symlink_is_written_in_place() {
     let kind = std::fs::symlink_metadata(&null).unwrap().file_type();
     assert!(kind.is_char_device(), "the device node was replaced");
 }
+
+/// A file of 16 blocks or more gets a dictionary built from its own blocks
+/// (container version 2), which primes its cm blocks: smaller than with
+/// `--no-dictionary` (container version 1), and both decompress to the
+/// input; a damaged dictionary section is an error that says so, and
+/// nothing of the file is written.
+#[test]
+fn a_file_of_many_blocks_carries_its_dictionary() {
+    let t = tempfile::tempdir().unwrap();
+    let input = t.path().join("app.log");
+    let data = crate::common::log_lines(20 * 4096, 3);
+    std::fs::write(&input, &data).unwrap();
+    let run = |extra: &[&str], out: &Path| {
+        let mut cmd = llmfs();
+        cmd.args(["compress", "--block-size", "4096"]);
+        cmd.args(extra).arg(&input).arg(out);
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(out).unwrap()
+    };
+    let with = run(&["--codec", "cm"], &t.path().join("with.lfz"));
+    let without = run(
+        &["--codec", "cm", "--no-dictionary"],
+        &t.path().join("without.lfz"),
+    );
+    assert_eq!((with[8], without[8]), (2, 1), "container versions");
+    assert!(
+        with.len() < without.len(),
+        "with a dictionary {} bytes, without {}",
+        with.len(),
+        without.len()
+    );
+    for name in ["with.lfz", "without.lfz"] {
+        let out = t.path().join(format!("{name}.out"));
+        decompress(&t.path().join(name), &out, false);
+        assert!(std::fs::read(&out).unwrap() == data, "{name}");
+    }
+    // One byte of the dictionary's payload (after the 64-byte header and
+    // the section's 40 fixed bytes) changed.
+    let mut bad = with.clone();
+    bad[64 + 40 + 10] ^= 0x01;
+    let bad_path = t.path().join("bad.lfz");
+    std::fs::write(&bad_path, &bad).unwrap();
+    let out = t.path().join("bad.out");
+    let o = llmfs()
+        .arg("decompress")
+        .arg(&bad_path)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("dictionary section: checksum mismatch"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "no output from a damaged file");
+    // The model's blocks (the integer test model: llm payload version 6)
+    // are primed with it too.
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/test-int/model.onnx");
+    let llm = run(
+        &["--codec", "llm", "--model", model],
+        &t.path().join("llm.lfz"),
+    );
+    assert_eq!(llm[8], 2);
+    let out = t.path().join("llm.out");
+    let o = llmfs()
+        .args(["decompress", "--model", model])
+        .arg(t.path().join("llm.lfz"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "llm blocks round trip"
+    );
+}

@@ -126,6 +126,16 @@ impl Dictionaries {
         *self.current.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The dictionary `digest` as stored (to write it elsewhere: the
+    /// container of `llmfs compress`).
+    pub fn stored(&self, digest: &[u8; 32]) -> Option<StoredDictionary> {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+            .map(|e| e.stored.clone())
+    }
+
     /// Whether the set holds the dictionary `digest`.
     pub fn contains(&self, digest: &[u8; 32]) -> bool {
         self.entries
