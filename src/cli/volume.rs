@@ -127,6 +127,7 @@ impl Volume {
             None => fs,
         };
         let fs = Arc::new(fs);
+        warm_dictionary(&fs);
         // The archive tier runs without a model; the deep tier only with
         // the archiver's own engine.
         let archiver =
@@ -150,6 +151,25 @@ impl Volume {
             a.stop();
         }
         self.fs.shutdown().context("writing back at unmount")
+    }
+}
+
+/// Decodes and primes the volume's current dictionary on a thread of its
+/// own, so the first read of a primed cm block does not wait for it (about
+/// a second for 256 KiB: decoding the stored dictionary and a priming pass).
+fn warm_dictionary(fs: &Fs) {
+    let Some(dicts) = fs.dictionaries() else {
+        return;
+    };
+    let Some(digest) = dicts.current() else {
+        return;
+    };
+    let dicts = Arc::clone(dicts);
+    let spawned = std::thread::Builder::new()
+        .name("llmfs-dictionary".into())
+        .spawn(move || dicts.warm(digest));
+    if let Err(e) = spawned {
+        log::warn!("warming the volume dictionary: {e}");
     }
 }
 
