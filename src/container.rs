@@ -162,9 +162,13 @@ impl Header {
     }
 }
 
+/// The dictionary section's fixed bytes (lengths, digest) and its
+/// checksum: what it adds to the payload.
+const DICTIONARY_SECTION_OVERHEAD: usize = 44;
+
 /// The dictionary section's bytes.
 fn dictionary_section(d: &StoredDictionary) -> Vec<u8> {
-    let mut b = Vec::with_capacity(44 + d.payload.len());
+    let mut b = Vec::with_capacity(DICTIONARY_SECTION_OVERHEAD + d.payload.len());
     b.extend_from_slice(&(d.raw_len as u32).to_le_bytes());
     b.extend_from_slice(&(d.payload.len() as u32).to_le_bytes());
     b.extend_from_slice(&d.digest);
@@ -379,7 +383,7 @@ pub fn decompress(
             })?;
             dicts.insert(d.clone());
         }
-        summary.stored_bytes += dictionary_section(d).len() as u64;
+        summary.stored_bytes += (DICTIONARY_SECTION_OVERHEAD + d.payload.len()) as u64;
     }
     let bs = header.block_size as usize;
     let mut index = 0u64;

@@ -42,7 +42,7 @@
 //! 2   u16     chunk length C (>= 1, <= the model context)
 //! 4   [u8;8]  model id (first 8 bytes of the model file's sha256)
 //! 12  [u8;8]  engine fingerprint id (versions 1, 2: model, runtime, provider,
-//!             CPU class; versions 3 to 5: model and integer semantics only)
+//!             CPU class; versions 3 to 6: model and integer semantics only)
 //! 20  u8      versions 2, 4 to 6 only: chunks per wave W (a non-zero multiple of G, <= 64)
 //! 21  [u8;32] version 6 only: SHA-256 of the dictionary the block was primed with
 //! ..  [u32]   versions 5 and 6 only: CRC-32C of each wave's bytes but the last

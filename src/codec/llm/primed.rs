@@ -4,8 +4,9 @@
 //! [`crate::codec::cm::DictionaryCmCodec`] does for cm.
 //!
 //! Priming is a pass of the context and match models over the dictionary
-//! (no model runs; about 0.3 s for 256 KiB), so the primed state is kept
-//! with the volume's dictionaries and each block starts from a copy of it.
+//! (no model runs; 0.3-0.4 s for 256 KiB, `examples/dict_llm.rs
+//! --prime-only`), so the primed state is kept with the volume's
+//! dictionaries and each block starts from a copy of it.
 
 use std::sync::Arc;
 
