@@ -40,7 +40,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rusqlite::{params, Connection, MAIN_DB};
+use rusqlite::{params, Connection, ToSql, MAIN_DB};
 use serde::Serialize;
 
 const BLOCK: usize = 65536;
@@ -96,6 +96,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mib: usize = args.get(1).map_or(Ok(256), |s| s.parse())?;
     let reads: usize = args.get(2).map_or(Ok(2000), |s| s.parse())?;
     let rounds: usize = args.get(3).map_or(Ok(2), |s| s.parse())?;
+    if mib == 0 || reads == 0 {
+        return Err("MIB and READS must be at least 1".into());
+    }
     let records = records(mib)?;
     let layouts = [
         Layout::Inline,
@@ -192,11 +195,17 @@ fn measure(
             ),
             _ => None,
         };
-        meta.execute_batch(match layout {
-            Layout::Inline => "CREATE TABLE blocks (ino INTEGER NOT NULL, idx INTEGER NOT NULL, codec INTEGER NOT NULL, raw_len INTEGER NOT NULL, stored_len INTEGER NOT NULL, record BLOB NOT NULL, PRIMARY KEY (ino, idx)) STRICT",
-            Layout::InlineNoRowid => "CREATE TABLE blocks (ino INTEGER NOT NULL, idx INTEGER NOT NULL, codec INTEGER NOT NULL, raw_len INTEGER NOT NULL, stored_len INTEGER NOT NULL, record BLOB NOT NULL, PRIMARY KEY (ino, idx)) STRICT, WITHOUT ROWID",
-            Layout::DataDb | Layout::Segments => "CREATE TABLE blocks (ino INTEGER NOT NULL, idx INTEGER NOT NULL, codec INTEGER NOT NULL, raw_len INTEGER NOT NULL, stored_len INTEGER NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (ino, idx)) STRICT, WITHOUT ROWID",
-        })?;
+        // The record inline, or where it lies outside.
+        let (last_column, without_rowid) = match layout {
+            Layout::Inline => ("record BLOB", ""),
+            Layout::InlineNoRowid => ("record BLOB", ", WITHOUT ROWID"),
+            Layout::DataDb | Layout::Segments => ("at INTEGER", ", WITHOUT ROWID"),
+        };
+        meta.execute_batch(&format!(
+            "CREATE TABLE blocks (ino INTEGER NOT NULL, idx INTEGER NOT NULL, codec INTEGER NOT NULL, \
+             raw_len INTEGER NOT NULL, stored_len INTEGER NOT NULL, {last_column} NOT NULL, \
+             PRIMARY KEY (ino, idx)) STRICT{without_rowid}"
+        ))?;
         let mut offset = 0u64;
         let per_batch = BATCH_BYTES / BLOCK;
         let batches: Vec<&[Vec<u8>]> = records.chunks(per_batch).collect();
@@ -231,23 +240,14 @@ fn measure(
             }
             let tx = meta.transaction()?;
             {
-                match layout {
-                    Layout::Inline | Layout::InlineNoRowid => {
-                        let mut ins = tx.prepare_cached(
-                            "INSERT INTO blocks VALUES (1, ?1, 1, 65536, ?2, ?3)",
-                        )?;
-                        for (i, r) in batch.iter().enumerate() {
-                            ins.execute(params![first_idx + i as i64, r.len() as i64, r])?;
-                        }
-                    }
-                    Layout::DataDb | Layout::Segments => {
-                        let mut ins = tx.prepare_cached(
-                            "INSERT INTO blocks VALUES (1, ?1, 1, 65536, ?2, ?3)",
-                        )?;
-                        for (i, r) in batch.iter().enumerate() {
-                            ins.execute(params![first_idx + i as i64, r.len() as i64, ats[i]])?;
-                        }
-                    }
+                let mut ins =
+                    tx.prepare_cached("INSERT INTO blocks VALUES (1, ?1, 1, 65536, ?2, ?3)")?;
+                for (i, r) in batch.iter().enumerate() {
+                    let last: &dyn ToSql = match layout {
+                        Layout::Inline | Layout::InlineNoRowid => r,
+                        Layout::DataDb | Layout::Segments => &ats[i],
+                    };
+                    ins.execute(params![first_idx + i as i64, r.len() as i64, last])?;
                 }
             }
             tx.commit()?;
@@ -415,5 +415,10 @@ fn cpu_s() -> f64 {
 fn drop_caches() -> std::io::Result<()> {
     // SAFETY: sync takes no arguments.
     unsafe { libc::sync() };
-    fs::write("/proc/sys/vm/drop_caches", "3")
+    fs::write("/proc/sys/vm/drop_caches", "3").map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot drop the page cache (run as root): {e}"),
+        )
+    })
 }

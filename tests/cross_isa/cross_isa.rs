@@ -50,6 +50,24 @@ fn model_path(rel: &str) -> String {
     format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `llmfs compress ARGS... INPUT OUT` under `cpu`; OUT's bytes.
+fn compress(cpu: Option<&str>, args: &[&str], input: &Path, out: &Path) -> Vec<u8> {
+    let mut all = vec!["compress"];
+    all.extend_from_slice(args);
+    all.extend([input.to_str().unwrap(), out.to_str().unwrap()]);
+    llmfs(cpu, &all);
+    std::fs::read(out).unwrap()
+}
+
+/// `llmfs decompress ARGS... PACKED OUT` under `cpu`; OUT's bytes.
+fn decompress(cpu: Option<&str>, args: &[&str], packed: &Path, out: &Path) -> Vec<u8> {
+    let mut all = vec!["decompress"];
+    all.extend_from_slice(args);
+    all.extend([packed.to_str().unwrap(), out.to_str().unwrap()]);
+    llmfs(cpu, &all);
+    std::fs::read(out).unwrap()
+}
+
 fn digest(cpu: Option<&str>, model: &str, device: &str) -> (String, String) {
     let out = llmfs(
         cpu,
@@ -94,34 +112,16 @@ fn roundtrip(dir: &Path, model: &str, data: &[u8], enc: Option<&str>, dec: Optio
     let output = dir.join("out");
     std::fs::write(&input, data).unwrap();
     let m = model_path(model);
-    llmfs(
+    let args = ["--workers", "1", "--model", &m];
+    compress(
         enc,
-        &[
-            "compress",
-            "--codec",
-            "llm",
-            "--workers",
-            "1",
-            "--model",
-            &m,
-            input.to_str().unwrap(),
-            packed.to_str().unwrap(),
-        ],
+        &[&["--codec", "llm"], &args[..]].concat(),
+        &input,
+        &packed,
     );
-    llmfs(
-        dec,
-        &[
-            "decompress",
-            "--workers",
-            "1",
-            "--model",
-            &m,
-            packed.to_str().unwrap(),
-            output.to_str().unwrap(),
-        ],
-    );
+    let back = decompress(dec, &args, &packed, &output);
     assert!(
-        std::fs::read(&output).unwrap() == data,
+        back == data,
         "{model}: written under {enc:?}, read under {dec:?}"
     );
 }
@@ -170,9 +170,7 @@ fn cm_and_media_payloads_are_the_same_on_every_cpu_class() {
             let out = dir
                 .path()
                 .join(format!("{name}.{}", cpu.unwrap_or("native")));
-            let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
-            llmfs(cpu, &["compress", "--codec", codec, i, o]);
-            (std::fs::read(&out).unwrap(), out)
+            (compress(cpu, &["--codec", codec], &input, &out), out)
         };
         let (native, native_path) = pack(None);
         for cpu in CPUS {
@@ -181,16 +179,8 @@ fn cm_and_media_payloads_are_the_same_on_every_cpu_class() {
                 "{codec} bytes of {name} differ under {cpu}"
             );
             let back = dir.path().join(format!("{name}.{cpu}.out"));
-            llmfs(
-                Some(cpu),
-                &[
-                    "decompress",
-                    native_path.to_str().unwrap(),
-                    back.to_str().unwrap(),
-                ],
-            );
             assert!(
-                std::fs::read(&back).unwrap() == data,
+                decompress(Some(cpu), &[], &native_path, &back) == data,
                 "{codec}: {name} decoded under {cpu} differs"
             );
         }
@@ -268,45 +258,26 @@ fn primed_blocks_are_the_same_on_every_cpu_class() {
     let input = dir.path().join("in");
     std::fs::write(&input, &data).unwrap();
     let m = model_path("models/test-int/model.onnx");
-    let pack = |cpu: Option<&str>, name: &str| {
-        let packed = dir.path().join(name);
-        let args = [
-            "compress",
-            "--codec",
-            "llm",
-            "--block-size",
-            "4096",
-            "--workers",
-            "1",
-            "--model",
-            &m,
-            input.to_str().unwrap(),
-            packed.to_str().unwrap(),
-        ];
-        llmfs(cpu, &args);
-        std::fs::read(packed).unwrap()
-    };
-    let native = pack(None, "native");
+    let args = ["--workers", "1", "--model", &m];
+    let pack_args = [&["--codec", "llm", "--block-size", "4096"], &args[..]].concat();
+    let packed = dir.path().join("native");
+    let native = compress(None, &pack_args, &input, &packed);
     assert_eq!(native[8], 2, "a container with a dictionary");
     assert!(
-        native == pack(Some("Nehalem"), "nehalem"),
+        native
+            == compress(
+                Some("Nehalem"),
+                &pack_args,
+                &input,
+                &dir.path().join("nehalem")
+            ),
         "the same bytes written under Nehalem"
     );
-    let packed = dir.path().join("native");
     for cpu in CPUS {
         let output = dir.path().join(format!("out-{cpu}"));
-        llmfs(
-            Some(cpu),
-            &[
-                "decompress",
-                "--workers",
-                "1",
-                "--model",
-                &m,
-                packed.to_str().unwrap(),
-                output.to_str().unwrap(),
-            ],
+        assert!(
+            decompress(Some(cpu), &args, &packed, &output) == data,
+            "read under {cpu}"
         );
-        assert!(std::fs::read(&output).unwrap() == data, "read under {cpu}");
     }
 }
