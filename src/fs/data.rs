@@ -5,36 +5,11 @@ use std::sync::Arc;
 
 use super::in_flight::Block;
 use super::read_ahead::slow_to_decode;
+use super::write_back::{commit_blocks, put_or_drop, RowEdit};
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
-use crate::codec::RecordHeader;
 use crate::error::{Error, Result};
 use crate::store::{Durability, InodeRow, WriteTx};
 use crate::time::now_ns;
-
-/// A change to an inode's row made in a write-back's transaction; says
-/// whether it changed anything.
-type RowEdit<'a> = dyn Fn(&mut InodeRow) -> Result<bool> + 'a;
-
-/// Most threads one write-back encodes on.
-const ENCODE_THREADS: usize = 8;
-/// Fewest blocks per encoding thread worth starting one for.
-const PARALLEL_MIN_BLOCKS: usize = 4;
-
-/// One encoded block, ready to store.
-struct Encoded {
-    codec: u8,
-    raw_len: u64,
-    record: Vec<u8>,
-}
-
-/// Stores an encoded block, or drops the row for a hole.
-fn put_or_drop(m: &WriteTx<'_>, ino: u64, idx: u64, enc: Option<&Encoded>) -> Result<()> {
-    match enc {
-        Some(e) => m.put_block(ino, idx, e.codec, e.raw_len, &e.record)?,
-        None => m.delete_block(ino, idx)?,
-    }
-    Ok(())
-}
 
 impl Fs {
     /// Opens a file and returns its handle. `O_TRUNC` truncates to zero.
@@ -105,7 +80,7 @@ impl Fs {
 
     /// Records the ctime of a row this mount itself wrote, so that its own
     /// changes do not drop its caches at the next open.
-    fn saw(&self, st: &mut State, row: &InodeRow) {
+    pub(super) fn saw(&self, st: &mut State, row: &InodeRow) {
         if self.store.is_shared() {
             st.seen_ctime.insert(row.ino, row.ctime_ns);
         }
@@ -196,10 +171,16 @@ impl Fs {
             }
             let end = file_size.min(offset.saturating_add(size as u64));
             let (first, last) = (offset / bs, (end - 1) / bs);
+            // Dirty blocks first, then those of a write-back in flight.
             let dirty: Vec<(u64, Vec<u8>)> = match st.open.get(&ino) {
                 Some(oi) => oi
                     .dirty
                     .range(first..=last)
+                    .chain(
+                        oi.flushing
+                            .range(first..=last)
+                            .filter(|(i, _)| !oi.dirty.contains_key(i)),
+                    )
                     .map(|(&i, b)| (i, b.clone()))
                     .collect(),
                 None => Vec::new(),
@@ -266,9 +247,13 @@ impl Fs {
             if !has {
                 let mut buf = vec![0u8; bs as usize];
                 // Read-modify-write only for a partly overwritten block
-                // that holds data.
+                // that holds data: from a write-back in flight, else from
+                // the store.
                 if (within != 0 || take != bs as usize) && idx * bs < size {
-                    if let Some(old) = self.stored_block(ino, idx)? {
+                    let in_flight = st.open.get(&ino).and_then(|oi| oi.flushing.get(&idx));
+                    if let Some(old) = in_flight {
+                        buf.copy_from_slice(old);
+                    } else if let Some(old) = self.stored_block(ino, idx)? {
                         buf[..old.len()].copy_from_slice(&old);
                     }
                 }
@@ -289,9 +274,7 @@ impl Fs {
         oi.size = oi.size.max(end);
         oi.pending_time = Some(now_ns());
         st.dirty_bytes += added;
-        if st.dirty_bytes > self.config.dirty_bytes {
-            self.persist(&mut st, ino, Durability::Normal)?;
-        }
+        self.keep_within_budget(&mut st, ino)?;
         Ok(data.len())
     }
 
@@ -313,6 +296,11 @@ impl Fs {
         durability: Durability,
         edit: Option<&RowEdit<'_>>,
     ) -> Result<Option<InodeRow>> {
+        // A write-back of this file in flight commits first; if it failed,
+        // its blocks are dirty again and are written below.
+        if let Err(e) = self.settle_write_back(st, Some(ino)) {
+            log::debug!("background write-back of inode {ino} failed, retrying: {e}");
+        }
         if !st.open.get(&ino).is_some_and(|oi| oi.has_unpersisted()) {
             let Some(edit) = edit else {
                 if durability == Durability::Durable {
@@ -340,42 +328,11 @@ impl Fs {
         let time = oi.pending_time;
         let dirty = std::mem::take(&mut oi.dirty);
         // Encode outside the transaction; `None` means the block is a hole.
-        // Blocks at or past the size are holes left by a concurrent shrink.
-        let jobs: Vec<(u64, &[u8])> = dirty
-            .iter()
-            .map(|(&idx, buf)| {
-                let start = idx * bs;
-                let valid = if start >= size {
-                    0
-                } else {
-                    (size - start).min(bs) as usize
-                };
-                (idx, &buf[..valid])
-            })
-            .collect();
-        let records = self.encode_all(&jobs);
+        let records = self.encoder().encode_blocks(&dirty, size, bs);
+        let shared = self.store.is_shared();
         let result = records.and_then(|records| {
             self.transact(durability, |m| {
-                // Gone only if another mount deleted it while open here:
-                // nothing is stored for it.
-                let mut row = m.inode(ino)?.ok_or(if self.store.is_shared() {
-                    Error::Stale(ino)
-                } else {
-                    Error::NotFound
-                })?;
-                for (idx, enc) in &records {
-                    put_or_drop(m, ino, *idx, enc.as_ref())?;
-                }
-                row.size = size;
-                if let Some(t) = time {
-                    row.mtime_ns = t;
-                    row.ctime_ns = t;
-                }
-                if let Some(edit) = edit {
-                    edit(&mut row)?;
-                }
-                m.update_inode(&row)?;
-                Ok(row)
+                commit_blocks(m, shared, ino, &records, size, time, edit)
             })
         });
         let oi = st.open.get_mut(&ino).expect("still open");
@@ -593,61 +550,9 @@ impl Fs {
         Ok(())
     }
 
-    /// Encodes blocks (index, valid bytes) on up to `ENCODE_THREADS`
-    /// threads at once: a large write-back (the dirty limit, fsync, close
-    /// of a big file) takes a fraction of the time on a machine with more
-    /// than one core. Few blocks are encoded on the calling thread.
-    fn encode_all(&self, jobs: &[(u64, &[u8])]) -> Result<Vec<(u64, Option<Encoded>)>> {
-        let one = |&(idx, data): &(u64, &[u8])| -> Result<(u64, Option<Encoded>)> {
-            Ok((idx, self.encode(data)?))
-        };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(ENCODE_THREADS);
-        if threads < 2 || jobs.len() < 2 * PARALLEL_MIN_BLOCKS {
-            return jobs.iter().map(one).collect();
-        }
-        let per = jobs.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let parts: Vec<_> = jobs
-                .chunks(per)
-                .map(|part| s.spawn(move || part.iter().map(one).collect::<Result<Vec<_>>>()))
-                .collect();
-            let mut out = Vec::with_capacity(jobs.len());
-            for p in parts {
-                let part = p
-                    .join()
-                    .map_err(|_| Error::Inconsistent("an encoding thread panicked".into()))??;
-                out.extend(part);
-            }
-            Ok(out)
-        })
-    }
-
-    /// Encodes one block's valid bytes; `None` for an all-zero block, which
-    /// is stored as a hole.
-    fn encode(&self, data: &[u8]) -> Result<Option<Encoded>> {
-        if data.iter().all(|&b| b == 0) {
-            return Ok(None);
-        }
-        let record = if self.config.best_codec_on_write {
-            self.codecs.encode_block_best(data)
-        } else {
-            self.codecs.encode_block(data)
-        }
-        .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
-        let header = RecordHeader::parse(&record, data.len())
-            .map_err(|e| Error::Inconsistent(format!("encoder wrote a bad record: {e}")))?;
-        Ok(Some(Encoded {
-            codec: header.codec as u8,
-            raw_len: data.len() as u64,
-            record,
-        }))
-    }
-
     /// Encodes and stores one block, or drops it if it is all zeros.
     fn store_block(&self, m: &WriteTx<'_>, ino: u64, idx: u64, data: &[u8]) -> Result<()> {
-        put_or_drop(m, ino, idx, self.encode(data)?.as_ref())
+        put_or_drop(m, ino, idx, self.encoder().encode(data)?.as_ref())
     }
 
     pub fn setattr(&self, ino: u64, set: &SetAttr) -> Result<Attr> {

@@ -8,9 +8,10 @@ mod data;
 mod in_flight;
 mod namespace;
 mod read_ahead;
+mod write_back;
 mod xattr;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use attr::{Attr, Ctx, DirEntry, SetAttr, SetTime, StatFs};
@@ -68,7 +69,10 @@ impl Default for FsConfig {
 struct OpenInode {
     opens: u32,
     /// Modified blocks, each a full block-size buffer, by block index.
-    dirty: BTreeMap<u64, Vec<u8>>,
+    dirty: write_back::Blocks,
+    /// Blocks of the write-back in flight (write_back.rs), readable until
+    /// it is settled; empty otherwise.
+    flushing: Arc<write_back::Blocks>,
     /// The logical size, authoritative while the inode is open.
     size: u64,
     /// mtime/ctime of writes not yet persisted.
@@ -86,7 +90,7 @@ impl State {
 
 impl OpenInode {
     fn has_unpersisted(&self) -> bool {
-        !self.dirty.is_empty() || self.pending_time.is_some()
+        !self.dirty.is_empty() || !self.flushing.is_empty() || self.pending_time.is_some()
     }
 }
 
@@ -101,7 +105,12 @@ struct State {
     /// FIFO, an `O_PATH` descriptor, a removed working directory).
     lookups: HashMap<u64, u64>,
     next_fh: u64,
+    /// Bytes of dirty blocks, those of the write-back in flight included.
     dirty_bytes: usize,
+    /// Bytes of the write-back in flight.
+    flushing_bytes: usize,
+    /// The write-back in flight (at most one; write_back.rs).
+    write_back: Option<Arc<write_back::WriteBack>>,
     /// Inodes whose data the core changed other than by a write request
     /// (truncation, hole punching) since they were last opened: their next
     /// open has the kernel drop its cached pages; every other open keeps
@@ -260,7 +269,7 @@ impl Fs {
                 attr.mtime_ns = t;
                 attr.ctime_ns = t;
             }
-            let dirty = (oi.dirty.len() * self.block_size()) as u64;
+            let dirty = ((oi.dirty.len() + oi.flushing.len()) * self.block_size()) as u64;
             attr.blocks += dirty.min(oi.size).div_ceil(512);
         }
         attr
@@ -320,6 +329,11 @@ impl Fs {
     /// Forgets everything held in memory for a deleted inode: unwritten
     /// data of a file that no longer exists is dropped, not written.
     fn discard(&self, st: &mut State, ino: u64) {
+        // Its write-back, if one is in flight, fails or writes a row that
+        // is deleted with the rest: either way it is over first.
+        if st.write_back.as_ref().is_some_and(|wb| wb.ino == ino) {
+            let _ = self.settle_write_back(st, Some(ino));
+        }
         if let Some(oi) = st.open.remove(&ino) {
             st.dirty_bytes = st
                 .dirty_bytes
@@ -402,8 +416,13 @@ impl Fs {
             return Ok(());
         }
         let mut st = self.state();
-        let inos: Vec<u64> = st.open.keys().copied().collect();
         let mut first_err = None;
+        // The write-back in flight first: its blocks are dirty again if it
+        // failed, and are written below.
+        if let Err(e) = self.settle_write_back(&mut st, None) {
+            log::warn!("a background write-back failed at unmount, retrying: {e}");
+        }
+        let inos: Vec<u64> = st.open.keys().copied().collect();
         for ino in inos {
             // An unlinked inode is reclaimed at the next mount: its data
             // need not (and, on a full disk, could not) be written.

@@ -18,3 +18,4 @@ mod pg_connection;
 mod shared_volume;
 mod store;
 mod store_backends;
+mod write_back;

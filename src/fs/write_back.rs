@@ -1,0 +1,403 @@
+//! Encoding written blocks, and write-back off the request path.
+//!
+//! A writer that fills the dirty budget used to encode and commit the
+//! file's dirty blocks itself, under the state lock, so that the writer
+//! (and every other request) stood still for the whole encode and commit.
+//! Now, once the dirty data not yet on its way to the store passes half
+//! the budget, the file's dirty blocks move to a write-back that a thread
+//! of its own encodes and commits while requests go on:
+//!
+//! - At most one write-back is in flight. Its blocks stay readable (a read
+//!   takes a block from the file's dirty blocks, then from those in
+//!   flight, then from the store), and a partial write of one of them
+//!   starts a new dirty block from the in-flight copy.
+//! - A writer waits for the write-back in flight only when dirty and
+//!   in-flight data together pass the whole budget (memory stays bounded).
+//! - `flush`, `fsync`, `release`, truncation, `setattr` and unmount first
+//!   wait for a write-back of their file (`Fs::settle_write_back`), so a
+//!   later commit of the same file never overtakes an earlier one, and
+//!   fsync covers the blocks in flight.
+//! - The write-back's thread touches neither the state lock nor anything
+//!   behind it: whoever holds the state lock may wait for it without a
+//!   deadlock. Its result is applied (blocks dropped from memory, cached
+//!   decodes invalidated) under the state lock by the next request that
+//!   settles it.
+//! - A failed write-back loses nothing: its blocks become dirty again
+//!   (unless written anew meanwhile), and the writer that next passes the
+//!   budget writes back on its own thread, as before, so that the error
+//!   (a full disk) reaches a `write`, or the next `close`/`fsync` retries.
+//!
+//! The commit is an ordinary `Durability::Normal` write (the store batches
+//! it as any other); what a crash may lose is unchanged.
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::{Fs, State};
+use crate::codec::{CodecSet, RecordHeader};
+use crate::error::{Error, Result};
+use crate::store::{Durability, InodeRow, Store, WriteTx};
+
+/// Dirty blocks of one file by index, each a full block-size buffer.
+pub(super) type Blocks = BTreeMap<u64, Vec<u8>>;
+
+/// A change to an inode's row made in a write-back's transaction; says
+/// whether it changed anything.
+pub(super) type RowEdit<'a> = dyn Fn(&mut InodeRow) -> Result<bool> + 'a;
+
+/// Most threads one write-back encodes on.
+const ENCODE_THREADS: usize = 8;
+/// Fewest blocks per encoding thread worth starting one for.
+const PARALLEL_MIN_BLOCKS: usize = 4;
+
+/// One encoded block, ready to store.
+pub(super) struct Encoded {
+    codec: u8,
+    raw_len: u64,
+    record: Vec<u8>,
+}
+
+/// How written blocks are encoded: the volume's codecs, and whether the
+/// best one is used at once (`FsConfig::best_codec_on_write`).
+#[derive(Clone)]
+pub(super) struct Encoder {
+    pub(super) codecs: Arc<CodecSet>,
+    pub(super) best: bool,
+}
+
+impl Encoder {
+    /// Encodes one block's valid bytes; `None` for an all-zero block,
+    /// which is stored as a hole.
+    pub(super) fn encode(&self, data: &[u8]) -> Result<Option<Encoded>> {
+        if data.iter().all(|&b| b == 0) {
+            return Ok(None);
+        }
+        let record = if self.best {
+            self.codecs.encode_block_best(data)
+        } else {
+            self.codecs.encode_block(data)
+        }
+        .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
+        let header = RecordHeader::parse(&record, data.len())
+            .map_err(|e| Error::Inconsistent(format!("encoder wrote a bad record: {e}")))?;
+        Ok(Some(Encoded {
+            codec: header.codec as u8,
+            raw_len: data.len() as u64,
+            record,
+        }))
+    }
+
+    /// Encodes blocks (index, valid bytes) on up to `ENCODE_THREADS`
+    /// threads at once: a large write-back takes a fraction of the time on
+    /// a machine with more than one core. Few blocks are encoded on the
+    /// calling thread.
+    pub(super) fn encode_all(&self, jobs: &[(u64, &[u8])]) -> Result<Vec<(u64, Option<Encoded>)>> {
+        let one = |&(idx, data): &(u64, &[u8])| -> Result<(u64, Option<Encoded>)> {
+            Ok((idx, self.encode(data)?))
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(ENCODE_THREADS);
+        if threads < 2 || jobs.len() < 2 * PARALLEL_MIN_BLOCKS {
+            return jobs.iter().map(one).collect();
+        }
+        let per = jobs.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = jobs
+                .chunks(per)
+                .map(|part| s.spawn(move || part.iter().map(one).collect::<Result<Vec<_>>>()))
+                .collect();
+            let mut out = Vec::with_capacity(jobs.len());
+            for p in parts {
+                let part = p
+                    .join()
+                    .map_err(|_| Error::Inconsistent("an encoding thread panicked".into()))??;
+                out.extend(part);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Encodes a file's dirty blocks: each block's bytes below `size`
+    /// (blocks at or past it are holes left by a shrink).
+    pub(super) fn encode_blocks(
+        &self,
+        blocks: &Blocks,
+        size: u64,
+        block_size: u64,
+    ) -> Result<Vec<(u64, Option<Encoded>)>> {
+        let jobs: Vec<(u64, &[u8])> = blocks
+            .iter()
+            .map(|(&idx, buf)| {
+                let start = idx * block_size;
+                let valid = if start >= size {
+                    0
+                } else {
+                    (size - start).min(block_size) as usize
+                };
+                (idx, &buf[..valid])
+            })
+            .collect();
+        self.encode_all(&jobs)
+    }
+}
+
+/// Stores an encoded block, or drops the row for a hole.
+pub(super) fn put_or_drop(
+    m: &WriteTx<'_>,
+    ino: u64,
+    idx: u64,
+    enc: Option<&Encoded>,
+) -> Result<()> {
+    match enc {
+        Some(e) => m.put_block(ino, idx, e.codec, e.raw_len, &e.record)?,
+        None => m.delete_block(ino, idx)?,
+    }
+    Ok(())
+}
+
+/// The transaction of a write-back: the encoded blocks, the size, the
+/// time of the writes, and `edit` (a `setattr`'s changes), on the row.
+pub(super) fn commit_blocks(
+    m: &WriteTx<'_>,
+    shared: bool,
+    ino: u64,
+    records: &[(u64, Option<Encoded>)],
+    size: u64,
+    time: Option<i64>,
+    edit: Option<&RowEdit<'_>>,
+) -> Result<InodeRow> {
+    // Gone only if another mount deleted it while open here: nothing is
+    // stored for it.
+    let mut row = m.inode(ino)?.ok_or(if shared {
+        Error::Stale(ino)
+    } else {
+        Error::NotFound
+    })?;
+    for (idx, enc) in records {
+        put_or_drop(m, ino, *idx, enc.as_ref())?;
+    }
+    row.size = size;
+    if let Some(t) = time {
+        row.mtime_ns = t;
+        row.ctime_ns = t;
+    }
+    if let Some(edit) = edit {
+        edit(&mut row)?;
+    }
+    m.update_inode(&row)?;
+    Ok(row)
+}
+
+/// A write-back in flight: what it writes, and (once done) its result.
+#[derive(Debug)]
+pub(super) struct WriteBack {
+    pub(super) ino: u64,
+    pub(super) blocks: Arc<Blocks>,
+    /// The file's size and pending write time when it started.
+    pub(super) size: u64,
+    pub(super) time: Option<i64>,
+    done: Mutex<Option<Result<InodeRow>>>,
+    finished: Condvar,
+}
+
+impl WriteBack {
+    pub(super) fn new(ino: u64, blocks: Arc<Blocks>, size: u64, time: Option<i64>) -> WriteBack {
+        WriteBack {
+            ino,
+            blocks,
+            size,
+            time,
+            done: Mutex::new(None),
+            finished: Condvar::new(),
+        }
+    }
+
+    /// Starts the write-back on a thread of its own.
+    pub(super) fn start(
+        self: &Arc<Self>,
+        store: Arc<Store>,
+        encoder: Encoder,
+        block_size: u64,
+    ) -> std::io::Result<()> {
+        let wb = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("llmfs-writeback".into())
+            .spawn(move || {
+                let result =
+                    catch_unwind(AssertUnwindSafe(|| wb.run(&store, &encoder, block_size)))
+                        .unwrap_or_else(|_| {
+                            Err(Error::Inconsistent("the write-back thread panicked".into()))
+                        });
+                wb.finish(result);
+            })
+            .map(|_| ())
+    }
+
+    fn run(&self, store: &Store, encoder: &Encoder, block_size: u64) -> Result<InodeRow> {
+        let records = encoder.encode_blocks(&self.blocks, self.size, block_size)?;
+        store.write(Durability::Normal, |m| {
+            commit_blocks(
+                m,
+                store.is_shared(),
+                self.ino,
+                &records,
+                self.size,
+                self.time,
+                None,
+            )
+        })
+    }
+
+    fn finish(&self, result: Result<InodeRow>) {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+        self.finished.notify_all();
+    }
+
+    /// Waits for the result (taken: it is handed out once).
+    pub(super) fn wait(&self) -> Result<InodeRow> {
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(result) = done.take() {
+                return result;
+            }
+            done = self.finished.wait(done).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// The result if the write-back is done (taken), without waiting.
+    pub(super) fn try_take(&self) -> Option<Result<InodeRow>> {
+        self.done.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Whether the result is in (and not yet taken).
+    pub(super) fn is_done(&self) -> bool {
+        self.done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+}
+
+impl Fs {
+    pub(super) fn encoder(&self) -> Encoder {
+        Encoder {
+            codecs: Arc::clone(&self.codecs),
+            best: self.config.best_codec_on_write,
+        }
+    }
+
+    /// After a write: keeps the dirty data within the budget. Past half of
+    /// it (not counting what is in flight), `ino`'s dirty blocks go to a
+    /// background write-back; past all of it, the writer first waits for
+    /// the write-back in flight. A write-back that failed, or one that
+    /// cannot start, makes the writer write back on its own thread, so
+    /// that the error reaches it.
+    pub(super) fn keep_within_budget(&self, st: &mut State, ino: u64) -> Result<()> {
+        let budget = self.config.dirty_bytes;
+        if st.dirty_bytes.saturating_sub(st.flushing_bytes) <= budget / 2 {
+            return Ok(());
+        }
+        if let Some(wb) = &st.write_back {
+            if st.dirty_bytes <= budget && !wb.is_done() {
+                return Ok(());
+            }
+            if let Err(e) = self.settle_write_back(st, None) {
+                log::debug!("background write-back failed, writing back in the request: {e}");
+                return self.persist(st, ino, Durability::Normal);
+            }
+        }
+        if !self.start_write_back(st, ino) && st.dirty_bytes > budget {
+            return self.persist(st, ino, Durability::Normal);
+        }
+        Ok(())
+    }
+
+    /// Moves `ino`'s dirty blocks to a write-back on its own thread; false
+    /// if there is nothing to write or the thread could not start (the
+    /// blocks stay dirty). The caller has settled any earlier write-back.
+    fn start_write_back(&self, st: &mut State, ino: u64) -> bool {
+        debug_assert!(st.write_back.is_none());
+        let bs = self.block_size() as u64;
+        let Some(oi) = st.open.get_mut(&ino) else {
+            return false;
+        };
+        if oi.dirty.is_empty() {
+            return false;
+        }
+        let blocks = Arc::new(std::mem::take(&mut oi.dirty));
+        let wb = Arc::new(WriteBack::new(
+            ino,
+            Arc::clone(&blocks),
+            oi.size,
+            oi.pending_time,
+        ));
+        if let Err(e) = wb.start(Arc::clone(&self.store), self.encoder(), bs) {
+            log::warn!("cannot start a write-back thread, writing back in the request: {e}");
+            oi.dirty = (*blocks).clone();
+            return false;
+        }
+        st.flushing_bytes += blocks.len() * bs as usize;
+        oi.flushing = blocks;
+        st.write_back = Some(wb);
+        true
+    }
+
+    /// Applies the result of the write-back in flight, if any: waiting for
+    /// it if it writes `wait_for`'s blocks (`None`: whichever file), else
+    /// only if it is done. On success its blocks leave memory and their
+    /// cached decodes go; on failure they are dirty again (where not
+    /// written anew meanwhile) and the error is returned.
+    pub(super) fn settle_write_back(&self, st: &mut State, wait_for: Option<u64>) -> Result<()> {
+        let Some(wb) = st.write_back.clone() else {
+            return Ok(());
+        };
+        let result = if wait_for.is_none_or(|ino| ino == wb.ino) {
+            wb.wait()
+        } else {
+            match wb.try_take() {
+                Some(result) => result,
+                None => return Ok(()),
+            }
+        };
+        st.write_back = None;
+        let bs = self.block_size();
+        let in_flight = wb.blocks.len() * bs;
+        st.flushing_bytes = st.flushing_bytes.saturating_sub(in_flight);
+        let Some(oi) = st.open.get_mut(&wb.ino) else {
+            // Discarded meanwhile (deleted by another mount).
+            st.dirty_bytes = st.dirty_bytes.saturating_sub(in_flight);
+            return result.map(|_| ());
+        };
+        oi.flushing = Arc::default();
+        match result {
+            Ok(row) => {
+                if oi.pending_time == wb.time {
+                    oi.pending_time = None;
+                }
+                st.dirty_bytes = st.dirty_bytes.saturating_sub(in_flight);
+                self.cache
+                    .invalidate_blocks(wb.ino, wb.blocks.keys().copied());
+                self.saw(st, &row);
+                Ok(())
+            }
+            Err(e) => {
+                // Blocks written again meanwhile are newer (and began as a
+                // copy of these).
+                for (&idx, buf) in wb.blocks.iter() {
+                    match oi.dirty.entry(idx) {
+                        Entry::Occupied(_) => {
+                            st.dirty_bytes = st.dirty_bytes.saturating_sub(bs);
+                        }
+                        Entry::Vacant(slot) => {
+                            slot.insert(buf.clone());
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}

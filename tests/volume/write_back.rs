@@ -1,0 +1,210 @@
+//! Write-back off the request path (src/fs/write_back.rs), on the core
+//! called directly: with a small dirty budget, writes keep starting
+//! background write-backs, and reads, overwrites of blocks in flight,
+//! truncation, fsync and a remount must see exactly what a plain byte
+//! vector says; on a full disk the error reaches a write or fsync and
+//! nothing written before is lost.
+
+use std::path::Path;
+use std::process::Command;
+
+use llmfs::fs::{Ctx, Fs, FsConfig, SetAttr};
+use llmfs::store::{OpenOptions, Store, ROOT_INO};
+
+use crate::common::{fresh_stores, noise, text};
+
+const BLOCK: usize = 4096;
+/// A write-back starts past half of this: every few writes.
+const BUDGET: usize = 64 * 1024;
+
+fn config() -> FsConfig {
+    FsConfig {
+        dirty_bytes: BUDGET,
+        ..FsConfig::default()
+    }
+}
+
+/// xorshift64*: the test's own deterministic choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn check(fs: &Fs, ino: u64, model: &[u8], what: &str) {
+    assert_eq!(
+        fs.getattr(ino).unwrap().size,
+        model.len() as u64,
+        "{what}: size"
+    );
+    let got = fs.read(ino, 0, model.len() as u32 + 1).unwrap();
+    assert!(got == model, "{what}: content differs");
+}
+
+#[test]
+fn reads_overwrites_and_truncation_during_background_write_backs() {
+    for store in fresh_stores() {
+        println!("backend: {:?}", store.kind);
+        let mut model: Vec<u8> = Vec::new();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let ino = {
+            let fs = Fs::new(store.create(BLOCK).unwrap(), config()).unwrap();
+            let (attr, fh) = fs.create(&Ctx::root(), ROOT_INO, b"f", 0o644).unwrap();
+            let ino = attr.ino;
+            let source = text(1 << 20, 3);
+            for step in 0..400 {
+                match rng.below(10) {
+                    // Mostly appends and overwrites near the end, where the
+                    // blocks of the write-back in flight are; some partial
+                    // blocks, some whole ones.
+                    0..=5 => {
+                        let len = 1 + rng.below(3 * BLOCK as u64) as usize;
+                        let back = rng.below(4 * BLOCK as u64 + 1) as usize;
+                        let off = model.len().saturating_sub(back);
+                        let at = rng.below((source.len() - len) as u64) as usize;
+                        let data = &source[at..at + len];
+                        assert_eq!(fs.write(ino, fh, off as u64, data).unwrap(), len);
+                        if model.len() < off + len {
+                            model.resize(off + len, 0);
+                        }
+                        model[off..off + len].copy_from_slice(data);
+                    }
+                    6 | 7 => {
+                        let off = rng.below(model.len() as u64 + 1);
+                        let len = rng.below(3 * BLOCK as u64) as u32;
+                        let got = fs.read(ino, off, len).unwrap();
+                        let end = model.len().min(off as usize + len as usize);
+                        let want = &model[(off as usize).min(end)..end];
+                        assert!(got == want, "step {step}: read at {off}+{len} differs");
+                    }
+                    8 => {
+                        // Shrink or grow by up to two blocks.
+                        let size = (model.len() as u64 + rng.below(4 * BLOCK as u64))
+                            .saturating_sub(2 * BLOCK as u64);
+                        let set = SetAttr {
+                            size: Some(size),
+                            ..SetAttr::default()
+                        };
+                        assert_eq!(fs.setattr(ino, &set).unwrap().size, size);
+                        model.resize(size as usize, 0);
+                    }
+                    _ => {
+                        if rng.below(4) == 0 {
+                            fs.fsync(ino).unwrap();
+                        } else {
+                            check(&fs, ino, &model, &format!("step {step}"));
+                        }
+                    }
+                }
+            }
+            check(&fs, ino, &model, "before close");
+            fs.flush(ino).unwrap();
+            fs.release(ino, fh).unwrap();
+            fs.shutdown().unwrap();
+            ino
+        };
+        let fs = Fs::new(store.open(&OpenOptions::default()).unwrap(), config()).unwrap();
+        check(&fs, ino, &model, "after remount");
+    }
+}
+
+/// Unmounts the tmpfs the store lives on, after the core that uses it.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn mount_tmpfs(dir: &Path, size: &str) -> Option<Tmpfs> {
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then(|| Tmpfs(dir.to_path_buf()))
+}
+
+#[test]
+fn full_disk_during_background_write_back_reaches_the_writer_and_loses_nothing() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        if std::env::var_os("LLMFS_REQUIRE_FUSE").is_some_and(|v| v == "1") {
+            panic!("this test mounts a tmpfs: it needs root");
+        }
+        eprintln!("skipped: mounting a tmpfs for the store needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _tmpfs = mount_tmpfs(&dir, "8m").expect("mounting an 8 MiB tmpfs");
+    let open = |create: bool| {
+        let store = Store::open(
+            &dir,
+            &OpenOptions {
+                create,
+                block_size: BLOCK,
+                read_only: false,
+            },
+        )
+        .unwrap();
+        // A budget of 16 MiB: the first write-back (past 8 MiB) cannot
+        // fit, and fails as a whole, like a kernel filesystem's first
+        // failed writeback. (A disk filled by committed data is another
+        // matter: the store then needs room to delete anything.)
+        let config = FsConfig {
+            dirty_bytes: 16 << 20,
+            ..FsConfig::default()
+        };
+        Fs::new(store, config).unwrap()
+    };
+    let fs = open(true);
+    let keep = text(100_000, 7);
+    let kept = crate::common::create_file(&fs, ROOT_INO, "keep", &keep);
+
+    // 16 MiB of noise cannot fit: the background write-back fails, and
+    // the error must reach a write or the fsync.
+    let (attr, fh) = fs.create(&Ctx::root(), ROOT_INO, b"big", 0o644).unwrap();
+    let big = noise(16 << 20, 11);
+    let mut failed = None;
+    for (i, chunk) in big.chunks(64 * 1024).enumerate() {
+        if let Err(e) = fs.write(attr.ino, fh, (i * 64 * 1024) as u64, chunk) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let err = match failed {
+        Some(e) => e,
+        None => fs
+            .fsync(attr.ino)
+            .expect_err("16 MiB must not fit an 8 MiB store"),
+    };
+    assert_eq!(err.errno(), libc::ENOSPC, "{err}");
+
+    // What was there before is intact; once the big file is gone, its
+    // space is reusable and a new file survives a remount.
+    assert_eq!(fs.read(kept, 0, 1 << 20).unwrap(), keep);
+    // Closing fails as the write-back still does not fit; the data stays
+    // in memory until the file is deleted.
+    assert!(fs.release(attr.ino, fh).is_err());
+    fs.unlink(ROOT_INO, b"big").unwrap();
+    let small = text(200_000, 9);
+    let ino = crate::common::create_file(&fs, ROOT_INO, "small", &small);
+    fs.shutdown().unwrap();
+    drop(fs);
+    let fs = open(false);
+    assert_eq!(fs.read(kept, 0, 1 << 20).unwrap(), keep);
+    assert_eq!(fs.read(ino, 0, 1 << 20).unwrap(), small);
+    assert!(fs.lookup(ROOT_INO, b"big").is_err());
+}
