@@ -228,7 +228,7 @@ impl Fs {
             return Ok(0);
         }
         let bs = self.block_size() as u64;
-        let mut st = self.state();
+        let mut st = self.state_for_write(ino);
         match st.handles.get(&fh) {
             Some(&h) if h == ino => {}
             _ => return Err(Error::BadHandle),
@@ -359,7 +359,7 @@ impl Fs {
         if self.config.read_only {
             return Ok(());
         }
-        let mut st = self.state();
+        let mut st = self.state_after_write_back(ino);
         self.persist(&mut st, ino, Durability::Normal)
     }
 
@@ -368,7 +368,7 @@ impl Fs {
         if self.config.read_only {
             return Ok(());
         }
-        let mut st = self.state();
+        let mut st = self.state_after_write_back(ino);
         self.persist(&mut st, ino, Durability::Durable)
     }
 

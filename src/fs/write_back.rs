@@ -33,7 +33,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::{Fs, State};
 use crate::codec::{CodecSet, RecordHeader};
@@ -199,8 +199,18 @@ pub(super) struct WriteBack {
     /// The file's size and pending write time when it started.
     pub(super) size: u64,
     pub(super) time: Option<i64>,
-    done: Mutex<Option<Result<InodeRow>>>,
+    outcome: Mutex<Outcome>,
     finished: Condvar,
+}
+
+/// Where a write-back stands.
+#[derive(Debug)]
+enum Outcome {
+    Running,
+    /// Done, the result not yet applied.
+    Done(Result<InodeRow>),
+    /// Done and applied (by `Fs::settle_write_back`).
+    Taken,
 }
 
 impl WriteBack {
@@ -210,7 +220,7 @@ impl WriteBack {
             blocks,
             size,
             time,
-            done: Mutex::new(None),
+            outcome: Mutex::new(Outcome::Running),
             finished: Condvar::new(),
         }
     }
@@ -252,34 +262,70 @@ impl WriteBack {
     }
 
     fn finish(&self, result: Result<InodeRow>) {
-        *self.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+        *self.outcome() = Outcome::Done(result);
         self.finished.notify_all();
     }
 
-    /// Waits for the result (taken: it is handed out once).
+    fn outcome(&self) -> MutexGuard<'_, Outcome> {
+        self.outcome.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for the result and takes it. Only `Fs::settle_write_back`
+    /// calls this, under the state lock, and it takes the write-back out
+    /// of the state with the result: nobody else can have taken it.
     pub(super) fn wait(&self) -> Result<InodeRow> {
-        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(result) = done.take() {
-                return result;
-            }
-            done = self.finished.wait(done).unwrap_or_else(|p| p.into_inner());
+        let mut outcome = self.outcome();
+        while matches!(*outcome, Outcome::Running) {
+            outcome = self
+                .finished
+                .wait(outcome)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        match std::mem::replace(&mut *outcome, Outcome::Taken) {
+            Outcome::Done(result) => result,
+            _ => Err(Error::Inconsistent(
+                "a write-back's result was applied twice".into(),
+            )),
         }
     }
 
-    /// The result if the write-back is done (taken), without waiting.
+    /// The result if the write-back is done and it was not taken yet,
+    /// without waiting (takes it).
     pub(super) fn try_take(&self) -> Option<Result<InodeRow>> {
-        self.done.lock().unwrap_or_else(|p| p.into_inner()).take()
+        let mut outcome = self.outcome();
+        match std::mem::replace(&mut *outcome, Outcome::Taken) {
+            Outcome::Done(result) => Some(result),
+            other => {
+                *outcome = other;
+                None
+            }
+        }
     }
 
-    /// Whether the result is in (and not yet taken).
+    /// Waits until the write-back is done, leaving the result to
+    /// `Fs::settle_write_back` (which may already have applied it: a
+    /// caller waits here without the state lock).
+    pub(super) fn wait_done(&self) {
+        let mut outcome = self.outcome();
+        while matches!(*outcome, Outcome::Running) {
+            outcome = self
+                .finished
+                .wait(outcome)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Whether the write-back is done.
     pub(super) fn is_done(&self) -> bool {
-        self.done
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
+        !matches!(*self.outcome(), Outcome::Running)
     }
 }
+
+/// Fewest dirty blocks of a file that `flush` and `fsync` write back on
+/// the write-back thread (waiting without the state lock) rather than on
+/// the request's: below it, starting a thread costs more than the
+/// encoding and commit hold the other requests up.
+const BACKGROUND_MIN_BLOCKS: usize = 16;
 
 impl Fs {
     pub(super) fn encoder(&self) -> Encoder {
@@ -289,19 +335,76 @@ impl Fs {
         }
     }
 
+    /// The state lock, taken once no write-back that a writer of `ino`
+    /// would wait for is in flight: while the dirty data is over the
+    /// budget, the writer waits for the write-back in flight without the
+    /// lock, so that other requests go on meanwhile.
+    pub(super) fn state_for_write(&self, ino: u64) -> MutexGuard<'_, State> {
+        let st = self.state();
+        let waits = st.dirty_bytes > self.config.dirty_bytes
+            && st.write_back.as_ref().is_some_and(|wb| !wb.is_done());
+        if !waits {
+            return st;
+        }
+        let wb = st.write_back.clone().expect("checked above");
+        drop(st);
+        log::trace!(
+            "write to inode {ino} waits for the write-back of inode {}",
+            wb.ino
+        );
+        wb.wait_done();
+        self.state()
+    }
+
+    /// The state lock for a `flush` or `fsync` of `ino`, with `ino`'s
+    /// dirty blocks written back when there are many of them: on the
+    /// write-back thread, while this request waits without the lock (as it
+    /// does for a write-back already in flight), so that the other
+    /// requests go on. The caller's `persist` then applies the result, and
+    /// writes back on its own thread what is left (or what failed, so that
+    /// the error reaches it).
+    pub(super) fn state_after_write_back(&self, ino: u64) -> MutexGuard<'_, State> {
+        let mut st = self.state();
+        // Two rounds at most: one for a write-back already in flight, one
+        // for this file's.
+        for _ in 0..2 {
+            if let Some(wb) = st.write_back.clone() {
+                if !wb.is_done() {
+                    drop(st);
+                    wb.wait_done();
+                    st = self.state();
+                }
+                if let Err(e) = self.settle_write_back(&mut st, None) {
+                    log::debug!("background write-back failed, retrying in the request: {e}");
+                    return st;
+                }
+            }
+            let many = st
+                .open
+                .get(&ino)
+                .is_some_and(|oi| oi.dirty.len() >= BACKGROUND_MIN_BLOCKS);
+            if !many || !self.start_write_back(&mut st, ino) {
+                return st;
+            }
+        }
+        st
+    }
+
     /// After a write: keeps the dirty data within the budget. Past half of
     /// it (not counting what is in flight), `ino`'s dirty blocks go to a
-    /// background write-back; past all of it, the writer first waits for
-    /// the write-back in flight. A write-back that failed, or one that
-    /// cannot start, makes the writer write back on its own thread, so
-    /// that the error reaches it.
+    /// background write-back once the one in flight is done; past all of
+    /// it, the next write first waits for the write-back in flight, without
+    /// the state lock (`state_for_write`), so the dirty data passes the
+    /// budget by one write request at most. A write-back that failed, or
+    /// one that cannot start, makes the writer write back on its own
+    /// thread, so that the error reaches it.
     pub(super) fn keep_within_budget(&self, st: &mut State, ino: u64) -> Result<()> {
         let budget = self.config.dirty_bytes;
         if st.dirty_bytes.saturating_sub(st.flushing_bytes) <= budget / 2 {
             return Ok(());
         }
         if let Some(wb) = &st.write_back {
-            if st.dirty_bytes <= budget && !wb.is_done() {
+            if !wb.is_done() {
                 return Ok(());
             }
             if let Err(e) = self.settle_write_back(st, None) {

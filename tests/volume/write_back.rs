@@ -208,3 +208,53 @@ fn full_disk_during_background_write_back_reaches_the_writer_and_loses_nothing()
     assert_eq!(fs.read(ino, 0, 1 << 20).unwrap(), small);
     assert!(fs.lookup(ROOT_INO, b"big").is_err());
 }
+
+/// A writer that waits for a write-back without the state lock while
+/// another file's `flush` applies that write-back's result must still wake
+/// up (it once waited for a result already taken, for ever).
+#[test]
+fn writers_and_other_files_closes_interleave_without_hanging() {
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    for store in fresh_stores() {
+        println!("backend: {:?}", store.kind);
+        let fs = Arc::new(Fs::new(store.create(BLOCK).unwrap(), config()).unwrap());
+        let other = crate::common::create_file(&fs, ROOT_INO, "other", b"other file");
+        let (attr, fh) = fs.create(&Ctx::root(), ROOT_INO, b"big", 0o644).unwrap();
+        let data = text(4 << 20, 5);
+        let (done_tx, done_rx) = mpsc::channel();
+        let writer = {
+            let (fs, data, done_tx) = (Arc::clone(&fs), data.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                for (i, chunk) in data.chunks(24 * 1024).enumerate() {
+                    fs.write(attr.ino, fh, (i * 24 * 1024) as u64, chunk).unwrap();
+                }
+                fs.fsync(attr.ino).unwrap();
+                done_tx.send("writer").unwrap();
+            })
+        };
+        let closer = {
+            let fs = Arc::clone(&fs);
+            std::thread::spawn(move || {
+                for _ in 0..2000 {
+                    let h = fs.open(other, libc::O_RDONLY).unwrap();
+                    assert_eq!(fs.read(other, 0, 100).unwrap(), b"other file");
+                    fs.flush(other).unwrap();
+                    fs.release(other, h).unwrap();
+                }
+                done_tx.send("closer").unwrap();
+            })
+        };
+        for _ in 0..2 {
+            let who = done_rx
+                .recv_timeout(Duration::from_secs(120))
+                .expect("a writer or a closer hung");
+            println!("{who} done");
+        }
+        writer.join().unwrap();
+        closer.join().unwrap();
+        check(&fs, attr.ino, &data, "after the writes");
+        fs.release(attr.ino, fh).unwrap();
+    }
+}
