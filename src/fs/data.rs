@@ -369,6 +369,14 @@ impl Fs {
             return Ok(());
         }
         let mut st = self.state_after_write_back(ino);
+        let pending = st.open.get(&ino).is_some_and(|oi| oi.has_unpersisted())
+            || st.write_back.as_ref().is_some_and(|wb| wb.ino == ino);
+        if !pending {
+            // Everything of the file is committed: the commit that makes
+            // it durable (a WAL fsync) runs without the state lock.
+            drop(st);
+            return Ok(self.store.sync()?);
+        }
         self.persist(&mut st, ino, Durability::Durable)
     }
 

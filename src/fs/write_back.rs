@@ -368,21 +368,33 @@ impl Fs {
         // Two rounds at most: one for a write-back already in flight, one
         // for this file's.
         for _ in 0..2 {
+            let many = st
+                .open
+                .get(&ino)
+                .is_some_and(|oi| oi.dirty.len() >= BACKGROUND_MIN_BLOCKS);
             if let Some(wb) = st.write_back.clone() {
+                // Another file's write-back holds up only a request that
+                // needs the write-back thread itself.
+                if wb.ino != ino && !many {
+                    return st;
+                }
                 if !wb.is_done() {
                     drop(st);
                     wb.wait_done();
                     st = self.state();
                 }
-                if let Err(e) = self.settle_write_back(&mut st, None) {
-                    log::debug!("background write-back failed, retrying in the request: {e}");
+                // Unless another request applied it meanwhile (and maybe
+                // started the next one), apply it: it is done.
+                if st.write_back.as_ref().is_some_and(|w| Arc::ptr_eq(w, &wb)) {
+                    if let Err(e) = self.settle_write_back(&mut st, None) {
+                        log::debug!("background write-back failed, retrying in the request: {e}");
+                        return st;
+                    }
+                }
+                if st.write_back.is_some() {
                     return st;
                 }
             }
-            let many = st
-                .open
-                .get(&ino)
-                .is_some_and(|oi| oi.dirty.len() >= BACKGROUND_MIN_BLOCKS);
             if !many || !self.start_write_back(&mut st, ino) {
                 return st;
             }

@@ -228,7 +228,8 @@ fn writers_and_other_files_closes_interleave_without_hanging() {
             let (fs, data, done_tx) = (Arc::clone(&fs), data.clone(), done_tx.clone());
             std::thread::spawn(move || {
                 for (i, chunk) in data.chunks(24 * 1024).enumerate() {
-                    fs.write(attr.ino, fh, (i * 24 * 1024) as u64, chunk).unwrap();
+                    fs.write(attr.ino, fh, (i * 24 * 1024) as u64, chunk)
+                        .unwrap();
                 }
                 fs.fsync(attr.ino).unwrap();
                 done_tx.send("writer").unwrap();
