@@ -274,13 +274,7 @@ impl WriteBack {
     /// calls this, under the state lock, and it takes the write-back out
     /// of the state with the result: nobody else can have taken it.
     pub(super) fn wait(&self) -> Result<InodeRow> {
-        let mut outcome = self.outcome();
-        while matches!(*outcome, Outcome::Running) {
-            outcome = self
-                .finished
-                .wait(outcome)
-                .unwrap_or_else(|p| p.into_inner());
-        }
+        let mut outcome = self.finished_outcome();
         match std::mem::replace(&mut *outcome, Outcome::Taken) {
             Outcome::Done(result) => result,
             _ => Err(Error::Inconsistent(
@@ -306,6 +300,11 @@ impl WriteBack {
     /// `Fs::settle_write_back` (which may already have applied it: a
     /// caller waits here without the state lock).
     pub(super) fn wait_done(&self) {
+        drop(self.finished_outcome());
+    }
+
+    /// The outcome, once the write-back is no longer running.
+    fn finished_outcome(&self) -> MutexGuard<'_, Outcome> {
         let mut outcome = self.outcome();
         while matches!(*outcome, Outcome::Running) {
             outcome = self
@@ -313,6 +312,7 @@ impl WriteBack {
                 .wait(outcome)
                 .unwrap_or_else(|p| p.into_inner());
         }
+        outcome
     }
 
     /// Whether the write-back is done.
