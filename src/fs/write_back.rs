@@ -241,6 +241,11 @@ impl WriteBack {
                         .unwrap_or_else(|_| {
                             Err(Error::Inconsistent("the write-back thread panicked".into()))
                         });
+                // The store goes before the result is out: whoever waits
+                // for it may drop the filesystem and reopen the store,
+                // whose lock goes with its last reference.
+                drop(store);
+                drop(encoder);
                 wb.finish(result);
             })
             .map(|_| ())

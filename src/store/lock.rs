@@ -14,6 +14,9 @@ use super::StoreError;
 
 pub const LOCK_FILE: &str = "lock";
 
+/// Longest wait for a lock that this process itself holds (see `acquire`).
+const OWN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[derive(Debug)]
 pub struct StoreLock {
     _file: File,
@@ -30,23 +33,37 @@ impl StoreLock {
             .mode(0o600)
             .open(&path)
             .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
-        // SAFETY: flock on a valid, owned descriptor.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = match holder.trim() {
-                    "" => "unknown pid".to_string(),
-                    pid => format!("pid {pid}"),
-                };
-                return Err(StoreError::Locked {
-                    store: dir.display().to_string(),
-                    holder,
-                });
+        let start = std::time::Instant::now();
+        loop {
+            // SAFETY: flock on a valid, owned descriptor.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                break;
             }
-            return Err(StoreError::io(format!("locking {}", path.display()), err));
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(StoreError::io(format!("locking {}", path.display()), err));
+            }
+            let mut holder = String::new();
+            let _ = file.seek(SeekFrom::Start(0));
+            let _ = file.read_to_string(&mut holder);
+            // A holder that is this very process has just closed the store
+            // or is about to: a process another thread of it forked holds
+            // a copy of the lock's descriptor until it execs. Worth a
+            // moment's wait, unlike another process's lock.
+            let ours = holder.trim() == std::process::id().to_string();
+            if ours && start.elapsed() < OWN_LOCK_WAIT {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
+            let holder = match holder.trim() {
+                "" => "unknown pid".to_string(),
+                pid => format!("pid {pid}"),
+            };
+            return Err(StoreError::Locked {
+                store: dir.display().to_string(),
+                holder,
+            });
         }
         let _ = file.set_len(0);
         let _ = file.seek(SeekFrom::Start(0));
