@@ -2,7 +2,9 @@
 # The fsync'd sequential write of bench/fs.sh (256 MiB in 1 MiB writes,
 # fsync at the end, fio's half-compressible data) on a fresh llmfs mount,
 # for several llmfs builds alternated round by round, with the daemon's CPU
-# time: for comparing builds of the write path in one run.
+# time: for comparing builds of the write path in one run. A BIN of
+# `mergerfs` runs the same job on Debian's mergerfs with one branch on the
+# same disk (a FUSE passthrough, the peer of issue 14's write target).
 #
 #   bench/seqwrite.sh [ROUNDS] BIN [BIN ...]     (root: mounts)
 #
@@ -15,20 +17,30 @@ shift
 [ $# -ge 1 ] || { echo "usage: bench/seqwrite.sh ROUNDS BIN [BIN ...]" >&2; exit 2; }
 bin=$1   # for scratch.sh's cleanup
 . bench/scratch.sh
+. bench/seqwrite_fio.sh
 scratch seqwrite
+scratch_cleanup_more() {
+  if grep -q " $work/mergerfs " /proc/self/mountinfo 2>/dev/null; then umount "$work/mergerfs"; fi
+}
 printf 'build\tround\tMiB_s\tdaemon_cpu_s\n'
 for round in $(seq 1 "$rounds"); do
   for b in "$@"; do
-    store=$work/store; rm -rf "$store"
-    # shellcheck disable=SC2086
-    "$b" mount "$mnt" --store "$store" ${MOUNT_ARGS:-}
-    pid=$(cat "$store/lock")
+    if [ "$b" = mergerfs ]; then
+      rm -rf "$work/branch"; mkdir -p "$work/branch" "$work/mergerfs"
+      mergerfs -o cache.files=off,dropcacheonclose=false,category.create=mfs "$work/branch" "$work/mergerfs"
+      pid=$(pgrep -n -x mergerfs)
+      target=$work/mergerfs
+    else
+      store=$work/store; rm -rf "$store"
+      # shellcheck disable=SC2086
+      "$b" mount "$mnt" --store "$store" ${MOUNT_ARGS:-}
+      pid=$(cat "$store/lock")
+      target=$mnt
+    fi
     before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    bw=$(fio --name=w --directory="$mnt" --filename=seqfile --size=256M --rw=write --bs=1M \
-      --ioengine=psync --end_fsync=1 --buffer_compress_percentage=50 --buffer_compress_chunk=4096 \
-      --refill_buffers --output-format=json | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["jobs"][0]["write"]["bw"] / 1024, 1))')
+    bw=$(seqwrite_fio "$target")
     after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    "$b" umount "$mnt"
+    if [ "$b" = mergerfs ]; then umount "$work/mergerfs"; else "$b" umount "$mnt"; fi
     printf '%s\t%s\t%s\t%s\n' "$b" "$round" "$bw" "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l | cut -c1-5)"
   done
 done

@@ -17,6 +17,7 @@ shift
 [ $# -ge 1 ] || { echo "usage: bench/write_stall.sh ROUNDS BIN [BIN ...]" >&2; exit 2; }
 bin=$1   # for scratch.sh's cleanup
 . bench/scratch.sh
+. bench/seqwrite_fio.sh
 scratch write_stall
 printf 'build\tround\twrite_MiB_s\tprobe_ms_p50\tprobe_ms_p99\tprobe_ms_max\tprobes_over_50ms\tprobes\n'
 for round in $(seq 1 "$rounds"); do
@@ -27,9 +28,7 @@ for round in $(seq 1 "$rounds"); do
     sync "$mnt/probe"
     python3 bench/write_stall_probe.py "$mnt/probe" "$work/stop" > "$work/probe.txt" &
     probe=$!
-    bw=$(fio --name=w --directory="$mnt" --filename=seqfile --size=256M --rw=write --bs=1M \
-      --ioengine=psync --end_fsync=1 --buffer_compress_percentage=50 --buffer_compress_chunk=4096 \
-      --refill_buffers --output-format=json | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["jobs"][0]["write"]["bw"] / 1024, 1))')
+    bw=$(seqwrite_fio "$mnt")
     touch "$work/stop"
     wait "$probe"
     rm -f "$work/stop"

@@ -93,7 +93,7 @@ impl Encoder {
     /// threads at once: a large write-back takes a fraction of the time on
     /// a machine with more than one core. Few blocks are encoded on the
     /// calling thread.
-    pub(super) fn encode_all(&self, jobs: &[(u64, &[u8])]) -> Result<Vec<(u64, Option<Encoded>)>> {
+    fn encode_all(&self, jobs: &[(u64, &[u8])]) -> Result<Vec<(u64, Option<Encoded>)>> {
         let one = |&(idx, data): &(u64, &[u8])| -> Result<(u64, Option<Encoded>)> {
             Ok((idx, self.encode(data)?))
         };
