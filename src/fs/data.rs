@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::in_flight::Block;
 use super::read_ahead::slow_to_decode;
-use super::write_back::{commit_blocks, put_or_drop, RowEdit};
+use super::write_back::{append_records, commit_blocks, put_or_drop, RowEdit};
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
 use crate::error::{Error, Result};
 use crate::store::{Durability, InodeRow, WriteTx};
@@ -328,12 +328,18 @@ impl Fs {
         let time = oi.pending_time;
         let dirty = std::mem::take(&mut oi.dirty);
         // Encode outside the transaction; `None` means the block is a hole.
-        let records = self.encoder().encode_blocks(&dirty, size, bs);
+        let encoder = self.encoder();
+        let records = encoder.encode_blocks(&dirty, size, bs);
         let shared = self.store.is_shared();
-        let result = records.and_then(|records| {
-            self.transact(durability, |m| {
+        let result = records.and_then(|mut records| {
+            let appended = append_records(&self.store, &encoder, &mut records)?;
+            let row = self.transact(durability, |m| {
                 commit_blocks(m, shared, ino, &records, size, time, edit)
-            })
+            })?;
+            if let Some(a) = appended {
+                a.named();
+            }
+            Ok(row)
         });
         let oi = st.open.get_mut(&ino).expect("still open");
         match result {

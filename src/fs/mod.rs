@@ -50,6 +50,11 @@ pub struct FsConfig {
     /// own checksums vouch for (each wave of an llm payload of version 5)
     /// or else for the verified block.
     pub early_reads: bool,
+    /// Fewest bytes of records a write-back puts into the store's segment
+    /// files instead of its database (docs/DESIGN.md, "Block payloads
+    /// outside SQLite"): below it the `fdatasync` an append costs is not
+    /// worth paying.
+    pub segment_min_bytes: usize,
 }
 
 impl Default for FsConfig {
@@ -60,6 +65,7 @@ impl Default for FsConfig {
             read_only: false,
             best_codec_on_write: false,
             early_reads: false,
+            segment_min_bytes: 1 << 20,
         }
     }
 }

@@ -36,9 +36,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::{Fs, State};
+use crate::codec::CodecId;
 use crate::codec::{CodecSet, RecordHeader};
 use crate::error::{Error, Result};
-use crate::store::{Durability, InodeRow, Store, WriteTx};
+use crate::store::{Appended, Durability, Extent, InodeRow, Store, WriteTx};
 
 /// Dirty blocks of one file by index, each a full block-size buffer.
 pub(super) type Blocks = BTreeMap<u64, Vec<u8>>;
@@ -57,6 +58,8 @@ pub(super) struct Encoded {
     codec: u8,
     raw_len: u64,
     record: Vec<u8>,
+    /// Where the record was written outside the database, if it was.
+    extent: Option<Extent>,
 }
 
 /// How written blocks are encoded: the volume's codecs, and whether the
@@ -65,6 +68,10 @@ pub(super) struct Encoded {
 pub(super) struct Encoder {
     pub(super) codecs: Arc<CodecSet>,
     pub(super) best: bool,
+    /// `FsConfig::segment_min_bytes`: appending costs an `fdatasync` of
+    /// its own, which a small file's close should not pay (its records
+    /// ride in the batch).
+    pub(super) segment_min_bytes: usize,
 }
 
 impl Encoder {
@@ -86,6 +93,7 @@ impl Encoder {
             codec: header.codec as u8,
             raw_len: data.len() as u64,
             record,
+            extent: None,
         }))
     }
 
@@ -144,6 +152,37 @@ impl Encoder {
     }
 }
 
+/// Writes a large write-back's records into the store's segment files
+/// (docs/DESIGN.md, "Block payloads outside SQLite"), on stable storage
+/// before the transaction that names them runs; each record placed gets
+/// its extent. Records stay inline when they are few bytes in all, on a
+/// store without segments, and for llm records (whose payload headers
+/// the store's queries read). The result must live until that
+/// transaction has run, and be marked [`Appended::named`] if it succeeded.
+pub(super) fn append_records<'s>(
+    store: &'s Store,
+    encoder: &Encoder,
+    records: &mut [(u64, Option<Encoded>)],
+) -> Result<Option<Appended<'s>>> {
+    let mut placed: Vec<&mut Encoded> = records
+        .iter_mut()
+        .filter_map(|(_, e)| e.as_mut())
+        .filter(|e| e.codec != CodecId::Llm as u8)
+        .collect();
+    let bytes: usize = placed.iter().map(|e| e.record.len()).sum();
+    if bytes == 0 || bytes < encoder.segment_min_bytes {
+        return Ok(None);
+    }
+    let slices: Vec<&[u8]> = placed.iter().map(|e| e.record.as_slice()).collect();
+    let Some(appended) = store.append_records(&slices)? else {
+        return Ok(None);
+    };
+    for (e, extent) in placed.iter_mut().zip(appended.extents()) {
+        e.extent = Some(*extent);
+    }
+    Ok(Some(appended))
+}
+
 /// Stores an encoded block, or drops the row for a hole.
 pub(super) fn put_or_drop(
     m: &WriteTx<'_>,
@@ -152,6 +191,12 @@ pub(super) fn put_or_drop(
     enc: Option<&Encoded>,
 ) -> Result<()> {
     match enc {
+        Some(Encoded {
+            codec,
+            raw_len,
+            record,
+            extent: Some(extent),
+        }) => m.put_block_at(ino, idx, *codec, *raw_len, record, *extent)?,
         Some(e) => m.put_block(ino, idx, e.codec, e.raw_len, &e.record)?,
         None => m.delete_block(ino, idx)?,
     }
@@ -252,8 +297,9 @@ impl WriteBack {
     }
 
     fn run(&self, store: &Store, encoder: &Encoder, block_size: u64) -> Result<InodeRow> {
-        let records = encoder.encode_blocks(&self.blocks, self.size, block_size)?;
-        store.write(Durability::Normal, |m| {
+        let mut records = encoder.encode_blocks(&self.blocks, self.size, block_size)?;
+        let appended = append_records(store, encoder, &mut records)?;
+        let row = store.write(Durability::Normal, |m| {
             commit_blocks(
                 m,
                 store.is_shared(),
@@ -263,7 +309,11 @@ impl WriteBack {
                 self.time,
                 None,
             )
-        })
+        })?;
+        if let Some(a) = appended {
+            a.named();
+        }
+        Ok(row)
     }
 
     fn finish(&self, result: Result<InodeRow>) {
@@ -337,6 +387,7 @@ impl Fs {
         Encoder {
             codecs: Arc::clone(&self.codecs),
             best: self.config.best_codec_on_write,
+            segment_min_bytes: self.config.segment_min_bytes,
         }
     }
 

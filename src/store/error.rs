@@ -138,6 +138,9 @@ impl StoreError {
             }
             StoreError::Pg(e) => e.code() == Some(&postgres::error::SqlState::DISK_FULL),
             StoreError::BatchLost { disk_full, .. } => *disk_full,
+            StoreError::Io { source, .. } => {
+                matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+            }
             _ => false,
         }
     }

@@ -45,10 +45,13 @@ pub enum Feature {
     /// dictionary), which only a reader of the `dictionaries` table that
     /// primes llm blocks can decode.
     LlmDictionary,
+    /// Block records kept in segment files beside the database (their
+    /// rows name an extent; docs/FORMAT.md, "Segment files").
+    Segments,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 11] = [
+    pub const ALL: [Feature; 12] = [
         Feature::Lzma,
         Feature::PortableLlm,
         Feature::Cm,
@@ -60,6 +63,7 @@ impl Feature {
         Feature::MediaV3,
         Feature::LlmV5,
         Feature::LlmDictionary,
+        Feature::Segments,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +79,7 @@ impl Feature {
             Feature::MediaV3 => "media-v3",
             Feature::LlmV5 => "llm-v5",
             Feature::LlmDictionary => "llm-dictionary",
+            Feature::Segments => "segments",
         }
     }
 
@@ -98,6 +103,7 @@ impl Feature {
             Feature::MediaV3 => 11,
             Feature::LlmV5 => 12,
             Feature::LlmDictionary => 13,
+            Feature::Segments => 14,
         }
     }
 

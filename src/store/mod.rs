@@ -27,6 +27,7 @@ pub use rows::{
     DirEntryRow, InodeRow, Lease, NewInode, StoreTotals,
 };
 pub use sqlite::migrate::{SCHEMA_VERSION, TABLES_VERSION};
+pub use sqlite::segments::{Extent, SEGMENTS_DIR};
 pub use sqlite::DB_FILE;
 pub use tx::{ReadTx, Reads, WriteTx, Writes};
 
@@ -51,6 +52,35 @@ impl Default for OpenOptions {
             block_size: DEFAULT_BLOCK_SIZE,
             read_only: false,
         }
+    }
+}
+
+/// Records written by [`Store::append_records`]: until dropped, their
+/// segment is kept from being deleted; dropped without
+/// [`Appended::named`] (the transaction that was to name them failed),
+/// their space goes back at once.
+#[derive(Debug)]
+pub struct Appended<'s> {
+    store: &'s sqlite::SqliteStore,
+    extents: Vec<Extent>,
+    named: bool,
+}
+
+impl Appended<'_> {
+    /// Where each record went, in the order given.
+    pub fn extents(&self) -> &[Extent] {
+        &self.extents
+    }
+
+    /// The transaction naming the records ran.
+    pub fn named(mut self) {
+        self.named = true;
+    }
+}
+
+impl Drop for Appended<'_> {
+    fn drop(&mut self) {
+        self.store.settle_records(&self.extents, self.named);
     }
 }
 
@@ -211,6 +241,25 @@ impl Store {
         f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         on_backend!(self, b => b.write(durability, f))
+    }
+
+    /// Writes block records into segment files beside the database (the
+    /// SQLite store's `segments/`), on stable storage when this returns, so
+    /// that a transaction may then name them ([`Writes::put_block_at`])
+    /// instead of storing them inline. `None` where records stay inline:
+    /// PostgreSQL, a read-only store, a filesystem that cannot punch holes.
+    pub fn append_records(&self, records: &[&[u8]]) -> Result<Option<Appended<'_>>, StoreError> {
+        let Backend::Sqlite(s) = &self.backend else {
+            return Ok(None);
+        };
+        if self.read_only {
+            return Ok(None);
+        }
+        Ok(s.append_records(records)?.map(|extents| Appended {
+            store: s,
+            extents,
+            named: false,
+        }))
     }
 
     /// Makes every write so far durable (on stable storage when this

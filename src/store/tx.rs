@@ -11,6 +11,7 @@ use super::rows::{
     ArchiveTier, ArchiveTotals, BlockInfo, DictionaryRow, DirEntryRow, InodeRow, Lease, NewInode,
     StoreTotals,
 };
+use super::sqlite::segments::Extent;
 use super::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -157,6 +158,25 @@ pub trait Writes: Reads {
     /// Stores (or replaces) a block record and keeps `stored_bytes` in step.
     fn put_block(&self, ino: u64, idx: u64, codec: u8, raw_len: u64, record: &[u8]) -> Result<()>;
 
+    /// As [`Writes::put_block`], for `record` already written (and on
+    /// stable storage) at `extent` by [`crate::store::Store::append_records`];
+    /// the row names the extent. Only a store whose `append_records`
+    /// returns extents takes one.
+    fn put_block_at(
+        &self,
+        ino: u64,
+        idx: u64,
+        codec: u8,
+        raw_len: u64,
+        record: &[u8],
+        extent: Extent,
+    ) -> Result<()> {
+        let _ = (ino, idx, codec, raw_len, record, extent);
+        Err(StoreError::Invalid(
+            "this store keeps block records in its database".into(),
+        ))
+    }
+
     /// Replaces a block's record with `new` (same data, another codec; or
     /// keeps it, `None`) and records the block in `tier`, only if the block
     /// still holds exactly `old`: a block written meanwhile keeps its new
@@ -253,7 +273,15 @@ pub(super) trait BackendTx: Writes {
 /// in this transaction, and raises the schema version so that llmfs builds
 /// without them refuse the store from then on.
 pub(super) fn require_feature_of(tx: &impl BackendTx, codec: u8, record: &[u8]) -> Result<()> {
-    let needed = Feature::of_record(codec, record);
+    require_features(tx, Feature::of_record(codec, record))
+}
+
+/// As [`require_feature_of`], for one feature of how records are kept.
+pub(super) fn require_feature(tx: &impl BackendTx, feature: Feature) -> Result<()> {
+    require_features(tx, vec![feature])
+}
+
+fn require_features(tx: &impl BackendTx, needed: Vec<Feature>) -> Result<()> {
     if needed.is_empty() {
         return Ok(());
     }

@@ -175,6 +175,10 @@ fn open_fs(dir: &Path) -> Fs {
         store,
         FsConfig {
             dirty_bytes: DIRTY_BYTES,
+            // Write-backs of more than two blocks' records go to segment
+            // files, smaller ones stay inline: both paths, and blocks
+            // moving between them.
+            segment_min_bytes: 2 * BLOCK_SIZE,
             ..FsConfig::default()
         },
     )

@@ -20,6 +20,8 @@ const BUDGET: usize = 64 * 1024;
 fn config() -> FsConfig {
     FsConfig {
         dirty_bytes: BUDGET,
+        // Every write-back's records go to segment files (SQLite).
+        segment_min_bytes: 1,
         ..FsConfig::default()
     }
 }

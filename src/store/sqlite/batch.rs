@@ -46,6 +46,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::checkpoint::CommitCounter;
 use super::meta::SqliteTx;
+use super::segments::Segments;
 use crate::store::tx::{BackendTx, ReadTx, WriteTx};
 use crate::store::StoreError;
 
@@ -98,6 +99,7 @@ pub(super) struct Writer {
     /// thread ends them); a read-only store's do not.
     batching: bool,
     commits: Arc<CommitCounter>,
+    segments: Arc<Segments>,
 }
 
 impl Writer {
@@ -106,8 +108,10 @@ impl Writer {
         dir: &Path,
         commits: Arc<CommitCounter>,
         batching: bool,
+        segments: Arc<Segments>,
     ) -> Writer {
         Writer {
+            segments,
             batching,
             conn,
             dir: dir.to_path_buf(),
@@ -133,7 +137,7 @@ impl Writer {
         f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
     ) -> (bool, Result<T, E>) {
         if self.batch.is_some() {
-            return (false, f(&SqliteTx::new(&self.conn)));
+            return (false, f(&SqliteTx::new(&self.conn, &self.segments)));
         }
         if self.batching {
             if let Err(e) = self.conn.execute_batch("BEGIN DEFERRED") {
@@ -147,7 +151,7 @@ impl Writer {
                 writing: false,
                 reseeded: false,
             });
-            return (true, f(&SqliteTx::new(&self.conn)));
+            return (true, f(&SqliteTx::new(&self.conn, &self.segments)));
         }
         (false, self.read_alone(f))
     }
@@ -160,7 +164,7 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(StoreError::from)?;
-        let out = f(&SqliteTx::new(&tx))?;
+        let out = f(&SqliteTx::new(&tx, &self.segments))?;
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
     }
@@ -192,7 +196,7 @@ impl Writer {
         self.conn
             .execute_batch("SAVEPOINT op")
             .map_err(StoreError::from)?;
-        let meta = SqliteTx::new(&self.conn);
+        let meta = SqliteTx::new(&self.conn, &self.segments);
         let out = f(&meta);
         let bytes = meta.written();
         let out = match out {
@@ -335,6 +339,23 @@ impl Writer {
         }
     }
 
+    /// Gives back the space of records no row names any more
+    /// (`Segments::reclaim`), once every commit so far is on stable
+    /// storage: it commits the batch and syncs first. A lost batch not yet
+    /// reported is left for the next durable write to report (nothing is
+    /// reclaimed meanwhile).
+    pub(super) fn reclaim(&mut self, at_open: bool) -> Result<u64, StoreError> {
+        if self.lost.is_some() {
+            return Ok(0);
+        }
+        self.commit()?;
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let synced = self.durable_tx(|_| Ok::<_, StoreError>(()));
+        let _ = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        synced?;
+        self.segments.reclaim(&self.conn, at_open)
+    }
+
     /// Runs `f` in a transaction of its own that is on stable storage when
     /// this returns, after committing the batch (so that it is too).
     pub(super) fn write_durable<T, E: From<StoreError>>(
@@ -371,7 +392,7 @@ impl Writer {
             tx.execute("UPDATE sqlite_sequence SET seq = seq + ?1", [RESEED_MARGIN])
                 .map_err(StoreError::from)?;
         }
-        let meta = SqliteTx::new(&tx);
+        let meta = SqliteTx::new(&tx, &self.segments);
         let out = f(&meta)?;
         // A commit syncs the WAL only if it wrote a frame; bump a counter
         // so that this commit, and every earlier one, is on stable storage

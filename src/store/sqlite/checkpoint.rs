@@ -13,6 +13,10 @@
 //! file shrinks to `journal_size_limit` then). A failed checkpoint loses
 //! nothing: the WAL keeps every committed transaction, and the next pass
 //! (or the next open) tries again.
+//!
+//! After a pass, if rows gave up extents of segment files (the
+//! `dead_extents` table is not empty), the thread has the writer reclaim
+//! their space (`Writer::reclaim`, segments.rs).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +26,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::batch::Shared;
 use crate::store::StoreError;
 
 /// How often the thread looks for new commits.
@@ -52,9 +57,11 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     /// Opens the thread's connection to `db` and starts it.
+    /// `reclaim`: the writer, on a store with segment tables.
     pub(super) fn start(
         db: &Path,
         commits: Arc<CommitCounter>,
+        reclaim: Option<Arc<Shared>>,
     ) -> Result<Checkpointer, StoreError> {
         let conn = Connection::open_with_flags(
             db,
@@ -68,7 +75,7 @@ impl Checkpointer {
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("llmfs-checkpoint".into())
-                .spawn(move || run(conn, &wal, &commits, &stop))
+                .spawn(move || run(conn, &wal, &commits, reclaim.as_deref(), &stop))
                 .map_err(|e| StoreError::io("starting the checkpoint thread", e))?
         };
         Ok(Checkpointer {
@@ -95,7 +102,13 @@ fn wal_path(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn run(conn: Connection, wal: &Path, commits: &CommitCounter, stop: &(Mutex<bool>, Condvar)) {
+fn run(
+    conn: Connection,
+    wal: &Path,
+    commits: &CommitCounter,
+    reclaim: Option<&Shared>,
+    stop: &(Mutex<bool>, Condvar),
+) {
     let (flag, cv) = stop;
     // The counter starts at zero with the store: commits made before this
     // thread first runs count too.
@@ -122,6 +135,23 @@ fn run(conn: Connection, wal: &Path, commits: &CommitCounter, stop: &(Mutex<bool
         if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
             log::warn!("background checkpoint ({mode}) failed, the WAL keeps the data: {e}");
         }
+        if let Some(writer) = reclaim {
+            if has_dead_extents(&conn) {
+                if let Err(e) = writer.lock().reclaim(false) {
+                    log::warn!(
+                        "giving back the space of deleted records failed (retried later): {e}"
+                    );
+                }
+            }
+        }
         stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
     }
+}
+
+/// Whether committed changes left extents to reclaim.
+fn has_dead_extents(conn: &Connection) -> bool {
+    conn.query_row("SELECT EXISTS(SELECT 1 FROM dead_extents)", [], |r| {
+        r.get(0)
+    })
+    .unwrap_or(false)
 }

@@ -5,11 +5,13 @@ use std::cell::Cell;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::segments::{Extent, Segments};
+use crate::store::features::Feature;
 use crate::store::rows::{
     ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, ByteTotals, CodecTotals, DictionaryRow,
     DirEntryRow, InodeRow, Lease, NewInode, StoreTotals,
 };
-use crate::store::tx::{require_feature_of, BackendTx, Reads, Writes};
+use crate::store::tx::{require_feature, require_feature_of, BackendTx, Reads, Writes};
 use crate::store::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -51,15 +53,18 @@ fn inode_from_row(r: &Row<'_>) -> rusqlite::Result<InodeRow> {
 /// through `Store::write` only, the changes of [`Writes`].
 pub(in crate::store) struct SqliteTx<'c> {
     conn: &'c Connection,
+    /// Where records outside the database live.
+    segments: &'c Segments,
     /// Bytes of records, models and dictionaries this transaction stored
     /// (what bounds a batch of commits, batch.rs).
     written: Cell<u64>,
 }
 
 impl<'c> SqliteTx<'c> {
-    pub(in crate::store) fn new(conn: &'c Connection) -> SqliteTx<'c> {
+    pub(in crate::store) fn new(conn: &'c Connection, segments: &'c Segments) -> SqliteTx<'c> {
         SqliteTx {
             conn,
+            segments,
             written: Cell::new(0),
         }
     }
@@ -70,6 +75,94 @@ impl<'c> SqliteTx<'c> {
 
     fn wrote(&self, bytes: usize) {
         self.written.set(self.written.get() + bytes as u64);
+    }
+
+    /// The record of block (`ino`, `idx`) with where it lives: inline
+    /// (`None`) or in a segment.
+    fn block_at(&self, ino: u64, idx: u64) -> Result<Option<(Vec<u8>, Option<Extent>)>> {
+        if !self.segments.enabled() {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT record FROM blocks WHERE ino = ?1 AND idx = ?2")?;
+            let record = stmt.query_row([ino, idx], |r| r.get(0)).optional()?;
+            return Ok(record.map(|r| (r, None)));
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT record, segment, seg_offset, stored_len FROM blocks WHERE ino = ?1 AND idx = ?2",
+        )?;
+        let row = stmt
+            .query_row([ino, idx], |r| {
+                let segment: Option<u64> = r.get(1)?;
+                let extent = match segment {
+                    Some(segment) => Some(Extent {
+                        segment,
+                        offset: r.get(2)?,
+                        len: r.get(3)?,
+                    }),
+                    None => None,
+                };
+                Ok((r.get::<_, Vec<u8>>(0)?, extent))
+            })
+            .optional()?;
+        Ok(match row {
+            Some((_, Some(extent))) => Some((self.segments.read(extent)?, Some(extent))),
+            other => other,
+        })
+    }
+
+    /// `swap_archived_block` of a block whose record is at `extent`
+    /// (`current` its bytes).
+    #[allow(clippy::too_many_arguments)]
+    fn swap_segment_block(
+        &self,
+        ino: u64,
+        idx: u64,
+        old: &[u8],
+        current: &[u8],
+        extent: Extent,
+        new: Option<(u8, &[u8])>,
+        tier: u8,
+    ) -> Result<bool> {
+        if current != old {
+            return Ok(false);
+        }
+        let changed = match new {
+            Some((codec, record)) => self
+                .conn
+                .prepare_cached(
+                    "UPDATE blocks SET codec = ?3, stored_len = ?4, record = ?5, archived = ?6, \
+                     segment = NULL, seg_offset = NULL \
+                     WHERE ino = ?1 AND idx = ?2 AND segment = ?7 AND seg_offset = ?8",
+                )?
+                .execute(params![
+                    ino,
+                    idx,
+                    codec,
+                    record.len() as u64,
+                    record,
+                    tier,
+                    extent.segment,
+                    extent.offset
+                ])?,
+            None => self
+                .conn
+                .prepare_cached(
+                    "UPDATE blocks SET archived = ?3 \
+                     WHERE ino = ?1 AND idx = ?2 AND segment = ?4 AND seg_offset = ?5",
+                )?
+                .execute(params![ino, idx, tier, extent.segment, extent.offset])?,
+        };
+        if changed == 1 {
+            if let Some((_, record)) = new {
+                let delta = record.len() as i64 - old.len() as i64;
+                self.conn
+                    .prepare_cached(
+                        "UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1",
+                    )?
+                    .execute(params![ino, delta])?;
+            }
+        }
+        Ok(changed == 1)
     }
 
     fn delete_blocks_where(&self, ino: u64, cond: &str, idx: u64) -> Result<()> {
@@ -239,10 +332,7 @@ impl Reads for SqliteTx<'_> {
     }
 
     fn block(&self, ino: u64, idx: u64) -> Result<Option<Vec<u8>>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT record FROM blocks WHERE ino = ?1 AND idx = ?2")?;
-        Ok(stmt.query_row([ino, idx], |r| r.get(0)).optional()?)
+        Ok(self.block_at(ino, idx)?.map(|(record, _)| record))
     }
 
     /// Blocks written at or before `written_before` (ns) that `tier` has
@@ -602,6 +692,48 @@ impl Writes for SqliteTx<'_> {
         Ok(())
     }
 
+    /// As `put_block`, for a record already written (and synced) at
+    /// `extent` of a segment: the row names the extent, its `record` is
+    /// empty.
+    fn put_block_at(
+        &self,
+        ino: u64,
+        idx: u64,
+        codec: u8,
+        raw_len: u64,
+        record: &[u8],
+        extent: Extent,
+    ) -> Result<()> {
+        if !self.segments.enabled() || extent.len != record.len() as u64 {
+            return Err(StoreError::Invalid(
+                "a segment extent for a store or record it does not fit".into(),
+            ));
+        }
+        require_feature_of(self, codec, record)?;
+        require_feature(self, Feature::Segments)?;
+        self.delete_block(ino, idx)?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO blocks(ino, idx, codec, raw_len, stored_len, record, written_ns, archived, \
+                 segment, seg_offset) VALUES (?1, ?2, ?3, ?4, ?5, x'', ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                ino,
+                idx,
+                codec,
+                raw_len,
+                extent.len,
+                crate::time::now_ns(),
+                i64::from(codec == crate::codec::CodecId::Llm as u8),
+                extent.segment,
+                extent.offset,
+            ])?;
+        self.conn
+            .prepare_cached("UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1")?
+            .execute(params![ino, extent.len])?;
+        Ok(())
+    }
+
     /// Replaces a block's record with `new` (same data, another codec; or
     /// keeps it, `None`) and records the block in `tier`, only if the block
     /// still holds exactly `old`: a block written meanwhile keeps its new
@@ -618,6 +750,14 @@ impl Writes for SqliteTx<'_> {
         if let Some((codec, record)) = new {
             require_feature_of(self, codec, record)?;
             self.wrote(record.len());
+        }
+        if self.segments.enabled() {
+            if let Some((current, Some(extent))) = self.block_at(ino, idx)? {
+                // A record in a segment: compared here, then the row
+                // changed only if it still names the same extent (extents
+                // are never reused, so that names the same bytes).
+                return self.swap_segment_block(ino, idx, old, &current, extent, new, tier);
+            }
         }
         let changed = match new {
             Some((codec, record)) => self

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0011_media_v3_records.sql"),
     include_str!("../../../migrations/0012_llm_v5_records.sql"),
     include_str!("../../../migrations/0013_llm_dictionary_records.sql"),
+    include_str!("../../../migrations/0014_segment_records.sql"),
 ];
 
 /// The file that creates the dictionaries table, run by the transaction
@@ -28,13 +29,19 @@ const MIGRATIONS: &[&str] = &[
 /// ignores the extra table, and only a primed record locks it out).
 pub(super) const DICTIONARIES_TABLE: &str = MIGRATIONS[5];
 
+/// The file that adds the segment columns, table and triggers: run when a
+/// store without them is opened read-write (an older llmfs ignores them);
+/// the version is raised to 14 only with the first record in a segment.
+const SEGMENT_TABLES: &str = MIGRATIONS[13];
+
 /// The newest schema version this build reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// The version of this build's tables: what opening a store read-write
-/// brings an older one to. The files past it (0003-0013) change no table an
+/// brings an older one to. The files past it (0003-0014) change no table an
 /// older llmfs reads (0006 adds one it ignores, when a volume first stores
-/// a dictionary); a store is raised to their numbers only when its feature
+/// a dictionary; 0014 adds columns, a table and triggers it ignores); a
+/// store is raised to their numbers only when its feature
 /// set needs them
 /// (`super::features`), so opening a store never locks out an older llmfs
 /// that could still read it.
@@ -65,4 +72,23 @@ pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
     tx.pragma_update(None, "user_version", TABLES_VERSION)?;
     tx.commit()?;
     Ok(found)
+}
+
+/// Whether the store's tables have the segment columns (0014).
+pub(super) fn has_segment_tables(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare("SELECT 1 FROM pragma_table_info('blocks') WHERE name = 'segment'")?
+        .exists([])?)
+}
+
+/// Adds the segment columns, table and triggers if the store lacks them,
+/// without raising its version.
+pub(super) fn add_segment_tables(conn: &mut Connection) -> Result<(), StoreError> {
+    if has_segment_tables(conn)? {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    tx.execute_batch(SEGMENT_TABLES)?;
+    tx.commit()?;
+    Ok(())
 }

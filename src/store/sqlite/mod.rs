@@ -6,6 +6,7 @@ mod batch;
 mod checkpoint;
 mod meta;
 pub mod migrate;
+pub mod segments;
 
 use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -21,6 +22,7 @@ use super::setup::{
 use super::tx::{ReadTx, WriteTx};
 use super::{Durability, OpenOptions, StoreError, StoreLock};
 use meta::SqliteTx;
+use segments::{Extent, Segments};
 
 pub const DB_FILE: &str = "llmfs.db";
 
@@ -34,6 +36,7 @@ pub(super) struct SqliteStore {
     /// connection closes (the last connection to close checkpoints).
     _checkpointer: Option<checkpoint::Checkpointer>,
     writer: Arc<batch::Shared>,
+    segments: Arc<Segments>,
     _lock: Option<StoreLock>,
 }
 
@@ -93,12 +96,18 @@ impl SqliteStore {
             // 2 MB) holds the inode and directory trees of a large volume.
             conn.pragma_update(None, "cache_size", -16384)?;
             migrate::migrate(&mut conn)?;
+            migrate::add_segment_tables(&mut conn)?;
         } else {
             check_readable_version(migrate::schema_version(&conn)?)?;
         }
+        let segments = Arc::new(Segments::open(
+            dir,
+            migrate::has_segment_tables(&conn)?,
+            opts.read_only,
+        )?);
         {
             let tx = conn.transaction()?;
-            check_features(&SqliteTx::new(&tx), opts.read_only)?;
+            check_features(&SqliteTx::new(&tx, &segments), opts.read_only)?;
             if !opts.read_only {
                 tx.commit()?;
             }
@@ -107,23 +116,37 @@ impl SqliteStore {
         let block_size = {
             let tx = conn.transaction()?;
             let bs = if opts.read_only {
-                read_block_size(&SqliteTx::new(&tx))?
+                read_block_size(&SqliteTx::new(&tx, &segments))?
             } else {
-                initialise_volume(&SqliteTx::new(&tx), opts.block_size)?
+                initialise_volume(&SqliteTx::new(&tx, &segments), opts.block_size)?
             };
             tx.commit()?;
             bs
         };
         let commits = Arc::new(checkpoint::CommitCounter::default());
+        let writer = batch::Shared::new(batch::Writer::new(
+            conn,
+            dir,
+            Arc::clone(&commits),
+            !opts.read_only,
+            Arc::clone(&segments),
+        ));
+        if !opts.read_only && segments.enabled() && segments.any() {
+            // Space a crash kept from going back: dead extents, and
+            // segments nothing names.
+            if let Err(e) = writer.lock().reclaim(true) {
+                log::warn!("giving back the space of deleted records failed (retried later): {e}");
+            }
+        }
         let checkpointer = if opts.read_only {
             None
         } else {
             Some(checkpoint::Checkpointer::start(
                 &db_path,
-                Arc::clone(&commits),
+                commits,
+                segments.enabled().then(|| Arc::clone(&writer)),
             )?)
         };
-        let writer = batch::Shared::new(batch::Writer::new(conn, dir, commits, !opts.read_only));
         let committer = if opts.read_only {
             None
         } else {
@@ -134,6 +157,7 @@ impl SqliteStore {
             _committer: committer,
             _checkpointer: checkpointer,
             writer,
+            segments,
             _lock: lock,
         };
         Ok((store, block_size))
@@ -173,6 +197,25 @@ impl SqliteStore {
                 result
             }
         }
+    }
+
+    /// Writes `records` into a segment file, on stable storage when this
+    /// returns; `None` where records stay inline (a read-only store, tables
+    /// that predate segments, a filesystem that cannot punch holes).
+    pub(super) fn append_records(
+        &self,
+        records: &[&[u8]],
+    ) -> Result<Option<Vec<Extent>>, StoreError> {
+        if !self.segments.writable() {
+            return Ok(None);
+        }
+        self.segments.append(records).map(Some)
+    }
+
+    /// The transaction meant to name `extents` has run (`named`: and
+    /// named them).
+    pub(super) fn settle_records(&self, extents: &[Extent], named: bool) {
+        self.segments.settle(extents, named);
     }
 
     /// Moves the WAL's contents into the main database file (on unmount).

@@ -1,0 +1,490 @@
+//! Segment files: block records outside the database.
+//!
+//! A write-back of a large file used to put every record into `llmfs.db`,
+//! where SQLite writes it twice (into the WAL, then into the database at
+//! the checkpoint) and a cold read walks its overflow chain page by page.
+//! Records of large write-backs go instead into append-only files in the
+//! store's `segments/` directory; the block's row names the extent
+//! (`segment`, `seg_offset`, `stored_len`) and its `record` is empty
+//! (docs/FORMAT.md, "Segment files").
+//!
+//! Order of writes, so that after a crash every block is old or new:
+//!
+//! 1. [`Segments::append`] writes a write-back's records contiguously at
+//!    the end of the active segment (from a 4 KiB boundary, so that no
+//!    page is shared with an earlier write-back's records), and
+//!    `fdatasync`s the file before it returns. A new segment file's
+//!    directory entry is synced when the file is made.
+//! 2. Only then does the transaction that names the extents run; until it
+//!    has run (and failed or joined a batch) the extents are *pending*.
+//! 3. A row that goes (overwrite, truncation, unlink, archiving) leaves
+//!    its extent in `dead_extents` (a trigger, in the same transaction).
+//!    [`Segments::reclaim`] gives that space back, but only once the
+//!    change is on stable storage (it commits the batch and syncs first):
+//!    it punches a hole over the extent (its partial pages only where no
+//!    live extent shares them), and deletes a segment file that no row
+//!    names and no pending write-back will.
+//!
+//! A write-back whose transaction fails punches its own extents at once
+//! (nothing names them). Bytes appended by a write-back whose batch was
+//! lost in a crash stay unnamed in their segment until the segment is
+//! deleted: space, never data.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::store::StoreError;
+
+/// The directory of segment files inside the store's directory.
+pub const SEGMENTS_DIR: &str = "segments";
+/// A segment takes appends until it is this long; the next append starts
+/// a new one (so that a dead segment's space goes back with its file).
+const SEGMENT_BYTES: u64 = 256 << 20;
+/// Appends start on this boundary: the page size of every Linux
+/// filesystem that punches holes, so that write-backs share no page.
+const ALIGN: u64 = 4096;
+/// Segment files kept open for reading.
+const OPEN_FILES: usize = 64;
+/// Dead extents one reclaim pass handles (the rest wait for the next).
+const RECLAIM_BATCH: i64 = 4096;
+
+/// Where one record lives: segment number, byte offset and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub segment: u64,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// The store's segment files.
+#[derive(Debug)]
+pub(in crate::store) struct Segments {
+    dir: PathBuf,
+    /// Whether the store's tables have the segment columns: a read-write
+    /// open adds them; a store opened read-only may predate them.
+    enabled: bool,
+    read_only: bool,
+    /// Whether the store's filesystem punches holes: records are appended
+    /// only where dead ones' space can go back.
+    punchable: bool,
+    appender: Mutex<Appender>,
+    /// Files open for reading, by segment number.
+    files: Mutex<HashMap<u64, Arc<File>>>,
+}
+
+#[derive(Debug, Default)]
+struct Appender {
+    /// The segment taking appends, with its file and end.
+    active: Option<(u64, Arc<File>, u64)>,
+    /// The number of the next segment to make.
+    next: u64,
+    /// Write-backs appended whose transaction has not run yet, by segment.
+    pending: HashMap<u64, u32>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Segments {
+    /// The segments of the store in `store_dir`. `enabled`: its tables
+    /// have the segment columns.
+    pub(super) fn open(
+        store_dir: &Path,
+        enabled: bool,
+        read_only: bool,
+    ) -> Result<Segments, StoreError> {
+        let dir = store_dir.join(SEGMENTS_DIR);
+        let next = existing(&dir)?.into_iter().max().map_or(1, |n| n + 1);
+        Ok(Segments {
+            dir,
+            enabled,
+            read_only,
+            punchable: enabled && !read_only && can_punch(store_dir),
+            appender: Mutex::new(Appender {
+                next,
+                ..Appender::default()
+            }),
+            files: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub(super) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Whether records may be appended (tables present, read-write, a
+    /// filesystem that punches holes).
+    pub(super) fn writable(&self) -> bool {
+        self.enabled && !self.read_only && self.punchable
+    }
+
+    /// Whether a segment file exists (else there is nothing to reclaim).
+    pub(super) fn any(&self) -> bool {
+        self.dir.exists()
+    }
+
+    fn path(&self, segment: u64) -> PathBuf {
+        self.dir.join(format!("{segment:08}.seg"))
+    }
+
+    /// Writes `records` one after the other into the active segment and
+    /// syncs them; returns their extents, pending until
+    /// [`Segments::settle`].
+    pub(super) fn append(&self, records: &[&[u8]]) -> Result<Vec<Extent>, StoreError> {
+        let total: u64 = records.iter().map(|r| r.len() as u64).sum();
+        let mut buf = Vec::with_capacity(total as usize);
+        for r in records {
+            buf.extend_from_slice(r);
+        }
+        let (segment, file, start) = {
+            let mut a = lock(&self.appender);
+            if a.active
+                .as_ref()
+                .is_none_or(|(_, _, end)| *end >= SEGMENT_BYTES)
+            {
+                let id = a.next;
+                let file = self.create(id)?;
+                a.next = id + 1;
+                a.active = Some((id, Arc::new(file), 0));
+            }
+            let (id, file, end) = a.active.as_mut().expect("made above");
+            let start = end.div_ceil(ALIGN) * ALIGN;
+            let segment = *id;
+            let file = Arc::clone(file);
+            // The space is taken before the write: a failed write leaves
+            // a hole the next append skips.
+            *end = start + total;
+            *a.pending.entry(segment).or_default() += 1;
+            (segment, file, start)
+        };
+        let written = file
+            .write_all_at(&buf, start)
+            .and_then(|()| file.sync_data());
+        let mut extents = Vec::with_capacity(records.len());
+        let mut at = start;
+        for r in records {
+            extents.push(Extent {
+                segment,
+                offset: at,
+                len: r.len() as u64,
+            });
+            at += r.len() as u64;
+        }
+        if let Err(e) = written {
+            self.settle(&extents, false);
+            return Err(StoreError::io(
+                format!(
+                    "writing records to segment {}",
+                    self.path(segment).display()
+                ),
+                e,
+            ));
+        }
+        Ok(extents)
+    }
+
+    /// Makes segment file `id` (and syncs the directory entry).
+    fn create(&self, id: u64) -> Result<File, StoreError> {
+        let fresh = !self.dir.exists();
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| StoreError::io(format!("creating {}", self.dir.display()), e))?;
+        let path = self.path(id);
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?;
+        sync_dir(&self.dir)?;
+        if fresh {
+            if let Some(parent) = self.dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(file)
+    }
+
+    /// The transaction that was to name `extents` (one append's) has run:
+    /// they are no longer pending. If it failed (`named` false) nothing
+    /// names them, and their space goes back at once.
+    pub(super) fn settle(&self, extents: &[Extent], named: bool) {
+        let Some(first) = extents.first() else {
+            return;
+        };
+        let mut a = lock(&self.appender);
+        if let Some(n) = a.pending.get_mut(&first.segment) {
+            *n -= 1;
+            if *n == 0 {
+                a.pending.remove(&first.segment);
+            }
+        }
+        drop(a);
+        if !named {
+            let end = extents.iter().map(|e| e.offset + e.len).max().unwrap_or(0);
+            // The run starts on a page boundary and no later run shares
+            // its last page until the next append, which starts past it.
+            if let Ok(file) = self.file(first.segment) {
+                let len = end.div_ceil(ALIGN) * ALIGN - first.offset;
+                if let Err(e) = punch(&file, first.offset, len) {
+                    log::warn!("giving back the space of unwritten records: {e}");
+                }
+            }
+        }
+    }
+
+    fn file(&self, segment: u64) -> Result<Arc<File>, StoreError> {
+        let mut files = lock(&self.files);
+        if let Some(f) = files.get(&segment) {
+            return Ok(Arc::clone(f));
+        }
+        let path = self.path(segment);
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(!self.read_only)
+            .open(&path)
+            .map_err(|e| StoreError::io(format!("opening segment {}", path.display()), e))?;
+        if files.len() >= OPEN_FILES {
+            files.clear();
+        }
+        let file = Arc::new(file);
+        files.insert(segment, Arc::clone(&file));
+        Ok(file)
+    }
+
+    /// Reads the record at `extent`.
+    pub(super) fn read(&self, extent: Extent) -> Result<Vec<u8>, StoreError> {
+        let file = self.file(extent.segment)?;
+        let mut buf = vec![0; extent.len as usize];
+        file.read_exact_at(&mut buf, extent.offset).map_err(|e| {
+            let what = if e.kind() == io::ErrorKind::UnexpectedEof {
+                "segment is shorter than the record it holds"
+            } else {
+                "reading a record from a segment"
+            };
+            StoreError::io(
+                format!(
+                    "{what} ({}, bytes {}..{})",
+                    self.path(extent.segment).display(),
+                    extent.offset,
+                    extent.offset + extent.len
+                ),
+                e,
+            )
+        })?;
+        Ok(buf)
+    }
+
+    /// Lengths of the segment files present, by number.
+    pub(super) fn file_lengths(&self) -> Result<HashMap<u64, u64>, StoreError> {
+        let mut out = HashMap::new();
+        for id in existing(&self.dir)? {
+            let path = self.path(id);
+            let len = fs::metadata(&path)
+                .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?
+                .len();
+            out.insert(id, len);
+        }
+        Ok(out)
+    }
+
+    /// Gives back the space of dead extents and deletes dead segments.
+    /// `conn` is the writer connection with no transaction open, and every
+    /// change it committed is on stable storage (the caller synced): a
+    /// dead extent's row is gone for good. Returns how many dead extents
+    /// it handled.
+    pub(super) fn reclaim(&self, conn: &Connection, at_open: bool) -> Result<u64, StoreError> {
+        if !self.enabled || self.read_only || !self.any() {
+            return Ok(0);
+        }
+        let dead: Vec<(i64, u64, u64, u64)> = {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, segment, seg_offset, len FROM dead_extents ORDER BY id LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([RECLAIM_BATCH], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let lengths = self.file_lengths()?;
+        let mut touched: Vec<u64> = Vec::new();
+        for &(_, segment, offset, len) in &dead {
+            if !touched.contains(&segment) {
+                touched.push(segment);
+            }
+            let Some(&file_len) = lengths.get(&segment) else {
+                continue;
+            };
+            let (lo, hi) = free_range(conn, segment, offset, offset + len, file_len)?;
+            if lo < hi && self.punchable {
+                let file = self.file(segment)?;
+                punch(&file, lo, hi - lo).map_err(|e| {
+                    StoreError::io(format!("punching a hole in segment {segment}"), e)
+                })?;
+            }
+        }
+        if at_open {
+            // Segments no row names: dead ones whose deletion a crash
+            // interrupted, or written by a write-back whose batch was lost.
+            let unseen: Vec<u64> = lengths
+                .keys()
+                .copied()
+                .filter(|s| !touched.contains(s))
+                .collect();
+            touched.extend(unseen);
+        }
+        for segment in touched {
+            self.delete_if_dead(conn, segment)?;
+        }
+        if let Some(&(last, ..)) = dead.last() {
+            conn.prepare_cached("DELETE FROM dead_extents WHERE id <= ?1")?
+                .execute([last])?;
+        }
+        Ok(dead.len() as u64)
+    }
+
+    /// Deletes segment `segment`'s file if no row names it and none will:
+    /// it is not taking appends and no write-back is pending on it.
+    fn delete_if_dead(&self, conn: &Connection, segment: u64) -> Result<(), StoreError> {
+        let named: bool = conn
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM blocks WHERE segment = ?1)")?
+            .query_row([segment], |r| r.get(0))?;
+        if named {
+            return Ok(());
+        }
+        {
+            let a = lock(&self.appender);
+            let active = a.active.as_ref().is_some_and(|(id, _, _)| *id == segment);
+            if active || a.pending.contains_key(&segment) {
+                return Ok(());
+            }
+        }
+        lock(&self.files).remove(&segment);
+        let path = self.path(segment);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                log::debug!("deleted dead segment {}", path.display());
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(format!("deleting {}", path.display()), e)),
+        }
+    }
+}
+
+/// The bytes of dead extent `[start, end)` of `segment` that can go back:
+/// the extent widened to whole pages where no live extent shares the
+/// partial page, narrowed to whole pages where one does, and cut at the
+/// file's end.
+fn free_range(
+    conn: &Connection,
+    segment: u64,
+    start: u64,
+    end: u64,
+    file_len: u64,
+) -> Result<(u64, u64), StoreError> {
+    let mut lo = start / ALIGN * ALIGN;
+    if lo < start && live_within(conn, segment, lo, start)? {
+        lo = start.div_ceil(ALIGN) * ALIGN;
+    }
+    let mut hi = end.div_ceil(ALIGN) * ALIGN;
+    if hi > end && live_within(conn, segment, end, hi)? {
+        hi = end / ALIGN * ALIGN;
+    }
+    Ok((lo, hi.min(file_len.div_ceil(ALIGN) * ALIGN)))
+}
+
+/// Whether a live extent of `segment` overlaps `[lo, hi)`. Extents do not
+/// overlap one another, so the one starting last before `hi` is the only
+/// one that can.
+fn live_within(conn: &Connection, segment: u64, lo: u64, hi: u64) -> Result<bool, StoreError> {
+    let end: Option<u64> = conn
+        .prepare_cached(
+            "SELECT seg_offset + stored_len FROM blocks \
+             WHERE segment = ?1 AND seg_offset < ?2 ORDER BY seg_offset DESC LIMIT 1",
+        )?
+        .query_row(params![segment, hi], |r| r.get(0))
+        .optional()?;
+    Ok(end.is_some_and(|e| e > lo))
+}
+
+/// Frees `len` bytes at `offset` of `file`, keeping its length.
+fn punch(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: fallocate on a descriptor we own, with plain integers.
+    let rc = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether the filesystem holding `dir` can punch holes: segments are
+/// used only where dead records' space can go back.
+fn can_punch(dir: &Path) -> bool {
+    let probe = dir.join(".punch-probe");
+    let ok = (|| -> io::Result<()> {
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&probe)?;
+        f.write_all_at(&[1; ALIGN as usize * 2], 0)?;
+        punch(&f, 0, ALIGN)
+    })();
+    let _ = fs::remove_file(&probe);
+    if let Err(e) = &ok {
+        log::info!(
+            "{} cannot punch holes ({e}): block records stay in the database",
+            dir.display()
+        );
+    }
+    ok.is_ok()
+}
+
+/// The numbers of the segment files in `dir` (none if it does not exist).
+fn existing(dir: &Path) -> Result<Vec<u64>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io(format!("listing {}", dir.display()), e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".seg")) else {
+            continue;
+        };
+        if let Ok(n) = stem.parse::<u64>() {
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))
+}

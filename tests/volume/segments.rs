@@ -1,0 +1,340 @@
+//! Block records in segment files (src/store/sqlite/segments.rs): large
+//! write-backs go there, read back exactly, give their space back when
+//! their rows go (while mounted, and at the next open), move inline when
+//! archived, fail cleanly when a segment is damaged, and leave older
+//! stores open to older builds until the first record lands in one.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use llmfs::codec::{CodecId, CodecSet};
+use llmfs::fs::{Fs, FsConfig};
+use llmfs::store::{
+    ArchiveTier, Durability, OpenOptions, Store, DB_FILE, SEGMENTS_DIR, TABLES_VERSION,
+};
+
+use crate::common::{create_file, noise, open_store, text};
+
+const BS: usize = 64 * 1024;
+
+fn mount(dir: &Path) -> Fs {
+    Fs::new(open_store(dir, BS), FsConfig::default()).unwrap()
+}
+
+fn unmount(fs: Fs) {
+    fs.shutdown().unwrap();
+    drop(fs);
+}
+
+/// (file, length, bytes allocated on disk) of every segment file.
+fn segment_files(dir: &Path) -> Vec<(PathBuf, u64, u64)> {
+    let Ok(entries) = std::fs::read_dir(dir.join(SEGMENTS_DIR)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = entries
+        .map(|e| {
+            let p = e.unwrap().path();
+            let m = std::fs::metadata(&p).unwrap();
+            (p, m.len(), m.blocks() * 512)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn allocated(dir: &Path) -> u64 {
+    segment_files(dir).iter().map(|f| f.2).sum()
+}
+
+fn read_all(fs: &Fs, ino: u64, len: usize) -> Vec<u8> {
+    fs.read(ino, 0, len as u32 + 1).unwrap()
+}
+
+fn unlink(fs: &Fs, name: &str, ino: u64) {
+    fs.unlink(llmfs::store::ROOT_INO, name.as_bytes()).unwrap();
+    fs.forget(ino, 1).unwrap();
+}
+
+fn user_version(dir: &Path) -> u32 {
+    rusqlite::Connection::open(dir.join(DB_FILE))
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn count(dir: &Path, sql: &str) -> u64 {
+    rusqlite::Connection::open(dir.join(DB_FILE))
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn large_files_live_in_segments_and_read_back_after_a_remount() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    let a = noise(3 << 20, 1);
+    let b = text(5 << 20, 2);
+    let small = text(20_000, 3);
+    let fs = mount(&dir);
+    let root = llmfs::store::ROOT_INO;
+    let ia = create_file(&fs, root, "a", &a);
+    let ib = create_file(&fs, root, "b", &b);
+    let is = create_file(&fs, root, "small", &small);
+    assert_eq!(read_all(&fs, ia, a.len()), a);
+    assert_eq!(read_all(&fs, ib, b.len()), b);
+    unmount(fs);
+
+    let files = segment_files(&dir);
+    assert_eq!(files.len(), 1, "one segment takes both files: {files:?}");
+    let seg_bytes = files[0].1;
+    assert!(seg_bytes > 3 << 20, "the records are in the segment");
+    let db = std::fs::metadata(dir.join(DB_FILE)).unwrap().len();
+    assert!(
+        db < 1 << 20,
+        "the database holds no large record ({db} bytes)"
+    );
+    // The small file's record stayed inline; the large ones' rows name
+    // extents (the text compresses to less than a segment's minimum per
+    // write-back, so some of its write-backs may have stayed inline).
+    let inline = |ino: u64| {
+        count(
+            &dir,
+            &format!("SELECT COUNT(*) FROM blocks WHERE ino = {ino} AND segment IS NULL"),
+        )
+    };
+    assert_eq!(inline(is), 1);
+    assert_eq!(inline(ia), 0);
+    assert_eq!(
+        count(
+            &dir,
+            &format!("SELECT COUNT(*) FROM blocks WHERE ino = {ia} AND segment IS NOT NULL")
+        ),
+        (a.len() / BS) as u64
+    );
+    assert_eq!(user_version(&dir), 14);
+
+    let fs = mount(&dir);
+    assert_eq!(read_all(&fs, ia, a.len()), a);
+    assert_eq!(read_all(&fs, ib, b.len()), b);
+    assert_eq!(read_all(&fs, is, small.len()), small);
+    // Overwriting part of a file replaces some extents; a small write
+    // puts those blocks inline.
+    let fh = fs.open(ib, libc::O_RDWR).unwrap();
+    let patch = noise(3 * BS, 9);
+    fs.write(ib, fh, BS as u64 * 10 + 100, &patch).unwrap();
+    fs.release(ib, fh).unwrap();
+    let mut want = b.clone();
+    want[BS * 10 + 100..BS * 13 + 100].copy_from_slice(&patch);
+    assert_eq!(read_all(&fs, ib, want.len()), want);
+    unmount(fs);
+    let fs = mount(&dir);
+    assert_eq!(read_all(&fs, ib, want.len()), want);
+    unmount(fs);
+}
+
+#[test]
+fn space_of_deleted_records_comes_back_while_mounted_and_at_open() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    let root = llmfs::store::ROOT_INO;
+    let a = noise(4 << 20, 4);
+    let b = noise(4 << 20, 5);
+    let fs = mount(&dir);
+    let ia = create_file(&fs, root, "a", &a);
+    let ib = create_file(&fs, root, "b", &b);
+    let before = allocated(&dir);
+    assert!(before >= 8 << 20, "{before}");
+
+    // The checkpoint thread reclaims what the unlink freed once the
+    // unlink is on stable storage; wait for it (a few passes).
+    unlink(&fs, "a", ia);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while allocated(&dir) > before - (3 << 20) {
+        assert!(
+            Instant::now() < deadline,
+            "the space of a's records did not come back: {} of {before} bytes",
+            allocated(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The neighbour's records (sharing a page at the boundary) are intact.
+    assert_eq!(read_all(&fs, ib, b.len()), b);
+    unmount(fs);
+    let fs = mount(&dir);
+    assert_eq!(read_all(&fs, ib, b.len()), b);
+    unlink(&fs, "b", ib);
+    drop(fs);
+
+    // Whatever the last mount left (its segment had been taking appends)
+    // goes at the next open: no row names it.
+    let fs = mount(&dir);
+    assert!(segment_files(&dir).is_empty(), "{:?}", segment_files(&dir));
+    assert_eq!(count(&dir, "SELECT COUNT(*) FROM dead_extents"), 0);
+    unmount(fs);
+}
+
+#[test]
+fn archiving_moves_a_segment_record_inline_only_if_unchanged() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    let data = text(2 << 20, 6);
+    let fs = mount(&dir);
+    let ino = create_file(&fs, llmfs::store::ROOT_INO, "f", &data);
+    unmount(fs);
+
+    let store = open_store(&dir, BS);
+    let old = store
+        .read(|m| m.block(ino, 3))
+        .unwrap()
+        .expect("block 3 is stored");
+    let codecs = CodecSet::default();
+    let raw = &data[3 * BS..4 * BS];
+    let new = codecs.encode_block_with(CodecId::Lzma, raw).unwrap();
+    let codec = llmfs::codec::RecordHeader::parse(&new, BS).unwrap().codec as u8;
+    // A stale `old` (not what the block holds) changes nothing.
+    let stale = store
+        .write(Durability::Normal, |m| {
+            m.swap_archived_block(ino, 3, &new, Some((codec, &new)), ArchiveTier::Archive)
+        })
+        .unwrap();
+    assert!(!stale);
+    let swapped = store
+        .write(Durability::Normal, |m| {
+            m.swap_archived_block(ino, 3, &old, Some((codec, &new)), ArchiveTier::Archive)
+        })
+        .unwrap();
+    assert!(swapped);
+    assert_eq!(store.read(|m| m.block(ino, 3)).unwrap().unwrap(), new);
+    let decoded = codecs.decode_block(&new, BS).unwrap();
+    assert_eq!(decoded, raw);
+    drop(store);
+    assert_eq!(
+        count(
+            &dir,
+            "SELECT COUNT(*) FROM blocks WHERE idx = 3 AND segment IS NULL"
+        ),
+        1
+    );
+    // The rest of the file still reads from its segment.
+    let fs = mount(&dir);
+    assert_eq!(read_all(&fs, ino, data.len()), data);
+    unmount(fs);
+}
+
+#[test]
+fn a_damaged_segment_fails_reads_and_fsck_cleanly() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    let data = noise(2 << 20, 7);
+    let fs = mount(&dir);
+    let ino = create_file(&fs, llmfs::store::ROOT_INO, "f", &data);
+    unmount(fs);
+    let files = segment_files(&dir);
+    assert_eq!(files.len(), 1);
+    let seg = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0].0)
+        .unwrap();
+    seg.set_len(files[0].1 / 2).unwrap();
+    drop(seg);
+
+    let fs = mount(&dir);
+    let e = fs.read(ino, 0, data.len() as u32).unwrap_err();
+    assert_eq!(e.errno(), libc::EIO, "{e}");
+    // The first blocks, before the cut, still read.
+    assert_eq!(fs.read(ino, 0, BS as u32).unwrap(), &data[..BS]);
+    unmount(fs);
+    let out = crate::common::llmfs([std::ffi::OsStr::new("fsck"), dir.as_os_str()]);
+    let text = crate::common::output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("shorter than the record"), "{text}");
+}
+
+/// A store made before segment tables existed (version 2, as an older
+/// llmfs left it) reads with this build read-only, gains the tables
+/// read-write without a version an older llmfs refuses, and moves to
+/// version 14 (feature `segments`) only with its first segment record.
+#[test]
+fn older_stores_stay_open_to_older_builds_until_a_record_lands_in_a_segment() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    std::fs::create_dir_all(&dir).unwrap();
+    let record = CodecSet::default().encode_block(b"old data ").unwrap();
+    {
+        let c = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
+        c.execute_batch(include_str!("../../migrations/0001_initial.sql"))
+            .unwrap();
+        c.execute_batch(include_str!("../../migrations/0002_models_archive.sql"))
+            .unwrap();
+        c.execute(
+            "INSERT INTO volume(key, value) VALUES ('block_size', '65536'), ('created_ns', '0'), \
+             ('sync_generation', '0')",
+            [],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO inodes(ino, mode, uid, gid, nlink, atime_ns, mtime_ns, ctime_ns, crtime_ns) \
+             VALUES (1, 16877, 0, 0, 2, 0, 0, 0, 0), (2, 33188, 0, 0, 1, 0, 0, 0, 0)",
+            [],
+        )
+        .unwrap();
+        c.execute(
+            "UPDATE inodes SET size = 9, stored_bytes = ?1 WHERE ino = 2",
+            [record.len() as i64],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO dirents(parent, name, ino) VALUES (1, CAST('old' AS BLOB), 2)",
+            [],
+        )
+        .unwrap();
+        let codec = llmfs::codec::RecordHeader::parse(&record, 9).unwrap().codec as u8;
+        c.execute(
+            "INSERT INTO blocks(ino, idx, codec, raw_len, stored_len, record) \
+             VALUES (2, 0, ?1, 9, ?2, ?3)",
+            rusqlite::params![codec, record.len() as i64, record],
+        )
+        .unwrap();
+        c.pragma_update(None, "user_version", 2).unwrap();
+    }
+    let ro = Store::open(
+        &dir,
+        &OpenOptions {
+            read_only: true,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    let got = ro.read(|m| m.block(2, 0)).unwrap().unwrap();
+    assert_eq!(got, record);
+    drop(ro);
+
+    // Read-write: the tables appear, the version stays.
+    let fs = mount(&dir);
+    assert_eq!(fs.read(2, 0, 100).unwrap(), b"old data ");
+    create_file(&fs, llmfs::store::ROOT_INO, "small", &text(10_000, 1));
+    unmount(fs);
+    assert_eq!(user_version(&dir), TABLES_VERSION);
+    assert_eq!(
+        count(
+            &dir,
+            "SELECT COUNT(*) FROM pragma_table_info('blocks') WHERE name = 'segment'"
+        ),
+        1
+    );
+
+    // The first large file: version 14 and the feature, together.
+    let fs = mount(&dir);
+    create_file(&fs, llmfs::store::ROOT_INO, "large", &noise(2 << 20, 2));
+    unmount(fs);
+    assert_eq!(user_version(&dir), 14);
+    let features: String = rusqlite::Connection::open(dir.join(DB_FILE))
+        .unwrap()
+        .query_row("SELECT value FROM volume WHERE key = 'features'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(features.split(',').any(|f| f == "segments"), "{features}");
+}
