@@ -44,7 +44,7 @@ pub struct MountArgs {
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
     /// auto_unmount, noatime, nodev, nosuid, noexec, dev, suid, exec, sync,
     /// dirsync, async, early_reads; cache_mb=N, threads=N, block_size=N,
-    /// compress=MODE,
+    /// compress=MODE, segment_min_kib=N,
     /// archive_after=AGE, deep_archive_after=AGE|never, attr_timeout=SECS,
     /// store_password_file=FILE (as the flags).
     /// fstab-only options (defaults, auto, noauto, user, nouser, users,
@@ -96,6 +96,12 @@ pub struct MountArgs {
     /// directory].
     #[arg(long, value_name = "SECS", value_parser = parse_attr_timeout)]
     pub attr_timeout: Option<f64>,
+    /// A write-back whose records come to at least this many KiB writes
+    /// them to segment files beside a store directory's database instead
+    /// of into it (each such write-back costs an fdatasync of its own)
+    /// [default: 1024].
+    #[arg(long, value_name = "KIB")]
+    pub segment_min_kib: Option<usize>,
 }
 
 /// Parses an attribute timeout: seconds, 0 to an hour, fractions allowed.
@@ -127,6 +133,7 @@ pub fn parse_age(s: &str) -> Result<u64, String> {
 }
 
 const DEFAULT_CACHE_MB: usize = 64;
+const DEFAULT_SEGMENT_MIN_KIB: usize = crate::fs::DEFAULT_SEGMENT_MIN_BYTES / 1024;
 const DEFAULT_THREADS: u16 = 4;
 const DEFAULT_ARCHIVE_AFTER: u64 = 600;
 /// A week: data unwritten that long is taken to be cold for good.
@@ -175,6 +182,7 @@ impl MountArgs {
             password: StorePassword::default(),
             early_reads: false,
             attr_timeout: None,
+            segment_min_kib: None,
         }
     }
 }
@@ -194,6 +202,7 @@ struct ParsedOptions {
     store_password_file: Option<PathBuf>,
     early_reads: bool,
     attr_timeout: Option<f64>,
+    segment_min_kib: Option<usize>,
 }
 
 /// Options mount(8) and fstab use that mean nothing to the kernel or to
@@ -246,6 +255,7 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
                     p.threads = Some(n);
                 }
                 "block_size" => p.block_size = Some(parse_number(key, value)?),
+                "segment_min_kib" => p.segment_min_kib = Some(parse_number(key, value)?),
                 // An fstab line cannot give flags: the password file of a
                 // PostgreSQL store comes as an option there.
                 "store_password_file" if !value.is_empty() => {
@@ -352,6 +362,7 @@ struct Settings {
     /// Seconds the kernel caches attributes and entries; None: the
     /// store's default (`Settings::ttl`).
     attr_timeout: Option<f64>,
+    segment_min_kib: usize,
 }
 
 impl Settings {
@@ -376,6 +387,7 @@ impl Settings {
             deep_archive_after: self.deep_archive_after.0,
             read_only,
             early_reads: self.early_reads,
+            segment_min_kib: self.segment_min_kib,
         }
     }
 }
@@ -411,6 +423,12 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, CliError
             DEFAULT_DEEP_ARCHIVE_AFTER,
         )?,
         early_reads: args.early_reads || opts.early_reads,
+        segment_min_kib: merge(
+            "segment_min_kib",
+            args.segment_min_kib,
+            opts.segment_min_kib,
+            DEFAULT_SEGMENT_MIN_KIB,
+        )?,
         attr_timeout: match (args.attr_timeout, opts.attr_timeout) {
             (None, None) => None,
             (flag, option) => Some(merge("attr_timeout", flag, option, 0.0)?),

@@ -31,6 +31,8 @@ pub struct VolumeSettings {
     pub read_only: bool,
     /// `--early-reads` (`FsConfig::early_reads`).
     pub early_reads: bool,
+    /// `--segment-min-kib` (`FsConfig::segment_min_bytes`, in KiB).
+    pub segment_min_kib: usize,
 }
 
 /// A volume ready to be served: the filesystem core and, in background
@@ -118,6 +120,7 @@ impl Volume {
                 read_only: settings.read_only,
                 best_codec_on_write: write_llm.is_some(),
                 early_reads: settings.early_reads,
+                segment_min_bytes: settings.segment_min_kib.saturating_mul(1024),
                 ..FsConfig::default()
             },
             CodecSet::with_llm(engines.read),

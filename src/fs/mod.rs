@@ -31,6 +31,9 @@ pub const MAX_FILE_SIZE: u64 = 1 << 60;
 /// Most hard links one inode may have.
 pub const LINK_MAX: u32 = 65_000;
 
+/// `FsConfig::segment_min_bytes` unless asked otherwise.
+pub const DEFAULT_SEGMENT_MIN_BYTES: usize = 1 << 20;
+
 /// Tunables of a mounted volume.
 #[derive(Debug, Clone)]
 pub struct FsConfig {
@@ -65,7 +68,7 @@ impl Default for FsConfig {
             read_only: false,
             best_codec_on_write: false,
             early_reads: false,
-            segment_min_bytes: 1 << 20,
+            segment_min_bytes: DEFAULT_SEGMENT_MIN_BYTES,
         }
     }
 }

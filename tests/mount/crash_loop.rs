@@ -441,7 +441,10 @@ fn crash_loop_plain() {
         "crash_loop_plain",
         Plan {
             kills: env_u64("LLMFS_CRASH_KILLS", 60),
-            mount_args: &["--compress", "off"],
+            // Every write-back's records go to segment files (a store
+            // directory's large-file path), so that kills land between
+            // appends, their syncs and the commits naming them.
+            mount_args: &["--compress", "off", "--segment-min-kib", "0"],
             lim: Limits {
                 files: 8,
                 active: 8,

@@ -95,7 +95,7 @@ fn version_2_store_stays_open_to_older_builds_until_it_stores_lzma() {
     // A new store is created at the tables' version, with no features.
     assert_eq!(user_version(&dir), TABLES_VERSION);
     assert_eq!(TABLES_VERSION, 2);
-    assert_eq!(SCHEMA_VERSION, 13);
+    assert_eq!(SCHEMA_VERSION, 14);
     assert_eq!(features_row(&dir), None);
 
     let s = create(&dir, 65536).unwrap();

@@ -291,7 +291,13 @@ impl Writer {
         let Some(batch) = self.batch.take() else {
             return Ok(());
         };
-        match self.conn.execute_batch("COMMIT") {
+        // Records in segment files first: no commit naming them may reach
+        // the WAL before they are on stable storage (segments.rs).
+        let committed = self
+            .segments
+            .sync()
+            .and_then(|()| Ok(self.conn.execute_batch("COMMIT")?));
+        match committed {
             Ok(()) => {
                 self.commits.committed();
                 Ok(())
@@ -301,7 +307,6 @@ impl Writer {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
                 self.reseed |= batch.reseeded;
-                let e = StoreError::from(e);
                 let acknowledged = batch.ops.saturating_sub(reporting);
                 if acknowledged == 0 {
                     return Err(e);
@@ -398,6 +403,7 @@ impl Writer {
         // so that this commit, and every earlier one, is on stable storage
         // when it returns.
         meta.bump_sync_generation()?;
+        self.segments.sync()?;
         tx.commit().map_err(StoreError::from)?;
         self.reseed = false;
         self.commits.committed();

@@ -12,12 +12,20 @@
 //!
 //! 1. [`Segments::append`] writes a write-back's records contiguously at
 //!    the end of the active segment (from a 4 KiB boundary, so that no
-//!    page is shared with an earlier write-back's records), and
-//!    `fdatasync`s the file before it returns. A new segment file's
-//!    directory entry is synced when the file is made.
-//! 2. Only then does the transaction that names the extents run; until it
-//!    has run (and failed or joined a batch) the extents are *pending*.
-//! 3. A row that goes (overwrite, truncation, unlink, archiving) leaves
+//!    page is shared with an earlier write-back's records) and starts
+//!    their writeback (`sync_file_range`), without waiting for it. A new
+//!    segment file's directory entry is synced when the file is made.
+//! 2. The transaction that names the extents then runs (in the batch of
+//!    commits); until it has run (and failed or joined a batch) the
+//!    extents are *pending*.
+//! 3. Every commit of the writer connection first `fdatasync`s the
+//!    segments appended to since the last one ([`Segments::sync`]), so no
+//!    commit that names an extent reaches the WAL before the extent's
+//!    bytes are on stable storage. (The kernel may write WAL pages out at
+//!    any time, and SQLite's recovery keeps every whole commit it finds.)
+//!    The write-back thread does not wait for the disk: the data's
+//!    writeback overlaps the encoding of the next write-back.
+//! 4. A row that goes (overwrite, truncation, unlink, archiving) leaves
 //!    its extent in `dead_extents` (a trigger, in the same transaction).
 //!    [`Segments::reclaim`] gives that space back, but only once the
 //!    change is on stable storage (it commits the batch and syncs first):
@@ -77,6 +85,8 @@ pub(in crate::store) struct Segments {
     appender: Mutex<Appender>,
     /// Files open for reading, by segment number.
     files: Mutex<HashMap<u64, Arc<File>>>,
+    /// Segments appended to since the last [`Segments::sync`].
+    unsynced: Mutex<HashMap<u64, Arc<File>>>,
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +123,7 @@ impl Segments {
                 ..Appender::default()
             }),
             files: Mutex::new(HashMap::new()),
+            unsynced: Mutex::new(HashMap::new()),
         })
     }
 
@@ -136,14 +147,11 @@ impl Segments {
     }
 
     /// Writes `records` one after the other into the active segment and
-    /// syncs them; returns their extents, pending until
-    /// [`Segments::settle`].
+    /// starts writing them out; returns their extents, pending until
+    /// [`Segments::settle`]. The next [`Segments::sync`] makes them
+    /// durable.
     pub(super) fn append(&self, records: &[&[u8]]) -> Result<Vec<Extent>, StoreError> {
         let total: u64 = records.iter().map(|r| r.len() as u64).sum();
-        let mut buf = Vec::with_capacity(total as usize);
-        for r in records {
-            buf.extend_from_slice(r);
-        }
         let (segment, file, start) = {
             let mut a = lock(&self.appender);
             if a.active
@@ -165,9 +173,6 @@ impl Segments {
             *a.pending.entry(segment).or_default() += 1;
             (segment, file, start)
         };
-        let written = file
-            .write_all_at(&buf, start)
-            .and_then(|()| file.sync_data());
         let mut extents = Vec::with_capacity(records.len());
         let mut at = start;
         for r in records {
@@ -177,6 +182,14 @@ impl Segments {
                 len: r.len() as u64,
             });
             at += r.len() as u64;
+        }
+        let written = records
+            .iter()
+            .zip(&extents)
+            .try_for_each(|(r, e)| file.write_all_at(r, e.offset));
+        if written.is_ok() {
+            lock(&self.unsynced).insert(segment, Arc::clone(&file));
+            start_writeback(&file, start, total);
         }
         if let Err(e) = written {
             self.settle(&extents, false);
@@ -189,6 +202,26 @@ impl Segments {
             ));
         }
         Ok(extents)
+    }
+
+    /// Puts every record appended so far on stable storage: run before
+    /// each commit of the writer connection. On failure the segments stay
+    /// to be synced, and the commit must not happen.
+    pub(super) fn sync(&self) -> Result<(), StoreError> {
+        let files: Vec<(u64, Arc<File>)> = lock(&self.unsynced).drain().collect();
+        for (i, (segment, file)) in files.iter().enumerate() {
+            if let Err(e) = file.sync_data() {
+                let mut unsynced = lock(&self.unsynced);
+                for (s, f) in &files[i..] {
+                    unsynced.insert(*s, Arc::clone(f));
+                }
+                return Err(StoreError::io(
+                    format!("syncing segment {}", self.path(*segment).display()),
+                    e,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Makes segment file `id` (and syncs the directory entry).
@@ -414,6 +447,21 @@ fn live_within(conn: &Connection, segment: u64, lo: u64, hi: u64) -> Result<bool
         .query_row(params![segment, hi], |r| r.get(0))
         .optional()?;
     Ok(end.is_some_and(|e| e > lo))
+}
+
+/// Starts writing `len` bytes at `offset` of `file` to the disk without
+/// waiting, so that the `fdatasync` before the commit finds them mostly
+/// written. Only a hint: a failure changes nothing.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    // SAFETY: sync_file_range on a descriptor we own, with plain integers.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
 }
 
 /// Frees `len` bytes at `offset` of `file`, keeping its length.
