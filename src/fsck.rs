@@ -64,6 +64,9 @@ pub fn check(
     for problem in store.integrity_check()? {
         r.errors.push(format!("sqlite integrity: {problem}"));
     }
+    let (segment_errors, segment_warnings) = store.segment_check()?;
+    r.errors.extend(segment_errors);
+    r.warnings.extend(segment_warnings);
     let (bad_rows, inodes, dirents, blocks, xattr_owners) = store.read(|m| {
         Ok::<_, Error>((
             m.out_of_range_rows()?,
@@ -228,7 +231,19 @@ pub fn check(
                 b.ino, b.idx, b.codec
             ));
         }
-        let record = store.read(|m| Ok::<_, Error>(m.block(b.ino, b.idx)?))?;
+        let record = match store.read(|m| m.block(b.ino, b.idx)) {
+            Ok(record) => record,
+            // A record that cannot be read (a damaged segment file) is
+            // this block's error; the rest is still checked. A database
+            // that fails is not.
+            Err(e @ crate::store::StoreError::Io { .. }) => {
+                r.errors
+                    .push(format!("inode {} block {}: {e}", b.ino, b.idx));
+                progress(n as u64 + 1, total);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if let Some(rec) = &record {
             let payload = rec.get(crate::codec::RECORD_HEADER_LEN..).unwrap_or(&[]);
             if b.codec == CodecId::Llm as u8 && payload_portable(payload) == Some(false) {

@@ -294,6 +294,15 @@ impl Store {
         }
     }
 
+    /// Checks the extents of block records kept in segment files (a
+    /// SQLite store's `segments/`) against the files: (errors, warnings).
+    pub fn segment_check(&self) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.segment_check(),
+            Backend::Postgres(_) => Ok((Vec::new(), Vec::new())),
+        }
+    }
+
     /// Bytes the database holds on its server (PostgreSQL), for statfs.
     pub fn server_bytes(&self) -> Result<Option<u64>, StoreError> {
         match &self.backend {

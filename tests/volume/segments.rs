@@ -250,6 +250,7 @@ fn a_damaged_segment_fails_reads_and_fsck_cleanly() {
     let text = crate::common::output_text(&out);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("shorter than the record"), "{text}");
+    assert!(text.contains("ends at byte"), "{text}");
 }
 
 /// A store made before segment tables existed (version 2, as an older
