@@ -97,7 +97,19 @@ struct StatsJson<'a> {
     /// The dictionaries priming cm blocks (the current one last); their
     /// stored bytes are not in `stored_bytes`.
     dictionaries: Vec<DictionaryJson>,
+    /// A store directory's segment files (null on PostgreSQL).
+    segments: Option<SegmentsJson>,
     codecs: Vec<CodecJson>,
+}
+
+#[derive(Serialize)]
+struct SegmentsJson {
+    files: u64,
+    /// Bytes the filesystem has allocated to them.
+    disk_bytes: u64,
+    /// Block records they hold, and the records' bytes.
+    records: u64,
+    record_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -176,6 +188,7 @@ pub fn stats(path: &Path, pw: &StorePassword, json: bool) -> Result<ExitCode, Cl
             stored_bytes: d.payload.len() as u64,
         })
         .collect();
+    let segments = store.segment_usage()?;
     let name = |c: u8| CodecId::from_u8(c).map_or("unknown", |c| c.name());
     if json {
         let doc = StatsJson {
@@ -203,6 +216,12 @@ pub fn stats(path: &Path, pw: &StorePassword, json: bool) -> Result<ExitCode, Cl
                 raw_bytes: t.llm_not_portable.raw_bytes,
             },
             dictionaries,
+            segments: segments.map(|u| SegmentsJson {
+                files: u.files,
+                disk_bytes: u.disk_bytes,
+                records: u.records,
+                record_bytes: u.record_bytes,
+            }),
             codecs: t
                 .per_codec
                 .iter()
@@ -267,6 +286,12 @@ pub fn stats(path: &Path, pw: &StorePassword, json: bool) -> Result<ExitCode, Cl
     println!(
         "pending        {pend_raw} bytes stored as {pend_stored} (not yet considered by the archiver)"
     );
+    if let Some(u) = segments {
+        println!(
+            "segments       {} records ({} bytes) in {} files taking {} bytes on disk",
+            u.records, u.record_bytes, u.files, u.disk_bytes
+        );
+    }
     let (np_blocks, np_raw) = (t.llm_not_portable.blocks, t.llm_not_portable.raw_bytes);
     if np_blocks > 0 {
         println!(

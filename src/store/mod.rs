@@ -24,7 +24,7 @@ pub use location::StoreLocation;
 pub use lock::StoreLock;
 pub use rows::{
     ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, ByteTotals, CodecTotals, DictionaryRow,
-    DirEntryRow, InodeRow, Lease, NewInode, StoreTotals,
+    DirEntryRow, InodeRow, Lease, NewInode, SegmentUsage, StoreTotals,
 };
 pub use sqlite::migrate::{SCHEMA_VERSION, TABLES_VERSION};
 pub use sqlite::segments::{Extent, SEGMENTS_DIR};
@@ -300,6 +300,15 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.segment_check(),
             Backend::Postgres(_) => Ok((Vec::new(), Vec::new())),
+        }
+    }
+
+    /// What a store directory's segment files hold and take; `None` on
+    /// PostgreSQL.
+    pub fn segment_usage(&self) -> Result<Option<SegmentUsage>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.segment_usage().map(Some),
+            Backend::Postgres(_) => Ok(None),
         }
     }
 

@@ -169,3 +169,15 @@ pub struct Lease {
     /// How long a claim lasts past its last renewal, by the server's clock.
     pub duration: std::time::Duration,
 }
+
+/// The segment files of a store directory (docs/FORMAT.md, "Version 14").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SegmentUsage {
+    pub files: u64,
+    /// Bytes the filesystem has allocated to them (holes punched over
+    /// dead records are not).
+    pub disk_bytes: u64,
+    /// Block records kept in them, and their bytes.
+    pub records: u64,
+    pub record_bytes: u64,
+}

@@ -114,6 +114,16 @@ fn large_files_live_in_segments_and_read_back_after_a_remount() {
         (a.len() / BS) as u64
     );
     assert_eq!(user_version(&dir), 14);
+    let usage = open_store(&dir, BS).segment_usage().unwrap().unwrap();
+    assert_eq!(usage.files, 1);
+    assert_eq!(
+        usage.records,
+        count(
+            &dir,
+            "SELECT COUNT(*) FROM blocks WHERE segment IS NOT NULL"
+        )
+    );
+    assert!(usage.record_bytes > 3 << 20 && usage.disk_bytes >= usage.record_bytes);
 
     let fs = mount(&dir);
     assert_eq!(read_all(&fs, ia, a.len()), a);

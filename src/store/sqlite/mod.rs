@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::rows::SegmentUsage;
 use super::setup::{
     check_features, check_readable_version, initialise_volume, read_block_size, validate_block_size,
 };
@@ -227,6 +228,26 @@ impl SqliteStore {
             .conn()
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
+    }
+
+    /// How much the segment files hold and take.
+    pub(super) fn segment_usage(&self) -> Result<SegmentUsage, StoreError> {
+        let (files, disk_bytes) = self.segments.disk_usage()?;
+        let (records, record_bytes) = if self.segments.enabled() {
+            self.writer.lock().conn().query_row(
+                "SELECT COUNT(*), COALESCE(SUM(stored_len), 0) FROM blocks WHERE segment IS NOT NULL",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+        } else {
+            (0, 0)
+        };
+        Ok(SegmentUsage {
+            files,
+            disk_bytes,
+            records,
+            record_bytes,
+        })
     }
 
     /// Checks the rows' extents against the segment files: (errors,

@@ -316,6 +316,26 @@ impl Segments {
         Ok(buf)
     }
 
+    /// (files, bytes the filesystem has allocated to them).
+    pub(super) fn disk_usage(&self) -> Result<(u64, u64), StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let mut files = 0;
+        let mut bytes = 0;
+        for id in existing(&self.dir)? {
+            let path = self.path(id);
+            match fs::metadata(&path) {
+                Ok(m) => {
+                    files += 1;
+                    bytes += m.blocks() * 512;
+                }
+                // Deleted by the mount since the listing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(format!("reading {}", path.display()), e)),
+            }
+        }
+        Ok((files, bytes))
+    }
+
     /// Lengths of the segment files present, by number.
     pub(super) fn file_lengths(&self) -> Result<HashMap<u64, u64>, StoreError> {
         let mut out = HashMap::new();
