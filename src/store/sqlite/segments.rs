@@ -227,8 +227,17 @@ impl Segments {
     /// Makes segment file `id` (and syncs the directory entry).
     fn create(&self, id: u64) -> Result<File, StoreError> {
         let fresh = !self.dir.exists();
-        fs::create_dir_all(&self.dir)
-            .map_err(|e| StoreError::io(format!("creating {}", self.dir.display()), e))?;
+        if fresh {
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&self.dir)
+                .or_else(|e| match e.kind() {
+                    io::ErrorKind::AlreadyExists => Ok(()),
+                    _ => Err(e),
+                })
+                .map_err(|e| StoreError::io(format!("creating {}", self.dir.display()), e))?;
+        }
         let path = self.path(id);
         let file = fs::OpenOptions::new()
             .read(true)
