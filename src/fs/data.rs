@@ -134,8 +134,10 @@ impl Fs {
             Ok(data) => return Ok(Some(Block::Whole(data))),
             Err(epoch) => epoch,
         };
+        // A record in a segment file is read after the transaction, so
+        // that other requests use the store during the disk read.
         let Some(record) = self.store.read(|m| {
-            let record = m.block(ino, idx)?;
+            let record = m.stored_record(ino, idx)?;
             // A hole, or a file another mount deleted while it is open
             // here: its blocks went with it, and zeros would be bytes the
             // file never held.
@@ -151,6 +153,7 @@ impl Fs {
         else {
             return Ok(None);
         };
+        let record = record.into_bytes()?;
         if slow_to_decode(&record) {
             return self.decode_shared(ino, idx, record, epoch, need).map(Some);
         }

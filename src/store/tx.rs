@@ -11,7 +11,7 @@ use super::rows::{
     ArchiveTier, ArchiveTotals, BlockInfo, DictionaryRow, DirEntryRow, InodeRow, Lease, NewInode,
     StoreTotals,
 };
-use super::sqlite::segments::Extent;
+use super::sqlite::segments::{Extent, Pin};
 use super::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -63,6 +63,13 @@ pub trait Reads {
     fn all_dirents(&self) -> Result<Vec<(u64, Vec<u8>, u64)>>;
 
     fn block(&self, ino: u64, idx: u64) -> Result<Option<Vec<u8>>>;
+
+    /// As [`Reads::block`], but a record in a segment file is only
+    /// located (and pinned): [`StoredRecord::into_bytes`] reads it after
+    /// the transaction, so that the disk read does not hold up the store.
+    fn stored_record(&self, ino: u64, idx: u64) -> Result<Option<StoredRecord>> {
+        Ok(self.block(ino, idx)?.map(StoredRecord::Inline))
+    }
 
     /// Blocks written at or before `written_before` (ns) that `tier` has
     /// still to take, oldest first: for the archive tier those not yet
@@ -309,4 +316,23 @@ fn require_features(tx: &impl BackendTx, needed: Vec<Feature>) -> Result<()> {
         tx.set_schema_version(want)?;
     }
     Ok(())
+}
+
+/// A block's record as a transaction found it ([`Reads::stored_record`]).
+#[derive(Debug)]
+pub enum StoredRecord {
+    /// The bytes, read from the database.
+    Inline(Vec<u8>),
+    /// In a segment file, pinned until read.
+    Segment(Pin),
+}
+
+impl StoredRecord {
+    /// The record's bytes (a segment's read now, outside any lock).
+    pub fn into_bytes(self) -> std::result::Result<Vec<u8>, StoreError> {
+        match self {
+            StoredRecord::Inline(record) => Ok(record),
+            StoredRecord::Segment(pin) => pin.read(),
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! transaction that `Store::read` or `Store::write` holds.
 
 use std::cell::Cell;
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -11,6 +12,7 @@ use crate::store::rows::{
     ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, ByteTotals, CodecTotals, DictionaryRow,
     DirEntryRow, InodeRow, Lease, NewInode, StoreTotals,
 };
+use crate::store::tx::StoredRecord;
 use crate::store::tx::{require_feature, require_feature_of, BackendTx, Reads, Writes};
 use crate::store::StoreError;
 
@@ -54,14 +56,14 @@ fn inode_from_row(r: &Row<'_>) -> rusqlite::Result<InodeRow> {
 pub(in crate::store) struct SqliteTx<'c> {
     conn: &'c Connection,
     /// Where records outside the database live.
-    segments: &'c Segments,
+    segments: &'c Arc<Segments>,
     /// Bytes of records, models and dictionaries this transaction stored
     /// (what bounds a batch of commits, batch.rs).
     written: Cell<u64>,
 }
 
 impl<'c> SqliteTx<'c> {
-    pub(in crate::store) fn new(conn: &'c Connection, segments: &'c Segments) -> SqliteTx<'c> {
+    pub(in crate::store) fn new(conn: &'c Connection, segments: &'c Arc<Segments>) -> SqliteTx<'c> {
         SqliteTx {
             conn,
             segments,
@@ -152,17 +154,27 @@ impl<'c> SqliteTx<'c> {
                 )?
                 .execute(params![ino, idx, tier, extent.segment, extent.offset])?,
         };
-        if changed == 1 {
-            if let Some((_, record)) = new {
-                let delta = record.len() as i64 - old.len() as i64;
-                self.conn
-                    .prepare_cached(
-                        "UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1",
-                    )?
-                    .execute(params![ino, delta])?;
-            }
+        self.swapped(ino, changed == 1, old, new)
+    }
+
+    /// After a swap's UPDATE: keeps `stored_bytes` in step if it changed
+    /// the record; returns whether it changed the row.
+    fn swapped(
+        &self,
+        ino: u64,
+        changed: bool,
+        old: &[u8],
+        new: Option<(u8, &[u8])>,
+    ) -> Result<bool> {
+        if let (true, Some((_, record))) = (changed, new) {
+            let delta = record.len() as i64 - old.len() as i64;
+            self.conn
+                .prepare_cached(
+                    "UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1",
+                )?
+                .execute(params![ino, delta])?;
         }
-        Ok(changed == 1)
+        Ok(changed)
     }
 
     fn delete_blocks_where(&self, ino: u64, cond: &str, idx: u64) -> Result<()> {
@@ -333,6 +345,32 @@ impl Reads for SqliteTx<'_> {
 
     fn block(&self, ino: u64, idx: u64) -> Result<Option<Vec<u8>>> {
         Ok(self.block_at(ino, idx)?.map(|(record, _)| record))
+    }
+
+    fn stored_record(&self, ino: u64, idx: u64) -> Result<Option<StoredRecord>> {
+        if !self.segments.enabled() {
+            return Ok(self.block(ino, idx)?.map(StoredRecord::Inline));
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT record, segment, seg_offset, stored_len FROM blocks WHERE ino = ?1 AND idx = ?2",
+        )?;
+        let row = stmt
+            .query_row([ino, idx], |r| {
+                let segment: Option<u64> = r.get(1)?;
+                Ok(match segment {
+                    Some(segment) => Err(Extent {
+                        segment,
+                        offset: r.get(2)?,
+                        len: r.get(3)?,
+                    }),
+                    None => Ok(r.get::<_, Vec<u8>>(0)?),
+                })
+            })
+            .optional()?;
+        Ok(row.map(|r| match r {
+            Ok(record) => StoredRecord::Inline(record),
+            Err(extent) => StoredRecord::Segment(self.segments.pin(extent)),
+        }))
     }
 
     /// Blocks written at or before `written_before` (ns) that `tier` has
@@ -782,17 +820,7 @@ impl Writes for SqliteTx<'_> {
                 )?
                 .execute(params![ino, idx, old, tier])?,
         };
-        if changed == 1 {
-            if let Some((_, record)) = new {
-                let delta = record.len() as i64 - old.len() as i64;
-                self.conn
-                    .prepare_cached(
-                        "UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1",
-                    )?
-                    .execute(params![ino, delta])?;
-            }
-        }
-        Ok(changed == 1)
+        self.swapped(ino, changed == 1, old, new)
     }
 
     /// Drops a stored model that no block refers to any more.

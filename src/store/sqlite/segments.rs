@@ -44,7 +44,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -87,6 +87,38 @@ pub(in crate::store) struct Segments {
     files: Mutex<HashMap<u64, Arc<File>>>,
     /// Segments appended to since the last [`Segments::sync`].
     unsynced: Mutex<HashMap<u64, Arc<File>>>,
+    /// Reads of extents in progress outside the writer lock ([`Pin`]),
+    /// which reclaiming waits for.
+    pins: Mutex<usize>,
+    unpinned: Condvar,
+}
+
+/// An extent a reader has looked up under the writer lock and reads after
+/// letting go of it, so that other requests go on during the disk read.
+/// Until it is dropped, no hole is punched and no segment deleted: taken
+/// under the writer lock, which [`Segments::reclaim`] holds too, it keeps
+/// the extent as the lookup found it.
+#[derive(Debug)]
+pub struct Pin {
+    segments: Arc<Segments>,
+    extent: Extent,
+}
+
+impl Pin {
+    /// Reads the record.
+    pub fn read(&self) -> Result<Vec<u8>, StoreError> {
+        self.segments.read(self.extent)
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let mut n = lock(&self.segments.pins);
+        *n -= 1;
+        if *n == 0 {
+            self.segments.unpinned.notify_all();
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -124,6 +156,8 @@ impl Segments {
             }),
             files: Mutex::new(HashMap::new()),
             unsynced: Mutex::new(HashMap::new()),
+            pins: Mutex::new(0),
+            unpinned: Condvar::new(),
         })
     }
 
@@ -302,6 +336,16 @@ impl Segments {
         Ok(file)
     }
 
+    /// Pins `extent` for a read after the writer lock is let go; the
+    /// caller holds the writer lock.
+    pub(super) fn pin(self: &Arc<Self>, extent: Extent) -> Pin {
+        *lock(&self.pins) += 1;
+        Pin {
+            segments: Arc::clone(self),
+            extent,
+        }
+    }
+
     /// Reads the record at `extent`.
     pub(super) fn read(&self, extent: Extent) -> Result<Vec<u8>, StoreError> {
         let file = self.file(extent.segment)?;
@@ -376,6 +420,14 @@ impl Segments {
             })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
+        // Reads pinned before this pass took the writer lock finish first;
+        // no new one can start while it holds the lock.
+        {
+            let mut n = lock(&self.pins);
+            while *n > 0 {
+                n = self.unpinned.wait(n).unwrap_or_else(|p| p.into_inner());
+            }
+        }
         let lengths = self.file_lengths()?;
         let mut touched: Vec<u64> = Vec::new();
         for &(_, segment, offset, len) in &dead {
