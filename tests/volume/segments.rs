@@ -424,3 +424,41 @@ fn reads_racing_rewrites_and_reclaim_see_old_or_new_bytes() {
     assert_eq!(read_all(&fs, ino, len), versions[0]);
     unmount(fs);
 }
+
+/// Segment numbers are never reused: a dead extent left over from a
+/// segment deleted long ago (more than one reclaim pass's worth) must not
+/// punch a hole in a new segment of the same number.
+#[test]
+fn segment_numbers_are_never_reused() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    let root = llmfs::store::ROOT_INO;
+    let fs = mount(&dir);
+    let old = create_file(&fs, root, "old", &noise(2 << 20, 21));
+    unlink(&fs, "old", old);
+    unmount(fs);
+    drop(mount(&dir));
+    assert!(segment_files(&dir).is_empty());
+    // A dead extent of segment 1 still waiting, as a reclaim pass that
+    // stopped at its batch limit leaves it.
+    rusqlite::Connection::open(dir.join(DB_FILE))
+        .unwrap()
+        .execute(
+            "INSERT INTO dead_extents(segment, seg_offset, len) VALUES (1, 0, 2097152)",
+            [],
+        )
+        .unwrap();
+    let data = noise(2 << 20, 22);
+    let fs = mount(&dir);
+    let ino = create_file(&fs, root, "new", &data);
+    let files = segment_files(&dir);
+    assert_eq!(files.len(), 1);
+    assert!(
+        !files[0].0.ends_with("00000001.seg"),
+        "segment 1 made again: {files:?}"
+    );
+    unmount(fs);
+    let fs = mount(&dir);
+    assert_eq!(read_all(&fs, ino, data.len()), data);
+    unmount(fs);
+}

@@ -106,6 +106,14 @@ impl SqliteStore {
             migrate::has_segment_tables(&conn)?,
             opts.read_only,
         )?);
+        if segments.enabled() {
+            segments.numbers_used_up_to(conn.query_row(
+                "SELECT MAX(COALESCE((SELECT MAX(segment) FROM blocks), 0), \
+                 COALESCE((SELECT MAX(segment) FROM dead_extents), 0))",
+                [],
+                |r| r.get(0),
+            )?);
+        }
         {
             let tx = conn.transaction()?;
             check_features(&SqliteTx::new(&tx, &segments), opts.read_only)?;

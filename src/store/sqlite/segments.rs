@@ -161,6 +161,14 @@ impl Segments {
         })
     }
 
+    /// Makes sure no segment number up to `used` is made again: a
+    /// number that rows or dead extents still name must never name a new
+    /// file (a dead extent left over would punch a hole in it).
+    pub(super) fn numbers_used_up_to(&self, used: u64) {
+        let mut a = lock(&self.appender);
+        a.next = a.next.max(used + 1);
+    }
+
     pub(super) fn enabled(&self) -> bool {
         self.enabled
     }
