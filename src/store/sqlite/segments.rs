@@ -200,9 +200,12 @@ impl Segments {
                 .as_ref()
                 .is_none_or(|(_, _, end)| *end >= SEGMENT_BYTES)
             {
+                // The number is used up even if making the file fails
+                // half-way (a file left without its directory entry
+                // synced): the next try takes the next one.
                 let id = a.next;
-                let file = self.create(id)?;
                 a.next = id + 1;
+                let file = self.create(id)?;
                 a.active = Some((id, Arc::new(file), 0));
             }
             let (id, file, end) = a.active.as_mut().expect("made above");
