@@ -256,11 +256,25 @@ fn a_damaged_segment_fails_reads_and_fsck_cleanly() {
     // The first blocks, before the cut, still read.
     assert_eq!(fs.read(ino, 0, BS as u32).unwrap(), &data[..BS]);
     unmount(fs);
+    // A row naming an absurd length fails that block's reads too, without
+    // allocating it.
+    rusqlite::Connection::open(dir.join(DB_FILE))
+        .unwrap()
+        .execute(
+            "UPDATE blocks SET stored_len = 1099511627776 WHERE ino = ?1 AND idx = 1",
+            [ino],
+        )
+        .unwrap();
+    let fs = mount(&dir);
+    let e = fs.read(ino, BS as u64, BS as u32).unwrap_err();
+    assert_eq!(e.errno(), libc::EIO, "{e}");
+    unmount(fs);
     let out = crate::common::llmfs([std::ffi::OsStr::new("fsck"), dir.as_os_str()]);
     let text = crate::common::output_text(&out);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("shorter than the record"), "{text}");
     assert!(text.contains("ends at byte"), "{text}");
+    assert!(text.contains("no record is that long"), "{text}");
 }
 
 /// A store made before segment tables existed (version 2, as an older

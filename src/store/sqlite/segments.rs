@@ -60,6 +60,10 @@ const SEGMENT_BYTES: u64 = 256 << 20;
 const ALIGN: u64 = 4096;
 /// Segment files kept open for reading.
 const OPEN_FILES: usize = 64;
+/// Longest record a row may name: a block is at most 16 MiB, and a record
+/// is never much longer than its block (raw is kept when a codec does not
+/// save).
+const MAX_RECORD_BYTES: u64 = 32 << 20;
 /// Dead extents one reclaim pass handles (the rest wait for the next).
 const RECLAIM_BATCH: i64 = 4096;
 
@@ -359,6 +363,22 @@ impl Segments {
 
     /// Reads the record at `extent`.
     pub(super) fn read(&self, extent: Extent) -> Result<Vec<u8>, StoreError> {
+        // A damaged row must fail the read, not allocate its length.
+        if extent.len > MAX_RECORD_BYTES || extent.offset.checked_add(extent.len).is_none() {
+            return Err(StoreError::io(
+                format!(
+                    "reading a record from segment {}",
+                    self.path(extent.segment).display()
+                ),
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "its row names {} bytes at {}: no record is that long",
+                        extent.len, extent.offset
+                    ),
+                ),
+            ));
+        }
         let file = self.file(extent.segment)?;
         let mut buf = vec![0; extent.len as usize];
         file.read_exact_at(&mut buf, extent.offset).map_err(|e| {
