@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::error::{CliError, Context};
 use crate::archive::{mount_engine_options, volume_model, ArchiveAges, Archiver, CompressMode};
 use crate::codec::{CodecSet, LlmCodec};
-use crate::fs::{Fs, FsConfig};
+use crate::fs::{Fs, FsConfig, WriteEncoding};
 use crate::model::Device;
 use crate::store::{OpenOptions, Store, StoreLocation, StoreLock};
 
@@ -33,6 +33,27 @@ pub struct VolumeSettings {
     pub early_reads: bool,
     /// `--segment-min-kib` (`FsConfig::segment_min_bytes`, in KiB).
     pub segment_min_kib: usize,
+}
+
+/// Writes the archiver re-encodes within this long use the interim
+/// encoding; a volume that keeps blocks longer in their written encoding
+/// (a larger `archive_after`) pays level 3's CPU for smaller records.
+const INTERIM_MAX_AGE: u64 = 60 * 60;
+
+/// How the volume's writes are encoded: the model at once in sync mode,
+/// the interim encoding where the archiver soon replaces it, else zstd's
+/// default level (the encoding the block keeps).
+fn write_encoding(settings: &VolumeSettings, model_on_write: bool) -> WriteEncoding {
+    if model_on_write {
+        WriteEncoding::Best
+    } else if settings.compress == CompressMode::Background
+        && !settings.read_only
+        && settings.archive_after <= INTERIM_MAX_AGE
+    {
+        WriteEncoding::Interim
+    } else {
+        WriteEncoding::Fast
+    }
 }
 
 /// A volume ready to be served: the filesystem core and, in background
@@ -118,7 +139,7 @@ impl Volume {
             FsConfig {
                 cache_bytes: settings.cache_mb.saturating_mul(1 << 20),
                 read_only: settings.read_only,
-                best_codec_on_write: write_llm.is_some(),
+                write_encoding: write_encoding(settings, write_llm.is_some()),
                 early_reads: settings.early_reads,
                 segment_min_bytes: settings.segment_min_kib.saturating_mul(1024),
                 ..FsConfig::default()
@@ -220,6 +241,46 @@ fn load_engines(store: &Store, settings: &VolumeSettings) -> Result<Engines, Cli
                 ahead: None,
                 archive: None,
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(compress: CompressMode, archive_after: u64, read_only: bool) -> VolumeSettings {
+        VolumeSettings {
+            model: None,
+            device: Device::Cpu,
+            cache_mb: 64,
+            block_size: 65536,
+            compress,
+            archive_after,
+            deep_archive_after: None,
+            read_only,
+            early_reads: false,
+            segment_min_kib: 1024,
+        }
+    }
+
+    #[test]
+    fn writes_use_the_interim_encoding_only_where_the_archiver_soon_replaces_it() {
+        use CompressMode::{Background, Off, Sync};
+        use WriteEncoding::{Best, Fast, Interim};
+        let cases = [
+            // The default: archived after 10 minutes.
+            (settings(Background, 600, false), false, Interim),
+            (settings(Background, INTERIM_MAX_AGE, false), false, Interim),
+            // Blocks kept for days in their written encoding stay level 3.
+            (settings(Background, 7 * 86_400, false), false, Fast),
+            // No archiver: the written encoding is the final one.
+            (settings(Off, 600, false), false, Fast),
+            (settings(Background, 600, true), false, Fast),
+            (settings(Sync, 600, false), true, Best),
+        ];
+        for (s, model_on_write, want) in cases {
+            assert_eq!(write_encoding(&s, model_on_write), want, "{s:?}");
         }
     }
 }

@@ -22,6 +22,8 @@ use super::{
 pub struct CodecSet {
     raw: RawCodec,
     zstd: ZstdCodec,
+    /// zstd at its interim level, for writes the archiver re-encodes.
+    zstd_interim: ZstdCodec,
     /// zstd at its strongest level, for the archival path: the same record
     /// format (any level decodes), a few milliseconds per block, nothing
     /// next to the model.
@@ -50,6 +52,7 @@ impl Default for CodecSet {
         CodecSet {
             raw: RawCodec,
             zstd: ZstdCodec::default(),
+            zstd_interim: ZstdCodec::new(ZstdCodec::INTERIM_LEVEL),
             zstd_best: ZstdCodec::new(ZstdCodec::ARCHIVE_LEVEL),
             lzma: LzmaCodec,
             cm: CmCodec,
@@ -119,6 +122,14 @@ impl CodecSet {
     /// Encodes one block with the fast codecs. Returns the complete record.
     pub fn encode_block(&self, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
         let candidate = encode_record(&self.zstd, raw)?;
+        self.keep_or_raw(candidate, raw)
+    }
+
+    /// Encodes one block for the few minutes until the archiver re-encodes
+    /// it: zstd at its interim level, or raw. Any zstd record decodes the
+    /// same way, so nothing on disk says which level wrote it.
+    pub fn encode_block_interim(&self, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let candidate = encode_record(&self.zstd_interim, raw)?;
         self.keep_or_raw(candidate, raw)
     }
 
@@ -255,6 +266,30 @@ mod tests {
             record_codec(&set.encode_block(&raw).unwrap()),
             Some(CodecId::Zstd)
         );
+    }
+
+    #[test]
+    fn interim_encoding_is_a_zstd_record_any_set_decodes() {
+        let writer = CodecSet::default();
+        let text: Vec<u8> = include_bytes!("../../README.md")
+            .iter()
+            .copied()
+            .cycle()
+            .take(65536)
+            .collect();
+        let interim = writer.encode_block_interim(&text).unwrap();
+        let fast = writer.encode_block(&text).unwrap();
+        assert_eq!(record_codec(&interim), Some(CodecId::Zstd));
+        // A different level, not a relabelled copy of the fast record.
+        assert_ne!(interim, fast);
+        // Nothing records the level: a fresh set (another mount) decodes it.
+        let reader = CodecSet::default();
+        assert_eq!(reader.decode_block(&interim, text.len()).unwrap(), text);
+        // Incompressible blocks are stored raw, as on the fast path.
+        let noise = crate::codec::test_data::noise(65536, 7);
+        let rec = writer.encode_block_interim(&noise).unwrap();
+        assert_eq!(record_codec(&rec), Some(CodecId::Raw));
+        assert_eq!(reader.decode_block(&rec, 65536).unwrap(), noise);
     }
 
     #[test]

@@ -34,6 +34,21 @@ pub const LINK_MAX: u32 = 65_000;
 /// `FsConfig::segment_min_bytes` unless asked otherwise.
 pub const DEFAULT_SEGMENT_MIN_BYTES: usize = 1 << 20;
 
+/// How a write-back encodes a file's blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteEncoding {
+    /// zstd at its default level: the encoding the block keeps (no
+    /// archiver follows).
+    Fast,
+    /// zstd at its interim level: the archiver re-encodes every block soon
+    /// after it goes cold (`compress=background`), so the write path's
+    /// encoding lives minutes, and half the CPU of `Fast` makes writes
+    /// faster where compression bounds them.
+    Interim,
+    /// The best codec at once, the model where it wins (`compress=sync`).
+    Best,
+}
+
 /// Tunables of a mounted volume.
 #[derive(Debug, Clone)]
 pub struct FsConfig {
@@ -43,9 +58,8 @@ pub struct FsConfig {
     pub dirty_bytes: usize,
     /// Refuse every change.
     pub read_only: bool,
-    /// Encode written blocks with the best codec at once (the model where
-    /// it wins) instead of the fast one.
-    pub best_codec_on_write: bool,
+    /// How written blocks are encoded.
+    pub write_encoding: WriteEncoding,
     /// A read that lies in the decoded prefix of a slow (llm, cm) block
     /// returns as soon as those bytes are decoded, before the rest of the
     /// block is and so before the block's CRC-32C is checked
@@ -66,7 +80,7 @@ impl Default for FsConfig {
             cache_bytes: 64 << 20,
             dirty_bytes: 32 << 20,
             read_only: false,
-            best_codec_on_write: false,
+            write_encoding: WriteEncoding::Fast,
             early_reads: false,
             segment_min_bytes: DEFAULT_SEGMENT_MIN_BYTES,
         }

@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::{Fs, State};
+use super::{Fs, State, WriteEncoding};
 use crate::codec::CodecId;
 use crate::codec::{CodecSet, RecordHeader};
 use crate::error::{Error, Result};
@@ -62,12 +62,12 @@ pub(super) struct Encoded {
     extent: Option<Extent>,
 }
 
-/// How written blocks are encoded: the volume's codecs, and whether the
-/// best one is used at once (`FsConfig::best_codec_on_write`).
+/// How written blocks are encoded: the volume's codecs, and which of its
+/// encodings (`FsConfig::write_encoding`).
 #[derive(Clone)]
 pub(super) struct Encoder {
     pub(super) codecs: Arc<CodecSet>,
-    pub(super) best: bool,
+    pub(super) encoding: WriteEncoding,
     /// `FsConfig::segment_min_bytes`: appending costs an `fdatasync` of
     /// its own, which a small file's close should not pay (its records
     /// ride in the batch).
@@ -81,10 +81,10 @@ impl Encoder {
         if data.iter().all(|&b| b == 0) {
             return Ok(None);
         }
-        let record = if self.best {
-            self.codecs.encode_block_best(data)
-        } else {
-            self.codecs.encode_block(data)
+        let record = match self.encoding {
+            WriteEncoding::Fast => self.codecs.encode_block(data),
+            WriteEncoding::Interim => self.codecs.encode_block_interim(data),
+            WriteEncoding::Best => self.codecs.encode_block_best(data),
         }
         .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
         let header = RecordHeader::parse(&record, data.len())
@@ -386,7 +386,7 @@ impl Fs {
     pub(super) fn encoder(&self) -> Encoder {
         Encoder {
             codecs: Arc::clone(&self.codecs),
-            best: self.config.best_codec_on_write,
+            encoding: self.config.write_encoding,
             segment_min_bytes: self.config.segment_min_bytes,
         }
     }

@@ -218,7 +218,7 @@ mod convert {
 
     use llmfs::archive::{adopt_model, ensure_model_recorded, volume_codec};
     use llmfs::codec::{CodecId, CodecSet, LlmCodec};
-    use llmfs::fs::{Fs, FsConfig};
+    use llmfs::fs::{Fs, FsConfig, WriteEncoding};
     use llmfs::model::{hex, sha256, EngineOptions, DEFAULT_MODEL};
     use llmfs::store::{Store, ROOT_INO};
 
@@ -237,7 +237,7 @@ mod convert {
         assert!(!llm.portable());
         ensure_model_recorded(&store, &llm).unwrap();
         let config = FsConfig {
-            best_codec_on_write: true,
+            write_encoding: WriteEncoding::Best,
             ..FsConfig::default()
         };
         let fs = Fs::with_codecs(store, config, CodecSet::with_llm(Some(llm))).unwrap();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use llmfs::archive::{archive_pass, ensure_model_recorded, volume_codec, Pass};
 use llmfs::codec::{CodecId, CodecSet};
-use llmfs::fs::{Fs, FsConfig};
+use llmfs::fs::{Fs, FsConfig, WriteEncoding};
 use llmfs::model::EngineOptions;
 use llmfs::store::{ArchiveTier, ByteTotals, Durability, OpenOptions, Store, ROOT_INO};
 
@@ -59,7 +59,7 @@ fn sync_mode_writes_llm_blocks_that_read_back_after_reopen() {
         let fs = Fs::with_codecs(
             store,
             FsConfig {
-                best_codec_on_write: true,
+                write_encoding: WriteEncoding::Best,
                 ..FsConfig::default()
             },
             codecs,
@@ -203,6 +203,61 @@ fn archive_tier_then_deep_tier() {
     fs.release(ino, fh).unwrap();
     let totals = fs.store().read(|m| m.archive_totals()).unwrap();
     assert_eq!(totals.pending.raw_bytes, BS as u64, "{totals:?}");
+}
+
+/// `compress=background`'s writes: interim zstd records, larger than the
+/// fast path's on prose, that the archive tier replaces with its smallest
+/// encoding; any mount reads both.
+#[test]
+fn interim_writes_are_replaced_by_the_archive_tier() {
+    let data = readme_prose(6 * BS, 11);
+    let stored = |encoding| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = FsConfig {
+            write_encoding: encoding,
+            ..FsConfig::default()
+        };
+        let fs = Fs::with_codecs(open_store(dir.path()), config, CodecSet::default()).unwrap();
+        let ino = create(&fs, "a.txt", &data);
+        fs.shutdown().unwrap();
+        let totals = fs.store().read(|m| m.archive_totals()).unwrap();
+        assert_eq!(totals.pending.raw_bytes, data.len() as u64);
+        assert_eq!(codec_blocks(fs.store(), CodecId::Zstd), 6);
+        (dir, fs, ino, totals.pending.stored_bytes)
+    };
+    let (_fast_dir, _fast, _, fast_bytes) = stored(WriteEncoding::Fast);
+    let (dir, fs, ino, interim_bytes) = stored(WriteEncoding::Interim);
+    assert!(
+        interim_bytes > fast_bytes,
+        "interim {interim_bytes} vs fast {fast_bytes}"
+    );
+    // Another mount (a set that never wrote them) reads the interim records.
+    drop(fs);
+    let fs = Fs::with_codecs(
+        open_store(dir.path()),
+        FsConfig::default(),
+        CodecSet::default(),
+    )
+    .unwrap();
+    assert_eq!(fs.read(ino, 0, data.len() as u32).unwrap(), data);
+
+    let stop = AtomicBool::new(false);
+    let pass = archive_pass(
+        fs.store(),
+        &CodecSet::default(),
+        every(ArchiveTier::Archive),
+        &stop,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(pass.blocks, 6);
+    assert_eq!(pass.stored_before, interim_bytes);
+    assert!(
+        pass.stored_after < fast_bytes,
+        "{pass:?} vs fast {fast_bytes}"
+    );
+    assert_eq!(codec_blocks(fs.store(), CodecId::Zstd), 0);
+    assert_eq!(fs.read(ino, 0, data.len() as u32).unwrap(), data);
 }
 
 fn open_store_ro(dir: &std::path::Path) -> Store {
