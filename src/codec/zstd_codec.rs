@@ -47,9 +47,10 @@ pub struct ZstdCodec {
 impl ZstdCodec {
     pub const DEFAULT_LEVEL: i32 = 3;
     /// The level of an encoding that lives only until the archiver
-    /// re-encodes the block (`zstd --fast=1`): about half the CPU of level
-    /// 3 on written data, for records some 20% larger on text and the same
-    /// on data zstd hardly shrinks (bench/results/2026-12-04-interim-level.md).
+    /// re-encodes the block (`zstd --fast=1`): about 60% of level 3's CPU
+    /// for a sequential write, for records some 25% larger on text and the
+    /// same on data zstd hardly shrinks
+    /// (bench/results/2026-12-04-write-encoding.tsv).
     pub const INTERIM_LEVEL: i32 = -1;
     /// The archival path's level (`zstd -19`).
     pub const ARCHIVE_LEVEL: i32 = 19;
