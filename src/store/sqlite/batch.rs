@@ -193,8 +193,12 @@ impl Writer {
         &mut self,
         f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        // Two statements per operation: prepared once, not parsed each
+        // time as `execute_batch` would (a profile of `cp -r` showed the
+        // parsing).
         self.conn
-            .execute_batch("SAVEPOINT op")
+            .prepare_cached("SAVEPOINT op")
+            .and_then(|mut s| s.execute([]))
             .map_err(StoreError::from)?;
         let meta = SqliteTx::new(&self.conn, &self.segments);
         let out = f(&meta);
@@ -206,7 +210,11 @@ impl Writer {
                 return Err(e);
             }
         };
-        if let Err(e) = self.conn.execute_batch("RELEASE op") {
+        if let Err(e) = self
+            .conn
+            .prepare_cached("RELEASE op")
+            .and_then(|mut s| s.execute([]))
+        {
             self.undo_op();
             return Err(StoreError::from(e).into());
         }
