@@ -185,6 +185,48 @@ fn space_of_deleted_records_comes_back_while_mounted_and_at_open() {
     unmount(fs);
 }
 
+/// A reclaim pass takes at most 4096 dead extents; an unlink that frees
+/// more is reclaimed over several passes while the volume stays mounted
+/// and otherwise idle (each pass commits, which brings the next).
+#[test]
+fn more_dead_extents_than_one_pass_takes_all_come_back() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    let root = llmfs::store::ROOT_INO;
+    // 4 KiB blocks: 4500 records of incompressible bytes in 18 MiB.
+    let small_blocks = 4096;
+    let a = noise(4500 * small_blocks, 6);
+    let b = noise(300 * small_blocks, 7);
+    let fs = Fs::new(open_store(&dir, small_blocks), FsConfig::default()).unwrap();
+    let ia = create_file(&fs, root, "a", &a);
+    let ib = create_file(&fs, root, "b", &b);
+    let records = count(
+        &dir,
+        &format!("SELECT COUNT(*) FROM blocks WHERE ino = {ia} AND segment IS NOT NULL"),
+    );
+    assert!(records > 4096, "{records} of a's records in segments");
+    let before = allocated(&dir);
+
+    unlink(&fs, "a", ia);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&dir, "SELECT COUNT(*) FROM dead_extents") > 0
+        || allocated(&dir) > before - (17 << 20)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "after {records} records went: {} dead extents left, {} of {before} bytes allocated",
+            count(&dir, "SELECT COUNT(*) FROM dead_extents"),
+            allocated(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(read_all(&fs, ib, b.len()), b);
+    unmount(fs);
+    let fs = Fs::new(open_store(&dir, small_blocks), FsConfig::default()).unwrap();
+    assert_eq!(read_all(&fs, ib, b.len()), b);
+    unmount(fs);
+}
+
 #[test]
 fn archiving_moves_a_segment_record_inline_only_if_unchanged() {
     let t = tempfile::tempdir().unwrap();

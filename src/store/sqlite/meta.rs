@@ -51,6 +51,12 @@ fn inode_from_row(r: &Row<'_>) -> rusqlite::Result<InodeRow> {
     })
 }
 
+/// A block row's record as the row holds it.
+enum RowRecord {
+    Inline(Vec<u8>),
+    At(Extent),
+}
+
 /// A transaction on the SQLite connection: the queries of [`Reads`] and,
 /// through `Store::write` only, the changes of [`Writes`].
 pub(in crate::store) struct SqliteTx<'c> {
@@ -79,36 +85,40 @@ impl<'c> SqliteTx<'c> {
         self.written.set(self.written.get() + bytes as u64);
     }
 
-    /// The record of block (`ino`, `idx`) with where it lives: inline
-    /// (`None`) or in a segment.
-    fn block_at(&self, ino: u64, idx: u64) -> Result<Option<(Vec<u8>, Option<Extent>)>> {
+    /// Where the record of block (`ino`, `idx`) lives, as its row says:
+    /// inline bytes, or an extent of a segment (not read yet).
+    fn row_at(&self, ino: u64, idx: u64) -> Result<Option<RowRecord>> {
         if !self.segments.enabled() {
             let mut stmt = self
                 .conn
                 .prepare_cached("SELECT record FROM blocks WHERE ino = ?1 AND idx = ?2")?;
             let record = stmt.query_row([ino, idx], |r| r.get(0)).optional()?;
-            return Ok(record.map(|r| (r, None)));
+            return Ok(record.map(RowRecord::Inline));
         }
         let mut stmt = self.conn.prepare_cached(
             "SELECT record, segment, seg_offset, stored_len FROM blocks WHERE ino = ?1 AND idx = ?2",
         )?;
-        let row = stmt
+        Ok(stmt
             .query_row([ino, idx], |r| {
-                let segment: Option<u64> = r.get(1)?;
-                let extent = match segment {
-                    Some(segment) => Some(Extent {
+                Ok(match r.get::<_, Option<u64>>(1)? {
+                    Some(segment) => RowRecord::At(Extent {
                         segment,
                         offset: r.get(2)?,
                         len: r.get(3)?,
                     }),
-                    None => None,
-                };
-                Ok((r.get::<_, Vec<u8>>(0)?, extent))
+                    None => RowRecord::Inline(r.get(0)?),
+                })
             })
-            .optional()?;
-        Ok(match row {
-            Some((_, Some(extent))) => Some((self.segments.read(extent)?, Some(extent))),
-            other => other,
+            .optional()?)
+    }
+
+    /// The record of block (`ino`, `idx`) with where it lives: inline
+    /// (`None`) or in a segment.
+    fn block_at(&self, ino: u64, idx: u64) -> Result<Option<(Vec<u8>, Option<Extent>)>> {
+        Ok(match self.row_at(ino, idx)? {
+            None => None,
+            Some(RowRecord::Inline(record)) => Some((record, None)),
+            Some(RowRecord::At(extent)) => Some((self.segments.read(extent)?, Some(extent))),
         })
     }
 
@@ -348,28 +358,9 @@ impl Reads for SqliteTx<'_> {
     }
 
     fn stored_record(&self, ino: u64, idx: u64) -> Result<Option<StoredRecord>> {
-        if !self.segments.enabled() {
-            return Ok(self.block(ino, idx)?.map(StoredRecord::Inline));
-        }
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT record, segment, seg_offset, stored_len FROM blocks WHERE ino = ?1 AND idx = ?2",
-        )?;
-        let row = stmt
-            .query_row([ino, idx], |r| {
-                let segment: Option<u64> = r.get(1)?;
-                Ok(match segment {
-                    Some(segment) => Err(Extent {
-                        segment,
-                        offset: r.get(2)?,
-                        len: r.get(3)?,
-                    }),
-                    None => Ok(r.get::<_, Vec<u8>>(0)?),
-                })
-            })
-            .optional()?;
-        Ok(row.map(|r| match r {
-            Ok(record) => StoredRecord::Inline(record),
-            Err(extent) => StoredRecord::Segment(self.segments.pin(extent)),
+        Ok(self.row_at(ino, idx)?.map(|r| match r {
+            RowRecord::Inline(record) => StoredRecord::Inline(record),
+            RowRecord::At(extent) => StoredRecord::Segment(self.segments.pin(extent)),
         }))
     }
 
