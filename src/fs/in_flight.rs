@@ -447,6 +447,9 @@ impl Drop for Fs {
     fn drop(&mut self) {
         // Nobody waits for their results any more.
         self.stop_decodes();
+        // The reaper holds the store too; what it has not deleted is
+        // reclaimed by the next mount.
+        self.stop_reaper();
         let start = std::time::Instant::now();
         while Arc::strong_count(&self.store) > 1 {
             if start.elapsed() > DROP_WAIT {

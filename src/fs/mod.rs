@@ -8,6 +8,7 @@ mod data;
 mod in_flight;
 mod namespace;
 mod read_ahead;
+mod reaper;
 mod write_back;
 mod xattr;
 
@@ -163,6 +164,9 @@ pub struct Fs {
     /// not two. If the daemon dies first, the next mount reclaims them
     /// (they have no name and `nlink = 0`).
     orphans: Mutex<Vec<u64>>,
+    /// Deletes large unlinked files' rows off the request path (reaper.rs);
+    /// `None` on a read-only or shared store.
+    reaper: Option<reaper::Reaper>,
     config: FsConfig,
 }
 
@@ -182,6 +186,12 @@ impl Fs {
             Some(_) => codecs,
             None => codecs.with_dictionaries(crate::dictionary::load(&store)?),
         };
+        let store = Arc::new(store);
+        let reaper = if read_only || store.is_shared() {
+            None
+        } else {
+            Some(reaper::Reaper::start(Arc::clone(&store))?)
+        };
         let fs = Fs {
             cache: Arc::new(BlockCache::new(config.cache_bytes)),
             codecs: Arc::new(codecs),
@@ -192,11 +202,12 @@ impl Fs {
                 ..State::default()
             }),
             orphans: Mutex::new(Vec::new()),
+            reaper,
             config: FsConfig {
                 read_only,
                 ..config
             },
-            store: Arc::new(store),
+            store,
         };
         // A store whose root is gone or is not a directory cannot be served
         // right: refuse it here, with the reason, instead of mounting a
@@ -374,14 +385,37 @@ impl Fs {
         if self.config.read_only {
             return Ok(());
         }
-        let unlinked = self
-            .store
-            .read(|m| Ok::<_, Error>(m.inode(ino)?.is_some_and(|row| row.nlink == 0)))?;
-        if unlinked {
+        let row = self.store.read(|m| Ok::<_, Error>(m.inode(ino)?))?;
+        if let Some(row) = row.filter(|row| row.nlink == 0) {
             self.discard(st, ino);
-            self.orphans().push(ino);
+            if self.reaps(&row) {
+                self.reap(ino);
+            } else {
+                self.orphans().push(ino);
+            }
         }
         Ok(())
+    }
+
+    /// Whether unlinked inode `row` is left to the reaper rather than
+    /// deleted in one transaction: a large file, on a store it runs on.
+    fn reaps(&self, row: &InodeRow) -> bool {
+        self.reaper.is_some()
+            && row.size.div_ceil(self.block_size() as u64) > reaper::REAP_MIN_BLOCKS
+    }
+
+    /// Stops the reaper's thread (after the transaction it is in).
+    fn stop_reaper(&self) {
+        if let Some(r) = &self.reaper {
+            r.stop();
+        }
+    }
+
+    /// Hands unlinked inode `ino` to the reaper.
+    fn reap(&self, ino: u64) {
+        if let Some(r) = &self.reaper {
+            r.reap(ino);
+        }
     }
 
     fn orphans(&self) -> MutexGuard<'_, Vec<u64>> {
@@ -438,6 +472,8 @@ impl Fs {
         if self.config.read_only {
             return Ok(());
         }
+        // What the reaper has not deleted yet goes with the reclaim below.
+        self.stop_reaper();
         let mut st = self.state();
         let mut first_err = None;
         // The write-back in flight first: its blocks are dirty again if it

@@ -33,6 +33,13 @@ fn touch_dir(m: &WriteTx<'_>, mut dir: InodeRow, nlink_delta: i32, now: i64) -> 
     Ok(())
 }
 
+/// An inode whose last link went: deleted in that transaction, or left
+/// unlinked (link count 0) for the reaper to delete.
+enum Dropped {
+    Deleted(u64),
+    ToReap(u64),
+}
+
 impl Fs {
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
         if name.len() > super::NAME_MAX {
@@ -191,7 +198,7 @@ impl Fs {
         }
         let now = now_ns();
         let mut st = self.state();
-        let deleted = self.transact(Durability::Normal, |m| {
+        let dropped = self.transact(Durability::Normal, |m| {
             let dir = dir_row(m, parent)?;
             let ino = m.lookup(parent, name)?.ok_or(Error::NotFound)?;
             let row = m.inode(ino)?.ok_or(Error::NotFound)?;
@@ -202,26 +209,44 @@ impl Fs {
             touch_dir(m, dir, 0, now)?;
             self.drop_link(m, &st, row, now)
         })?;
-        if let Some(ino) = deleted {
-            self.discard(&mut st, ino);
+        if let Some(d) = dropped {
+            self.let_go(&mut st, d);
         }
         Ok(())
     }
 
-    /// Removes one link to a non-directory inode; deletes it when that was
-    /// the last link and no handle has it open. Returns the deleted inode.
+    /// After the transaction that dropped an inode's last link: forgets
+    /// what this mount held of it, and hands a large one to the reaper.
+    fn let_go(&self, st: &mut super::State, dropped: Dropped) {
+        match dropped {
+            Dropped::Deleted(ino) => self.discard(st, ino),
+            Dropped::ToReap(ino) => {
+                self.discard(st, ino);
+                self.reap(ino);
+            }
+        }
+    }
+
+    /// Removes one link to a non-directory inode; when that was the last
+    /// link and no handle has it open, deletes it, or leaves a large one
+    /// unlinked for the reaper (reaper.rs). Says which.
     fn drop_link(
         &self,
         m: &WriteTx<'_>,
         st: &super::State,
         mut row: InodeRow,
         now: i64,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Dropped>> {
         row.nlink = row.nlink.saturating_sub(1);
         row.ctime_ns = now;
         if row.nlink == 0 && !st.in_use(row.ino) {
+            if self.reaps(&row) {
+                m.update_inode(&row)?;
+                m.hold_unlinked(row.ino)?;
+                return Ok(Some(Dropped::ToReap(row.ino)));
+            }
             m.delete_inode(row.ino)?;
-            return Ok(Some(row.ino));
+            return Ok(Some(Dropped::Deleted(row.ino)));
         }
         m.update_inode(&row)?;
         if row.nlink == 0 {
@@ -322,7 +347,7 @@ impl Fs {
         }
         let now = now_ns();
         let mut st = self.state();
-        let deleted = self.transact(Durability::Normal, |m| {
+        let dropped = self.transact(Durability::Normal, |m| {
             dir_row(m, parent)?;
             dir_row(m, newparent)?;
             let src_ino = m.lookup(parent, name)?.ok_or(Error::NotFound)?;
@@ -359,7 +384,7 @@ impl Fs {
                 return Ok(None);
             }
 
-            let mut deleted = None;
+            let mut dropped = None;
             if let Some(dst_ino) = dst_ino {
                 if flags & RENAME_NOREPLACE != 0 {
                     return Err(Error::Exists);
@@ -386,7 +411,7 @@ impl Fs {
                     self.drop_dir(m, &st, &mut dst, now)?;
                     touch_dir(m, dir_row(m, newparent)?, -1, now)?;
                 } else {
-                    deleted = self.drop_link(m, &st, dst, now)?;
+                    dropped = self.drop_link(m, &st, dst, now)?;
                 }
             } else if src_is_dir {
                 Self::check_not_below(m, newparent, src_ino)?;
@@ -402,10 +427,10 @@ impl Fs {
                 touch_dir(m, dir_row(m, parent)?, -d, now)?;
                 touch_dir(m, dir_row(m, newparent)?, d, now)?;
             }
-            Ok(deleted)
+            Ok(dropped)
         })?;
-        if let Some(ino) = deleted {
-            self.discard(&mut st, ino);
+        if let Some(d) = dropped {
+            self.let_go(&mut st, d);
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ mod dictionary;
 mod early_reads;
 mod fs_core;
 mod pg_connection;
+mod reaper;
 mod segments;
 mod shared_volume;
 mod store;
