@@ -400,8 +400,12 @@ impl Fs {
     /// Whether unlinked inode `row` is left to the reaper rather than
     /// deleted in one transaction: a large file, on a store it runs on.
     fn reaps(&self, row: &InodeRow) -> bool {
-        self.reaper.is_some()
-            && row.size.div_ceil(self.block_size() as u64) > reaper::REAP_MIN_BLOCKS
+        self.reaper.is_some() && self.blocks_of(row) > reaper::REAP_MIN_BLOCKS
+    }
+
+    /// Blocks inode `row`'s size spans (some may be holes).
+    fn blocks_of(&self, row: &InodeRow) -> u64 {
+        row.size.div_ceil(self.block_size() as u64)
     }
 
     /// Stops the reaper's thread (after the transaction it is in).

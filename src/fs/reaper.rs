@@ -94,38 +94,37 @@ fn run(store: &Store, queue: &Receiver<u64>, stop: &AtomicBool) {
     }
 }
 
-/// Deletes unlinked inode `ino`'s blocks, last first, a chunk per
-/// transaction, then the inode. Each transaction first checks that the
+/// Deletes unlinked inode `ino`'s blocks, last first, up to `REAP_CHUNK`
+/// per transaction, then the inode. Each transaction first checks that the
 /// inode is still unlinked (nothing can link an inode without a name, but
-/// a damaged store is not trusted blindly).
+/// a damaged store is not trusted blindly), then finds the highest
+/// `REAP_CHUNK` blocks left (so holes cost nothing, and no list of a
+/// large file's blocks is held) and deletes them.
 fn reap(store: &Store, ino: u64, stop: &AtomicBool) -> Result<()> {
-    let blocks: Vec<u64> = store
-        .read(|m| Ok::<_, Error>(m.block_infos(Some(ino))?.iter().map(|b| b.idx).collect()))?;
     let unlinked = |m: &crate::store::WriteTx<'_>| -> Result<bool> {
         Ok(m.inode(ino)?.is_some_and(|row| row.nlink == 0))
     };
-    let mut end = blocks.len();
-    while end > 0 {
+    // Block indices are below 2^63 (SQLite's integers are signed).
+    let mut below = i64::MAX as u64;
+    loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let first = end.saturating_sub(REAP_CHUNK);
-        let still = store.write(Durability::Normal, |m| {
+        let next = store.write(Durability::Normal, |m| {
             if !unlinked(m)? {
-                return Ok::<_, Error>(false);
+                return Ok::<_, Error>(None);
             }
-            m.delete_blocks_from(ino, blocks[first])?;
-            Ok(true)
+            let chunk = m.block_indices_below(ino, below, REAP_CHUNK)?;
+            let Some(&lowest) = chunk.last() else {
+                m.delete_inode(ino)?;
+                return Ok(None);
+            };
+            m.delete_blocks_from(ino, lowest)?;
+            Ok(Some(lowest))
         })?;
-        if !still {
-            return Ok(());
+        match next {
+            Some(lowest) => below = lowest,
+            None => return Ok(()),
         }
-        end = first;
     }
-    store.write(Durability::Normal, |m| {
-        if unlinked(m)? {
-            m.delete_inode(ino)?;
-        }
-        Ok::<_, Error>(())
-    })
 }

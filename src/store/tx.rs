@@ -108,6 +108,21 @@ pub trait Reads {
     /// Block summaries of one inode (or of all inodes if `ino` is None).
     fn block_infos(&self, ino: Option<u64>) -> Result<Vec<BlockInfo>>;
 
+    /// The indices of inode `ino`'s blocks below `below`, highest first,
+    /// at most `limit` of them: a large file's rows a chunk at a time, with
+    /// no list of them all in memory and no step over a hole.
+    fn block_indices_below(&self, ino: u64, below: u64, limit: usize) -> Result<Vec<u64>> {
+        let mut idx: Vec<u64> = self
+            .block_infos(Some(ino))?
+            .into_iter()
+            .map(|b| b.idx)
+            .filter(|&i| i < below)
+            .collect();
+        idx.sort_unstable_by(|a, b| b.cmp(a));
+        idx.truncate(limit);
+        Ok(idx)
+    }
+
     fn xattr(&self, ino: u64, name: &[u8]) -> Result<Option<Vec<u8>>>;
 
     fn xattr_names(&self, ino: u64) -> Result<Vec<Vec<u8>>>;

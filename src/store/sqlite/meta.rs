@@ -494,6 +494,14 @@ impl Reads for SqliteTx<'_> {
     }
 
     /// Block summaries of one inode (or of all inodes if `ino` is None).
+    fn block_indices_below(&self, ino: u64, below: u64, limit: usize) -> Result<Vec<u64>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT idx FROM blocks WHERE ino = ?1 AND idx < ?2 ORDER BY idx DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![ino, below, limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn block_infos(&self, ino: Option<u64>) -> Result<Vec<BlockInfo>> {
         let map = |r: &Row<'_>| {
             Ok(BlockInfo {
