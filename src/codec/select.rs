@@ -121,7 +121,11 @@ impl CodecSet {
 
     /// Encodes one block with the fast codecs. Returns the complete record.
     pub fn encode_block(&self, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
-        let candidate = encode_record(&self.zstd, raw)?;
+        self.zstd_or_raw(&self.zstd, raw)
+    }
+
+    fn zstd_or_raw(&self, zstd: &ZstdCodec, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let candidate = encode_record(zstd, raw)?;
         self.keep_or_raw(candidate, raw)
     }
 
@@ -129,8 +133,7 @@ impl CodecSet {
     /// it: zstd at its interim level, or raw. Any zstd record decodes the
     /// same way, so nothing on disk says which level wrote it.
     pub fn encode_block_interim(&self, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
-        let candidate = encode_record(&self.zstd_interim, raw)?;
-        self.keep_or_raw(candidate, raw)
+        self.zstd_or_raw(&self.zstd_interim, raw)
     }
 
     /// The archive tier's encoding: the smallest of the model-free archival

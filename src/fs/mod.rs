@@ -190,7 +190,11 @@ impl Fs {
         let reaper = if read_only || store.is_shared() {
             None
         } else {
-            Some(reaper::Reaper::start(Arc::clone(&store))?)
+            reaper::Reaper::start(Arc::clone(&store))
+                .map_err(|e| {
+                    log::warn!("no reaper thread ({e}): large files are deleted in their unlink")
+                })
+                .ok()
         };
         let fs = Fs {
             cache: Arc::new(BlockCache::new(config.cache_bytes)),

@@ -111,17 +111,7 @@ pub trait Reads {
     /// The indices of inode `ino`'s blocks below `below`, highest first,
     /// at most `limit` of them: a large file's rows a chunk at a time, with
     /// no list of them all in memory and no step over a hole.
-    fn block_indices_below(&self, ino: u64, below: u64, limit: usize) -> Result<Vec<u64>> {
-        let mut idx: Vec<u64> = self
-            .block_infos(Some(ino))?
-            .into_iter()
-            .map(|b| b.idx)
-            .filter(|&i| i < below)
-            .collect();
-        idx.sort_unstable_by(|a, b| b.cmp(a));
-        idx.truncate(limit);
-        Ok(idx)
-    }
+    fn block_indices_below(&self, ino: u64, below: u64, limit: usize) -> Result<Vec<u64>>;
 
     fn xattr(&self, ino: u64, name: &[u8]) -> Result<Option<Vec<u8>>>;
 

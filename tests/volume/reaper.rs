@@ -104,6 +104,30 @@ fn large_unlinked_files_go_in_the_background_and_touch_nothing_else() {
     assert!(report.is_clean(), "{report}");
 }
 
+/// A daemon that dies with the reaper part way (the filesystem dropped
+/// without its shutdown): the next open reclaims what is left.
+#[test]
+fn a_death_part_way_through_leaves_nothing_after_the_next_open() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    let big = noise(6000 * BS, 7);
+    let keep = noise(5 * BS, 8);
+    let fs = mount(&dir);
+    let a = create_file(&fs, ROOT_INO, "a", &big);
+    let k = create_file(&fs, ROOT_INO, "k", &keep);
+    fs.unlink(ROOT_INO, b"a").unwrap();
+    fs.forget(a, 1).unwrap();
+    drop(fs);
+    // The open's reclaim commits with its batch, within milliseconds.
+    let fs = mount(&dir);
+    wait_gone(&dir, a);
+    assert_eq!(read_all(&fs, k, keep.len()), keep);
+    assert_eq!(
+        count(&dir, "SELECT COUNT(*) FROM inodes WHERE nlink = 0"),
+        0
+    );
+}
+
 #[test]
 fn an_unmount_part_way_through_leaves_nothing_behind() {
     let t = tempfile::tempdir().unwrap();

@@ -213,6 +213,31 @@ fn stored_bytes_track_block_writes() {
     });
 }
 
+/// The reaper's chunks: the highest block indices below a bound, highest
+/// first, at most a limit, stepping over holes.
+#[test]
+fn block_indices_below_walk_down_over_holes() {
+    on_each_backend(|fresh| {
+        let s = fresh.create(65536).unwrap();
+        s.write(Durability::Normal, |m| {
+            for idx in [0, 1, 7, 1 << 40] {
+                m.put_block(1, idx, 0, 1, b"x")?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        let below = |b: u64, limit: usize| s.read(|m| m.block_indices_below(1, b, limit)).unwrap();
+        assert_eq!(below(i64::MAX as u64, 2), vec![1 << 40, 7]);
+        assert_eq!(below(7, 10), vec![1, 0]);
+        assert_eq!(below(0, 10), Vec::<u64>::new());
+        assert_eq!(
+            s.read(|m| m.block_indices_below(2, u64::MAX >> 1, 10))
+                .unwrap(),
+            Vec::<u64>::new()
+        );
+    });
+}
+
 /// A durable sync commits something (the sync generation), so that the
 /// commit waits for the log, and keeps counting across reopens.
 #[test]

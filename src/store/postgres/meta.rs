@@ -484,6 +484,17 @@ impl Reads for PgTx<'_> {
         get_u64(&self.one(&sql, &[&&model_id[..]])?, 0)
     }
 
+    fn block_indices_below(&self, ino: u64, below: u64, limit: usize) -> Result<Vec<u64>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.rows(
+            "SELECT idx FROM blocks WHERE ino = $1 AND idx < $2 ORDER BY idx DESC LIMIT $3",
+            &[&big(ino), &big(below), &limit],
+        )?
+        .iter()
+        .map(|r| get_u64(r, 0))
+        .collect()
+    }
+
     fn block_infos(&self, ino: Option<u64>) -> Result<Vec<BlockInfo>> {
         let base = "SELECT ino, idx, codec, raw_len, stored_len FROM blocks";
         let rows = match ino {

@@ -498,7 +498,8 @@ impl Reads for SqliteTx<'_> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT idx FROM blocks WHERE ino = ?1 AND idx < ?2 ORDER BY idx DESC LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![ino, below, limit as i64], |r| r.get(0))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![ino, below, limit], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
