@@ -96,6 +96,12 @@ impl SqliteStore {
             // valid between transactions: 16 MiB (rather than SQLite's
             // 2 MB) holds the inode and directory trees of a large volume.
             conn.pragma_update(None, "cache_size", -16384)?;
+            // Each batched operation runs in a savepoint, whose statement
+            // journal (the pages' contents before the operation) would
+            // spill to a temporary file once a batch passes 64 KiB and
+            // cost a write syscall per page. In memory it is a copy; it
+            // never outlives its transaction.
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
             migrate::migrate(&mut conn)?;
             migrate::add_segment_tables(&mut conn)?;
         } else {

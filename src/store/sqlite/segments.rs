@@ -461,14 +461,25 @@ impl Segments {
         }
         let lengths = self.file_lengths()?;
         let mut touched: Vec<u64> = Vec::new();
-        for &(_, segment, offset, len) in &dead {
+        let extents: Vec<Extent> = dead
+            .iter()
+            .map(|&(_, segment, offset, len)| Extent {
+                segment,
+                offset,
+                len,
+            })
+            .collect();
+        let ranges = coalesce(extents, |segment, lo, hi| {
+            live_within(conn, segment, lo, hi)
+        })?;
+        for (segment, start, end) in ranges {
             if !touched.contains(&segment) {
                 touched.push(segment);
             }
             let Some(&file_len) = lengths.get(&segment) else {
                 continue;
             };
-            let (lo, hi) = free_range(conn, segment, offset, offset + len, file_len)?;
+            let (lo, hi) = free_range(conn, segment, start, end, file_len)?;
             if lo < hi && self.punchable {
                 let file = self.file(segment)?;
                 punch(&file, lo, hi - lo).map_err(|e| {
@@ -523,6 +534,44 @@ impl Segments {
             Err(e) => Err(StoreError::io(format!("deleting {}", path.display()), e)),
         }
     }
+}
+
+/// Dead extents merged into the fewest byte ranges `(segment, start,
+/// end)` that hold nothing else, so that reclaim punches one hole per
+/// range rather than one per record: an overwritten 256 MiB file is
+/// 4096 records, and each punch takes the segment file's lock (on a
+/// filesystem mounted with `discard`, a synchronous discard too).
+///
+/// Two dead extents merge when the second starts where the first ends
+/// (records of one append are contiguous), or at the next page boundary
+/// when `live_within(segment, end, next_start)` says no live extent lies
+/// in between: appends start on page boundaries, so the gap is the
+/// padding after the first's append, unless a live record of that
+/// append follows the first.
+fn coalesce(
+    mut extents: Vec<Extent>,
+    mut live_within: impl FnMut(u64, u64, u64) -> Result<bool, StoreError>,
+) -> Result<Vec<(u64, u64, u64)>, StoreError> {
+    extents.sort_unstable_by_key(|e| (e.segment, e.offset));
+    let mut out: Vec<(u64, u64, u64)> = Vec::new();
+    for e in extents {
+        let end = e.offset + e.len;
+        if let Some(last) = out.last_mut() {
+            if last.0 == e.segment && e.offset <= last.2 {
+                last.2 = last.2.max(end);
+                continue;
+            }
+            if last.0 == e.segment
+                && e.offset <= last.2.div_ceil(ALIGN) * ALIGN
+                && !live_within(e.segment, last.2, e.offset)?
+            {
+                last.2 = end;
+                continue;
+            }
+        }
+        out.push((e.segment, e.offset, end));
+    }
+    Ok(out)
 }
 
 /// The bytes of dead extent `[start, end)` of `segment` that can go back:
@@ -647,4 +696,60 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ext(segment: u64, offset: u64, len: u64) -> Extent {
+        Extent {
+            segment,
+            offset,
+            len,
+        }
+    }
+
+    #[test]
+    fn contiguous_dead_records_become_one_range_in_any_order() {
+        let dead = vec![ext(1, 200, 50), ext(1, 0, 100), ext(1, 100, 100)];
+        let ranges = coalesce(dead, |_, _, _| panic!("no gap to ask about")).unwrap();
+        assert_eq!(ranges, vec![(1, 0, 250)]);
+    }
+
+    #[test]
+    fn a_page_gap_merges_only_when_nothing_lives_in_it() {
+        // Two appends: one ending at 5000, the next starting at 8192.
+        let dead = || vec![ext(3, 0, 5000), ext(3, 8192, 100)];
+        let mut asked = Vec::new();
+        let free = coalesce(dead(), |s, lo, hi| {
+            asked.push((s, lo, hi));
+            Ok(false)
+        })
+        .unwrap();
+        assert_eq!(free, vec![(3, 0, 8292)]);
+        assert_eq!(asked, vec![(3, 5000, 8192)]);
+        // A live record of the first append right after it: kept apart.
+        let kept = coalesce(dead(), |_, _, _| Ok(true)).unwrap();
+        assert_eq!(kept, vec![(3, 0, 5000), (3, 8192, 8292)]);
+    }
+
+    #[test]
+    fn farther_gaps_and_other_segments_stay_apart() {
+        let dead = vec![
+            ext(1, 0, 100),
+            ext(1, 8192, 10),
+            ext(2, 10, 10),
+            ext(2, 20, 5),
+        ];
+        let ranges = coalesce(dead, |_, _, _| Ok(false)).unwrap();
+        assert_eq!(ranges, vec![(1, 0, 100), (1, 8192, 8202), (2, 10, 25)]);
+    }
+
+    #[test]
+    fn errors_of_the_live_check_come_back() {
+        let dead = vec![ext(1, 0, 10), ext(1, 4096, 10)];
+        let err = coalesce(dead, |_, _, _| Err(StoreError::Invalid("gone".into())));
+        assert!(err.is_err());
+    }
 }
