@@ -9,7 +9,10 @@
 #   bench/seqwrite.sh [ROUNDS] BIN [BIN ...]     (root: mounts)
 #
 # Prints one line per build and round: build, MiB/s, daemon CPU seconds.
-# Extra `llmfs mount` flags for every build: $MOUNT_ARGS.
+# Extra `llmfs mount` flags for every build: $MOUNT_ARGS. With
+# PASSES=N (default 1) each round runs the job N times on the same mount,
+# so that passes after the first overwrite the file in place (as bench/fs.sh's
+# later rounds do), and prints a line per pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:?usage: bench/seqwrite.sh ROUNDS BIN [BIN ...]}
@@ -22,7 +25,7 @@ scratch seqwrite
 scratch_cleanup_more() {
   if grep -q " $work/mergerfs " /proc/self/mountinfo 2>/dev/null; then umount "$work/mergerfs"; fi
 }
-printf 'build\tround\tMiB_s\tdaemon_cpu_s\n'
+printf 'build\tround\tpass\tMiB_s\tdaemon_cpu_s\n'
 for round in $(seq 1 "$rounds"); do
   for b in "$@"; do
     if [ "$b" = mergerfs ]; then
@@ -37,10 +40,12 @@ for round in $(seq 1 "$rounds"); do
       pid=$(cat "$store/lock")
       target=$mnt
     fi
-    before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    bw=$(seqwrite_fio "$target")
-    after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    for pass in $(seq 1 "${PASSES:-1}"); do
+      before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+      bw=$(seqwrite_fio "$target")
+      after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+      printf '%s\t%s\t%s\t%s\t%s\n' "$b" "$round" "$pass" "$bw" "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l | cut -c1-5)"
+    done
     if [ "$b" = mergerfs ]; then umount "$work/mergerfs"; else "$b" umount "$mnt"; fi
-    printf '%s\t%s\t%s\t%s\n' "$b" "$round" "$bw" "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l | cut -c1-5)"
   done
 done
