@@ -9,9 +9,6 @@ use crate::time::now_ns;
 pub const RENAME_NOREPLACE: u32 = 1;
 pub const RENAME_EXCHANGE: u32 = 2;
 
-/// How many entries one `readdir` call returns at most.
-const READDIR_BATCH: usize = 1024;
-
 /// Loads a directory inode, failing with ENOTDIR / ENOENT as POSIX wants.
 fn dir_row(m: &(impl Reads + ?Sized), ino: u64) -> Result<InodeRow> {
     let row = m.inode(ino)?.ok_or(Error::NotFound)?;
@@ -445,8 +442,10 @@ impl Fs {
     }
 
     /// Lists entries after cookie `offset` ("." is cookie 1, ".." cookie 2,
-    /// stored entries their row id + 2), at most one batch per call.
-    pub fn readdir(&self, ino: u64, offset: u64) -> Result<Vec<DirEntry>> {
+    /// stored entries their row id + 2): "." and ".." where the offset is
+    /// before them, then at most `limit` stored entries. An empty list:
+    /// the end of the directory.
+    pub fn readdir(&self, ino: u64, offset: u64, limit: usize) -> Result<Vec<DirEntry>> {
         self.store.read(|m| {
             let row = m.inode(ino)?.ok_or(Error::NotFound)?;
             if !is_dir(row.mode) {
@@ -474,7 +473,7 @@ impl Fs {
                     name: b"..".to_vec(),
                 });
             }
-            for e in m.list_dir(ino, offset.saturating_sub(2), READDIR_BATCH)? {
+            for e in m.list_dir(ino, offset.saturating_sub(2), limit)? {
                 out.push(DirEntry {
                     ino: e.ino,
                     offset: e.cookie + 2,
@@ -489,7 +488,12 @@ impl Fs {
     /// As [`Fs::readdir`], each entry with its attributes (`readdirplus`:
     /// the kernel takes a reference to every entry but "." and "..", and
     /// needs no lookup for them).
-    pub fn readdir_plus(&self, ino: u64, offset: u64) -> Result<Vec<(DirEntry, Attr)>> {
+    pub fn readdir_plus(
+        &self,
+        ino: u64,
+        offset: u64,
+        limit: usize,
+    ) -> Result<Vec<(DirEntry, Attr)>> {
         let st = self.state();
         let rows = self.store.read(|m| {
             let row = m.inode(ino)?.ok_or(Error::NotFound)?;
@@ -509,9 +513,7 @@ impl Fs {
                 let prow = m.inode(parent)?.unwrap_or_else(|| row.clone());
                 out.push((2, b"..".to_vec(), prow));
             }
-            for (cookie, name, r) in
-                m.list_dir_rows(ino, offset.saturating_sub(2), READDIR_BATCH)?
-            {
+            for (cookie, name, r) in m.list_dir_rows(ino, offset.saturating_sub(2), limit)? {
                 out.push((cookie + 2, name, r));
             }
             Ok(out)

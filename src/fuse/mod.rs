@@ -32,6 +32,14 @@ pub const SHARED_TTL: Duration = Duration::from_secs(1);
 /// Requests the kernel may have in flight in the background (read-ahead,
 /// asynchronous direct I/O): one per worker thread and then some.
 const MAX_BACKGROUND: u16 = 64;
+/// Entries a readdir reply asks of the core first, and at most per step.
+/// A reply holds what the kernel's buffer takes (64 KiB on Linux 6.18:
+/// some 350 entries with attributes, 1000 without), so the core is asked
+/// for a few first and for twice as many each further step while the
+/// reply still takes them, rather than for a fixed 1024 (three times the
+/// rows a `readdirplus` reply could use).
+const READDIR_FIRST: usize = 128;
+const READDIR_MOST: usize = 1024;
 /// Largest write the kernel sends in one request.
 const MAX_WRITE: u32 = 1 << 20;
 
@@ -168,7 +176,8 @@ impl Filesystem for FuseFs {
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_MAX_PAGES
             | InitFlags::FUSE_BIG_WRITES
-            | InitFlags::FUSE_DO_READDIRPLUS;
+            | InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO;
         // Not FUSE_WRITEBACK_CACHE: with it the kernel accepts a write past
         // the volume's size limit into its page cache (its limit for FUSE
         // is the VFS's) and the EFBIG comes only at write-back, and it
@@ -486,18 +495,24 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        match self.fs.readdir(ino.0, offset) {
-            Ok(entries) => {
-                for e in entries {
-                    let name = OsStr::from_bytes(&e.name);
-                    if reply.add(INodeNo(e.ino), e.offset, file_type(e.mode), name) {
-                        break;
-                    }
+        let mut offset = offset;
+        let mut limit = READDIR_FIRST;
+        loop {
+            let entries = match self.fs.readdir(ino.0, offset, limit) {
+                Ok(entries) if entries.is_empty() => break,
+                Ok(entries) => entries,
+                Err(e) => return reply.error(errno("readdir", e)),
+            };
+            for e in entries {
+                let name = OsStr::from_bytes(&e.name);
+                if reply.add(INodeNo(e.ino), e.offset, file_type(e.mode), name) {
+                    return reply.ok();
                 }
-                reply.ok();
+                offset = e.offset;
             }
-            Err(e) => reply.error(errno("readdir", e)),
+            limit = (limit * 2).min(READDIR_MOST);
         }
+        reply.ok();
     }
 
     fn readdirplus(
@@ -508,31 +523,37 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        match self.fs.readdir_plus(ino.0, offset) {
-            Ok(entries) => {
-                for (e, a) in entries {
-                    let name = OsStr::from_bytes(&e.name);
-                    let full = reply.add(
-                        INodeNo(e.ino),
-                        e.offset,
-                        name,
-                        &self.ttl,
-                        &to_file_attr(&a),
-                        Generation(0),
-                    );
-                    if full {
-                        break;
-                    }
-                    // The kernel takes a reference to each entry it was
-                    // given, except "." and "..".
-                    if e.name != b"." && e.name != b".." {
-                        self.fs.remember(e.ino);
-                    }
+        let mut offset = offset;
+        let mut limit = READDIR_FIRST;
+        loop {
+            let entries = match self.fs.readdir_plus(ino.0, offset, limit) {
+                Ok(entries) if entries.is_empty() => break,
+                Ok(entries) => entries,
+                Err(e) => return reply.error(errno("readdirplus", e)),
+            };
+            for (e, a) in entries {
+                let name = OsStr::from_bytes(&e.name);
+                let full = reply.add(
+                    INodeNo(e.ino),
+                    e.offset,
+                    name,
+                    &self.ttl,
+                    &to_file_attr(&a),
+                    Generation(0),
+                );
+                if full {
+                    return reply.ok();
                 }
-                reply.ok();
+                // The kernel takes a reference to each entry it was
+                // given, except "." and "..".
+                if e.name != b"." && e.name != b".." {
+                    self.fs.remember(e.ino);
+                }
+                offset = e.offset;
             }
-            Err(e) => reply.error(errno("readdirplus", e)),
+            limit = (limit * 2).min(READDIR_MOST);
         }
+        reply.ok();
     }
 
     fn fsyncdir(

@@ -462,7 +462,7 @@ impl Harness {
         }
         let names: Vec<Vec<u8>> = self
             .fs()
-            .readdir(ROOT_INO, 0)
+            .readdir(ROOT_INO, 0, usize::MAX)
             .map_err(|e| format!("readdir: {e}"))?
             .into_iter()
             .map(|e| e.name)

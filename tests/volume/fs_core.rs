@@ -49,7 +49,7 @@ fn dir(fs: &Fs, parent: u64, name: &str) -> u64 {
 
 fn names(fs: &Fs, dir: u64) -> Vec<String> {
     let mut v: Vec<String> = fs
-        .readdir(dir, 0)
+        .readdir(dir, 0, usize::MAX)
         .unwrap()
         .into_iter()
         .map(|e| String::from_utf8(e.name).unwrap())

@@ -148,7 +148,7 @@ fn an_unmount_part_way_through_leaves_nothing_behind() {
     let root = fs.getattr(ROOT_INO).unwrap();
     assert_eq!(root.nlink, 2);
     let names: Vec<Vec<u8>> = fs
-        .readdir(ROOT_INO, 0)
+        .readdir(ROOT_INO, 0, usize::MAX)
         .unwrap()
         .into_iter()
         .map(|e| e.name)

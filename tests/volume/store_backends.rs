@@ -376,3 +376,88 @@ fn archived_media_swap_records_the_feature() {
         assert!(set.decode_block(&stored, 65536).unwrap() == wav);
     });
 }
+
+/// A read-write open adds the index that lists a directory in cookie
+/// order, without raising the version; a store without it (as an older
+/// llmfs left it) still lists, read-only too, and gets it at its next
+/// read-write open. On SQLite the listing's query then reads a reply's
+/// worth of entries instead of sorting the whole directory each time.
+#[test]
+fn the_listing_index_comes_with_a_read_write_open() {
+    on_each_backend(|fresh| {
+        let has_index = || match fresh.kind {
+            Kind::Sqlite => {
+                let db = rusqlite::Connection::open(
+                    fresh.scratch().join("store").join(llmfs::store::DB_FILE),
+                )
+                .unwrap();
+                db.query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'dirents_by_parent'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap()
+                    == 1
+            }
+            Kind::Postgres => {
+                fresh.pg_query_one::<bool>("SELECT to_regclass('dirents_by_parent') IS NOT NULL")
+            }
+        };
+        let s = fresh.create(65536).unwrap();
+        let root = llmfs::store::ROOT_INO;
+        s.write(Durability::Durable, |m| {
+            for i in 0..50u64 {
+                let row = m.insert_inode(&llmfs::store::NewInode {
+                    mode: libc::S_IFREG | 0o644,
+                    uid: 0,
+                    gid: 0,
+                    nlink: 1,
+                    rdev: 0,
+                    time_ns: 0,
+                    target: None,
+                })?;
+                m.insert_dirent(root, format!("f{i}").as_bytes(), row.ino)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        drop(s);
+        assert!(has_index());
+        assert_eq!(fresh.schema_version(), 2, "the index raises nothing");
+        if fresh.kind == Kind::Sqlite {
+            let db = rusqlite::Connection::open(
+                fresh.scratch().join("store").join(llmfs::store::DB_FILE),
+            )
+            .unwrap();
+            let plan: Vec<String> = db
+                .prepare(
+                    "EXPLAIN QUERY PLAN SELECT d.id, d.name FROM dirents d \
+                     WHERE d.parent = 1 AND d.id > 7 ORDER BY d.id LIMIT 10",
+                )
+                .unwrap()
+                .query_map([], |r| r.get(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert!(
+                plan.iter().all(|step| !step.contains("TEMP B-TREE")),
+                "{plan:?}"
+            );
+        }
+
+        let listed =
+            |s: &llmfs::store::Store| s.read(|m| m.list_dir(root, 0, usize::MAX)).unwrap().len();
+        fresh.sql("DROP INDEX dirents_by_parent");
+        assert!(!has_index());
+        assert_eq!(listed(&fresh.open_read_only().unwrap()), 50);
+        assert!(!has_index(), "a read-only open adds nothing");
+        let s = fresh
+            .open(&OpenOptions {
+                block_size: 65536,
+                ..OpenOptions::default()
+            })
+            .unwrap();
+        assert_eq!(listed(&s), 50);
+        assert!(has_index());
+    });
+}

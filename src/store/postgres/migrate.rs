@@ -28,6 +28,7 @@ const CLAIMS_TABLES: &str = include_str!("../../../migrations/postgres/claims.sq
 /// they hold open (several mounts of one volume): not a version either,
 /// created if missing by every read-write open.
 const MOUNTS_TABLES: &str = include_str!("../../../migrations/postgres/mounts.sql");
+const LISTING_INDEX: &str = include_str!("../../../migrations/postgres/dirents_by_parent.sql");
 
 /// The first key of the advisory lock that serialises the creation of
 /// the tables above (`llmc`); the second is a hash of the schema name.
@@ -43,8 +44,14 @@ pub(super) fn ensure_mounts_tables(client: &mut postgres::Client) -> Result<(), 
     ensure_tables(client, "inode_holds", MOUNTS_TABLES)
 }
 
-/// Runs `sql` (idempotent) unless table `probe`, the last it creates,
-/// exists already.
+/// Creates the index of each directory's entries in cookie order if the
+/// volume has none yet (not a schema version: an older llmfs ignores it).
+pub(super) fn ensure_listing_index(client: &mut postgres::Client) -> Result<(), StoreError> {
+    ensure_tables(client, "dirents_by_parent", LISTING_INDEX)
+}
+
+/// Runs `sql` (idempotent) unless table (or index) `probe`, the last it
+/// creates, exists already.
 fn ensure_tables(client: &mut postgres::Client, probe: &str, sql: &str) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
     let exists: bool = tx

@@ -301,14 +301,17 @@ impl Reads for SqliteTx<'_> {
             "SELECT d.id, d.name, d.ino, i.mode FROM dirents d JOIN inodes i ON i.ino = d.ino \
              WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![dir, after, limit as i64], |r| {
-            Ok(DirEntryRow {
-                cookie: r.get(0)?,
-                name: r.get(1)?,
-                ino: r.get(2)?,
-                mode: r.get(3)?,
-            })
-        })?;
+        let rows = stmt.query_map(
+            params![dir, after, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| {
+                Ok(DirEntryRow {
+                    cookie: r.get(0)?,
+                    name: r.get(1)?,
+                    ino: r.get(2)?,
+                    mode: r.get(3)?,
+                })
+            },
+        )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -320,19 +323,24 @@ impl Reads for SqliteTx<'_> {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>, InodeRow)>> {
-        let cols = INODE_COLUMNS
-            .split(", ")
-            .map(|c| format!("i.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {cols}, d.id, d.name FROM dirents d JOIN inodes i ON i.ino = d.ino \
-             WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![dir, after, limit as i64], |r| {
-            Ok((r.get(13)?, r.get(14)?, inode_from_row(r)?))
-        })?;
+        // Built once: a listing asks for it once per step of a reply.
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            let cols = INODE_COLUMNS
+                .split(", ")
+                .map(|c| format!("i.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "SELECT {cols}, d.id, d.name FROM dirents d JOIN inodes i ON i.ino = d.ino \
+                 WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3"
+            )
+        });
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(
+            params![dir, after, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| Ok((r.get(13)?, r.get(14)?, inode_from_row(r)?)),
+        )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

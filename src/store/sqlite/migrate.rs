@@ -74,6 +74,17 @@ pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
     Ok(found)
 }
 
+/// Index of each directory's entries in cookie order: added by every
+/// read-write open that lacks it, at no version (older builds keep it up
+/// to date like any index).
+const LISTING_INDEX: &str = include_str!("../../../migrations/dirents_by_parent.sql");
+
+/// Adds [`LISTING_INDEX`] if the store lacks it.
+pub(super) fn add_listing_index(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(LISTING_INDEX)?;
+    Ok(())
+}
+
 /// Whether the store's tables have the segment columns (0014).
 pub(super) fn has_segment_tables(conn: &Connection) -> Result<bool, StoreError> {
     Ok(conn
