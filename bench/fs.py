@@ -24,6 +24,7 @@ import time
 SIZE_MIB = int(os.environ.get("FS_BENCH_MIB", "256"))
 ROUNDS = int(os.environ.get("FS_BENCH_ROUNDS", "2"))
 SMALL_FILES = int(os.environ.get("FS_BENCH_FILES", "10000"))
+BIG_DIR = int(os.environ.get("FS_BENCH_DIR_ENTRIES", "20000"))
 SMALL_SIZE = 1024
 TREE = os.environ.get("FS_BENCH_TREE", "/usr/include")
 # "meta": only the metadata cases (small files, cp -r, tar x, rm -rf).
@@ -213,12 +214,33 @@ def data_cases(case):
     case("parallel: 2 readers of those files, cold cache", lambda t: fio_pair(t, "read"), cold=True)
 
 
+def big_directory(directory):
+    """Lists a directory of BIG_DIR empty files, names only (as `ls` or
+    `find` do: the kernel caches no directory pages for FUSE, so each
+    listing asks the filesystem), then with a stat of each entry (as
+    `ls -l` does); the files are made once, untimed."""
+    d = os.path.join(directory, "big")
+    if not os.path.isdir(d):
+        os.mkdir(d)
+        for i in range(BIG_DIR):
+            open(os.path.join(d, f"file-with-a-longish-name-{i:06d}"), "wb").close()
+    t = time.perf_counter()
+    n = len(os.listdir(d))
+    names = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for e in os.scandir(d):
+        e.stat()
+    stats = n / (time.perf_counter() - t)
+    return {"names listed/s": names, "entries listed and stat'ed/s": stats}
+
+
 def meta_cases(case, targets, work):
     """The metadata cases (FS_BENCH_ONLY=meta runs only these)."""
     for t in targets.values():
         for f in os.listdir(t.path):
             os.unlink(os.path.join(t.path, f))
     case(f"create/stat/unlink {SMALL_FILES} files", small_files)
+    case(f"list a directory of {BIG_DIR} files", big_directory)
     tree_bytes, tree_files = tree_size(TREE)
     tarball = os.path.join(work, "tree.tar")
     run("tar", "cf", tarball, "-C", os.path.dirname(TREE), os.path.basename(TREE))

@@ -9,6 +9,7 @@
 # default OUT_PREFIX: bench/results/<date>-<host>-fs-<HHMM>; writes .json and .md
 # FS_BENCH_ROUNDS: rounds per case, alternating the order (default 2)
 # FS_BENCH_FILES: small files of the metadata case (default 10000)
+# FS_BENCH_DIR_ENTRIES: files of the directory the listing case lists (default 20000)
 # FS_BENCH_MIB: size of the sequential file (default 256)
 # FS_BENCH_DIR: parent of the work directory (default /var/tmp)
 # FS_BENCH_BASELINE: another llmfs binary, run as one more column (before/after)

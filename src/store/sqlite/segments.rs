@@ -30,8 +30,9 @@
 //!    [`Segments::reclaim`] gives that space back, but only once the
 //!    change is on stable storage (it commits the batch and syncs first):
 //!    it punches a hole over the extent (its partial pages only where no
-//!    live extent shares them), and deletes a segment file that no row
-//!    names and no pending write-back will.
+//!    live extent shares them; a run of adjacent dead extents as one
+//!    hole), and deletes a segment file that no row names and no pending
+//!    write-back will.
 //!
 //! A write-back whose transaction fails punches its own extents at once
 //! (nothing names them). Bytes appended by a write-back whose batch was
