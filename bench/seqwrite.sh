@@ -21,31 +21,18 @@ shift
 bin=$1   # for scratch.sh's cleanup
 . bench/scratch.sh
 . bench/seqwrite_fio.sh
+. bench/contender.sh
 scratch seqwrite
-scratch_cleanup_more() {
-  if grep -q " $work/mergerfs " /proc/self/mountinfo 2>/dev/null; then umount "$work/mergerfs"; fi
-}
 printf 'build\tround\tpass\tMiB_s\tdaemon_cpu_s\n'
 for round in $(seq 1 "$rounds"); do
   for b in "$@"; do
-    if [ "$b" = mergerfs ]; then
-      rm -rf "$work/branch"; mkdir -p "$work/branch" "$work/mergerfs"
-      mergerfs -o cache.files=off,dropcacheonclose=false,category.create=mfs "$work/branch" "$work/mergerfs"
-      pid=$(pgrep -n -x mergerfs)
-      target=$work/mergerfs
-    else
-      store=$work/store; rm -rf "$store"
-      # shellcheck disable=SC2086
-      "$b" mount "$mnt" --store "$store" ${MOUNT_ARGS:-}
-      pid=$(cat "$store/lock")
-      target=$mnt
-    fi
+    contender_mount "$b"
     for pass in $(seq 1 "${PASSES:-1}"); do
-      before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+      before=$(contender_cpu)
       bw=$(seqwrite_fio "$target")
-      after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+      after=$(contender_cpu)
       printf '%s\t%s\t%s\t%s\t%s\n' "$b" "$round" "$pass" "$bw" "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l | cut -c1-5)"
     done
-    if [ "$b" = mergerfs ]; then umount "$work/mergerfs"; else "$b" umount "$mnt"; fi
+    contender_umount "$b"
   done
 done

@@ -19,25 +19,21 @@ shift
 bin=$1   # for scratch.sh's cleanup
 tree=${TREE:-/usr/include}
 . bench/scratch.sh
+. bench/contender.sh
 scratch small-files
-scratch_cleanup_more() {
-  if grep -q " $work/mergerfs " /proc/self/mountinfo 2>/dev/null; then umount "$work/mergerfs"; fi
-}
 tar cf "$work/tree.tar" -C "$(dirname "$tree")" "$(basename "$tree")"
 
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
-# timed NAME PID CMD...: runs CMD, prints its line.
+# timed NAME CMD...: runs CMD, prints its line.
 timed() {
-  local name=$1 pid=$2
-  shift 2
+  local name=$1
+  shift
   sync
   local before start end after
-  before=$(cpu "$pid")
+  before=$(contender_cpu)
   start=$(date +%s.%N)
   "$@"
   end=$(date +%s.%N)
-  after=$(cpu "$pid")
+  after=$(contender_cpu)
   printf '%s\t%s\t%s\t%.3f\t%.2f\n' "$b" "$round" "$name" "$(echo "$end - $start" | bc -l)" \
     "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l)"
 }
@@ -45,22 +41,11 @@ timed() {
 printf 'build\tround\tcase\tseconds\tdaemon_cpu_s\n'
 for round in $(seq 1 "$rounds"); do
   for b in "$@"; do
-    if [ "$b" = mergerfs ]; then
-      rm -rf "$work/branch"; mkdir -p "$work/branch" "$work/mergerfs"
-      mergerfs -o cache.files=off,dropcacheonclose=false,category.create=mfs "$work/branch" "$work/mergerfs"
-      pid=$(pgrep -n -x mergerfs)
-      target=$work/mergerfs
-    else
-      store=$work/store; rm -rf "$store"
-      # shellcheck disable=SC2086
-      "$b" mount "$mnt" --store "$store" ${MOUNT_ARGS:-}
-      pid=$(cat "$store/lock")
-      target=$mnt
-    fi
+    contender_mount "$b"
     mkdir "$target/cp" "$target/tar"
-    timed "cp -r" "$pid" cp -r "$tree" "$target/cp/"
-    timed "tar x" "$pid" tar xf "$work/tree.tar" -C "$target/tar"
-    timed "rm -rf" "$pid" rm -rf "$target/cp"
-    if [ "$b" = mergerfs ]; then umount "$work/mergerfs"; else "$b" umount "$mnt"; fi
+    timed "cp -r" cp -r "$tree" "$target/cp/"
+    timed "tar x" tar xf "$work/tree.tar" -C "$target/tar"
+    timed "rm -rf" rm -rf "$target/cp"
+    contender_umount "$b"
   done
 done

@@ -1,0 +1,37 @@
+# Sourced by the bench scripts that compare llmfs builds with mergerfs
+# (seqwrite.sh, small_files.sh), after scratch.sh and `scratch NAME`.
+#
+# `contender_mount B`: mounts contender B on a fresh volume: an llmfs
+# binary (with $MOUNT_ARGS) on $mnt, or for B = `mergerfs` Debian's
+# mergerfs with one branch on the same disk (a FUSE passthrough). Sets
+# $target (where to work) and $pid (the daemon, for its CPU time).
+# `contender_umount B` unmounts it; `contender_cpu` prints the daemon's
+# CPU time so far in clock ticks.
+contender_mount() {
+  if [ "$1" = mergerfs ]; then
+    rm -rf "$work/branch"; mkdir -p "$work/branch" "$work/mergerfs"
+    mergerfs -o cache.files=off,dropcacheonclose=false,category.create=mfs "$work/branch" "$work/mergerfs"
+    pid=$(pgrep -n -x mergerfs)
+    target=$work/mergerfs
+  else
+    local store=$work/store
+    rm -rf "$store"
+    # shellcheck disable=SC2086
+    "$1" mount "$mnt" --store "$store" ${MOUNT_ARGS:-}
+    pid=$(cat "$store/lock")
+    target=$mnt
+  fi
+}
+
+contender_umount() {
+  if [ "$1" = mergerfs ]; then umount "$work/mergerfs"; else "$1" umount "$mnt"; fi
+}
+
+contender_cpu() {
+  awk '{print $14 + $15}' "/proc/$pid/stat"
+}
+
+# scratch.sh's cleanup calls this: a mergerfs left mounted by a failure.
+scratch_cleanup_more() {
+  if grep -q " $work/mergerfs " /proc/self/mountinfo 2>/dev/null; then umount "$work/mergerfs"; fi
+}
