@@ -385,18 +385,19 @@ fn archived_media_swap_records_the_feature() {
 #[test]
 fn the_listing_index_comes_with_a_read_write_open() {
     on_each_backend(|fresh| {
+        let sqlite = || {
+            rusqlite::Connection::open(fresh.scratch().join("store").join(llmfs::store::DB_FILE))
+                .unwrap()
+        };
         let has_index = || match fresh.kind {
             Kind::Sqlite => {
-                let db = rusqlite::Connection::open(
-                    fresh.scratch().join("store").join(llmfs::store::DB_FILE),
-                )
-                .unwrap();
-                db.query_row(
-                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'dirents_by_parent'",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-                .unwrap()
+                sqlite()
+                    .query_row(
+                        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'dirents_by_parent'",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .unwrap()
                     == 1
             }
             Kind::Postgres => {
@@ -425,11 +426,7 @@ fn the_listing_index_comes_with_a_read_write_open() {
         assert!(has_index());
         assert_eq!(fresh.schema_version(), 2, "the index raises nothing");
         if fresh.kind == Kind::Sqlite {
-            let db = rusqlite::Connection::open(
-                fresh.scratch().join("store").join(llmfs::store::DB_FILE),
-            )
-            .unwrap();
-            let plan: Vec<String> = db
+            let plan: Vec<String> = sqlite()
                 .prepare(
                     "EXPLAIN QUERY PLAN SELECT d.id, d.name FROM dirents d \
                      WHERE d.parent = 1 AND d.id > 7 ORDER BY d.id LIMIT 10",
