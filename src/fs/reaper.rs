@@ -4,11 +4,12 @@
 //! deleted inside the first write request's transaction after the kernel
 //! let go of the file, which then waited 33-49 ms here for a 1 GiB file
 //! (`bench/unlink_large.sh`), longer for a larger one, while it held the
-//! store's writer and so every other writer waited too. An unlinked inode that nothing
-//! references any more and that spans more than `REAP_MIN_BLOCKS` blocks
-//! keeps its row (link count 0, no name) and goes to the reaper's thread,
-//! which deletes its blocks from the end in transactions of `REAP_CHUNK`,
-//! then the inode; other requests run between them.
+//! store's writer and so every other writer waited too. An unlinked
+//! inode that nothing references any more and that spans more than
+//! `REAP_MIN_BLOCKS` blocks keeps its row (link count 0, no name) and
+//! goes to the reaper's thread, which deletes its blocks from the end in
+//! transactions of `REAP_CHUNK`, then the inode; other requests run
+//! between them.
 //!
 //! Nothing is lost on a crash or an unmount part way: the inode still has
 //! link count 0, and the mount's shutdown, or the next mount's open,

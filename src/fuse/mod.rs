@@ -40,6 +40,32 @@ const MAX_BACKGROUND: u16 = 64;
 /// rows a `readdirplus` reply could use).
 const READDIR_FIRST: usize = 128;
 const READDIR_MOST: usize = 1024;
+/// Fills a readdir reply from cookie `offset`: asks `fetch(offset,
+/// limit)` for `READDIR_FIRST` entries, then for twice as many per step
+/// up to `READDIR_MOST`, and gives each to `add`, which says the entry's
+/// cookie, or `None` once the reply is full. Ends there or at an empty
+/// step (the end of the directory).
+fn fill_listing<E>(
+    mut offset: u64,
+    fetch: impl Fn(u64, usize) -> crate::error::Result<Vec<E>>,
+    mut add: impl FnMut(&E) -> Option<u64>,
+) -> crate::error::Result<()> {
+    let mut limit = READDIR_FIRST;
+    loop {
+        let entries = fetch(offset, limit)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        for e in &entries {
+            match add(e) {
+                Some(cookie) => offset = cookie,
+                None => return Ok(()),
+            }
+        }
+        limit = (limit * 2).min(READDIR_MOST);
+    }
+}
+
 /// Largest write the kernel sends in one request.
 const MAX_WRITE: u32 = 1 << 20;
 
@@ -495,24 +521,18 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let mut offset = offset;
-        let mut limit = READDIR_FIRST;
-        loop {
-            let entries = match self.fs.readdir(ino.0, offset, limit) {
-                Ok(entries) if entries.is_empty() => break,
-                Ok(entries) => entries,
-                Err(e) => return reply.error(errno("readdir", e)),
-            };
-            for e in entries {
+        let filled = fill_listing(
+            offset,
+            |offset, limit| self.fs.readdir(ino.0, offset, limit),
+            |e| {
                 let name = OsStr::from_bytes(&e.name);
-                if reply.add(INodeNo(e.ino), e.offset, file_type(e.mode), name) {
-                    return reply.ok();
-                }
-                offset = e.offset;
-            }
-            limit = (limit * 2).min(READDIR_MOST);
+                (!reply.add(INodeNo(e.ino), e.offset, file_type(e.mode), name)).then_some(e.offset)
+            },
+        );
+        match filled {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("readdir", e)),
         }
-        reply.ok();
     }
 
     fn readdirplus(
@@ -523,37 +543,34 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let mut offset = offset;
-        let mut limit = READDIR_FIRST;
-        loop {
-            let entries = match self.fs.readdir_plus(ino.0, offset, limit) {
-                Ok(entries) if entries.is_empty() => break,
-                Ok(entries) => entries,
-                Err(e) => return reply.error(errno("readdirplus", e)),
-            };
-            for (e, a) in entries {
+        let filled = fill_listing(
+            offset,
+            |offset, limit| self.fs.readdir_plus(ino.0, offset, limit),
+            |(e, a)| {
                 let name = OsStr::from_bytes(&e.name);
                 let full = reply.add(
                     INodeNo(e.ino),
                     e.offset,
                     name,
                     &self.ttl,
-                    &to_file_attr(&a),
+                    &to_file_attr(a),
                     Generation(0),
                 );
                 if full {
-                    return reply.ok();
+                    return None;
                 }
                 // The kernel takes a reference to each entry it was
                 // given, except "." and "..".
                 if e.name != b"." && e.name != b".." {
                     self.fs.remember(e.ino);
                 }
-                offset = e.offset;
-            }
-            limit = (limit * 2).min(READDIR_MOST);
+                Some(e.offset)
+            },
+        );
+        match filled {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("readdirplus", e)),
         }
-        reply.ok();
     }
 
     fn fsyncdir(

@@ -46,8 +46,12 @@ pub(super) fn ensure_mounts_tables(client: &mut postgres::Client) -> Result<(), 
 
 /// Creates the index of each directory's entries in cookie order if the
 /// volume has none yet (not a schema version: an older llmfs ignores it).
-pub(super) fn ensure_listing_index(client: &mut postgres::Client) -> Result<(), StoreError> {
-    ensure_tables(client, "dirents_by_parent", LISTING_INDEX)
+/// Failing that (a server out of space), the volume still opens and lists
+/// as before.
+pub(super) fn ensure_listing_index(client: &mut postgres::Client) {
+    if let Err(e) = ensure_tables(client, "dirents_by_parent", LISTING_INDEX) {
+        log::warn!("cannot add the directory listing index ({e}): large directories list slowly");
+    }
 }
 
 /// Runs `sql` (idempotent) unless table (or index) `probe`, the last it

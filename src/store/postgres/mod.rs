@@ -156,7 +156,7 @@ impl PgStore {
         }
         if !opts.read_only {
             migrate::ensure_claims_tables(&mut client)?;
-            migrate::ensure_listing_index(&mut client)?;
+            migrate::ensure_listing_index(&mut client);
         }
         let writer = !worker && !opts.read_only;
         let registration = if writer {

@@ -207,6 +207,12 @@ impl<'c> SqliteTx<'c> {
     }
 }
 
+/// A `LIMIT` of `limit` rows: SQLite's integers are signed, and a
+/// negative limit would mean none at all.
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 impl Reads for SqliteTx<'_> {
     fn inode(&self, ino: u64) -> Result<Option<InodeRow>> {
         let sql = format!("SELECT {INODE_COLUMNS} FROM inodes WHERE ino = ?1");
@@ -301,17 +307,14 @@ impl Reads for SqliteTx<'_> {
             "SELECT d.id, d.name, d.ino, i.mode FROM dirents d JOIN inodes i ON i.ino = d.ino \
              WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
         )?;
-        let rows = stmt.query_map(
-            params![dir, after, i64::try_from(limit).unwrap_or(i64::MAX)],
-            |r| {
-                Ok(DirEntryRow {
-                    cookie: r.get(0)?,
-                    name: r.get(1)?,
-                    ino: r.get(2)?,
-                    mode: r.get(3)?,
-                })
-            },
-        )?;
+        let rows = stmt.query_map(params![dir, after, sql_limit(limit)], |r| {
+            Ok(DirEntryRow {
+                cookie: r.get(0)?,
+                name: r.get(1)?,
+                ino: r.get(2)?,
+                mode: r.get(3)?,
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -337,10 +340,9 @@ impl Reads for SqliteTx<'_> {
             )
         });
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(
-            params![dir, after, i64::try_from(limit).unwrap_or(i64::MAX)],
-            |r| Ok((r.get(13)?, r.get(14)?, inode_from_row(r)?)),
-        )?;
+        let rows = stmt.query_map(params![dir, after, sql_limit(limit)], |r| {
+            Ok((r.get(13)?, r.get(14)?, inode_from_row(r)?))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -501,16 +503,15 @@ impl Reads for SqliteTx<'_> {
         )?)
     }
 
-    /// Block summaries of one inode (or of all inodes if `ino` is None).
     fn block_indices_below(&self, ino: u64, below: u64, limit: usize) -> Result<Vec<u64>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT idx FROM blocks WHERE ino = ?1 AND idx < ?2 ORDER BY idx DESC LIMIT ?3",
         )?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![ino, below, limit], |r| r.get(0))?;
+        let rows = stmt.query_map(params![ino, below, sql_limit(limit)], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Block summaries of one inode (or of all inodes if `ino` is None).
     fn block_infos(&self, ino: Option<u64>) -> Result<Vec<BlockInfo>> {
         let map = |r: &Row<'_>| {
             Ok(BlockInfo {

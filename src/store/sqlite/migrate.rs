@@ -79,10 +79,13 @@ pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
 /// to date like any index).
 const LISTING_INDEX: &str = include_str!("../../../migrations/dirents_by_parent.sql");
 
-/// Adds [`LISTING_INDEX`] if the store lacks it.
-pub(super) fn add_listing_index(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch(LISTING_INDEX)?;
-    Ok(())
+/// Adds [`LISTING_INDEX`] if the store lacks it. Failing that (a full
+/// disk: building it takes space), the volume still opens and lists as
+/// before; a volume that cannot be mounted could not be emptied either.
+pub(super) fn add_listing_index(conn: &Connection) {
+    if let Err(e) = conn.execute_batch(LISTING_INDEX) {
+        log::warn!("cannot add the directory listing index ({e}): large directories list slowly");
+    }
 }
 
 /// Whether the store's tables have the segment columns (0014).

@@ -109,7 +109,7 @@ impl SqliteStore {
             conn.pragma_update(None, "temp_store", "MEMORY")?;
             migrate::migrate(&mut conn)?;
             migrate::add_segment_tables(&mut conn)?;
-            migrate::add_listing_index(&conn)?;
+            migrate::add_listing_index(&conn);
         } else {
             check_readable_version(migrate::schema_version(&conn)?)?;
         }
