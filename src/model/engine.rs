@@ -239,7 +239,20 @@ pub struct Engine {
     /// same model. Loading it checks the model's bounds (which ONNX Runtime
     /// does not), and the self-test compares the two engines' logits.
     oracle: Option<Reference>,
+    /// Every model run's sequence length (full passes) and batch (steps of
+    /// more than one sequence) is padded to a multiple of this. The CUDA
+    /// provider's int8 matrix product (cuBLAS `GemmEx`) refuses some shapes
+    /// with CUBLAS_STATUS_NOT_SUPPORTED, e.g. 31 rows by 32 columns, or one
+    /// column and several rows; with every dimension a multiple of 4, or one
+    /// row, it took every shape probed on an H200
+    /// (bench/results/2026-12-04-cuda-h200/). Padding is exact: padded
+    /// positions come after the used ones under the causal mask, and padded
+    /// sequences are rows of their own.
+    shape_multiple: usize,
 }
+
+/// The shape multiple the CUDA provider needs (see `Engine::shape_multiple`).
+const CUDA_SHAPE_MULTIPLE: usize = 4;
 
 /// What computes the logits.
 enum Backend {
@@ -260,6 +273,8 @@ enum Cache {
 /// The decoder's state for a batch of sequences advancing in lockstep.
 pub struct DecodeState {
     batch: usize,
+    /// `batch` padded to the engine's shape multiple: the cache's rows.
+    rows: usize,
     cache: Option<Cache>,
     logits: Vec<f32>,
     steps: usize,
@@ -340,11 +355,16 @@ impl Engine {
             None
         };
         let cache_u8 = cpu_graph.is_some();
+        let shape_multiple = match options.device {
+            Device::Cuda(_) => CUDA_SHAPE_MULTIPLE,
+            _ => 1,
+        };
         Ok(Engine {
             backend: Backend::Ort { session, cache_u8 },
             config,
             fingerprint,
             oracle,
+            shape_multiple,
         })
     }
 
@@ -370,7 +390,20 @@ impl Engine {
             config,
             fingerprint,
             oracle: None,
+            shape_multiple: 1,
         })
+    }
+
+    /// Pads every later run's length and batch to a multiple of `multiple`
+    /// (at least 1), as the CUDA engine does: the logits do not change.
+    /// Lets a CPU test run the CUDA engine's shapes.
+    pub fn set_shape_multiple(&mut self, multiple: usize) {
+        self.shape_multiple = multiple.max(1);
+    }
+
+    /// `n` rounded up to the shape multiple.
+    fn padded(&self, n: usize) -> usize {
+        n.next_multiple_of(self.shape_multiple)
     }
 
     /// The reference engine's integer logits for `chunks` (each from BOS),
@@ -442,6 +475,7 @@ impl Engine {
             }
             // Shorter chunks are padded at the end: the causal mask keeps
             // padding from touching the rows that are used.
+            let t = self.padded(t).min(self.config.context);
             let mut tokens = Vec::with_capacity(group.len() * t);
             for (i, c) in group.iter().enumerate() {
                 tokens.push(BOS);
@@ -461,9 +495,12 @@ impl Engine {
     /// A decoder for `batch` sequences; the first [`Engine::step`] takes
     /// no tokens and yields the predictions for each sequence's first byte.
     pub fn decoder(&self, batch: usize) -> Result<DecodeState, ModelError> {
+        // One sequence is one row, a shape every provider takes.
+        let rows = if batch > 1 { self.padded(batch) } else { batch };
         Ok(DecodeState {
             batch,
-            cache: Some(self.empty_cache(batch)?),
+            rows,
+            cache: Some(self.empty_cache(rows)?),
             logits: Vec::new(),
             steps: 0,
         })
@@ -477,7 +514,7 @@ impl Engine {
         state: &'s mut DecodeState,
         prev: &[u8],
     ) -> Result<&'s [f32], ModelError> {
-        let tokens: Vec<i64> = if state.steps == 0 {
+        let mut tokens: Vec<i64> = if state.steps == 0 {
             vec![BOS; state.batch]
         } else {
             if prev.len() != state.batch {
@@ -499,7 +536,10 @@ impl Engine {
             .cache
             .take()
             .ok_or_else(|| ModelError::Inference("decoder state lost after an error".into()))?;
-        let (logits, cache) = self.run(state.batch, 1, tokens, cache)?;
+        // Padding rows read BOS, then byte 0, and their logits are dropped.
+        tokens.resize(state.rows, if state.steps == 0 { BOS } else { 0 });
+        let (mut logits, cache) = self.run(state.rows, 1, tokens, cache)?;
+        logits.truncate(state.batch * VOCAB);
         state.logits = logits;
         state.cache = Some(cache);
         state.steps += 1;

@@ -489,3 +489,48 @@ fn version_6_fuzz_seed_decodes() {
         }
     }
 }
+
+/// The CUDA engine pads each run's length and batch to a multiple of 4
+/// (cuBLAS refuses some int8 shapes, bench/results/2026-12-04-cuda-h200/).
+/// Run on the CPU and the reference engine, the padding must not change a
+/// logit: chunk lengths and decoder batches that are not multiples of 4.
+#[test]
+fn padding_runs_to_the_cuda_engines_shapes_changes_no_logit() {
+    let model = std::fs::read("models/test-int/model.onnx").unwrap();
+    let text = crate::common::text(4000, 5);
+    let chunks: Vec<&[u8]> = [1usize, 2, 5, 27, 255]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| &text[i * 300..i * 300 + n])
+        .collect();
+    for device in [Device::Cpu, Device::Reference] {
+        let options = EngineOptions { device, threads: 1 };
+        let mut plain = Engine::load(&model, &options).unwrap();
+        let mut padded = Engine::load(&model, &options).unwrap();
+        padded.set_shape_multiple(4);
+        for c in &chunks {
+            assert_eq!(
+                plain.score(&[c]).unwrap(),
+                padded.score(&[c]).unwrap(),
+                "{device:?}: a full pass of {} bytes",
+                c.len()
+            );
+        }
+        assert_eq!(
+            plain.score(&chunks).unwrap(),
+            padded.score(&chunks).unwrap()
+        );
+        for batch in [1, 3, 19] {
+            let mut a = plain.decoder(batch).unwrap();
+            let mut b = padded.decoder(batch).unwrap();
+            let mut prev = Vec::new();
+            for step in 0..6 {
+                let want = plain.step(&mut a, &prev).unwrap().to_vec();
+                let got = padded.step(&mut b, &prev).unwrap();
+                assert_eq!(want.len(), batch * 256);
+                assert_eq!(want, got, "{device:?}: batch {batch}, step {step}");
+                prev = (0..batch).map(|i| text[i * 100 + step]).collect();
+            }
+        }
+    }
+}
