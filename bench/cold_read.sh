@@ -40,13 +40,15 @@ printf 'contender\tround\treads_s\tmean_latency_us\tdaemon_cpu_s\n'
 for round in $(seq 1 "$rounds"); do
   cold
   "$bin" mount "$mnt" --store "$store"
-  pid=$(cat "$store/lock") before=$(cpu "$(cat "$store/lock")")
+  pid=$(cat "$store/lock")
+  before=$(cpu "$pid")
   r=$(readjob "$mnt")
   printf 'llmfs\t%s\t%s\t%s\n' "$round" "$r" "$(secs "$before" "$(cpu "$pid")")"
   "$bin" umount "$mnt"
   cold
   mergerfs "$branch" "$merged"
-  pid=$(pgrep -n -x mergerfs) before=$(cpu "$(pgrep -n -x mergerfs)")
+  pid=$(pgrep -n -x mergerfs)
+  before=$(cpu "$pid")
   r=$(readjob "$merged")
   printf 'mergerfs\t%s\t%s\t%s\n' "$round" "$r" "$(secs "$before" "$(cpu "$pid")")"
   umount "$merged"

@@ -34,7 +34,9 @@ import intmodel
 LEVELS = ["disabled", "basic", "extended", "all"]
 
 
-def session(path, provider, level, strict=True, profile=False):
+def session(model, provider, level, strict=True, profile=False):
+    """An ONNX Runtime session of `model` (a path or the serialised bytes)
+    on `provider` alone; `strict`: with no fallback to the CPU."""
     import onnxruntime as ort
 
     if provider not in ort.get_available_providers():
@@ -48,7 +50,7 @@ def session(path, provider, level, strict=True, profile=False):
     so.enable_profiling = profile
     so.profile_file_prefix = os.path.join(tempfile.gettempdir(), "cuda_check_profile")
     so.log_severity_level = 3
-    return ort.InferenceSession(path, so, providers=[provider])
+    return ort.InferenceSession(model, so, providers=[provider])
 
 
 def placements(path, provider, level, cfg):
@@ -197,8 +199,7 @@ def shape_probe(provider):
             [helper.make_tensor_value_info("y", TensorProto.INT32, None)])
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
         m.ir_version = 8
-        so = onnx_session_options(provider)
-        sess = ort.InferenceSession(m.SerializeToString(), so, providers=[provider])
+        sess = session(m.SerializeToString(), provider, "basic")
         sizes = [1, 2, 3, 4, 5, 8, 12, 19, 31, 32, 33, 64]
         for rows, inner, cols in itertools.product(sizes, sizes, sizes + [256, 768]):
             shape = [2, 3] if rank == 4 else []
@@ -213,21 +214,11 @@ def shape_probe(provider):
                 found["different"].append([rank, rows, inner, cols])
             found["ran"] += 1
     ort.set_default_logger_severity(2)
-    fours = [x for x in found["refused"] if x[1] in (1,) or all(v % 4 == 0 for v in x[1:])]
+    fours = [x for x in found["refused"] if x[1] == 1 or all(v % 4 == 0 for v in x[1:])]
     print(f"MatMulInteger shapes on {provider}: {found['ran']} ran, {len(found['refused'])} refused "
           f"({len(fours)} of them shapes llmfs runs: one row, or every dimension a multiple of 4), "
           f"{len(found['different'])} different", flush=True)
     return found
-
-
-def onnx_session_options(provider):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 4
-    if provider != "CPUExecutionProvider":
-        so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    return so
 
 
 def main():
