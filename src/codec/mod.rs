@@ -16,6 +16,7 @@ mod raw;
 pub mod record;
 mod select;
 mod zstd_codec;
+mod zstd_frames;
 
 pub use cm::CmCodec;
 pub use error::CodecError;
@@ -25,7 +26,7 @@ pub use media::MediaCodec;
 pub use raw::RawCodec;
 pub use record::{decode_record, encode_record, RecordHeader, RECORD_HEADER_LEN};
 pub use select::{record_codec, record_dictionary, CodecSet};
-pub use zstd_codec::ZstdCodec;
+pub use zstd_codec::{span_prefix_len, Span, ZstdCodec};
 
 /// Declares [`CodecId`] and everything derived from the list of codecs: the
 /// one place a codec's number, name and order are written. Adding a codec

@@ -42,6 +42,16 @@ impl RecordHeader {
     /// Parses and validates a header against the record it starts, without
     /// looking at the payload. `max_raw_len` is the volume's block size.
     pub fn parse(record: &[u8], max_raw_len: usize) -> Result<RecordHeader, CodecError> {
+        RecordHeader::parse_prefix(record, record.len(), max_raw_len)
+    }
+
+    /// As [`RecordHeader::parse`], from the first bytes of a record of
+    /// `record_len` bytes (a segment row's copy of its header).
+    pub fn parse_prefix(
+        record: &[u8],
+        record_len: usize,
+        max_raw_len: usize,
+    ) -> Result<RecordHeader, CodecError> {
         if record.len() < RECORD_HEADER_LEN {
             return Err(CodecError::Truncated {
                 needed: RECORD_HEADER_LEN,
@@ -66,7 +76,7 @@ impl RecordHeader {
                 limit: max_raw_len,
             });
         }
-        let actual = record.len() - RECORD_HEADER_LEN;
+        let actual = record_len.saturating_sub(RECORD_HEADER_LEN);
         if header.payload_len as usize != actual {
             return Err(CodecError::PayloadLength {
                 declared: header.payload_len.into(),

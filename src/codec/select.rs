@@ -52,7 +52,10 @@ impl Default for CodecSet {
         CodecSet {
             raw: RawCodec,
             zstd: ZstdCodec::default(),
-            zstd_interim: ZstdCodec::new(ZstdCodec::INTERIM_LEVEL),
+            zstd_interim: ZstdCodec::framed(
+                ZstdCodec::INTERIM_LEVEL,
+                ZstdCodec::INTERIM_FRAME_BYTES,
+            ),
             zstd_best: ZstdCodec::new(ZstdCodec::ARCHIVE_LEVEL),
             lzma: LzmaCodec,
             cm: CmCodec,

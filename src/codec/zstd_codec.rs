@@ -1,5 +1,9 @@
 use std::cell::RefCell;
 
+use std::ops::Range;
+
+use super::record::{RecordHeader, RECORD_HEADER_LEN};
+use super::zstd_frames::{self, FrameTable};
 use super::{Codec, CodecError, CodecId};
 
 thread_local! {
@@ -13,7 +17,9 @@ thread_local! {
         const { RefCell::new(None) };
 }
 
-fn compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+/// Appends the zstd frame of `raw` to `out`, written in place (a block
+/// is several frames; a buffer per frame cost more than the framing).
+fn compress_into(raw: &[u8], level: i32, out: &mut Vec<u8>) -> std::io::Result<usize> {
     COMPRESSORS.with(|cell| {
         let mut all = cell.borrow_mut();
         let i = match all.iter().position(|(l, _)| *l == level) {
@@ -23,7 +29,11 @@ fn compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
                 all.len() - 1
             }
         };
-        all[i].1.compress(raw)
+        out.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+        let at = out.len() as u64;
+        let mut cursor = std::io::Cursor::new(out);
+        cursor.set_position(at);
+        all[i].1.compress_to_buffer(raw, &mut cursor)
     })
 }
 
@@ -40,8 +50,17 @@ fn decompress(payload: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
 /// zstd at a fixed level: level 3 is the fast codec that new writes use,
 /// level -1 the interim one of writes the archiver re-encodes, level 19
 /// the archival path's. Every level writes the same record format.
+///
+/// The write levels cut a block into frames coded independently, behind a
+/// frame table (zstd_frames.rs), so that a small read decodes one frame:
+/// zstd then finds no match across a frame boundary, which costs text
+/// some 4% at these sizes (16 KiB at level -1, 32 KiB at level 3) and
+/// binary data nothing (bench/results/2026-12-04-zstd-frames.tsv). The
+/// archival level keeps one frame: its blocks are read cold and rarely.
 pub struct ZstdCodec {
     level: i32,
+    /// Raw bytes per frame (a power of two); `None`: one frame per block.
+    frame_bytes: Option<usize>,
 }
 
 impl ZstdCodec {
@@ -54,15 +73,56 @@ impl ZstdCodec {
     pub const INTERIM_LEVEL: i32 = -1;
     /// The archival path's level (`zstd -19`).
     pub const ARCHIVE_LEVEL: i32 = 19;
+    /// Frame sizes of the write levels (see the type's comment).
+    pub const DEFAULT_FRAME_BYTES: usize = 32 << 10;
+    pub const INTERIM_FRAME_BYTES: usize = 16 << 10;
 
+    /// One frame per block.
     pub fn new(level: i32) -> ZstdCodec {
-        ZstdCodec { level }
+        ZstdCodec {
+            level,
+            frame_bytes: None,
+        }
+    }
+
+    /// Blocks longer than `frame_bytes` (a power of two, 4 KiB to 16 MiB)
+    /// in frames of that many raw bytes.
+    pub fn framed(level: i32, frame_bytes: usize) -> ZstdCodec {
+        assert!(
+            frame_bytes.is_power_of_two() && (4096..=16 << 20).contains(&frame_bytes),
+            "frame size {frame_bytes}"
+        );
+        ZstdCodec {
+            level,
+            frame_bytes: Some(frame_bytes),
+        }
+    }
+
+    /// Appends `raw` as frames of `frame_bytes` behind their table.
+    fn encode_frames(
+        &self,
+        raw: &[u8],
+        frame_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        let n = raw.len().div_ceil(frame_bytes);
+        let table_at = out.len();
+        out.resize(table_at + zstd_frames::table_len(n), 0);
+        let mut entries = Vec::with_capacity(n);
+        for chunk in raw.chunks(frame_bytes) {
+            let len = compress_into(chunk, self.level, out)?;
+            entries.push((len as u32, crc32c::crc32c(chunk)));
+        }
+        let mut table = Vec::with_capacity(zstd_frames::table_len(n));
+        zstd_frames::write_table(frame_bytes, &entries, &mut table);
+        out[table_at..table_at + table.len()].copy_from_slice(&table);
+        Ok(())
     }
 }
 
 impl Default for ZstdCodec {
     fn default() -> Self {
-        ZstdCodec::new(Self::DEFAULT_LEVEL)
+        ZstdCodec::framed(Self::DEFAULT_LEVEL, Self::DEFAULT_FRAME_BYTES)
     }
 }
 
@@ -72,16 +132,20 @@ impl Codec for ZstdCodec {
     }
 
     fn encode(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        let compressed = compress(raw, self.level).map_err(|e| CodecError::Encode {
+        let encoded = match self.frame_bytes {
+            Some(f) if raw.len() > f => self.encode_frames(raw, f, out),
+            _ => compress_into(raw, self.level, out).map(|_| ()),
+        };
+        encoded.map_err(|e| CodecError::Encode {
             codec: CodecId::Zstd,
             detail: e.to_string(),
-        })?;
-        out.extend_from_slice(&compressed);
-        Ok(())
+        })
     }
 
     fn decode(&self, payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        // `bulk::decompress` refuses output larger than its capacity argument,
+        // A frame table is a skippable frame: the frames after it decode
+        // as one concatenated payload (the record's checksum covers them
+        // all). `bulk::decompress` refuses output larger than its capacity argument,
         // so a hostile frame cannot make us allocate beyond the block size.
         let decoded = decompress(payload, raw_len).map_err(|e| CodecError::Corrupt {
             codec: CodecId::Zstd,
@@ -95,5 +159,240 @@ impl Codec for ZstdCodec {
         }
         out.extend_from_slice(&decoded);
         Ok(())
+    }
+}
+
+/// A part of a framed zstd block that can be read and verified without
+/// the rest of its record: the frames holding a range of raw bytes.
+#[derive(Debug, Clone)]
+pub struct Span {
+    table: FrameTable,
+    frames: Range<usize>,
+}
+
+impl Span {
+    /// The span of the record whose first bytes are `prefix` (at least its
+    /// header and frame table; the record is `record_len` bytes) that holds
+    /// raw bytes `start..end`. `Ok(None)`: the record is not a framed zstd
+    /// record, or those frames are the whole block.
+    pub fn plan(
+        prefix: &[u8],
+        record_len: usize,
+        max_raw_len: usize,
+        start: usize,
+        end: usize,
+    ) -> Result<Option<Span>, CodecError> {
+        let payload = prefix.get(RECORD_HEADER_LEN..).unwrap_or(&[]);
+        if super::record_codec(prefix) != Some(CodecId::Zstd) || !zstd_frames::is_framed(payload) {
+            return Ok(None);
+        }
+        let header = RecordHeader::parse_prefix(prefix, record_len, max_raw_len)?;
+        let raw_len = header.raw_len as usize;
+        let Some(table) = FrameTable::parse(payload, header.payload_len as usize, raw_len)? else {
+            return Ok(None);
+        };
+        if start >= raw_len {
+            return Ok(None);
+        }
+        let frames = table.covering(start, end);
+        if frames.len() == table.frame_count() {
+            return Ok(None);
+        }
+        Ok(Some(Span { table, frames }))
+    }
+
+    /// The record bytes to read: the span's frames.
+    pub fn record_range(&self) -> Range<usize> {
+        let r = self.table.payload_range(self.frames.clone());
+        r.start + RECORD_HEADER_LEN..r.end + RECORD_HEADER_LEN
+    }
+
+    pub fn frame_bytes(&self) -> usize {
+        self.table.frame_bytes()
+    }
+
+    /// The index of the span's first frame.
+    pub fn first_frame(&self) -> usize {
+        self.frames.start
+    }
+
+    /// Decodes the span's frames from `bytes` (the record's
+    /// [`Span::record_range`]), each verified against its checksum.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CodecError> {
+        let base = self.table.payload_range(self.frames.clone()).start;
+        if bytes.len() != self.record_range().len() {
+            return Err(CodecError::Truncated {
+                needed: self.record_range().len(),
+                have: bytes.len(),
+            });
+        }
+        self.frames
+            .clone()
+            .map(|i| {
+                let want = self.table.raw_range(i).len();
+                let raw = decompress(self.table.frame_in(i, bytes, base), want).map_err(|e| {
+                    CodecError::Corrupt {
+                        codec: CodecId::Zstd,
+                        detail: format!("frame {i}: {e}"),
+                    }
+                })?;
+                if raw.len() != want {
+                    return Err(CodecError::LengthMismatch {
+                        expected: want,
+                        actual: raw.len(),
+                    });
+                }
+                let actual = crc32c::crc32c(&raw);
+                if actual != self.table.crc32c(i) {
+                    return Err(CodecError::Checksum {
+                        expected: self.table.crc32c(i),
+                        actual,
+                        context: Some(format!("zstd frame {i}")),
+                    });
+                }
+                Ok(raw)
+            })
+            .collect()
+    }
+}
+
+/// How many of a record's first bytes a reader needs to plan a [`Span`]:
+/// its header and frame table when it is a framed zstd record, else 0.
+pub fn span_prefix_len(record: &[u8]) -> usize {
+    let payload = record.get(RECORD_HEADER_LEN..).unwrap_or(&[]);
+    if super::record_codec(record) != Some(CodecId::Zstd) || !zstd_frames::is_framed(payload) {
+        return 0;
+    }
+    match payload.get(10..12) {
+        Some(n) => {
+            let n = u16::from_le_bytes([n[0], n[1]]) as usize;
+            (RECORD_HEADER_LEN + zstd_frames::table_len(n)).min(record.len())
+        }
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::test_data::noise;
+    use crate::codec::{encode_record, CodecSet};
+
+    fn text(n: usize) -> Vec<u8> {
+        let mut x = 7u32;
+        let mut out = Vec::with_capacity(n + 16);
+        while out.len() < n {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let words = [
+                "the ", "block ", "frame ", "of ", "a ", "volume ", "reads\n",
+            ];
+            out.extend_from_slice(words[(x >> 16) as usize % words.len()].as_bytes());
+        }
+        out.truncate(n);
+        out
+    }
+
+    /// Every span of a framed record decodes to the bytes it stands for,
+    /// and the whole record still decodes with a plain zstd decoder (what
+    /// an llmfs before frames runs).
+    #[test]
+    fn spans_read_their_frames_and_the_whole_decodes_as_before() {
+        for (frame, len) in [
+            (16384, 65536),
+            (16384, 40000),
+            (32768, 65536),
+            (4096, 12289),
+        ] {
+            let raw = text(len);
+            let rec = encode_record(&ZstdCodec::framed(3, frame), &raw).unwrap();
+            let payload = &rec[RECORD_HEADER_LEN..];
+            assert!(zstd_frames::is_framed(payload));
+            assert_eq!(ZstdCodec::new(3).decode_whole(payload, len), raw);
+            assert_eq!(CodecSet::default().decode_block(&rec, 65536).unwrap(), raw);
+            let prefix = &rec[..span_prefix_len(&rec)];
+            assert_eq!(
+                prefix.len(),
+                RECORD_HEADER_LEN + zstd_frames::table_len(len.div_ceil(frame))
+            );
+            for start in (0..len).step_by(4093) {
+                let end = start + 4096;
+                let Some(span) = Span::plan(prefix, rec.len(), 65536, start, end).unwrap() else {
+                    assert!(len <= 2 * frame && end > frame, "{frame} {len} {start}");
+                    continue;
+                };
+                let frames = span.decode(&rec[span.record_range()]).unwrap();
+                let at = span.first_frame() * span.frame_bytes();
+                let got: Vec<u8> = frames.concat();
+                assert!(at <= start && at + got.len() >= end.min(len));
+                assert_eq!(got, &raw[at..at + got.len()]);
+            }
+            assert!(Span::plan(prefix, rec.len(), 65536, 0, usize::MAX)
+                .unwrap()
+                .is_none());
+        }
+    }
+
+    impl ZstdCodec {
+        fn decode_whole(&self, payload: &[u8], len: usize) -> Vec<u8> {
+            let mut out = Vec::new();
+            self.decode(payload, len, &mut out).unwrap();
+            out
+        }
+    }
+
+    #[test]
+    fn short_blocks_noise_and_other_levels_have_no_table() {
+        let set = CodecSet::default();
+        let small = encode_record(&ZstdCodec::default(), &text(32768)).unwrap();
+        let rec_noise = set.encode_block(&noise(65536, 3)).unwrap();
+        let best = encode_record(&ZstdCodec::new(19), &text(65536)).unwrap();
+        for rec in [small, rec_noise, best] {
+            assert_eq!(span_prefix_len(&rec), 0);
+            assert!(Span::plan(&rec, rec.len(), 65536, 0, 10).unwrap().is_none());
+        }
+        let interim = set.encode_block_interim(&text(65536)).unwrap();
+        let span = Span::plan(&interim, interim.len(), 65536, 0, 10)
+            .unwrap()
+            .unwrap();
+        assert_eq!(span.frame_bytes(), ZstdCodec::INTERIM_FRAME_BYTES);
+    }
+
+    #[test]
+    fn a_damaged_frame_fails_only_its_spans() {
+        let raw = text(65536);
+        let rec = encode_record(&ZstdCodec::framed(3, 16384), &raw).unwrap();
+        let plan =
+            |r: &[u8], at: usize| Span::plan(r, r.len(), 65536, at, at + 10).unwrap().unwrap();
+        // A byte in the middle of frame 2.
+        let f2 = plan(&rec, 2 * 16384).record_range();
+        let mut bad = rec.clone();
+        bad[(f2.start + f2.end) / 2] ^= 0x21;
+        let e = plan(&bad, 2 * 16384).decode(&bad[f2.clone()]).unwrap_err();
+        assert!(
+            matches!(e, CodecError::Corrupt { .. } | CodecError::Checksum { .. }),
+            "{e}"
+        );
+        for other in [0, 1, 3] {
+            let s = plan(&bad, other * 16384);
+            assert!(s.decode(&bad[s.record_range()]).is_ok(), "frame {other}");
+        }
+        assert!(CodecSet::default().decode_block(&bad, 65536).is_err());
+        // A frame's recorded checksum.
+        let mut bad = rec.clone();
+        bad[RECORD_HEADER_LEN + 12 + 8 + 4] ^= 1;
+        let s = plan(&bad, 16384);
+        let e = s.decode(&bad[s.record_range()]).unwrap_err();
+        assert!(matches!(e, CodecError::Checksum { .. }), "{e}");
+        // A frame length pointing past the payload, and bytes of the
+        // wrong length.
+        let mut bad = rec.clone();
+        bad[RECORD_HEADER_LEN + 12] ^= 0x40;
+        assert!(Span::plan(&bad, bad.len(), 65536, 0, 10).is_err());
+        let s = plan(&rec, 0);
+        assert!(s
+            .decode(&rec[s.record_range().start..s.record_range().end - 1])
+            .is_err());
+        // A header that does not fit the record's length.
+        assert!(Span::plan(&rec, rec.len() + 1, 65536, 0, 10).is_err());
     }
 }

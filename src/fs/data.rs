@@ -7,8 +7,10 @@ use super::in_flight::Block;
 use super::read_ahead::slow_to_decode;
 use super::write_back::{append_records, commit_blocks, put_or_drop, RowEdit};
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
+use crate::cache::Cached;
+use crate::codec::Span;
 use crate::error::{Error, Result};
-use crate::store::{Durability, InodeRow, WriteTx};
+use crate::store::{Durability, InodeRow, StoredRecord, WriteTx};
 use crate::time::now_ns;
 
 impl Fs {
@@ -112,27 +114,31 @@ impl Fs {
 
     /// Reads one stored block (cache first), verified; `None` is a hole.
     fn stored_block(&self, ino: u64, idx: u64) -> Result<Option<Arc<Vec<u8>>>> {
-        match self.stored_part(ino, idx, usize::MAX)? {
+        match self.stored_part(ino, idx, 0, usize::MAX)? {
             Some(Block::Whole(data)) => Ok(Some(data)),
             // A read of the whole block always waits for the verified block.
-            Some(Block::Prefix(_)) => Err(Error::Inconsistent(format!(
+            Some(Block::Prefix(_) | Block::Span(..)) => Err(Error::Inconsistent(format!(
                 "inode {ino} block {idx}: a partial block where the whole was asked for"
             ))),
             None => Ok(None),
         }
     }
 
-    /// Reads the first `need` bytes of a stored block (cache first); `None`
-    /// is a hole. A cache miss on a slow (llm, cm) block is decoded on a
+    /// Reads bytes `start..need` of a stored block (cache first); `None`
+    /// is a hole. The answer may hold more: the whole block, or the frames
+    /// of a framed record holding those bytes (read and decoded without
+    /// the rest of the record). A cache miss on a slow (llm, cm) block is
+    /// decoded on a
     /// decode thread shared with the block's other readers
     /// (in_flight.rs), and the answer may be the block's decoded prefix,
     /// of at least `need` bytes (or the whole block when it is shorter),
     /// before the rest is decoded: once those bytes matched the payload's
     /// wave checksums (llm version 5), or with `early_reads` at once.
-    fn stored_part(&self, ino: u64, idx: u64, need: usize) -> Result<Option<Block>> {
-        let epoch = match self.cache.get(ino, idx) {
-            Ok(data) => return Ok(Some(Block::Whole(data))),
-            Err(epoch) => epoch,
+    fn stored_part(&self, ino: u64, idx: u64, start: usize, need: usize) -> Result<Option<Block>> {
+        let epoch = match self.cache.get_span(ino, idx, start, need) {
+            Cached::Whole(data) => return Ok(Some(Block::Whole(data))),
+            Cached::Span(at, data) => return Ok(Some(Block::Span(at, data))),
+            Cached::Miss(epoch) => epoch,
         };
         // A record in a segment file is read after the transaction, so
         // that other requests use the store during the disk read.
@@ -153,6 +159,9 @@ impl Fs {
         else {
             return Ok(None);
         };
+        if let Some(span) = self.read_span(ino, idx, &record, start, need, epoch) {
+            return Ok(Some(span));
+        }
         let record = record.into_bytes()?;
         if slow_to_decode(&record) {
             return self.decode_shared(ino, idx, record, epoch, need).map(Some);
@@ -160,6 +169,67 @@ impl Fs {
         let data = Arc::new(self.decoding().decode_reading_ahead(ino, idx, &record)?);
         self.cache.insert(ino, idx, Arc::clone(&data), epoch);
         Ok(Some(Block::Whole(data)))
+    }
+
+    /// Bytes `start..end` of a framed zstd block, when they are less than
+    /// the whole block: only the frames holding them are read (from a
+    /// segment, only their bytes) and decoded, each against its own
+    /// checksum, and cached. `None`: the record has no frames, the frames
+    /// are the whole block, or they failed, and the caller decodes the
+    /// whole record (whose failure is then the read's: a damaged copy of
+    /// the table in a segment row must not fail a read the record serves).
+    fn read_span(
+        &self,
+        ino: u64,
+        idx: u64,
+        record: &StoredRecord,
+        start: usize,
+        end: usize,
+        epoch: u64,
+    ) -> Option<Block> {
+        let spanned = Span::plan(record.prefix(), record.len(), self.block_size(), start, end)
+            .map_err(|e| e.to_string())
+            .and_then(|span| {
+                let Some(span) = span else {
+                    return Ok(None);
+                };
+                let bytes = record
+                    .read_range(span.record_range())
+                    .map_err(|e| e.to_string())?;
+                let frames = span.decode(&bytes).map_err(|e| e.to_string())?;
+                Ok(Some((span, frames)))
+            });
+        let (span, frames) = match spanned {
+            Ok(Some(s)) => s,
+            Ok(None) => return None,
+            Err(e) => {
+                log::warn!(
+                    "inode {ino} block {idx}: reading frames alone failed ({e}); \
+                     decoding the whole record"
+                );
+                return None;
+            }
+        };
+        let frames: Vec<Arc<Vec<u8>>> = frames.into_iter().map(Arc::new).collect();
+        let data = match &frames[..] {
+            [one] => Arc::clone(one),
+            more => Arc::new(
+                more.iter()
+                    .map(|f| f.as_slice())
+                    .collect::<Vec<_>>()
+                    .concat(),
+            ),
+        };
+        let at = span.first_frame() * span.frame_bytes();
+        self.cache.insert_frames(
+            ino,
+            idx,
+            span.frame_bytes(),
+            span.first_frame(),
+            frames,
+            epoch,
+        );
+        Some(Block::Span(at, data))
     }
 
     pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
@@ -200,16 +270,18 @@ impl Fs {
             let from_dirty = dirty.iter().find(|(i, _)| *i == idx).map(|(_, b)| b);
             match from_dirty {
                 Some(buf) => out.extend_from_slice(&buf[within..within + take]),
-                None => match self.stored_part(ino, idx, within + take)? {
+                None => match self.stored_part(ino, idx, within, within + take)? {
                     Some(block) => {
                         // A stored block may be shorter than the block size;
                         // the rest of it reads as zeros. A prefix holds at
-                        // least `within + take` bytes unless it is the
-                        // whole block.
+                        // least `within + take` bytes, and a span bytes
+                        // `within..within + take`, unless they reach the
+                        // end of the block.
+                        let from = within - block.start();
                         let data: &[u8] = &block;
-                        let have = data.len().saturating_sub(within).min(take);
+                        let have = data.len().saturating_sub(from).min(take);
                         if have > 0 {
-                            out.extend_from_slice(&data[within..within + have]);
+                            out.extend_from_slice(&data[from..from + have]);
                         }
                         out.resize(out.len() + (take - have), 0);
                     }

@@ -44,6 +44,19 @@ pub(super) enum Block {
     /// The block's first bytes, decoded but not yet verified (the rest of
     /// the block is still being decoded).
     Prefix(Vec<u8>),
+    /// Verified raw bytes of the block from the given offset on: the
+    /// frames of a framed record that a read touches.
+    Span(usize, Arc<Vec<u8>>),
+}
+
+impl Block {
+    /// The offset in the block of the first byte held.
+    pub(super) fn start(&self) -> usize {
+        match self {
+            Block::Span(at, _) => *at,
+            _ => 0,
+        }
+    }
 }
 
 impl Deref for Block {
@@ -52,6 +65,7 @@ impl Deref for Block {
         match self {
             Block::Whole(d) => d,
             Block::Prefix(p) => p,
+            Block::Span(_, d) => d,
         }
     }
 }

@@ -13,6 +13,7 @@ use super::rows::{
 };
 use super::sqlite::segments::{Extent, Pin};
 use super::StoreError;
+use std::ops::Range;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -328,8 +329,10 @@ fn require_features(tx: &impl BackendTx, needed: Vec<Feature>) -> Result<()> {
 pub enum StoredRecord {
     /// The bytes, read from the database.
     Inline(Vec<u8>),
-    /// In a segment file, pinned until read.
-    Segment(Pin),
+    /// In a segment file, pinned until read, with the row's copy of the
+    /// record's header and zstd frame table (empty when the record has no
+    /// table, or its row was written before tables were copied).
+    Segment(Pin, Vec<u8>),
 }
 
 impl StoredRecord {
@@ -337,7 +340,44 @@ impl StoredRecord {
     pub fn into_bytes(self) -> std::result::Result<Vec<u8>, StoreError> {
         match self {
             StoredRecord::Inline(record) => Ok(record),
-            StoredRecord::Segment(pin) => pin.read(),
+            StoredRecord::Segment(pin, _) => pin.read(),
+        }
+    }
+
+    /// The record's first bytes known without reading a segment: all of
+    /// an inline record, a segment record's copied header and table.
+    pub fn prefix(&self) -> &[u8] {
+        match self {
+            StoredRecord::Inline(record) => record,
+            StoredRecord::Segment(_, prefix) => prefix,
+        }
+    }
+
+    /// The record's length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            StoredRecord::Inline(record) => record.len(),
+            StoredRecord::Segment(pin, _) => pin.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes `range` of the record (a segment's read now: only those).
+    pub fn read_range(&self, range: Range<usize>) -> std::result::Result<Vec<u8>, StoreError> {
+        match self {
+            StoredRecord::Inline(record) => record
+                .get(range.clone())
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| {
+                    StoreError::Invalid(format!(
+                        "bytes {range:?} of a {}-byte record",
+                        record.len()
+                    ))
+                }),
+            StoredRecord::Segment(pin, _) => pin.read_range(range),
         }
     }
 }

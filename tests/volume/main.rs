@@ -13,6 +13,7 @@ mod archive_workers;
 mod core_model;
 mod dictionary;
 mod early_reads;
+mod frames;
 mod fs_core;
 mod pg_connection;
 mod reaper;

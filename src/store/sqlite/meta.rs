@@ -54,7 +54,8 @@ fn inode_from_row(r: &Row<'_>) -> rusqlite::Result<InodeRow> {
 /// A block row's record as the row holds it.
 enum RowRecord {
     Inline(Vec<u8>),
-    At(Extent),
+    /// In a segment, with the row's copy of the record's first bytes.
+    At(Extent, Vec<u8>),
 }
 
 /// A transaction on the SQLite connection: the queries of [`Reads`] and,
@@ -101,11 +102,14 @@ impl<'c> SqliteTx<'c> {
         Ok(stmt
             .query_row([ino, idx], |r| {
                 Ok(match r.get::<_, Option<u64>>(1)? {
-                    Some(segment) => RowRecord::At(Extent {
-                        segment,
-                        offset: r.get(2)?,
-                        len: r.get(3)?,
-                    }),
+                    Some(segment) => RowRecord::At(
+                        Extent {
+                            segment,
+                            offset: r.get(2)?,
+                            len: r.get(3)?,
+                        },
+                        r.get(0)?,
+                    ),
                     None => RowRecord::Inline(r.get(0)?),
                 })
             })
@@ -118,7 +122,7 @@ impl<'c> SqliteTx<'c> {
         Ok(match self.row_at(ino, idx)? {
             None => None,
             Some(RowRecord::Inline(record)) => Some((record, None)),
-            Some(RowRecord::At(extent)) => Some((self.segments.read(extent)?, Some(extent))),
+            Some(RowRecord::At(extent, _)) => Some((self.segments.read(extent)?, Some(extent))),
         })
     }
 
@@ -370,7 +374,9 @@ impl Reads for SqliteTx<'_> {
     fn stored_record(&self, ino: u64, idx: u64) -> Result<Option<StoredRecord>> {
         Ok(self.row_at(ino, idx)?.map(|r| match r {
             RowRecord::Inline(record) => StoredRecord::Inline(record),
-            RowRecord::At(extent) => StoredRecord::Segment(self.segments.pin(extent)),
+            RowRecord::At(extent, prefix) => {
+                StoredRecord::Segment(self.segments.pin(extent), prefix)
+            }
         }))
     }
 
@@ -740,8 +746,9 @@ impl Writes for SqliteTx<'_> {
     }
 
     /// As `put_block`, for a record already written (and synced) at
-    /// `extent` of a segment: the row names the extent, its `record` is
-    /// empty.
+    /// `extent` of a segment: the row names the extent, its `record` holds
+    /// a copy of the record's header and zstd frame table (empty when the
+    /// record has no table), for reads of one frame.
     fn put_block_at(
         &self,
         ino: u64,
@@ -762,7 +769,7 @@ impl Writes for SqliteTx<'_> {
         self.conn
             .prepare_cached(
                 "INSERT INTO blocks(ino, idx, codec, raw_len, stored_len, record, written_ns, archived, \
-                 segment, seg_offset) VALUES (?1, ?2, ?3, ?4, ?5, x'', ?6, ?7, ?8, ?9)",
+                 segment, seg_offset) VALUES (?1, ?2, ?3, ?4, ?5, ?10, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 ino,
@@ -774,6 +781,7 @@ impl Writes for SqliteTx<'_> {
                 i64::from(codec == crate::codec::CodecId::Llm as u8),
                 extent.segment,
                 extent.offset,
+                &record[..crate::codec::span_prefix_len(record)],
             ])?;
         self.conn
             .prepare_cached("UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1")?

@@ -272,15 +272,17 @@ impl SqliteStore {
 
     /// Checks the rows' extents against the segment files: (errors,
     /// warnings). Errors: extents that overlap, or lie past their file's
-    /// end or in a missing file. Warnings: files no row names (space the
-    /// next read-write open gives back).
+    /// end or in a missing file, and copies of a record's header and
+    /// frame table (a row's `record`) that differ from the record's first
+    /// bytes. Warnings: files no row names (space the next read-write open
+    /// gives back).
     pub(super) fn segment_check(&self) -> Result<(Vec<String>, Vec<String>), StoreError> {
         if !self.segments.enabled() {
             return Ok((Vec::new(), Vec::new()));
         }
         let writer = self.writer.lock();
         let mut stmt = writer.conn().prepare(
-            "SELECT segment, seg_offset, stored_len, ino, idx FROM blocks \
+            "SELECT segment, seg_offset, stored_len, ino, idx, record FROM blocks \
              WHERE segment IS NOT NULL ORDER BY segment, seg_offset",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -290,6 +292,7 @@ impl SqliteStore {
                 r.get::<_, u64>(2)?,
                 r.get::<_, u64>(3)?,
                 r.get::<_, u64>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
             ))
         })?;
         let lengths = self.segments.file_lengths()?;
@@ -297,7 +300,7 @@ impl SqliteStore {
         let mut named = std::collections::HashSet::new();
         let mut prev: Option<(u64, u64, u64, u64)> = None;
         for row in rows {
-            let (segment, offset, len, ino, idx) = row?;
+            let (segment, offset, len, ino, idx, prefix) = row?;
             named.insert(segment);
             let end = offset.saturating_add(len);
             match lengths.get(&segment) {
@@ -308,6 +311,23 @@ impl SqliteStore {
                     "block {idx} of inode {ino} ends at byte {end} of segment {segment}, \
                      which has {file_len}"
                 )),
+                Some(_) if !prefix.is_empty() => {
+                    let head = Extent {
+                        segment,
+                        offset,
+                        len: (prefix.len() as u64).min(len),
+                    };
+                    match self.segments.read(head) {
+                        Ok(bytes) if bytes == prefix => {}
+                        Err(e) => errors.push(format!("block {idx} of inode {ino}: {e}")),
+                        Ok(_) => errors.push(format!(
+                            "block {idx} of inode {ino}: its row's copy of the record's \
+                             header and frame table differs from the record in segment \
+                             {segment} (reads of part of the block fall back to the whole \
+                             record)"
+                        )),
+                    }
+                }
                 Some(_) => {}
             }
             if let Some((ps, pend, pino, pidx)) = prev {

@@ -114,6 +114,30 @@ impl Pin {
     pub fn read(&self) -> Result<Vec<u8>, StoreError> {
         self.segments.read(self.extent)
     }
+
+    /// The record's length.
+    pub fn len(&self) -> usize {
+        self.extent.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.extent.len == 0
+    }
+
+    /// Reads bytes `range` of the record only.
+    pub fn read_range(&self, range: std::ops::Range<usize>) -> Result<Vec<u8>, StoreError> {
+        if range.start > range.end || range.end as u64 > self.extent.len {
+            return Err(StoreError::Invalid(format!(
+                "bytes {range:?} of a {}-byte record",
+                self.extent.len
+            )));
+        }
+        self.segments.read(Extent {
+            segment: self.extent.segment,
+            offset: self.extent.offset + range.start as u64,
+            len: range.len() as u64,
+        })
+    }
 }
 
 impl Drop for Pin {
