@@ -51,12 +51,15 @@ fn decompress(payload: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
 /// level -1 the interim one of writes the archiver re-encodes, level 19
 /// the archival path's. Every level writes the same record format.
 ///
-/// The write levels cut a block into frames coded independently, behind a
-/// frame table (zstd_frames.rs), so that a small read decodes one frame:
-/// zstd then finds no match across a frame boundary, which costs text
-/// some 4% at these sizes (16 KiB at level -1, 32 KiB at level 3) and
-/// binary data nothing (bench/results/2026-12-04-zstd-frames.tsv). The
-/// archival level keeps one frame: its blocks are read cold and rarely.
+/// The interim level cuts a block into 16 KiB frames coded independently,
+/// behind a frame table (zstd_frames.rs), so that a small read reads and
+/// decodes one frame: about a third of the software cost of a cold 4 KiB
+/// read (bench/results/2026-12-04-cold-read-frames.tsv). zstd then finds
+/// no match across a frame boundary, which costs text some 11% and data
+/// that hardly compresses nothing (bench/results/2026-12-04-zstd-frames.tsv):
+/// a price paid only until the archiver re-encodes the block. Level 3's
+/// records are kept for good (text pays 6% for 32 KiB frames), and the
+/// archival level's are read rarely: both keep one frame.
 pub struct ZstdCodec {
     level: i32,
     /// Raw bytes per frame (a power of two); `None`: one frame per block.
@@ -73,8 +76,7 @@ impl ZstdCodec {
     pub const INTERIM_LEVEL: i32 = -1;
     /// The archival path's level (`zstd -19`).
     pub const ARCHIVE_LEVEL: i32 = 19;
-    /// Frame sizes of the write levels (see the type's comment).
-    pub const DEFAULT_FRAME_BYTES: usize = 32 << 10;
+    /// The interim level's frames (see the type's comment).
     pub const INTERIM_FRAME_BYTES: usize = 16 << 10;
 
     /// One frame per block.
@@ -122,7 +124,7 @@ impl ZstdCodec {
 
 impl Default for ZstdCodec {
     fn default() -> Self {
-        ZstdCodec::framed(Self::DEFAULT_LEVEL, Self::DEFAULT_FRAME_BYTES)
+        ZstdCodec::new(Self::DEFAULT_LEVEL)
     }
 }
 

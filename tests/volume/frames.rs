@@ -15,13 +15,13 @@ use llmfs::store::{DB_FILE, ROOT_INO};
 use crate::common::{create_file, noise, open_store, text};
 
 const BS: usize = 64 * 1024;
-/// The frames of `WriteEncoding::Fast` (zstd level 3).
-const FRAME: usize = ZstdCodec::DEFAULT_FRAME_BYTES;
+/// The frames of `WriteEncoding::Interim` (zstd level -1).
+const FRAME: usize = ZstdCodec::INTERIM_FRAME_BYTES;
 
 fn mount(dir: &Path, segments: bool) -> Fs {
     let config = FsConfig {
         segment_min_bytes: if segments { 1 } else { usize::MAX },
-        write_encoding: WriteEncoding::Fast,
+        write_encoding: WriteEncoding::Interim,
         ..FsConfig::default()
     };
     Fs::new(open_store(dir, BS), config).unwrap()
@@ -84,11 +84,11 @@ fn small_reads_decode_only_their_frames(segments: bool) {
     );
     assert_eq!(placed, blocks);
     if segments {
-        // A full block's row holds its record's header and a table of two
-        // frames; the last, short block is one frame without a table.
+        // A full block's row holds its record's header and a table of
+        // four frames; the last, short block is one frame without a table.
         let copies = count(
             &dir,
-            &format!("SELECT COUNT(*) FROM blocks WHERE ino = {ino} AND length(record) = 48"),
+            &format!("SELECT COUNT(*) FROM blocks WHERE ino = {ino} AND length(record) = 64"),
         );
         assert_eq!(copies, blocks - 1);
     }
@@ -106,14 +106,27 @@ fn small_reads_decode_only_their_frames(segments: bool) {
         2 * FRAME
     );
     assert_eq!(fs.cache_stats().hits, hits, "the second frame was a miss");
-    // A read across the frame boundary of a fresh block takes both.
+    // A read across a frame boundary of a fresh block takes both frames.
     assert_eq!(
         cached_after(&fs, ino, &data, 5 * BS + FRAME - 100, 200),
         4 * FRAME
     );
-    // Both frames of a block serve a read of all of it.
+    // The same read again is a hit.
     let hits = fs.cache_stats().hits;
-    assert_eq!(cached_after(&fs, ino, &data, 3 * BS, BS), 4 * FRAME);
+    assert_eq!(
+        cached_after(&fs, ino, &data, 5 * BS + FRAME - 100, 200),
+        4 * FRAME
+    );
+    assert_eq!(fs.cache_stats().hits, hits + 1);
+    // A read of all of block 3, of which two frames are cached, decodes
+    // the block whole, which replaces them.
+    assert_eq!(cached_after(&fs, ino, &data, 3 * BS, BS), 6 * FRAME);
+    // A read of one frame of a block that is cached whole is a hit.
+    let hits = fs.cache_stats().hits;
+    assert_eq!(
+        cached_after(&fs, ino, &data, 3 * BS + 3 * FRAME, 10),
+        6 * FRAME
+    );
     assert_eq!(fs.cache_stats().hits, hits + 1);
     // The short last block, and every 4 KiB piece of the file.
     assert_eq!(
@@ -161,7 +174,7 @@ fn a_damaged_frame_fails_only_its_reads() {
     let fs = mount(&dir, true);
     let ino = create_file(&fs, ROOT_INO, "f", &data);
     unmount(fs);
-    // Flip a byte near the end of block 1's record: its second frame.
+    // Flip a byte near the end of block 1's record: its last frame.
     let (segment, offset, len) = extent(&dir, ino, 1);
     let path = dir
         .join(llmfs::store::SEGMENTS_DIR)
@@ -171,11 +184,17 @@ fn a_damaged_frame_fails_only_its_reads() {
     std::fs::write(&path, &bytes).unwrap();
 
     let fs = mount(&dir, true);
-    let second = (BS + FRAME) as u64;
-    let e = fs.read(ino, second, 4096).unwrap_err();
+    let last = (BS + 3 * FRAME) as u64;
+    let e = fs.read(ino, last, 4096).unwrap_err();
     assert_eq!(e.errno(), libc::EIO, "{e}");
-    // The block's first frame, and the other blocks, still read.
-    assert_eq!(fs.read(ino, BS as u64, 4096).unwrap(), &data[BS..BS + 4096]);
+    // The block's other frames, and the other blocks, still read.
+    for f in 0..3 {
+        let off = BS + f * FRAME + 1000;
+        assert_eq!(
+            fs.read(ino, off as u64, 4096).unwrap(),
+            &data[off..off + 4096]
+        );
+    }
     assert_eq!(fs.read(ino, 0, BS as u32).unwrap(), &data[..BS]);
     assert_eq!(
         fs.read(ino, 2 * BS as u64, 2 * BS as u32).unwrap(),
