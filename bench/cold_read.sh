@@ -16,7 +16,8 @@
 # llmfs's block cache, without the disk's latency.
 #
 # Prints one line per contender and round: reads/s, mean latency (µs),
-# daemon CPU seconds.
+# daemon CPU seconds, MiB the daemon read from storage (/proc/PID/io's
+# read_bytes: what missed the page cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -50,6 +51,8 @@ settle() {
   fi
 }
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+io() { awk '/^read_bytes/ {print $2}' "/proc/$1/io"; }
+mib() { echo $((($2 - $1) >> 20)); }
 secs() { echo "($2 - $1) / $(getconf CLK_TCK)" | bc -l | cut -c1-5; }
 n=0
 for b in "$@"; do
@@ -57,7 +60,7 @@ for b in "$@"; do
   "$b" mount "$mnt" --store "$work/store$n" && write "$mnt" && "$b" umount "$mnt"
 done
 mergerfs "$branch" "$merged" && write "$merged" && umount "$merged"
-printf 'contender\tround\treads_s\tmean_latency_us\tdaemon_cpu_s\n'
+printf 'contender\tround\treads_s\tmean_latency_us\tdaemon_cpu_s\tdaemon_read_mib\n'
 for round in $(seq 1 "$rounds"); do
   n=0
   for b in "$@"; do
@@ -65,16 +68,18 @@ for round in $(seq 1 "$rounds"); do
     settle "$work/store$n"
     "$b" mount "$mnt" --store "$work/store$n"
     pid=$(cat "$work/store$n/lock")
-    before=$(cpu "$pid")
+    before=$(cpu "$pid") read_before=$(io "$pid")
     r=$(readjob "$mnt")
-    printf '%s\t%s\t%s\t%s\n' "$b" "$round" "$r" "$(secs "$before" "$(cpu "$pid")")"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$b" "$round" "$r" "$(secs "$before" "$(cpu "$pid")")" \
+      "$(mib "$read_before" "$(io "$pid")")"
     "$b" umount "$mnt"
   done
   settle "$branch"
   mergerfs "$branch" "$merged"
   pid=$(pgrep -n -x mergerfs)
-  before=$(cpu "$pid")
+  before=$(cpu "$pid") read_before=$(io "$pid")
   r=$(readjob "$merged")
-  printf 'mergerfs\t%s\t%s\t%s\n' "$round" "$r" "$(secs "$before" "$(cpu "$pid")")"
+  printf 'mergerfs\t%s\t%s\t%s\t%s\n' "$round" "$r" "$(secs "$before" "$(cpu "$pid")")" \
+    "$(mib "$read_before" "$(io "$pid")")"
   umount "$merged"
 done

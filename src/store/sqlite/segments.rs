@@ -88,8 +88,8 @@ pub(in crate::store) struct Segments {
     /// only where dead ones' space can go back.
     punchable: bool,
     appender: Mutex<Appender>,
-    /// Files open for reading, by segment number.
-    files: Mutex<HashMap<u64, Arc<File>>>,
+    /// Files open for reading, by segment number and [`Access`].
+    files: Mutex<HashMap<(u64, Access), Arc<File>>>,
     /// Segments appended to since the last [`Segments::sync`].
     unsynced: Mutex<HashMap<u64, Arc<File>>>,
     /// Reads of extents in progress outside the writer lock ([`Pin`]),
@@ -132,11 +132,12 @@ impl Pin {
                 self.extent.len
             )));
         }
-        self.segments.read(Extent {
+        let part = Extent {
             segment: self.extent.segment,
             offset: self.extent.offset + range.start as u64,
             len: range.len() as u64,
-        })
+        };
+        self.segments.read_as(part, Access::Parts)
     }
 }
 
@@ -148,6 +149,17 @@ impl Drop for Pin {
             self.segments.unpinned.notify_all();
         }
     }
+}
+
+/// How a segment file is read: whole records, with the kernel's
+/// read-ahead (a sequential reader's next records come with the disk read
+/// of this one), or parts of records (one zstd frame for a small read) at
+/// random places, without it: read-ahead would fetch up to 128 KiB around
+/// a frame of a few KiB, which a random reader then never reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Access {
+    Records,
+    Parts,
 }
 
 #[derive(Debug, Default)]
@@ -358,8 +370,12 @@ impl Segments {
     }
 
     fn file(&self, segment: u64) -> Result<Arc<File>, StoreError> {
+        self.file_for(segment, Access::Records)
+    }
+
+    fn file_for(&self, segment: u64, access: Access) -> Result<Arc<File>, StoreError> {
         let mut files = lock(&self.files);
-        if let Some(f) = files.get(&segment) {
+        if let Some(f) = files.get(&(segment, access)) {
             return Ok(Arc::clone(f));
         }
         let path = self.path(segment);
@@ -368,11 +384,16 @@ impl Segments {
             .write(!self.read_only)
             .open(&path)
             .map_err(|e| StoreError::io(format!("opening segment {}", path.display()), e))?;
+        if access == Access::Parts {
+            // Only a hint: a filesystem that ignores it reads ahead.
+            // SAFETY: a valid open descriptor; the call reads no memory.
+            unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+        }
         if files.len() >= OPEN_FILES {
             files.clear();
         }
         let file = Arc::new(file);
-        files.insert(segment, Arc::clone(&file));
+        files.insert((segment, access), Arc::clone(&file));
         Ok(file)
     }
 
@@ -388,6 +409,11 @@ impl Segments {
 
     /// Reads the record at `extent`.
     pub(super) fn read(&self, extent: Extent) -> Result<Vec<u8>, StoreError> {
+        self.read_as(extent, Access::Records)
+    }
+
+    /// Reads the bytes at `extent` (a record, or part of one).
+    fn read_as(&self, extent: Extent, access: Access) -> Result<Vec<u8>, StoreError> {
         // A damaged row must fail the read, not allocate its length.
         if extent.len > MAX_RECORD_BYTES || extent.offset.checked_add(extent.len).is_none() {
             return Err(StoreError::io(
@@ -404,7 +430,7 @@ impl Segments {
                 ),
             ));
         }
-        let file = self.file(extent.segment)?;
+        let file = self.file_for(extent.segment, access)?;
         let mut buf = vec![0; extent.len as usize];
         file.read_exact_at(&mut buf, extent.offset).map_err(|e| {
             let what = if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -548,7 +574,10 @@ impl Segments {
                 return Ok(());
             }
         }
-        lock(&self.files).remove(&segment);
+        let mut files = lock(&self.files);
+        files.remove(&(segment, Access::Records));
+        files.remove(&(segment, Access::Parts));
+        drop(files);
         let path = self.path(segment);
         match fs::remove_file(&path) {
             Ok(()) => {
