@@ -397,4 +397,64 @@ mod tests {
         // A header that does not fit the record's length.
         assert!(Span::plan(&rec, rec.len() + 1, 65536, 0, 10).is_err());
     }
+
+    /// The committed fuzz seed (fuzz/fuzz_targets/read_span.rs): a range
+    /// pick and a framed record of `text(65536)` at the interim level.
+    #[test]
+    fn fuzz_seed_reads_its_span() {
+        let seed = include_bytes!("../../fuzz/seeds/read_span/seed-zstd-frames");
+        let (pick, rec) = seed.split_at(2);
+        let start = u16::from_le_bytes([pick[0], pick[1]]) as usize;
+        let span = Span::plan(rec, rec.len(), 65536, start, start + 4096)
+            .unwrap()
+            .unwrap();
+        assert_eq!(span.first_frame(), 1);
+        let frames = span.decode(&rec[span.record_range()]).unwrap();
+        assert_eq!(frames.concat(), &text(65536)[16384..32768]);
+        let interim = CodecSet::default()
+            .encode_block_interim(&text(65536))
+            .unwrap();
+        assert_eq!(
+            rec,
+            &interim[..],
+            "the interim encoding still writes the seed"
+        );
+    }
+
+    /// Single-bit flips all over a framed record, read in part at every
+    /// frame: an error, or the original bytes (a flip zstd ignores), never
+    /// a panic or other bytes.
+    #[test]
+    fn flipped_bits_never_read_as_other_bytes() {
+        let raw = text(65536);
+        let rec = encode_record(&ZstdCodec::framed(-1, 16384), &raw).unwrap();
+        let mut bad = rec.clone();
+        let mut survived = 0;
+        // Every seventh byte keeps the debug build's run short.
+        for i in (0..rec.len()).step_by(7) {
+            let bit = 1u8 << (i % 8);
+            bad[i] ^= bit;
+            for frame in 0..4 {
+                let at = frame * 16384 + 100;
+                let Ok(Some(span)) = Span::plan(&bad, bad.len(), 65536, at, at + 4096) else {
+                    continue;
+                };
+                let range = span.record_range();
+                if let Ok(frames) = span.decode(&bad[range]) {
+                    let from = span.first_frame() * 16384;
+                    let got = frames.concat();
+                    assert_eq!(
+                        got,
+                        &raw[from..from + got.len()],
+                        "bit {bit:#x} of byte {i}"
+                    );
+                    survived += 1;
+                }
+            }
+            bad[i] ^= bit;
+        }
+        // Most reads of a frame whose bytes a flip missed still succeed.
+        let reads = rec.len().div_ceil(7) * 4;
+        assert!(survived > reads / 2, "{survived} of {reads}");
+    }
 }
