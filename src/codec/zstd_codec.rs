@@ -159,9 +159,39 @@ impl Codec for ZstdCodec {
                 actual: decoded.len(),
             });
         }
+        check_table(payload, &decoded)?;
         out.extend_from_slice(&decoded);
         Ok(())
     }
+}
+
+/// Checks a payload's frame table, if it has one, against the payload and
+/// what it decoded to: each listed frame is exactly one zstd frame, and
+/// its raw bytes match its checksum. A small read trusts the table, so a
+/// whole decode (and so fsck) must not pass a record whose table lies.
+fn check_table(payload: &[u8], decoded: &[u8]) -> Result<(), CodecError> {
+    let Some(table) = FrameTable::parse(payload, payload.len(), decoded.len())? else {
+        return Ok(());
+    };
+    for i in 0..table.frame_count() {
+        let at = table.payload_range(i..i + 1);
+        let frame = zstd::zstd_safe::find_frame_compressed_size(&payload[at.start..]);
+        if frame != Ok(at.len()) {
+            return Err(CodecError::Corrupt {
+                codec: CodecId::Zstd,
+                detail: format!("the frame table's frame {i} is not one zstd frame"),
+            });
+        }
+        let actual = crc32c::crc32c(&decoded[table.raw_range(i)]);
+        if actual != table.crc32c(i) {
+            return Err(CodecError::Checksum {
+                expected: table.crc32c(i),
+                actual,
+                context: Some(format!("zstd frame {i}")),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A part of a framed zstd block that can be read and verified without
@@ -385,6 +415,18 @@ mod tests {
         let s = plan(&bad, 16384);
         let e = s.decode(&bad[s.record_range()]).unwrap_err();
         assert!(matches!(e, CodecError::Checksum { .. }), "{e}");
+        let e = CodecSet::default().decode_block(&bad, 65536).unwrap_err();
+        assert!(matches!(e, CodecError::Checksum { .. }), "whole: {e}");
+        // Frame lengths that still add up but split the frames elsewhere:
+        // the whole payload decodes, and the record is still corrupt.
+        let mut bad = rec.clone();
+        let len0 = RECORD_HEADER_LEN + 12;
+        let first = u32::from_le_bytes(bad[len0..len0 + 4].try_into().unwrap());
+        let second = u32::from_le_bytes(bad[len0 + 8..len0 + 12].try_into().unwrap());
+        bad[len0..len0 + 4].copy_from_slice(&(first + 1).to_le_bytes());
+        bad[len0 + 8..len0 + 12].copy_from_slice(&(second - 1).to_le_bytes());
+        let e = CodecSet::default().decode_block(&bad, 65536).unwrap_err();
+        assert!(e.to_string().contains("not one zstd frame"), "{e}");
         // A frame length pointing past the payload, and bytes of the
         // wrong length.
         let mut bad = rec.clone();
