@@ -10,9 +10,9 @@ use std::path::Path;
 
 use llmfs::codec::ZstdCodec;
 use llmfs::fs::{Fs, FsConfig, WriteEncoding};
-use llmfs::store::{DB_FILE, ROOT_INO};
+use llmfs::store::{OpenOptions, DB_FILE, ROOT_INO};
 
-use crate::common::{create_file, noise, open_store, text};
+use crate::common::{create_file, fresh_stores, noise, open_store, text};
 
 const BS: usize = 64 * 1024;
 /// The frames of `WriteEncoding::Interim` (zstd level -1).
@@ -153,6 +153,32 @@ fn small_reads_of_segment_records_read_only_their_frames() {
 #[test]
 fn small_reads_of_inline_records_decode_only_their_frames() {
     small_reads_decode_only_their_frames(false);
+}
+
+/// The same on each backend (PostgreSQL keeps every record inline), after
+/// the records went through the store and back.
+#[test]
+fn small_reads_decode_one_frame_on_every_backend() {
+    let data = mixed(4 * BS);
+    for backend in fresh_stores() {
+        let config = || FsConfig {
+            write_encoding: WriteEncoding::Interim,
+            ..FsConfig::default()
+        };
+        let fs = Fs::new(backend.create(BS).unwrap(), config()).unwrap();
+        let ino = create_file(&fs, ROOT_INO, "f", &data);
+        unmount(fs);
+        let fs = Fs::new(backend.open(&OpenOptions::default()).unwrap(), config()).unwrap();
+        let off = 2 * BS + FRAME + 300;
+        assert_eq!(
+            cached_after(&fs, ino, &data, off, 4096),
+            FRAME,
+            "{:?}",
+            backend.kind
+        );
+        assert_eq!(fs.read(ino, 0, data.len() as u32).unwrap(), data);
+        unmount(fs);
+    }
 }
 
 /// The segment offset and length of block `idx` of `ino`.
