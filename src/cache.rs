@@ -70,16 +70,23 @@ impl Entry {
             }
             i += 1;
         }
-        let bytes = match held[..] {
-            [one] => Arc::clone(one),
-            _ => Arc::new(
-                held.iter()
-                    .map(|f| f.as_slice())
-                    .collect::<Vec<_>>()
-                    .concat(),
-            ),
-        };
+        let bytes = join_frames(held.into_iter());
         Some((first * frame_bytes, bytes))
+    }
+}
+
+/// Consecutive frames as one buffer: a lone frame is shared, not copied.
+pub fn join_frames<'a>(frames: impl Iterator<Item = &'a Arc<Vec<u8>>>) -> Arc<Vec<u8>> {
+    let frames: Vec<&Arc<Vec<u8>>> = frames.collect();
+    match frames[..] {
+        [one] => Arc::clone(one),
+        _ => {
+            let mut out = Vec::with_capacity(frames.iter().map(|f| f.len()).sum());
+            for f in frames {
+                out.extend_from_slice(f);
+            }
+            Arc::new(out)
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use super::in_flight::Block;
 use super::read_ahead::slow_to_decode;
 use super::write_back::{append_records, commit_blocks, put_or_drop, RowEdit};
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
-use crate::cache::Cached;
+use crate::cache::{join_frames, Cached};
 use crate::codec::Span;
 use crate::error::{Error, Result};
 use crate::store::{Durability, InodeRow, StoredRecord, WriteTx};
@@ -211,15 +211,7 @@ impl Fs {
             }
         };
         let frames: Vec<Arc<Vec<u8>>> = frames.into_iter().map(Arc::new).collect();
-        let data = match &frames[..] {
-            [one] => Arc::clone(one),
-            more => Arc::new(
-                more.iter()
-                    .map(|f| f.as_slice())
-                    .collect::<Vec<_>>()
-                    .concat(),
-            ),
-        };
+        let data = join_frames(frames.iter());
         let at = span.first_frame() * span.frame_bytes();
         self.cache.insert_frames(
             ino,
