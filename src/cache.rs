@@ -9,6 +9,7 @@
 //! bump `epoch` when they invalidate, and a fill is dropped if the epoch moved
 //! since the reader fetched the record.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -25,8 +26,48 @@ pub struct BlockCache {
 
 struct Inner {
     lru: LruCache<Key, Entry>,
+    /// The cached block indices of each inode, so that dropping an
+    /// inode's blocks (every unlink, truncation and changed open) looks
+    /// at its own entries, not at every entry: a cache full of another
+    /// file's blocks made unlink 40% slower.
+    by_ino: HashMap<u64, BTreeSet<u64>>,
     bytes: usize,
     epoch: u64,
+}
+
+impl Inner {
+    /// Caches `entry` under `key`, keeping the byte count and the index.
+    fn put(&mut self, key: Key, entry: Entry) {
+        self.bytes += entry.bytes();
+        match self.lru.put(key, entry) {
+            Some(old) => self.bytes -= old.bytes(),
+            None => {
+                self.by_ino.entry(key.0).or_default().insert(key.1);
+            }
+        }
+    }
+
+    fn pop(&mut self, key: Key) -> Option<Entry> {
+        let entry = self.lru.pop(&key)?;
+        self.forget(key, &entry);
+        Some(entry)
+    }
+
+    fn pop_lru(&mut self) -> Option<Entry> {
+        let (key, entry) = self.lru.pop_lru()?;
+        self.forget(key, &entry);
+        Some(entry)
+    }
+
+    fn forget(&mut self, (ino, idx): Key, entry: &Entry) {
+        self.bytes -= entry.bytes();
+        if let Some(set) = self.by_ino.get_mut(&ino) {
+            set.remove(&idx);
+            if set.is_empty() {
+                self.by_ino.remove(&ino);
+            }
+        }
+    }
 }
 
 /// What the cache holds of one block.
@@ -114,6 +155,7 @@ impl BlockCache {
         BlockCache {
             inner: Mutex::new(Inner {
                 lru: LruCache::unbounded(),
+                by_ino: HashMap::new(),
                 bytes: 0,
                 epoch: 0,
             }),
@@ -173,10 +215,7 @@ impl BlockCache {
         if inner.epoch != epoch || data.len() > self.budget {
             return;
         }
-        inner.bytes += data.len();
-        if let Some(old) = inner.lru.put((ino, idx), Entry::Whole(data)) {
-            inner.bytes -= old.bytes();
-        }
+        inner.put((ino, idx), Entry::Whole(data));
         self.evict(&mut inner);
     }
 
@@ -197,67 +236,45 @@ impl BlockCache {
         if inner.epoch != epoch {
             return;
         }
-        let added: usize = decoded.iter().map(|f| f.len()).sum();
-        let mut entry = match inner.lru.pop(&(ino, idx)) {
+        let mut frames = match inner.pop((ino, idx)) {
             Some(whole @ Entry::Whole(_)) => {
-                inner.lru.put((ino, idx), whole);
+                inner.put((ino, idx), whole);
                 return;
             }
             Some(Entry::Frames {
                 frame_bytes: f,
                 frames,
-            }) if f == frame_bytes => Entry::Frames {
+            }) if f == frame_bytes => frames,
+            _ => Vec::new(),
+        };
+        for (i, f) in (first..).zip(decoded) {
+            frames.retain(|(k, _)| *k != i);
+            frames.push((i, f));
+        }
+        inner.put(
+            (ino, idx),
+            Entry::Frames {
                 frame_bytes,
                 frames,
             },
-            Some(other) => {
-                inner.bytes -= other.bytes();
-                Entry::Frames {
-                    frame_bytes,
-                    frames: Vec::new(),
-                }
-            }
-            None => Entry::Frames {
-                frame_bytes,
-                frames: Vec::new(),
-            },
-        };
-        if let Entry::Frames { frames, .. } = &mut entry {
-            for (i, f) in (first..).zip(decoded) {
-                if let Some(j) = frames.iter().position(|(k, _)| *k == i) {
-                    inner.bytes -= frames.swap_remove(j).1.len();
-                }
-                frames.push((i, f));
-            }
-        }
-        inner.bytes += added;
-        inner.lru.put((ino, idx), entry);
+        );
         self.evict(&mut inner);
     }
 
     fn evict(&self, inner: &mut Inner) {
-        while inner.bytes > self.budget {
-            match inner.lru.pop_lru() {
-                Some((_, v)) => inner.bytes -= v.bytes(),
-                None => break,
-            }
-        }
+        while inner.bytes > self.budget && inner.pop_lru().is_some() {}
     }
 
     /// Drops every cached block of `ino` at index `from` or above.
     pub fn invalidate_from(&self, ino: u64, from: u64) {
         let mut inner = self.lock();
         inner.epoch += 1;
-        let keys: Vec<Key> = inner
-            .lru
-            .iter()
-            .map(|(k, _)| *k)
-            .filter(|&(i, idx)| i == ino && idx >= from)
-            .collect();
-        for k in keys {
-            if let Some(v) = inner.lru.pop(&k) {
-                inner.bytes -= v.bytes();
-            }
+        let idxs: Vec<u64> = match inner.by_ino.get(&ino) {
+            Some(set) => set.range(from..).copied().collect(),
+            None => return,
+        };
+        for idx in idxs {
+            inner.pop((ino, idx));
         }
     }
 
@@ -266,9 +283,7 @@ impl BlockCache {
         let mut inner = self.lock();
         inner.epoch += 1;
         for idx in idxs {
-            if let Some(v) = inner.lru.pop(&(ino, idx)) {
-                inner.bytes -= v.bytes();
-            }
+            inner.pop((ino, idx));
         }
     }
 
@@ -348,6 +363,48 @@ mod tests {
         assert_eq!(c.stats().bytes, 0);
         c.insert_frames(1, 0, 100, 0, vec![f(7, 100)], e);
         assert_eq!(c.stats().bytes, 0, "a stale fill is dropped");
+    }
+
+    /// The per-inode index follows every way an entry goes: eviction,
+    /// replacement, frames merged or replaced, invalidation.
+    #[test]
+    fn the_inode_index_follows_every_entry() {
+        let c = BlockCache::new(1000);
+        let e = c.get(9, 0).unwrap_err();
+        for i in 0..30 {
+            c.insert(i % 3, i, Arc::new(vec![0; 100]), e);
+        }
+        c.insert_frames(1, 100, 50, 0, vec![Arc::new(vec![1; 50])], e);
+        c.insert_frames(1, 100, 50, 1, vec![Arc::new(vec![1; 50])], e);
+        c.insert(2, 29, Arc::new(vec![0; 10]), e);
+        let check = |c: &BlockCache| {
+            let inner = c.lock();
+            let listed: usize = inner.by_ino.values().map(|s| s.len()).sum();
+            assert_eq!(listed, inner.lru.len());
+            for (&(ino, idx), _) in inner.lru.iter() {
+                assert!(inner.by_ino[&ino].contains(&idx));
+            }
+            let bytes: usize = inner.lru.iter().map(|(_, v)| v.bytes()).sum();
+            assert_eq!(bytes, inner.bytes);
+        };
+        check(&c);
+        c.invalidate_from(1, 20);
+        check(&c);
+        assert!(c.get_span(1, 100, 0, 10).is_miss());
+        c.invalidate_from(0, 0);
+        c.invalidate_from(2, 0);
+        check(&c);
+        let left = c.lock().by_ino.get(&1).map_or(0, |s| s.len());
+        assert_eq!(c.stats().entries, left);
+        c.invalidate_from(1, 0);
+        assert_eq!((c.stats().entries, c.stats().bytes), (0, 0));
+        assert!(c.lock().by_ino.is_empty());
+    }
+
+    impl Cached {
+        fn is_miss(&self) -> bool {
+            matches!(self, Cached::Miss(_))
+        }
     }
 
     #[test]
