@@ -172,31 +172,35 @@ impl BlockCache {
     /// Looks a whole block up. On a miss (cached frames of the block are
     /// one), returns the epoch to pass to [`insert`].
     pub fn get(&self, ino: u64, idx: u64) -> Result<Arc<Vec<u8>>, u64> {
-        match self.get_span(ino, idx, 0, usize::MAX) {
-            Cached::Whole(d) => Ok(d),
-            Cached::Span(..) => Err(self.lock().epoch),
-            Cached::Miss(epoch) => Err(epoch),
-        }
+        let mut inner = self.lock();
+        let found = match inner.lru.get(&(ino, idx)) {
+            Some(Entry::Whole(d)) => Some(Arc::clone(d)),
+            _ => None,
+        };
+        self.count(found.is_some());
+        found.ok_or(inner.epoch)
     }
 
     /// Looks up raw bytes `start..end` of a block: the whole block, or
-    /// cached frames holding them.
+    /// cached frames holding them. `end == usize::MAX` (a read through the
+    /// block's end, which wants the verified whole) takes only the whole
+    /// block.
     pub fn get_span(&self, ino: u64, idx: u64, start: usize, end: usize) -> Cached {
         let mut inner = self.lock();
         let found = match inner.lru.get(&(ino, idx)) {
-            Some(Entry::Whole(d)) => Cached::Whole(Arc::clone(d)),
-            Some(e) if end != usize::MAX => match e.span(start, end) {
-                Some((at, bytes)) => Cached::Span(at, bytes),
-                None => Cached::Miss(inner.epoch),
-            },
-            _ => Cached::Miss(inner.epoch),
+            Some(Entry::Whole(d)) => Some(Cached::Whole(Arc::clone(d))),
+            Some(e) if end != usize::MAX => e
+                .span(start, end)
+                .map(|(at, bytes)| Cached::Span(at, bytes)),
+            _ => None,
         };
-        let counter = match found {
-            Cached::Miss(_) => &self.misses,
-            _ => &self.hits,
-        };
+        self.count(found.is_some());
+        found.unwrap_or(Cached::Miss(inner.epoch))
+    }
+
+    fn count(&self, hit: bool) {
+        let counter = if hit { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
-        found
     }
 
     /// A cached block, without counting a hit or a miss or making it the
@@ -349,6 +353,19 @@ mod tests {
             "the short last frame"
         );
         assert!(c.get(1, 0).is_err(), "frames are not the whole block");
+        // Even all of them: a read through the block's end takes only the
+        // whole block (a write into the block needs it verified whole).
+        let all = BlockCache::new(1000);
+        all.insert_frames(
+            1,
+            0,
+            100,
+            0,
+            (0..5).map(|i| f(i, 100 - 70 * (i / 4) as usize)).collect(),
+            0,
+        );
+        assert!(matches!(all.get_span(1, 0, 0, 430), Cached::Span(0, _)));
+        assert!(matches!(all.get_span(1, 0, 0, usize::MAX), Cached::Miss(_)));
         // The same frame again replaces it; the whole block replaces all.
         c.insert_frames(1, 0, 100, 1, vec![f(9, 100)], e);
         assert_eq!(

@@ -1,5 +1,4 @@
 use std::cell::RefCell;
-
 use std::ops::Range;
 
 use super::record::{RecordHeader, RECORD_HEADER_LEN};
@@ -182,16 +181,16 @@ fn check_table(payload: &[u8], decoded: &[u8]) -> Result<(), CodecError> {
                 detail: format!("the frame table's frame {i} is not one zstd frame"),
             });
         }
-        let actual = crc32c::crc32c(&decoded[table.raw_range(i)]);
-        if actual != table.crc32c(i) {
-            return Err(CodecError::Checksum {
-                expected: table.crc32c(i),
-                actual,
-                context: Some(format!("zstd frame {i}")),
-            });
-        }
+        table.check_frame(i, &decoded[table.raw_range(i)])?;
     }
     Ok(())
+}
+
+/// The payload of `record` when it is a zstd record with a frame table.
+fn framed_payload(record: &[u8]) -> Option<&[u8]> {
+    let payload = record.get(RECORD_HEADER_LEN..)?;
+    (super::record_codec(record) == Some(CodecId::Zstd) && zstd_frames::is_framed(payload))
+        .then_some(payload)
 }
 
 /// A part of a framed zstd block that can be read and verified without
@@ -214,10 +213,9 @@ impl Span {
         start: usize,
         end: usize,
     ) -> Result<Option<Span>, CodecError> {
-        let payload = prefix.get(RECORD_HEADER_LEN..).unwrap_or(&[]);
-        if super::record_codec(prefix) != Some(CodecId::Zstd) || !zstd_frames::is_framed(payload) {
+        let Some(payload) = framed_payload(prefix) else {
             return Ok(None);
-        }
+        };
         let header = RecordHeader::parse_prefix(prefix, record_len, max_raw_len)?;
         let raw_len = header.raw_len as usize;
         let Some(table) = FrameTable::parse(payload, header.payload_len as usize, raw_len)? else {
@@ -251,10 +249,10 @@ impl Span {
     /// Decodes the span's frames from `bytes` (the record's
     /// [`Span::record_range`]), each verified against its checksum.
     pub fn decode(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CodecError> {
-        let base = self.table.payload_range(self.frames.clone()).start;
-        if bytes.len() != self.record_range().len() {
+        let range = self.table.payload_range(self.frames.clone());
+        if bytes.len() != range.len() {
             return Err(CodecError::Truncated {
-                needed: self.record_range().len(),
+                needed: range.len(),
                 have: bytes.len(),
             });
         }
@@ -262,26 +260,12 @@ impl Span {
             .clone()
             .map(|i| {
                 let want = self.table.raw_range(i).len();
-                let raw = decompress(self.table.frame_in(i, bytes, base), want).map_err(|e| {
-                    CodecError::Corrupt {
-                        codec: CodecId::Zstd,
-                        detail: format!("frame {i}: {e}"),
-                    }
+                let frame = self.table.frame_in(i, bytes, range.start);
+                let raw = decompress(frame, want).map_err(|e| CodecError::Corrupt {
+                    codec: CodecId::Zstd,
+                    detail: format!("frame {i}: {e}"),
                 })?;
-                if raw.len() != want {
-                    return Err(CodecError::LengthMismatch {
-                        expected: want,
-                        actual: raw.len(),
-                    });
-                }
-                let actual = crc32c::crc32c(&raw);
-                if actual != self.table.crc32c(i) {
-                    return Err(CodecError::Checksum {
-                        expected: self.table.crc32c(i),
-                        actual,
-                        context: Some(format!("zstd frame {i}")),
-                    });
-                }
+                self.table.check_frame(i, &raw)?;
                 Ok(raw)
             })
             .collect()
@@ -291,17 +275,9 @@ impl Span {
 /// How many of a record's first bytes a reader needs to plan a [`Span`]:
 /// its header and frame table when it is a framed zstd record, else 0.
 pub fn span_prefix_len(record: &[u8]) -> usize {
-    let payload = record.get(RECORD_HEADER_LEN..).unwrap_or(&[]);
-    if super::record_codec(record) != Some(CodecId::Zstd) || !zstd_frames::is_framed(payload) {
-        return 0;
-    }
-    match payload.get(10..12) {
-        Some(n) => {
-            let n = u16::from_le_bytes([n[0], n[1]]) as usize;
-            (RECORD_HEADER_LEN + zstd_frames::table_len(n)).min(record.len())
-        }
-        None => 0,
-    }
+    framed_payload(record)
+        .and_then(zstd_frames::declared_table_len)
+        .map_or(0, |n| (RECORD_HEADER_LEN + n).min(record.len()))
 }
 
 #[cfg(test)]
@@ -339,7 +315,7 @@ mod tests {
             let rec = encode_record(&ZstdCodec::framed(3, frame), &raw).unwrap();
             let payload = &rec[RECORD_HEADER_LEN..];
             assert!(zstd_frames::is_framed(payload));
-            assert_eq!(ZstdCodec::new(3).decode_whole(payload, len), raw);
+            assert_eq!(decompress(payload, len).unwrap(), raw);
             assert_eq!(CodecSet::default().decode_block(&rec, 65536).unwrap(), raw);
             let prefix = &rec[..span_prefix_len(&rec)];
             assert_eq!(
@@ -361,14 +337,6 @@ mod tests {
             assert!(Span::plan(prefix, rec.len(), 65536, 0, usize::MAX)
                 .unwrap()
                 .is_none());
-        }
-    }
-
-    impl ZstdCodec {
-        fn decode_whole(&self, payload: &[u8], len: usize) -> Vec<u8> {
-            let mut out = Vec::new();
-            self.decode(payload, len, &mut out).unwrap();
-            out
         }
     }
 

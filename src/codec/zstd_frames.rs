@@ -61,6 +61,17 @@ pub fn is_framed(payload: &[u8]) -> bool {
     payload.get(..4) == Some(&TABLE_MAGIC.to_le_bytes()[..])
 }
 
+/// Bytes of the table at the start of `payload`, as its frame count
+/// says (unchecked: [`FrameTable::parse`] checks); `None` when the payload
+/// has no table.
+pub fn declared_table_len(payload: &[u8]) -> Option<usize> {
+    if !is_framed(payload) {
+        return None;
+    }
+    let n = payload.get(10..12)?;
+    Some(table_len(u16::from_le_bytes([n[0], n[1]]) as usize))
+}
+
 /// Appends the table for frames of `frame_bytes` (a power of two) with
 /// these (compressed length, crc32c) entries.
 pub fn write_table(frame_bytes: usize, entries: &[(u32, u32)], out: &mut Vec<u8>) {
@@ -160,9 +171,25 @@ impl FrameTable {
         start..(start + self.frame_bytes).min(self.raw_len)
     }
 
-    /// The recorded checksum of frame `i`'s raw bytes.
-    pub fn crc32c(&self, i: usize) -> u32 {
-        self.frames[i].1
+    /// Checks `raw`, what frame `i` decoded to, against its length and
+    /// its recorded checksum.
+    pub fn check_frame(&self, i: usize, raw: &[u8]) -> Result<(), CodecError> {
+        let want = self.raw_range(i).len();
+        if raw.len() != want {
+            return Err(CodecError::LengthMismatch {
+                expected: want,
+                actual: raw.len(),
+            });
+        }
+        let actual = crc32c::crc32c(raw);
+        if actual != self.frames[i].1 {
+            return Err(CodecError::Checksum {
+                expected: self.frames[i].1,
+                actual,
+                context: Some(format!("zstd frame {i}")),
+            });
+        }
+        Ok(())
     }
 
     /// Frame `i`'s compressed bytes within `bytes`, which hold the payload
@@ -211,7 +238,7 @@ mod tests {
             2..3,
             "past the end: the last frame"
         );
-        assert_eq!(p.crc32c(1), 140);
+        assert!(p.check_frame(1, &[0; 16384]).is_err());
         assert_eq!(FrameTable::parse(b"\x28\xb5\x2f\xfd", 4, 10).unwrap(), None);
     }
 

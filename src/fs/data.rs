@@ -187,18 +187,15 @@ impl Fs {
         end: usize,
         epoch: u64,
     ) -> Option<Block> {
-        let spanned = Span::plan(record.prefix(), record.len(), self.block_size(), start, end)
-            .map_err(|e| e.to_string())
-            .and_then(|span| {
-                let Some(span) = span else {
-                    return Ok(None);
-                };
-                let bytes = record
-                    .read_range(span.record_range())
-                    .map_err(|e| e.to_string())?;
-                let frames = span.decode(&bytes).map_err(|e| e.to_string())?;
-                Ok(Some((span, frames)))
-            });
+        let spanned = (|| -> std::result::Result<_, Box<dyn std::error::Error>> {
+            let prefix = record.prefix();
+            let plan = Span::plan(prefix, record.record_len(), self.block_size(), start, end)?;
+            let Some(span) = plan else {
+                return Ok(None);
+            };
+            let frames = span.decode(&record.read_range(span.record_range())?)?;
+            Ok(Some((span, frames)))
+        })();
         let (span, frames) = match spanned {
             Ok(Some(s)) => s,
             Ok(None) => return None,

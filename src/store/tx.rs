@@ -6,6 +6,8 @@
 //! over a transaction it holds open, and [`BackendTx`] for the
 //! bookkeeping that only the store itself does.
 
+use std::ops::Range;
+
 use super::features::{Feature, FeatureSet, FEATURES_KEY};
 use super::rows::{
     ArchiveTier, ArchiveTotals, BlockInfo, DictionaryRow, DirEntryRow, InodeRow, Lease, NewInode,
@@ -13,7 +15,6 @@ use super::rows::{
 };
 use super::sqlite::segments::{Extent, Pin};
 use super::StoreError;
-use std::ops::Range;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -354,15 +355,11 @@ impl StoredRecord {
     }
 
     /// The record's length in bytes.
-    pub fn len(&self) -> usize {
+    pub fn record_len(&self) -> usize {
         match self {
             StoredRecord::Inline(record) => record.len(),
-            StoredRecord::Segment(pin, _) => pin.len(),
+            StoredRecord::Segment(pin, _) => pin.record_len(),
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Bytes `range` of the record (a segment's read now: only those).

@@ -56,6 +56,18 @@ fn mixed(n: usize) -> Vec<u8> {
     out
 }
 
+/// A fresh volume in a temporary directory (its store at `s`) holding
+/// one file of `mixed(len)` bytes, unmounted: the directory, the data and
+/// the file's inode.
+fn stored_file(len: usize, segments: bool) -> (tempfile::TempDir, Vec<u8>, u64) {
+    let t = tempfile::tempdir().unwrap();
+    let data = mixed(len);
+    let fs = mount(&t.path().join("s"), segments);
+    let ino = create_file(&fs, ROOT_INO, "f", &data);
+    unmount(fs);
+    (t, data, ino)
+}
+
 /// Bytes the cache holds after reading `len` bytes at `off`.
 fn cached_after(fs: &Fs, ino: u64, data: &[u8], off: usize, len: usize) -> usize {
     let got = fs.read(ino, off as u64, len as u32).unwrap();
@@ -68,12 +80,8 @@ fn cached_after(fs: &Fs, ino: u64, data: &[u8], off: usize, len: usize) -> usize
 }
 
 fn small_reads_decode_only_their_frames(segments: bool) {
-    let t = tempfile::tempdir().unwrap();
+    let (t, data, ino) = stored_file(16 * BS + 5000, segments);
     let dir = t.path().join("s");
-    let data = mixed(16 * BS + 5000);
-    let fs = mount(&dir, segments);
-    let ino = create_file(&fs, ROOT_INO, "f", &data);
-    unmount(fs);
     let blocks = (data.len() / BS + 1) as u64;
     let placed = count(
         &dir,
@@ -194,12 +202,8 @@ fn extent(dir: &Path, ino: u64, idx: u64) -> (u64, u64, u64) {
 
 #[test]
 fn a_damaged_frame_fails_only_its_reads() {
-    let t = tempfile::tempdir().unwrap();
+    let (t, data, ino) = stored_file(4 * BS, true);
     let dir = t.path().join("s");
-    let data = mixed(4 * BS);
-    let fs = mount(&dir, true);
-    let ino = create_file(&fs, ROOT_INO, "f", &data);
-    unmount(fs);
     // Flip a byte near the end of block 1's record: its last frame.
     let (segment, offset, len) = extent(&dir, ino, 1);
     let path = dir
@@ -233,12 +237,8 @@ fn a_damaged_frame_fails_only_its_reads() {
 
 #[test]
 fn a_damaged_table_copy_falls_back_to_the_record_and_fsck_reports_it() {
-    let t = tempfile::tempdir().unwrap();
+    let (t, data, ino) = stored_file(3 * BS, true);
     let dir = t.path().join("s");
-    let data = mixed(3 * BS);
-    let fs = mount(&dir, true);
-    let ino = create_file(&fs, ROOT_INO, "f", &data);
-    unmount(fs);
     // Block 0's copy gets a wrong frame checksum; block 1's copy points
     // its first frame at the wrong bytes; block 2's row loses its copy
     // (as a row written before frames had none).

@@ -116,12 +116,8 @@ impl Pin {
     }
 
     /// The record's length.
-    pub fn len(&self) -> usize {
+    pub fn record_len(&self) -> usize {
         self.extent.len as usize
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.extent.len == 0
     }
 
     /// Reads bytes `range` of the record only.
