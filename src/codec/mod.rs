@@ -7,6 +7,7 @@
 //! smallest encoding among the codecs it holds.
 
 pub mod cm;
+mod crc_combine;
 mod error;
 pub mod llm;
 mod lzma_codec;
@@ -107,6 +108,30 @@ pub trait Codec: Send + Sync {
     /// must be exactly `raw_len` bytes; anything else is an error, and the
     /// codec must not allocate more than `raw_len` bytes of output.
     fn decode(&self, payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), CodecError>;
+
+    /// [`Codec::encode`], returning the CRC-32C of `raw` that the record
+    /// header carries. A codec that checksums parts of `raw` anyway (the
+    /// zstd frame table) combines theirs instead of reading the block a
+    /// second time.
+    fn encode_summed(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<u32, CodecError> {
+        self.encode(raw, out)?;
+        Ok(crc32c::crc32c(raw))
+    }
+
+    /// [`Codec::decode`], returning the CRC-32C of the bytes it appended,
+    /// which the caller compares with the record header's. As with
+    /// [`Codec::encode_summed`], a codec that has checked each part of its
+    /// output against a checksum of its own combines those.
+    fn decode_summed(
+        &self,
+        payload: &[u8],
+        raw_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<u32, CodecError> {
+        let at = out.len();
+        self.decode(payload, raw_len, out)?;
+        Ok(crc32c::crc32c(&out[at..]))
+    }
 
     /// What produced `payload`, for error messages (the llm codec names the
     /// engine fingerprints).

@@ -91,13 +91,13 @@ impl RecordHeader {
 pub fn encode_record(codec: &dyn Codec, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(RECORD_HEADER_LEN + raw.len() / 2);
     out.resize(RECORD_HEADER_LEN, 0);
-    codec.encode(raw, &mut out)?;
+    let crc = codec.encode_summed(raw, &mut out)?;
     let payload_len = out.len() - RECORD_HEADER_LEN;
     let header = RecordHeader {
         codec: codec.id(),
         codec_arg: 0,
         raw_len: u32::try_from(raw.len()).expect("block larger than 4 GiB"),
-        crc32c: crc32c::crc32c(raw),
+        crc32c: crc,
         payload_len: u32::try_from(payload_len).expect("payload larger than 4 GiB"),
     };
     let mut head = Vec::with_capacity(RECORD_HEADER_LEN);
@@ -117,14 +117,13 @@ pub fn decode_record<'a>(
     let codec = codec_for(header.codec).ok_or(CodecError::UnknownCodec(header.codec as u8))?;
     let raw_len = header.raw_len as usize;
     let mut out = Vec::with_capacity(raw_len);
-    codec.decode(&record[RECORD_HEADER_LEN..], raw_len, &mut out)?;
+    let actual = codec.decode_summed(&record[RECORD_HEADER_LEN..], raw_len, &mut out)?;
     if out.len() != raw_len {
         return Err(CodecError::LengthMismatch {
             expected: raw_len,
             actual: out.len(),
         });
     }
-    let actual = crc32c::crc32c(&out);
     if actual != header.crc32c {
         return Err(CodecError::Checksum {
             expected: header.crc32c,

@@ -171,6 +171,11 @@ impl FrameTable {
         start..(start + self.frame_bytes).min(self.raw_len)
     }
 
+    /// Frame `i`'s recorded CRC-32C of its raw bytes.
+    pub fn frame_crc(&self, i: usize) -> u32 {
+        self.frames[i].1
+    }
+
     /// Checks `raw`, what frame `i` decoded to, against its length and
     /// its recorded checksum.
     pub fn check_frame(&self, i: usize, raw: &[u8]) -> Result<(), CodecError> {
