@@ -3,14 +3,15 @@
 #
 # `contender_mount B`: mounts contender B on a fresh volume: an llmfs
 # binary (with $MOUNT_ARGS) on $mnt, or for B = `mergerfs` Debian's
-# mergerfs with one branch on the same disk (a FUSE passthrough). Sets
+# mergerfs with one branch on the same disk (a FUSE passthrough; extra
+# options in $MERGERFS_OPTS). Sets
 # $target (where to work) and $pid (the daemon, for its CPU time).
 # `contender_umount B` unmounts it; `contender_cpu` prints the daemon's
 # CPU time so far in clock ticks.
 contender_mount() {
   if [ "$1" = mergerfs ]; then
     rm -rf "$work/branch"; mkdir -p "$work/branch" "$work/mergerfs"
-    mergerfs -o cache.files=off,dropcacheonclose=false,category.create=mfs "$work/branch" "$work/mergerfs"
+    mergerfs -o "cache.files=off,dropcacheonclose=false,category.create=mfs${MERGERFS_OPTS:+,$MERGERFS_OPTS}" "$work/branch" "$work/mergerfs"
     pid=$(pgrep -n -x mergerfs)
     target=$work/mergerfs
   else

@@ -77,6 +77,10 @@ pub struct SetAttr {
     pub size: Option<u64>,
     pub atime: Option<SetTime>,
     pub mtime: Option<SetTime>,
+    /// Also clear set-user-ID, and set-group-ID with group execute, of a
+    /// non-directory (the kernel's FATTR_KILL_SUIDGID: a change of owner,
+    /// or a truncation by a caller without CAP_FSETID; setid.rs).
+    pub kill_suidgid: bool,
 }
 
 /// Who is asking: the caller's credentials and umask.

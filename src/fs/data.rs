@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::in_flight::Block;
 use super::read_ahead::slow_to_decode;
+use super::setid::setid_bits;
 use super::write_back::{append_records, commit_blocks, put_or_drop, RowEdit};
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
 use crate::cache::{join_frames, Cached};
@@ -73,6 +74,8 @@ impl Fs {
         }
         self.cache.invalidate_from(row.ino, 0);
         if let Some(oi) = st.open.get_mut(&row.ino) {
+            // Another mount may have set the mode.
+            oi.setid_clear = false;
             if !oi.has_unpersisted() {
                 oi.size = row.size;
             }
@@ -363,7 +366,7 @@ impl Fs {
     /// same transaction (a `setattr`: its changes and the file's pending
     /// data commit together, in one transaction). `edit` says whether it
     /// changed the row; the row as stored is returned when it was read.
-    fn persist_with(
+    pub(super) fn persist_with(
         &self,
         st: &mut State,
         ino: u64,
@@ -675,6 +678,11 @@ impl Fs {
                 row.mtime_ns = t.resolve(now);
                 changed = true;
             }
+            if set.kill_suidgid {
+                let bits = setid_bits(row.mode);
+                row.mode &= !bits;
+                changed |= bits != 0;
+            }
             if changed {
                 row.ctime_ns = now;
             }
@@ -684,6 +692,11 @@ impl Fs {
             Some(row) => row,
             None => self.row(ino)?,
         };
+        if set.mode.is_some() {
+            if let Some(oi) = st.open.get_mut(&ino) {
+                oi.setid_clear = false;
+            }
+        }
         Ok(self.attr_of(&st, &row))
     }
 }

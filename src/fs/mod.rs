@@ -9,6 +9,7 @@ mod in_flight;
 mod namespace;
 mod read_ahead;
 mod reaper;
+mod setid;
 mod write_back;
 mod xattr;
 
@@ -101,6 +102,9 @@ struct OpenInode {
     size: u64,
     /// mtime/ctime of writes not yet persisted.
     pending_time: Option<i64>,
+    /// The mode is known to hold no bits a write clears (setid.rs), since
+    /// it was last set.
+    setid_clear: bool,
 }
 
 impl State {

@@ -117,6 +117,23 @@ impl FuseFs {
     }
 }
 
+impl FuseFs {
+    /// Clears set-user-ID and set-group-ID of a file an unprivileged
+    /// caller changes (fs/setid.rs), and has the kernel drop the mode it
+    /// cached: it would otherwise honour the bits for up to the attribute
+    /// TTL.
+    fn kill_suidgid(&self, ino: u64) -> Result<(), Errno> {
+        match self.fs.kill_suidgid(ino) {
+            Ok(true) => {
+                self.forget_attributes(ino);
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => Err(errno("kill_suidgid", e)),
+        }
+    }
+}
+
 fn file_type(mode: u32) -> FileType {
     match mode & libc::S_IFMT {
         libc::S_IFDIR => FileType::Directory,
@@ -203,7 +220,13 @@ impl Filesystem for FuseFs {
             | InitFlags::FUSE_MAX_PAGES
             | InitFlags::FUSE_BIG_WRITES
             | InitFlags::FUSE_DO_READDIRPLUS
-            | InitFlags::FUSE_READDIRPLUS_AUTO;
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            // The core clears set-user-ID and set-group-ID when a file
+            // changes (fs/setid.rs), so the kernel does not ask for the
+            // file's `security.capability` before each write (SB_NOSEC:
+            // once per inode) nor read the mode back before each chown:
+            // small appends ran at half the speed with those round trips.
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
         // Not FUSE_WRITEBACK_CACHE: with it the kernel accepts a write past
         // the volume's size limit into its page cache (its limit for FUSE
         // is the VFS's) and the EFBIG comes only at write-back, and it
@@ -266,7 +289,7 @@ impl Filesystem for FuseFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -289,6 +312,10 @@ impl Filesystem for FuseFs {
             size,
             atime: atime.map(set_time),
             mtime: mtime.map(set_time),
+            // The kernel's FATTR_KILL_SUIDGID, which fuser does not pass
+            // on: sent with every change of owner, and with a truncation
+            // by a caller without CAP_FSETID, which uid 0 stands for here.
+            kill_suidgid: uid.is_some() || gid.is_some() || (size.is_some() && req.uid() != 0),
         };
         match self.fs.setattr(ino.0, &set) {
             Ok(a) => reply.attr(&self.ttl, &to_file_attr(&a)),
@@ -410,7 +437,15 @@ impl Filesystem for FuseFs {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        // O_TRUNC by a caller without CAP_FSETID (the kernel's
+        // FUSE_OPEN_KILL_SUIDGID, which fuser does not pass on; uid 0
+        // stands for the capability).
+        if flags.0 & libc::O_TRUNC != 0 && req.uid() != 0 {
+            if let Err(e) = self.kill_suidgid(ino.0) {
+                return reply.error(e);
+            }
+        }
         match self.fs.open_keeping_cache(ino.0, flags.0) {
             Ok((fh, keep)) => {
                 let flags = if keep {
@@ -451,11 +486,16 @@ impl Filesystem for FuseFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
+            if let Err(e) = self.kill_suidgid(ino.0) {
+                return reply.error(e);
+            }
+        }
         match self.fs.write(ino.0, fh.0, offset, data) {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno("write", e)),

@@ -65,3 +65,79 @@ fn another_user_cannot_read_a_private_file_or_a_mount_without_allow_other() {
     let (ok, report) = m.fsck();
     assert!(ok, "{report}");
 }
+
+/// Runs `sh -c SCRIPT` as uid/gid 65534; panics if it fails.
+fn sh_as_nobody(script: &str) {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
+        .arg(script)
+        .output()
+        .expect("run setpriv");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Linux's rule, which the daemon applies since the kernel leaves it to
+/// the filesystem (FUSE_HANDLE_KILLPRIV_V2): a write, `O_TRUNC` or
+/// truncation by an unprivileged user clears set-user-ID and executable
+/// set-group-ID, root's writes keep them, a chown clears them; each
+/// change shows in the very next `stat` (the kernel's cached mode is
+/// dropped), and after a remount.
+#[test]
+fn changing_a_file_clears_its_setid_bits_as_linux_does() {
+    require_fuse!();
+    let mut m = Mounted::new(&["-o", "allow_other"]);
+    open_parents(&m);
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let f = m.path("prog");
+    fs::write(&f, b"#!/bin/sh\n").unwrap();
+    let setid = |p: &Path, bits: u32| {
+        fs::set_permissions(p, fs::Permissions::from_mode(bits)).unwrap();
+        assert_eq!(mode(p), bits);
+    };
+
+    // Root writes: the bits stay (CAP_FSETID).
+    setid(&f, 0o6777);
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&f)
+        .and_then(|mut h| std::io::Write::write_all(&mut h, b"echo\n"))
+        .unwrap();
+    assert_eq!(mode(&f), 0o6777, "root's write");
+
+    // Another user's append, truncation and O_TRUNC clear them.
+    let path = f.display().to_string();
+    sh_as_nobody(&format!("echo more >> '{path}'"));
+    assert_eq!(mode(&f), 0o777, "another user's write");
+    setid(&f, 0o4777);
+    sh_as_nobody(&format!("truncate -s 3 '{path}'"));
+    assert_eq!(mode(&f), 0o777, "another user's truncate");
+    setid(&f, 0o6777);
+    sh_as_nobody(&format!(": > '{path}'"));
+    assert_eq!(mode(&f), 0o777, "another user's O_TRUNC");
+    // Set-group-ID without group execute (mandatory locking) stays.
+    setid(&f, 0o2767);
+    sh_as_nobody(&format!("echo x >> '{path}'"));
+    assert_eq!(mode(&f), 0o2767);
+
+    // A chown clears them, root's too.
+    setid(&f, 0o6755);
+    std::os::unix::fs::chown(&f, Some(65534), None).unwrap();
+    assert_eq!(mode(&f), 0o755, "chown");
+    m.unmount();
+    m.mount(&["-o", "allow_other"]);
+    assert_eq!(mode(&f), 0o755, "after a remount");
+    assert_eq!(fs::read(&f).unwrap(), b"x\n");
+    m.unmount();
+    let (ok, report) = m.fsck();
+    assert!(ok, "{report}");
+}

@@ -342,3 +342,76 @@ fn setattr_of_a_dirty_file_commits_data_and_attributes_together() {
         );
     }
 }
+
+/// Set-user-ID and executable set-group-ID go when the kernel asks (a
+/// write or truncation by an unprivileged caller, a change of owner); a
+/// set-group-ID without group execute and a directory's bits stay; an
+/// open file remembers that it has none until its mode is set again.
+#[test]
+fn setid_bits_are_cleared_when_asked() {
+    for v in volumes() {
+        println!("backend: {:?}", v.store.kind);
+        let fs = &v.fs;
+        let mode = |ino| fs.getattr(ino).unwrap().mode & 0o7777;
+        let chmod = |ino, m| {
+            let set = llmfs::fs::SetAttr {
+                mode: Some(m),
+                ..Default::default()
+            };
+            fs.setattr(ino, &set).unwrap();
+        };
+        let a = file(fs, ROOT_INO, "a", b"data");
+        chmod(a, 0o6755);
+        let fh = fs.open(a, libc::O_WRONLY).unwrap();
+        fs.write(a, fh, 0, b"pending").unwrap();
+        let ctime = fs.getattr(a).unwrap().ctime_ns;
+        assert!(fs.kill_suidgid(a).unwrap(), "cleared");
+        assert_eq!(mode(a), 0o755);
+        assert!(fs.getattr(a).unwrap().ctime_ns >= ctime);
+        assert!(!fs.kill_suidgid(a).unwrap(), "nothing left to clear");
+        // A chmod while open: the next write's check sees the new mode.
+        chmod(a, 0o4700);
+        assert!(fs.kill_suidgid(a).unwrap());
+        assert_eq!(mode(a), 0o700);
+        chmod(a, 0o2745);
+        assert!(!fs.kill_suidgid(a).unwrap(), "mandatory-locking sgid stays");
+        assert_eq!(mode(a), 0o2745);
+        fs.release(a, fh).unwrap();
+        assert_eq!(content(fs, a), b"pending");
+        let row = fs.store().read(|m| m.inode(a)).unwrap().unwrap();
+        assert_eq!(row.mode & 0o7777, 0o2745);
+
+        // A change of owner, and a truncation, with the kernel's flag.
+        chmod(a, 0o6755);
+        let chown = llmfs::fs::SetAttr {
+            uid: Some(1000),
+            kill_suidgid: true,
+            ..Default::default()
+        };
+        assert_eq!(fs.setattr(a, &chown).unwrap().mode & 0o7777, 0o755);
+        chmod(a, 0o4755);
+        let truncate = llmfs::fs::SetAttr {
+            size: Some(2),
+            kill_suidgid: true,
+            ..Default::default()
+        };
+        let attr = fs.setattr(a, &truncate).unwrap();
+        assert_eq!((attr.mode & 0o7777, attr.size), (0o755, 2));
+        // Without the flag (a privileged caller) the bits stay.
+        chmod(a, 0o4755);
+        let truncate = llmfs::fs::SetAttr {
+            size: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(fs.setattr(a, &truncate).unwrap().mode & 0o7777, 0o4755);
+
+        let d = fs.mkdir(&Ctx::root(), ROOT_INO, b"d", 0o2775).unwrap().ino;
+        let before = mode(d);
+        assert_ne!(before & libc::S_ISGID, 0);
+        assert!(
+            !fs.kill_suidgid(d).unwrap(),
+            "a directory keeps set-group-ID"
+        );
+        assert_eq!(mode(d), before);
+    }
+}
