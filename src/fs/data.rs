@@ -14,6 +14,16 @@ use crate::error::{Error, Result};
 use crate::store::{Durability, InodeRow, StoredRecord, WriteTx};
 use crate::time::now_ns;
 
+/// What a stored block's lookup found.
+enum Part {
+    /// Its bytes (stored_part says which).
+    Block(Block),
+    /// A hole: zeros.
+    Hole,
+    /// A slow decode the caller said it would not wait for.
+    Slow,
+}
+
 impl Fs {
     /// Opens a file and returns its handle. `O_TRUNC` truncates to zero.
     pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
@@ -117,13 +127,15 @@ impl Fs {
 
     /// Reads one stored block (cache first), verified; `None` is a hole.
     fn stored_block(&self, ino: u64, idx: u64) -> Result<Option<Arc<Vec<u8>>>> {
-        match self.stored_part(ino, idx, 0, usize::MAX)? {
-            Some(Block::Whole(data)) => Ok(Some(data)),
+        match self.stored_part(ino, idx, 0, usize::MAX, true)? {
+            Part::Block(Block::Whole(data)) => Ok(Some(data)),
             // A read of the whole block always waits for the verified block.
-            Some(Block::Prefix(_) | Block::Span(..)) => Err(Error::Inconsistent(format!(
-                "inode {ino} block {idx}: a partial block where the whole was asked for"
-            ))),
-            None => Ok(None),
+            Part::Block(Block::Prefix(_) | Block::Span(..)) | Part::Slow => {
+                Err(Error::Inconsistent(format!(
+                    "inode {ino} block {idx}: a partial block where the whole was asked for"
+                )))
+            }
+            Part::Hole => Ok(None),
         }
     }
 
@@ -137,10 +149,18 @@ impl Fs {
     /// of at least `need` bytes (or the whole block when it is shorter),
     /// before the rest is decoded: once those bytes matched the payload's
     /// wave checksums (llm version 5), or with `early_reads` at once.
-    fn stored_part(&self, ino: u64, idx: u64, start: usize, need: usize) -> Result<Option<Block>> {
+    /// With `wait_slow` false, such a miss is `Part::Slow` instead.
+    fn stored_part(
+        &self,
+        ino: u64,
+        idx: u64,
+        start: usize,
+        need: usize,
+        wait_slow: bool,
+    ) -> Result<Part> {
         let epoch = match self.cache.get_span(ino, idx, start, need) {
-            Cached::Whole(data) => return Ok(Some(Block::Whole(data))),
-            Cached::Span(at, data) => return Ok(Some(Block::Span(at, data))),
+            Cached::Whole(data) => return Ok(Part::Block(Block::Whole(data))),
+            Cached::Span(at, data) => return Ok(Part::Block(Block::Span(at, data))),
             Cached::Miss(epoch) => epoch,
         };
         // A record in a segment file is read after the transaction, so
@@ -160,18 +180,23 @@ impl Fs {
             Ok(record)
         })?
         else {
-            return Ok(None);
+            return Ok(Part::Hole);
         };
         if let Some(span) = self.read_span(ino, idx, &record, start, need, epoch) {
-            return Ok(Some(span));
+            return Ok(Part::Block(span));
         }
         let record = record.into_bytes()?;
         if slow_to_decode(&record) {
-            return self.decode_shared(ino, idx, record, epoch, need).map(Some);
+            if !wait_slow {
+                return Ok(Part::Slow);
+            }
+            return self
+                .decode_shared(ino, idx, record, epoch, need)
+                .map(Part::Block);
         }
         let data = Arc::new(self.decoding().decode_reading_ahead(ino, idx, &record)?);
         self.cache.insert(ino, idx, Arc::clone(&data), epoch);
-        Ok(Some(Block::Whole(data)))
+        Ok(Part::Block(Block::Whole(data)))
     }
 
     /// Bytes `start..end` of a framed zstd block, when they are less than
@@ -225,6 +250,26 @@ impl Fs {
     }
 
     pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        self.read_waiting(ino, offset, size, true)?.ok_or_else(|| {
+            Error::Inconsistent(format!("inode {ino}: a read that may wait did not"))
+        })
+    }
+
+    /// As [`Fs::read`], unless a block of the range misses the cache and
+    /// decodes slowly (the model, cm: up to seconds a block): then
+    /// `Ok(None)`, and the caller reads it where waiting is harmless (the
+    /// FUSE layer: on a thread that is not one of the kernel's workers).
+    pub fn read_unless_slow(&self, ino: u64, offset: u64, size: u32) -> Result<Option<Vec<u8>>> {
+        self.read_waiting(ino, offset, size, false)
+    }
+
+    fn read_waiting(
+        &self,
+        ino: u64,
+        offset: u64,
+        size: u32,
+        wait_slow: bool,
+    ) -> Result<Option<Vec<u8>>> {
         let bs = self.block_size() as u64;
         // Under the state lock, take the size and copies of dirty blocks;
         // decode stored blocks after releasing it so readers run in parallel.
@@ -232,7 +277,7 @@ impl Fs {
             let st = self.state();
             let file_size = self.current_size(&st, ino)?;
             if offset >= file_size || size == 0 {
-                return Ok(Vec::new());
+                return Ok(Some(Vec::new()));
             }
             let end = file_size.min(offset.saturating_add(size as u64));
             let (first, last) = (offset / bs, (end - 1) / bs);
@@ -262,8 +307,9 @@ impl Fs {
             let from_dirty = dirty.iter().find(|(i, _)| *i == idx).map(|(_, b)| b);
             match from_dirty {
                 Some(buf) => out.extend_from_slice(&buf[within..within + take]),
-                None => match self.stored_part(ino, idx, within, within + take)? {
-                    Some(block) => {
+                None => match self.stored_part(ino, idx, within, within + take, wait_slow)? {
+                    Part::Slow => return Ok(None),
+                    Part::Block(block) => {
                         // A stored block may be shorter than the block size;
                         // the rest of it reads as zeros. A prefix holds at
                         // least `within + take` bytes, and a span bytes
@@ -277,12 +323,12 @@ impl Fs {
                         }
                         out.resize(out.len() + (take - have), 0);
                     }
-                    None => out.resize(out.len() + take, 0),
+                    Part::Hole => out.resize(out.len() + take, 0),
                 },
             }
             pos += take as u64;
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     pub fn write(&self, ino: u64, fh: u64, offset: u64, data: &[u8]) -> Result<usize> {

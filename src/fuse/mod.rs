@@ -15,6 +15,8 @@ use fuser::{
     WriteFlags,
 };
 
+mod slow_reads;
+
 use crate::error::Error;
 use crate::fs::{Attr, Ctx, Fs, SetAttr, SetTime};
 use crate::time::{from_ns, to_ns};
@@ -78,6 +80,8 @@ pub struct FuseFs {
     /// The session's mount, once the session exists: `destroy` lets go of
     /// it (see there).
     unmounter: Arc<Mutex<Option<SessionUnmounter>>>,
+    /// Where reads that wait for a slow decode run (slow_reads.rs).
+    slow_reads: slow_reads::SlowReads,
 }
 
 impl FuseFs {
@@ -87,6 +91,7 @@ impl FuseFs {
             ttl,
             notifier: Arc::default(),
             unmounter: Arc::default(),
+            slow_reads: slow_reads::SlowReads::new(),
         }
     }
 
@@ -242,6 +247,7 @@ impl Filesystem for FuseFs {
     }
 
     fn destroy(&mut self) {
+        self.slow_reads.stop();
         if let Err(e) = self.fs.shutdown() {
             log::error!("writing back at unmount failed: {e}");
         }
@@ -473,8 +479,16 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.fs.read(ino.0, offset, size) {
-            Ok(data) => reply.data(&data),
+        match self.fs.read_unless_slow(ino.0, offset, size) {
+            Ok(Some(data)) => reply.data(&data),
+            Ok(None) => {
+                let fs = Arc::clone(&self.fs);
+                self.slow_reads
+                    .run_or_inline(move || match fs.read(ino.0, offset, size) {
+                        Ok(data) => reply.data(&data),
+                        Err(e) => reply.error(errno("read", e)),
+                    });
+            }
             Err(e) => reply.error(errno("read", e)),
         }
     }

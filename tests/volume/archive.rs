@@ -513,3 +513,41 @@ fn deep_tier_primes_llm_blocks_with_the_volume_dictionary() {
         .expect_err("a primed llm block read without its dictionary");
     assert!(e.to_string().contains("does not hold"), "{e}");
 }
+
+/// `read_unless_slow`, the FUSE workers' read: a cm block that misses the
+/// cache is left to a thread that may wait (`None`), a cached one, a hole,
+/// bytes past the end and a zstd block are read at once; the waiting
+/// read returns the same bytes and caches them.
+#[test]
+fn reads_that_would_wait_for_a_slow_decode_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = readme_prose(2 * BS, 7);
+    let ino = file_of_blocks(dir.path(), &data, &CodecSet::default(), CodecId::Cm);
+    let fs = Fs::with_codecs(
+        open_store(dir.path()),
+        FsConfig::default(),
+        CodecSet::default(),
+    )
+    .unwrap();
+    assert_eq!(fs.read_unless_slow(ino, 10, 100).unwrap(), None);
+    assert_eq!(fs.read_unless_slow(ino, BS as u64, 10).unwrap(), None);
+    assert_eq!(fs.read(ino, 10, 100).unwrap(), &data[10..110]);
+    assert_eq!(
+        fs.read_unless_slow(ino, 0, BS as u32).unwrap().as_deref(),
+        Some(&data[..BS]),
+        "cached"
+    );
+    assert_eq!(
+        fs.read_unless_slow(ino, 3 * BS as u64, 10)
+            .unwrap()
+            .as_deref(),
+        Some(&[][..]),
+        "past the end"
+    );
+    let z = create(&fs, "z.txt", &data);
+    assert_eq!(
+        fs.read_unless_slow(z, 5, 50).unwrap().as_deref(),
+        Some(&data[5..55]),
+        "zstd"
+    );
+}
