@@ -55,7 +55,7 @@ pub struct MountArgs {
     /// Decoded-block cache size in MiB [default: 64].
     #[arg(long, value_name = "MIB")]
     pub cache_mb: Option<usize>,
-    /// FUSE worker threads, 1..=256 [default: 4].
+    /// FUSE worker threads, 1..=256 [default: one per core, 2..=8].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
     /// Block size of a new store in bytes (a power of two, 4 KiB..16 MiB);
@@ -134,7 +134,16 @@ pub fn parse_age(s: &str) -> Result<u64, String> {
 
 const DEFAULT_CACHE_MB: usize = 64;
 const DEFAULT_SEGMENT_MIN_KIB: usize = crate::fs::DEFAULT_SEGMENT_MIN_BYTES / 1024;
-const DEFAULT_THREADS: u16 = 4;
+/// FUSE worker threads by default: one per core, at least 2 and at most
+/// 8. A worker that has a request wakes another to read the next, and
+/// workers beyond the cores only take turns at that: on 2 cores, 4
+/// workers ran `tar x` and `cp -r` 1.4x slower than 2 and spent 40% more
+/// CPU (bench/results/2026-12-04-threads.tsv). Workers never wait for a
+/// slow decode (fuse/slow_reads.rs), so a few suffice.
+fn default_threads() -> u16 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    cores.clamp(2, 8) as u16
+}
 const DEFAULT_ARCHIVE_AFTER: u64 = 600;
 /// A week: data unwritten that long is taken to be cold for good.
 const DEFAULT_DEEP_ARCHIVE_AFTER: AgeOrNever = AgeOrNever(Some(7 * 86400));
@@ -397,7 +406,7 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, CliError
         model: args.model.clone(),
         device: args.device,
         cache_mb: merge("cache_mb", args.cache_mb, opts.cache_mb, DEFAULT_CACHE_MB)?,
-        threads: merge("threads", args.threads, opts.threads, DEFAULT_THREADS)?,
+        threads: merge("threads", args.threads, opts.threads, default_threads())?,
         block_size: merge(
             "block_size",
             args.block_size,
