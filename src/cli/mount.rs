@@ -137,9 +137,10 @@ const DEFAULT_SEGMENT_MIN_KIB: usize = crate::fs::DEFAULT_SEGMENT_MIN_BYTES / 10
 /// FUSE worker threads by default: one per core, at least 2 and at most
 /// 8. A worker that has a request wakes another to read the next, and
 /// workers beyond the cores only take turns at that: on 2 cores, 4
-/// workers ran `tar x` and `cp -r` 1.4x slower than 2 and spent 40% more
-/// CPU (bench/results/2026-12-04-threads.tsv). Workers never wait for a
-/// slow decode (fuse/slow_reads.rs), so a few suffice.
+/// workers ran `tar x` 1.1-1.5x and `cp -r` 1.15x slower than 2, with
+/// 10-28% more daemon CPU (bench/results/2026-12-04-threads.tsv).
+/// Workers never wait for a slow decode (fuse/slow_reads.rs), so a few
+/// suffice.
 fn default_threads() -> u16 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     cores.clamp(2, 8) as u16

@@ -130,11 +130,12 @@ impl Fs {
         match self.stored_part(ino, idx, 0, usize::MAX, true)? {
             Part::Block(Block::Whole(data)) => Ok(Some(data)),
             // A read of the whole block always waits for the verified block.
-            Part::Block(Block::Prefix(_) | Block::Span(..)) | Part::Slow => {
-                Err(Error::Inconsistent(format!(
-                    "inode {ino} block {idx}: a partial block where the whole was asked for"
-                )))
-            }
+            Part::Block(Block::Prefix(_) | Block::Span(..)) => Err(Error::Inconsistent(format!(
+                "inode {ino} block {idx}: a partial block where the whole was asked for"
+            ))),
+            Part::Slow => Err(Error::Inconsistent(format!(
+                "inode {ino} block {idx}: a lookup that may wait did not"
+            ))),
             Part::Hole => Ok(None),
         }
     }
@@ -258,7 +259,9 @@ impl Fs {
     /// As [`Fs::read`], unless a block of the range misses the cache and
     /// decodes slowly (the model, cm: up to seconds a block): then
     /// `Ok(None)`, and the caller reads it where waiting is harmless (the
-    /// FUSE layer: on a thread that is not one of the kernel's workers).
+    /// FUSE layer: on a thread that is not one of the kernel's workers),
+    /// which looks the block's record up again: once per cold slow block,
+    /// next to a decode of up to seconds.
     pub fn read_unless_slow(&self, ino: u64, offset: u64, size: u32) -> Result<Option<Vec<u8>>> {
         self.read_waiting(ino, offset, size, false)
     }

@@ -23,9 +23,9 @@ type Result<T> = std::result::Result<T, StoreError>;
 const NOT_PORTABLE: &str = "codec = 2 AND substr(record, 21, 1) IN (x'01', x'02')";
 
 /// The inode columns, in `inode_from_row`'s order: a macro, so that the
-/// hottest query below is one string built at compile time (formatting
-/// it on every `getattr` and `lookup` was 3% of the daemon's time in a
-/// run of stats).
+/// hottest query below is one string built at compile time rather than
+/// formatted on every `getattr` and `lookup` (which showed in profiles of
+/// a run of stats).
 macro_rules! inode_columns {
     () => {
         "ino, mode, uid, gid, nlink, size, stored_bytes, rdev, atime_ns, \
