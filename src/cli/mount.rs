@@ -90,7 +90,8 @@ pub struct MountArgs {
     #[arg(long)]
     pub early_reads: bool,
     /// Seconds the kernel caches attributes and names (0 to 3600,
-    /// fractions allowed): a change another mount of a PostgreSQL volume
+    /// fractions allowed), and on a store directory that a name does not
+    /// exist: a change another mount of a PostgreSQL volume
     /// made shows this late at most (a file's data and size show at its
     /// next open) [default: 1 for a PostgreSQL volume, 60 for a store
     /// directory].
@@ -383,6 +384,17 @@ impl Settings {
             (Some(secs), _) => Duration::from_secs_f64(secs),
             (None, StoreLocation::Postgres(_)) => crate::fuse::SHARED_TTL,
             (None, StoreLocation::Dir(_)) => crate::fuse::TTL,
+        }
+    }
+
+    /// How long the kernel caches that a name does not exist: as long as
+    /// names that do on a store directory, whose names change only through
+    /// this mount; never on a PostgreSQL volume, so that a file another
+    /// mount creates opens at once (close-to-open).
+    fn negative_ttl(&self, store: &StoreLocation) -> Duration {
+        match store {
+            StoreLocation::Postgres(_) => Duration::ZERO,
+            StoreLocation::Dir(_) => self.ttl(store),
         }
     }
 
@@ -806,7 +818,11 @@ fn mount(
     // leaving a dead mount behind.
     let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
         .context("installing signal handlers")?;
-    let fuse = FuseFs::new(Arc::clone(&volume.fs), settings.ttl(&at.location));
+    let fuse = FuseFs::new(
+        Arc::clone(&volume.fs),
+        settings.ttl(&at.location),
+        settings.negative_ttl(&at.location),
+    );
     let notifier = fuse.notifier_slot();
     let unmounter = fuse.unmounter_slot();
     // `Session::new` returns after the FUSE handshake: the mount is live.
@@ -1074,6 +1090,8 @@ mod tests {
         let s = settings(&args, &ParsedOptions::default()).unwrap();
         assert_eq!(s.ttl(&dir), crate::fuse::TTL);
         assert_eq!(s.ttl(&pg), crate::fuse::SHARED_TTL);
+        assert_eq!(s.negative_ttl(&dir), crate::fuse::TTL);
+        assert_eq!(s.negative_ttl(&pg), Duration::ZERO);
         let opts = parse_options(&["attr_timeout=2.5".into()]).unwrap();
         let s = settings(&args, &opts).unwrap();
         assert_eq!(s.ttl(&pg), Duration::from_millis(2500));

@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
@@ -75,6 +75,9 @@ pub struct FuseFs {
     fs: Arc<Fs>,
     /// How long the kernel may cache attributes and entries.
     ttl: Duration,
+    /// How long the kernel may cache that a name does not exist (zero:
+    /// it asks again at every lookup).
+    negative_ttl: Duration,
     /// The session's channel for invalidations, once the session exists.
     notifier: Arc<OnceLock<Notifier>>,
     /// The session's mount, once the session exists: `destroy` lets go of
@@ -85,10 +88,11 @@ pub struct FuseFs {
 }
 
 impl FuseFs {
-    pub fn new(fs: Arc<Fs>, ttl: Duration) -> FuseFs {
+    pub fn new(fs: Arc<Fs>, ttl: Duration, negative_ttl: Duration) -> FuseFs {
         FuseFs {
             fs,
             ttl,
+            negative_ttl,
             notifier: Arc::default(),
             unmounter: Arc::default(),
             slow_reads: slow_reads::SlowReads::new(),
@@ -167,6 +171,27 @@ fn to_file_attr(a: &Attr) -> FileAttr {
         gid: a.gid,
         rdev: a.rdev,
         blksize: a.blksize,
+        flags: 0,
+    }
+}
+
+/// The attributes of a negative entry: only its node id, 0, counts.
+fn negative_entry() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 0,
         flags: 0,
     }
 }
@@ -276,6 +301,21 @@ impl Filesystem for FuseFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.fs.lookup(parent.0, name.as_bytes()) {
             Ok(a) => self.entry(reply, &a),
+            Err(Error::NotFound) if !self.negative_ttl.is_zero() => {
+                // Node id 0 with a timeout: the kernel keeps a negative
+                // dentry, so a build's search of include paths or a
+                // shell's of $PATH asks once per name, not at every try.
+                // Every later change of the name goes through this mount,
+                // whose kernel replaces the dentry (create, mkdir, link,
+                // rename, symlink, mknod); no reference to forget.
+                log::debug!(
+                    "lookup: no {:?} in directory {}; the kernel keeps that for {:?}",
+                    name,
+                    parent.0,
+                    self.negative_ttl
+                );
+                reply.entry(&self.negative_ttl, &negative_entry(), Generation(0))
+            }
             Err(e) => reply.error(errno("lookup", e)),
         }
     }

@@ -121,6 +121,28 @@ fn writes_on_one_mount_read_back_on_the_other_after_close() {
     a.unmount();
 }
 
+/// A name one mount looked for and did not find opens there as soon as
+/// the other mount creates it: a PostgreSQL volume's mounts do not keep
+/// failed lookups (close-to-open), although B keeps found names and
+/// attributes for an hour.
+#[test]
+fn a_name_missing_on_one_mount_opens_once_the_other_creates_it() {
+    require_fuse!();
+    if pg_url().is_none() {
+        return;
+    }
+    let mut a = Mounted::on_store(FreshStore::new(Kind::Postgres), &[]);
+    let mut b = Mounted::beside(&a, &["--attr-timeout", "3600"]);
+    fs::create_dir(a.path("d")).unwrap();
+    for round in 0..3 {
+        let name = format!("d/late-{round}");
+        assert!(fs::symlink_metadata(b.path(&name)).is_err(), "{name} on B");
+        fs::write(a.path(&name), format!("made on A {round}")).unwrap();
+        assert_eq!(cat(&b.path(&name)), format!("made on A {round}").as_bytes());
+    }
+    unmount_both_and_check(&mut a, &mut b);
+}
+
 /// A reader on B following a file A appends to (as `tail -f` does): once
 /// B's attribute cache lapses (never kept here: `--attr-timeout 0`), a
 /// stat of B's open descriptor shows the new size and B reads A's bytes,

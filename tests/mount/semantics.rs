@@ -252,6 +252,79 @@ impl RemountCheck for Mounted {
 
 // ---------------------------------------------------------- lookup/getattr
 
+/// The kernel keeps a failed lookup on a store directory (a negative
+/// dentry, for the entry timeout): a name looked for three times is asked
+/// of the daemon once. Every way of making the name exist through the
+/// mount shows at the very next lookup, and removing it again shows too.
+#[test]
+fn failed_lookups_are_kept_and_every_change_through_the_mount_shows() {
+    require_fuse!();
+    let mut m = Mounted::new(&[]);
+    let name = "absent-4f1c";
+    let p = m.path(name);
+    for _ in 0..3 {
+        assert_errno(
+            fs::symlink_metadata(&p),
+            libc::ENOENT,
+            "stat of a missing name",
+        );
+    }
+    let asked = m
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("lookup: no") && l.contains(name))
+        .count();
+    assert_eq!(asked, 1, "{}", m.log_text());
+
+    fs::write(m.path("target"), b"t").unwrap();
+    type Maker<'a> = (&'a str, &'a dyn Fn(&Path));
+    let makers: [Maker; 6] = [
+        ("create", &|p| fs::write(p, b"x").unwrap()),
+        ("mkdir", &|p| fs::create_dir(p).unwrap()),
+        ("symlink", &|p| {
+            std::os::unix::fs::symlink("target", p).unwrap()
+        }),
+        ("link", &|p| {
+            fs::hard_link(p.with_file_name("target"), p).unwrap()
+        }),
+        ("rename", &|p| {
+            fs::write(p.with_file_name("moved"), b"m").unwrap();
+            fs::rename(p.with_file_name("moved"), p).unwrap()
+        }),
+        ("mknod", &|p| {
+            let c = cpath(p);
+            // SAFETY: a valid C string.
+            cvt(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }).unwrap()
+        }),
+    ];
+    for (what, make) in makers {
+        assert_errno(fs::symlink_metadata(&p), libc::ENOENT, what);
+        make(&p);
+        let md = fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{what}: {e}"));
+        if md.is_dir() {
+            fs::remove_dir(&p).unwrap();
+        } else {
+            fs::remove_file(&p).unwrap();
+        }
+        assert_errno(fs::symlink_metadata(&p), libc::ENOENT, what);
+    }
+    // Renaming the name away leaves it missing, and exclusive creation
+    // over a kept miss works.
+    fs::write(&p, b"y").unwrap();
+    fs::rename(&p, m.path("elsewhere")).unwrap();
+    assert_errno(fs::symlink_metadata(&p), libc::ENOENT, "renamed away");
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&p)
+        .unwrap();
+    assert_eq!(fs::read(&p).unwrap(), b"");
+    m.remount();
+    assert!(p.exists() && m.path("elsewhere").exists());
+    m.unmount();
+    assert_fsck_clean(&m);
+}
+
 #[test]
 fn lookup_and_getattr() {
     require_fuse!();
