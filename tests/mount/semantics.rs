@@ -2191,6 +2191,76 @@ fn shared_mmap_writes_persist() {
     });
 }
 
+/// A write-only descriptor's writes show at once to a descriptor that has
+/// the pages cached and to a shared mapping of them, the size they extend
+/// the file to as well; bytes the mapping dirtied before reach the file
+/// first and the write lands over them. (Written while trying
+/// `FOPEN_DIRECT_IO` for write-only opens, which passed it too; see
+/// docs/DESIGN.md, "What the kernel caches", for why it was left out.)
+#[test]
+fn write_only_descriptors_and_cached_readers_agree() {
+    require_fuse!();
+    let m = Mounted::new(&[]);
+    let p = m.path("f");
+    let page = 4096usize;
+    fs::write(&p, vec![b'a'; 3 * page]).unwrap();
+    let reader = File::open(&p).unwrap();
+    let mut seen = vec![0u8; 3 * page];
+    reader.read_exact_at(&mut seen, 0).unwrap();
+    assert!(seen.iter().all(|&b| b == b'a'));
+    let rw = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    use std::os::fd::AsRawFd;
+    let len = 3 * page;
+    // SAFETY: mapping an open descriptor of a file `len` long.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            rw.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(ptr, libc::MAP_FAILED, "{}", io::Error::last_os_error());
+    // SAFETY: ptr maps len bytes, readable and writable.
+    let map = unsafe { std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len) };
+    assert_eq!(map[page], b'a');
+    // A dirty page the mapping has not written back yet.
+    map[2 * page..2 * page + 6].copy_from_slice(b"mapped");
+
+    let writer = OpenOptions::new().write(true).open(&p).unwrap();
+    writer.write_all_at(&[b'b'; 4096], page as u64).unwrap();
+    writer.write_all_at(b"tail", len as u64).unwrap();
+    // Over part of the page the mapping dirtied: the mapping's bytes
+    // reach the file first, the write's land over them.
+    writer.write_all_at(b"DIRECT", 2 * page as u64 + 3).unwrap();
+    assert_eq!(&map[2 * page..2 * page + 9], b"mapDIRECT");
+    let mut mid = vec![0u8; page];
+    reader.read_exact_at(&mut mid, page as u64).unwrap();
+    assert!(mid.iter().all(|&b| b == b'b'), "the reader's cached page");
+    assert!(
+        map[page..2 * page].iter().all(|&b| b == b'b'),
+        "the mapping"
+    );
+    assert_eq!(reader.metadata().unwrap().len(), len as u64 + 4);
+    let mut tail = [0u8; 4];
+    reader.read_exact_at(&mut tail, len as u64).unwrap();
+    assert_eq!(&tail, b"tail");
+
+    // SAFETY: ptr/len as mapped above; the slice is not used afterwards.
+    assert_eq!(unsafe { libc::msync(ptr, len, libc::MS_SYNC) }, 0);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::munmap(ptr, len) }, 0);
+    drop((reader, rw, writer));
+    let mut want = vec![b'a'; len];
+    want[page..2 * page].fill(b'b');
+    want[2 * page..2 * page + 9].copy_from_slice(b"mapDIRECT");
+    want.extend_from_slice(b"tail");
+    assert!(fs::read(&p).unwrap() == want, "after close");
+    m.remount_check_and_fsck(|m| assert!(fs::read(m.path("f")).unwrap() == want, "remounted"));
+}
+
 #[test]
 fn more_xattr_cases() {
     require_fuse!();
