@@ -601,6 +601,19 @@ impl Filesystem for FuseFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // On a store directory the kernel may keep a directory's listing
+        // in its page cache across opens: every change of the directory
+        // goes through this kernel, which then drops the listing (the
+        // directory's i_version moves). ENOSYS says so for good: the
+        // kernel stops sending opendir and releasedir (two round trips per
+        // directory a `find` or `git status` walks) and opens every
+        // directory with FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR, checking the
+        // caller's read permission itself (default_permissions). A
+        // PostgreSQL volume's listings always come from the store, where
+        // another mount may change them.
+        if !self.fs.store().is_shared() {
+            return reply.error(Errno::from_i32(libc::ENOSYS));
+        }
         match self.fs.opendir(ino.0) {
             Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
             Err(e) => reply.error(errno("opendir", e)),
@@ -615,6 +628,7 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        log::debug!("readdir: directory {} from cookie {offset}", ino.0);
         let filled = fill_listing(
             offset,
             |offset, limit| self.fs.readdir(ino.0, offset, limit),
@@ -637,6 +651,7 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        log::debug!("readdir: directory {} from cookie {offset}", ino.0);
         let filled = fill_listing(
             offset,
             |offset, limit| self.fs.readdir_plus(ino.0, offset, limit),

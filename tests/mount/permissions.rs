@@ -46,6 +46,32 @@ fn another_user_cannot_read_a_private_file_or_a_mount_without_allow_other() {
     assert!(ok, "a 0644 file is readable by others: {err}");
     let (ok, err) = cat_as_nobody(&m.path("secret"));
     assert!(!ok && err.contains("Permission denied"), "0600: {err}");
+    // Directories: the kernel opens them itself (the daemon answers
+    // opendir with ENOSYS) and keeps their listings, yet checks each
+    // caller's read permission; a listing root made and the kernel kept
+    // is no way around it.
+    for (dir, mode) in [("private", 0o700), ("shared", 0o755)] {
+        fs::create_dir(m.path(dir)).unwrap();
+        fs::write(m.path(&format!("{dir}/inside")), b"x").unwrap();
+        fs::set_permissions(m.path(dir), fs::Permissions::from_mode(mode)).unwrap();
+        assert_eq!(fs::read_dir(m.path(dir)).unwrap().count(), 1);
+    }
+    let ls = |dir: &str| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "ls"])
+            .arg(m.path(dir))
+            .output()
+            .unwrap()
+    };
+    let private = ls("private");
+    assert!(
+        !private.status.success()
+            && String::from_utf8_lossy(&private.stderr).contains("Permission denied"),
+        "listing a 0700 directory of root as another user"
+    );
+    let shared = ls("shared");
+    assert!(shared.status.success(), "listing a 0755 directory");
+    assert_eq!(String::from_utf8_lossy(&shared.stdout).trim(), "inside");
     m.unmount();
 
     // Without allow_other the mount refuses every other user.

@@ -1230,6 +1230,130 @@ fn fsync_and_fsyncdir() {
 
 // ---------------------------------------------------------------- readdir
 
+/// The kernel keeps a directory's listing across opens on a store
+/// directory (the daemon answers opendir with ENOSYS, and the kernel then
+/// opens directories with `FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR`): a listing
+/// repeated unchanged is not asked of the daemon again, and every change
+/// of the directory through
+/// the mount (create, mkdir, symlink, link, mknod, rename in, out and
+/// within, unlink, rmdir) shows in the very next listing, for a
+/// directory of 2000 entries too (several replies' worth).
+#[test]
+fn cached_listings_show_every_change_through_the_mount() {
+    require_fuse!();
+    let mut m = Mounted::new(&[]);
+    let dir = m.path("d");
+    let other = m.path("other");
+    fs::create_dir(&dir).unwrap();
+    fs::create_dir(&other).unwrap();
+    let mut want: std::collections::BTreeSet<String> = (0..2000)
+        .map(|i| format!("entry-with-a-long-name-{i:05}"))
+        .collect();
+    for n in &want {
+        File::create(dir.join(n)).unwrap();
+    }
+    let listed = || {
+        names(&dir)
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(listed(), want);
+    // The daemon logs each listing request it answers.
+    let asked = |m: &Mounted| {
+        let ino = fs::metadata(&dir).unwrap().ino();
+        let line = format!("readdir: directory {ino} from");
+        m.log_text().lines().filter(|l| l.contains(&line)).count()
+    };
+    let before = asked(&m);
+    assert!(before > 0, "{}", m.log_text());
+    assert_eq!(listed(), want, "a repeated listing");
+    assert_eq!(asked(&m), before, "a repeated listing asked the daemon");
+
+    // (what, the change, names it adds, names it removes)
+    type Step<'a> = (&'a str, Box<dyn Fn() + 'a>, Vec<&'a str>, Vec<&'a str>);
+    let steps: Vec<Step> = vec![
+        (
+            "create",
+            Box::new(|| fs::write(dir.join("new-file"), b"x").unwrap()),
+            vec!["new-file"],
+            vec![],
+        ),
+        (
+            "mkdir",
+            Box::new(|| fs::create_dir(dir.join("new-dir")).unwrap()),
+            vec!["new-dir"],
+            vec![],
+        ),
+        (
+            "symlink",
+            Box::new(|| std::os::unix::fs::symlink("new-file", dir.join("new-link")).unwrap()),
+            vec!["new-link"],
+            vec![],
+        ),
+        (
+            "link",
+            Box::new(|| fs::hard_link(dir.join("new-file"), dir.join("hard")).unwrap()),
+            vec!["hard"],
+            vec![],
+        ),
+        (
+            "mknod",
+            Box::new(|| {
+                let c = cpath(&dir.join("fifo"));
+                // SAFETY: a valid C string.
+                cvt(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }).unwrap()
+            }),
+            vec!["fifo"],
+            vec![],
+        ),
+        (
+            "rename within",
+            Box::new(|| fs::rename(dir.join("hard"), dir.join("renamed")).unwrap()),
+            vec!["renamed"],
+            vec!["hard"],
+        ),
+        (
+            "rename in",
+            Box::new(|| {
+                fs::write(other.join("incoming"), b"i").unwrap();
+                fs::rename(other.join("incoming"), dir.join("incoming")).unwrap()
+            }),
+            vec!["incoming"],
+            vec![],
+        ),
+        (
+            "rename out",
+            Box::new(|| fs::rename(dir.join("incoming"), other.join("outgoing")).unwrap()),
+            vec![],
+            vec!["incoming"],
+        ),
+        (
+            "unlink",
+            Box::new(|| fs::remove_file(dir.join("entry-with-a-long-name-01000")).unwrap()),
+            vec![],
+            vec!["entry-with-a-long-name-01000"],
+        ),
+        (
+            "rmdir",
+            Box::new(|| fs::remove_dir(dir.join("new-dir")).unwrap()),
+            vec![],
+            vec!["new-dir"],
+        ),
+    ];
+    for (what, change, added, removed) in steps {
+        change();
+        want.extend(added.iter().map(|s| s.to_string()));
+        for r in removed {
+            want.remove(r);
+        }
+        assert_eq!(listed(), want, "after {what}");
+    }
+    m.remount();
+    assert_eq!(listed(), want, "after a remount");
+    m.unmount();
+    assert_fsck_clean(&m);
+}
+
 #[test]
 fn readdir_lists_3000_entries_exactly_once() {
     require_fuse!();
