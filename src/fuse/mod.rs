@@ -256,7 +256,11 @@ impl Filesystem for FuseFs {
             // file's `security.capability` before each write (SB_NOSEC:
             // once per inode) nor read the mode back before each chown:
             // small appends ran at half the speed with those round trips.
-            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2
+            // A symlink's target never changes (a new target is a new
+            // inode, and inode numbers are not reused), so the kernel may
+            // keep it: a path through a symlink needs no readlink each time.
+            | InitFlags::FUSE_CACHE_SYMLINKS;
         // Not FUSE_WRITEBACK_CACHE: with it the kernel accepts a write past
         // the volume's size limit into its page cache (its limit for FUSE
         // is the VFS's) and the EFBIG comes only at write-back, and it
@@ -370,6 +374,7 @@ impl Filesystem for FuseFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        log::debug!("readlink: inode {}", ino.0);
         match self.fs.readlink(ino.0) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno("readlink", e)),

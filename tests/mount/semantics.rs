@@ -960,6 +960,47 @@ fn symlink_and_readlink() {
     });
 }
 
+/// The kernel keeps symlink targets (`FUSE_CACHE_SYMLINKS`): a name
+/// replaced by another symlink (rename over it, unlink and symlink again)
+/// resolves to the new target at once, a path through a symlink resolves
+/// after each change, and after a remount.
+#[test]
+fn kept_symlink_targets_follow_replaced_names() {
+    require_fuse!();
+    let mut m = Mounted::new(&[]);
+    fs::write(m.path("a"), b"file a").unwrap();
+    fs::write(m.path("b"), b"file b").unwrap();
+    std::os::unix::fs::symlink("a", m.path("link")).unwrap();
+    for _ in 0..3 {
+        assert_eq!(fs::read_link(m.path("link")).unwrap(), Path::new("a"));
+        assert_eq!(fs::read(m.path("link")).unwrap(), b"file a");
+    }
+    // The daemon logs each readlink it answers: one for six reads.
+    let ino = fs::symlink_metadata(m.path("link")).unwrap().ino();
+    let asked = m
+        .log_text()
+        .lines()
+        .filter(|l| l.contains(&format!("readlink: inode {ino}")))
+        .count();
+    assert_eq!(asked, 1, "{}", m.log_text());
+    std::os::unix::fs::symlink("b", m.path("other")).unwrap();
+    fs::rename(m.path("other"), m.path("link")).unwrap();
+    assert_eq!(fs::read_link(m.path("link")).unwrap(), Path::new("b"));
+    assert_eq!(fs::read(m.path("link")).unwrap(), b"file b");
+    fs::remove_file(m.path("link")).unwrap();
+    std::os::unix::fs::symlink("a", m.path("link")).unwrap();
+    assert_eq!(fs::read_link(m.path("link")).unwrap(), Path::new("a"));
+    assert_eq!(fs::read(m.path("link")).unwrap(), b"file a");
+    // A hard link to a symlink is the same inode, the same target.
+    fs::hard_link(m.path("link"), m.path("link2")).unwrap();
+    assert_eq!(fs::read_link(m.path("link2")).unwrap(), Path::new("a"));
+    m.remount();
+    assert_eq!(fs::read_link(m.path("link")).unwrap(), Path::new("a"));
+    assert_eq!(fs::read(m.path("link2")).unwrap(), b"file a");
+    m.unmount();
+    assert_fsck_clean(&m);
+}
+
 #[test]
 fn hard_links() {
     require_fuse!();
