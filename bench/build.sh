@@ -56,38 +56,18 @@ main.o: main.c
 EOF
 }
 
-timed() {
-  local name=$1 before after start end
-  shift
-  before=$(cpu)
-  start=$(date +%s.%N)
-  "$@" >/dev/null
-  end=$(date +%s.%N)
-  after=$(cpu)
-  printf '%s\t%s\t%s\t%.3f\t%.2f\n' "$b" "$round" "$name" "$(echo "$end - $start" | bc -l)" \
-    "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l)"
-}
-
 printf 'contender\tround\tstep\tseconds\tdaemon_cpu_s\n'
 for round in $(seq 1 "$rounds"); do
   for b in plain "$@"; do
-    if [ "$b" = plain ]; then
-      target=$work/plain
-      rm -rf "$target"
-      mkdir -p "$target"
-      cpu() { echo 0; }
-    else
-      contender_mount "$b"
-      cpu() { contender_cpu; }
-    fi
+    contender_mount "$b"
     prepare "$target"
     sync
-    timed "make -j2" make -s -j2 -C "$target"
+    contender_timed "make -j2" make -s -j2 -C "$target"
     "$target/prog" | grep -q '4096 -> .* -> 4096'
     sleep 1 # a newer mtime than the objects' at any timestamp granularity
     touch "$target/lib/common/error_private.c"
-    timed "make -j2 after touching one source" make -s -j2 -C "$target"
-    timed "make -j2 with nothing to do" make -s -j2 -C "$target"
-    if [ "$b" != plain ]; then contender_umount "$b"; fi
+    contender_timed "make -j2 after touching one source" make -s -j2 -C "$target"
+    contender_timed "make -j2 with nothing to do" make -s -j2 -C "$target"
+    contender_umount "$b"
   done
 done

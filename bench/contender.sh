@@ -4,12 +4,18 @@
 # `contender_mount B`: mounts contender B on a fresh volume: an llmfs
 # binary (with $MOUNT_ARGS) on $mnt, or for B = `mergerfs` Debian's
 # mergerfs with one branch on the same disk (a FUSE passthrough; extra
-# options in $MERGERFS_OPTS). Sets
+# options in $MERGERFS_OPTS), or for B = `plain` a fresh directory on
+# that disk (no daemon: its CPU time reads 0). Sets
 # $target (where to work) and $pid (the daemon, for its CPU time).
 # `contender_umount B` unmounts it; `contender_cpu` prints the daemon's
 # CPU time so far in clock ticks.
 contender_mount() {
-  if [ "$1" = mergerfs ]; then
+  if [ "$1" = plain ]; then
+    target=$work/plain
+    rm -rf "$target"
+    mkdir -p "$target"
+    pid=
+  elif [ "$1" = mergerfs ]; then
     rm -rf "$work/branch"; mkdir -p "$work/branch" "$work/mergerfs"
     mergerfs -o "cache.files=off,dropcacheonclose=false,category.create=mfs${MERGERFS_OPTS:+,$MERGERFS_OPTS}" "$work/branch" "$work/mergerfs"
     pid=$(pgrep -n -x mergerfs)
@@ -25,11 +31,29 @@ contender_mount() {
 }
 
 contender_umount() {
-  if [ "$1" = mergerfs ]; then umount "$work/mergerfs"; else "$1" umount "$mnt"; fi
+  case $1 in
+    plain) rm -rf "$work/plain" ;;
+    mergerfs) umount "$work/mergerfs" ;;
+    *) "$1" umount "$mnt" ;;
+  esac
 }
 
 contender_cpu() {
-  awk '{print $14 + $15}' "/proc/$pid/stat"
+  if [ -z "$pid" ]; then echo 0; else awk '{print $14 + $15}' "/proc/$pid/stat"; fi
+}
+
+# `contender_timed NAME CMD...`: runs CMD (output dropped) and prints
+# "$b<TAB>$round<TAB>NAME<TAB>seconds<TAB>daemon CPU seconds".
+contender_timed() {
+  local name=$1 before after start end
+  shift
+  before=$(contender_cpu)
+  start=$(date +%s.%N)
+  "$@" >/dev/null
+  end=$(date +%s.%N)
+  after=$(contender_cpu)
+  printf '%s\t%s\t%s\t%.3f\t%.2f\n' "$b" "$round" "$name" "$(echo "$end - $start" | bc -l)" \
+    "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l)"
 }
 
 # scratch.sh's cleanup calls this: a mergerfs left mounted by a failure.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Walking a tree that does not change, as everyday tools do again and
-# again: `find`, `du -s` and `git status` over a copy of /usr/include
+# again: `find`, `du -s`, `git status` and `grep -r` (which opens, reads and
+# closes every file) over a copy of /usr/include
 # committed to a git repository on the mount, each run three times in a
 # row (the first after the copy and commit, the others repeats). On a fresh
 # volume per round, for several llmfs builds, `plain` (a directory of the
@@ -23,30 +24,10 @@ tree=${TREE:-/usr/include}
 . bench/contender.sh
 scratch tree-walk
 
-timed() {
-  local name=$1 before after start end
-  shift
-  before=$(cpu)
-  start=$(date +%s.%N)
-  "$@" >/dev/null
-  end=$(date +%s.%N)
-  after=$(cpu)
-  printf '%s\t%s\t%s\t%.3f\t%.2f\n' "$b" "$round" "$name" "$(echo "$end - $start" | bc -l)" \
-    "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l)"
-}
-
 printf 'contender\tround\trun\tseconds\tdaemon_cpu_s\n'
 for round in $(seq 1 "$rounds"); do
   for b in plain "$@"; do
-    if [ "$b" = plain ]; then
-      target=$work/plain
-      rm -rf "$target"
-      mkdir -p "$target"
-      cpu() { echo 0; }
-    else
-      contender_mount "$b"
-      cpu() { contender_cpu; }
-    fi
+    contender_mount "$b"
     repo=$target/repo
     mkdir "$repo"
     cp -r "$tree" "$repo/tree"
@@ -54,9 +35,13 @@ for round in $(seq 1 "$rounds"); do
     git -C "$repo" add -A
     git -C "$repo" -c user.name=bench -c user.email=bench@localhost commit -q -m tree
     sync
-    for run in 1 2 3; do timed "find $run" find "$repo/tree"; done
-    for run in 1 2 3; do timed "du -s $run" du -s "$repo/tree"; done
-    for run in 1 2 3; do timed "git status $run" git -C "$repo" status --porcelain; done
-    if [ "$b" != plain ]; then contender_umount "$b"; else rm -rf "$target"; fi
+    for run in 1 2 3; do contender_timed "find $run" find "$repo/tree"; done
+    for run in 1 2 3; do contender_timed "du -s $run" du -s "$repo/tree"; done
+    for run in 1 2 3; do contender_timed "git status $run" git -C "$repo" status --porcelain; done
+    # grep finds nothing and says so with status 1.
+    for run in 1 2 3; do
+      contender_timed "grep -r $run" sh -c 'grep -r -c -F no-such-string-anywhere "$1" || [ $? = 1 ]' _ "$repo/tree"
+    done
+    contender_umount "$b"
   done
 done

@@ -175,6 +175,19 @@ fn to_file_attr(a: &Attr) -> FileAttr {
     }
 }
 
+/// `FOPEN_NOFLUSH` for a file opened read-only (and not truncated by the
+/// open), else nothing: such a descriptor wrote nothing for its close to
+/// write back or report, and the kernel keeps POSIX locks itself (no
+/// FUSE_POSIX_LOCKS), so the flush at each of its closes would be a round
+/// trip for nothing. A writer's close still flushes (fs/data.rs `flush`).
+fn read_only_no_flush(flags: i32) -> FopenFlags {
+    if flags & libc::O_ACCMODE == libc::O_RDONLY && flags & libc::O_TRUNC == 0 {
+        FopenFlags::FOPEN_NOFLUSH
+    } else {
+        FopenFlags::empty()
+    }
+}
+
 /// The attributes of a negative entry: only its node id, 0, counts.
 fn negative_entry() -> FileAttr {
     FileAttr {
@@ -499,7 +512,7 @@ impl Filesystem for FuseFs {
         }
         match self.fs.open_keeping_cache(ino.0, flags.0) {
             Ok((fh, keep)) => {
-                let flags = if keep {
+                let keep = if keep {
                     FopenFlags::FOPEN_KEEP_CACHE
                 } else {
                     if self.fs.store().is_shared() {
@@ -507,7 +520,7 @@ impl Filesystem for FuseFs {
                     }
                     FopenFlags::empty()
                 };
-                reply.opened(FileHandle(fh), flags)
+                reply.opened(FileHandle(fh), keep | read_only_no_flush(flags.0))
             }
             Err(e) => reply.error(errno("open", e)),
         }
@@ -569,6 +582,7 @@ impl Filesystem for FuseFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        log::debug!("flush: inode {}", ino.0);
         match self.fs.flush(ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("flush", e)),

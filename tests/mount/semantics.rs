@@ -1051,6 +1051,40 @@ fn hard_links() {
 
 // ------------------------------------------------------ open, read, write
 
+/// A descriptor opened read-only sends no flush at its close
+/// (`FOPEN_NOFLUSH`): it has nothing to write back or report. A writer's
+/// close still flushes, also while a reader comes and goes, and what it
+/// wrote is there after a remount.
+#[test]
+fn read_only_closes_send_no_flush_and_writers_still_do() {
+    require_fuse!();
+    let mut m = Mounted::new(&[]);
+    let p = m.path("f");
+    fs::write(&p, b"first").unwrap();
+    let ino = fs::metadata(&p).unwrap().ino();
+    let flushes = |m: &Mounted| {
+        let line = format!("flush: inode {ino}");
+        m.log_text().lines().filter(|l| l.ends_with(&line)).count()
+    };
+    let after_write = flushes(&m);
+    assert!(after_write >= 1, "the writer's close flushed");
+    for _ in 0..3 {
+        assert_eq!(fs::read(&p).unwrap(), b"first");
+    }
+    assert_eq!(flushes(&m), after_write, "read-only closes flushed");
+
+    let mut w = OpenOptions::new().write(true).open(&p).unwrap();
+    w.write_all(b"second").unwrap();
+    assert_eq!(fs::read(&p).unwrap(), b"second");
+    assert_eq!(flushes(&m), after_write, "a reader's close beside a writer");
+    drop(w);
+    assert_eq!(flushes(&m), after_write + 1, "the writer's close");
+    m.remount();
+    assert_eq!(fs::read(m.path("f")).unwrap(), b"second");
+    m.unmount();
+    assert_fsck_clean(&m);
+}
+
 #[test]
 fn offset_writes_append_and_o_trunc() {
     require_fuse!();
