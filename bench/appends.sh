@@ -35,22 +35,13 @@ print(f"{n / (time.perf_counter() - t):.0f}")
 os.close(fd)
 '
 printf 'build\tround\tuser\tappends_s\tdaemon_cpu_s\n'
-tick=$(getconf CLK_TCK)
 for round in $(seq 1 "$rounds"); do
   for b in "$@"; do
     contender_mount "$b"
     chmod 777 "$target"
-    for user in root nobody; do
-      before=$(contender_cpu)
-      if [ "$user" = root ]; then
-        rate=$(/usr/bin/python3 -c "$appends" "$target/log-root")
-      else
-        rate=$(setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c "$appends" "$target/log-nobody")
-      fi
-      after=$(contender_cpu)
-      printf '%s\t%s\t%s\t%s\t%s\n' "$b" "$round" "$user" "$rate" \
-        "$(echo "scale=2; ($after - $before) / $tick" | bc)"
-    done
+    contender_rate root /usr/bin/python3 -c "$appends" "$target/log-root"
+    contender_rate nobody setpriv --reuid=65534 --regid=65534 --clear-groups \
+      /usr/bin/python3 -c "$appends" "$target/log-nobody"
     contender_umount "$b"
   done
 done

@@ -56,6 +56,18 @@ contender_timed() {
     "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l)"
 }
 
+# `contender_rate LABEL CMD...`: runs CMD, which prints a rate, and prints
+# "$b<TAB>$round<TAB>LABEL<TAB>the rate<TAB>daemon CPU seconds".
+contender_rate() {
+  local label=$1 before after rate
+  shift
+  before=$(contender_cpu)
+  rate=$("$@")
+  after=$(contender_cpu)
+  printf '%s\t%s\t%s\t%s\t%.2f\n' "$b" "$round" "$label" "$rate" \
+    "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l)"
+}
+
 # scratch.sh's cleanup calls this: a mergerfs left mounted by a failure.
 scratch_cleanup_more() {
   if grep -q " $work/mergerfs " /proc/self/mountinfo 2>/dev/null; then umount "$work/mergerfs"; fi

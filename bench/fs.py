@@ -262,6 +262,7 @@ def path_search(directory):
                 except FileNotFoundError:
                     pass
         res[label] = n / (time.perf_counter() - t)
+    shutil.rmtree(top)
     return res
 
 

@@ -45,19 +45,12 @@ for name in names:
 print(f"{n / (time.perf_counter() - t):.0f}")
 '
 printf 'build\tround\tpass\tlookups_s\tdaemon_cpu_s\n'
-tick=$(getconf CLK_TCK)
 for round in $(seq 1 "$rounds"); do
   for b in "$@"; do
     contender_mount "$b"
     python3 -c "$search" "$target" make
     sync
-    for pass in 1 2 3; do
-      before=$(contender_cpu)
-      rate=$(python3 -c "$search" "$target" search)
-      after=$(contender_cpu)
-      printf '%s\t%s\t%s\t%s\t%s\n' "$b" "$round" "$pass" "$rate" \
-        "$(echo "scale=2; ($after - $before) / $tick" | bc)"
-    done
+    for pass in 1 2 3; do contender_rate "$pass" python3 -c "$search" "$target" search; done
     contender_umount "$b"
   done
 done

@@ -33,18 +33,11 @@ for i in range(2000):
 print(f"{2000 / (time.perf_counter() - t):.0f}")
 '
 printf 'contender\tround\tpass\tstats_s\tdaemon_cpu_s\n'
-tick=$(getconf CLK_TCK)
 for round in $(seq 1 "$rounds"); do
   for b in "$@"; do
     contender_mount "$b"
     python3 -c "$follow" "$target" make
-    for pass in 1 2 3; do
-      before=$(contender_cpu)
-      rate=$(python3 -c "$follow" "$target" follow)
-      after=$(contender_cpu)
-      printf '%s\t%s\t%s\t%s\t%s\n' "$b" "$round" "$pass" "$rate" \
-        "$(echo "scale=2; ($after - $before) / $tick" | bc)"
-    done
+    for pass in 1 2 3; do contender_rate "$pass" python3 -c "$follow" "$target" follow; done
     contender_umount "$b"
   done
 done

@@ -177,6 +177,15 @@ impl Mounted {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Lines of the daemon's log that end with `tail`: how many times it
+    /// logged a request of the kind (`RUST_LOG=llmfs=debug` here).
+    pub fn log_lines_ending(&self, tail: &str) -> usize {
+        self.log_text()
+            .lines()
+            .filter(|l| l.ends_with(tail))
+            .count()
+    }
+
     /// Runs `llmfs fsck` on the store and returns (success, output).
     pub fn fsck(&self) -> (bool, String) {
         run([std::ffi::OsStr::new("fsck"), self.store.as_os_str()])
