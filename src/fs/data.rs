@@ -439,7 +439,8 @@ impl Fs {
             if !edit(&mut row)? {
                 return Ok(Some(row));
             }
-            let row = self.transact(durability, |m| {
+            // The edit's checks come before the one change.
+            let row = self.transact_checked(durability, |m| {
                 let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
                 edit(&mut row)?;
                 m.update_inode(&row)?;
@@ -459,9 +460,15 @@ impl Fs {
         let shared = self.store.is_shared();
         let result = records.and_then(|mut records| {
             let appended = append_records(&self.store, &encoder, &mut records)?;
-            let row = self.transact(durability, |m| {
+            let commit = |m: &crate::store::WriteTx<'_>| {
                 commit_blocks(m, shared, ino, &records, size, time, edit)
-            })?;
+            };
+            // Without a setattr's edit (which checks after the blocks are
+            // stored) every check comes before the first change.
+            let row = match edit {
+                None => self.transact_checked(durability, commit)?,
+                Some(_) => self.transact(durability, commit)?,
+            };
             if let Some(a) = appended {
                 a.named();
             }

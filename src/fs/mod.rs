@@ -22,7 +22,7 @@ pub use in_flight::SharedDecodeStats;
 use crate::cache::{BlockCache, CacheStats};
 use crate::codec::CodecSet;
 use crate::error::{Error, Result};
-use crate::store::{Durability, InodeRow, Store, ROOT_INO};
+use crate::store::{Durability, InodeRow, OpGuard, Store, ROOT_INO};
 
 /// Longest name of one directory entry, in bytes.
 pub const NAME_MAX: usize = 255;
@@ -434,24 +434,39 @@ impl Fs {
         self.orphans.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` in a write transaction that first deletes the orphans
-    /// waiting for one (every write of the core goes through here). If the
-    /// transaction fails they wait for the next.
+    /// Runs `f` in a write transaction that also deletes the orphans
+    /// waiting for one (every write of the core goes through here or
+    /// `transact_checked`). If the transaction fails they wait for the next.
     fn transact<T>(
         &self,
         durability: Durability,
         f: impl FnOnce(&crate::store::WriteTx<'_>) -> Result<T>,
     ) -> Result<T> {
+        self.transact_guarded(durability, OpGuard::Savepoint, f)
+    }
+
+    /// As `transact`, for `f` that makes every check that can fail before
+    /// its first change (`Store::write_checked`, cheaper on SQLite).
+    fn transact_checked<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&crate::store::WriteTx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.transact_guarded(durability, OpGuard::ChecksFirst, f)
+    }
+
+    fn transact_guarded<T>(
+        &self,
+        durability: Durability,
+        guard: OpGuard,
+        f: impl FnOnce(&crate::store::WriteTx<'_>) -> Result<T>,
+    ) -> Result<T> {
         let orphans = std::mem::take(&mut *self.orphans());
-        let result = self.store.write(durability, |m| {
-            for &ino in &orphans {
-                // Still unlinked (nothing can link an inode without a
-                // name, but a damaged store is not trusted blindly).
-                if m.inode(ino)?.is_some_and(|row| row.nlink == 0) {
-                    m.delete_inode(ino)?;
-                }
-            }
-            f(m)
+        let result = self.store.write_guarded(durability, guard, |m| {
+            // After `f`: an error of `f` then finds nothing changed.
+            let out = f(m)?;
+            delete_orphans(m, &orphans)?;
+            Ok(out)
         });
         if result.is_err() && !orphans.is_empty() {
             self.orphans().extend(orphans);
@@ -602,4 +617,16 @@ fn server_space(used: u64) -> (u64, u64, u64) {
     let total = NOMINAL.max(used) / STATFS_BLOCK;
     let free = total.saturating_sub(used.div_ceil(STATFS_BLOCK));
     (total, free, free)
+}
+
+/// Deletes the unlinked inodes the kernel has forgotten (`Fs::orphans`).
+fn delete_orphans(m: &crate::store::WriteTx<'_>, orphans: &[u64]) -> Result<()> {
+    for &ino in orphans {
+        // Still unlinked (nothing can link an inode without a name, but a
+        // damaged store is not trusted blindly).
+        if m.inode(ino)?.is_some_and(|row| row.nlink == 0) {
+            m.delete_inode(ino)?;
+        }
+    }
+    Ok(())
 }

@@ -66,7 +66,8 @@ impl Fs {
         self.check_writable()?;
         check_name(name)?;
         let now = now_ns();
-        self.transact(Durability::Normal, |m| {
+        // Every check comes before the first change.
+        self.transact_checked(Durability::Normal, |m| {
             let dir = dir_row(m, parent)?;
             if m.lookup(parent, name)?.is_some() {
                 return Err(Error::Exists);
@@ -163,7 +164,8 @@ impl Fs {
         check_name(newname)?;
         let now = now_ns();
         let st = self.state();
-        let row = self.transact(Durability::Normal, |m| {
+        // Every check comes before the first change.
+        let row = self.transact_checked(Durability::Normal, |m| {
             let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
             if is_dir(row.mode) {
                 return Err(Error::NotPermitted);
@@ -195,7 +197,8 @@ impl Fs {
         }
         let now = now_ns();
         let mut st = self.state();
-        let dropped = self.transact(Durability::Normal, |m| {
+        // Every check comes before the first change.
+        let dropped = self.transact_checked(Durability::Normal, |m| {
             let dir = dir_row(m, parent)?;
             let ino = m.lookup(parent, name)?.ok_or(Error::NotFound)?;
             let row = m.inode(ino)?.ok_or(Error::NotFound)?;
@@ -265,7 +268,8 @@ impl Fs {
         }
         let now = now_ns();
         let st = self.state();
-        self.transact(Durability::Normal, |m| {
+        // Every check comes before the first change.
+        self.transact_checked(Durability::Normal, |m| {
             let dir = dir_row(m, parent)?;
             let ino = m.lookup(parent, name)?.ok_or(Error::NotFound)?;
             let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
@@ -344,7 +348,9 @@ impl Fs {
         }
         let now = now_ns();
         let mut st = self.state();
-        let dropped = self.transact(Durability::Normal, |m| {
+        // Every check comes before the first change (the directories read
+        // again after it were checked before it, in this transaction).
+        let dropped = self.transact_checked(Durability::Normal, |m| {
             dir_row(m, parent)?;
             dir_row(m, newparent)?;
             let src_ino = m.lookup(parent, name)?.ok_or(Error::NotFound)?;

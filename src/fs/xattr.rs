@@ -37,7 +37,8 @@ impl Fs {
             return Err(Error::AttributeTooLarge);
         }
         let now = now_ns();
-        self.transact(Durability::Normal, |m| {
+        // Every check comes before the first change.
+        self.transact_checked(Durability::Normal, |m| {
             let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
             let exists = m.xattr(ino, name)?.is_some();
             if flags & XATTR_CREATE != 0 && exists {
@@ -78,7 +79,9 @@ impl Fs {
         self.check_writable()?;
         check_xattr_name(name)?;
         let now = now_ns();
-        self.transact(Durability::Normal, |m| {
+        // A removal that finds nothing changes nothing: the error leaves
+        // nothing to take back.
+        self.transact_checked(Durability::Normal, |m| {
             let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
             if !m.remove_xattr(ino, name)? {
                 return Err(Error::NoAttribute);

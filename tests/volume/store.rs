@@ -305,6 +305,56 @@ fn background_checkpoint_moves_commits_into_the_main_file() {
     drop(store);
 }
 
+/// A checked write (`Store::write_checked`: no savepoint of its own) that
+/// fails before changing anything leaves its batch as it was; one that
+/// fails after a change takes the batch with it, as a crash would, and
+/// the next sync says so, once.
+#[test]
+fn checked_writes_keep_their_batch_unless_they_fail_after_a_change() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    let store = create(&dir, 4096).unwrap();
+    let set = |k: &str| {
+        store
+            .write_checked(Durability::Normal, |m| m.set_volume_setting(k, "v"))
+            .unwrap()
+    };
+    let seen = |k: &str| store.read(|m| m.volume_setting(k)).unwrap();
+
+    set("k1");
+    let refused = store.write_checked(Durability::Normal, |m| {
+        if m.volume_setting("k1")?.is_some() {
+            return Err(StoreError::Invalid("k1 exists".into()));
+        }
+        m.set_volume_setting("k2", "v")
+    });
+    assert!(refused.is_err());
+    set("k3");
+    store.sync().expect("nothing was lost");
+    assert_eq!(volume_row(&dir, "k1").as_deref(), Some("v"));
+    assert_eq!(volume_row(&dir, "k2"), None);
+    assert_eq!(volume_row(&dir, "k3").as_deref(), Some("v"));
+
+    set("k4");
+    let failed = store.write_checked(Durability::Normal, |m| {
+        m.set_volume_setting("k5", "v")?;
+        Err::<(), _>(StoreError::Invalid("on purpose, after a change".into()))
+    });
+    assert!(failed.is_err());
+    assert_eq!(seen("k4"), None, "the batch went with the failed write");
+    assert_eq!(seen("k5"), None);
+    assert!(
+        store.sync().is_err(),
+        "the next sync reports the lost batch"
+    );
+    store.sync().expect("reported once");
+    set("k6");
+    store.sync().unwrap();
+    assert_eq!(volume_row(&dir, "k3").as_deref(), Some("v"));
+    assert_eq!(volume_row(&dir, "k4"), None);
+    assert_eq!(volume_row(&dir, "k6").as_deref(), Some("v"));
+}
+
 fn volume_row(dir: &std::path::Path, key: &str) -> Option<String> {
     use rusqlite::OptionalExtension;
     rusqlite::Connection::open(dir.join(DB_FILE))

@@ -4,8 +4,14 @@
 //! the writer connection does not commit each operation that need not be
 //! durable (`Durability::Normal`): it keeps one transaction open, the
 //! batch, and runs each operation in it inside a savepoint, so that a
-//! failed operation rolls back alone. The batch commits at whichever comes
-//! first:
+//! failed operation rolls back alone; or, for an operation that makes
+//! every check before its first change (`OpGuard::ChecksFirst`: create,
+//! unlink, a close's write-back, ...), without one, as its errors leave
+//! nothing to roll back. Should one fail after a change after all (an I/O
+//! error) or panic, the whole batch is rolled back, as a crash would lose
+//! it.
+//!
+//! The batch commits at whichever comes first:
 //!
 //! - a durable write (`fsync`, `fsyncdir`, unmount: `Store::sync`), which
 //!   commits the batch and then its own transaction with an fsync, so that
@@ -36,6 +42,7 @@
 //! commit failed, and the next durable write reports it once (as Linux
 //! reports a failed writeback at the next `fsync`).
 
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -48,7 +55,7 @@ use super::checkpoint::CommitCounter;
 use super::meta::SqliteTx;
 use super::segments::Segments;
 use crate::store::tx::{BackendTx, ReadTx, WriteTx};
-use crate::store::StoreError;
+use crate::store::{OpGuard, StoreError};
 
 /// Longest time an operation that returned waits for its commit: what a
 /// crash of the process may lose. 10 ms keeps a `tar x`'s commits about
@@ -174,6 +181,7 @@ impl Writer {
     /// deadline to keep) with `f`'s result.
     pub(super) fn write_batched<T, E: From<StoreError>>(
         &mut self,
+        guard: OpGuard,
         f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> (bool, Result<T, E>) {
         if self.batch.as_ref().is_some_and(|b| !b.writing) {
@@ -186,37 +194,59 @@ impl Writer {
                 return (false, Err(e.into()));
             }
         }
-        (opened, self.run_op(f))
+        (opened, self.run_op(guard, f))
     }
 
     fn run_op<T, E: From<StoreError>>(
         &mut self,
+        guard: OpGuard,
         f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        let savepoint = guard == OpGuard::Savepoint;
         // Two statements per operation: prepared once, not parsed each
         // time as `execute_batch` would (a profile of `cp -r` showed the
         // parsing).
-        self.conn
-            .prepare_cached("SAVEPOINT op")
-            .and_then(|mut s| s.execute([]))
-            .map_err(StoreError::from)?;
+        if savepoint {
+            self.conn
+                .prepare_cached("SAVEPOINT op")
+                .and_then(|mut s| s.execute([]))
+                .map_err(StoreError::from)?;
+        }
+        let changes = self.conn.total_changes();
         let meta = SqliteTx::new(&self.conn, &self.segments);
-        let out = f(&meta);
+        // A panic part-way through must not leave part of the operation
+        // for the batch's commit.
+        let out = catch_unwind(AssertUnwindSafe(|| f(&meta)));
         let bytes = meta.written();
         let out = match out {
             Ok(out) => out,
+            Err(panic) => {
+                self.lose_batch("an operation panicked");
+                resume_unwind(panic);
+            }
+        };
+        let out = match out {
+            Ok(out) => out,
             Err(e) => {
-                self.undo_op();
+                if savepoint {
+                    self.undo_op();
+                } else if self.conn.total_changes() != changes || self.conn.is_autocommit() {
+                    // It changed rows before it failed, and nothing can
+                    // take back only those: the batch goes, as in a crash.
+                    self.lose_batch("an operation failed after changing the store");
+                }
                 return Err(e);
             }
         };
-        if let Err(e) = self
-            .conn
-            .prepare_cached("RELEASE op")
-            .and_then(|mut s| s.execute([]))
-        {
-            self.undo_op();
-            return Err(StoreError::from(e).into());
+        if savepoint {
+            if let Err(e) = self
+                .conn
+                .prepare_cached("RELEASE op")
+                .and_then(|mut s| s.execute([]))
+            {
+                self.undo_op();
+                return Err(StoreError::from(e).into());
+            }
         }
         let batch = self.batch.as_mut().expect("a batch is open");
         batch.ops += 1;
@@ -236,21 +266,23 @@ impl Writer {
         if !self.conn.is_autocommit() {
             match self.conn.execute_batch("ROLLBACK TO op; RELEASE op") {
                 Ok(()) => return,
-                Err(e) => {
-                    log::error!("rolling back a failed operation: {e}");
-                    let _ = self.conn.execute_batch("ROLLBACK");
-                }
+                Err(e) => log::error!("rolling back a failed operation: {e}"),
             }
+        }
+        self.lose_batch("an operation's error rolled back the batch");
+    }
+
+    /// Rolls back the whole batch (if SQLite has not already), recording
+    /// its operations as lost for the next durable write to report.
+    fn lose_batch(&mut self, why: &str) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
         }
         if let Some(batch) = self.batch.take() {
             // The counters' move went with the transaction too.
             self.reseed |= batch.reseeded;
             if batch.ops > 0 {
-                self.record_loss(
-                    batch.ops,
-                    "an operation's error rolled back the batch".to_string(),
-                    false,
-                );
+                self.record_loss(batch.ops, why.to_string(), false);
             }
         }
     }
@@ -443,8 +475,7 @@ impl Shared {
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Writer> {
         // A panic while holding the lock cannot leave SQLite half-written
-        // (an operation runs in a savepoint that an error rolls back, and
-        // an unfinished one is rolled back with the batch at the latest),
+        // (an operation that panics takes its batch with it: `run_op`),
         // so a poisoned lock is still usable.
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }

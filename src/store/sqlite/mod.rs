@@ -21,7 +21,7 @@ use super::setup::{
     check_features, check_readable_version, initialise_volume, read_block_size, validate_block_size,
 };
 use super::tx::{ReadTx, WriteTx};
-use super::{Durability, OpenOptions, StoreError, StoreLock};
+use super::{Durability, OpGuard, OpenOptions, StoreError, StoreLock};
 use meta::SqliteTx;
 use segments::{Extent, Segments};
 
@@ -200,17 +200,19 @@ impl SqliteStore {
     }
 
     /// A durable write commits at once with an fsync; a normal one joins
-    /// the batch (batch.rs).
+    /// the batch (batch.rs), kept apart from its other operations as
+    /// `guard` says.
     pub(super) fn write<T, E: From<StoreError>>(
         &self,
         durability: Durability,
+        guard: OpGuard,
         f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut writer = self.writer.lock();
         match durability {
             Durability::Durable => writer.write_durable(f),
             Durability::Normal => {
-                let (opened, result) = writer.write_batched(f);
+                let (opened, result) = writer.write_batched(guard, f);
                 drop(writer);
                 if opened {
                     self.writer.opened();
