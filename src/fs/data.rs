@@ -436,13 +436,12 @@ impl Fs {
                 return Ok(None);
             };
             let mut row = self.row(ino)?;
-            if !edit(&mut row)? {
+            if !edit(&mut row) {
                 return Ok(Some(row));
             }
-            // The edit's checks come before the one change.
             let row = self.transact_checked(durability, |m| {
                 let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
-                edit(&mut row)?;
+                edit(&mut row);
                 m.update_inode(&row)?;
                 Ok(row)
             })?;
@@ -460,15 +459,9 @@ impl Fs {
         let shared = self.store.is_shared();
         let result = records.and_then(|mut records| {
             let appended = append_records(&self.store, &encoder, &mut records)?;
-            let commit = |m: &crate::store::WriteTx<'_>| {
+            let row = self.transact_checked(durability, |m| {
                 commit_blocks(m, shared, ino, &records, size, time, edit)
-            };
-            // Without a setattr's edit (which checks after the blocks are
-            // stored) every check comes before the first change.
-            let row = match edit {
-                None => self.transact_checked(durability, commit)?,
-                Some(_) => self.transact(durability, commit)?,
-            };
+            })?;
             if let Some(a) = appended {
                 a.named();
             }
@@ -712,7 +705,7 @@ impl Fs {
         // One transaction: the file's pending data and times first (an
         // explicit mtime must not be overwritten by a pending one later),
         // then the changes asked for.
-        let edit = |row: &mut InodeRow| -> Result<bool> {
+        let edit = |row: &mut InodeRow| -> bool {
             let mut changed = set.size.is_some();
             if let Some(mode) = set.mode {
                 row.mode = (row.mode & libc::S_IFMT) | (mode & 0o7777);
@@ -742,7 +735,7 @@ impl Fs {
             if changed {
                 row.ctime_ns = now;
             }
-            Ok(changed)
+            changed
         };
         let row = match self.persist_with(&mut st, ino, Durability::Normal, Some(&edit))? {
             Some(row) => row,

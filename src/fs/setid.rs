@@ -43,13 +43,13 @@ impl Fs {
         if killed {
             self.check_writable()?;
             let now = now_ns();
-            let edit = |row: &mut InodeRow| -> Result<bool> {
+            let edit = |row: &mut InodeRow| -> bool {
                 let bits = setid_bits(row.mode);
                 row.mode &= !bits;
                 if bits != 0 {
                     row.ctime_ns = now;
                 }
-                Ok(bits != 0)
+                bits != 0
             };
             self.persist_with(&mut st, ino, Durability::Normal, Some(&edit))?;
         }

@@ -45,8 +45,9 @@ use crate::store::{Appended, Durability, Extent, InodeRow, Store, WriteTx};
 pub(super) type Blocks = BTreeMap<u64, Vec<u8>>;
 
 /// A change to an inode's row made in a write-back's transaction; says
-/// whether it changed anything.
-pub(super) type RowEdit<'a> = dyn Fn(&mut InodeRow) -> Result<bool> + 'a;
+/// whether it changed anything. It cannot fail: its transaction makes
+/// every check before its first change (`Fs::transact_checked`).
+pub(super) type RowEdit<'a> = dyn Fn(&mut InodeRow) -> bool + 'a;
 
 /// Most threads one write-back encodes on.
 const ENCODE_THREADS: usize = 8;
@@ -245,7 +246,7 @@ pub(super) fn commit_blocks(
         row.ctime_ns = t;
     }
     if let Some(edit) = edit {
-        edit(&mut row)?;
+        edit(&mut row);
     }
     m.update_inode(&row)?;
     Ok(row)
@@ -314,7 +315,8 @@ impl WriteBack {
     fn run(&self, store: &Store, encoder: &Encoder, block_size: u64) -> Result<InodeRow> {
         let mut records = encoder.encode_blocks(&self.blocks, self.size, block_size)?;
         let appended = append_records(store, encoder, &mut records)?;
-        let row = store.write(Durability::Normal, |m| {
+        // Every check comes before the first change.
+        let row = store.write_checked(Durability::Normal, |m| {
             commit_blocks(
                 m,
                 store.is_shared(),
