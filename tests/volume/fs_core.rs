@@ -311,6 +311,36 @@ fn forgotten_unlinked_inode_is_gone_and_its_row_deleted() {
     }
 }
 
+/// A directory removed while the kernel still holds it (a process's
+/// working directory), by rmdir or by a rename over it, keeps its row until
+/// the kernel forgets it, and goes with the next write transaction then.
+#[test]
+fn forgotten_removed_directories_are_deleted() {
+    for v in volumes() {
+        println!("backend: {:?}", v.store.kind);
+        let fs = &v.fs;
+        let ctx = Ctx::root();
+        let d = fs.mkdir(&ctx, ROOT_INO, b"d", 0o755).unwrap().ino;
+        let e = fs.mkdir(&ctx, ROOT_INO, b"e", 0o755).unwrap().ino;
+        let f = fs.mkdir(&ctx, ROOT_INO, b"f", 0o755).unwrap().ino;
+        fs.remember(d);
+        fs.remember(e);
+        fs.rmdir(ROOT_INO, b"d").unwrap();
+        // f replaces e, which the kernel holds.
+        fs.rename(ROOT_INO, b"f", ROOT_INO, b"e", 0).unwrap();
+        let row = |ino| fs.store().read(|m| m.inode(ino)).unwrap();
+        assert_eq!(row(d).map(|r| r.nlink), Some(0));
+        assert_eq!(row(e).map(|r| r.nlink), Some(0));
+        fs.forget(d, 1).unwrap();
+        fs.forget(e, 1).unwrap();
+        file(fs, ROOT_INO, "g", b"gamma");
+        assert!(row(d).is_none(), "the removed directory went");
+        assert!(row(e).is_none(), "the replaced directory went");
+        assert_eq!(row(f).map(|r| r.nlink), Some(2));
+        assert_eq!(names(fs, ROOT_INO), vec!["e", "g"]);
+    }
+}
+
 /// A setattr of a file with unwritten data commits both together: the
 /// data and the explicit times and mode are in the store afterwards.
 #[test]
