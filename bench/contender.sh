@@ -68,7 +68,10 @@ contender_rate() {
     "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l)"
 }
 
-# scratch.sh's cleanup calls this: a mergerfs left mounted by a failure.
-scratch_cleanup_more() {
+# Unmounts a mergerfs left mounted by a failure; scratch.sh's cleanup calls
+# it (a script with more to clean up defines its own scratch_cleanup_more,
+# which calls this).
+contender_cleanup() {
   if grep -q " $work/mergerfs " /proc/self/mountinfo 2>/dev/null; then umount "$work/mergerfs"; fi
 }
+scratch_cleanup_more() { contender_cleanup; }

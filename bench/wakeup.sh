@@ -40,7 +40,7 @@ if [ -w "$knob" ] && grep -qx haltpoll /sys/devices/system/cpu/cpuidle/current_g
   knob_was=$(cat "$knob")
   scratch_cleanup_more() {
     echo "$knob_was" >"$knob"
-    if grep -q " $work/mergerfs " /proc/self/mountinfo 2>/dev/null; then umount "$work/mergerfs"; fi
+    contender_cleanup
   }
 fi
 # The step's operations/s; the files are made by `create`.

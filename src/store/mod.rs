@@ -109,8 +109,8 @@ pub enum OpGuard {
     /// first change, so an error leaves nothing of it to take back. A
     /// savepoint costs SQLite a copy of every page the operation changes
     /// that the batch had changed already (its sub-journal): without it a
-    /// create takes 5.5 µs in the core against 9.3-18.6, an unlink
-    /// 17.3-18.0 against 20.5-25.5 (docs/DESIGN.md). Should such an
+    /// create takes 5.2-5.7 µs in the core against 9.2-10.0, an unlink
+    /// 16.7-24.3 against 20.4-31.2 (docs/DESIGN.md). Should such an
     /// operation fail after a change all the same (an I/O error), the
     /// batch is rolled back, as a crash would lose it, and the next
     /// durable write reports that.
