@@ -43,7 +43,8 @@ pub struct MountArgs {
     pub foreground: bool,
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
     /// auto_unmount, noatime, nodev, nosuid, noexec, dev, suid, exec, sync,
-    /// dirsync, async, early_reads; cache_mb=N, threads=N, block_size=N,
+    /// dirsync, async, early_reads; cache_mb=N, threads=N, ring_threads=N,
+    /// block_size=N,
     /// compress=MODE, segment_min_kib=N,
     /// archive_after=AGE, deep_archive_after=AGE|never, attr_timeout=SECS,
     /// store_password_file=FILE (as the flags).
@@ -58,6 +59,11 @@ pub struct MountArgs {
     /// FUSE worker threads, 1..=256 [default: one per core, 2..=8].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
+    /// Threads per CPU serving FUSE over io_uring where the kernel offers it
+    /// (Linux 6.14+ with /sys/module/fuse/parameters/enable_uring set);
+    /// 0..=64, 0 keeps to /dev/fuse [default: 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub ring_threads: Option<u16>,
     /// Block size of a new store in bytes (a power of two, 4 KiB..16 MiB);
     /// an existing store keeps its own [default: 65536].
     #[arg(long, value_name = "BYTES")]
@@ -146,6 +152,12 @@ fn default_threads() -> u16 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     cores.clamp(2, 8) as u16
 }
+
+/// FUSE-over-io_uring threads per CPU by default. Each holds one ring
+/// entry: a request that waits (an fsync, a decode the slow-read pool is
+/// not given) holds one, and the other serves its CPU meanwhile.
+const DEFAULT_RING_THREADS: u16 = 2;
+
 const DEFAULT_ARCHIVE_AFTER: u64 = 600;
 /// A week: data unwritten that long is taken to be cold for good.
 const DEFAULT_DEEP_ARCHIVE_AFTER: AgeOrNever = AgeOrNever(Some(7 * 86400));
@@ -184,6 +196,7 @@ impl MountArgs {
             options,
             cache_mb: None,
             threads: None,
+            ring_threads: None,
             block_size: None,
             compress: None,
             archive_after: None,
@@ -209,6 +222,7 @@ struct ParsedOptions {
     archive_after: Option<u64>,
     deep_archive_after: Option<AgeOrNever>,
     threads: Option<u16>,
+    ring_threads: Option<u16>,
     block_size: Option<usize>,
     store_password_file: Option<PathBuf>,
     early_reads: bool,
@@ -264,6 +278,15 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
                         )));
                     }
                     p.threads = Some(n);
+                }
+                "ring_threads" => {
+                    let n: u16 = parse_number(key, value)?;
+                    if n > 64 {
+                        return Err(CliError::usage(format!(
+                            "mount option ring_threads={n}: must be 0..=64"
+                        )));
+                    }
+                    p.ring_threads = Some(n);
                 }
                 "block_size" => p.block_size = Some(parse_number(key, value)?),
                 "segment_min_kib" => p.segment_min_kib = Some(parse_number(key, value)?),
@@ -365,6 +388,7 @@ struct Settings {
     device: Device,
     cache_mb: usize,
     threads: u16,
+    ring_threads: u16,
     block_size: usize,
     compress: CompressMode,
     archive_after: u64,
@@ -420,6 +444,12 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, CliError
         device: args.device,
         cache_mb: merge("cache_mb", args.cache_mb, opts.cache_mb, DEFAULT_CACHE_MB)?,
         threads: merge("threads", args.threads, opts.threads, default_threads())?,
+        ring_threads: merge(
+            "ring_threads",
+            args.ring_threads,
+            opts.ring_threads,
+            DEFAULT_RING_THREADS,
+        )?,
         block_size: merge(
             "block_size",
             args.block_size,
@@ -489,9 +519,7 @@ fn resolve_paths(
     };
     let mp = &args.mountpoint;
     let meta = match std::fs::metadata(mp) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) && detach_dead_mount(mp) => {
-            std::fs::metadata(mp)
-        }
+        Err(e) if is_dead_mount(&e) && detach_dead_mount(mp) => std::fs::metadata(mp),
         other => other,
     }
     .with_context(|| format!("mountpoint {}", mp.display()))?;
@@ -558,8 +586,15 @@ fn absolute(p: &Path) -> Result<PathBuf, CliError> {
     }
 }
 
-/// A mountpoint whose daemon died (SIGKILL, crash) answers ENOTCONN until
-/// it is unmounted. If that dead mount is an llmfs one, detach it so that a
+/// Whether an error from a mountpoint says its FUSE daemon is gone:
+/// ENOTCONN, or ECONNABORTED where the mount served through io_uring (the
+/// kernel ends requests queued on a torn-down ring so).
+fn is_dead_mount(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOTCONN | libc::ECONNABORTED))
+}
+
+/// A mountpoint whose daemon died (SIGKILL, crash) answers ENOTCONN (or
+/// ECONNABORTED, `is_dead_mount`) until it is unmounted. If that dead mount is an llmfs one, detach it so that a
 /// restart (systemd's Restart=on-failure, or by hand) can mount again.
 /// Returns whether it detached something.
 fn detach_dead_mount(mp: &Path) -> bool {
@@ -811,6 +846,7 @@ fn mount(
         c.acl = opts.acl.unwrap_or(SessionACL::Owner);
         c.n_threads = Some(settings.threads as usize);
         c.clone_fd = true;
+        c.io_uring_threads = usize::from(settings.ring_threads);
         c
     };
     // Catch SIGINT/SIGTERM from here on: one that arrives while mounting is
@@ -830,8 +866,16 @@ fn mount(
         .with_context(|| format!("mounting {}", mountpoint.display()))?;
     let _ = notifier.set(session.notifier());
     *unmounter.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.unmount_callable());
+    let transport = if session.io_uring() {
+        format!(
+            "FUSE over io_uring, {} threads per CPU",
+            settings.ring_threads
+        )
+    } else {
+        "/dev/fuse".to_string()
+    };
     log::info!(
-        "mounted {} on {} ({} threads)",
+        "mounted {} on {} ({} threads; {transport})",
         at.location,
         mountpoint.display(),
         settings.threads
@@ -1059,6 +1103,7 @@ mod tests {
             "cache_mb=lots",
             "threads=0",
             "threads=999",
+            "ring_threads=65",
             "bogus=1",
             "relatime",
         ] {

@@ -29,3 +29,4 @@ mod postgres;
 mod semantics;
 mod service;
 mod smoke;
+mod transport;

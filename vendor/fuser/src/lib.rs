@@ -88,6 +88,7 @@ mod dev_fuse;
 #[cfg(feature = "experimental")]
 pub mod experimental;
 mod forget_one;
+#[allow(dead_code)] // ABI structs kept whole, used or not
 mod ll;
 mod mnt;
 mod notify;
@@ -99,6 +100,7 @@ mod rename_flags;
 mod reply;
 mod request;
 mod request_param;
+mod ring;
 mod session;
 mod time;
 
@@ -383,6 +385,14 @@ impl KernelConfig {
             None => (u32::from(self.max_background) * 3 / 4) as u16,
             Some(value) => min(value, self.max_background),
         }
+    }
+
+    /// The payload buffer the kernel wants of each io_uring entry
+    /// (`fuse_uring_create`: the largest of `FUSE_MIN_READ_BUFFER`, max_write
+    /// and max_pages pages).
+    fn ring_payload_size(&self) -> usize {
+        let pages = usize::from(self.max_pages()) * page_size::get();
+        (self.max_write as usize).max(pages).max(ring::MIN_PAYLOAD)
     }
 
     fn max_pages(&self) -> u16 {

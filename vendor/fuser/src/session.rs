@@ -139,6 +139,9 @@ pub struct Session<FS: Filesystem> {
     /// The field is set to `Some` when the init message is received.
     pub(crate) proto_version: Option<Version>,
     pub(crate) config: Config,
+    /// Set when the kernel took FUSE over io_uring: each entry's payload
+    /// buffer size.
+    pub(crate) ring_payload: Option<usize>,
 }
 
 impl<FS: Filesystem> AsFd for Session<FS> {
@@ -186,6 +189,7 @@ impl<FS: Filesystem> Session<FS> {
             session_owner: geteuid(),
             proto_version: None,
             config: options.clone(),
+            ring_payload: None,
         };
 
         session.handshake()?;
@@ -214,6 +218,7 @@ impl<FS: Filesystem> Session<FS> {
             session_owner: geteuid(),
             proto_version: None,
             config,
+            ring_payload: None,
         };
 
         session.handshake()?;
@@ -252,6 +257,7 @@ impl<FS: Filesystem> Session<FS> {
             session_owner,
             proto_version: _,
             config,
+            ring_payload,
         } = self;
 
         let n_threads = config.n_threads.unwrap_or(1);
@@ -270,6 +276,9 @@ impl<FS: Filesystem> Session<FS> {
         let mut filesystem = Arc::new(filesystem);
 
         let mut channels = Vec::with_capacity(n_threads);
+        // Ring threads submit on the /dev/fuse fd; each holds the channel so
+        // the fd outlives them.
+        let ring_ch = ch.clone();
 
         for _ in 0..n_threads_minus_one {
             if config.clone_fd {
@@ -289,6 +298,52 @@ impl<FS: Filesystem> Session<FS> {
         channels.push(ch);
 
         let mut threads = Vec::with_capacity(n_threads);
+
+        // FUSE over io_uring: `io_uring_threads` threads per possible CPU,
+        // each with one ring entry. /dev/fuse keeps serving what the ring
+        // does not carry (forgets, interrupts) and everything until every
+        // queue has an entry.
+        if let Some(payload_len) = ring_payload {
+            use std::os::fd::AsRawFd;
+            let fd = ring_ch.as_fd().as_raw_fd();
+            let queues = crate::ring::possible_cpus();
+            let mut started = 0usize;
+            'queues: for qid in 0..queues {
+                let Ok(qid16) = u16::try_from(qid) else { break };
+                for t in 0..config.io_uring_threads {
+                    let thread_name = format!("fuser-ring-{qid}-{t}");
+                    let event_loop = SessionEventLoop {
+                        thread_name: thread_name.clone(),
+                        filesystem: filesystem.clone(),
+                        ch: ring_ch.clone(),
+                        allowed,
+                        session_owner,
+                    };
+                    let spawned = thread::Builder::new().name(thread_name).spawn(move || {
+                        // A ring that fails leaves its requests to /dev/fuse
+                        // (until every queue has an entry the kernel uses
+                        // none), so the session goes on.
+                        if let Err(e) =
+                            crate::ring::serve_entry(&event_loop, fd, qid16, payload_len)
+                        {
+                            warn!("FUSE over io_uring, queue {qid16}: {e}");
+                        }
+                        Ok(())
+                    });
+                    match spawned {
+                        Ok(handle) => {
+                            threads.push(handle);
+                            started += 1;
+                        }
+                        Err(e) => {
+                            warn!("FUSE over io_uring: starting a ring thread: {e}");
+                            break 'queues;
+                        }
+                    }
+                }
+            }
+            info!("FUSE over io_uring: {queues} queues, {started} ring threads");
+        }
 
         for (i, ch) in channels.into_iter().enumerate() {
             let thread_name = format!("fuser-{i}");
@@ -429,6 +484,16 @@ impl<FS: Filesystem> Session<FS> {
                 return Err(error);
             }
 
+            if self.config.io_uring_threads > 0 {
+                match config.add_capabilities(InitFlags::FUSE_OVER_IO_URING) {
+                    Ok(()) => self.ring_payload = Some(config.ring_payload_size()),
+                    Err(_) => info!(
+                        "FUSE over io_uring not offered by the kernel (Linux 6.14+, \
+                         /sys/module/fuse/parameters/enable_uring): using /dev/fuse"
+                    ),
+                }
+            }
+
             // Remember the ABI version supported by kernel and mark the session initialized.
             self.proto_version = Some(v);
 
@@ -475,6 +540,12 @@ impl<FS: Filesystem> Session<FS> {
 
             return Ok(());
         }
+    }
+
+    /// Whether the kernel took FUSE over io_uring for this session (it then
+    /// serves requests through rings once `run` starts).
+    pub fn io_uring(&self) -> bool {
+        self.ring_payload.is_some()
     }
 
     /// Unmount the filesystem
@@ -530,7 +601,10 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
             // Read the next request from the given channel to kernel driver
             // The kernel driver makes sure that we get exactly one request per read
             match self.ch.receive_retrying(buf) {
-                Ok(size) => match RequestWithSender::new(self.ch.sender(), &buf[..size]) {
+                Ok(size) => match RequestWithSender::new(
+                    ReplySender::Channel(self.ch.sender()),
+                    &buf[..size],
+                ) {
                     // Dispatch request
                     Some(req) => {
                         if let Ok(Operation::Destroy(_)) = req.request.operation() {

@@ -18,6 +18,10 @@ pub struct Config {
     /// This enables more efficient request processing
     /// when multiple threads are used. Requires Linux 4.5+.
     pub clone_fd: bool,
+    /// Threads (ring entries) per CPU for FUSE over io_uring; 0 keeps to
+    /// /dev/fuse. Used where the kernel offers it (Linux 6.14 with the fuse
+    /// module's `enable_uring` parameter set); otherwise /dev/fuse serves.
+    pub io_uring_threads: usize,
 }
 
 /// Mount options accepted by the FUSE filesystem type
