@@ -9,6 +9,12 @@
 # $target (where to work) and $pid (the daemon, for its CPU time).
 # `contender_umount B` unmounts it; `contender_cpu` prints the daemon's
 # CPU time so far in clock ticks.
+#
+# An llmfs binary may carry a transport: `BIN+uring` mounts with the fuse
+# module's enable_uring set (FUSE over io_uring, where the kernel has it),
+# `BIN+dev` with it cleared (/dev/fuse). The setting is put back on exit.
+uring_param=/sys/module/fuse/parameters/enable_uring
+uring_was=$(cat "$uring_param" 2>/dev/null || true)
 contender_mount() {
   if [ "$1" = plain ]; then
     target=$work/plain
@@ -23,8 +29,12 @@ contender_mount() {
   else
     local store=$work/store
     rm -rf "$store"
+    case $1 in
+      *+uring) echo 1 > "$uring_param" ;;
+      *+dev) [ -z "$uring_was" ] || echo 0 > "$uring_param" ;;
+    esac
     # shellcheck disable=SC2086
-    "$1" mount "$mnt" --store "$store" ${MOUNT_ARGS:-}
+    "${1%+*}" mount "$mnt" --store "$store" ${MOUNT_ARGS:-}
     pid=$(cat "$store/lock")
     target=$mnt
   fi
@@ -34,7 +44,7 @@ contender_umount() {
   case $1 in
     plain) rm -rf "$work/plain" ;;
     mergerfs) umount "$work/mergerfs" ;;
-    *) "$1" umount "$mnt" ;;
+    *) "${1%+*}" umount "$mnt" ;;
   esac
 }
 
@@ -73,5 +83,6 @@ contender_rate() {
 # which calls this).
 contender_cleanup() {
   if grep -q " $work/mergerfs " /proc/self/mountinfo 2>/dev/null; then umount "$work/mergerfs"; fi
+  if [ -n "$uring_was" ]; then echo "$uring_was" > "$uring_param"; fi
 }
 scratch_cleanup_more() { contender_cleanup; }

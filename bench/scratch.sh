@@ -11,7 +11,7 @@ scratch() {
 }
 
 scratch_cleanup() {
-  if grep -q " $mnt " /proc/self/mountinfo 2>/dev/null; then "$bin" umount "$mnt" || umount -l "$mnt"; fi
+  if grep -q " $mnt " /proc/self/mountinfo 2>/dev/null; then "${bin%+*}" umount "$mnt" || umount -l "$mnt"; fi
   if declare -F scratch_cleanup_more >/dev/null; then scratch_cleanup_more; fi
   rm -rf "$work"
 }

@@ -40,7 +40,6 @@ use log::warn;
 
 use crate::Filesystem;
 use crate::ll;
-use crate::read_buf::FuseReadBuf;
 use crate::reply::ReplyEmpty;
 use crate::reply::ReplySender;
 use crate::request::RequestWithSender;
@@ -293,7 +292,10 @@ pub(crate) fn serve_entry<FS: Filesystem>(
             .build(),
         2,
     );
-    let mut request_buf = FuseReadBuf::new();
+    // The request in the classic layout, for the parser: a header, a
+    // fixed argument, then at most a payload; u64s for the header's
+    // alignment.
+    let mut request_words = vec![0u64; (IN_HEADER_LEN + OP_IN_LEN + payload_len).div_ceil(8)];
     let mut next = Some(register.clone());
     let mut last = register.clone();
     let mut failures = 0u32;
@@ -352,7 +354,7 @@ pub(crate) fn serve_entry<FS: Filesystem>(
             let unique = bufs.u64_at(IN_OUT_AT + 8);
             let request_len = bufs.u32_at(IN_OUT_AT) as usize;
             let payload_sz = bufs.u32_at(PAYLOAD_SZ_AT) as usize;
-            let buf = request_buf.as_mut();
+            let buf = as_bytes_mut(&mut request_words);
             let op_len = request_len
                 .checked_sub(IN_HEADER_LEN + payload_sz)
                 .filter(|&n| {
@@ -378,7 +380,7 @@ pub(crate) fn serve_entry<FS: Filesystem>(
         let request = len.and_then(|len| {
             RequestWithSender::new(
                 ReplySender::Ring(reply.clone()),
-                &request_buf.as_mut()[..len],
+                &as_bytes_mut(&mut request_words)[..len],
             )
         });
         match request {
@@ -405,6 +407,11 @@ pub(crate) fn serve_entry<FS: Filesystem>(
                 .build(),
         );
     }
+}
+
+fn as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: u64s viewed as their bytes, the same memory and length.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), words.len() * 8) }
 }
 
 /// Answers a request with `errno` (0: an empty success).
