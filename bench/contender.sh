@@ -12,7 +12,8 @@
 #
 # An llmfs binary may carry a transport: `BIN+uring` mounts with the fuse
 # module's enable_uring set (FUSE over io_uring, where the kernel has it),
-# `BIN+dev` with it cleared (/dev/fuse). The setting is put back on exit.
+# `BIN+uring-idle` as `+uring` with `--ring-idle`, `BIN+dev` with it
+# cleared (/dev/fuse). The setting is put back on exit.
 uring_param=/sys/module/fuse/parameters/enable_uring
 uring_was=$(cat "$uring_param" 2>/dev/null || true)
 contender_mount() {
@@ -29,12 +30,14 @@ contender_mount() {
   else
     local store=$work/store
     rm -rf "$store"
+    local transport=()
     case $1 in
+      *+uring-idle) echo 1 > "$uring_param"; transport=(--ring-idle) ;;
       *+uring) echo 1 > "$uring_param" ;;
       *+dev) [ -z "$uring_was" ] || echo 0 > "$uring_param" ;;
     esac
     # shellcheck disable=SC2086
-    "${1%+*}" mount "$mnt" --store "$store" ${MOUNT_ARGS:-}
+    "${1%+*}" mount "$mnt" --store "$store" ${MOUNT_ARGS:-} "${transport[@]}"
     pid=$(cat "$store/lock")
     target=$mnt
   fi

@@ -43,7 +43,8 @@ pub struct MountArgs {
     pub foreground: bool,
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
     /// auto_unmount, noatime, nodev, nosuid, noexec, dev, suid, exec, sync,
-    /// dirsync, async, early_reads; cache_mb=N, threads=N, ring_threads=N,
+    /// dirsync, async, early_reads, ring_idle; cache_mb=N, threads=N,
+    /// ring_threads=N,
     /// block_size=N,
     /// compress=MODE, segment_min_kib=N,
     /// archive_after=AGE, deep_archive_after=AGE|never, attr_timeout=SECS,
@@ -64,6 +65,11 @@ pub struct MountArgs {
     /// 0..=64, 0 keeps to /dev/fuse [default: 2].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=64))]
     pub ring_threads: Option<u16>,
+    /// Run the io_uring threads at SCHED_IDLE: a caller stays on its core
+    /// (faster where the CPUs are mostly idle, slower where other work
+    /// keeps them busy; README, "FUSE over io_uring").
+    #[arg(long)]
+    pub ring_idle: bool,
     /// Block size of a new store in bytes (a power of two, 4 KiB..16 MiB);
     /// an existing store keeps its own [default: 65536].
     #[arg(long, value_name = "BYTES")]
@@ -205,6 +211,7 @@ impl MountArgs {
             device: Device::Cpu,
             password: StorePassword::default(),
             early_reads: false,
+            ring_idle: false,
             attr_timeout: None,
             segment_min_kib: None,
         }
@@ -223,6 +230,7 @@ struct ParsedOptions {
     deep_archive_after: Option<AgeOrNever>,
     threads: Option<u16>,
     ring_threads: Option<u16>,
+    ring_idle: bool,
     block_size: Option<usize>,
     store_password_file: Option<PathBuf>,
     early_reads: bool,
@@ -357,6 +365,10 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
                 p.early_reads = true;
                 continue;
             }
+            "ring_idle" => {
+                p.ring_idle = true;
+                continue;
+            }
             other => return Err(CliError::usage(format!("unknown mount option '{other}'"))),
         };
         p.mount.push(m);
@@ -389,6 +401,7 @@ struct Settings {
     cache_mb: usize,
     threads: u16,
     ring_threads: u16,
+    ring_idle: bool,
     block_size: usize,
     compress: CompressMode,
     archive_after: u64,
@@ -475,6 +488,7 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, CliError
             DEFAULT_DEEP_ARCHIVE_AFTER,
         )?,
         early_reads: args.early_reads || opts.early_reads,
+        ring_idle: args.ring_idle || opts.ring_idle,
         segment_min_kib: merge(
             "segment_min_kib",
             args.segment_min_kib,
@@ -847,6 +861,7 @@ fn mount(
         c.n_threads = Some(settings.threads as usize);
         c.clone_fd = true;
         c.io_uring_threads = usize::from(settings.ring_threads);
+        c.io_uring_idle_priority = settings.ring_idle;
         c
     };
     // Catch SIGINT/SIGTERM from here on: one that arrives while mounting is
@@ -868,8 +883,13 @@ fn mount(
     *unmounter.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.unmount_callable());
     let transport = if session.io_uring() {
         format!(
-            "FUSE over io_uring, {} threads per CPU",
-            settings.ring_threads
+            "FUSE over io_uring, {} threads per CPU{}",
+            settings.ring_threads,
+            if settings.ring_idle {
+                " at SCHED_IDLE"
+            } else {
+                ""
+            }
         )
     } else {
         "/dev/fuse".to_string()
@@ -1085,7 +1105,7 @@ mod tests {
         let p = parse_options(&[
             "rw,noatime,cache_mb=16,defaults,nofail".into(),
             "".into(),
-            "noauto,_netdev,x-systemd.automount,comment=hi,users,,threads=8".into(),
+            "noauto,_netdev,x-systemd.automount,comment=hi,users,,threads=8,ring_idle".into(),
             "block_size=16384,store_password_file=/etc/llmfs/pg.pass".into(),
         ])
         .unwrap();
@@ -1094,6 +1114,7 @@ mod tests {
             Some(std::path::Path::new("/etc/llmfs/pg.pass"))
         );
         assert!(!p.read_only);
+        assert!(p.ring_idle);
         assert_eq!(p.mount, vec![MountOption::RW, MountOption::NoAtime]);
         assert_eq!(
             (p.cache_mb, p.threads, p.block_size),

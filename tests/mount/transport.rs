@@ -143,3 +143,45 @@ fn ring_threads_0_keeps_to_dev_fuse() {
     let (ok, out) = m.fsck();
     assert!(ok, "{out}");
 }
+
+#[test]
+fn ring_idle_runs_the_ring_threads_at_sched_idle() {
+    require_fuse!();
+    let offered = kernel_offers_ring();
+    let mut m = Mounted::new(&["-o", "ring_idle"]);
+    let pid = m.daemon_pid().unwrap();
+    if offered {
+        let log = m.log_text();
+        assert!(log.contains("2 threads per CPU at SCHED_IDLE"), "{log}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let policies = loop {
+            // The ring threads' scheduling policies, once they have set them.
+            let mut policies = Vec::new();
+            for t in fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+                let t = t.unwrap().path();
+                let name = fs::read_to_string(t.join("comm")).unwrap_or_default();
+                if name.starts_with("fuser-ring-") {
+                    let tid: libc::pid_t =
+                        t.file_name().unwrap().to_str().unwrap().parse().unwrap();
+                    // SAFETY: a plain query of another thread's policy.
+                    policies.push(unsafe { libc::sched_getscheduler(tid) });
+                }
+            }
+            let all_idle = !policies.is_empty() && policies.iter().all(|&p| p == libc::SCHED_IDLE);
+            if all_idle || std::time::Instant::now() > deadline {
+                break policies;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert!(
+            !policies.is_empty() && policies.iter().all(|&p| p == libc::SCHED_IDLE),
+            "{policies:?}"
+        );
+    } else {
+        assert_eq!(ring_threads(pid), 0);
+    }
+    work_from_every_cpu(&m.mnt);
+    m.unmount();
+    let (ok, out) = m.fsck();
+    assert!(ok, "{out}");
+}

@@ -267,14 +267,35 @@ fn pin_to_cpu(cpu: usize) {
     }
 }
 
+/// `SCHED_IDLE` for this thread. When a reply wakes its caller, the ring
+/// thread is still running on the caller's core; at normal priority the
+/// scheduler then moves the caller to an idle core (whose wakeup is what
+/// the ring saves), while a core running only `SCHED_IDLE` threads counts
+/// as idle and the caller stays. The price: other work on that core runs
+/// first.
+fn set_idle_priority(qid: u16) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a valid sched_param for this thread (0 = the calling thread).
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        warn!(
+            "ring queue {qid}: SCHED_IDLE refused: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
 /// Serves one entry of queue `qid` until the connection ends.
 pub(crate) fn serve_entry<FS: Filesystem>(
     event_loop: &SessionEventLoop<FS>,
     fd: RawFd,
     qid: u16,
     payload_len: usize,
+    idle_priority: bool,
 ) -> io::Result<()> {
     pin_to_cpu(usize::from(qid));
+    if idle_priority {
+        set_idle_priority(qid);
+    }
     let mut ring: IoUring<squeue::Entry128, cqueue::Entry> = IoUring::builder().build(2)?;
     let reply = RingReply(Arc::new(Slot {
         buffers: Mutex::new(Buffers::new(payload_len)),

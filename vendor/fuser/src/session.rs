@@ -307,6 +307,7 @@ impl<FS: Filesystem> Session<FS> {
             use std::os::fd::AsRawFd;
             let fd = ring_ch.as_fd().as_raw_fd();
             let queues = crate::ring::possible_cpus();
+            let idle_priority = config.io_uring_idle_priority;
             let mut started = 0usize;
             'queues: for qid in 0..queues {
                 let Ok(qid16) = u16::try_from(qid) else { break };
@@ -323,9 +324,13 @@ impl<FS: Filesystem> Session<FS> {
                         // A ring that fails leaves its requests to /dev/fuse
                         // (until every queue has an entry the kernel uses
                         // none), so the session goes on.
-                        if let Err(e) =
-                            crate::ring::serve_entry(&event_loop, fd, qid16, payload_len)
-                        {
+                        if let Err(e) = crate::ring::serve_entry(
+                            &event_loop,
+                            fd,
+                            qid16,
+                            payload_len,
+                            idle_priority,
+                        ) {
                             warn!("FUSE over io_uring, queue {qid16}: {e}");
                         }
                         Ok(())

@@ -22,6 +22,10 @@ pub struct Config {
     /// /dev/fuse. Used where the kernel offers it (Linux 6.14 with the fuse
     /// module's `enable_uring` parameter set); otherwise /dev/fuse serves.
     pub io_uring_threads: usize,
+    /// Run the io_uring threads at `SCHED_IDLE`, so the scheduler counts
+    /// their CPU as idle and keeps a woken caller there (faster on a
+    /// mostly idle machine, slower when other work keeps the CPUs busy).
+    pub io_uring_idle_priority: bool,
 }
 
 /// Mount options accepted by the FUSE filesystem type
