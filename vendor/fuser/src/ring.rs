@@ -418,7 +418,17 @@ pub(crate) fn serve_entry<FS: Filesystem>(
                     warn!("ring queue {qid}: a forget arrived on the ring");
                     reply_errno(&reply, unique, 0);
                 }
-                _ => req.dispatch(event_loop),
+                // A handler that panics must not take the entry with it:
+                // its reply (dropped while unwinding, which answers EIO)
+                // still has to be committed, or the caller waits forever.
+                _ => {
+                    let dispatched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        req.dispatch(event_loop)
+                    }));
+                    if dispatched.is_err() {
+                        error!("ring queue {qid}: request {unique} panicked; answered EIO");
+                    }
+                }
             },
         }
         reply.wait_replied();
