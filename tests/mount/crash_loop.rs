@@ -10,7 +10,9 @@
 //!   point: it writes back into the SQLite store's batch of commits, which
 //!   a crash within its 10 ms loses (docs/DESIGN.md, "Durability");
 //! - a file touched after that may hold any mix the operations since allow,
-//!   block by block old or new, but never bytes nobody wrote: a zero only
+//!   block by block old or new (its size one an operation left, or inside
+//!   a write that extended it: the kernel may split one write into several
+//!   requests), but never bytes nobody wrote: a zero only
 //!   where the file was shorter at some point (a hole or an extension), and
 //!   every other byte from its last synced content or from a write since.
 //!
@@ -250,7 +252,21 @@ fn check(i: usize, s: &Slot, found: &[Option<Vec<u8>>; 2]) -> Result<(), String>
         ));
     }
     let len = got.len() as u64;
-    let sizes_ok = len == base.len() as u64 || s.since.iter().any(|(_, size)| *size == len);
+    // A size some operation left, or one inside a write that extended the
+    // file: the kernel may send one write(2) as several WRITE requests
+    // (it stops filling a request where copying from the caller's buffer
+    // faults), and a crash between them keeps the first part, as a kernel
+    // filesystem may keep part of an unsynced write. The bytes are checked
+    // below either way.
+    let mut before = base.len() as u64;
+    let inside_extending_write = s.since.iter().any(|(op, size)| {
+        let inside = matches!(op, Op::Write { .. }) && before < len && len < *size;
+        before = *size;
+        inside
+    });
+    let sizes_ok = len == base.len() as u64
+        || s.since.iter().any(|(_, size)| *size == len)
+        || inside_extending_write;
     if !sizes_ok {
         return Err(format!(
             "f{i}: size {len} is none the operations left (synced {}, then {:?})",
