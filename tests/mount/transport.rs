@@ -17,23 +17,29 @@ fn kernel_offers_ring() -> bool {
         .is_ok_and(|v| v.trim() == "Y" || v.trim() == "1")
 }
 
-/// The names of the daemon's threads.
-fn thread_names(pid: u32) -> Vec<String> {
-    let mut names = Vec::new();
+/// The thread ids of the daemon's ring threads (named `fuser-ring-*`).
+fn ring_thread_ids(pid: u32) -> Vec<libc::pid_t> {
+    let mut tids = Vec::new();
     for t in fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let comm = t.unwrap().path().join("comm");
-        if let Ok(name) = fs::read_to_string(comm) {
-            names.push(name.trim().to_string());
+        let t = t.unwrap().path();
+        let name = fs::read_to_string(t.join("comm")).unwrap_or_default();
+        if name.starts_with("fuser-ring-") {
+            tids.push(t.file_name().unwrap().to_str().unwrap().parse().unwrap());
         }
     }
-    names
+    tids
 }
 
 fn ring_threads(pid: u32) -> usize {
-    thread_names(pid)
-        .into_iter()
-        .filter(|n| n.starts_with("fuser-ring-"))
-        .count()
+    ring_thread_ids(pid).len()
+}
+
+/// Requests from every CPU answered, then a clean unmount and fsck.
+fn serve_and_check(mut m: Mounted) {
+    work_from_every_cpu(&m.mnt);
+    m.unmount();
+    let (ok, out) = m.fsck();
+    assert!(ok, "{out}");
 }
 
 /// The CPUs this process may run on.
@@ -97,7 +103,7 @@ fn requests_come_through_io_uring_where_the_kernel_offers_it() {
     require_fuse!();
     // Read before mounting: the kernel decides at the mount's handshake.
     let offered = kernel_offers_ring();
-    let mut m = Mounted::new(&[]);
+    let m = Mounted::new(&[]);
     let pid = m.daemon_pid().unwrap();
     let log = m.log_text();
     if offered {
@@ -125,30 +131,24 @@ fn requests_come_through_io_uring_where_the_kernel_offers_it() {
         assert!(log.contains("; /dev/fuse)"), "{log}");
         assert_eq!(rings, 0);
     }
-    work_from_every_cpu(&m.mnt);
-    m.unmount();
-    let (ok, out) = m.fsck();
-    assert!(ok, "{out}");
+    serve_and_check(m);
 }
 
 #[test]
 fn ring_threads_0_keeps_to_dev_fuse() {
     require_fuse!();
-    let mut m = Mounted::new(&["-o", "ring_threads=0"]);
+    let m = Mounted::new(&["-o", "ring_threads=0"]);
     let pid = m.daemon_pid().unwrap();
     assert_eq!(ring_threads(pid), 0);
     assert!(m.log_text().contains("; /dev/fuse)"), "{}", m.log_text());
-    work_from_every_cpu(&m.mnt);
-    m.unmount();
-    let (ok, out) = m.fsck();
-    assert!(ok, "{out}");
+    serve_and_check(m);
 }
 
 #[test]
 fn ring_idle_runs_the_ring_threads_at_sched_idle() {
     require_fuse!();
     let offered = kernel_offers_ring();
-    let mut m = Mounted::new(&["-o", "ring_idle"]);
+    let m = Mounted::new(&["-o", "ring_idle"]);
     let pid = m.daemon_pid().unwrap();
     if offered {
         let log = m.log_text();
@@ -156,17 +156,11 @@ fn ring_idle_runs_the_ring_threads_at_sched_idle() {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let policies = loop {
             // The ring threads' scheduling policies, once they have set them.
-            let mut policies = Vec::new();
-            for t in fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-                let t = t.unwrap().path();
-                let name = fs::read_to_string(t.join("comm")).unwrap_or_default();
-                if name.starts_with("fuser-ring-") {
-                    let tid: libc::pid_t =
-                        t.file_name().unwrap().to_str().unwrap().parse().unwrap();
-                    // SAFETY: a plain query of another thread's policy.
-                    policies.push(unsafe { libc::sched_getscheduler(tid) });
-                }
-            }
+            let policies: Vec<_> = ring_thread_ids(pid)
+                .into_iter()
+                // SAFETY: a plain query of another thread's policy.
+                .map(|tid| unsafe { libc::sched_getscheduler(tid) })
+                .collect();
             let all_idle = !policies.is_empty() && policies.iter().all(|&p| p == libc::SCHED_IDLE);
             if all_idle || std::time::Instant::now() > deadline {
                 break policies;
@@ -180,8 +174,5 @@ fn ring_idle_runs_the_ring_threads_at_sched_idle() {
     } else {
         assert_eq!(ring_threads(pid), 0);
     }
-    work_from_every_cpu(&m.mnt);
-    m.unmount();
-    let (ok, out) = m.fsck();
-    assert!(ok, "{out}");
+    serve_and_check(m);
 }
