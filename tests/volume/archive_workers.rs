@@ -112,8 +112,27 @@ fn a_killed_workers_claims_lapse_and_go_to_another_worker() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+    // The server may still be committing what the worker sent before it
+    // died (CI saw two blocks archived after the count below): count only
+    // once the worker's sessions have ended, each after its last command.
+    let sessions = format!(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'llmfs (pid {})'",
+        dead.id()
+    );
+    assert!(
+        pg_count(&fresh, &sessions) > 0,
+        "the worker's sessions are seen"
+    );
     dead.kill().unwrap();
     dead.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pg_count(&fresh, &sessions) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the killed worker's sessions never ended"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let left = pg_count(
         &fresh,
         "SELECT COUNT(*) FROM block_claims c JOIN blocks b USING (ino, idx) \
