@@ -11,9 +11,12 @@
 # CPU time so far in clock ticks.
 #
 # An llmfs binary may carry a transport: `BIN+uring` mounts with the fuse
-# module's enable_uring set (FUSE over io_uring, where the kernel has it),
-# `BIN+uring-idle` as `+uring` with `--ring-idle`, `BIN+dev` with it
-# cleared (/dev/fuse). The setting is put back on exit.
+# module's enable_uring set (FUSE over io_uring, where the kernel has it)
+# and the build's default ring priority, `BIN+uring-idle` as `+uring`
+# with `--ring-idle` (SCHED_IDLE ring threads),
+# `BIN+uring-normal` with `--ring-priority normal` (builds that have
+# it), `BIN+dev` with enable_uring cleared (/dev/fuse). The setting is put
+# back on exit.
 uring_param=/sys/module/fuse/parameters/enable_uring
 uring_was=$(cat "$uring_param" 2>/dev/null || true)
 contender_mount() {
@@ -33,6 +36,7 @@ contender_mount() {
     local transport=()
     case $1 in
       *+uring-idle) echo 1 > "$uring_param"; transport=(--ring-idle) ;;
+      *+uring-normal) echo 1 > "$uring_param"; transport=(--ring-priority normal) ;;
       *+uring) echo 1 > "$uring_param" ;;
       *+dev) [ -z "$uring_was" ] || echo 0 > "$uring_param" ;;
     esac

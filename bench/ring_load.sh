@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # FUSE over io_uring under CPU load: `tar x` of a tree onto a fresh mount
-# while HOGS busy loops (`yes` at nice -5, default 4) keep every core
-# busy, with the ring threads at normal priority and at SCHED_IDLE
-# (`--ring-idle`), alternated round by round; the same without the hogs.
-# What `ring_idle` costs when other work wants the CPUs.
+# with the ring threads at normal priority (`--ring-priority normal`) and
+# at SCHED_IDLE (`--ring-priority idle`, lifted while they starve),
+# alternated round by round, under three loads:
+#   none    nothing else running;
+#   own     HOGS busy loops (`yes` at nice -5, default 4) keep every core
+#           busy, the daemon in a session of its own (as `llmfs mount`
+#           detaches, and as a service runs in a cgroup of its own: the
+#           scheduler shares the CPU between groups first);
+#   shared  the same hogs, the daemon in their session (`mount -f` from the
+#           same shell, or one container's cgroup): its threads compete
+#           with the hogs one by one, the hardest case for SCHED_IDLE.
+# What the idle priority gains when the cores are free and costs when
+# other work wants them. REPS tar extractions per mount (default 1).
 #
 #   bench/ring_load.sh [ROUNDS] BIN     (root: mounts, enable_uring)
 #
@@ -14,6 +23,7 @@ rounds=${1:?usage: bench/ring_load.sh ROUNDS BIN}
 bin=${2:?usage: bench/ring_load.sh ROUNDS BIN}
 tree=${TREE:-/usr/include}
 hogs=${HOGS:-4}
+reps=${REPS:-1}
 . bench/scratch.sh
 scratch ring-load
 param=/sys/module/fuse/parameters/enable_uring
@@ -26,22 +36,32 @@ echo 1 > "$param"
 tar cf "$work/tree.tar" -C "$(dirname "$tree")" "$(basename "$tree")"
 printf 'round\tload\tsetting\tseconds\n'
 for round in $(seq 1 "$rounds"); do
-  for load in none hogs; do
-    for setting in normal ring_idle; do
+  for load in none own shared; do
+    for setting in normal idle; do
       rm -rf "$work/store"
-      args=()
-      [ "$setting" = normal ] || args=(--ring-idle)
-      "$bin" mount "$mnt" --store "$work/store" "${args[@]}"
-      mkdir "$mnt/t"
-      if [ "$load" = hogs ]; then
+      daemon=
+      if [ "$load" = shared ]; then
+        # In the foreground, so in this script's session; ready once the
+        # mount is live.
+        "$bin" mount "$mnt" --store "$work/store" --ring-priority "$setting" -f 2>/dev/null &
+        daemon=$!
+        while ! grep -q " $mnt " /proc/self/mountinfo; do sleep 0.05; done
+      else
+        "$bin" mount "$mnt" --store "$work/store" --ring-priority "$setting"
+      fi
+      if [ "$load" != none ]; then
         for _ in $(seq 1 "$hogs"); do nice -n -5 yes >/dev/null & done
       fi
       start=$(date +%s.%N)
-      tar xf "$work/tree.tar" -C "$mnt/t"
+      for r in $(seq 1 "$reps"); do
+        mkdir "$mnt/t$r"
+        tar xf "$work/tree.tar" -C "$mnt/t$r"
+      done
       end=$(date +%s.%N)
       pkill -x yes 2>/dev/null || true
       printf '%s\t%s\t%s\t%.3f\n' "$round" "$load" "$setting" "$(echo "$end - $start" | bc -l)"
       "$bin" umount "$mnt"
+      [ -z "$daemon" ] || wait "$daemon"
     done
   done
 done

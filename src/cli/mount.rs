@@ -43,8 +43,8 @@ pub struct MountArgs {
     pub foreground: bool,
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
     /// auto_unmount, noatime, nodev, nosuid, noexec, dev, suid, exec, sync,
-    /// dirsync, async, early_reads, ring_idle; cache_mb=N, threads=N,
-    /// ring_threads=N,
+    /// dirsync, async, early_reads; cache_mb=N, threads=N,
+    /// ring_threads=N, ring_priority=idle|normal,
     /// block_size=N,
     /// compress=MODE, segment_min_kib=N,
     /// archive_after=AGE, deep_archive_after=AGE|never, attr_timeout=SECS,
@@ -65,10 +65,14 @@ pub struct MountArgs {
     /// 0..=64, 0 keeps to /dev/fuse [default: 2].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=64))]
     pub ring_threads: Option<u16>,
-    /// Run the io_uring threads at SCHED_IDLE: a caller stays on its core
-    /// (faster where the CPUs are mostly idle, slower where other work
-    /// keeps them busy; README, "FUSE over io_uring").
-    #[arg(long)]
+    /// Scheduling of the io_uring threads: idle (SCHED_IDLE, so a caller
+    /// stays on its core; a thread that waits for a CPU is lifted to normal
+    /// priority for a while) or normal [default: idle where the process may
+    /// lift a thread back, else normal; README, "FUSE over io_uring"].
+    #[arg(long, value_name = "PRIORITY", value_parser = RingPriority::parse)]
+    pub ring_priority: Option<RingPriority>,
+    /// The same as --ring-priority idle (the option's earlier form).
+    #[arg(long, hide = true, conflicts_with = "ring_priority")]
     pub ring_idle: bool,
     /// Block size of a new store in bytes (a power of two, 4 KiB..16 MiB);
     /// an existing store keeps its own [default: 65536].
@@ -211,6 +215,7 @@ impl MountArgs {
             device: Device::Cpu,
             password: StorePassword::default(),
             early_reads: false,
+            ring_priority: None,
             ring_idle: false,
             attr_timeout: None,
             segment_min_kib: None,
@@ -230,7 +235,7 @@ struct ParsedOptions {
     deep_archive_after: Option<AgeOrNever>,
     threads: Option<u16>,
     ring_threads: Option<u16>,
-    ring_idle: bool,
+    ring_priority: Option<RingPriority>,
     block_size: Option<usize>,
     store_password_file: Option<PathBuf>,
     early_reads: bool,
@@ -295,6 +300,12 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
                         )));
                     }
                     p.ring_threads = Some(n);
+                }
+                "ring_priority" => {
+                    p.ring_priority = Some(
+                        RingPriority::parse(value)
+                            .map_err(|e| CliError::usage(format!("mount option {opt}: {e}")))?,
+                    )
                 }
                 "block_size" => p.block_size = Some(parse_number(key, value)?),
                 "segment_min_kib" => p.segment_min_kib = Some(parse_number(key, value)?),
@@ -365,8 +376,9 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
                 p.early_reads = true;
                 continue;
             }
+            // The earlier form of ring_priority=idle.
             "ring_idle" => {
-                p.ring_idle = true;
+                p.ring_priority = Some(RingPriority::Idle);
                 continue;
             }
             other => return Err(CliError::usage(format!("unknown mount option '{other}'"))),
@@ -374,6 +386,35 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
         p.mount.push(m);
     }
     Ok(p)
+}
+
+/// How the io_uring threads are scheduled (`ring_priority`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingPriority {
+    /// `SCHED_IDLE`, lifted to normal priority while a thread starves
+    /// (fuser's `ring_priority` module); normal where the process may not
+    /// lift a thread back.
+    Idle,
+    Normal,
+}
+
+impl RingPriority {
+    pub fn parse(s: &str) -> std::result::Result<RingPriority, String> {
+        match s {
+            "idle" => Ok(RingPriority::Idle),
+            "normal" => Ok(RingPriority::Normal),
+            _ => Err(format!("unknown ring priority {s:?} (idle, normal)")),
+        }
+    }
+}
+
+impl std::fmt::Display for RingPriority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RingPriority::Idle => "idle",
+            RingPriority::Normal => "normal",
+        })
+    }
 }
 
 /// The effective value of a setting that can come from a flag or from `-o`.
@@ -401,7 +442,7 @@ struct Settings {
     cache_mb: usize,
     threads: u16,
     ring_threads: u16,
-    ring_idle: bool,
+    ring_priority: RingPriority,
     block_size: usize,
     compress: CompressMode,
     archive_after: u64,
@@ -488,7 +529,13 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, CliError
             DEFAULT_DEEP_ARCHIVE_AFTER,
         )?,
         early_reads: args.early_reads || opts.early_reads,
-        ring_idle: args.ring_idle || opts.ring_idle,
+        ring_priority: merge(
+            "ring_priority",
+            args.ring_priority
+                .or(args.ring_idle.then_some(RingPriority::Idle)),
+            opts.ring_priority,
+            RingPriority::Idle,
+        )?,
         segment_min_kib: merge(
             "segment_min_kib",
             args.segment_min_kib,
@@ -861,7 +908,7 @@ fn mount(
         c.n_threads = Some(settings.threads as usize);
         c.clone_fd = true;
         c.io_uring_threads = usize::from(settings.ring_threads);
-        c.io_uring_idle_priority = settings.ring_idle;
+        c.io_uring_idle_priority = settings.ring_priority == RingPriority::Idle;
         c
     };
     // Catch SIGINT/SIGTERM from here on: one that arrives while mounting is
@@ -885,7 +932,7 @@ fn mount(
         format!(
             "FUSE over io_uring, {} threads per CPU{}",
             settings.ring_threads,
-            if settings.ring_idle {
+            if session.io_uring_idle() {
                 " at SCHED_IDLE"
             } else {
                 ""
@@ -1114,7 +1161,9 @@ mod tests {
             Some(std::path::Path::new("/etc/llmfs/pg.pass"))
         );
         assert!(!p.read_only);
-        assert!(p.ring_idle);
+        assert_eq!(p.ring_priority, Some(RingPriority::Idle));
+        let p = parse_options(&["ring_priority=normal".into()]).unwrap();
+        assert_eq!(p.ring_priority, Some(RingPriority::Normal));
         assert_eq!(p.mount, vec![MountOption::RW, MountOption::NoAtime]);
         assert_eq!(
             (p.cache_mb, p.threads, p.block_size),
@@ -1125,6 +1174,7 @@ mod tests {
             "threads=0",
             "threads=999",
             "ring_threads=65",
+            "ring_priority=high",
             "bogus=1",
             "relatime",
         ] {

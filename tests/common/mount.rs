@@ -182,6 +182,19 @@ impl Mounted {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The daemon's log once it has its "mounted ..." line, which comes
+    /// just after the mount goes live (10 s at most).
+    pub fn log_once_mounted(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log_text();
+            if log.lines().any(|l| l.contains("] mounted ")) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Lines of the daemon's log that end with `tail`: how many times it
     /// logged a request of the kind (`RUST_LOG=llmfs=debug` here).
     pub fn log_lines_ending(&self, tail: &str) -> usize {

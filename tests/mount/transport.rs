@@ -8,6 +8,8 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::common::Mounted;
 
@@ -55,6 +57,19 @@ fn allowed_cpus() -> Vec<usize> {
         .collect()
 }
 
+/// Pins the calling thread to `cpu`.
+fn pin_this_thread(cpu: usize) {
+    // SAFETY: a zeroed set with one CPU, for this thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+}
+
 /// From a thread pinned to each CPU in turn: create, write, fsync, read
 /// back, rename, list, unlink; every answer checked.
 fn work_from_every_cpu(mnt: &Path) {
@@ -62,15 +77,7 @@ fn work_from_every_cpu(mnt: &Path) {
         let dir = mnt.join(format!("cpu{cpu}"));
         std::thread::scope(|s| {
             s.spawn(|| {
-                // SAFETY: a zeroed set with one CPU, for this thread only.
-                unsafe {
-                    let mut set: libc::cpu_set_t = std::mem::zeroed();
-                    libc::CPU_SET(cpu, &mut set);
-                    assert_eq!(
-                        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set),
-                        0
-                    );
-                }
+                pin_this_thread(cpu);
                 fs::create_dir(&dir).unwrap();
                 let data: Vec<u8> = (0..300_000u32)
                     .map(|i| (i * 7 + cpu as u32) as u8)
@@ -105,7 +112,7 @@ fn requests_come_through_io_uring_where_the_kernel_offers_it() {
     let offered = kernel_offers_ring();
     let m = Mounted::new(&[]);
     let pid = m.daemon_pid().unwrap();
-    let log = m.log_text();
+    let log = m.log_once_mounted();
     if offered {
         assert!(
             log.contains("FUSE over io_uring, 2 threads per CPU"),
@@ -121,9 +128,9 @@ fn requests_come_through_io_uring_where_the_kernel_offers_it() {
             .unwrap()
             .parse()
             .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while ring_threads(pid) < 2 * (last + 1) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ring_threads(pid) < 2 * (last + 1) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(ring_threads(pid), 2 * (last + 1), "{log}");
     } else {
@@ -140,39 +147,122 @@ fn ring_threads_0_keeps_to_dev_fuse() {
     let m = Mounted::new(&["-o", "ring_threads=0"]);
     let pid = m.daemon_pid().unwrap();
     assert_eq!(ring_threads(pid), 0);
-    assert!(m.log_text().contains("; /dev/fuse)"), "{}", m.log_text());
+    let log = m.log_once_mounted();
+    assert!(log.contains("; /dev/fuse)"), "{log}");
     serve_and_check(m);
 }
 
+/// The ring threads' scheduling policies.
+fn ring_policies(pid: u32) -> Vec<libc::c_int> {
+    ring_thread_ids(pid)
+        .into_iter()
+        // SAFETY: a plain query of another thread's policy.
+        .map(|tid| unsafe { libc::sched_getscheduler(tid) })
+        .collect()
+}
+
+/// Waits (10 s at most) until `ok` holds for the ring threads' policies;
+/// returns the last ones seen.
+fn wait_for_policies(pid: u32, ok: impl Fn(&[libc::c_int]) -> bool) -> Vec<libc::c_int> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let policies = ring_policies(pid);
+        if (!policies.is_empty() && ok(&policies)) || Instant::now() > deadline {
+            return policies;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn all(policy: libc::c_int) -> impl Fn(&[libc::c_int]) -> bool {
+    move |ps| !ps.is_empty() && ps.iter().all(|&p| p == policy)
+}
+
+/// Idle by default (this suite runs as root, which may lift a thread back);
+/// `ring_priority=normal` and the older `ring_idle` as asked.
 #[test]
-fn ring_idle_runs_the_ring_threads_at_sched_idle() {
+fn ring_threads_run_at_sched_idle_unless_told_otherwise() {
     require_fuse!();
     let offered = kernel_offers_ring();
-    let m = Mounted::new(&["-o", "ring_idle"]);
-    let pid = m.daemon_pid().unwrap();
-    if offered {
-        let log = m.log_text();
-        assert!(log.contains("2 threads per CPU at SCHED_IDLE"), "{log}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let policies = loop {
-            // The ring threads' scheduling policies, once they have set them.
-            let policies: Vec<_> = ring_thread_ids(pid)
-                .into_iter()
-                // SAFETY: a plain query of another thread's policy.
-                .map(|tid| unsafe { libc::sched_getscheduler(tid) })
-                .collect();
-            let all_idle = !policies.is_empty() && policies.iter().all(|&p| p == libc::SCHED_IDLE);
-            if all_idle || std::time::Instant::now() > deadline {
-                break policies;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        };
-        assert!(
-            !policies.is_empty() && policies.iter().all(|&p| p == libc::SCHED_IDLE),
-            "{policies:?}"
-        );
-    } else {
-        assert_eq!(ring_threads(pid), 0);
+    for (options, idle) in [
+        (&[][..], true),
+        (&["-o", "ring_priority=normal"][..], false),
+        (&["-o", "ring_idle"][..], true),
+        (&["--ring-priority", "normal"][..], false),
+    ] {
+        let m = Mounted::new(options);
+        let pid = m.daemon_pid().unwrap();
+        if offered {
+            let log = m.log_once_mounted();
+            assert_eq!(
+                log.contains("2 threads per CPU at SCHED_IDLE"),
+                idle,
+                "{options:?}: {log}"
+            );
+            let want = if idle {
+                libc::SCHED_IDLE
+            } else {
+                libc::SCHED_OTHER
+            };
+            let policies = wait_for_policies(pid, all(want));
+            assert!(all(want)(&policies), "{options:?}: {policies:?}");
+        } else {
+            assert_eq!(ring_threads(pid), 0);
+        }
+        serve_and_check(m);
     }
+}
+
+/// Busy loops at normal priority on every CPU starve a `SCHED_IDLE` ring
+/// thread: it lifts itself to normal priority, the requests it serves are
+/// answered, and once the load is gone it goes back to idle.
+#[test]
+fn a_starving_ring_thread_is_lifted_and_returns_to_idle() {
+    require_fuse!();
+    if !kernel_offers_ring() {
+        return;
+    }
+    let m = Mounted::new(&[]);
+    let pid = m.daemon_pid().unwrap();
+    assert!(all(libc::SCHED_IDLE)(&wait_for_policies(
+        pid,
+        all(libc::SCHED_IDLE)
+    )));
+    let stop = AtomicBool::new(false);
+    // Creates and unlinks (never answered from the kernel's caches) from
+    // every CPU until `until` holds; each one checked.
+    let work_until = |until: &dyn Fn() -> bool| {
+        let mut n = 0u64;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !until() {
+            assert!(Instant::now() < deadline, "{:?}", ring_policies(pid));
+            for cpu in allowed_cpus() {
+                pin_this_thread(cpu);
+                let f = m.mnt.join(format!("f{n}"));
+                fs::write(&f, n.to_le_bytes()).unwrap();
+                assert_eq!(fs::read(&f).unwrap(), n.to_le_bytes());
+                fs::remove_file(&f).unwrap();
+                n += 1;
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for cpu in allowed_cpus() {
+            let stop = &stop;
+            s.spawn(move || {
+                pin_this_thread(cpu);
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            });
+        }
+        let lifted = || ring_policies(pid).contains(&libc::SCHED_OTHER);
+        work_until(&lifted);
+        stop.store(true, Ordering::Relaxed);
+    });
+    // Load gone: a lift ends (after a second or more) at the thread's
+    // next request. (A thread the kernel sends no request stays lifted
+    // until it gets one.)
+    work_until(&|| ring_policies(pid).contains(&libc::SCHED_IDLE));
     serve_and_check(m);
 }

@@ -101,6 +101,7 @@ mod reply;
 mod request;
 mod request_param;
 mod ring;
+mod ring_priority;
 mod session;
 mod time;
 

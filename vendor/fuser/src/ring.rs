@@ -43,6 +43,7 @@ use crate::ll;
 use crate::reply::ReplyEmpty;
 use crate::reply::ReplySender;
 use crate::request::RequestWithSender;
+use crate::ring_priority::IdleGuard;
 use crate::session::SessionEventLoop;
 
 /// `FUSE_IO_URING_CMD_REGISTER`: register an entry's buffers, fetch a request.
@@ -267,23 +268,6 @@ fn pin_to_cpu(cpu: usize) {
     }
 }
 
-/// `SCHED_IDLE` for this thread. When a reply wakes its caller, the ring
-/// thread is still running on the caller's core; at normal priority the
-/// scheduler then moves the caller to an idle core (whose wakeup is what
-/// the ring saves), while a core running only `SCHED_IDLE` threads counts
-/// as idle and the caller stays. The price: other work on that core runs
-/// first.
-fn set_idle_priority(qid: u16) {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: a valid sched_param for this thread (0 = the calling thread).
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
-        warn!(
-            "ring queue {qid}: SCHED_IDLE refused: {}",
-            io::Error::last_os_error()
-        );
-    }
-}
-
 /// Serves one entry of queue `qid` until the connection ends.
 pub(crate) fn serve_entry<FS: Filesystem>(
     event_loop: &SessionEventLoop<FS>,
@@ -293,9 +277,13 @@ pub(crate) fn serve_entry<FS: Filesystem>(
     idle_priority: bool,
 ) -> io::Result<()> {
     pin_to_cpu(usize::from(qid));
-    if idle_priority {
-        set_idle_priority(qid);
-    }
+    let mut idle_guard = if idle_priority {
+        IdleGuard::start(qid)
+            .inspect_err(|e| warn!("ring queue {qid}: SCHED_IDLE refused: {e}"))
+            .ok()
+    } else {
+        None
+    };
     let mut ring: IoUring<squeue::Entry128, cqueue::Entry> = IoUring::builder().build(2)?;
     let reply = RingReply(Arc::new(Slot {
         buffers: Mutex::new(Buffers::new(payload_len)),
@@ -343,7 +331,12 @@ pub(crate) fn serve_entry<FS: Filesystem>(
             continue;
         };
         match cqe.result() {
-            0 => failures = 0,
+            0 => {
+                failures = 0;
+                if let Some(guard) = idle_guard.as_mut() {
+                    guard.on_request();
+                }
+            }
             e if e == -libc::EAGAIN || e == -libc::EINTR => {
                 // The connection is not initialised yet: send it again.
                 std::thread::sleep(std::time::Duration::from_millis(1));

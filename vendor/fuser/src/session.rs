@@ -491,7 +491,19 @@ impl<FS: Filesystem> Session<FS> {
 
             if self.config.io_uring_threads > 0 {
                 match config.add_capabilities(InitFlags::FUSE_OVER_IO_URING) {
-                    Ok(()) => self.ring_payload = Some(config.ring_payload_size()),
+                    Ok(()) => {
+                        self.ring_payload = Some(config.ring_payload_size());
+                        if self.config.io_uring_idle_priority
+                            && !crate::ring_priority::idle_can_be_lifted()
+                        {
+                            warn!(
+                                "FUSE over io_uring: ring threads at normal priority, not \
+                                 SCHED_IDLE: this process may not lift a starving thread back \
+                                 (that needs root, CAP_SYS_NICE or an RLIMIT_NICE of 20)"
+                            );
+                            self.config.io_uring_idle_priority = false;
+                        }
+                    }
                     Err(_) => info!(
                         "FUSE over io_uring not offered by the kernel (Linux 6.14+, \
                          /sys/module/fuse/parameters/enable_uring): using /dev/fuse"
@@ -551,6 +563,12 @@ impl<FS: Filesystem> Session<FS> {
     /// serves requests through rings once `run` starts).
     pub fn io_uring(&self) -> bool {
         self.ring_payload.is_some()
+    }
+
+    /// Whether the ring threads run at `SCHED_IDLE` (lifted while they
+    /// starve): asked for, and the process may lift them.
+    pub fn io_uring_idle(&self) -> bool {
+        self.io_uring() && self.config.io_uring_idle_priority
     }
 
     /// Unmount the filesystem
