@@ -43,7 +43,7 @@ use crate::ll;
 use crate::reply::ReplyEmpty;
 use crate::reply::ReplySender;
 use crate::request::RequestWithSender;
-use crate::ring_priority::IdleGuard;
+use crate::ring_priority::IdleWatch;
 use crate::session::SessionEventLoop;
 
 /// `FUSE_IO_URING_CMD_REGISTER`: register an entry's buffers, fetch a request.
@@ -274,16 +274,15 @@ pub(crate) fn serve_entry<FS: Filesystem>(
     fd: RawFd,
     qid: u16,
     payload_len: usize,
-    idle_priority: bool,
+    idle_watch: Option<IdleWatch>,
 ) -> io::Result<()> {
     pin_to_cpu(usize::from(qid));
-    let mut idle_guard = if idle_priority {
-        IdleGuard::start(qid)
-            .inspect_err(|e| warn!("ring queue {qid}: SCHED_IDLE refused: {e}"))
-            .ok()
-    } else {
-        None
-    };
+    // Held while the thread serves: the watchdog ends with the last one.
+    let _idle_watch = idle_watch.inspect(|w| {
+        if let Err(e) = w.enter_idle(qid) {
+            warn!("ring queue {qid}: SCHED_IDLE refused: {e}");
+        }
+    });
     let mut ring: IoUring<squeue::Entry128, cqueue::Entry> = IoUring::builder().build(2)?;
     let reply = RingReply(Arc::new(Slot {
         buffers: Mutex::new(Buffers::new(payload_len)),
@@ -331,12 +330,7 @@ pub(crate) fn serve_entry<FS: Filesystem>(
             continue;
         };
         match cqe.result() {
-            0 => {
-                failures = 0;
-                if let Some(guard) = idle_guard.as_mut() {
-                    guard.on_request();
-                }
-            }
+            0 => failures = 0,
             e if e == -libc::EAGAIN || e == -libc::EINTR => {
                 // The connection is not initialised yet: send it again.
                 std::thread::sleep(std::time::Duration::from_millis(1));

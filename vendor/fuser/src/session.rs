@@ -307,7 +307,15 @@ impl<FS: Filesystem> Session<FS> {
             use std::os::fd::AsRawFd;
             let fd = ring_ch.as_fd().as_raw_fd();
             let queues = crate::ring::possible_cpus();
-            let idle_priority = config.io_uring_idle_priority;
+            let idle_watch = if config.io_uring_idle_priority {
+                crate::ring_priority::IdleWatch::start()
+                    .inspect_err(|e| {
+                        warn!("FUSE over io_uring: ring threads at normal priority: {e}")
+                    })
+                    .ok()
+            } else {
+                None
+            };
             let mut started = 0usize;
             'queues: for qid in 0..queues {
                 let Ok(qid16) = u16::try_from(qid) else { break };
@@ -320,6 +328,7 @@ impl<FS: Filesystem> Session<FS> {
                         allowed,
                         session_owner,
                     };
+                    let idle_watch = idle_watch.clone();
                     let spawned = thread::Builder::new().name(thread_name).spawn(move || {
                         // A ring that fails leaves its requests to /dev/fuse
                         // (until every queue has an entry the kernel uses
@@ -329,7 +338,7 @@ impl<FS: Filesystem> Session<FS> {
                             fd,
                             qid16,
                             payload_len,
-                            idle_priority,
+                            idle_watch,
                         ) {
                             warn!("FUSE over io_uring, queue {qid16}: {e}");
                         }
