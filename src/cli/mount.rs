@@ -1162,8 +1162,8 @@ mod tests {
         );
         assert!(!p.read_only);
         assert_eq!(p.ring_priority, Some(RingPriority::Idle));
-        let p = parse_options(&["ring_priority=normal".into()]).unwrap();
-        assert_eq!(p.ring_priority, Some(RingPriority::Normal));
+        let normal = parse_options(&["ring_priority=normal".into()]).unwrap();
+        assert_eq!(normal.ring_priority, Some(RingPriority::Normal));
         assert_eq!(p.mount, vec![MountOption::RW, MountOption::NoAtime]);
         assert_eq!(
             (p.cache_mb, p.threads, p.block_size),
