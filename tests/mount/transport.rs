@@ -284,3 +284,89 @@ fn a_starving_ring_thread_is_lifted_and_returns_to_idle() {
     work_until(&|| !lifted(&were_lifted, libc::SCHED_IDLE).is_empty());
     serve_and_check(m);
 }
+
+/// Inodes in use on the volume (its statfs: files less free ones).
+fn inodes_used(mnt: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(mnt.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a zeroed statvfs is a valid out-buffer; the path is a C string.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut s) }, 0);
+    s.f_files - s.f_ffree
+}
+
+/// The daemon's /dev/fuse readers (`fuser-N`) waiting in the device's
+/// read, from their wchan; None where the kernel does not show it.
+fn readers_waiting_on_the_device(pid: u32) -> Option<usize> {
+    let mut waiting = 0;
+    let mut shown = false;
+    for t in fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let t = t.unwrap().path();
+        let name = fs::read_to_string(t.join("comm")).unwrap_or_default();
+        let reader = name
+            .trim()
+            .strip_prefix("fuser-")
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+        if !reader {
+            continue;
+        }
+        let wchan = fs::read_to_string(t.join("wchan")).unwrap_or_default();
+        shown |= wchan != "0" && !wchan.is_empty();
+        waiting += usize::from(wchan == "fuse_dev_do_read");
+    }
+    shown.then_some(waiting)
+}
+
+/// Beside the rings the kernel sends only forgets and interrupts through
+/// /dev/fuse. Once the rings serve, no reader waits on the device (so
+/// queueing a forget wakes nobody), and the forgets still reach the
+/// daemon: the inodes of unlinked files are deleted.
+#[test]
+fn forgets_beside_the_rings_are_polled_and_reach_the_daemon() {
+    require_fuse!();
+    if !kernel_offers_ring() {
+        return;
+    }
+    let m = Mounted::new(&[]);
+    let pid = m.daemon_pid().unwrap();
+    let d = m.mnt.join("d");
+    fs::create_dir(&d).unwrap();
+    let base = inodes_used(&m.mnt);
+    // Rounds of creates and unlinks (each unlink a forget) until the
+    // readers have stopped waiting on the device.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for round in 0.. {
+        for i in 0..50 {
+            fs::write(d.join(format!("r{round}-{i}")), b"x").unwrap();
+        }
+        for i in 0..50 {
+            fs::remove_file(d.join(format!("r{round}-{i}"))).unwrap();
+        }
+        match readers_waiting_on_the_device(pid) {
+            Some(0) | None => break,
+            Some(n) => assert!(
+                Instant::now() < deadline,
+                "{n} readers still wait on /dev/fuse"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every forget arrives: the forgotten inodes go with the next write
+    // transaction, so only the file written then is left.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        fs::write(d.join("y"), b"y").unwrap();
+        let used = inodes_used(&m.mnt);
+        fs::remove_file(d.join("y")).unwrap();
+        if used == base + 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} inodes in use, {base} before the files and one file now",
+            used
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    serve_and_check(m);
+}

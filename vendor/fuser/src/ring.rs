@@ -39,6 +39,7 @@ use log::error;
 use log::warn;
 
 use crate::Filesystem;
+use crate::dev_beside_ring::BesideRing;
 use crate::ll;
 use crate::reply::ReplyEmpty;
 use crate::reply::ReplySender;
@@ -275,6 +276,7 @@ pub(crate) fn serve_entry<FS: Filesystem>(
     qid: u16,
     payload_len: usize,
     idle_watch: Option<IdleWatch>,
+    beside_ring: &BesideRing,
 ) -> io::Result<()> {
     pin_to_cpu(usize::from(qid));
     // Held while the thread serves: the watchdog ends with the last one.
@@ -330,7 +332,10 @@ pub(crate) fn serve_entry<FS: Filesystem>(
             continue;
         };
         match cqe.result() {
-            0 => failures = 0,
+            0 => {
+                failures = 0;
+                beside_ring.ring_served();
+            }
             e if e == -libc::EAGAIN || e == -libc::EINTR => {
                 // The connection is not initialised yet: send it again.
                 std::thread::sleep(std::time::Duration::from_millis(1));

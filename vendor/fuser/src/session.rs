@@ -32,6 +32,8 @@ use crate::ReplyEmpty;
 use crate::Request;
 use crate::channel::Channel;
 use crate::channel::ChannelSender;
+use crate::dev_beside_ring::BesideRing;
+use crate::dev_beside_ring::Next;
 use crate::dev_fuse::DevFuse;
 use crate::ll;
 use crate::ll::Operation;
@@ -303,7 +305,8 @@ impl<FS: Filesystem> Session<FS> {
         // each with one ring entry. /dev/fuse keeps serving what the ring
         // does not carry (forgets, interrupts) and everything until every
         // queue has an entry.
-        if let Some(payload_len) = ring_payload {
+        let beside_ring = ring_payload.map(|_| BesideRing::new());
+        if let (Some(payload_len), Some(beside_ring)) = (ring_payload, &beside_ring) {
             use std::os::fd::AsRawFd;
             let fd = ring_ch.as_fd().as_raw_fd();
             let queues = crate::ring::possible_cpus();
@@ -329,6 +332,7 @@ impl<FS: Filesystem> Session<FS> {
                         session_owner,
                     };
                     let idle_watch = idle_watch.clone();
+                    let beside_ring = Arc::clone(beside_ring);
                     let spawned = thread::Builder::new().name(thread_name).spawn(move || {
                         // A ring that fails leaves its requests to /dev/fuse
                         // (until every queue has an entry the kernel uses
@@ -339,9 +343,11 @@ impl<FS: Filesystem> Session<FS> {
                             qid16,
                             payload_len,
                             idle_watch,
+                            &beside_ring,
                         ) {
                             warn!("FUSE over io_uring, queue {qid16}: {e}");
                         }
+                        beside_ring.ring_ended();
                         Ok(())
                     });
                     match spawned {
@@ -368,11 +374,10 @@ impl<FS: Filesystem> Session<FS> {
                 allowed,
                 session_owner,
             };
-            threads.push(
-                thread::Builder::new()
-                    .name(thread_name)
-                    .spawn(move || event_loop.event_loop())?,
-            );
+            let beside_ring = beside_ring.clone();
+            threads.push(thread::Builder::new().name(thread_name).spawn(move || {
+                event_loop.event_loop_beside(beside_ring.as_deref().map(|b| (i, b)))
+            })?);
         }
 
         let mut reply: io::Result<()> = Ok(());
@@ -624,12 +629,34 @@ pub(crate) struct SessionEventLoop<FS: Filesystem> {
 }
 
 impl<FS: Filesystem> SessionEventLoop<FS> {
-    fn event_loop(&self) -> io::Result<()> {
+    /// The read-dispatch loop; `beside_ring`: this reader's index among the
+    /// /dev/fuse readers of a session whose requests go through io_uring.
+    pub(crate) fn event_loop_beside(
+        &self,
+        beside_ring: Option<(usize, &BesideRing)>,
+    ) -> io::Result<()> {
+        let ended = self.read_and_dispatch(beside_ring);
+        if let Some((index, beside)) = beside_ring {
+            beside.reader_returns(index, ended.is_ok());
+        }
+        ended
+    }
+
+    fn read_and_dispatch(&self, beside_ring: Option<(usize, &BesideRing)>) -> io::Result<()> {
         // Buffer for receiving requests from the kernel. Only one is allocated and
         // it is reused immediately after dispatching to conserve memory and allocations.
         let mut buf = FuseReadBuf::new();
         let buf = buf.as_mut();
+        let mut pause = BesideRing::first_pause();
         loop {
+            if let Some((index, beside)) = beside_ring {
+                use std::os::fd::AsRawFd;
+                match beside.before_read(index, self.ch.as_fd().as_raw_fd(), &mut pause) {
+                    Next::Read => {}
+                    Next::Idle => continue,
+                    Next::Return => return Ok(()),
+                }
+            }
             // Read the next request from the given channel to kernel driver
             // The kernel driver makes sure that we get exactly one request per read
             match self.ch.receive_retrying(buf) {
@@ -639,7 +666,16 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
                 ) {
                     // Dispatch request
                     Some(req) => {
-                        if let Ok(Operation::Destroy(_)) = req.request.operation() {
+                        let operation = req.request.operation();
+                        if let Some((_, beside)) = beside_ring {
+                            beside.after_read(matches!(
+                                operation,
+                                Ok(Operation::Forget(_)
+                                    | Operation::BatchForget(_)
+                                    | Operation::Interrupt(_))
+                            ));
+                        }
+                        if let Ok(Operation::Destroy(_)) = operation {
                             req.reply::<ReplyEmpty>().ok();
                             return Ok(());
                         } else {
