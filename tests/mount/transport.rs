@@ -19,17 +19,33 @@ fn kernel_offers_ring() -> bool {
         .is_ok_and(|v| v.trim() == "Y" || v.trim() == "1")
 }
 
+/// The /proc directories of the daemon's threads whose name `keep` takes.
+fn daemon_threads(pid: u32, keep: impl Fn(&str) -> bool) -> Vec<std::path::PathBuf> {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|t| t.unwrap().path())
+        .filter(|t| {
+            keep(
+                fs::read_to_string(t.join("comm"))
+                    .unwrap_or_default()
+                    .trim(),
+            )
+        })
+        .collect()
+}
+
 /// The thread ids of the daemon's ring threads (named `fuser-ring-*`).
 fn ring_thread_ids(pid: u32) -> Vec<libc::pid_t> {
-    let mut tids = Vec::new();
-    for t in fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let t = t.unwrap().path();
-        let name = fs::read_to_string(t.join("comm")).unwrap_or_default();
-        if name.starts_with("fuser-ring-") {
-            tids.push(t.file_name().unwrap().to_str().unwrap().parse().unwrap());
-        }
-    }
-    tids
+    daemon_threads(pid, |name| name.starts_with("fuser-ring-"))
+        .iter()
+        .map(|t| t.file_name().unwrap().to_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// A thread's scheduling policy.
+fn policy_of(tid: libc::pid_t) -> libc::c_int {
+    // SAFETY: a plain query of another thread's policy.
+    unsafe { libc::sched_getscheduler(tid) }
 }
 
 fn ring_threads(pid: u32) -> usize {
@@ -154,11 +170,7 @@ fn ring_threads_0_keeps_to_dev_fuse() {
 
 /// The ring threads' scheduling policies.
 fn ring_policies(pid: u32) -> Vec<libc::c_int> {
-    ring_thread_ids(pid)
-        .into_iter()
-        // SAFETY: a plain query of another thread's policy.
-        .map(|tid| unsafe { libc::sched_getscheduler(tid) })
-        .collect()
+    ring_thread_ids(pid).into_iter().map(policy_of).collect()
 }
 
 /// Waits (10 s at most) until `ok` holds for the ring threads' policies;
@@ -255,9 +267,8 @@ fn a_starving_ring_thread_is_lifted_and_returns_to_idle() {
     // The threads lifted while the busy loops ran.
     let lifted = |tids: &[libc::pid_t], policy| {
         tids.iter()
-            // SAFETY: a plain query of another thread's policy.
-            .filter(|&&tid| unsafe { libc::sched_getscheduler(tid) } == policy)
             .copied()
+            .filter(|&tid| policy_of(tid) == policy)
             .collect::<Vec<_>>()
     };
     let tids = ring_thread_ids(pid);
@@ -300,16 +311,11 @@ fn inodes_used(mnt: &Path) -> u64 {
 fn readers_waiting_on_the_device(pid: u32) -> Option<usize> {
     let mut waiting = 0;
     let mut shown = false;
-    for t in fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let t = t.unwrap().path();
-        let name = fs::read_to_string(t.join("comm")).unwrap_or_default();
-        let reader = name
-            .trim()
-            .strip_prefix("fuser-")
-            .is_some_and(|n| n.parse::<u32>().is_ok());
-        if !reader {
-            continue;
-        }
+    let readers = daemon_threads(pid, |name| {
+        name.strip_prefix("fuser-")
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+    });
+    for t in readers {
         let wchan = fs::read_to_string(t.join("wchan")).unwrap_or_default();
         shown |= wchan != "0" && !wchan.is_empty();
         waiting += usize::from(wchan == "fuse_dev_do_read");
