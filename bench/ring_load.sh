@@ -12,15 +12,20 @@
 #           same shell, or one container's cgroup): its threads compete
 #           with the hogs one by one, the hardest case for SCHED_IDLE.
 # What the idle priority gains when the cores are free and costs when
-# other work wants them. REPS tar extractions per mount (default 1).
+# other work wants them. REPS tar extractions per mount (default 1);
+# LOADS and SETTINGS narrow the cases (default "none own shared" and
+# "normal idle"). Several builds are alternated within each case.
 #
-#   bench/ring_load.sh [ROUNDS] BIN     (root: mounts, enable_uring)
+#   bench/ring_load.sh [ROUNDS] BIN [BIN ...]   (root: mounts, enable_uring)
 #
-# Prints a TSV line per round, load and setting: seconds.
+# Prints a TSV line per round, load and setting (and build, given
+# several): seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:?usage: bench/ring_load.sh ROUNDS BIN}
-bin=${2:?usage: bench/ring_load.sh ROUNDS BIN}
+rounds=${1:?usage: bench/ring_load.sh ROUNDS BIN [BIN ...]}
+shift
+bin=${1:?usage: bench/ring_load.sh ROUNDS BIN [BIN ...]}   # for scratch.sh's cleanup
+builds=("$@")
 tree=${TREE:-/usr/include}
 hogs=${HOGS:-4}
 reps=${REPS:-1}
@@ -34,34 +39,39 @@ scratch_cleanup_more() {
 }
 echo 1 > "$param"
 tar cf "$work/tree.tar" -C "$(dirname "$tree")" "$(basename "$tree")"
-printf 'round\tload\tsetting\tseconds\n'
+column() { [ "${#builds[@]}" -eq 1 ] || printf '%s\t' "$1"; }
+printf '%sround\tload\tsetting\tseconds\n' "$(column build)"
 for round in $(seq 1 "$rounds"); do
-  for load in none own shared; do
-    for setting in normal idle; do
-      rm -rf "$work/store"
-      daemon=
-      if [ "$load" = shared ]; then
-        # In the foreground, so in this script's session; ready once the
-        # mount is live.
-        "$bin" mount "$mnt" --store "$work/store" --ring-priority "$setting" -f 2>/dev/null &
-        daemon=$!
-        while ! grep -q " $mnt " /proc/self/mountinfo; do sleep 0.05; done
-      else
-        "$bin" mount "$mnt" --store "$work/store" --ring-priority "$setting"
-      fi
-      if [ "$load" != none ]; then
-        for _ in $(seq 1 "$hogs"); do nice -n -5 yes >/dev/null & done
-      fi
-      start=$(date +%s.%N)
-      for r in $(seq 1 "$reps"); do
-        mkdir "$mnt/t$r"
-        tar xf "$work/tree.tar" -C "$mnt/t$r"
+  for load in ${LOADS:-none own shared}; do
+    for setting in ${SETTINGS:-normal idle}; do
+      for b in "${builds[@]}"; do
+        bin=$b
+        rm -rf "$work/store"
+        daemon=
+        if [ "$load" = shared ]; then
+          # In the foreground, so in this script's session; ready once the
+          # mount is live.
+          "$b" mount "$mnt" --store "$work/store" --ring-priority "$setting" -f 2>/dev/null &
+          daemon=$!
+          while ! grep -q " $mnt " /proc/self/mountinfo; do sleep 0.05; done
+        else
+          "$b" mount "$mnt" --store "$work/store" --ring-priority "$setting"
+        fi
+        if [ "$load" != none ]; then
+          for _ in $(seq 1 "$hogs"); do nice -n -5 yes >/dev/null & done
+        fi
+        start=$(date +%s.%N)
+        for r in $(seq 1 "$reps"); do
+          mkdir "$mnt/t$r"
+          tar xf "$work/tree.tar" -C "$mnt/t$r"
+        done
+        end=$(date +%s.%N)
+        pkill -x yes 2>/dev/null || true
+        printf '%s%s\t%s\t%s\t%.3f\n' "$(column "$b")" "$round" "$load" "$setting" \
+          "$(echo "$end - $start" | bc -l)"
+        "$b" umount "$mnt"
+        [ -z "$daemon" ] || wait "$daemon"
       done
-      end=$(date +%s.%N)
-      pkill -x yes 2>/dev/null || true
-      printf '%s\t%s\t%s\t%.3f\n' "$round" "$load" "$setting" "$(echo "$end - $start" | bc -l)"
-      "$bin" umount "$mnt"
-      [ -z "$daemon" ] || wait "$daemon"
     done
   done
 done

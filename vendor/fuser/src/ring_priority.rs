@@ -14,7 +14,10 @@
 //! state and `schedstat` in /proc) every [`PERIOD`]: one that was runnable
 //! at two samples without running in between, or that waited to run for
 //! more than 1/[`STARVED_SHARE`] of the period, is lifted to normal
-//! priority for a while ([`LIFT_MIN`]). When that is up it returns to idle
+//! priority for a while ([`LIFT_MIN`]: short, since a burst of other work
+//! on the core, the daemon's own included, looks the same for a period,
+//! and a lift that outlasts it costs what idle saves). When that is up it
+//! returns to idle
 //! only if it hardly waited meanwhile (1/[`BUSY_SHARE`]: while it waited,
 //! other work wanted its core, and idle would starve it again); starving
 //! again soon after returning, its next lift is twice as long (up to
@@ -48,7 +51,7 @@ const STARVED_SHARE: u32 = 4;
 /// How long a lifted thread stays at normal priority before it is looked at
 /// again: back to idle if it waited for less than 1/`BUSY_SHARE` of that
 /// time, else another while.
-const LIFT_MIN: Duration = Duration::from_secs(1);
+const LIFT_MIN: Duration = Duration::from_millis(100);
 const LIFT_MAX: Duration = Duration::from_secs(64);
 const BUSY_SHARE: u32 = 16;
 
