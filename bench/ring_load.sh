@@ -12,7 +12,9 @@
 #           same shell, or one container's cgroup): its threads compete
 #           with the hogs one by one, the hardest case for SCHED_IDLE.
 # What the idle priority gains when the cores are free and costs when
-# other work wants them. REPS tar extractions per mount (default 1);
+# other work wants them. WORKLOAD=write instead writes 256 MiB of random
+# bytes with dd and fsyncs them (a large write: the write-back threads'
+# work). REPS runs of the workload per mount (default 1);
 # LOADS and SETTINGS narrow the cases (default "none own shared" and
 # "normal idle"). Several builds are alternated within each case.
 #
@@ -38,7 +40,12 @@ scratch_cleanup_more() {
   echo "$was" > "$param"
 }
 echo 1 > "$param"
-tar cf "$work/tree.tar" -C "$(dirname "$tree")" "$(basename "$tree")"
+workload=${WORKLOAD:-tar}
+case $workload in
+  tar) tar cf "$work/tree.tar" -C "$(dirname "$tree")" "$(basename "$tree")" ;;
+  write) head -c 256M /dev/urandom >"$work/random" ;;
+  *) echo "ring_load.sh: WORKLOAD is tar or write" >&2; exit 2 ;;
+esac
 column() { [ "${#builds[@]}" -eq 1 ] || printf '%s\t' "$1"; }
 printf '%sround\tload\tsetting\tseconds\n' "$(column build)"
 for round in $(seq 1 "$rounds"); do
@@ -63,7 +70,11 @@ for round in $(seq 1 "$rounds"); do
         start=$(date +%s.%N)
         for r in $(seq 1 "$reps"); do
           mkdir "$mnt/t$r"
-          tar xf "$work/tree.tar" -C "$mnt/t$r"
+          if [ "$workload" = tar ]; then
+            tar xf "$work/tree.tar" -C "$mnt/t$r"
+          else
+            dd if="$work/random" of="$mnt/t$r/random" bs=1M conv=fsync status=none
+          fi
         done
         end=$(date +%s.%N)
         pkill -x yes 2>/dev/null || true

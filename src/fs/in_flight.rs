@@ -394,7 +394,10 @@ impl Fs {
                 let decoding = self.decoding();
                 let spawned = std::thread::Builder::new()
                     .name("llmfs-decode".into())
-                    .spawn(move || decode_block(decoding, finish, epoch));
+                    .spawn(move || {
+                        super::priority::leave_idle();
+                        decode_block(decoding, finish, epoch)
+                    });
                 if let Err(e) = spawned {
                     // The closure, and with it `finish`, is dropped: the
                     // decode ends failed, and this read decodes on its own

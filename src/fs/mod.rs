@@ -7,6 +7,7 @@ mod attr;
 mod data;
 mod in_flight;
 mod namespace;
+mod priority;
 mod read_ahead;
 mod reaper;
 mod setid;

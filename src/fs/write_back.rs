@@ -131,7 +131,12 @@ impl Encoder {
         std::thread::scope(|s| {
             let parts: Vec<_> = jobs
                 .chunks(per)
-                .map(|part| s.spawn(move || part.iter().map(one).collect::<Result<Vec<_>>>()))
+                .map(|part| {
+                    s.spawn(move || {
+                        super::priority::leave_idle();
+                        part.iter().map(one).collect::<Result<Vec<_>>>()
+                    })
+                })
                 .collect();
             let mut out = Vec::with_capacity(jobs.len());
             for p in parts {
@@ -297,6 +302,7 @@ impl WriteBack {
         std::thread::Builder::new()
             .name("llmfs-writeback".into())
             .spawn(move || {
+                super::priority::leave_idle();
                 let result =
                     catch_unwind(AssertUnwindSafe(|| wb.run(&store, &encoder, block_size)))
                         .unwrap_or_else(|_| {

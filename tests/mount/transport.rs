@@ -233,6 +233,63 @@ fn ring_threads_run_at_sched_idle_unless_told_otherwise() {
     }
 }
 
+/// A thread that a ring thread starts (a write-back of a large write)
+/// would inherit `SCHED_IDLE`, unwatched, while the request waits for it:
+/// it runs at normal priority instead (src/fs/priority.rs).
+#[test]
+fn threads_a_request_starts_leave_sched_idle() {
+    require_fuse!();
+    if !kernel_offers_ring() {
+        return;
+    }
+    let m = Mounted::new(&[]);
+    let pid = m.daemon_pid().unwrap();
+    // 96 MiB passes half the 32 MiB dirty budget several times over: each
+    // time the file's dirty blocks go to a write-back thread.
+    let data = crate::common::noise(96 << 20, 0x5eed_0f1d);
+    let path = m.path("big");
+    let done = AtomicBool::new(false);
+    // Each write-back thread's policies in the order seen. A thread seen
+    // in its first moments still has its creator's policy: it leaves idle
+    // as the first thing it does, so only what it has after that counts.
+    let mut seen: std::collections::HashMap<libc::pid_t, Vec<libc::c_int>> = Default::default();
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut f = fs::File::create(&path).unwrap();
+            f.write_all(&data).unwrap();
+            f.sync_all().unwrap();
+            done.store(true, Ordering::Relaxed);
+        });
+        while !done.load(Ordering::Relaxed) {
+            for t in daemon_threads(pid, |name| name == "llmfs-writeback") {
+                let tid = t.file_name().unwrap().to_str().unwrap().parse().unwrap();
+                let p = policy_of(tid);
+                // -1: gone meanwhile.
+                if p >= 0 {
+                    seen.entry(tid).or_default().push(p);
+                }
+            }
+        }
+        writer.join().unwrap();
+    });
+    let settled: Vec<_> = seen.values().filter(|ps| ps.len() >= 3).collect();
+    assert!(
+        !settled.is_empty(),
+        "no write-back thread was seen for long: {seen:?}"
+    );
+    for ps in settled {
+        let idle = ps.iter().filter(|&&p| p == libc::SCHED_IDLE).count();
+        assert_ne!(
+            ps.last(),
+            Some(&libc::SCHED_IDLE),
+            "a write-back thread stayed at SCHED_IDLE ({idle} of {} looks)",
+            ps.len()
+        );
+    }
+    assert_eq!(fs::read(m.path("big")).unwrap(), data);
+    serve_and_check(m);
+}
+
 /// Busy loops at normal priority on every CPU starve a `SCHED_IDLE` ring
 /// thread: the watchdog lifts it to normal priority, the requests it
 /// serves are answered, and once the load is gone it goes back to idle.
