@@ -17,6 +17,8 @@ pub struct Mounted {
     log: PathBuf,
     /// A PostgreSQL store (its schema is dropped after the unmount).
     fresh: Option<super::FreshStore>,
+    /// A command the daemon runs under (`setpriv ...`), empty for none.
+    launcher: Vec<String>,
 }
 
 pub fn is_mounted(mnt: &Path) -> bool {
@@ -49,6 +51,28 @@ impl Mounted {
             mnt,
             child: None,
             fresh: None,
+            launcher: Vec::new(),
+        };
+        m.mount(extra);
+        m
+    }
+
+    /// Mounts a new volume with the daemon run under `launcher` (a command
+    /// and its arguments, the daemon's command line appended), e.g.
+    /// `setpriv` with fewer capabilities.
+    pub fn launched(launcher: &[&str], extra: &[&str]) -> Mounted {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = dir.path().join("store");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let mut m = Mounted {
+            log: dir.path().join("daemon.log"),
+            dir,
+            store,
+            mnt,
+            child: None,
+            fresh: None,
+            launcher: launcher.iter().map(|a| a.to_string()).collect(),
         };
         m.mount(extra);
         m
@@ -86,6 +110,7 @@ impl Mounted {
             mnt,
             child: None,
             fresh,
+            launcher: Vec::new(),
         };
         m.mount(extra);
         m
@@ -99,7 +124,15 @@ impl Mounted {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(BIN)
+        let mut command = match self.launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .arg("mount")
             .arg(&self.mnt)
             .arg("--store")

@@ -233,6 +233,38 @@ fn ring_threads_run_at_sched_idle_unless_told_otherwise() {
     }
 }
 
+/// A daemon that could not lift a starving thread back from `SCHED_IDLE`
+/// (no `CAP_SYS_NICE`, the default `RLIMIT_NICE` of 0) keeps its ring
+/// threads at normal priority, and still serves.
+#[test]
+fn without_cap_sys_nice_ring_threads_stay_at_normal_priority() {
+    require_fuse!();
+    if !kernel_offers_ring() {
+        return;
+    }
+    let m = Mounted::launched(
+        &[
+            "setpriv",
+            "--bounding-set=-sys_nice",
+            "--inh-caps=-sys_nice",
+            "--",
+        ],
+        &[],
+    );
+    let pid = m.daemon_pid().unwrap();
+    // (fuser's warning of why goes to the log at the default filter; the
+    // tests log llmfs's messages only.)
+    let log = m.log_once_mounted();
+    assert!(
+        log.contains("FUSE over io_uring, 2 threads per CPU"),
+        "{log}"
+    );
+    assert!(!log.contains("SCHED_IDLE"), "{log}");
+    let policies = wait_for_policies(pid, all(libc::SCHED_OTHER));
+    assert!(all(libc::SCHED_OTHER)(&policies), "{policies:?}");
+    serve_and_check(m);
+}
+
 /// A thread that a ring thread starts (a write-back of a large write)
 /// would inherit `SCHED_IDLE`, unwatched, while the request waits for it:
 /// it runs at normal priority instead (src/fs/priority.rs).
