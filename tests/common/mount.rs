@@ -39,6 +39,20 @@ impl Mounted {
     /// Like `new`, but calls `prepare` with the (not yet created) store path
     /// before mounting, e.g. to put a small filesystem there.
     pub fn new_with(prepare: impl FnOnce(&Path), extra: &[&str]) -> Mounted {
+        Mounted::on_new_store(prepare, Vec::new(), extra)
+    }
+
+    /// Mounts a new volume with the daemon run under `launcher` (a command
+    /// and its arguments, the daemon's command line appended), e.g.
+    /// `setpriv` with fewer capabilities.
+    pub fn launched(launcher: &[&str], extra: &[&str]) -> Mounted {
+        let launcher = launcher.iter().map(|a| a.to_string()).collect();
+        Mounted::on_new_store(|_| {}, launcher, extra)
+    }
+
+    /// Mounts a new store in a new temporary directory, `prepare` called
+    /// with its path first, the daemon run under `launcher`.
+    fn on_new_store(prepare: impl FnOnce(&Path), launcher: Vec<String>, extra: &[&str]) -> Mounted {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = dir.path().join("store");
         let mnt = dir.path().join("mnt");
@@ -51,28 +65,7 @@ impl Mounted {
             mnt,
             child: None,
             fresh: None,
-            launcher: Vec::new(),
-        };
-        m.mount(extra);
-        m
-    }
-
-    /// Mounts a new volume with the daemon run under `launcher` (a command
-    /// and its arguments, the daemon's command line appended), e.g.
-    /// `setpriv` with fewer capabilities.
-    pub fn launched(launcher: &[&str], extra: &[&str]) -> Mounted {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = dir.path().join("store");
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        let mut m = Mounted {
-            log: dir.path().join("daemon.log"),
-            dir,
-            store,
-            mnt,
-            child: None,
-            fresh: None,
-            launcher: launcher.iter().map(|a| a.to_string()).collect(),
+            launcher,
         };
         m.mount(extra);
         m
