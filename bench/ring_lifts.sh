@@ -26,21 +26,6 @@ param=/sys/module/fuse/parameters/enable_uring
 was=$(cat "$param")
 scratch_cleanup_more() { echo "$was" > "$param"; }
 echo 1 > "$param"
-step='
-import os, sys, time
-d, n, step = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-names = [os.path.join(d, f"f{i:05d}") for i in range(n)]
-data = os.urandom(1024)
-t = time.perf_counter()
-for p in names:
-    if step == "create":
-        fd = os.open(p, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
-        os.write(fd, data)
-        os.close(fd)
-    else:
-        os.stat(p)
-print(f"{n / (time.perf_counter() - t):.0f}")
-'
 tracing=
 if command -v perf >/dev/null && [ -d /sys/kernel/tracing/events/fuse/fuse_request_send ]; then
   tracing=1
@@ -52,14 +37,14 @@ for round in $(seq 1 "$rounds"); do
     rm -rf "$work/store"
     RUST_LOG=fuser::ring_priority=debug "$b" mount "$mnt" --store "$work/store"
     mkdir "$mnt/d"
-    created=$(python3 -c "$step" "$mnt/d" "$files" create)
+    created=$(python3 bench/small_file_step.py "$mnt/d" "$files" create)
     in_create=$(lifts)
     if [ -n "$tracing" ]; then
       stated=$(perf record -q -e fuse:fuse_request_send -a -o "$work/perf.data" -- \
-        python3 -c "$step" "$mnt/d" "$files" stat 2>/dev/null)
+        python3 bench/small_file_step.py "$mnt/d" "$files" stat 2>/dev/null)
       getattrs=$(perf script -i "$work/perf.data" 2>/dev/null | grep -c '(FUSE_GETATTR)' || true)
     else
-      stated=$(python3 -c "$step" "$mnt/d" "$files" stat)
+      stated=$(python3 bench/small_file_step.py "$mnt/d" "$files" stat)
       getattrs=-
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$round" "$created" "$stated" "$in_create" "$(lifts)" "$getattrs"

@@ -43,24 +43,6 @@ if [ -w "$knob" ] && grep -qx haltpoll /sys/devices/system/cpu/cpuidle/current_g
     contender_cleanup
   }
 fi
-# The step's operations/s; the files are made by `create`.
-step='
-import os, sys, time
-d, n, step = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-names = [os.path.join(d, f"f{i:05d}") for i in range(n)]
-data = os.urandom(1024)
-t = time.perf_counter()
-for p in names:
-    if step == "create":
-        fd = os.open(p, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
-        os.write(fd, data)
-        os.close(fd)
-    elif step == "stat":
-        os.stat(p)
-    else:
-        os.unlink(p)
-print(f"{n / (time.perf_counter() - t):.0f}")
-'
 printf 'build\tround\tplacement\tstep\tops_s\tdaemon_cpu_s\n'
 for round in $(seq 1 "$rounds"); do
   for placement in $placements; do
@@ -73,7 +55,7 @@ for round in $(seq 1 "$rounds"); do
       esac
       mkdir "$target/d"
       for s in create stat unlink; do
-        contender_rate "$placement	$s" "${pin[@]}" python3 -c "$step" "$target/d" "$files" "$s"
+        contender_rate "$placement	$s" "${pin[@]}" python3 bench/small_file_step.py "$target/d" "$files" "$s"
       done
       rmdir "$target/d"
       [ "$placement" != halt-poll ] || echo "$knob_was" >"$knob"

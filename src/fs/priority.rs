@@ -5,9 +5,11 @@
 //! watchdog lifts one while it starves; but a thread one of them starts (a
 //! write-back, an encoding helper, a decode) would be idle too and unwatched,
 //! while the request that started it (sleeping, so never "starving") waits
-//! for it: with other work keeping the cores busy, a 256 MiB write with
-//! fsync took 7.4 s against 2.3 s at normal priority. So such a thread
-//! leaves `SCHED_IDLE` first, as the daemon's own threads never enter it.
+//! for it: with busy loops sharing the daemon's session, a 256 MiB write
+//! with fsync took 41.1 s and 6.1 s in 2 of 10 rounds against 2.2-3.1 s in
+//! the others (bench/results/2026-12-05-ring-load-write-back-priority.tsv).
+//! So such a thread leaves `SCHED_IDLE` first, as the daemon's own threads
+//! never enter it.
 
 /// Moves the calling thread from `SCHED_IDLE` to `SCHED_OTHER`; a thread at
 /// any other policy is left as it is. Where that is refused (no

@@ -34,12 +34,17 @@ fn daemon_threads(pid: u32, keep: impl Fn(&str) -> bool) -> Vec<std::path::PathB
         .collect()
 }
 
-/// The thread ids of the daemon's ring threads (named `fuser-ring-*`).
-fn ring_thread_ids(pid: u32) -> Vec<libc::pid_t> {
-    daemon_threads(pid, |name| name.starts_with("fuser-ring-"))
+/// The thread ids of the daemon's threads whose name `keep` takes.
+fn thread_ids(pid: u32, keep: impl Fn(&str) -> bool) -> Vec<libc::pid_t> {
+    daemon_threads(pid, keep)
         .iter()
         .map(|t| t.file_name().unwrap().to_str().unwrap().parse().unwrap())
         .collect()
+}
+
+/// The thread ids of the daemon's ring threads (named `fuser-ring-*`).
+fn ring_thread_ids(pid: u32) -> Vec<libc::pid_t> {
+    thread_ids(pid, |name| name.starts_with("fuser-ring-"))
 }
 
 /// A thread's scheduling policy.
@@ -293,8 +298,7 @@ fn threads_a_request_starts_leave_sched_idle() {
             done.store(true, Ordering::Relaxed);
         });
         while !done.load(Ordering::Relaxed) {
-            for t in daemon_threads(pid, |name| name == "llmfs-writeback") {
-                let tid = t.file_name().unwrap().to_str().unwrap().parse().unwrap();
+            for tid in thread_ids(pid, |name| name == "llmfs-writeback") {
                 let p = policy_of(tid);
                 // -1: gone meanwhile.
                 if p >= 0 {

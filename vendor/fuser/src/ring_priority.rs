@@ -17,11 +17,11 @@
 //! priority for a while ([`LIFT_MIN`]: short, since a burst of other work
 //! on the core, the daemon's own included, looks the same for a period,
 //! and a lift that outlasts it costs what idle saves). When that is up it
-//! returns to idle
-//! only if it hardly waited meanwhile (1/[`BUSY_SHARE`]: while it waited,
-//! other work wanted its core, and idle would starve it again); starving
-//! again soon after returning, its next lift is twice as long (up to
-//! [`LIFT_MAX`]), so a lasting load costs a few short stalls per thread.
+//! returns to idle only if it hardly waited meanwhile (1/[`BUSY_SHARE`]:
+//! while it waited, other work wanted its core, and idle would starve it
+//! again); starving again soon after returning, its next lift is twice as
+//! long (up to [`LIFT_MAX`]), so a lasting load costs a few short stalls
+//! per thread.
 //! While every ring thread sleeps the watchdog samples every [`QUIET_PERIOD`]
 //! only, so an unused mount does not wake a core a hundred times a second.
 //!
