@@ -25,35 +25,20 @@ shift || true
 [ $# -ge 1 ] || set -- "$PWD/target/release/llmfs"
 bin=$1   # for scratch.sh's cleanup
 . bench/scratch.sh
+. bench/read_case.sh
 scratch coldread
 branch=$work/branch merged=$work/merged
 mkdir -p "$branch" "$merged"
 scratch_cleanup_more() {
   if grep -q " $merged " /proc/self/mountinfo 2>/dev/null; then umount "$merged"; fi
 }
-write() {
-  fio --name=w --directory="$1" --filename=seqfile --size=256M --rw=write --bs=1M \
-    --ioengine=psync --buffer_compress_percentage=50 --buffer_compress_chunk=4096 \
-    --refill_buffers --end_fsync=1 --output-format=terse >/dev/null
-}
 readjob() {
   fio --name=randread --directory="$1" --filename=seqfile --size=256M --rw=randread --bs=4k \
     --ioengine=psync --io_size=16M --output-format=json |
     python3 -c 'import json, sys; r = json.load(sys.stdin)["jobs"][0]["read"]; print("%.0f\t%.1f" % (r["iops"], r["clat_ns"]["mean"] / 1000))'
 }
-# Before each read: the page cache dropped, or filled with what backs $1.
-settle() {
-  sync
-  if [ "${WARM_BACKING:-0}" = 1 ]; then
-    find "$1" -type f -exec cat {} + >/dev/null
-  else
-    echo 3 > /proc/sys/vm/drop_caches
-  fi
-}
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 io() { awk '/^read_bytes/ {print $2}' "/proc/$1/io"; }
 mib() { echo $((($2 - $1) >> 20)); }
-secs() { echo "($2 - $1) / $(getconf CLK_TCK)" | bc -l | cut -c1-5; }
 n=0
 for b in "$@"; do
   n=$((n + 1))

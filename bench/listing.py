@@ -5,7 +5,7 @@ each. The files are made on the first run in DIR/big and kept.
 
     python3 bench/listing.py DIR
 
-Used for the PostgreSQL figures of the listing index (README,
+Used for the PostgreSQL figures of the listing index (docs/MEASUREMENTS.md,
 "Overwrites and directory listings"); bench/fs.sh has the same case
 against a plain directory and FUSE passthroughs."""
 import os

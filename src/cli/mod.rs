@@ -13,6 +13,7 @@ mod mountinfo;
 mod notify;
 mod paths;
 mod progress;
+mod read_ahead;
 mod stats;
 mod store_arg;
 mod volume;

@@ -44,7 +44,7 @@ pub struct MountArgs {
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
     /// auto_unmount, noatime, nodev, nosuid, noexec, dev, suid, exec, sync,
     /// dirsync, async, early_reads; cache_mb=N, threads=N,
-    /// ring_threads=N, ring_priority=idle|normal,
+    /// ring_threads=N, ring_priority=idle|normal, read_ahead_kib=N,
     /// block_size=N,
     /// compress=MODE, segment_min_kib=N,
     /// archive_after=AGE, deep_archive_after=AGE|never, attr_timeout=SECS,
@@ -68,9 +68,13 @@ pub struct MountArgs {
     /// Scheduling of the io_uring threads: idle (SCHED_IDLE, so a caller
     /// stays on its core; a thread that waits for a CPU is lifted to normal
     /// priority for a while) or normal [default: idle where the process may
-    /// lift a thread back, else normal; README, "FUSE over io_uring"].
+    /// lift a thread back, else normal; docs/MEASUREMENTS.md, "FUSE over io_uring"].
     #[arg(long, value_name = "PRIORITY", value_parser = RingPriority::parse)]
     pub ring_priority: Option<RingPriority>,
+    /// KiB the kernel reads ahead of a sequential reader, 0..=65536; 0
+    /// leaves the kernel's (128). Needs root [default: 1024].
+    #[arg(long, value_name = "KIB", value_parser = clap::value_parser!(u32).range(0..=65536))]
+    pub read_ahead_kib: Option<u32>,
     /// The same as --ring-priority idle (the option's earlier form).
     #[arg(long, hide = true, conflicts_with = "ring_priority")]
     pub ring_idle: bool,
@@ -207,6 +211,7 @@ impl MountArgs {
             cache_mb: None,
             threads: None,
             ring_threads: None,
+            read_ahead_kib: None,
             block_size: None,
             compress: None,
             archive_after: None,
@@ -236,6 +241,7 @@ struct ParsedOptions {
     threads: Option<u16>,
     ring_threads: Option<u16>,
     ring_priority: Option<RingPriority>,
+    read_ahead_kib: Option<u32>,
     block_size: Option<usize>,
     store_password_file: Option<PathBuf>,
     early_reads: bool,
@@ -300,6 +306,15 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
                         )));
                     }
                     p.ring_threads = Some(n);
+                }
+                "read_ahead_kib" => {
+                    let n: u32 = parse_number(key, value)?;
+                    if n > 65536 {
+                        return Err(CliError::usage(format!(
+                            "mount option read_ahead_kib={n}: must be 0..=65536"
+                        )));
+                    }
+                    p.read_ahead_kib = Some(n);
                 }
                 "ring_priority" => {
                     p.ring_priority = Some(
@@ -443,6 +458,7 @@ struct Settings {
     threads: u16,
     ring_threads: u16,
     ring_priority: RingPriority,
+    read_ahead_kib: u32,
     block_size: usize,
     compress: CompressMode,
     archive_after: u64,
@@ -503,6 +519,12 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, CliError
             args.ring_threads,
             opts.ring_threads,
             DEFAULT_RING_THREADS,
+        )?,
+        read_ahead_kib: merge(
+            "read_ahead_kib",
+            args.read_ahead_kib,
+            opts.read_ahead_kib,
+            super::read_ahead::DEFAULT_KIB,
         )?,
         block_size: merge(
             "block_size",
@@ -927,6 +949,7 @@ fn mount(
     let mut session = fuser::Session::new(fuse, mountpoint, &config)
         .with_context(|| format!("mounting {}", mountpoint.display()))?;
     let _ = notifier.set(session.notifier());
+    super::read_ahead::set(mountpoint, settings.read_ahead_kib);
     *unmounter.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.unmount_callable());
     let transport = if session.io_uring() {
         format!(
@@ -1233,6 +1256,12 @@ mod tests {
         assert_eq!(p.mount, vec![MountOption::RO, MountOption::NoAtime]);
         let e = parse_options(&["bogus".into()]).unwrap_err().to_string();
         assert!(e.contains("bogus"));
+        let p = parse_options(&["read_ahead_kib=0".into()]).unwrap();
+        assert_eq!(p.read_ahead_kib, Some(0));
+        let e = parse_options(&["read_ahead_kib=70000".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0..=65536"), "{e}");
     }
 
     fn pipe() -> (std::fs::File, std::fs::File) {

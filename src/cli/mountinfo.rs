@@ -61,6 +61,25 @@ pub fn store_of_mountpoint(mountpoint: &Path) -> Option<StoreLocation> {
     found
 }
 
+/// The device number (`major:minor`) of the filesystem mounted on
+/// `mountpoint`, an absolute path with no symlinks in it, from the last
+/// (topmost) mount there. Reads only /proc: nothing asks the mount itself,
+/// which may not serve yet.
+pub fn device_of_mountpoint(mountpoint: &Path) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    device_in(&text, mountpoint)
+}
+
+fn device_in(mountinfo: &str, mountpoint: &Path) -> Option<String> {
+    // `id parent major:minor root mountpoint ...`
+    mountinfo.lines().rev().find_map(|line| {
+        let mut f = line.split(' ');
+        let device = f.nth(2)?;
+        let mp = f.nth(1)?;
+        (Path::new(&unescape(mp)) == mountpoint).then(|| device.to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +88,18 @@ mod tests {
     fn unescapes_octal() {
         assert_eq!(unescape(r"/a\040b"), "/a b");
         assert_eq!(unescape(r"/plain"), "/plain");
+    }
+
+    #[test]
+    fn finds_the_topmost_mounts_device() {
+        let info = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
+                    40 22 0:43 / /data\\040x rw - fuse.llmfs /s rw\n\
+                    41 40 0:44 / /data\\040x rw - fuse.llmfs /t rw\n";
+        assert_eq!(
+            device_in(info, Path::new("/data x")).as_deref(),
+            Some("0:44")
+        );
+        assert_eq!(device_in(info, Path::new("/")).as_deref(), Some("8:1"));
+        assert_eq!(device_in(info, Path::new("/data")), None);
     }
 }

@@ -395,7 +395,7 @@ impl Fs {
                 let spawned = std::thread::Builder::new()
                     .name("llmfs-decode".into())
                     .spawn(move || {
-                        super::priority::leave_idle();
+                        super::priority::leave_ring_scheduling();
                         decode_block(decoding, finish, epoch)
                     });
                 if let Err(e) = spawned {

@@ -99,7 +99,7 @@ impl Decoding {
         let cancel = std::sync::Arc::clone(&self.in_flight.cancel);
         let next_data = std::thread::scope(|scope| {
             let h = scope.spawn(|| {
-                super::priority::leave_idle();
+                super::priority::leave_ring_scheduling();
                 progress::with_cancel(cancel, || {
                     progress::with_sink(sink, || {
                         ahead.decode_block(decode.record(), self.block_size)

@@ -133,7 +133,7 @@ impl Encoder {
                 .chunks(per)
                 .map(|part| {
                     s.spawn(move || {
-                        super::priority::leave_idle();
+                        super::priority::leave_ring_scheduling();
                         part.iter().map(one).collect::<Result<Vec<_>>>()
                     })
                 })
@@ -302,7 +302,7 @@ impl WriteBack {
         std::thread::Builder::new()
             .name("llmfs-writeback".into())
             .spawn(move || {
-                super::priority::leave_idle();
+                super::priority::leave_ring_scheduling();
                 let result =
                     catch_unwind(AssertUnwindSafe(|| wb.run(&store, &encoder, block_size)))
                         .unwrap_or_else(|_| {

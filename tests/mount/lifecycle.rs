@@ -148,3 +148,38 @@ fn umount_of_a_non_llmfs_path_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an llmfs mount"));
 }
+
+/// The kernel's read-ahead of the mount (src/cli/read_ahead.rs): 1 MiB by
+/// default, as asked with `-o read_ahead_kib=N`, and the kernel's own with
+/// 0. The tests run as root, who may set it.
+#[test]
+fn read_ahead_is_set_on_the_mount() {
+    require_fuse!();
+    fn read_ahead_kb(mnt: &std::path::Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(mnt).unwrap().dev();
+        let knob = format!(
+            "/sys/class/bdi/{}:{}/read_ahead_kb",
+            libc::major(dev),
+            libc::minor(dev)
+        );
+        std::fs::read_to_string(&knob)
+            .unwrap_or_else(|e| panic!("{knob}: {e}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+    for (extra, want) in [
+        (&[][..], Some(1024)),
+        (&["-o", "read_ahead_kib=4096"][..], Some(4096)),
+        (&["--read-ahead-kib", "0"][..], None),
+    ] {
+        let m = crate::common::Mounted::new(extra);
+        let got = read_ahead_kb(&m.mnt);
+        match want {
+            Some(kib) => assert_eq!(got, kib, "{extra:?}"),
+            // The kernel's default, whatever this kernel's is.
+            None => assert!(got < 1024, "{extra:?}: {got}"),
+        }
+    }
+}

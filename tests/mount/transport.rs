@@ -53,6 +53,19 @@ fn policy_of(tid: libc::pid_t) -> libc::c_int {
     unsafe { libc::sched_getscheduler(tid) }
 }
 
+/// How many CPUs a thread may run on (sched_getaffinity); 0 once it is
+/// gone.
+fn cpus_of(tid: libc::pid_t) -> usize {
+    // SAFETY: fills a zeroed set with another thread's affinity.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 0;
+        }
+        libc::CPU_COUNT(&set) as usize
+    }
+}
+
 fn ring_threads(pid: u32) -> usize {
     ring_thread_ids(pid).len()
 }
@@ -271,10 +284,11 @@ fn without_cap_sys_nice_ring_threads_stay_at_normal_priority() {
 }
 
 /// A thread that a ring thread starts (a write-back of a large write)
-/// would inherit `SCHED_IDLE`, unwatched, while the request waits for it:
-/// it runs at normal priority instead (src/fs/priority.rs).
+/// would inherit `SCHED_IDLE`, unwatched, while the request waits for it,
+/// and the ring thread's one CPU: it runs at normal priority on every CPU
+/// of the daemon instead (src/fs/priority.rs).
 #[test]
-fn threads_a_request_starts_leave_sched_idle() {
+fn threads_a_request_starts_leave_sched_idle_and_its_cpu() {
     require_fuse!();
     if !kernel_offers_ring() {
         return;
@@ -286,10 +300,15 @@ fn threads_a_request_starts_leave_sched_idle() {
     let data = crate::common::noise(96 << 20, 0x5eed_0f1d);
     let path = m.path("big");
     let done = AtomicBool::new(false);
-    // Each write-back thread's policies in the order seen. A thread seen
-    // in its first moments still has its creator's policy: it leaves idle
-    // as the first thing it does, so only what it has after that counts.
-    let mut seen: std::collections::HashMap<libc::pid_t, Vec<libc::c_int>> = Default::default();
+    // Each write-back thread's policies and CPU counts in the order seen.
+    // A thread seen in its first moments still has its creator's: it
+    // leaves them as the first thing it does, so only what it has after
+    // that counts.
+    let mut seen: std::collections::HashMap<libc::pid_t, Vec<(libc::c_int, usize)>> =
+        Default::default();
+    // The daemon's CPUs (its main thread's), which a pinned ring thread
+    // passes on as one.
+    let all = cpus_of(pid as libc::pid_t);
     std::thread::scope(|s| {
         let writer = s.spawn(|| {
             let mut f = fs::File::create(&path).unwrap();
@@ -299,10 +318,10 @@ fn threads_a_request_starts_leave_sched_idle() {
         });
         while !done.load(Ordering::Relaxed) {
             for tid in thread_ids(pid, |name| name == "llmfs-writeback") {
-                let p = policy_of(tid);
-                // -1: gone meanwhile.
-                if p >= 0 {
-                    seen.entry(tid).or_default().push(p);
+                let (p, cpus) = (policy_of(tid), cpus_of(tid));
+                // -1, 0: gone meanwhile.
+                if p >= 0 && cpus > 0 {
+                    seen.entry(tid).or_default().push((p, cpus));
                 }
             }
         }
@@ -314,15 +333,87 @@ fn threads_a_request_starts_leave_sched_idle() {
         "no write-back thread was seen for long: {seen:?}"
     );
     for ps in settled {
-        let idle = ps.iter().filter(|&&p| p == libc::SCHED_IDLE).count();
+        let idle = ps.iter().filter(|&&(p, _)| p == libc::SCHED_IDLE).count();
+        let (policy, cpus) = *ps.last().unwrap();
         assert_ne!(
-            ps.last(),
-            Some(&libc::SCHED_IDLE),
+            policy,
+            libc::SCHED_IDLE,
             "a write-back thread stayed at SCHED_IDLE ({idle} of {} looks)",
             ps.len()
         );
+        assert_eq!(
+            cpus, all,
+            "a write-back thread stayed on fewer CPUs than the daemon's: {ps:?}"
+        );
     }
     assert_eq!(fs::read(m.path("big")).unwrap(), data);
+    serve_and_check(m);
+}
+
+/// The kernel's read-ahead of a file read sequentially queues large READs
+/// on the reader's CPU: the ring thread that takes one may run on every
+/// CPU of the daemon, at normal priority, until a request of another kind
+/// comes (vendor/fuser/src/ring_large_reads.rs).
+#[test]
+fn large_reads_are_served_off_the_queues_cpu() {
+    require_fuse!();
+    if !kernel_offers_ring() {
+        return;
+    }
+    let m = Mounted::new(&[]);
+    let pid = m.daemon_pid().unwrap();
+    let all = cpus_of(pid as libc::pid_t);
+    if all < 2 {
+        return;
+    }
+    let data = crate::common::noise(64 << 20, 0x1a29e);
+    let path = m.path("big");
+    fs::write(&path, &data).unwrap();
+    // Out of the page cache, so that reading it sends READs.
+    let f = fs::File::open(&path).unwrap();
+    f.sync_all().unwrap();
+    // SAFETY: advice on a valid descriptor.
+    let dropped = unsafe {
+        libc::posix_fadvise(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            0,
+            0,
+            libc::POSIX_FADV_DONTNEED,
+        )
+    };
+    assert_eq!(dropped, 0);
+    drop(f);
+    let done = AtomicBool::new(false);
+    let mut spread = Vec::new();
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut f = fs::File::open(&path).unwrap();
+            let mut got = Vec::with_capacity(data.len());
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = std::io::Read::read(&mut f, &mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            done.store(true, Ordering::Relaxed);
+            got
+        });
+        while !done.load(Ordering::Relaxed) {
+            for tid in ring_thread_ids(pid) {
+                let (p, cpus) = (policy_of(tid), cpus_of(tid));
+                if cpus == all && p != libc::SCHED_IDLE {
+                    spread.push(tid);
+                }
+            }
+        }
+        assert!(reader.join().unwrap() == data, "the file read back differs");
+    });
+    assert!(
+        !spread.is_empty(),
+        "no ring thread was seen off its CPU during a sequential read"
+    );
     serve_and_check(m);
 }
 

@@ -102,6 +102,7 @@ mod reply;
 mod request;
 mod request_param;
 mod ring;
+mod ring_large_reads;
 mod ring_priority;
 mod session;
 mod time;

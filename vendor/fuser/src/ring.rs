@@ -44,6 +44,8 @@ use crate::ll;
 use crate::reply::ReplyEmpty;
 use crate::reply::ReplySender;
 use crate::request::RequestWithSender;
+use crate::ring_large_reads::LARGE_READ;
+use crate::ring_large_reads::Spread;
 use crate::ring_priority::IdleWatch;
 use crate::session::SessionEventLoop;
 
@@ -249,7 +251,7 @@ fn with_len(entry: squeue::Entry128, len: u32) -> squeue::Entry128 {
     unsafe { std::mem::transmute::<[u8; 128], squeue::Entry128>(raw) }
 }
 
-fn pin_to_cpu(cpu: usize) {
+pub(crate) fn pin_to_cpu(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET stays in bounds for
     // cpu < CPU_SETSIZE, checked first.
     unsafe {
@@ -279,6 +281,7 @@ pub(crate) fn serve_entry<FS: Filesystem>(
     beside_ring: &BesideRing,
 ) -> io::Result<()> {
     pin_to_cpu(usize::from(qid));
+    let mut spread = Spread::pinned_to(usize::from(qid));
     // Held while the thread serves: the watchdog ends with the last one.
     let _idle_watch = idle_watch.inspect(|w| {
         if let Err(e) = w.enter_idle(qid) {
@@ -396,6 +399,10 @@ pub(crate) fn serve_entry<FS: Filesystem>(
                 &as_bytes_mut(&mut request_words)[..len],
             )
         });
+        spread.before(matches!(
+            request.as_ref().map(|r| r.request.operation()),
+            Some(Ok(ll::Operation::Read(r))) if r.size() >= LARGE_READ
+        ));
         match request {
             None => reply_errno(&reply, unique, libc::EIO),
             Some(req) => match req.request.operation() {

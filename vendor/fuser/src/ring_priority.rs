@@ -164,6 +164,10 @@ impl Watched {
                 let waited = s.waited.saturating_sub(at_lift.waited);
                 if waited.saturating_mul(BUSY_SHARE) > now.duration_since(since) {
                     // Other work wanted this core even at normal priority.
+                    // Set again: the thread may have put itself back to
+                    // idle meanwhile, after a large read
+                    // (ring_large_reads.rs).
+                    set_policy(self.tid, libc::SCHED_OTHER)?;
                     self.lift = Some((now + self.lift_for, s, now));
                 } else {
                     set_policy(self.tid, libc::SCHED_IDLE)?;
