@@ -22,7 +22,8 @@ pub const DEFAULT_KIB: u32 = 1024;
 
 /// Sets the read-ahead of the filesystem mounted on `mountpoint` (absolute,
 /// no symlinks) to `kib` KiB; 0 leaves the kernel's. Called once the FUSE
-/// handshake is done (which sets it to the kernel's default). Needs root:
+/// handshake is done, before the session serves: it reads only /proc and
+/// writes only /sys, never the mount. Needs root:
 /// otherwise, or if the mount's device is not found, the kernel's stays and
 /// the log says why.
 pub fn set(mountpoint: &Path, kib: u32) {
