@@ -13,8 +13,10 @@
 # cache, time `head -c 4096 FILE` and check its bytes, unmount. The text is the start of
 # bible.txt followed by world192.txt (../shared/corpora/large); BYTES
 # defaults to two blocks (the second one is what the read-ahead decodes
-# meanwhile, as a sequential reader's would be). Needs root (drop_caches,
-# mount).
+# meanwhile, as a sequential reader's would be). With READ_BLOCK=N the
+# first read is one `dd` of N bytes instead (as `cat` and `cp` read, 128
+# KiB at a time), so the kernel's first read-ahead window shows. Needs root
+# (drop_caches, mount).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${LLMFS:-target/release/llmfs}
@@ -27,7 +29,8 @@ corpora=${LLMFS_CORPORA:-../shared/corpora}
 scratch first-byte
 cat "$corpora/large/bible.txt" "$corpora/large/world192.txt" > "$work/text"
 head -c "$bytes" "$work/text" > "$work/f"
-head -c 4096 "$work/f" > "$work/head"
+first=${READ_BLOCK:-4096}
+head -c "$first" "$work/f" > "$work/head"
 
 # seconds BUILD_BIN STORE EXTRA...: mount, time `head -c 4096` cold, unmount.
 seconds() {
@@ -35,7 +38,13 @@ seconds() {
   "$b" mount "$mnt" --store "$store" --compress off "$@"
   sync; echo 3 > /proc/sys/vm/drop_caches
   local t0 t1
-  t0=$(date +%s.%N); head -c 4096 "$mnt/f" > "$work/out"; t1=$(date +%s.%N)
+  t0=$(date +%s.%N)
+  if [ -n "${READ_BLOCK:-}" ]; then
+    dd if="$mnt/f" of="$work/out" bs="$READ_BLOCK" count=1 status=none
+  else
+    head -c 4096 "$mnt/f" > "$work/out"
+  fi
+  t1=$(date +%s.%N)
   cmp -s "$work/out" "$work/head" || { echo "first_byte: $b read back differently" >&2; exit 1; }
   "$b" umount "$mnt"
   echo "$t1 - $t0" | bc -l

@@ -12,7 +12,10 @@
 //! over io_uring (mergerfs 1561-1699). The price is in what a reader
 //! leaves unread: a page fault of a memory-mapped file reads the whole
 //! window around it (the kernel's read-around), and on archived blocks
-//! that is up to a window's decodes.
+//! that is up to a window's decodes; and a reader's first window doubles,
+//! so the first bytes of an archived file come later (8-18% for the
+//! first 128 KiB of a deep-archived file: bench/first_byte.sh with
+//! READ_BLOCK, bench/results/2026-12-05-first-byte-read-ahead.tsv).
 
 use std::io::Write;
 use std::path::Path;
