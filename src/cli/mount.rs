@@ -2,6 +2,7 @@
 
 use std::ffi::CString;
 use std::io::{Read, Write};
+use std::ops::RangeInclusive;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::FromRawFd;
 use std::path::{Path, PathBuf};
@@ -275,6 +276,22 @@ fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, CliEr
         .map_err(|_| CliError::usage(format!("mount option {key}={value}: not a valid number")))
 }
 
+/// A number in `range`, as the flag of the same name takes it.
+fn parse_within<T>(key: &str, value: &str, range: RangeInclusive<T>) -> Result<T, CliError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let n: T = parse_number(key, value)?;
+    if !range.contains(&n) {
+        return Err(CliError::usage(format!(
+            "mount option {key}={n}: must be {}..={}",
+            range.start(),
+            range.end()
+        )));
+    }
+    Ok(n)
+}
+
 fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
     let mut p = ParsedOptions::default();
     for opt in raw
@@ -289,33 +306,9 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
         if let Some((key, value)) = opt.split_once('=') {
             match key {
                 "cache_mb" => p.cache_mb = Some(parse_number(key, value)?),
-                "threads" => {
-                    let n: u16 = parse_number(key, value)?;
-                    if !(1..=256).contains(&n) {
-                        return Err(CliError::usage(format!(
-                            "mount option threads={n}: must be 1..=256"
-                        )));
-                    }
-                    p.threads = Some(n);
-                }
-                "ring_threads" => {
-                    let n: u16 = parse_number(key, value)?;
-                    if n > 64 {
-                        return Err(CliError::usage(format!(
-                            "mount option ring_threads={n}: must be 0..=64"
-                        )));
-                    }
-                    p.ring_threads = Some(n);
-                }
-                "read_ahead_kib" => {
-                    let n: u32 = parse_number(key, value)?;
-                    if n > 65536 {
-                        return Err(CliError::usage(format!(
-                            "mount option read_ahead_kib={n}: must be 0..=65536"
-                        )));
-                    }
-                    p.read_ahead_kib = Some(n);
-                }
+                "threads" => p.threads = Some(parse_within(key, value, 1..=256)?),
+                "ring_threads" => p.ring_threads = Some(parse_within(key, value, 0..=64)?),
+                "read_ahead_kib" => p.read_ahead_kib = Some(parse_within(key, value, 0..=65536)?),
                 "ring_priority" => {
                     p.ring_priority = Some(
                         RingPriority::parse(value)

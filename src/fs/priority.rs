@@ -13,9 +13,9 @@
 //! would be pinned to the CPU of the process that made the request, which
 //! is the CPU that process wants: work handed to other threads to run
 //! beside it (the encoding helpers of a write-back) ran on that one CPU,
-//! in turn with each other and with the process. So such a thread leaves `SCHED_IDLE` first and
-//! takes the process's CPUs back, as the daemon's own threads never
-//! change either.
+//! in turn with each other and with the process. So such a thread leaves
+//! `SCHED_IDLE` first and takes the process's CPUs back, as the daemon's
+//! own threads never change either.
 
 /// Moves the calling thread from `SCHED_IDLE` to `SCHED_OTHER` (a thread at
 /// any other policy is left as it is), and lets it run on every CPU the

@@ -66,6 +66,23 @@ fn cpus_of(tid: libc::pid_t) -> usize {
     }
 }
 
+/// Runs `work` on a thread of its own, calling `sample` over and over
+/// until it ends; its result.
+fn sampling_during<T: Send>(work: impl FnOnce() -> T + Send, mut sample: impl FnMut()) -> T {
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            let out = work();
+            done.store(true, Ordering::Relaxed);
+            out
+        });
+        while !done.load(Ordering::Relaxed) {
+            sample();
+        }
+        worker.join().unwrap()
+    })
+}
+
 fn ring_threads(pid: u32) -> usize {
     ring_thread_ids(pid).len()
 }
@@ -299,7 +316,6 @@ fn threads_a_request_starts_leave_sched_idle_and_its_cpu() {
     // time the file's dirty blocks go to a write-back thread.
     let data = crate::common::noise(96 << 20, 0x5eed_0f1d);
     let path = m.path("big");
-    let done = AtomicBool::new(false);
     // Each write-back thread's policies and CPU counts in the order seen.
     // A thread seen in its first moments still has its creator's: it
     // leaves them as the first thing it does, so only what it has after
@@ -309,14 +325,13 @@ fn threads_a_request_starts_leave_sched_idle_and_its_cpu() {
     // The daemon's CPUs (its main thread's), which a pinned ring thread
     // passes on as one.
     let all = cpus_of(pid as libc::pid_t);
-    std::thread::scope(|s| {
-        let writer = s.spawn(|| {
+    sampling_during(
+        || {
             let mut f = fs::File::create(&path).unwrap();
             f.write_all(&data).unwrap();
             f.sync_all().unwrap();
-            done.store(true, Ordering::Relaxed);
-        });
-        while !done.load(Ordering::Relaxed) {
+        },
+        || {
             for tid in thread_ids(pid, |name| name == "llmfs-writeback") {
                 let (p, cpus) = (policy_of(tid), cpus_of(tid));
                 // -1, 0: gone meanwhile.
@@ -324,9 +339,8 @@ fn threads_a_request_starts_leave_sched_idle_and_its_cpu() {
                     seen.entry(tid).or_default().push((p, cpus));
                 }
             }
-        }
-        writer.join().unwrap();
-    });
+        },
+    );
     let settled: Vec<_> = seen.values().filter(|ps| ps.len() >= 3).collect();
     assert!(
         !settled.is_empty(),
@@ -383,33 +397,19 @@ fn large_reads_are_served_off_the_queues_cpu() {
     };
     assert_eq!(dropped, 0);
     drop(f);
-    let done = AtomicBool::new(false);
     let mut spread = Vec::new();
-    std::thread::scope(|s| {
-        let reader = s.spawn(|| {
-            let mut f = fs::File::open(&path).unwrap();
-            let mut got = Vec::with_capacity(data.len());
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = std::io::Read::read(&mut f, &mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                got.extend_from_slice(&buf[..n]);
-            }
-            done.store(true, Ordering::Relaxed);
-            got
-        });
-        while !done.load(Ordering::Relaxed) {
+    let got = sampling_during(
+        || fs::read(&path).unwrap(),
+        || {
             for tid in ring_thread_ids(pid) {
                 let (p, cpus) = (policy_of(tid), cpus_of(tid));
                 if cpus == all && p != libc::SCHED_IDLE {
                     spread.push(tid);
                 }
             }
-        }
-        assert!(reader.join().unwrap() == data, "the file read back differs");
-    });
+        },
+    );
+    assert!(got == data, "the file read back differs");
     assert!(
         !spread.is_empty(),
         "no ring thread was seen off its CPU during a sequential read"

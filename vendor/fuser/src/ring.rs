@@ -399,13 +399,12 @@ pub(crate) fn serve_entry<FS: Filesystem>(
                 &as_bytes_mut(&mut request_words)[..len],
             )
         });
-        spread.before(matches!(
-            request.as_ref().map(|r| r.request.operation()),
-            Some(Ok(ll::Operation::Read(r))) if r.size() >= LARGE_READ
-        ));
         match request {
-            None => reply_errno(&reply, unique, libc::EIO),
-            Some(req) => match req.request.operation() {
+            None => {
+                spread.before(false);
+                reply_errno(&reply, unique, libc::EIO)
+            }
+            Some(req) => match spread_for(&mut spread, req.request.operation()) {
                 Ok(ll::Operation::Destroy(_)) => {
                     let _ = req.reply::<ReplyEmpty>().ok();
                 }
@@ -437,6 +436,16 @@ pub(crate) fn serve_entry<FS: Filesystem>(
                 .build(),
         );
     }
+}
+
+/// Tells `spread` whether the request is a large read (ring_large_reads.rs),
+/// and hands its operation on, parsed once.
+fn spread_for<'a>(
+    spread: &mut Spread,
+    operation: Result<ll::Operation<'a>, ll::request::RequestError>,
+) -> Result<ll::Operation<'a>, ll::request::RequestError> {
+    spread.before(matches!(&operation, Ok(ll::Operation::Read(r)) if r.size() >= LARGE_READ));
+    operation
 }
 
 fn as_bytes_mut(words: &mut [u64]) -> &mut [u8] {

@@ -60,14 +60,10 @@ impl Spread {
     }
 }
 
+/// The calling thread to `policy`; a refusal (no `CAP_SYS_NICE`) leaves it.
 fn set_policy(policy: libc::c_int) {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: a valid sched_param for the calling thread.
-    if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
-        debug!(
-            "ring thread: policy {policy}: {}",
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = crate::ring_priority::set_policy(0, policy) {
+        debug!("ring thread: policy {policy}: {e}");
     }
 }
 

@@ -55,7 +55,7 @@ const LIFT_MIN: Duration = Duration::from_millis(100);
 const LIFT_MAX: Duration = Duration::from_secs(64);
 const BUSY_SHARE: u32 = 16;
 
-fn set_policy(tid: libc::pid_t, policy: libc::c_int) -> io::Result<()> {
+pub(crate) fn set_policy(tid: libc::pid_t, policy: libc::c_int) -> io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: a valid sched_param; tid 0 is the calling thread, any other a
     // thread of this process.
