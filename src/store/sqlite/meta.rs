@@ -250,8 +250,11 @@ fn list_dir_rows_sql() -> &'static str {
 /// statement again whenever that parameter is bound, cached or not (a
 /// profile of `rm -rf` put 17% of the daemon's time in re-preparing the
 /// two listings). These queries walk an index in the order they ask for, so
-/// stopping after `limit` rows costs what the LIMIT did. (The archiver's
-/// and fsck's queries run seldom and keep theirs.)
+/// stopping after `limit` rows costs what the LIMIT did. (A read-only open
+/// of a volume that no writable open of this version has touched may lack
+/// the listing index; SQLite then sorts the directory's later entries at
+/// each step, where the LIMIT let it keep only the first `limit` of them.
+/// The archiver's and fsck's queries run seldom and keep their LIMIT.)
 fn first_rows<T>(rows: impl Iterator<Item = rusqlite::Result<T>>, limit: usize) -> Result<Vec<T>> {
     Ok(rows.take(limit).collect::<rusqlite::Result<_>>()?)
 }
