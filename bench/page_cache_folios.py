@@ -38,6 +38,8 @@ def folios(path):
     try:
         size = os.fstat(fd).st_size
         pages = size // PAGE
+        if pages == 0:
+            return {"file": path, "pages": 0, "folios": 0, "mean_folio_kib": 0.0}
         m = mmap.mmap(fd, pages * PAGE, prot=mmap.PROT_READ)
     finally:
         os.close(fd)
