@@ -33,8 +33,7 @@ scratch_cleanup_more() {
   if grep -q " $passthrough " /proc/self/mountinfo 2>/dev/null; then umount "$passthrough"; fi
 }
 warm() {
-  sync
-  echo 3 > /proc/sys/vm/drop_caches
+  WARM_BACKING=0 settle "$1"   # read_case.sh: the page cache dropped
   cat "$1/seqfile" >/dev/null
   fio --name=seqread --directory="$1" --filename=seqfile --size=256M --rw=read --bs=1M \
     --ioengine=psync --invalidate=0 --runtime=5 --time_based --output-format=json |
