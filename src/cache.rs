@@ -291,6 +291,28 @@ impl BlockCache {
         }
     }
 
+    /// Drops specific blocks of `ino`, as [`BlockCache::invalidate_blocks`],
+    /// then caches `kept`: a block's bytes as just committed, which a
+    /// decode of its new record would give.
+    pub fn replace_blocks(
+        &self,
+        ino: u64,
+        idxs: impl IntoIterator<Item = u64>,
+        kept: Option<(u64, Arc<Vec<u8>>)>,
+    ) {
+        let mut inner = self.lock();
+        inner.epoch += 1;
+        for idx in idxs {
+            inner.pop((ino, idx));
+        }
+        if let Some((idx, data)) = kept {
+            if data.len() <= self.budget {
+                inner.put((ino, idx), Entry::Whole(data));
+                self.evict(&mut inner);
+            }
+        }
+    }
+
     pub fn stats(&self) -> CacheStats {
         let inner = self.lock();
         CacheStats {

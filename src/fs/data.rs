@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::in_flight::Block;
 use super::read_ahead::slow_to_decode;
 use super::setid::setid_bits;
-use super::write_back::{append_records, commit_blocks, put_or_drop, RowEdit};
+use super::write_back::{append_records, commit_blocks, partial_tail, put_or_drop, RowEdit};
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
 use crate::cache::{join_frames, Cached};
 use crate::codec::Span;
@@ -472,7 +472,11 @@ impl Fs {
             Ok(row) => {
                 oi.pending_time = None;
                 st.dirty_bytes = st.dirty_bytes.saturating_sub(dirty.len() * bs as usize);
-                self.cache.invalidate_blocks(ino, dirty.keys().copied());
+                self.cache.replace_blocks(
+                    ino,
+                    dirty.keys().copied(),
+                    partial_tail(&dirty, size, bs),
+                );
                 self.saw(st, &row);
                 Ok(Some(row))
             }

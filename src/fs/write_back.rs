@@ -204,6 +204,26 @@ pub(super) fn append_records<'s>(
     Ok(Some(appended))
 }
 
+/// The bytes of the file's last block among `blocks`, if that block is
+/// partial (`size` ends inside it): what the cache keeps of a committed
+/// write-back. An appender writes that block next, and without it each
+/// append after a `close` or `fsync` read the block back and decoded it
+/// (read-modify-write) before its bytes went in. Whole blocks are not
+/// kept: a large write would push what readers use out of the cache.
+pub(super) fn partial_tail(
+    blocks: &Blocks,
+    size: u64,
+    block_size: u64,
+) -> Option<(u64, Arc<Vec<u8>>)> {
+    let valid = (size % block_size) as usize;
+    if valid == 0 {
+        return None;
+    }
+    let idx = size / block_size;
+    let buf = blocks.get(&idx)?;
+    Some((idx, Arc::new(buf[..valid].to_vec())))
+}
+
 /// Stores an encoded block, or drops the row for a hole.
 pub(super) fn put_or_drop(
     m: &WriteTx<'_>,
@@ -572,8 +592,11 @@ impl Fs {
                     oi.pending_time = None;
                 }
                 st.dirty_bytes = st.dirty_bytes.saturating_sub(in_flight);
-                self.cache
-                    .invalidate_blocks(wb.ino, wb.blocks.keys().copied());
+                self.cache.replace_blocks(
+                    wb.ino,
+                    wb.blocks.keys().copied(),
+                    partial_tail(&wb.blocks, wb.size, bs as u64),
+                );
                 self.saw(st, &row);
                 Ok(())
             }

@@ -119,6 +119,49 @@ fn reads_overwrites_and_truncation_during_background_write_backs() {
     }
 }
 
+/// An append after a `close` or an `fsync` finds the file's partial last
+/// block in the cache (its bytes as just committed) instead of reading
+/// the block back from the store and decoding it; the file reads as the
+/// lines appended, before and after a remount.
+#[test]
+fn appends_after_a_close_or_fsync_find_the_last_block_cached() {
+    for store in fresh_stores() {
+        println!("backend: {:?}", store.kind);
+        let mut model: Vec<u8> = Vec::new();
+        let ino = {
+            let fs = Fs::new(store.create(BLOCK).unwrap(), FsConfig::default()).unwrap();
+            let (attr, fh) = fs.create(&Ctx::root(), ROOT_INO, b"log", 0o644).unwrap();
+            let ino = attr.ino;
+            fs.release(ino, fh).unwrap();
+            // About 3.5 blocks of lines: appends into partial blocks, and
+            // some that start a block.
+            for i in 0..600u32 {
+                let line = format!("{i:05} request served in 3 ms\n");
+                let fh = fs.open(ino, libc::O_WRONLY | libc::O_APPEND).unwrap();
+                let misses = fs.cache_stats().misses;
+                let at = model.len() as u64;
+                assert_eq!(fs.write(ino, fh, at, line.as_bytes()).unwrap(), line.len());
+                assert_eq!(
+                    fs.cache_stats().misses,
+                    misses,
+                    "append {i} at {at} read its block back from the store"
+                );
+                model.extend_from_slice(line.as_bytes());
+                if i % 3 == 0 {
+                    fs.fsync(ino).unwrap();
+                }
+                fs.flush(ino).unwrap();
+                fs.release(ino, fh).unwrap();
+            }
+            check(&fs, ino, &model, "before remount");
+            fs.shutdown().unwrap();
+            ino
+        };
+        let fs = Fs::new(store.open(&OpenOptions::default()).unwrap(), config()).unwrap();
+        check(&fs, ino, &model, "after remount");
+    }
+}
+
 /// Unmounts the tmpfs the store lives on, after the core that uses it.
 struct Tmpfs(std::path::PathBuf);
 
