@@ -437,12 +437,17 @@ impl Writer {
             tx.execute("UPDATE sqlite_sequence SET seq = seq + ?1", [RESEED_MARGIN])
                 .map_err(StoreError::from)?;
         }
+        let changes = tx.total_changes();
         let meta = SqliteTx::new(&tx, &self.segments);
         let out = f(&meta)?;
-        // A commit syncs the WAL only if it wrote a frame; bump a counter
-        // so that this commit, and every earlier one, is on stable storage
-        // when it returns.
-        meta.bump_sync_generation()?;
+        // A commit syncs the WAL only if it wrote a frame: one that changed
+        // no row (a sync alone) bumps a counter, so that this commit, and
+        // every earlier one, is on stable storage when it returns. One
+        // that changed rows writes their pages anyway (an `fsync` of a
+        // file with data waiting: the counter's page was one of five).
+        if tx.total_changes() == changes {
+            meta.bump_sync_generation()?;
+        }
         self.segments.sync()?;
         tx.commit().map_err(StoreError::from)?;
         self.reseed = false;
