@@ -69,6 +69,7 @@ impl Fs {
             ..OpenInode::default()
         });
         oi.opens += 1;
+        oi.appends |= flags & libc::O_APPEND != 0;
         Ok((fh, keep_cache))
     }
 
@@ -472,11 +473,9 @@ impl Fs {
             Ok(row) => {
                 oi.pending_time = None;
                 st.dirty_bytes = st.dirty_bytes.saturating_sub(dirty.len() * bs as usize);
-                self.cache.replace_blocks(
-                    ino,
-                    dirty.keys().copied(),
-                    partial_tail(&dirty, size, bs),
-                );
+                let tail = oi.appends.then(|| partial_tail(&dirty, size, bs));
+                self.cache
+                    .replace_blocks(ino, dirty.keys().copied(), tail.flatten());
                 self.saw(st, &row);
                 Ok(Some(row))
             }

@@ -106,6 +106,10 @@ struct OpenInode {
     /// The mode is known to hold no bits a write clears (setid.rs), since
     /// it was last set.
     setid_clear: bool,
+    /// Opened with `O_APPEND` since it was opened: a log writer, whose
+    /// commits keep the file's partial last block cached for its next
+    /// append (`write_back::partial_tail`).
+    appends: bool,
 }
 
 impl State {

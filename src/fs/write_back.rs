@@ -206,10 +206,12 @@ pub(super) fn append_records<'s>(
 
 /// The bytes of the file's last block among `blocks`, if that block is
 /// partial (`size` ends inside it): what the cache keeps of a committed
-/// write-back. An appender writes that block next, and without it each
-/// append after a `close` or `fsync` read the block back and decoded it
-/// (read-modify-write) before its bytes went in. Whole blocks are not
-/// kept: a large write would push what readers use out of the cache.
+/// write-back of a file opened with `O_APPEND`. A log writer writes that
+/// block next, and without it each append after a `close` or `fsync` read
+/// the block back and decoded it (read-modify-write) before its bytes
+/// went in. Other files' blocks are not kept: a copy or an unpacked tree
+/// writes each file once, and its tails would push what readers use out
+/// of the cache for a copy per file.
 pub(super) fn partial_tail(
     blocks: &Blocks,
     size: u64,
@@ -592,11 +594,11 @@ impl Fs {
                     oi.pending_time = None;
                 }
                 st.dirty_bytes = st.dirty_bytes.saturating_sub(in_flight);
-                self.cache.replace_blocks(
-                    wb.ino,
-                    wb.blocks.keys().copied(),
-                    partial_tail(&wb.blocks, wb.size, bs as u64),
-                );
+                let tail = oi
+                    .appends
+                    .then(|| partial_tail(&wb.blocks, wb.size, bs as u64));
+                self.cache
+                    .replace_blocks(wb.ino, wb.blocks.keys().copied(), tail.flatten());
                 self.saw(st, &row);
                 Ok(())
             }

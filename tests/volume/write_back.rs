@@ -119,10 +119,11 @@ fn reads_overwrites_and_truncation_during_background_write_backs() {
     }
 }
 
-/// An append after a `close` or an `fsync` finds the file's partial last
-/// block in the cache (its bytes as just committed) instead of reading
-/// the block back from the store and decoding it; the file reads as the
-/// lines appended, before and after a remount.
+/// An append (`O_APPEND`) after a `close` or an `fsync` finds the file's
+/// partial last block in the cache (its bytes as just committed) instead
+/// of reading the block back from the store and decoding it; a file
+/// written once leaves no such block; the file reads as the lines
+/// appended, before and after a remount.
 #[test]
 fn appends_after_a_close_or_fsync_find_the_last_block_cached() {
     for store in fresh_stores() {
@@ -130,6 +131,14 @@ fn appends_after_a_close_or_fsync_find_the_last_block_cached() {
         let mut model: Vec<u8> = Vec::new();
         let ino = {
             let fs = Fs::new(store.create(BLOCK).unwrap(), FsConfig::default()).unwrap();
+            // A file written once, as a copy writes it, leaves nothing in
+            // the cache at its close.
+            let (copy, fh) = fs.create(&Ctx::root(), ROOT_INO, b"copy", 0o644).unwrap();
+            fs.write(copy.ino, fh, 0, b"written once, then closed")
+                .unwrap();
+            fs.flush(copy.ino).unwrap();
+            fs.release(copy.ino, fh).unwrap();
+            assert_eq!(fs.cache_stats().entries, 0, "a copy's tail was cached");
             let (attr, fh) = fs.create(&Ctx::root(), ROOT_INO, b"log", 0o644).unwrap();
             let ino = attr.ino;
             fs.release(ino, fh).unwrap();
