@@ -104,12 +104,14 @@ impl Fs {
 
     /// Opens an inode created a moment ago (empty, and not yet known to
     /// the kernel, so nothing else has it open).
-    pub(super) fn open_new(&self, ino: u64) -> u64 {
+    pub(super) fn open_new(&self, ino: u64, flags: i32) -> u64 {
         let mut st = self.state();
         let fh = st.next_fh;
         st.next_fh += 1;
         st.handles.insert(fh, ino);
-        st.open.entry(ino).or_default().opens += 1;
+        let oi = st.open.entry(ino).or_default();
+        oi.opens += 1;
+        oi.appends |= flags & libc::O_APPEND != 0;
         fh
     }
 

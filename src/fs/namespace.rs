@@ -127,8 +127,21 @@ impl Fs {
     /// Creates a regular file and opens it (FUSE `create`): the new inode
     /// is opened from the row just written, without reading it back.
     pub fn create(&self, ctx: &Ctx, parent: u64, name: &[u8], mode: u32) -> Result<(Attr, u64)> {
+        self.create_open(ctx, parent, name, mode, libc::O_RDWR)
+    }
+
+    /// As [`Fs::create`], with the flags of the `open(2)` that creates the
+    /// file (`O_APPEND` marks a log writer, as in [`Fs::open`]).
+    pub fn create_open(
+        &self,
+        ctx: &Ctx,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        flags: i32,
+    ) -> Result<(Attr, u64)> {
         let row = self.create_node(ctx, parent, name, libc::S_IFREG | (mode & 0o7777), 0, None)?;
-        let fh = self.open_new(row.ino);
+        let fh = self.open_new(row.ino, flags);
         Ok((Attr::from_row(&row, self.block_size() as u32), fh))
     }
 

@@ -791,14 +791,14 @@ impl Filesystem for FuseFs {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
         // The file is new and empty: O_TRUNC has nothing to do, and the
         // access mode needs no check the kernel has not made.
         let created = self
             .fs
-            .create(&ctx(req, umask), parent.0, name.as_bytes(), mode);
+            .create_open(&ctx(req, umask), parent.0, name.as_bytes(), mode, flags);
         match created {
             Ok((a, fh)) => {
                 self.fs.remember(a.ino);

@@ -210,20 +210,32 @@ fn an_overwritten_run_of_records_goes_back_whole_and_spares_its_neighbours() {
     // The 20 old records (raw, so not page-aligned) go back; the new
     // ones took about as much again in a new append. Two pages of slack:
     // the run's partial end pages are shared with live records.
+    wait_for_reclaim(&dir, first + 8192);
+    reads_back_across_a_remount(&dir, fs, ia, &a);
+}
+
+/// Waits (up to 30 s) until no dead extent is left and the segment files
+/// hold at most `limit` bytes on disk.
+fn wait_for_reclaim(dir: &Path, limit: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while count(&dir, "SELECT COUNT(*) FROM dead_extents") > 0 || allocated(&dir) > first + 8192 {
+    while count(dir, "SELECT COUNT(*) FROM dead_extents") > 0 || allocated(dir) > limit {
         assert!(
             Instant::now() < deadline,
-            "{} dead extents left, {} bytes allocated against {first} before the overwrite",
-            count(&dir, "SELECT COUNT(*) FROM dead_extents"),
-            allocated(&dir)
+            "{} dead extents left, {} bytes allocated against at most {limit}",
+            count(dir, "SELECT COUNT(*) FROM dead_extents"),
+            allocated(dir)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(read_all(&fs, ia, a.len()), a);
+}
+
+/// `ino` reads as `data`, then again after a remount, where fsck finds
+/// nothing wrong.
+fn reads_back_across_a_remount(dir: &Path, fs: Fs, ino: u64, data: &[u8]) {
+    assert_eq!(read_all(&fs, ino, data.len()), data);
     unmount(fs);
-    let fs = mount(&dir);
-    assert_eq!(read_all(&fs, ia, a.len()), a);
+    let fs = mount(dir);
+    assert_eq!(read_all(&fs, ino, data.len()), data);
     let report = llmfs::fsck::check(fs.store(), &CodecSet::default(), |_, _| {}).unwrap();
     assert!(report.is_clean(), "{report}");
     unmount(fs);
@@ -270,25 +282,8 @@ fn a_segment_record_rewritten_inline_gives_its_extent_back() {
     );
     // Block 5's old record (raw noise, one block) goes back; two pages of
     // slack for the partial pages it shares with its neighbours.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count(&dir, "SELECT COUNT(*) FROM dead_extents") > 0
-        || allocated(&dir) + BS as u64 > first + 8192
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{} dead extents left, {} bytes allocated against {first} before the rewrite",
-            count(&dir, "SELECT COUNT(*) FROM dead_extents"),
-            allocated(&dir)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(read_all(&fs, ia, a.len()), a);
-    unmount(fs);
-    let fs = mount(&dir);
-    assert_eq!(read_all(&fs, ia, a.len()), a);
-    let report = llmfs::fsck::check(fs.store(), &CodecSet::default(), |_, _| {}).unwrap();
-    assert!(report.is_clean(), "{report}");
-    unmount(fs);
+    wait_for_reclaim(&dir, first + 8192 - BS as u64);
+    reads_back_across_a_remount(&dir, fs, ia, &a);
 }
 
 /// A reclaim pass takes at most 4096 dead extents; an unlink that frees

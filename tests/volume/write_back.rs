@@ -163,6 +163,34 @@ fn appends_after_a_close_or_fsync_find_the_last_block_cached() {
                 fs.release(ino, fh).unwrap();
             }
             check(&fs, ino, &model, "before remount");
+            // A log created by the open that appends to it, fsync'd at
+            // every line.
+            let (held, fh) = fs
+                .create_open(
+                    &Ctx::root(),
+                    ROOT_INO,
+                    b"held",
+                    0o644,
+                    libc::O_WRONLY | libc::O_APPEND,
+                )
+                .unwrap();
+            let mut held_model = Vec::new();
+            for i in 0..300u32 {
+                let line = format!("{i:05} fsync'd line\n");
+                let misses = fs.cache_stats().misses;
+                let at = held_model.len() as u64;
+                fs.write(held.ino, fh, at, line.as_bytes()).unwrap();
+                assert_eq!(
+                    fs.cache_stats().misses,
+                    misses,
+                    "fsync'd append {i} at {at} missed"
+                );
+                held_model.extend_from_slice(line.as_bytes());
+                fs.fsync(held.ino).unwrap();
+            }
+            fs.flush(held.ino).unwrap();
+            fs.release(held.ino, fh).unwrap();
+            check(&fs, held.ino, &held_model, "held log");
             fs.shutdown().unwrap();
             ino
         };
