@@ -284,11 +284,7 @@ impl BlockCache {
 
     /// Drops specific blocks of `ino`.
     pub fn invalidate_blocks(&self, ino: u64, idxs: impl IntoIterator<Item = u64>) {
-        let mut inner = self.lock();
-        inner.epoch += 1;
-        for idx in idxs {
-            inner.pop((ino, idx));
-        }
+        self.replace_blocks(ino, idxs, None);
     }
 
     /// Drops specific blocks of `ino`, as [`BlockCache::invalidate_blocks`],

@@ -475,9 +475,8 @@ impl Fs {
             Ok(row) => {
                 oi.pending_time = None;
                 st.dirty_bytes = st.dirty_bytes.saturating_sub(dirty.len() * bs as usize);
-                let tail = oi.appends.then(|| partial_tail(&dirty, size, bs));
-                self.cache
-                    .replace_blocks(ino, dirty.keys().copied(), tail.flatten());
+                let tail = partial_tail(oi, &dirty, size, bs);
+                self.cache.replace_blocks(ino, dirty.keys().copied(), tail);
                 self.saw(st, &row);
                 Ok(Some(row))
             }

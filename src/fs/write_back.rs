@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
-use super::{Fs, State, WriteEncoding};
+use super::{Fs, OpenInode, State, WriteEncoding};
 use crate::codec::CodecId;
 use crate::codec::{CodecSet, RecordHeader};
 use crate::error::{Error, Result};
@@ -213,12 +213,13 @@ pub(super) fn append_records<'s>(
 /// writes each file once, and its tails would push what readers use out
 /// of the cache for a copy per file.
 pub(super) fn partial_tail(
+    oi: &OpenInode,
     blocks: &Blocks,
     size: u64,
     block_size: u64,
 ) -> Option<(u64, Arc<Vec<u8>>)> {
     let valid = (size % block_size) as usize;
-    if valid == 0 {
+    if !oi.appends || valid == 0 {
         return None;
     }
     let idx = size / block_size;
@@ -594,11 +595,9 @@ impl Fs {
                     oi.pending_time = None;
                 }
                 st.dirty_bytes = st.dirty_bytes.saturating_sub(in_flight);
-                let tail = oi
-                    .appends
-                    .then(|| partial_tail(&wb.blocks, wb.size, bs as u64));
+                let tail = partial_tail(oi, &wb.blocks, wb.size, bs as u64);
                 self.cache
-                    .replace_blocks(wb.ino, wb.blocks.keys().copied(), tail.flatten());
+                    .replace_blocks(wb.ino, wb.blocks.keys().copied(), tail);
                 self.saw(st, &row);
                 Ok(())
             }

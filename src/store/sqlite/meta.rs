@@ -191,14 +191,21 @@ impl<'c> SqliteTx<'c> {
         new: Option<(u8, &[u8])>,
     ) -> Result<bool> {
         if let (true, Some((_, record))) = (changed, new) {
-            let delta = record.len() as i64 - old.len() as i64;
+            self.add_stored_bytes(ino, record.len() as i64 - old.len() as i64)?;
+        }
+        Ok(changed)
+    }
+
+    /// Moves `inodes.stored_bytes` of `ino` by `delta` bytes.
+    fn add_stored_bytes(&self, ino: u64, delta: i64) -> Result<()> {
+        if delta != 0 {
             self.conn
                 .prepare_cached(
                     "UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1",
                 )?
                 .execute(params![ino, delta])?;
         }
-        Ok(changed)
+        Ok(())
     }
 
     /// Stores block (`ino`, `idx`)'s row: its record inline (`extent`
@@ -229,46 +236,30 @@ impl<'c> SqliteTx<'c> {
         // A block the write path already coded with the model (the
         // synchronous mode) needs no archiving.
         let archived = i64::from(codec == crate::codec::CodecId::Llm as u8);
-        let now = crate::time::now_ns();
-        if self.segments.enabled() {
-            let (segment, offset) =
-                extent.map_or((None, None), |e| (Some(e.segment), Some(e.offset)));
-            let sql = if old.is_some() {
-                "UPDATE blocks SET codec = ?3, raw_len = ?4, stored_len = ?5, record = ?6, \
-                 written_ns = ?7, archived = ?8, segment = ?9, seg_offset = ?10 \
-                 WHERE ino = ?1 AND idx = ?2"
-            } else {
-                "INSERT INTO blocks(ino, idx, codec, raw_len, stored_len, record, written_ns, \
-                 archived, segment, seg_offset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-            };
-            self.conn.prepare_cached(sql)?.execute(params![
-                ino, idx, codec, raw_len, stored_len, record, now, archived, segment, offset,
-            ])?;
+        // Every writable open adds the segment columns (`add_segment_tables`),
+        // so a row written here names them, NULL for an inline record.
+        let (segment, offset) = extent.map_or((None, None), |e| (Some(e.segment), Some(e.offset)));
+        let sql = if old.is_some() {
+            "UPDATE blocks SET codec = ?3, raw_len = ?4, stored_len = ?5, record = ?6, \
+             written_ns = ?7, archived = ?8, segment = ?9, seg_offset = ?10 \
+             WHERE ino = ?1 AND idx = ?2"
         } else {
-            if extent.is_some() {
-                return Err(StoreError::Invalid(
-                    "a segment extent for a store without segments".into(),
-                ));
-            }
-            let sql = if old.is_some() {
-                "UPDATE blocks SET codec = ?3, raw_len = ?4, stored_len = ?5, record = ?6, \
-                 written_ns = ?7, archived = ?8 WHERE ino = ?1 AND idx = ?2"
-            } else {
-                "INSERT INTO blocks(ino, idx, codec, raw_len, stored_len, record, written_ns, \
-                 archived) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-            };
-            self.conn.prepare_cached(sql)?.execute(params![
-                ino, idx, codec, raw_len, stored_len, record, now, archived,
-            ])?;
-        }
-        let delta = stored_len as i64 - old.unwrap_or(0) as i64;
-        if delta != 0 {
-            self.conn
-                .prepare_cached(
-                    "UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1",
-                )?
-                .execute(params![ino, delta])?;
-        }
+            "INSERT INTO blocks(ino, idx, codec, raw_len, stored_len, record, written_ns, \
+             archived, segment, seg_offset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        };
+        self.conn.prepare_cached(sql)?.execute(params![
+            ino,
+            idx,
+            codec,
+            raw_len,
+            stored_len,
+            record,
+            crate::time::now_ns(),
+            archived,
+            segment,
+            offset,
+        ])?;
+        self.add_stored_bytes(ino, stored_len as i64 - old.unwrap_or(0) as i64)?;
         Ok(())
     }
 
@@ -285,10 +276,7 @@ impl<'c> SqliteTx<'c> {
         self.conn
             .prepare_cached(&format!("DELETE FROM blocks WHERE ino = ?1 AND {cond}"))?
             .execute(params![ino, idx])?;
-        self.conn
-            .prepare_cached("UPDATE inodes SET stored_bytes = stored_bytes - ?2 WHERE ino = ?1")?
-            .execute(params![ino, freed])?;
-        Ok(())
+        self.add_stored_bytes(ino, -(freed as i64))
     }
 }
 
