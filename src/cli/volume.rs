@@ -142,7 +142,6 @@ impl Volume {
                 write_encoding: write_encoding(settings, write_llm.is_some()),
                 early_reads: settings.early_reads,
                 segment_min_bytes: settings.segment_min_kib.saturating_mul(1024),
-                late_encoding: settings.compress == CompressMode::Background,
                 ..FsConfig::default()
             },
             CodecSet::with_llm(engines.read),

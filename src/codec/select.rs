@@ -139,12 +139,6 @@ impl CodecSet {
         self.zstd_or_raw(&self.zstd_interim, raw)
     }
 
-    /// A raw record of `raw`: a small file's close, encoded after it
-    /// (src/fs/late_encode.rs).
-    pub fn encode_block_raw(&self, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
-        encode_record(&self.raw, raw)
-    }
-
     /// The archive tier's encoding: the smallest of the model-free archival
     /// codecs (cm, LZMA2, zstd at its strongest level) or raw.
     pub fn encode_block_archive(&self, raw: &[u8]) -> Result<Vec<u8>, CodecError> {

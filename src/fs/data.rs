@@ -4,12 +4,9 @@
 use std::sync::Arc;
 
 use super::in_flight::Block;
-use super::late_encode::LATE_MAX_FILE_BYTES;
 use super::read_ahead::slow_to_decode;
 use super::setid::setid_bits;
-use super::write_back::{
-    append_records, commit_blocks, partial_tail, put_or_drop, valid_len, Blocks, RowEdit,
-};
+use super::write_back::{append_records, commit_blocks, partial_tail, put_or_drop, RowEdit};
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
 use crate::cache::{join_frames, Cached};
 use crate::codec::Span;
@@ -461,12 +458,7 @@ impl Fs {
         let dirty = std::mem::take(&mut oi.dirty);
         // Encode outside the transaction; `None` means the block is a hole.
         let encoder = self.encoder();
-        let late = self.encodes_late(durability, &dirty, size, bs);
-        let records = if late {
-            encoder.encode_blocks_raw(&dirty, size, bs)
-        } else {
-            encoder.encode_blocks(&dirty, size, bs)
-        };
+        let records = encoder.encode_blocks(&dirty, size, bs);
         let shared = self.store.is_shared();
         let result = records.and_then(|mut records| {
             let appended = append_records(&self.store, &encoder, &mut records)?;
@@ -476,14 +468,11 @@ impl Fs {
             if let Some(a) = appended {
                 a.named();
             }
-            Ok((row, records))
+            Ok(row)
         });
         let oi = st.open.get_mut(&ino).expect("still open");
         match result {
-            Ok((row, records)) => {
-                if let (true, Some(l)) = (late, &self.late) {
-                    l.queue(ino, records);
-                }
+            Ok(row) => {
                 oi.pending_time = None;
                 st.dirty_bytes = st.dirty_bytes.saturating_sub(dirty.len() * bs as usize);
                 let tail = partial_tail(oi, &dirty, size, bs);
@@ -499,23 +488,6 @@ impl Fs {
                 Err(e)
             }
         }
-    }
-
-    /// Whether a commit of `dirty` stores it raw for the late encoder
-    /// (late_encode.rs): a close's (not an fsync's) of a small file's
-    /// blocks, which stay in the database, while the encoder has room.
-    fn encodes_late(&self, durability: Durability, dirty: &Blocks, size: u64, bs: u64) -> bool {
-        let Some(late) = &self.late else {
-            return false;
-        };
-        let bytes: u64 = dirty
-            .keys()
-            .map(|&idx| valid_len(idx, size, bs) as u64)
-            .sum();
-        durability == Durability::Normal
-            && bytes <= LATE_MAX_FILE_BYTES
-            && bytes < self.config.segment_min_bytes as u64
-            && late.has_room(bytes)
     }
 
     /// `close(2)` on one descriptor: write buffered data back.

@@ -6,7 +6,6 @@
 mod attr;
 mod data;
 mod in_flight;
-mod late_encode;
 mod namespace;
 mod priority;
 mod read_ahead;
@@ -76,9 +75,6 @@ pub struct FsConfig {
     /// outside SQLite"): below it the `fdatasync` an append costs is not
     /// worth paying.
     pub segment_min_bytes: usize,
-    /// A small file's close commits its blocks raw and a thread encodes
-    /// them soon after (late_encode.rs); off: the close encodes them.
-    pub late_encoding: bool,
 }
 
 impl Default for FsConfig {
@@ -90,7 +86,6 @@ impl Default for FsConfig {
             write_encoding: WriteEncoding::Fast,
             early_reads: false,
             segment_min_bytes: DEFAULT_SEGMENT_MIN_BYTES,
-            late_encoding: false,
         }
     }
 }
@@ -181,9 +176,6 @@ pub struct Fs {
     /// Deletes large unlinked files' rows off the request path (reaper.rs);
     /// `None` on a read-only or shared store.
     reaper: Option<reaper::Reaper>,
-    /// Encodes small files' blocks after their close (late_encode.rs);
-    /// `None` unless `FsConfig::late_encoding`, on a store of one mount.
-    late: Option<late_encode::LateEncoder>,
     config: FsConfig,
 }
 
@@ -213,26 +205,9 @@ impl Fs {
                 })
                 .ok()
         };
-        let codecs = Arc::new(codecs);
-        let late = if config.late_encoding
-            && config.write_encoding != WriteEncoding::Best
-            && !read_only
-            && !store.is_shared()
-        {
-            let encoder = write_back::Encoder {
-                codecs: Arc::clone(&codecs),
-                encoding: config.write_encoding,
-                segment_min_bytes: config.segment_min_bytes,
-            };
-            late_encode::LateEncoder::start(Arc::clone(&store), encoder)
-                .map_err(|e| log::warn!("no encoding thread ({e}): closes encode their data"))
-                .ok()
-        } else {
-            None
-        };
         let fs = Fs {
             cache: Arc::new(BlockCache::new(config.cache_bytes)),
-            codecs,
+            codecs: Arc::new(codecs),
             read_ahead: None,
             in_flight: Arc::default(),
             state: Mutex::new(State {
@@ -241,7 +216,6 @@ impl Fs {
             }),
             orphans: Mutex::new(Vec::new()),
             reaper,
-            late,
             config: FsConfig {
                 read_only,
                 ..config
@@ -551,11 +525,6 @@ impl Fs {
                 log::error!("writing back inode {ino} at unmount failed: {e}");
                 first_err.get_or_insert(e);
             }
-        }
-        // Blocks committed raw by closes get their encoding before the
-        // final commit.
-        if let Some(late) = &self.late {
-            late.finish();
         }
         // Inodes still open at unmount are closed now; those already
         // unlinked are reclaimed at the next mount.

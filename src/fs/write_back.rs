@@ -112,25 +112,6 @@ impl Encoder {
         }))
     }
 
-    /// Stores one block's valid bytes as a raw record (`None` for an
-    /// all-zero block): a small file's close, whose encoding waits for
-    /// the late encoder (late_encode.rs).
-    pub(super) fn encode_raw(&self, data: &[u8]) -> Result<Option<Encoded>> {
-        if data.iter().all(|&b| b == 0) {
-            return Ok(None);
-        }
-        let record = self
-            .codecs
-            .encode_block_raw(data)
-            .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
-        Ok(Some(Encoded {
-            codec: CodecId::Raw as u8,
-            raw_len: data.len() as u64,
-            record,
-            extent: None,
-        }))
-    }
-
     /// Encodes blocks (index, valid bytes) on up to `ENCODE_THREADS`
     /// threads at once: a large write-back takes a fraction of the time on
     /// a machine with more than one core. Few blocks are encoded on the
@@ -176,50 +157,19 @@ impl Encoder {
         size: u64,
         block_size: u64,
     ) -> Result<Vec<(u64, Option<Encoded>)>> {
-        self.encode_all(&valid_bytes(blocks, size, block_size))
-    }
-
-    /// As [`Encoder::encode_blocks`], as raw records.
-    pub(super) fn encode_blocks_raw(
-        &self,
-        blocks: &Blocks,
-        size: u64,
-        block_size: u64,
-    ) -> Result<Vec<(u64, Option<Encoded>)>> {
-        valid_bytes(blocks, size, block_size)
-            .into_iter()
-            .map(|(idx, data)| Ok((idx, self.encode_raw(data)?)))
-            .collect()
-    }
-}
-
-/// Each block's bytes below `size` (none at or past it).
-fn valid_bytes(blocks: &Blocks, size: u64, block_size: u64) -> Vec<(u64, &[u8])> {
-    blocks
-        .iter()
-        .map(|(&idx, buf)| (idx, &buf[..valid_len(idx, size, block_size)]))
-        .collect()
-}
-
-/// How many of block `idx`'s bytes lie below `size`.
-pub(super) fn valid_len(idx: u64, size: u64, block_size: u64) -> usize {
-    let start = idx * block_size;
-    if start >= size {
-        0
-    } else {
-        (size - start).min(block_size) as usize
-    }
-}
-
-impl Encoded {
-    /// The record, if it is raw and inline: what the late encoder takes.
-    pub(super) fn into_raw_record(self) -> Option<Vec<u8>> {
-        (self.codec == CodecId::Raw as u8 && self.extent.is_none()).then_some(self.record)
-    }
-
-    /// Codec and record, unless the encoder kept the bytes raw.
-    pub(super) fn into_encoded(self) -> Option<(u8, Vec<u8>)> {
-        (self.codec != CodecId::Raw as u8).then_some((self.codec, self.record))
+        let jobs: Vec<(u64, &[u8])> = blocks
+            .iter()
+            .map(|(&idx, buf)| {
+                let start = idx * block_size;
+                let valid = if start >= size {
+                    0
+                } else {
+                    (size - start).min(block_size) as usize
+                };
+                (idx, &buf[..valid])
+            })
+            .collect();
+        self.encode_all(&jobs)
     }
 }
 

@@ -15,7 +15,6 @@ mod dictionary;
 mod early_reads;
 mod frames;
 mod fs_core;
-mod late_encode;
 mod pg_connection;
 mod reaper;
 mod segments;
