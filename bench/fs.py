@@ -395,7 +395,8 @@ def main():
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     doc = {
         "tool": "bench/fs.sh", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "seconds": round(seconds, 1), "machine": machine(), "filesystem": fs_type, "fio": fio_version,
+        "seconds": round(seconds, 1), "machine": machine(), "filesystem": fs_type,
+        "scratch": os.environ.get("FS_BENCH_SCRATCH", f"a directory of {base}"), "fio": fio_version,
         "mergerfs": version(["mergerfs", "--version"]), "bindfs": version(["bindfs", "--version"]),
         "llmfs_commit": commit, "rounds": ROUNDS,
         "llmfs_mount": "llmfs mount MNT --store STORE (defaults: compress=background, archive_after=10m, cache_mb=64, threads=one per core (2..8), block_size=65536)",
@@ -412,7 +413,7 @@ def main():
     cols = [n for n in order]
     lines = [f"bench/fs.sh, {doc['date']}, {seconds:.0f} s, best of {ROUNDS} alternating rounds "
              f"(spread in brackets); {doc['machine']['cores']} cores, {doc['machine']['cpu_model']}; "
-             f"{fs_type}; {fio_version}; {doc['mergerfs']}; {doc['bindfs']}  ",
+             f"{fs_type} ({doc['scratch']}); {fio_version}; {doc['mergerfs']}; {doc['bindfs']}  ",
              "", "| test | metric | " + " | ".join(cols) + " | llmfs / plain | llmfs / best passthrough |"
              + (" llmfs postgres / llmfs |" if pg else ""),
              "|---|---|" + "---:|" * (len(cols) + 2 + (1 if pg else 0))]

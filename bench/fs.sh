@@ -12,6 +12,10 @@
 # FS_BENCH_DIR_ENTRIES: files of the directory the listing case lists (default 20000)
 # FS_BENCH_MIB: size of the sequential file (default 256)
 # FS_BENCH_DIR: parent of the work directory (default /var/tmp)
+# BENCH_LOOP_GIB: the work directory on a fresh journaled ext4 of that many
+#   GiB made for the run on the same disk (bench/loop_ext4.sh; what every
+#   figure since 2026-12-05's run -8 uses: the root filesystem here has no
+#   journal, which slows the passthroughs' creates after a deletion)
 # FS_BENCH_BASELINE: another llmfs binary, run as one more column (before/after)
 # FS_BENCH_BASELINE_ARGS: extra `llmfs mount` flags of that column (the same
 #   binary with another setting, say)
@@ -37,4 +41,11 @@ bin="${CARGO_TARGET_DIR:-target}/release/llmfs"
 out="${1:-bench/results/$(date -u +%F)-$(hostname -s)-fs-$(date -u +%H%M)}"
 mkdir -p "$(dirname "$out")"
 export FS_BENCH_PG="${FS_BENCH_PG:-${LLMFS_TEST_PG:-}}"
-exec nice -n 10 python3 bench/fs.py "$bin" "$out"
+if [ -n "${BENCH_LOOP_GIB:-}" ]; then
+  . bench/loop_ext4.sh
+  loop_ext4 "$BENCH_LOOP_GIB"
+  trap loop_ext4_cleanup EXIT
+  export FS_BENCH_DIR=$loop_dir
+  export FS_BENCH_SCRATCH="a fresh ext4 of ${BENCH_LOOP_GIB} GiB (journaled, mkfs.ext4 defaults) on a loop device over an image file on the root disk"
+fi
+nice -n 10 python3 bench/fs.py "$bin" "$out"
