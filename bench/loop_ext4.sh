@@ -9,17 +9,23 @@
 # while their inode table block is dirty) one by one
 # (`recently_deleted()` in fs/ext4/ialloc.c, only on a filesystem without
 # a journal). After a benchmark round has deleted a tree, creating files
-# there cost mergerfs 0.65-4.3 s for the same `cp -r` (docs/MEASUREMENTS.md,
+# there cost mergerfs 0.65-4.2 s for the same `cp -r` (docs/MEASUREMENTS.md,
 # "The disk under the passthroughs"). llmfs keeps a volume in a few files,
 # so it escaped that cost and its peers did not. A journaled ext4 on the
 # same disk is what a user's data disk usually is.
 loop_ext4() {
   local gib=$1
   loop_img=$(mktemp /var/tmp/llmfs-bench-ext4.XXXXXX)
-  truncate -s "${gib}G" "$loop_img"
-  mkfs.ext4 -q -F "$loop_img"
   loop_dir=$(mktemp -d /tmp/llmfs-bench-ext4.XXXXXX)
-  mount -o loop "$loop_img" "$loop_dir"
+  # A failure here (no loop device, a full disk) leaves no image behind:
+  # the caller's cleanup is not set up yet.
+  if ! { truncate -s "${gib}G" "$loop_img" && mkfs.ext4 -q -F "$loop_img" &&
+    mount -o loop "$loop_img" "$loop_dir"; }; then
+    rm -f "$loop_img"
+    rmdir "$loop_dir"
+    echo "loop_ext4: could not make a ${gib} GiB ext4 in $loop_img" >&2
+    return 1
+  fi
 }
 
 loop_ext4_cleanup() {
