@@ -1,7 +1,7 @@
 //! Block records in segment files (src/store/sqlite/segments.rs): large
 //! write-backs go there, read back exactly, give their space back when
 //! their rows go (while mounted, and at the next open), move inline when
-//! archived, fail cleanly when a segment is damaged, and leave older
+//! archived or cut off by a truncation, fail cleanly when a segment is damaged, and leave older
 //! stores open to older builds until the first record lands in one.
 
 use std::os::unix::fs::MetadataExt;
@@ -332,11 +332,21 @@ fn more_dead_extents_than_one_pass_takes_all_come_back() {
 fn archiving_moves_a_segment_record_inline_only_if_unchanged() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("s");
-    let data = text(2 << 20, 6);
+    // Incompressible, so that every write-back's records go to a segment
+    // (text compresses below a segment's minimum per write-back).
+    let data = noise(2 << 20, 6);
     let fs = mount(&dir);
     let ino = create_file(&fs, llmfs::store::ROOT_INO, "f", &data);
     unmount(fs);
 
+    let before = allocated(&dir);
+    let moved = count(
+        &dir,
+        &format!(
+            "SELECT stored_len FROM blocks WHERE ino = {ino} AND idx = 3 AND segment IS NOT NULL"
+        ),
+    );
+    assert!(moved > 3 * 4096, "block 3's extent is {moved} bytes");
     let store = open_store(&dir, BS);
     let old = store
         .read(|m| m.block(ino, 3))
@@ -370,10 +380,48 @@ fn archiving_moves_a_segment_record_inline_only_if_unchanged() {
         ),
         1
     );
-    // The rest of the file still reads from its segment.
+    // The rest of the file still reads from its segment, and the extent
+    // block 3 left goes back (at most its two partial end pages stay).
     let fs = mount(&dir);
+    wait_for_reclaim(&dir, before - moved + 8192);
     assert_eq!(read_all(&fs, ino, data.len()), data);
     unmount(fs);
+}
+
+/// Truncation drops the rows past the new end: their extents go back,
+/// the file reads as its first part, and fsck finds nothing wrong.
+#[test]
+fn truncation_gives_back_the_extents_past_the_new_end() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    let mut data = noise(32 * BS, 10);
+    let fs = mount(&dir);
+    let ino = create_file(&fs, llmfs::store::ROOT_INO, "f", &data);
+    let before = allocated(&dir);
+    assert!(before >= 32 * BS as u64, "{before}");
+    assert_eq!(
+        count(
+            &dir,
+            &format!("SELECT COUNT(*) FROM blocks WHERE ino = {ino} AND segment IS NOT NULL")
+        ),
+        32
+    );
+    let size = 12 * BS as u64 + 100;
+    let attr = fs
+        .setattr(
+            ino,
+            &llmfs::fs::SetAttr {
+                size: Some(size),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(attr.size, size);
+    fs.fsync(ino).unwrap();
+    data.truncate(size as usize);
+    // Blocks 13 to 31 went whole; block 12, cut short, was rewritten.
+    wait_for_reclaim(&dir, before - 19 * BS as u64 + 8192);
+    reads_back_across_a_remount(&dir, fs, ino, &data);
 }
 
 #[test]

@@ -153,23 +153,29 @@ impl<'c> SqliteTx<'c> {
             return Ok(false);
         }
         let changed = match new {
-            Some((codec, record)) => self
-                .conn
-                .prepare_cached(
-                    "UPDATE blocks SET codec = ?3, stored_len = ?4, record = ?5, archived = ?6, \
-                     segment = NULL, seg_offset = NULL \
-                     WHERE ino = ?1 AND idx = ?2 AND segment = ?7 AND seg_offset = ?8",
-                )?
-                .execute(params![
-                    ino,
-                    idx,
-                    codec,
-                    record.len() as u64,
-                    record,
-                    tier,
-                    extent.segment,
-                    extent.offset
-                ])?,
+            Some((codec, record)) => {
+                let changed = self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE blocks SET codec = ?3, stored_len = ?4, record = ?5, archived = ?6, \
+                         segment = NULL, seg_offset = NULL \
+                         WHERE ino = ?1 AND idx = ?2 AND segment = ?7 AND seg_offset = ?8",
+                    )?
+                    .execute(params![
+                        ino,
+                        idx,
+                        codec,
+                        record.len() as u64,
+                        record,
+                        tier,
+                        extent.segment,
+                        extent.offset
+                    ])?;
+                if changed == 1 {
+                    self.free_extent(extent)?;
+                }
+                changed
+            }
             None => self
                 .conn
                 .prepare_cached(
@@ -215,8 +221,8 @@ impl<'c> SqliteTx<'c> {
     /// again: its key keeps its place in the primary key's index, so a
     /// block rewritten (an append after `fsync` or `close`) changes one
     /// page fewer, and takes two statements fewer. Every column but the
-    /// key is set, as an insert would; the trigger `blocks_extent_moved`
-    /// frees the extent the row named before, as a delete's would.
+    /// key is set, as an insert would; the extent the row named before,
+    /// if any, is freed as a delete's would be.
     #[allow(clippy::too_many_arguments)]
     fn set_block_row(
         &self,
@@ -228,10 +234,23 @@ impl<'c> SqliteTx<'c> {
         record: &[u8],
         extent: Option<Extent>,
     ) -> Result<()> {
-        let old: Option<u64> = self
+        let old: Option<(u64, Option<Extent>)> = self
             .conn
-            .prepare_cached("SELECT stored_len FROM blocks WHERE ino = ?1 AND idx = ?2")?
-            .query_row(params![ino, idx], |r| r.get(0))
+            .prepare_cached(
+                "SELECT stored_len, segment, seg_offset FROM blocks WHERE ino = ?1 AND idx = ?2",
+            )?
+            .query_row(params![ino, idx], |r| {
+                let len = r.get(0)?;
+                let extent = match r.get::<_, Option<u64>>(1)? {
+                    Some(segment) => Some(Extent {
+                        segment,
+                        offset: r.get(2)?,
+                        len,
+                    }),
+                    None => None,
+                };
+                Ok((len, extent))
+            })
             .optional()?;
         // A block the write path already coded with the model (the
         // synchronous mode) needs no archiving.
@@ -259,7 +278,17 @@ impl<'c> SqliteTx<'c> {
             segment,
             offset,
         ])?;
-        self.add_stored_bytes(ino, stored_len as i64 - old.unwrap_or(0) as i64)?;
+        // The extent the row named before goes, unless the row still names
+        // it (what the trigger `blocks_extent_moved` does).
+        if let Some((_, Some(was))) = old {
+            if extent.is_none_or(|e| (e.segment, e.offset) != (was.segment, was.offset)) {
+                self.free_extent(was)?;
+            }
+        }
+        self.add_stored_bytes(
+            ino,
+            stored_len as i64 - old.map_or(0, |(len, _)| len) as i64,
+        )?;
         Ok(())
     }
 
@@ -273,10 +302,50 @@ impl<'c> SqliteTx<'c> {
         if freed == 0 {
             return Ok(());
         }
+        self.free_extents_where(ino, cond, idx)?;
         self.conn
             .prepare_cached(&format!("DELETE FROM blocks WHERE ino = ?1 AND {cond}"))?
             .execute(params![ino, idx])?;
         self.add_stored_bytes(ino, -(freed as i64))
+    }
+
+    /// Records in `dead_extents` the extents named by the rows of `ino`
+    /// that match `cond` (over `?2` = `idx`), which the caller is about to
+    /// delete (what the trigger `blocks_extent_deleted` does; see
+    /// [`free_extent`](Self::free_extent)).
+    fn free_extents_where(&self, ino: u64, cond: &str, idx: u64) -> Result<()> {
+        if self.segments.enabled() {
+            self.conn
+                .prepare_cached(&format!(
+                    "INSERT INTO dead_extents(segment, seg_offset, len) \
+                     SELECT segment, seg_offset, stored_len FROM blocks \
+                     WHERE ino = ?1 AND {cond} AND segment IS NOT NULL"
+                ))?
+                .execute(params![ino, idx])?;
+        }
+        Ok(())
+    }
+
+    /// Records in `dead_extents` an extent that no row names any more, in
+    /// the transaction that dropped it, for [`Segments::reclaim`] to give
+    /// back once that is on stable storage.
+    ///
+    /// The schema's triggers `blocks_extent_deleted` and
+    /// `blocks_extent_moved` (migrations/0014) did this, and stay for the
+    /// builds that rely on them; the writer connection runs with triggers
+    /// off (`SqliteStore::open`), because SQLite codes a trigger into
+    /// every delete and every rewrite of a block row, inline or not, with
+    /// the old row copied out for it: on a small file's unlink that was
+    /// about 6 of 40 µs of the daemon's time (docs/MEASUREMENTS.md). Every
+    /// statement of this module that deletes a block row or changes its
+    /// `segment` or `seg_offset` records the extent it drops here.
+    fn free_extent(&self, e: Extent) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO dead_extents(segment, seg_offset, len) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![e.segment, e.offset, e.len])?;
+        Ok(())
     }
 }
 
@@ -752,6 +821,7 @@ impl Writes for SqliteTx<'_> {
 
     /// Removes an inode with its blocks and xattrs.
     fn delete_inode(&self, ino: u64) -> Result<()> {
+        self.free_extents_where(ino, "idx >= ?2", 0)?;
         self.conn
             .prepare_cached("DELETE FROM blocks WHERE ino = ?1")?
             .execute([ino])?;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::rows::SegmentUsage;
@@ -110,6 +111,10 @@ impl SqliteStore {
             migrate::migrate(&mut conn)?;
             migrate::add_segment_tables(&mut conn)?;
             migrate::add_listing_index(&conn);
+            // Triggers off: this connection records the extents it drops
+            // itself (meta.rs, `free_extent`, which says why); the schema's
+            // triggers stay for the builds that rely on them.
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)?;
         } else {
             check_readable_version(migrate::schema_version(&conn)?)?;
         }

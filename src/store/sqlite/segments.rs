@@ -26,7 +26,8 @@
 //!    The write-back thread does not wait for the disk: the data's
 //!    writeback overlaps the encoding of the next write-back.
 //! 4. A row that goes (overwrite, truncation, unlink, archiving) leaves
-//!    its extent in `dead_extents` (a trigger, in the same transaction).
+//!    its extent in `dead_extents`, in the same transaction (meta.rs,
+//!    `free_extent`).
 //!    [`Segments::reclaim`] gives that space back, but only once the
 //!    change is on stable storage (it commits the batch and syncs first):
 //!    it punches a hole over the extent (its partial pages only where no
