@@ -195,6 +195,52 @@ fn failed_transaction_leaves_nothing() {
     });
 }
 
+/// An inode row changed by a transaction that then rolls back reads back
+/// as stored, whichever way it rolled back (a durable transaction's
+/// error, a batched operation's savepoint, a checks-first operation that
+/// failed after a change, which loses its batch), and a row read, changed
+/// and committed reads back changed: the SQLite writer's copy of inode
+/// rows (inode_cache.rs) follows the database, never a change it lost.
+#[test]
+fn inode_rows_read_back_as_stored_after_every_kind_of_rollback() {
+    on_each_backend(|fresh| {
+        let s = fresh.create(65536).unwrap();
+        let root = s.read(|m| m.inode(1)).unwrap().unwrap();
+        let change = |m: &llmfs::store::WriteTx<'_>| -> Result<(), StoreError> {
+            let mut row = m.inode(1)?.unwrap();
+            row.mode ^= 0o022;
+            row.mtime_ns += 1;
+            m.update_inode(&row)?;
+            assert_eq!(m.inode(1)?.unwrap(), row, "the transaction sees its change");
+            Err(StoreError::Invalid("abort".into()))
+        };
+        assert!(s.write(Durability::Durable, change).is_err());
+        assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap(), root);
+        assert!(s.write(Durability::Normal, change).is_err());
+        assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap(), root);
+        assert!(s.write_checked(Durability::Normal, change).is_err());
+        assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap(), root);
+        // The loss of that batch is reported once, by the next durable
+        // write (on SQLite, which batches).
+        let _ = s.write(Durability::Durable, |_| Ok::<_, StoreError>(()));
+
+        let mut changed = root.clone();
+        changed.mode ^= 0o022;
+        s.write(Durability::Normal, |m| m.update_inode(&changed))
+            .unwrap();
+        s.write(Durability::Normal, |m| m.put_block(1, 0, 0, 3, b"abc"))
+            .unwrap();
+        let want = llmfs::store::InodeRow {
+            stored_bytes: 3,
+            ..changed.clone()
+        };
+        assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap(), want);
+        drop(s);
+        let s = fresh.create(65536).unwrap();
+        assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap(), want);
+    });
+}
+
 #[test]
 fn stored_bytes_track_block_writes() {
     on_each_backend(|fresh| {

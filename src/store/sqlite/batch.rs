@@ -52,6 +52,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::checkpoint::CommitCounter;
+use super::inode_cache::InodeCache;
 use super::meta::SqliteTx;
 use super::segments::Segments;
 use crate::store::tx::{BackendTx, ReadTx, WriteTx};
@@ -107,6 +108,9 @@ pub(super) struct Writer {
     batching: bool,
     commits: Arc<CommitCounter>,
     segments: Arc<Segments>,
+    /// Recently used inode rows (inode_cache.rs), on a store that batches
+    /// (a read-write one): emptied at every rollback.
+    inodes: InodeCache,
 }
 
 impl Writer {
@@ -126,7 +130,14 @@ impl Writer {
             lost: None,
             reseed: false,
             commits,
+            inodes: InodeCache::default(),
         }
+    }
+
+    /// A transaction's view of the connection `conn` (the writer's, or a
+    /// transaction on it), with the inode rows where the store batches.
+    fn tx<'a>(&'a self, conn: &'a Connection) -> SqliteTx<'a> {
+        SqliteTx::cached(conn, &self.segments, self.batching.then_some(&self.inodes))
     }
 
     /// The connection, for statements that run outside the batch's
@@ -144,7 +155,7 @@ impl Writer {
         f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
     ) -> (bool, Result<T, E>) {
         if self.batch.is_some() {
-            return (false, f(&SqliteTx::new(&self.conn, &self.segments)));
+            return (false, f(&self.tx(&self.conn)));
         }
         if self.batching {
             if let Err(e) = self.conn.execute_batch("BEGIN DEFERRED") {
@@ -158,7 +169,7 @@ impl Writer {
                 writing: false,
                 reseeded: false,
             });
-            return (true, f(&SqliteTx::new(&self.conn, &self.segments)));
+            return (true, f(&self.tx(&self.conn)));
         }
         (false, self.read_alone(f))
     }
@@ -213,7 +224,7 @@ impl Writer {
                 .map_err(StoreError::from)?;
         }
         let changes = self.conn.total_changes();
-        let meta = SqliteTx::new(&self.conn, &self.segments);
+        let meta = self.tx(&self.conn);
         // A panic part-way through must not leave part of the operation
         // for the batch's commit.
         let out = catch_unwind(AssertUnwindSafe(|| f(&meta)));
@@ -263,6 +274,7 @@ impl Writer {
     /// allows: after an I/O error, a full disk or a failed allocation
     /// SQLite may have rolled back the whole transaction itself.
     fn undo_op(&mut self) {
+        self.inodes.clear();
         if !self.conn.is_autocommit() {
             match self.conn.execute_batch("ROLLBACK TO op; RELEASE op") {
                 Ok(()) => return,
@@ -275,6 +287,7 @@ impl Writer {
     /// Rolls back the whole batch (if SQLite has not already), recording
     /// its operations as lost for the next durable write to report.
     fn lose_batch(&mut self, why: &str) {
+        self.inodes.clear();
         if !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
@@ -291,6 +304,7 @@ impl Writer {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let reseeded = self.reseed;
         if let Err(e) = self.reseed_counters() {
+            self.inodes.clear();
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(e);
         }
@@ -343,6 +357,7 @@ impl Writer {
                 Ok(())
             }
             Err(e) => {
+                self.inodes.clear();
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
@@ -424,7 +439,20 @@ impl Writer {
         result
     }
 
+    /// `durable_tx_inner`, emptying the inode rows if it failed: its
+    /// transaction rolled back (dropped uncommitted).
     fn durable_tx<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let result = self.durable_tx_inner(f);
+        if result.is_err() {
+            self.inodes.clear();
+        }
+        result
+    }
+
+    fn durable_tx_inner<T, E: From<StoreError>>(
         &mut self,
         f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
@@ -438,7 +466,7 @@ impl Writer {
                 .map_err(StoreError::from)?;
         }
         let changes = tx.total_changes();
-        let meta = SqliteTx::new(&tx, &self.segments);
+        let meta = SqliteTx::cached(&tx, &self.segments, self.batching.then_some(&self.inodes));
         let out = f(&meta)?;
         // A commit syncs the WAL only if it wrote a frame: one that changed
         // no row (a sync alone) bumps a counter, so that this commit, and

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::inode_cache::InodeCache;
 use super::segments::{Extent, Segments};
 use crate::store::features::Feature;
 use crate::store::rows::{
@@ -77,6 +78,9 @@ pub(in crate::store) struct SqliteTx<'c> {
     /// Bytes of records, models and dictionaries this transaction stored
     /// (what bounds a batch of commits, batch.rs).
     written: Cell<u64>,
+    /// The writer's inode rows (inode_cache.rs), which every change of
+    /// `inodes` here keeps exact; `None` on other connections.
+    cache: Option<&'c InodeCache>,
 }
 
 impl<'c> SqliteTx<'c> {
@@ -85,6 +89,19 @@ impl<'c> SqliteTx<'c> {
             conn,
             segments,
             written: Cell::new(0),
+            cache: None,
+        }
+    }
+
+    /// As `new`, on the writer's connection with its inode rows.
+    pub(in crate::store) fn cached(
+        conn: &'c Connection,
+        segments: &'c Arc<Segments>,
+        cache: Option<&'c InodeCache>,
+    ) -> SqliteTx<'c> {
+        SqliteTx {
+            cache,
+            ..SqliteTx::new(conn, segments)
         }
     }
 
@@ -210,6 +227,9 @@ impl<'c> SqliteTx<'c> {
                     "UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1",
                 )?
                 .execute(params![ino, delta])?;
+            if let Some(c) = self.cache {
+                c.forget(ino);
+            }
         }
         Ok(())
     }
@@ -336,7 +356,7 @@ impl<'c> SqliteTx<'c> {
     /// off (`SqliteStore::open`), because SQLite codes a trigger into
     /// every delete and every rewrite of a block row, inline or not, with
     /// the old row copied out for it: on a small file's unlink that was
-    /// about 6 of 40 µs of the daemon's time (docs/MEASUREMENTS.md). Every
+    /// about 5 of the 47 µs of the daemon's CPU (docs/MEASUREMENTS.md). Every
     /// statement of this module that deletes a block row or changes its
     /// `segment` or `seg_offset` records the extent it drops here.
     fn free_extent(&self, e: Extent) -> Result<()> {
@@ -389,8 +409,15 @@ fn first_rows<T>(rows: impl Iterator<Item = rusqlite::Result<T>>, limit: usize) 
 
 impl Reads for SqliteTx<'_> {
     fn inode(&self, ino: u64) -> Result<Option<InodeRow>> {
+        if let Some(row) = self.cache.and_then(|c| c.get(ino)) {
+            return Ok(Some(row));
+        }
         let mut stmt = self.conn.prepare_cached(INODE_BY_INO)?;
-        Ok(stmt.query_row([ino], inode_from_row).optional()?)
+        let row = stmt.query_row([ino], inode_from_row).optional()?;
+        if let (Some(c), Some(row)) = (self.cache, &row) {
+            c.put(row);
+        }
+        Ok(row)
     }
 
     /// Inodes that no directory entry names (left by a crash while a file
@@ -793,7 +820,11 @@ impl Writes for SqliteTx<'_> {
         stmt.execute(params![
             n.mode, n.uid, n.gid, n.nlink, size, n.rdev, n.time_ns, n.target
         ])?;
-        Ok(n.row(self.conn.last_insert_rowid() as u64))
+        let row = n.row(self.conn.last_insert_rowid() as u64);
+        if let Some(c) = self.cache {
+            c.put(&row);
+        }
+        Ok(row)
     }
 
     /// Writes back every attribute of an inode (not `stored_bytes`, which
@@ -816,6 +847,9 @@ impl Writes for SqliteTx<'_> {
             i.ctime_ns,
             i.crtime_ns
         ])?;
+        if let Some(c) = self.cache {
+            c.updated(i);
+        }
         Ok(())
     }
 
@@ -831,6 +865,9 @@ impl Writes for SqliteTx<'_> {
         self.conn
             .prepare_cached("DELETE FROM inodes WHERE ino = ?1")?
             .execute([ino])?;
+        if let Some(c) = self.cache {
+            c.forget(ino);
+        }
         Ok(())
     }
 
@@ -1090,6 +1127,9 @@ impl BackendTx for SqliteTx<'_> {
              crtime_ns) VALUES (?1, ?2, ?3, ?4, 2, ?5, ?5, ?5, ?5)",
             params![crate::store::ROOT_INO, mode, uid, gid, now_ns],
         )?;
+        if let Some(c) = self.cache {
+            c.forget(crate::store::ROOT_INO);
+        }
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 
 mod batch;
 mod checkpoint;
+mod inode_cache;
 mod meta;
 pub mod migrate;
 pub mod segments;

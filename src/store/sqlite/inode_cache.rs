@@ -1,0 +1,71 @@
+//! The writer connection's copy of recently used inode rows.
+//!
+//! Every operation reads inode rows: an unlink its directory's and its
+//! file's, the getattr of the directory the kernel sends after it, the
+//! forget that follows; a create its directory's. Each read is a prepared
+//! statement through SQLite's B-tree and rusqlite's column conversions,
+//! and in a profile of the unlink case these reads were a fifth of the
+//! daemon's time (docs/MEASUREMENTS.md). The same rows come back again and
+//! again (a directory's on every operation in it), so the writer keeps the
+//! rows it read or wrote here.
+//!
+//! Kept exact, or not at all:
+//!
+//! - Only the writer connection of a read-write store has one. Nothing
+//!   else writes a SQLite store while it is open (the store's flock), and
+//!   every statement of this crate that changes `inodes` runs in
+//!   `SqliteTx` (meta.rs), which changes the cached row the same way or
+//!   drops it.
+//! - A transaction or savepoint that rolls back may have changed rows
+//!   here: the writer empties the cache whenever it rolls back anything
+//!   (batch.rs), so a row here is never newer than the database.
+//! - It holds at most [`CAPACITY`] rows, and empties itself when full.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::store::rows::InodeRow;
+
+/// Most rows kept (about 150 bytes each).
+const CAPACITY: usize = 1 << 16;
+
+#[derive(Debug, Default)]
+pub(super) struct InodeCache {
+    rows: RefCell<HashMap<u64, InodeRow>>,
+}
+
+impl InodeCache {
+    pub(super) fn get(&self, ino: u64) -> Option<InodeRow> {
+        self.rows.borrow().get(&ino).cloned()
+    }
+
+    /// Keeps `row` as the database now holds it.
+    pub(super) fn put(&self, row: &InodeRow) {
+        let mut rows = self.rows.borrow_mut();
+        if rows.len() >= CAPACITY && !rows.contains_key(&row.ino) {
+            rows.clear();
+        }
+        rows.insert(row.ino, row.clone());
+    }
+
+    /// After `UPDATE inodes SET <every column but stored_bytes and target>`
+    /// (`Writes::update_inode`): the cached row takes those columns.
+    pub(super) fn updated(&self, row: &InodeRow) {
+        if let Some(cached) = self.rows.borrow_mut().get_mut(&row.ino) {
+            *cached = InodeRow {
+                stored_bytes: cached.stored_bytes,
+                target: cached.target.take(),
+                ..row.clone()
+            };
+        }
+    }
+
+    pub(super) fn forget(&self, ino: u64) {
+        self.rows.borrow_mut().remove(&ino);
+    }
+
+    /// After a rollback: nothing here can be trusted.
+    pub(super) fn clear(&self) {
+        self.rows.borrow_mut().clear();
+    }
+}
