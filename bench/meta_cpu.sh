@@ -5,7 +5,8 @@
 # several-fold between runs, and the daemon's CPU per operation moves
 # less, so two builds of the metadata path compare better by it. A BIN
 # of `mergerfs` runs the same on Debian's mergerfs with one branch on the
-# same disk.
+# same disk (it refuses to create files on a branch with less than 4 GiB
+# free, its `minfreespace`: with BENCH_LOOP_GIB, take 8 or more).
 #
 #   bench/meta_cpu.sh [ROUNDS] BIN [BIN ...]     (root: mounts)
 #

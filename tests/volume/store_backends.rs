@@ -198,7 +198,8 @@ fn failed_transaction_leaves_nothing() {
 /// An inode row changed by a transaction that then rolls back reads back
 /// as stored, whichever way it rolled back (a durable transaction's
 /// error, a batched operation's savepoint, a checks-first operation that
-/// failed after a change, which loses its batch), and a row read, changed
+/// failed after a change, which loses its batch, a durable write's closure
+/// that panicked), and a row read, changed
 /// and committed reads back changed: the SQLite writer's copy of inode
 /// rows (inode_cache.rs) follows the database, never a change it lost.
 #[test]
@@ -223,6 +224,23 @@ fn inode_rows_read_back_as_stored_after_every_kind_of_rollback() {
         // The loss of that batch is reported once, by the next durable
         // write (on SQLite, which batches).
         let _ = s.write(Durability::Durable, |_| Ok::<_, StoreError>(()));
+        if fresh.kind == Kind::Sqlite {
+            // A durable write whose closure panics after its change: the
+            // store is used again afterwards (its lock is not poisoned
+            // for good), and the change is not read back.
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                s.write(Durability::Durable, |m| {
+                    let mut row = m.inode(1)?.unwrap();
+                    row.mode ^= 0o022;
+                    m.update_inode(&row)?;
+                    panic!("a durable write's closure panics");
+                    #[allow(unreachable_code)]
+                    Ok::<_, StoreError>(())
+                })
+            }));
+            assert!(panicked.is_err());
+            assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap(), root);
+        }
 
         let mut changed = root.clone();
         changed.mode ^= 0o022;

@@ -439,17 +439,24 @@ impl Writer {
         result
     }
 
-    /// `durable_tx_inner`, emptying the inode rows if it failed: its
-    /// transaction rolled back (dropped uncommitted).
+    /// `durable_tx_inner`, emptying the inode rows if it failed or `f`
+    /// panicked: its transaction rolled back (dropped uncommitted), and
+    /// the writer's lock is used again after a panic (`Shared::lock`).
     fn durable_tx<T, E: From<StoreError>>(
         &mut self,
         f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let result = self.durable_tx_inner(f);
-        if result.is_err() {
-            self.inodes.clear();
+        match catch_unwind(AssertUnwindSafe(|| self.durable_tx_inner(f))) {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => {
+                self.inodes.clear();
+                Err(e)
+            }
+            Err(panic) => {
+                self.inodes.clear();
+                resume_unwind(panic)
+            }
         }
-        result
     }
 
     fn durable_tx_inner<T, E: From<StoreError>>(

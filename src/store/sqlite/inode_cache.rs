@@ -17,8 +17,9 @@
 //!   `SqliteTx` (meta.rs), which changes the cached row the same way or
 //!   drops it.
 //! - A transaction or savepoint that rolls back may have changed rows
-//!   here: the writer empties the cache whenever it rolls back anything
-//!   (batch.rs), so a row here is never newer than the database.
+//!   here: the writer empties the cache whenever it rolls back anything,
+//!   an operation that panicked included (batch.rs), so a row here is
+//!   never newer than the database.
 //! - It holds at most [`CAPACITY`] rows, and empties itself when full.
 
 use std::cell::RefCell;
