@@ -142,6 +142,7 @@ impl Volume {
                 write_encoding: write_encoding(settings, write_llm.is_some()),
                 early_reads: settings.early_reads,
                 segment_min_bytes: settings.segment_min_kib.saturating_mul(1024),
+                raw_interim_min_free: Some(crate::fs::RAW_INTERIM_MIN_FREE),
                 ..FsConfig::default()
             },
             CodecSet::with_llm(engines.read),

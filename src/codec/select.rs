@@ -139,6 +139,12 @@ impl CodecSet {
         self.zstd_or_raw(&self.zstd_interim, raw)
     }
 
+    /// A block stored as it is (a raw record): a small file's interim
+    /// encoding while its disk has room (`Encoder::encode_blocks`).
+    pub fn encode_block_raw(&self, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
+        encode_record(&self.raw, raw)
+    }
+
     /// The archive tier's encoding: the smallest of the model-free archival
     /// codecs (cm, LZMA2, zstd at its strongest level) or raw.
     pub fn encode_block_archive(&self, raw: &[u8]) -> Result<Vec<u8>, CodecError> {

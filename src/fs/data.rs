@@ -458,7 +458,7 @@ impl Fs {
         let dirty = std::mem::take(&mut oi.dirty);
         // Encode outside the transaction; `None` means the block is a hole.
         let encoder = self.encoder();
-        let records = encoder.encode_blocks(&dirty, size, bs);
+        let records = encoder.encode_blocks(&self.store, &dirty, size, bs);
         let shared = self.store.is_shared();
         let result = records.and_then(|mut records| {
             let appended = append_records(&self.store, &encoder, &mut records)?;

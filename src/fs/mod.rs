@@ -75,7 +75,22 @@ pub struct FsConfig {
     /// outside SQLite"): below it the `fdatasync` an append costs is not
     /// worth paying.
     pub segment_min_bytes: usize,
+    /// With the interim encoding, a write-back of at most
+    /// [`RAW_INTERIM_MAX_BYTES`] (a small file's close) is stored raw while
+    /// the store's filesystem has at least this many bytes free, and the
+    /// archiver encodes it when it takes the block, as it would have
+    /// re-encoded the interim record. zstd was a third of the daemon's CPU
+    /// in `cp -r` of small files (docs/DESIGN.md, "Small files stored raw
+    /// until archived"). `None`: always encoded (and on PostgreSQL, whose
+    /// server's free space is not visible).
+    pub raw_interim_min_free: Option<u64>,
 }
+
+/// Largest write-back `FsConfig::raw_interim_min_free` stores raw.
+pub const RAW_INTERIM_MAX_BYTES: usize = 256 << 10;
+/// `FsConfig::raw_interim_min_free` of a mount: what raw small files may
+/// not eat into, on top of what the archiver will later give back.
+pub const RAW_INTERIM_MIN_FREE: u64 = 4 << 30;
 
 impl Default for FsConfig {
     fn default() -> Self {
@@ -86,6 +101,7 @@ impl Default for FsConfig {
             write_encoding: WriteEncoding::Fast,
             early_reads: false,
             segment_min_bytes: DEFAULT_SEGMENT_MIN_BYTES,
+            raw_interim_min_free: None,
         }
     }
 }

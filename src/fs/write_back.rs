@@ -35,9 +35,9 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
-use super::{Fs, OpenInode, State, WriteEncoding};
+use super::{Fs, OpenInode, State, WriteEncoding, RAW_INTERIM_MAX_BYTES};
 use crate::codec::CodecId;
-use crate::codec::{CodecSet, RecordHeader};
+use crate::codec::{CodecError, CodecSet, RecordHeader};
 use crate::error::{Error, Result};
 use crate::store::{Appended, Durability, Extent, InodeRow, Store, WriteTx};
 
@@ -87,21 +87,36 @@ pub(super) struct Encoder {
     /// its own, which a small file's close should not pay (its records
     /// ride in the batch).
     pub(super) segment_min_bytes: usize,
+    /// `FsConfig::raw_interim_min_free`.
+    pub(super) raw_interim_min_free: Option<u64>,
 }
 
 impl Encoder {
     /// Encodes one block's valid bytes; `None` for an all-zero block,
     /// which is stored as a hole.
     pub(super) fn encode(&self, data: &[u8]) -> Result<Option<Encoded>> {
-        if data.iter().all(|&b| b == 0) {
-            return Ok(None);
-        }
-        let record = match self.encoding {
+        self.encode_with(data, |data| match self.encoding {
             WriteEncoding::Fast => self.codecs.encode_block(data),
             WriteEncoding::Interim => self.codecs.encode_block_interim(data),
             WriteEncoding::Best => self.codecs.encode_block_best(data),
+        })
+    }
+
+    /// One block as a raw record; `None` for an all-zero block.
+    fn encode_raw(&self, data: &[u8]) -> Result<Option<Encoded>> {
+        self.encode_with(data, |data| self.codecs.encode_block_raw(data))
+    }
+
+    fn encode_with(
+        &self,
+        data: &[u8],
+        encode: impl FnOnce(&[u8]) -> std::result::Result<Vec<u8>, CodecError>,
+    ) -> Result<Option<Encoded>> {
+        if data.iter().all(|&b| b == 0) {
+            return Ok(None);
         }
-        .map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
+        let record =
+            encode(data).map_err(|e| Error::Inconsistent(format!("encoding failed: {e}")))?;
         let header = RecordHeader::parse(&record, data.len())
             .map_err(|e| Error::Inconsistent(format!("encoder wrote a bad record: {e}")))?;
         Ok(Some(Encoded {
@@ -150,9 +165,12 @@ impl Encoder {
     }
 
     /// Encodes a file's dirty blocks: each block's bytes below `size`
-    /// (blocks at or past it are holes left by a shrink).
+    /// (blocks at or past it are holes left by a shrink). A small
+    /// write-back of the interim encoding is stored raw while `store`'s
+    /// disk has room (`FsConfig::raw_interim_min_free`).
     pub(super) fn encode_blocks(
         &self,
+        store: &Store,
         blocks: &Blocks,
         size: u64,
         block_size: u64,
@@ -169,7 +187,30 @@ impl Encoder {
                 (idx, &buf[..valid])
             })
             .collect();
+        if self.stores_raw(store, &jobs) {
+            return jobs
+                .iter()
+                .map(|&(idx, data)| Ok((idx, self.encode_raw(data)?)))
+                .collect();
+        }
         self.encode_all(&jobs)
+    }
+
+    /// Whether `jobs` are stored raw: the interim encoding (the archiver
+    /// encodes every block within minutes), a small file's worth of bytes,
+    /// and room on the store's disk for them unencoded. The free space is
+    /// asked each time (a statvfs, about a microsecond), so a disk filling
+    /// up goes back to encoding at once.
+    fn stores_raw(&self, store: &Store, jobs: &[(u64, &[u8])]) -> bool {
+        let Some(min_free) = self.raw_interim_min_free else {
+            return false;
+        };
+        let bytes: usize = jobs.iter().map(|(_, data)| data.len()).sum();
+        self.encoding == WriteEncoding::Interim
+            && bytes <= RAW_INTERIM_MAX_BYTES
+            && store
+                .local_free_bytes()
+                .is_some_and(|free| free >= min_free.saturating_add(bytes as u64))
     }
 }
 
@@ -342,7 +383,7 @@ impl WriteBack {
     }
 
     fn run(&self, store: &Store, encoder: &Encoder, block_size: u64) -> Result<InodeRow> {
-        let mut records = encoder.encode_blocks(&self.blocks, self.size, block_size)?;
+        let mut records = encoder.encode_blocks(store, &self.blocks, self.size, block_size)?;
         let appended = append_records(store, encoder, &mut records)?;
         // Every check comes before the first change.
         let row = store.write_checked(Durability::Normal, |m| {
@@ -434,6 +475,7 @@ impl Fs {
             codecs: Arc::clone(&self.codecs),
             encoding: self.config.write_encoding,
             segment_min_bytes: self.config.segment_min_bytes,
+            raw_interim_min_free: self.config.raw_interim_min_free,
         }
     }
 

@@ -211,6 +211,13 @@ impl Store {
         }
     }
 
+    /// Bytes free for this process on the filesystem holding a SQLite
+    /// store; `None` for PostgreSQL, whose server's disks are not visible
+    /// from here, or where statvfs fails.
+    pub fn local_free_bytes(&self) -> Option<u64> {
+        self.dir().and_then(sqlite::free_space)
+    }
+
     /// Whether other processes may change the volume beside this one
     /// (PostgreSQL: other mounts and archive workers): archivers then
     /// claim the blocks they encode, and an open checks whether another

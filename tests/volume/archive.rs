@@ -3,13 +3,13 @@
 //! it is being re-encoded keeps the new data). Real SQLite store, real
 //! default model. Small blocks keep the model's work per block small.
 
-use crate::common::readme_prose;
+use crate::common::{fresh_stores, readme_prose, Kind};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use llmfs::archive::{archive_pass, ensure_model_recorded, volume_codec, Pass};
 use llmfs::codec::{CodecId, CodecSet};
-use llmfs::fs::{Fs, FsConfig, WriteEncoding};
+use llmfs::fs::{Fs, FsConfig, WriteEncoding, RAW_INTERIM_MAX_BYTES};
 use llmfs::model::EngineOptions;
 use llmfs::store::{ArchiveTier, ByteTotals, Durability, OpenOptions, Store, ROOT_INO};
 
@@ -258,6 +258,71 @@ fn interim_writes_are_replaced_by_the_archive_tier() {
     );
     assert_eq!(codec_blocks(fs.store(), CodecId::Zstd), 0);
     assert_eq!(fs.read(ino, 0, data.len() as u32).unwrap(), data);
+}
+
+/// A small file's close with the interim encoding stores its blocks raw
+/// while the disk has room (`FsConfig::raw_interim_min_free`), and the
+/// archive tier encodes them as it would have re-encoded interim records;
+/// a larger write-back, a disk short of room and a store whose free space
+/// cannot be seen (PostgreSQL) encode at once.
+#[test]
+fn small_files_are_stored_raw_until_the_archiver_takes_them() {
+    let small = readme_prose(10 * BS, 3);
+    let large = readme_prose(RAW_INTERIM_MAX_BYTES + BS, 4);
+    let config = |min_free| FsConfig {
+        write_encoding: WriteEncoding::Interim,
+        raw_interim_min_free: min_free,
+        ..FsConfig::default()
+    };
+    for backend in fresh_stores() {
+        let raw_here = backend.kind == Kind::Sqlite;
+        let fs = Fs::new(backend.create(BS).unwrap(), config(Some(0))).unwrap();
+        let ino = create(&fs, "small.txt", &small);
+        let raw_blocks = codec_blocks(fs.store(), CodecId::Raw);
+        assert_eq!(
+            raw_blocks,
+            if raw_here { 10 } else { 0 },
+            "{:?}",
+            backend.kind
+        );
+        assert_eq!(fs.read(ino, 0, small.len() as u32).unwrap(), small);
+
+        let stop = AtomicBool::new(false);
+        let codecs = CodecSet::default();
+        let pass = archive_pass(
+            fs.store(),
+            &codecs,
+            every(ArchiveTier::Archive),
+            &stop,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(pass.blocks, 10);
+        assert!(
+            pass.stored_after * 2 < small.len() as u64,
+            "{:?}: {pass:?}",
+            backend.kind
+        );
+        assert_eq!(codec_blocks(fs.store(), CodecId::Raw), 0);
+        assert_eq!(fs.read(ino, 0, small.len() as u32).unwrap(), small);
+
+        // More than a small file's bytes in one write-back: encoded.
+        let ino = create(&fs, "large.txt", &large);
+        assert_eq!(
+            codec_blocks(fs.store(), CodecId::Raw),
+            0,
+            "{:?}",
+            backend.kind
+        );
+        assert_eq!(fs.read(ino, 0, large.len() as u32).unwrap(), large);
+    }
+
+    // A disk without the room asked for: encoded.
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Fs::new(open_store(dir.path()), config(Some(u64::MAX))).unwrap();
+    create(&fs, "small.txt", &small);
+    assert_eq!(codec_blocks(fs.store(), CodecId::Raw), 0);
+    assert_eq!(codec_blocks(fs.store(), CodecId::Zstd), 10);
 }
 
 fn open_store_ro(dir: &std::path::Path) -> Store {

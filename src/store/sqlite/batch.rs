@@ -593,7 +593,7 @@ fn run(shared: &Shared) {
 
 /// Bytes free for this process on the filesystem holding `dir`; `None`
 /// if that cannot be told (then operations are batched).
-fn free_space(dir: &Path) -> Option<u64> {
+pub(crate) fn free_space(dir: &Path) -> Option<u64> {
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
     // SAFETY: statvfs writes into the zeroed struct we pass.
     let mut sv: libc::statvfs = unsafe { std::mem::zeroed() };

@@ -3,6 +3,7 @@
 //! files are docs/FORMAT.md's "SQLite store".
 
 mod batch;
+pub(crate) use batch::free_space;
 mod checkpoint;
 mod inode_cache;
 mod meta;
