@@ -136,7 +136,9 @@ pub(super) struct InFlight {
 }
 
 /// How many decodes of slow blocks ran on decode threads, and how many
-/// reads waited on a decode another read had started.
+/// reads were served by a decode another read had started: they waited on
+/// it, or found it ended between their cache miss and their look at the
+/// decodes under way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SharedDecodeStats {
     pub started: u64,
@@ -377,7 +379,9 @@ impl Fs {
                 (d, None)
             } else if let Some(data) = self.cache.peek(ino, idx) {
                 // A decode that ended since this read missed the cache
-                // cached the block before it left the map.
+                // cached the block before it left the map: this read was
+                // served by it as much as one that waited on it.
+                self.in_flight.joined.fetch_add(1, Ordering::Relaxed);
                 return Ok(Block::Whole(data));
             } else if decodes.len() >= MAX_IN_FLIGHT {
                 drop(decodes);
