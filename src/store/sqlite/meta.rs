@@ -259,18 +259,7 @@ impl<'c> SqliteTx<'c> {
             .prepare_cached(
                 "SELECT stored_len, segment, seg_offset FROM blocks WHERE ino = ?1 AND idx = ?2",
             )?
-            .query_row(params![ino, idx], |r| {
-                let len = r.get(0)?;
-                let extent = match r.get::<_, Option<u64>>(1)? {
-                    Some(segment) => Some(Extent {
-                        segment,
-                        offset: r.get(2)?,
-                        len,
-                    }),
-                    None => None,
-                };
-                Ok((len, extent))
-            })
+            .query_row(params![ino, idx], len_and_extent)
             .optional()?;
         // A block the write path already coded with the model (the
         // synchronous mode) needs no archiving.
@@ -312,38 +301,35 @@ impl<'c> SqliteTx<'c> {
         Ok(())
     }
 
-    fn delete_blocks_where(&self, ino: u64, cond: &str, idx: u64) -> Result<()> {
-        let freed: u64 = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT COALESCE(SUM(stored_len), 0) FROM blocks WHERE ino = ?1 AND {cond}"
-            ))?
-            .query_row(params![ino, idx], |r| r.get(0))?;
-        if freed == 0 {
-            return Ok(());
-        }
-        self.free_extents_where(ino, cond, idx)?;
-        self.conn
-            .prepare_cached(&format!("DELETE FROM blocks WHERE ino = ?1 AND {cond}"))?
-            .execute(params![ino, idx])?;
+    fn delete_blocks_where(&self, ino: u64, rows: &BlockRows, idx: u64) -> Result<()> {
+        let freed = self.delete_block_rows(rows, ino, idx)?;
         self.add_stored_bytes(ino, -(freed as i64))
     }
 
-    /// Records in `dead_extents` the extents named by the rows of `ino`
-    /// that match `cond` (over `?2` = `idx`), which the caller is about to
-    /// delete (what the trigger `blocks_extent_deleted` does; see
-    /// [`free_extent`](Self::free_extent)).
-    fn free_extents_where(&self, ino: u64, cond: &str, idx: u64) -> Result<()> {
-        if self.segments.enabled() {
+    /// Deletes the block rows of `ino` that `rows` picks (over `?2` =
+    /// `idx`), recording the extents of those in segments (what the
+    /// trigger `blocks_extent_deleted` does; see
+    /// [`free_extent`](Self::free_extent)); returns the bytes their
+    /// records held. The extents are looked for only where the tally
+    /// found some: recording none still cost an `INSERT ... SELECT`,
+    /// a sixth of a small file's unlink (docs/MEASUREMENTS.md).
+    fn delete_block_rows(&self, rows: &BlockRows, ino: u64, idx: u64) -> Result<u64> {
+        let (found, freed, in_segments): (u64, u64, u64) = self
+            .conn
+            .prepare_cached(rows.tally)?
+            .query_row(params![ino, idx], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        if found == 0 {
+            return Ok(0);
+        }
+        if in_segments > 0 {
             self.conn
-                .prepare_cached(&format!(
-                    "INSERT INTO dead_extents(segment, seg_offset, len) \
-                     SELECT segment, seg_offset, stored_len FROM blocks \
-                     WHERE ino = ?1 AND {cond} AND segment IS NOT NULL"
-                ))?
+                .prepare_cached(rows.free_extents)?
                 .execute(params![ino, idx])?;
         }
-        Ok(())
+        self.conn
+            .prepare_cached(rows.delete)?
+            .execute(params![ino, idx])?;
+        Ok(freed)
     }
 
     /// Records in `dead_extents` an extent that no row names any more, in
@@ -367,6 +353,56 @@ impl<'c> SqliteTx<'c> {
             .execute(params![e.segment, e.offset, e.len])?;
         Ok(())
     }
+}
+
+/// The statements over the block rows of inode `?1` that a condition on
+/// `?2` picks ([`SqliteTx::delete_block_rows`]): their records' bytes and
+/// how many are in segments, the recording of those extents, and the
+/// rows' deletion.
+struct BlockRows {
+    tally: &'static str,
+    free_extents: &'static str,
+    delete: &'static str,
+}
+
+macro_rules! block_rows {
+    ($cond:literal) => {
+        BlockRows {
+            tally: concat!(
+                "SELECT COUNT(*), COALESCE(SUM(stored_len), 0), COUNT(segment) \
+                 FROM blocks WHERE ino = ?1 AND ",
+                $cond
+            ),
+            free_extents: concat!(
+                "INSERT INTO dead_extents(segment, seg_offset, len) \
+                 SELECT segment, seg_offset, stored_len FROM blocks \
+                 WHERE segment IS NOT NULL AND ino = ?1 AND ",
+                $cond
+            ),
+            delete: concat!("DELETE FROM blocks WHERE ino = ?1 AND ", $cond),
+        }
+    };
+}
+
+/// Block `?2` of inode `?1`.
+const BLOCK_AT: BlockRows = block_rows!("idx = ?2");
+/// The blocks of inode `?1` from `?2` on.
+const BLOCKS_FROM: BlockRows = block_rows!("idx >= ?2");
+
+/// A block row's `stored_len` and, where its record is in a segment, its
+/// extent, from columns `stored_len, segment, seg_offset` (a row with a
+/// segment but no offset is an error).
+fn len_and_extent(r: &rusqlite::Row<'_>) -> rusqlite::Result<(u64, Option<Extent>)> {
+    let len = r.get(0)?;
+    let extent = match r.get::<_, Option<u64>>(1)? {
+        Some(segment) => Some(Extent {
+            segment,
+            offset: r.get(2)?,
+            len,
+        }),
+        None => None,
+    };
+    Ok((len, extent))
 }
 
 /// A directory's entries after a cookie, in cookie order ([`first_rows`]).
@@ -855,10 +891,7 @@ impl Writes for SqliteTx<'_> {
 
     /// Removes an inode with its blocks and xattrs.
     fn delete_inode(&self, ino: u64) -> Result<()> {
-        self.free_extents_where(ino, "idx >= ?2", 0)?;
-        self.conn
-            .prepare_cached("DELETE FROM blocks WHERE ino = ?1")?
-            .execute([ino])?;
+        self.delete_block_rows(&BLOCKS_FROM, ino, 0)?;
         self.conn
             .prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
             .execute([ino])?;
@@ -1015,12 +1048,12 @@ impl Writes for SqliteTx<'_> {
     }
 
     fn delete_block(&self, ino: u64, idx: u64) -> Result<()> {
-        self.delete_blocks_where(ino, "idx = ?2", idx)
+        self.delete_blocks_where(ino, &BLOCK_AT, idx)
     }
 
     /// Drops every block at or past `first` (truncation).
     fn delete_blocks_from(&self, ino: u64, first: u64) -> Result<()> {
-        self.delete_blocks_where(ino, "idx >= ?2", first)
+        self.delete_blocks_where(ino, &BLOCKS_FROM, first)
     }
 
     fn set_xattr(&self, ino: u64, name: &[u8], value: &[u8]) -> Result<()> {
