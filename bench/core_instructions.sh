@@ -27,10 +27,14 @@ for phase in $phases; do
   for bin in "$@"; do
     rm -rf "$work/store"
     mkdir "$work/store"
-    valgrind --tool=callgrind --callgrind-out-file="$work/out" \
+    if ! valgrind --tool=callgrind --callgrind-out-file="$work/out" \
       --toggle-collect="*Fs*::$phase" "$bin" "$work/store" "$files" "$bytes" \
-      >/dev/null 2>"$work/err"
+      >/dev/null 2>"$work/err"; then
+      cat "$work/err" >&2
+      exit 1
+    fi
     total=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$work/err")
+    [ -n "$total" ] || { echo "no count from valgrind for $bin $phase" >&2; exit 1; }
     printf '%s\t%s\t%s\n' "$bin" "$phase" "$((total / files))"
   done
 done

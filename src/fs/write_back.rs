@@ -39,7 +39,7 @@ use super::{Fs, OpenInode, State, WriteEncoding, RAW_INTERIM_MAX_BYTES};
 use crate::codec::CodecId;
 use crate::codec::{CodecError, CodecSet, RecordHeader};
 use crate::error::{Error, Result};
-use crate::store::{Appended, Durability, Extent, InodeRow, Store, WriteTx};
+use crate::store::{Appended, BlockWrite, Durability, Extent, InodeRow, Store, WriteTx};
 
 /// Dirty blocks of one file by index, each a full block-size buffer.
 pub(super) type Blocks = BTreeMap<u64, Vec<u8>>;
@@ -268,6 +268,18 @@ pub(super) fn partial_tail(
     Some((idx, Arc::new(buf[..valid].to_vec())))
 }
 
+impl Encoded {
+    /// The block's row as a write-back stores it.
+    fn to_write(&self) -> BlockWrite<'_> {
+        BlockWrite {
+            codec: self.codec,
+            raw_len: self.raw_len,
+            record: &self.record,
+            extent: self.extent,
+        }
+    }
+}
+
 /// Stores an encoded block, or drops the row for a hole.
 pub(super) fn put_or_drop(
     m: &WriteTx<'_>,
@@ -275,14 +287,14 @@ pub(super) fn put_or_drop(
     idx: u64,
     enc: Option<&Encoded>,
 ) -> Result<()> {
-    match enc {
-        Some(Encoded {
+    match enc.map(Encoded::to_write) {
+        Some(BlockWrite {
             codec,
             raw_len,
             record,
             extent: Some(extent),
-        }) => m.put_block_at(ino, idx, *codec, *raw_len, record, *extent)?,
-        Some(e) => m.put_block(ino, idx, e.codec, e.raw_len, &e.record)?,
+        }) => m.put_block_at(ino, idx, codec, raw_len, record, extent)?,
+        Some(b) => m.put_block(ino, idx, b.codec, b.raw_len, b.record)?,
         None => m.delete_block(ino, idx)?,
     }
     Ok(())
@@ -306,9 +318,10 @@ pub(super) fn commit_blocks(
     } else {
         Error::NotFound
     })?;
-    for (idx, enc) in records {
-        put_or_drop(m, ino, *idx, enc.as_ref())?;
-    }
+    let blocks: Vec<(u64, Option<BlockWrite<'_>>)> = records
+        .iter()
+        .map(|(idx, enc)| (*idx, enc.as_ref().map(Encoded::to_write)))
+        .collect();
     row.size = size;
     if let Some(t) = time {
         row.mtime_ns = t;
@@ -317,7 +330,7 @@ pub(super) fn commit_blocks(
     if let Some(edit) = edit {
         edit(&mut row);
     }
-    m.update_inode(&row)?;
+    m.write_back(&row, &blocks)?;
     Ok(row)
 }
 

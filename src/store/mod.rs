@@ -29,7 +29,7 @@ pub use rows::{
 pub use sqlite::migrate::{SCHEMA_VERSION, TABLES_VERSION};
 pub use sqlite::segments::{Extent, SEGMENTS_DIR};
 pub use sqlite::DB_FILE;
-pub use tx::{ReadTx, Reads, StoredRecord, WriteTx, Writes};
+pub use tx::{BlockWrite, ReadTx, Reads, StoredRecord, WriteTx, Writes};
 
 pub const ROOT_INO: u64 = 1;
 pub const DEFAULT_BLOCK_SIZE: usize = 64 * 1024;

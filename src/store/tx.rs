@@ -134,6 +134,18 @@ pub trait Reads {
     fn totals(&self) -> Result<StoreTotals>;
 }
 
+/// A block's new record in a write-back ([`Writes::write_back`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BlockWrite<'a> {
+    pub codec: u8,
+    pub raw_len: u64,
+    pub record: &'a [u8],
+    /// Where the record lies when `append_records` wrote it outside the
+    /// database ([`Writes::put_block_at`]); `None`: stored inline
+    /// ([`Writes::put_block`]).
+    pub extent: Option<Extent>,
+}
+
 /// The changes a write transaction makes.
 pub trait Writes: Reads {
     /// Inserts an inode (a symlink's size is its target's length) and
@@ -171,6 +183,27 @@ pub trait Writes: Reads {
 
     /// Stores (or replaces) a block record and keeps `stored_bytes` in step.
     fn put_block(&self, ino: u64, idx: u64, codec: u8, raw_len: u64, record: &[u8]) -> Result<()>;
+
+    /// A write-back of inode `row.ino`: each block's new record stored
+    /// (`None`: a hole, whose row goes), then `row` written as
+    /// [`Writes::update_inode`] writes it, with `stored_bytes` following
+    /// the records. A store may fold the records' change of `stored_bytes`
+    /// into the inode's update, as SQLite does; this default makes the
+    /// single-block calls.
+    fn write_back(&self, row: &InodeRow, blocks: &[(u64, Option<BlockWrite<'_>>)]) -> Result<()> {
+        for &(idx, block) in blocks {
+            match block {
+                Some(b) => match b.extent {
+                    Some(extent) => {
+                        self.put_block_at(row.ino, idx, b.codec, b.raw_len, b.record, extent)?
+                    }
+                    None => self.put_block(row.ino, idx, b.codec, b.raw_len, b.record)?,
+                },
+                None => self.delete_block(row.ino, idx)?,
+            }
+        }
+        self.update_inode(row)
+    }
 
     /// As [`Writes::put_block`], for `record` already written (and on
     /// stable storage) at `extent` by [`crate::store::Store::append_records`];

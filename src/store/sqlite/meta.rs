@@ -14,8 +14,24 @@ use crate::store::rows::{
     DirEntryRow, InodeRow, Lease, NewInode, StoreTotals,
 };
 use crate::store::tx::StoredRecord;
-use crate::store::tx::{require_feature, require_feature_of, BackendTx, Reads, Writes};
+use crate::store::tx::{require_feature, require_feature_of, BackendTx, BlockWrite, Reads, Writes};
 use crate::store::StoreError;
+
+/// `UPDATE inodes SET` every attribute but `stored_bytes` (`?2` to `?11`),
+/// without the row's condition.
+macro_rules! update_inode {
+    () => {
+        "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, nlink = ?5, size = ?6, rdev = ?7, \
+         atime_ns = ?8, mtime_ns = ?9, ctime_ns = ?10, crtime_ns = ?11"
+    };
+}
+/// Every attribute of inode `?1` but `stored_bytes`.
+const UPDATE_INODE: &str = concat!(update_inode!(), " WHERE ino = ?1");
+/// As [`UPDATE_INODE`], `stored_bytes` moved by `?12`.
+const UPDATE_INODE_ADDING: &str = concat!(
+    update_inode!(),
+    ", stored_bytes = stored_bytes + ?12 WHERE ino = ?1"
+);
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -219,6 +235,44 @@ impl<'c> SqliteTx<'c> {
         Ok(changed)
     }
 
+    /// Writes back every attribute of an inode but `stored_bytes`, which
+    /// moves by `stored_delta` in the same UPDATE ([`Writes::write_back`]).
+    fn update_inode_adding(&self, i: &InodeRow, stored_delta: i64) -> Result<()> {
+        let attrs = params![
+            i.ino,
+            i.mode,
+            i.uid,
+            i.gid,
+            i.nlink,
+            i.size,
+            i.rdev,
+            i.atime_ns,
+            i.mtime_ns,
+            i.ctime_ns,
+            i.crtime_ns
+        ];
+        // Without a move, the statement that leaves `stored_bytes` alone:
+        // a parameter fewer on every directory's update.
+        if stored_delta == 0 {
+            self.conn.prepare_cached(UPDATE_INODE)?.execute(attrs)?;
+        } else {
+            let mut all = attrs.to_vec();
+            all.push(&stored_delta);
+            self.conn
+                .prepare_cached(UPDATE_INODE_ADDING)?
+                .execute(&*all)?;
+        }
+        if let Some(c) = self.cache {
+            // The cached row keeps its `stored_bytes`, unless it moved.
+            if stored_delta == 0 {
+                c.updated(i);
+            } else {
+                c.forget(i.ino);
+            }
+        }
+        Ok(())
+    }
+
     /// Moves `inodes.stored_bytes` of `ino` by `delta` bytes.
     fn add_stored_bytes(&self, ino: u64, delta: i64) -> Result<()> {
         if delta != 0 {
@@ -236,7 +290,9 @@ impl<'c> SqliteTx<'c> {
 
     /// Stores block (`ino`, `idx`)'s row: its record inline (`extent`
     /// `None`), or the extent it was written at with `record` the copy of
-    /// its header and frame table; `inodes.stored_bytes` follows. A row
+    /// its header and frame table; returns how much `inodes.stored_bytes`
+    /// must move (the caller moves it: [`SqliteTx::add_stored_bytes`], or
+    /// with the inode's update in a write-back). A row
     /// already there is updated in place rather than deleted and inserted
     /// again: its key keeps its place in the primary key's index, so a
     /// block rewritten (an append after `fsync` or `close`) changes one
@@ -253,7 +309,7 @@ impl<'c> SqliteTx<'c> {
         stored_len: u64,
         record: &[u8],
         extent: Option<Extent>,
-    ) -> Result<()> {
+    ) -> Result<i64> {
         let old: Option<(u64, Option<Extent>)> = self
             .conn
             .prepare_cached(
@@ -294,11 +350,34 @@ impl<'c> SqliteTx<'c> {
                 self.free_extent(was)?;
             }
         }
-        self.add_stored_bytes(
+        Ok(stored_len as i64 - old.map_or(0, |(len, _)| len) as i64)
+    }
+
+    /// Stores block (`ino`, `idx`)'s row for `b` (after the checks
+    /// `put_block` and `put_block_at` make); returns how much the inode's
+    /// `stored_bytes` must move, which the caller records.
+    fn store_block(&self, ino: u64, idx: u64, b: &BlockWrite<'_>) -> Result<i64> {
+        require_feature_of(self, b.codec, b.record)?;
+        let Some(extent) = b.extent else {
+            self.wrote(b.record.len());
+            let len = b.record.len() as u64;
+            return self.set_block_row(ino, idx, b.codec, b.raw_len, len, b.record, None);
+        };
+        if !self.segments.enabled() || extent.len != b.record.len() as u64 {
+            return Err(StoreError::Invalid(
+                "a segment extent for a store or record it does not fit".into(),
+            ));
+        }
+        require_feature(self, Feature::Segments)?;
+        self.set_block_row(
             ino,
-            stored_len as i64 - old.map_or(0, |(len, _)| len) as i64,
-        )?;
-        Ok(())
+            idx,
+            b.codec,
+            b.raw_len,
+            extent.len,
+            &b.record[..crate::codec::span_prefix_len(b.record)],
+            Some(extent),
+        )
     }
 
     fn delete_blocks_where(&self, ino: u64, rows: &BlockRows, idx: u64) -> Result<()> {
@@ -866,27 +945,7 @@ impl Writes for SqliteTx<'_> {
     /// Writes back every attribute of an inode (not `stored_bytes`, which
     /// only block writes change).
     fn update_inode(&self, i: &InodeRow) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, nlink = ?5, size = ?6, rdev = ?7, \
-             atime_ns = ?8, mtime_ns = ?9, ctime_ns = ?10, crtime_ns = ?11 WHERE ino = ?1",
-        )?;
-        stmt.execute(params![
-            i.ino,
-            i.mode,
-            i.uid,
-            i.gid,
-            i.nlink,
-            i.size,
-            i.rdev,
-            i.atime_ns,
-            i.mtime_ns,
-            i.ctime_ns,
-            i.crtime_ns
-        ])?;
-        if let Some(c) = self.cache {
-            c.updated(i);
-        }
-        Ok(())
+        self.update_inode_adding(i, 0)
     }
 
     /// Removes an inode with its blocks and xattrs.
@@ -941,9 +1000,29 @@ impl Writes for SqliteTx<'_> {
 
     /// Stores (or replaces) a block record and keeps `stored_bytes` in step.
     fn put_block(&self, ino: u64, idx: u64, codec: u8, raw_len: u64, record: &[u8]) -> Result<()> {
-        require_feature_of(self, codec, record)?;
-        self.wrote(record.len());
-        self.set_block_row(ino, idx, codec, raw_len, record.len() as u64, record, None)
+        let b = BlockWrite {
+            codec,
+            raw_len,
+            record,
+            extent: None,
+        };
+        let delta = self.store_block(ino, idx, &b)?;
+        self.add_stored_bytes(ino, delta)
+    }
+
+    /// One UPDATE of the inode's row for the write-back, `stored_bytes`
+    /// moved in it, where the single-block calls made one per block
+    /// besides: about a sixth of a small file's write-back
+    /// (docs/MEASUREMENTS.md).
+    fn write_back(&self, row: &InodeRow, blocks: &[(u64, Option<BlockWrite<'_>>)]) -> Result<()> {
+        let mut delta = 0;
+        for (idx, block) in blocks {
+            delta += match block {
+                Some(b) => self.store_block(row.ino, *idx, b)?,
+                None => -(self.delete_block_rows(&BLOCK_AT, row.ino, *idx)? as i64),
+            };
+        }
+        self.update_inode_adding(row, delta)
     }
 
     /// As `put_block`, for a record already written (and synced) at
@@ -959,22 +1038,14 @@ impl Writes for SqliteTx<'_> {
         record: &[u8],
         extent: Extent,
     ) -> Result<()> {
-        if !self.segments.enabled() || extent.len != record.len() as u64 {
-            return Err(StoreError::Invalid(
-                "a segment extent for a store or record it does not fit".into(),
-            ));
-        }
-        require_feature_of(self, codec, record)?;
-        require_feature(self, Feature::Segments)?;
-        self.set_block_row(
-            ino,
-            idx,
+        let b = BlockWrite {
             codec,
             raw_len,
-            extent.len,
-            &record[..crate::codec::span_prefix_len(record)],
-            Some(extent),
-        )
+            record,
+            extent: Some(extent),
+        };
+        let delta = self.store_block(ino, idx, &b)?;
+        self.add_stored_bytes(ino, delta)
     }
 
     /// Replaces a block's record with `new` (same data, another codec; or
