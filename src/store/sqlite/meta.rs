@@ -357,17 +357,20 @@ impl<'c> SqliteTx<'c> {
     /// `put_block` and `put_block_at` make); returns how much the inode's
     /// `stored_bytes` must move, which the caller records.
     fn store_block(&self, ino: u64, idx: u64, b: &BlockWrite<'_>) -> Result<i64> {
-        require_feature_of(self, b.codec, b.record)?;
         let Some(extent) = b.extent else {
+            require_feature_of(self, b.codec, b.record)?;
             self.wrote(b.record.len());
             let len = b.record.len() as u64;
             return self.set_block_row(ino, idx, b.codec, b.raw_len, len, b.record, None);
         };
+        // Checked before a feature is recorded: a refused extent changes
+        // nothing.
         if !self.segments.enabled() || extent.len != b.record.len() as u64 {
             return Err(StoreError::Invalid(
                 "a segment extent for a store or record it does not fit".into(),
             ));
         }
+        require_feature_of(self, b.codec, b.record)?;
         require_feature(self, Feature::Segments)?;
         self.set_block_row(
             ino,
