@@ -36,7 +36,13 @@ fn main() {
     let bytes: usize = std::env::args()
         .nth(3)
         .map_or(14_000, |s| s.parse().unwrap());
-    let data: Vec<u8> = include_bytes!("../README.md")[..bytes].to_vec();
+    let readme = include_bytes!("../README.md");
+    assert!(
+        bytes <= readme.len(),
+        "BYTES is at most the README's {} bytes",
+        readme.len()
+    );
+    let data: Vec<u8> = readme[..bytes].to_vec();
     let ctx = Ctx::root();
     let d = fs.mkdir(&ctx, ROOT_INO, b"d", 0o755).unwrap().ino;
     let mut t = [0f64; 7];

@@ -287,17 +287,7 @@ pub(super) fn put_or_drop(
     idx: u64,
     enc: Option<&Encoded>,
 ) -> Result<()> {
-    match enc.map(Encoded::to_write) {
-        Some(BlockWrite {
-            codec,
-            raw_len,
-            record,
-            extent: Some(extent),
-        }) => m.put_block_at(ino, idx, codec, raw_len, record, extent)?,
-        Some(b) => m.put_block(ino, idx, b.codec, b.raw_len, b.record)?,
-        None => m.delete_block(ino, idx)?,
-    }
-    Ok(())
+    Ok(m.put_or_drop_block(ino, idx, enc.map(Encoded::to_write))?)
 }
 
 /// The transaction of a write-back: the encoded blocks, the size, the

@@ -192,17 +192,22 @@ pub trait Writes: Reads {
     /// single-block calls.
     fn write_back(&self, row: &InodeRow, blocks: &[(u64, Option<BlockWrite<'_>>)]) -> Result<()> {
         for &(idx, block) in blocks {
-            match block {
-                Some(b) => match b.extent {
-                    Some(extent) => {
-                        self.put_block_at(row.ino, idx, b.codec, b.raw_len, b.record, extent)?
-                    }
-                    None => self.put_block(row.ino, idx, b.codec, b.raw_len, b.record)?,
-                },
-                None => self.delete_block(row.ino, idx)?,
-            }
+            self.put_or_drop_block(row.ino, idx, block)?;
         }
         self.update_inode(row)
+    }
+
+    /// Stores one block's new record ([`Writes::put_block`], or
+    /// [`Writes::put_block_at`] for one with an extent), or drops the
+    /// block's row (`None`: a hole).
+    fn put_or_drop_block(&self, ino: u64, idx: u64, block: Option<BlockWrite<'_>>) -> Result<()> {
+        match block {
+            Some(b) => match b.extent {
+                Some(extent) => self.put_block_at(ino, idx, b.codec, b.raw_len, b.record, extent),
+                None => self.put_block(ino, idx, b.codec, b.raw_len, b.record),
+            },
+            None => self.delete_block(ino, idx),
+        }
     }
 
     /// As [`Writes::put_block`], for `record` already written (and on
