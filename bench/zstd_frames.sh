@@ -6,12 +6,13 @@
 # with frames of 32 KiB and 16 KiB plus each block's frame table
 # (12 + 8 bytes per frame), as Debian's zstd writes them (the same
 # library llmfs links). Also fio's half-compressible data, as bench/fs.sh
-# writes it.
+# writes it. FRAMES="65536 16384 8192 4096" (frame sizes, the first of
+# them the one each ratio is against) tries others.
 #
 #   bench/zstd_frames.sh [FILE ...]   (default: Canterbury, bible, world192)
 #
-# Prints a TSV: file, level, frame bytes, stored bytes, ratio against one
-# frame per block at the same level.
+# Prints a TSV: file, level, frame bytes, stored bytes, ratio against the
+# first frame size (one frame per block by default) at the same level.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpora=../shared/corpora
@@ -22,13 +23,13 @@ fio --name=w --directory="$work" --filename=fio-half --size=16M --rw=write --bs=
   --ioengine=psync --buffer_compress_percentage=50 --buffer_compress_chunk=4096 \
   --refill_buffers --output-format=terse >/dev/null
 block=65536
-printf 'file\tlevel\tframe_bytes\tstored_bytes\tratio_vs_one_frame\n'
+printf 'file\tlevel\tframe_bytes\tstored_bytes\tratio_vs_first_size\n'
 for f in "$@" "$work/fio-half"; do
   size=$(stat -c %s "$f")
   full=$((size / block)) tail=$((size % block))
   for level in --fast=1 -3; do
     base=
-    for frame in 65536 32768 16384; do
+    for frame in ${FRAMES:-65536 32768 16384}; do
       rm -rf "$work/chunks"; mkdir "$work/chunks"
       split -b "$frame" -a 6 "$f" "$work/chunks/c"
       bytes=$(zstd -q "$level" -c "$work/chunks"/c* | wc -c)
