@@ -13,7 +13,11 @@
 # builds compared, copied aside). Prints a TSV line per build and
 # request kind: instructions per file. FILES (default 3000) files of
 # BYTES (default 1024) bytes; PHASES (default "create flush unlink")
-# the core's methods counted (`Fs::<phase>`, callees included).
+# the core's methods counted (`Fs::<phase>`, callees included). The
+# forget of the kernel's reference after an unlink leaves the inode's
+# rows to the next write transaction, so an unlink's count holds the
+# deletion of the file unlinked before it. NO_STAT=1 leaves core_ops's
+# stat pass out (examples/core_ops.rs).
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: bench/core_instructions.sh CORE_OPS [CORE_OPS ...]" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 2; }

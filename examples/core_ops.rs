@@ -2,7 +2,10 @@
 //! per file the requests `cp` sends (getattr of the directory, a lookup
 //! that misses, create, getxattr, write, flush, release), then stat and
 //! unlink, each phase in microseconds per file. Each file holds the first
-//! BYTES (default 14,000, /usr/include's mean) of the README.
+//! BYTES (default 14,000, /usr/include's mean) of the README. With
+//! NO_STAT=1 the stat pass is left out, so that each unlink finds the
+//! store as the file's close left it, as in an `rm -rf` (whose listing
+//! gave the kernel every attribute it asks for).
 use std::time::Instant;
 
 use llmfs::codec::CodecSet;
@@ -59,6 +62,9 @@ fn main() {
         assert!(fs.lookup(d, name.as_bytes()).is_err());
         tick(1, &mut lap);
         let (a, fh) = fs.create(&ctx, d, name.as_bytes(), 0o644).unwrap();
+        // The kernel's reference to the entry, as the FUSE layer records
+        // it with its reply (the unlink's forget drops it).
+        fs.remember(a.ino);
         tick(2, &mut lap);
         let _ = fs.getxattr(a.ino, b"security.capability");
         tick(3, &mut lap);
@@ -76,15 +82,17 @@ fn main() {
     for (k, name) in names.iter().enumerate() {
         println!("{name:>9}: {:7.1} us/file", t[k] * 1e6 / n as f64);
     }
-    let s = Instant::now();
-    for (_, ino) in &inos {
-        fs.getattr(*ino).unwrap();
+    if std::env::var_os("NO_STAT").is_none() {
+        let s = Instant::now();
+        for (_, ino) in &inos {
+            fs.getattr(*ino).unwrap();
+        }
+        println!(
+            "{:>9}: {:7.1} us/file",
+            "stat",
+            s.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
     }
-    println!(
-        "{:>9}: {:7.1} us/file",
-        "stat",
-        s.elapsed().as_secs_f64() * 1e6 / n as f64
-    );
     let s = Instant::now();
     for (name, ino) in &inos {
         fs.unlink(d, name.as_bytes()).unwrap();

@@ -274,6 +274,41 @@ fn stored_bytes_track_block_writes() {
         s.write(Durability::Normal, |m| m.delete_blocks_from(1, 1))
             .unwrap();
         assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap().stored_bytes, 2);
+
+        // A write-back's blocks and row, in one call (on SQLite the row's
+        // UPDATE moves stored_bytes): the row reads back moved, in the
+        // store that wrote it (the writer's copy of rows, inode_cache.rs)
+        // as after a reopen.
+        let mut row = s.read(|m| m.inode(1)).unwrap().unwrap();
+        row.mtime_ns += 1;
+        let record = |bytes| llmfs::store::BlockWrite {
+            codec: 0,
+            raw_len: 4,
+            record: bytes,
+            extent: None,
+        };
+        s.write(Durability::Normal, |m| {
+            m.write_back(
+                &row,
+                &[(0, Some(record(b"abcd"))), (2, Some(record(b"wxyz")))],
+            )
+        })
+        .unwrap();
+        let want = llmfs::store::InodeRow {
+            stored_bytes: 8,
+            ..row.clone()
+        };
+        assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap(), want);
+        s.write(Durability::Normal, |m| m.write_back(&row, &[(2, None)]))
+            .unwrap();
+        let want = llmfs::store::InodeRow {
+            stored_bytes: 4,
+            ..row
+        };
+        assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap(), want);
+        drop(s);
+        let s = fresh.create(65536).unwrap();
+        assert_eq!(s.read(|m| m.inode(1)).unwrap().unwrap(), want);
     });
 }
 

@@ -50,14 +50,36 @@ impl InodeCache {
     }
 
     /// After `UPDATE inodes SET <every column but stored_bytes and target>`
-    /// (`Writes::update_inode`): the cached row takes those columns.
-    pub(super) fn updated(&self, row: &InodeRow) {
+    /// with `stored_bytes = stored_bytes + stored_delta`
+    /// (`Writes::update_inode`, a write-back's update): the cached row
+    /// takes those columns and moves its `stored_bytes` as the database's
+    /// moved. A small file's write-back moves it, and dropping the row
+    /// there sent the next read of it (the unlink's, a setattr's) back to
+    /// SQLite.
+    pub(super) fn updated(&self, row: &InodeRow, stored_delta: i64) {
         if let Some(cached) = self.rows.borrow_mut().get_mut(&row.ino) {
             *cached = InodeRow {
                 stored_bytes: cached.stored_bytes,
                 target: cached.target.take(),
                 ..row.clone()
             };
+        }
+        self.added(row.ino, stored_delta);
+    }
+
+    /// After `UPDATE inodes SET stored_bytes = stored_bytes + delta`.
+    pub(super) fn added(&self, ino: u64, delta: i64) {
+        let mut rows = self.rows.borrow_mut();
+        let Some(cached) = rows.get_mut(&ino) else {
+            return;
+        };
+        match cached.stored_bytes.checked_add_signed(delta) {
+            Some(stored_bytes) => cached.stored_bytes = stored_bytes,
+            // The database's count left the row's range (a damaged count,
+            // which fsck names): the row is read again.
+            None => {
+                rows.remove(&ino);
+            }
         }
     }
 

@@ -263,12 +263,7 @@ impl<'c> SqliteTx<'c> {
                 .execute(&*all)?;
         }
         if let Some(c) = self.cache {
-            // The cached row keeps its `stored_bytes`, unless it moved.
-            if stored_delta == 0 {
-                c.updated(i);
-            } else {
-                c.forget(i.ino);
-            }
+            c.updated(i, stored_delta);
         }
         Ok(())
     }
@@ -282,7 +277,7 @@ impl<'c> SqliteTx<'c> {
                 )?
                 .execute(params![ino, delta])?;
             if let Some(c) = self.cache {
-                c.forget(ino);
+                c.added(ino, delta);
             }
         }
         Ok(())
