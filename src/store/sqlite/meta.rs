@@ -238,7 +238,7 @@ impl<'c> SqliteTx<'c> {
     /// Writes back every attribute of an inode but `stored_bytes`, which
     /// moves by `stored_delta` in the same UPDATE ([`Writes::write_back`]).
     fn update_inode_adding(&self, i: &InodeRow, stored_delta: i64) -> Result<()> {
-        let attrs = params![
+        let all = params![
             i.ino,
             i.mode,
             i.uid,
@@ -249,18 +249,20 @@ impl<'c> SqliteTx<'c> {
             i.atime_ns,
             i.mtime_ns,
             i.ctime_ns,
-            i.crtime_ns
+            i.crtime_ns,
+            stored_delta
         ];
-        // Without a move, the statement that leaves `stored_bytes` alone:
-        // a parameter fewer on every directory's update.
+        // Without a move, the statement that leaves `stored_bytes` alone
+        // (all but the last parameter): a parameter fewer on every
+        // directory's update.
         if stored_delta == 0 {
-            self.conn.prepare_cached(UPDATE_INODE)?.execute(attrs)?;
+            self.conn
+                .prepare_cached(UPDATE_INODE)?
+                .execute(&all[..all.len() - 1])?;
         } else {
-            let mut all = attrs.to_vec();
-            all.push(&stored_delta);
             self.conn
                 .prepare_cached(UPDATE_INODE_ADDING)?
-                .execute(&*all)?;
+                .execute(all)?;
         }
         if let Some(c) = self.cache {
             c.updated(i, stored_delta);
@@ -1004,8 +1006,7 @@ impl Writes for SqliteTx<'_> {
             record,
             extent: None,
         };
-        let delta = self.store_block(ino, idx, &b)?;
-        self.add_stored_bytes(ino, delta)
+        self.add_stored_bytes(ino, self.store_block(ino, idx, &b)?)
     }
 
     /// One UPDATE of the inode's row for the write-back, `stored_bytes`
@@ -1042,8 +1043,7 @@ impl Writes for SqliteTx<'_> {
             record,
             extent: Some(extent),
         };
-        let delta = self.store_block(ino, idx, &b)?;
-        self.add_stored_bytes(ino, delta)
+        self.add_stored_bytes(ino, self.store_block(ino, idx, &b)?)
     }
 
     /// Replaces a block's record with `new` (same data, another codec; or
