@@ -273,6 +273,40 @@ fn xattrs_create_replace_list_remove() {
     }
 }
 
+/// A file's attributes go with it whatever the writer knew of attributes
+/// before: the writer skips the statements on attributes while it knows
+/// the store holds none, and learns of them from the store at open and
+/// from its own writes.
+#[test]
+fn xattrs_go_with_their_inode_after_open_and_first_write() {
+    for v in volumes() {
+        println!("backend: {:?}", v.store.kind);
+        let fs = &v.fs;
+        let owners = |fs: &Fs| fs.store().read(|m| m.xattr_owners()).unwrap();
+        // A store without attributes: an inode's deletion, then the first
+        // attribute and the deletion of its inode.
+        let a = file(fs, ROOT_INO, "a", b"x");
+        fs.unlink(ROOT_INO, b"a").unwrap();
+        assert_eq!(errno(fs.getxattr(a, b"user.k")), libc::ENOENT);
+        let b = file(fs, ROOT_INO, "b", b"x");
+        let c = file(fs, ROOT_INO, "c", b"x");
+        assert_eq!(errno(fs.getxattr(b, b"user.k")), libc::ENODATA);
+        fs.setxattr(b, b"user.k", b"v", 0).unwrap();
+        fs.setxattr(c, b"user.k", b"w", 0).unwrap();
+        assert_eq!(fs.getxattr(b, b"user.k").unwrap(), b"v");
+        assert_eq!(fs.listxattr(c).unwrap(), b"user.k\0".to_vec());
+        fs.unlink(ROOT_INO, b"b").unwrap();
+        assert_eq!(owners(fs), vec![c]);
+        // Reopened, the first thing the writer does is delete the inode
+        // that holds the store's last attribute.
+        fs.shutdown().unwrap();
+        drop(v.fs);
+        let fs = open(&v.store);
+        fs.unlink(ROOT_INO, b"c").unwrap();
+        assert!(owners(&fs).is_empty());
+    }
+}
+
 /// The kernel forgetting an unlinked, closed file deletes it: gone at once
 /// for the core, its row removed by the next write transaction, and
 /// reclaimed by the next open if no transaction came first.

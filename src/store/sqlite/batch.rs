@@ -49,12 +49,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::checkpoint::CommitCounter;
 use super::inode_cache::InodeCache;
 use super::meta::SqliteTx;
 use super::segments::Segments;
+use super::statements::Statements;
 use crate::store::tx::{BackendTx, ReadTx, WriteTx};
 use crate::store::{OpGuard, StoreError};
 
@@ -92,10 +93,30 @@ struct Batch {
     reseeded: bool,
 }
 
+self_cell::self_cell!(
+    /// The writer's connection with its prepared statements, which borrow
+    /// it (statements.rs).
+    struct WriterConn {
+        owner: Connection,
+        #[not_covariant]
+        dependent: Statements,
+    }
+    impl {Debug}
+);
+
+// SAFETY: the connection and the statements prepared on it move between
+// threads together, as one value, and only inside the writer's mutex, so
+// no two threads ever use them at once: what rusqlite's own `Connection`
+// does with the statements of its cache (it is `Send`, and they are raw
+// SQLite statement handles). Nothing outside `WriterConn` holds a borrow
+// of the connection or a statement across that move: `Kept` statements
+// live within one call on the writer.
+unsafe impl Send for WriterConn {}
+
 /// The writer connection with its batch.
 #[derive(Debug)]
 pub(super) struct Writer {
-    conn: Connection,
+    conn: WriterConn,
     /// The store's directory, whose free space decides batching.
     dir: PathBuf,
     batch: Option<Batch>,
@@ -124,7 +145,7 @@ impl Writer {
         Writer {
             segments,
             batching,
-            conn,
+            conn: WriterConn::new(conn, |c| Statements::new(c)),
             dir: dir.to_path_buf(),
             batch: None,
             lost: None,
@@ -134,16 +155,26 @@ impl Writer {
         }
     }
 
-    /// A transaction's view of the connection `conn` (the writer's, or a
-    /// transaction on it), with the inode rows where the store batches.
-    fn tx<'a>(&'a self, conn: &'a Connection) -> SqliteTx<'a> {
-        SqliteTx::cached(conn, &self.segments, self.batching.then_some(&self.inodes))
+    /// A transaction's view of the connection (inside whichever
+    /// transaction it has open), with its prepared statements and, where
+    /// the store batches, the inode rows.
+    fn with_tx<R>(&self, f: impl FnOnce(&SqliteTx<'_, '_>) -> R) -> R {
+        let cache = self.batching.then_some(&self.inodes);
+        self.conn
+            .with_dependent(|_, kept| f(&SqliteTx::writer(kept, &self.segments, cache)))
+    }
+
+    /// Runs `sql`, one of the writer's prepared statements.
+    fn run_kept(&self, sql: &'static str) -> Result<(), StoreError> {
+        self.conn
+            .with_dependent(|_, kept| kept.get(sql).and_then(|mut s| s.execute([])))?;
+        Ok(())
     }
 
     /// The connection, for statements that run outside the batch's
     /// accounting (integrity check). Inside an open batch they see it.
     pub(super) fn conn(&self) -> &Connection {
-        &self.conn
+        self.conn.borrow_owner()
     }
 
     /// Runs `f` over a consistent snapshot: inside the open transaction
@@ -155,10 +186,10 @@ impl Writer {
         f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
     ) -> (bool, Result<T, E>) {
         if self.batch.is_some() {
-            return (false, f(&self.tx(&self.conn)));
+            return (false, self.with_tx(|m| f(m)));
         }
         if self.batching {
-            if let Err(e) = self.conn.execute_batch("BEGIN DEFERRED") {
+            if let Err(e) = self.conn().execute_batch("BEGIN DEFERRED") {
                 return (false, Err(StoreError::from(e).into()));
             }
             self.batch = Some(Batch {
@@ -169,7 +200,7 @@ impl Writer {
                 writing: false,
                 reseeded: false,
             });
-            return (true, f(&self.tx(&self.conn)));
+            return (true, self.with_tx(|m| f(m)));
         }
         (false, self.read_alone(f))
     }
@@ -178,9 +209,7 @@ impl Writer {
         &mut self,
         f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
+        let tx = Transaction::new_unchecked(self.conn(), TransactionBehavior::Deferred)
             .map_err(StoreError::from)?;
         let out = f(&SqliteTx::new(&tx, &self.segments))?;
         tx.commit().map_err(StoreError::from)?;
@@ -218,17 +247,15 @@ impl Writer {
         // time as `execute_batch` would (a profile of `cp -r` showed the
         // parsing).
         if savepoint {
-            self.conn
-                .prepare_cached("SAVEPOINT op")
-                .and_then(|mut s| s.execute([]))
-                .map_err(StoreError::from)?;
+            self.run_kept("SAVEPOINT op")?;
         }
-        let changes = self.conn.total_changes();
-        let meta = self.tx(&self.conn);
+        let changes = self.conn().total_changes();
         // A panic part-way through must not leave part of the operation
         // for the batch's commit.
-        let out = catch_unwind(AssertUnwindSafe(|| f(&meta)));
-        let bytes = meta.written();
+        let (out, bytes) = self.with_tx(|meta| {
+            let out = catch_unwind(AssertUnwindSafe(|| f(meta)));
+            (out, meta.written())
+        });
         let out = match out {
             Ok(out) => out,
             Err(panic) => {
@@ -241,7 +268,7 @@ impl Writer {
             Err(e) => {
                 if savepoint {
                     self.undo_op();
-                } else if self.conn.total_changes() != changes || self.conn.is_autocommit() {
+                } else if self.conn().total_changes() != changes || self.conn().is_autocommit() {
                     // It changed rows before it failed, and nothing can
                     // take back only those: the batch goes, as in a crash.
                     self.lose_batch("an operation failed after changing the store");
@@ -250,13 +277,9 @@ impl Writer {
             }
         };
         if savepoint {
-            if let Err(e) = self
-                .conn
-                .prepare_cached("RELEASE op")
-                .and_then(|mut s| s.execute([]))
-            {
+            if let Err(e) = self.run_kept("RELEASE op") {
                 self.undo_op();
-                return Err(StoreError::from(e).into());
+                return Err(e.into());
             }
         }
         let batch = self.batch.as_mut().expect("a batch is open");
@@ -275,8 +298,8 @@ impl Writer {
     /// SQLite may have rolled back the whole transaction itself.
     fn undo_op(&mut self) {
         self.inodes.clear();
-        if !self.conn.is_autocommit() {
-            match self.conn.execute_batch("ROLLBACK TO op; RELEASE op") {
+        if !self.conn().is_autocommit() {
+            match self.conn().execute_batch("ROLLBACK TO op; RELEASE op") {
                 Ok(()) => return,
                 Err(e) => log::error!("rolling back a failed operation: {e}"),
             }
@@ -288,8 +311,8 @@ impl Writer {
     /// its operations as lost for the next durable write to report.
     fn lose_batch(&mut self, why: &str) {
         self.inodes.clear();
-        if !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
+        if !self.conn().is_autocommit() {
+            let _ = self.conn().execute_batch("ROLLBACK");
         }
         if let Some(batch) = self.batch.take() {
             // The counters' move went with the transaction too.
@@ -301,11 +324,11 @@ impl Writer {
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.conn().execute_batch("BEGIN IMMEDIATE")?;
         let reseeded = self.reseed;
         if let Err(e) = self.reseed_counters() {
             self.inodes.clear();
-            let _ = self.conn.execute_batch("ROLLBACK");
+            let _ = self.conn().execute_batch("ROLLBACK");
             return Err(e);
         }
         self.batch = Some(Batch {
@@ -323,7 +346,7 @@ impl Writer {
     /// numbers the batch took (inside the transaction just begun).
     fn reseed_counters(&mut self) -> Result<(), StoreError> {
         if self.reseed {
-            self.conn
+            self.conn()
                 .execute("UPDATE sqlite_sequence SET seq = seq + ?1", [RESEED_MARGIN])?;
             self.reseed = false;
         }
@@ -350,7 +373,7 @@ impl Writer {
         let committed = self
             .segments
             .sync()
-            .and_then(|()| Ok(self.conn.execute_batch("COMMIT")?));
+            .and_then(|()| Ok(self.conn().execute_batch("COMMIT")?));
         match committed {
             Ok(()) => {
                 self.commits.committed();
@@ -358,8 +381,8 @@ impl Writer {
             }
             Err(e) => {
                 self.inodes.clear();
-                if !self.conn.is_autocommit() {
-                    let _ = self.conn.execute_batch("ROLLBACK");
+                if !self.conn().is_autocommit() {
+                    let _ = self.conn().execute_batch("ROLLBACK");
                 }
                 self.reseed |= batch.reseeded;
                 let acknowledged = batch.ops.saturating_sub(reporting);
@@ -374,10 +397,10 @@ impl Writer {
     /// Ends the open read transaction (nothing to lose: it wrote nothing).
     fn end_read(&mut self) {
         self.batch = None;
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
+        if let Err(e) = self.conn().execute_batch("COMMIT") {
             log::warn!("ending a read transaction: {e}");
-            if !self.conn.is_autocommit() {
-                let _ = self.conn.execute_batch("ROLLBACK");
+            if !self.conn().is_autocommit() {
+                let _ = self.conn().execute_batch("ROLLBACK");
             }
         }
     }
@@ -409,11 +432,11 @@ impl Writer {
             return Ok(0);
         }
         self.commit()?;
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn().pragma_update(None, "synchronous", "FULL")?;
         let synced = self.durable_tx(|_| Ok::<_, StoreError>(()));
-        let _ = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        let _ = self.conn().pragma_update(None, "synchronous", "NORMAL");
         synced?;
-        self.segments.reclaim(&self.conn, at_open)
+        self.segments.reclaim(self.conn(), at_open)
     }
 
     /// Runs `f` in a transaction of its own that is on stable storage when
@@ -431,11 +454,11 @@ impl Writer {
             return Err(e.into());
         }
         // `synchronous` cannot change inside a transaction: only now.
-        self.conn
+        self.conn()
             .pragma_update(None, "synchronous", "FULL")
             .map_err(StoreError::from)?;
         let result = self.durable_tx(f);
-        let _ = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        let _ = self.conn().pragma_update(None, "synchronous", "NORMAL");
         result
     }
 
@@ -464,25 +487,27 @@ impl Writer {
         f: impl FnOnce(&WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let reseed = self.reseed;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        let tx = Transaction::new_unchecked(self.conn(), TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
         if reseed {
             tx.execute("UPDATE sqlite_sequence SET seq = seq + ?1", [RESEED_MARGIN])
                 .map_err(StoreError::from)?;
         }
         let changes = tx.total_changes();
-        let meta = SqliteTx::cached(&tx, &self.segments, self.batching.then_some(&self.inodes));
-        let out = f(&meta)?;
-        // A commit syncs the WAL only if it wrote a frame: one that changed
-        // no row (a sync alone) bumps a counter, so that this commit, and
-        // every earlier one, is on stable storage when it returns. One
-        // that changed rows writes their pages anyway (an `fsync` of a
-        // file with data waiting: the counter's page was one of five).
-        if tx.total_changes() == changes {
-            meta.bump_sync_generation()?;
-        }
+        // The writer's statements run on the connection, inside `tx`.
+        let out = self.with_tx(|meta| {
+            let out = f(meta)?;
+            // A commit syncs the WAL only if it wrote a frame: one that
+            // changed no row (a sync alone) bumps a counter, so that this
+            // commit, and every earlier one, is on stable storage when it
+            // returns. One that changed rows writes their pages anyway (an
+            // `fsync` of a file with data waiting: the counter's page was
+            // one of five).
+            if tx.total_changes() == changes {
+                meta.bump_sync_generation()?;
+            }
+            Ok::<_, E>(out)
+        })?;
         self.segments.sync()?;
         tx.commit().map_err(StoreError::from)?;
         self.reseed = false;

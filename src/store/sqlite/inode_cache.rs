@@ -21,8 +21,16 @@
 //!   an operation that panicked included (batch.rs), so a row here is
 //!   never newer than the database.
 //! - It holds at most [`CAPACITY`] rows, and empties itself when full.
+//!
+//! It also knows, once asked, whether the store holds any extended
+//! attribute: most volumes hold none, and then the kernel's `getxattr`
+//! of `security.capability` (twice per file in `tar x`) and each inode's
+//! deletion need no statement on `xattrs`. That knowledge is kept
+//! conservatively: it becomes "some" before any attribute is written and
+//! stays so, whatever rolls back (an attribute row a rollback removed
+//! only makes a statement run that finds nothing).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use crate::store::rows::InodeRow;
@@ -33,6 +41,8 @@ const CAPACITY: usize = 1 << 16;
 #[derive(Debug, Default)]
 pub(super) struct InodeCache {
     rows: RefCell<HashMap<u64, InodeRow>>,
+    /// Whether the store may hold attribute rows; `None` until asked.
+    xattrs: Cell<Option<bool>>,
 }
 
 impl InodeCache {
@@ -87,8 +97,22 @@ impl InodeCache {
         self.rows.borrow_mut().remove(&ino);
     }
 
-    /// After a rollback: nothing here can be trusted.
+    /// After a rollback: no row here can be trusted. (What is known of
+    /// attributes stays: a rollback only removes attribute rows.)
     pub(super) fn clear(&self) {
         self.rows.borrow_mut().clear();
+    }
+
+    /// Whether the store may hold attribute rows, if known.
+    pub(super) fn xattrs(&self) -> Option<bool> {
+        self.xattrs.get()
+    }
+
+    /// Records what a query of `xattrs` found, or (`true`) that an
+    /// attribute is about to be written.
+    pub(super) fn set_xattrs(&self, any: bool) {
+        if self.xattrs.get() != Some(true) {
+            self.xattrs.set(Some(any));
+        }
     }
 }

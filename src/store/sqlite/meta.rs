@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::inode_cache::InodeCache;
 use super::segments::{Extent, Segments};
+use super::statements::{Statements, Stmt};
 use crate::store::features::Feature;
 use crate::store::rows::{
     ArchiveTier, ArchiveTotals, BlockCount, BlockInfo, ByteTotals, CodecTotals, DictionaryRow,
@@ -87,8 +88,8 @@ enum RowRecord {
 
 /// A transaction on the SQLite connection: the queries of [`Reads`] and,
 /// through `Store::write` only, the changes of [`Writes`].
-pub(in crate::store) struct SqliteTx<'c> {
-    conn: &'c Connection,
+pub(in crate::store) struct SqliteTx<'c, 'k> {
+    conn: &'k Connection,
     /// Where records outside the database live.
     segments: &'c Arc<Segments>,
     /// Bytes of records, models and dictionaries this transaction stored
@@ -97,28 +98,46 @@ pub(in crate::store) struct SqliteTx<'c> {
     /// The writer's inode rows (inode_cache.rs), which every change of
     /// `inodes` here keeps exact; `None` on other connections.
     cache: Option<&'c InodeCache>,
+    /// The writer's prepared statements (statements.rs); `None` on other
+    /// connections, which use rusqlite's cache.
+    kept: Option<&'c Statements<'k>>,
 }
 
-impl<'c> SqliteTx<'c> {
-    pub(in crate::store) fn new(conn: &'c Connection, segments: &'c Arc<Segments>) -> SqliteTx<'c> {
+impl<'c> SqliteTx<'c, 'c> {
+    pub(in crate::store) fn new(
+        conn: &'c Connection,
+        segments: &'c Arc<Segments>,
+    ) -> SqliteTx<'c, 'c> {
         SqliteTx {
             conn,
             segments,
             written: Cell::new(0),
             cache: None,
+            kept: None,
+        }
+    }
+}
+
+impl<'c, 'k> SqliteTx<'c, 'k> {
+    /// As `new`, on the writer's connection (`kept`'s) with its prepared
+    /// statements and inode rows.
+    pub(in crate::store) fn writer(
+        kept: &'c Statements<'k>,
+        segments: &'c Arc<Segments>,
+        cache: Option<&'c InodeCache>,
+    ) -> SqliteTx<'c, 'k> {
+        SqliteTx {
+            conn: kept.conn(),
+            segments,
+            written: Cell::new(0),
+            cache,
+            kept: Some(kept),
         }
     }
 
-    /// As `new`, on the writer's connection with its inode rows.
-    pub(in crate::store) fn cached(
-        conn: &'c Connection,
-        segments: &'c Arc<Segments>,
-        cache: Option<&'c InodeCache>,
-    ) -> SqliteTx<'c> {
-        SqliteTx {
-            cache,
-            ..SqliteTx::new(conn, segments)
-        }
+    /// The prepared statement of `sql`, one of this crate's constants.
+    fn stmt(&self, sql: &'static str) -> Result<Stmt<'c, 'k>> {
+        Ok(Stmt::prepare(self.conn, self.kept, sql)?)
     }
 
     pub(in crate::store) fn written(&self) -> u64 {
@@ -133,13 +152,11 @@ impl<'c> SqliteTx<'c> {
     /// inline bytes, or an extent of a segment (not read yet).
     fn row_at(&self, ino: u64, idx: u64) -> Result<Option<RowRecord>> {
         if !self.segments.enabled() {
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT record FROM blocks WHERE ino = ?1 AND idx = ?2")?;
+            let mut stmt = self.stmt("SELECT record FROM blocks WHERE ino = ?1 AND idx = ?2")?;
             let record = stmt.query_row([ino, idx], |r| r.get(0)).optional()?;
             return Ok(record.map(RowRecord::Inline));
         }
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.stmt(
             "SELECT record, segment, seg_offset, stored_len FROM blocks WHERE ino = ?1 AND idx = ?2",
         )?;
         Ok(stmt
@@ -187,9 +204,7 @@ impl<'c> SqliteTx<'c> {
         }
         let changed = match new {
             Some((codec, record)) => {
-                let changed = self
-                    .conn
-                    .prepare_cached(
+                let changed = self.stmt(
                         "UPDATE blocks SET codec = ?3, stored_len = ?4, record = ?5, archived = ?6, \
                          segment = NULL, seg_offset = NULL \
                          WHERE ino = ?1 AND idx = ?2 AND segment = ?7 AND seg_offset = ?8",
@@ -210,8 +225,7 @@ impl<'c> SqliteTx<'c> {
                 changed
             }
             None => self
-                .conn
-                .prepare_cached(
+                .stmt(
                     "UPDATE blocks SET archived = ?3 \
                      WHERE ino = ?1 AND idx = ?2 AND segment = ?4 AND seg_offset = ?5",
                 )?
@@ -256,13 +270,9 @@ impl<'c> SqliteTx<'c> {
         // (all but the last parameter): a parameter fewer on every
         // directory's update.
         if stored_delta == 0 {
-            self.conn
-                .prepare_cached(UPDATE_INODE)?
-                .execute(&all[..all.len() - 1])?;
+            self.stmt(UPDATE_INODE)?.execute(&all[..all.len() - 1])?;
         } else {
-            self.conn
-                .prepare_cached(UPDATE_INODE_ADDING)?
-                .execute(all)?;
+            self.stmt(UPDATE_INODE_ADDING)?.execute(all)?;
         }
         if let Some(c) = self.cache {
             c.updated(i, stored_delta);
@@ -273,10 +283,7 @@ impl<'c> SqliteTx<'c> {
     /// Moves `inodes.stored_bytes` of `ino` by `delta` bytes.
     fn add_stored_bytes(&self, ino: u64, delta: i64) -> Result<()> {
         if delta != 0 {
-            self.conn
-                .prepare_cached(
-                    "UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1",
-                )?
+            self.stmt("UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1")?
                 .execute(params![ino, delta])?;
             if let Some(c) = self.cache {
                 c.added(ino, delta);
@@ -308,10 +315,7 @@ impl<'c> SqliteTx<'c> {
         extent: Option<Extent>,
     ) -> Result<i64> {
         let old: Option<(u64, Option<Extent>)> = self
-            .conn
-            .prepare_cached(
-                "SELECT stored_len, segment, seg_offset FROM blocks WHERE ino = ?1 AND idx = ?2",
-            )?
+            .stmt("SELECT stored_len, segment, seg_offset FROM blocks WHERE ino = ?1 AND idx = ?2")?
             .query_row(params![ino, idx], len_and_extent)
             .optional()?;
         // A block the write path already coded with the model (the
@@ -328,7 +332,7 @@ impl<'c> SqliteTx<'c> {
             "INSERT INTO blocks(ino, idx, codec, raw_len, stored_len, record, written_ns, \
              archived, segment, seg_offset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         };
-        self.conn.prepare_cached(sql)?.execute(params![
+        self.stmt(sql)?.execute(params![
             ino,
             idx,
             codec,
@@ -394,20 +398,15 @@ impl<'c> SqliteTx<'c> {
     /// a sixth of a small file's unlink (docs/MEASUREMENTS.md).
     fn delete_block_rows(&self, rows: &BlockRows, ino: u64, idx: u64) -> Result<u64> {
         let (found, freed, in_segments): (u64, u64, u64) = self
-            .conn
-            .prepare_cached(rows.tally)?
+            .stmt(rows.tally)?
             .query_row(params![ino, idx], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         if found == 0 {
             return Ok(0);
         }
         if in_segments > 0 {
-            self.conn
-                .prepare_cached(rows.free_extents)?
-                .execute(params![ino, idx])?;
+            self.stmt(rows.free_extents)?.execute(params![ino, idx])?;
         }
-        self.conn
-            .prepare_cached(rows.delete)?
-            .execute(params![ino, idx])?;
+        self.stmt(rows.delete)?.execute(params![ino, idx])?;
         Ok(freed)
     }
 
@@ -424,11 +423,25 @@ impl<'c> SqliteTx<'c> {
     /// about 5 of the 47 µs of the daemon's CPU (docs/MEASUREMENTS.md). Every
     /// statement of this module that deletes a block row or changes its
     /// `segment` or `seg_offset` records the extent it drops here.
+    /// Whether `xattrs` may hold rows: asked of SQLite once per writer
+    /// (inode_cache.rs says why), and always "yes" on a connection
+    /// without the writer's cache.
+    fn may_hold_xattrs(&self) -> Result<bool> {
+        let Some(c) = self.cache else {
+            return Ok(true);
+        };
+        if let Some(known) = c.xattrs() {
+            return Ok(known);
+        }
+        let any = self
+            .stmt("SELECT EXISTS (SELECT 1 FROM xattrs)")?
+            .query_row([], |r| r.get(0))?;
+        c.set_xattrs(any);
+        Ok(any)
+    }
+
     fn free_extent(&self, e: Extent) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO dead_extents(segment, seg_offset, len) VALUES (?1, ?2, ?3)",
-            )?
+        self.stmt("INSERT INTO dead_extents(segment, seg_offset, len) VALUES (?1, ?2, ?3)")?
             .execute(params![e.segment, e.offset, e.len])?;
         Ok(())
     }
@@ -522,12 +535,12 @@ fn first_rows<T>(rows: impl Iterator<Item = rusqlite::Result<T>>, limit: usize) 
     Ok(rows.take(limit).collect::<rusqlite::Result<_>>()?)
 }
 
-impl Reads for SqliteTx<'_> {
+impl Reads for SqliteTx<'_, '_> {
     fn inode(&self, ino: u64) -> Result<Option<InodeRow>> {
         if let Some(row) = self.cache.and_then(|c| c.get(ino)) {
             return Ok(Some(row));
         }
-        let mut stmt = self.conn.prepare_cached(INODE_BY_INO)?;
+        let mut stmt = self.stmt(INODE_BY_INO)?;
         let row = stmt.query_row([ino], inode_from_row).optional()?;
         if let (Some(c), Some(row)) = (self.cache, &row) {
             c.put(row);
@@ -547,7 +560,7 @@ impl Reads for SqliteTx<'_> {
     }
 
     fn inode_count(&self) -> Result<u64> {
-        let mut stmt = self.conn.prepare_cached("SELECT COUNT(*) FROM inodes")?;
+        let mut stmt = self.stmt("SELECT COUNT(*) FROM inodes")?;
         Ok(stmt.query_row([], |r| r.get(0))?)
     }
 
@@ -600,25 +613,21 @@ impl Reads for SqliteTx<'_> {
     }
 
     fn lookup(&self, parent: u64, name: &[u8]) -> Result<Option<u64>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT ino FROM dirents WHERE parent = ?1 AND name = ?2")?;
+        let mut stmt = self.stmt("SELECT ino FROM dirents WHERE parent = ?1 AND name = ?2")?;
         Ok(stmt
             .query_row(params![parent, name], |r| r.get(0))
             .optional()?)
     }
 
     fn dir_is_empty(&self, dir: u64) -> Result<bool> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM dirents WHERE parent = ?1)")?;
+        let mut stmt = self.stmt("SELECT EXISTS (SELECT 1 FROM dirents WHERE parent = ?1)")?;
         let any: bool = stmt.query_row([dir], |r| r.get(0))?;
         Ok(!any)
     }
 
     /// Entries of `dir` with a cookie greater than `after`, in cookie order.
     fn list_dir(&self, dir: u64, after: u64, limit: usize) -> Result<Vec<DirEntryRow>> {
-        let mut stmt = self.conn.prepare_cached(LIST_DIR)?;
+        let mut stmt = self.stmt(LIST_DIR)?;
         let rows = stmt.query_map(params![dir, after], |r| {
             Ok(DirEntryRow {
                 cookie: r.get(0)?,
@@ -638,7 +647,7 @@ impl Reads for SqliteTx<'_> {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>, InodeRow)>> {
-        let mut stmt = self.conn.prepare_cached(list_dir_rows_sql())?;
+        let mut stmt = self.stmt(list_dir_rows_sql())?;
         let rows = stmt.query_map(params![dir, after], |r| {
             Ok((r.get(13)?, r.get(14)?, inode_from_row(r)?))
         })?;
@@ -647,9 +656,7 @@ impl Reads for SqliteTx<'_> {
 
     /// The directory holding `dir` (a directory has exactly one entry).
     fn parent_of(&self, dir: u64) -> Result<Option<u64>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT parent FROM dirents WHERE ino = ?1 LIMIT 1")?;
+        let mut stmt = self.stmt("SELECT parent FROM dirents WHERE ino = ?1 LIMIT 1")?;
         Ok(stmt.query_row([dir], |r| r.get(0)).optional()?)
     }
 
@@ -695,7 +702,7 @@ impl Reads for SqliteTx<'_> {
                  ORDER BY written_ns LIMIT ?2"
             }
         };
-        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut stmt = self.stmt(sql)?;
         let rows = stmt.query_map(params![written_before, limit as i64], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
@@ -717,7 +724,7 @@ impl Reads for SqliteTx<'_> {
     }
 
     fn archive_totals(&self) -> Result<ArchiveTotals> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.stmt(
             "SELECT archived, COALESCE(SUM(raw_len), 0), COALESCE(SUM(stored_len), 0) \
              FROM blocks GROUP BY archived",
         )?;
@@ -747,19 +754,14 @@ impl Reads for SqliteTx<'_> {
 
     /// The stored model with this sha256 (hex), if the volume holds it.
     fn model(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT onnx FROM models WHERE sha256 = ?1")?;
+        let mut stmt = self.stmt("SELECT onnx FROM models WHERE sha256 = ?1")?;
         Ok(stmt.query_row([sha256], |r| r.get(0)).optional()?)
     }
 
     /// Whether the volume has stored a dictionary (its table exists).
     fn has_dictionaries_table(&self) -> Result<bool> {
         Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dictionaries'",
-            )?
+            .stmt("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dictionaries'")?
             .exists([])?)
     }
 
@@ -768,9 +770,8 @@ impl Reads for SqliteTx<'_> {
         if !self.has_dictionaries_table()? {
             return Ok(Vec::new());
         }
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT sha256, raw_len, payload FROM dictionaries ORDER BY added_ns, sha256",
-        )?;
+        let mut stmt = self
+            .stmt("SELECT sha256, raw_len, payload FROM dictionaries ORDER BY added_ns, sha256")?;
         let rows = stmt.query_map([], |r| {
             Ok(DictionaryRow {
                 sha256: r.get(0)?,
@@ -783,9 +784,7 @@ impl Reads for SqliteTx<'_> {
 
     /// The sha256 (hex) of every model the volume stores.
     fn model_shas(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT sha256 FROM models ORDER BY added_ns, sha256")?;
+        let mut stmt = self.stmt("SELECT sha256 FROM models ORDER BY added_ns, sha256")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -805,7 +804,7 @@ impl Reads for SqliteTx<'_> {
     }
 
     fn block_indices_below(&self, ino: u64, below: u64, limit: usize) -> Result<Vec<u64>> {
-        let mut stmt = self.conn.prepare_cached(BLOCKS_BELOW)?;
+        let mut stmt = self.stmt(BLOCKS_BELOW)?;
         let rows = stmt.query_map(params![ino, below], |r| r.get(0))?;
         first_rows(rows, limit)
     }
@@ -841,18 +840,20 @@ impl Reads for SqliteTx<'_> {
     }
 
     fn xattr(&self, ino: u64, name: &[u8]) -> Result<Option<Vec<u8>>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2")?;
+        if !self.may_hold_xattrs()? {
+            return Ok(None);
+        }
+        let mut stmt = self.stmt("SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2")?;
         Ok(stmt
             .query_row(params![ino, name], |r| r.get(0))
             .optional()?)
     }
 
     fn xattr_names(&self, ino: u64) -> Result<Vec<Vec<u8>>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
+        if !self.may_hold_xattrs()? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.stmt("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
         let rows = stmt.query_map([ino], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -864,9 +865,7 @@ impl Reads for SqliteTx<'_> {
     }
 
     fn volume_setting(&self, key: &str) -> Result<Option<String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT value FROM volume WHERE key = ?1")?;
+        let mut stmt = self.stmt("SELECT value FROM volume WHERE key = ?1")?;
         Ok(stmt.query_row([key], |r| r.get(0)).optional()?)
     }
 
@@ -923,12 +922,12 @@ impl Reads for SqliteTx<'_> {
     }
 }
 
-impl Writes for SqliteTx<'_> {
+impl Writes for SqliteTx<'_, '_> {
     /// Inserts an inode (a symlink's size is its target's length) and
     /// returns its row as stored, without reading it back.
     fn insert_inode(&self, n: &NewInode) -> Result<InodeRow> {
         let size = n.target.as_ref().map_or(0, |t| t.len() as u64);
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.stmt(
             "INSERT INTO inodes(mode, uid, gid, nlink, size, rdev, atime_ns, mtime_ns, ctime_ns, \
              crtime_ns, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?7, ?8)",
         )?;
@@ -951,11 +950,11 @@ impl Writes for SqliteTx<'_> {
     /// Removes an inode with its blocks and xattrs.
     fn delete_inode(&self, ino: u64) -> Result<()> {
         self.delete_block_rows(&BLOCKS_FROM, ino, 0)?;
-        self.conn
-            .prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
-            .execute([ino])?;
-        self.conn
-            .prepare_cached("DELETE FROM inodes WHERE ino = ?1")?
+        if self.may_hold_xattrs()? {
+            self.stmt("DELETE FROM xattrs WHERE ino = ?1")?
+                .execute([ino])?;
+        }
+        self.stmt("DELETE FROM inodes WHERE ino = ?1")?
             .execute([ino])?;
         if let Some(c) = self.cache {
             c.forget(ino);
@@ -977,23 +976,20 @@ impl Writes for SqliteTx<'_> {
     }
 
     fn insert_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT INTO dirents(parent, name, ino) VALUES (?1, ?2, ?3)")?
+        self.stmt("INSERT INTO dirents(parent, name, ino) VALUES (?1, ?2, ?3)")?
             .execute(params![parent, name, ino])?;
         Ok(())
     }
 
     fn remove_dirent(&self, parent: u64, name: &[u8]) -> Result<()> {
-        self.conn
-            .prepare_cached("DELETE FROM dirents WHERE parent = ?1 AND name = ?2")?
+        self.stmt("DELETE FROM dirents WHERE parent = ?1 AND name = ?2")?
             .execute(params![parent, name])?;
         Ok(())
     }
 
     /// Points an existing entry at another inode, keeping its cookie.
     fn retarget_dirent(&self, parent: u64, name: &[u8], ino: u64) -> Result<()> {
-        self.conn
-            .prepare_cached("UPDATE dirents SET ino = ?3 WHERE parent = ?1 AND name = ?2")?
+        self.stmt("UPDATE dirents SET ino = ?3 WHERE parent = ?1 AND name = ?2")?
             .execute(params![parent, name, ino])?;
         Ok(())
     }
@@ -1073,8 +1069,7 @@ impl Writes for SqliteTx<'_> {
         }
         let changed = match new {
             Some((codec, record)) => self
-                .conn
-                .prepare_cached(
+                .stmt(
                     "UPDATE blocks SET codec = ?3, stored_len = ?4, record = ?5, archived = ?7 \
                      WHERE ino = ?1 AND idx = ?2 AND record = ?6",
                 )?
@@ -1088,8 +1083,7 @@ impl Writes for SqliteTx<'_> {
                     tier
                 ])?,
             None => self
-                .conn
-                .prepare_cached(
+                .stmt(
                     "UPDATE blocks SET archived = ?4 WHERE ino = ?1 AND idx = ?2 AND record = ?3",
                 )?
                 .execute(params![ino, idx, old, tier])?,
@@ -1099,8 +1093,7 @@ impl Writes for SqliteTx<'_> {
 
     /// Drops a stored model that no block refers to any more.
     fn delete_model(&self, sha256: &str) -> Result<()> {
-        self.conn
-            .prepare_cached("DELETE FROM models WHERE sha256 = ?1")?
+        self.stmt("DELETE FROM models WHERE sha256 = ?1")?
             .execute([sha256])?;
         Ok(())
     }
@@ -1108,10 +1101,7 @@ impl Writes for SqliteTx<'_> {
     /// Stores a model (idempotent).
     fn put_model(&self, sha256: &str, onnx: &[u8]) -> Result<()> {
         self.wrote(onnx.len());
-        self.conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO models(sha256, onnx, added_ns) VALUES (?1, ?2, ?3)",
-            )?
+        self.stmt("INSERT OR IGNORE INTO models(sha256, onnx, added_ns) VALUES (?1, ?2, ?3)")?
             .execute(params![sha256, onnx, crate::time::now_ns()])?;
         Ok(())
     }
@@ -1126,8 +1116,10 @@ impl Writes for SqliteTx<'_> {
     }
 
     fn set_xattr(&self, ino: u64, name: &[u8], value: &[u8]) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES (?1, ?2, ?3)")?
+        if let Some(c) = self.cache {
+            c.set_xattrs(true);
+        }
+        self.stmt("INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES (?1, ?2, ?3)")?
             .execute(params![ino, name, value])?;
         Ok(())
     }
@@ -1135,15 +1127,13 @@ impl Writes for SqliteTx<'_> {
     /// Returns false if there was no such attribute.
     fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<bool> {
         let n = self
-            .conn
-            .prepare_cached("DELETE FROM xattrs WHERE ino = ?1 AND name = ?2")?
+            .stmt("DELETE FROM xattrs WHERE ino = ?1 AND name = ?2")?
             .execute(params![ino, name])?;
         Ok(n > 0)
     }
 
     fn set_volume_setting(&self, key: &str, value: &str) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT OR REPLACE INTO volume(key, value) VALUES (?1, ?2)")?
+        self.stmt("INSERT OR REPLACE INTO volume(key, value) VALUES (?1, ?2)")?
             .execute([key, value])?;
         Ok(())
     }
@@ -1197,22 +1187,21 @@ impl Writes for SqliteTx<'_> {
             self.conn
                 .execute_batch(super::migrate::DICTIONARIES_TABLE)?;
         }
-        self.conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO dictionaries(sha256, raw_len, payload, added_ns) \
+        self.stmt(
+            "INSERT OR IGNORE INTO dictionaries(sha256, raw_len, payload, added_ns) \
                  VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                d.sha256,
-                d.raw_len,
-                d.payload,
-                crate::time::now_ns()
-            ])?;
+        )?
+        .execute(params![
+            d.sha256,
+            d.raw_len,
+            d.payload,
+            crate::time::now_ns()
+        ])?;
         Ok(())
     }
 }
 
-impl BackendTx for SqliteTx<'_> {
+impl BackendTx for SqliteTx<'_, '_> {
     fn schema_version(&self) -> Result<u32> {
         Ok(self
             .conn
@@ -1236,11 +1225,10 @@ impl BackendTx for SqliteTx<'_> {
     }
 
     fn bump_sync_generation(&self) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "UPDATE volume SET value = CAST(value AS INTEGER) + 1 WHERE key = 'sync_generation'",
-            )?
-            .execute([])?;
+        self.stmt(
+            "UPDATE volume SET value = CAST(value AS INTEGER) + 1 WHERE key = 'sync_generation'",
+        )?
+        .execute([])?;
         Ok(())
     }
 }

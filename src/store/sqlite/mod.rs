@@ -9,6 +9,7 @@ mod inode_cache;
 mod meta;
 pub mod migrate;
 pub mod segments;
+mod statements;
 
 use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
