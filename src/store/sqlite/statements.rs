@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::{Deref, DerefMut};
 
-use rusqlite::{Connection, Statement};
+use rusqlite::{Connection, PrepFlags, Statement};
 
 /// A statement's text, by address and length.
 type Key = (usize, usize);
@@ -84,7 +84,12 @@ impl<'c> Statements<'c> {
         let taken = self.idle.borrow_mut().remove(&key(sql));
         let stmt = match taken {
             Some(stmt) => stmt,
-            None => self.conn.prepare(sql)?,
+            // Long-lived, as rusqlite's cache marks its own: SQLite then
+            // keeps the statement out of the connection's lookaside
+            // memory, which its transient allocations need.
+            None => self
+                .conn
+                .prepare_with_flags(sql, PrepFlags::SQLITE_PREPARE_PERSISTENT)?,
         };
         Ok(Kept {
             stmt: Some(stmt),
