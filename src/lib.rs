@@ -20,6 +20,7 @@ pub mod fsck;
 pub mod fuse;
 pub mod mix;
 pub mod model;
+pub mod number_hash;
 pub mod store;
 pub mod time;
 

@@ -14,7 +14,6 @@ mod setid;
 mod write_back;
 mod xattr;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use attr::{Attr, Ctx, DirEntry, SetAttr, SetTime, StatFs};
@@ -23,6 +22,7 @@ pub use in_flight::SharedDecodeStats;
 use crate::cache::{BlockCache, CacheStats};
 use crate::codec::CodecSet;
 use crate::error::{Error, Result};
+use crate::number_hash::{NumberMap, NumberSet};
 use crate::store::{Durability, InodeRow, OpGuard, Store, ROOT_INO};
 
 /// Longest name of one directory entry, in bytes.
@@ -145,14 +145,14 @@ impl OpenInode {
 
 #[derive(Debug, Default)]
 struct State {
-    open: HashMap<u64, OpenInode>,
+    open: NumberMap<u64, OpenInode>,
     /// Open file handles: fh -> ino.
-    handles: HashMap<u64, u64>,
+    handles: NumberMap<u64, u64>,
     /// Kernel references (FUSE lookup counts) per inode, recorded by the
     /// FUSE layer with `remember` and dropped with `forget`. An unlinked
     /// inode stays readable while the kernel still references it (a held
     /// FIFO, an `O_PATH` descriptor, a removed working directory).
-    lookups: HashMap<u64, u64>,
+    lookups: NumberMap<u64, u64>,
     next_fh: u64,
     /// Bytes of dirty blocks, those of the write-back in flight included.
     dirty_bytes: usize,
@@ -165,12 +165,12 @@ struct State {
     /// open has the kernel drop its cached pages; every other open keeps
     /// them (`FOPEN_KEEP_CACHE`), as every change passes through this
     /// process and the kernel's cache saw the writes.
-    data_changed: HashSet<u64>,
+    data_changed: NumberSet<u64>,
     /// On a volume other mounts share: the ctime of each inode as this
     /// mount last saw it (at open, or in its own write-back), while the
     /// kernel references it. An open that finds another ctime drops what
     /// this mount cached of the file (close-to-open, data.rs).
-    seen_ctime: HashMap<u64, i64>,
+    seen_ctime: NumberMap<u64, i64>,
 }
 
 pub struct Fs {

@@ -31,8 +31,8 @@
 //! only makes a statement run that finds nothing).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 
+use crate::number_hash::NumberMap;
 use crate::store::rows::InodeRow;
 
 /// Most rows kept (about 150 bytes each).
@@ -40,7 +40,7 @@ const CAPACITY: usize = 1 << 16;
 
 #[derive(Debug, Default)]
 pub(super) struct InodeCache {
-    rows: RefCell<HashMap<u64, InodeRow>>,
+    rows: RefCell<NumberMap<u64, InodeRow>>,
     /// Whether the store may hold attribute rows; `None` until asked.
     xattrs: Cell<Option<bool>>,
 }

@@ -9,7 +9,7 @@
 //! deletion of the block rows (docs/MEASUREMENTS.md, "Prepared statements
 //! by address"). The writer's statements are the crate's own constants
 //! (`&'static str`), so the text's address and length name one statement:
-//! a lookup hashes two words. There is no bound: the constants are a fixed
+//! a lookup hashes two words (crate::number_hash). There is no bound: the constants are a fixed
 //! set, a few dozen, and each keeps one prepared statement.
 //!
 //! A statement is taken out while it runs and put back when its [`Kept`]
@@ -20,11 +20,11 @@
 //! parameters bind every placeholder.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::{Deref, DerefMut};
 
 use rusqlite::{Connection, PrepFlags, Statement};
+
+use crate::number_hash::NumberMap;
 
 /// A statement's text, by address and length.
 type Key = (usize, usize);
@@ -33,44 +33,17 @@ fn key(sql: &'static str) -> Key {
     (sql.as_ptr() as usize, sql.len())
 }
 
-/// Hashes a [`Key`]'s two words with a multiply and a rotate (as rustc's
-/// FxHash): the keys are a few dozen addresses this build chose, nothing
-/// an outsider picks, and the standard SipHash took a third of the
-/// lookup's instructions.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// Prepared statements of one connection that are not running.
 pub(super) struct Statements<'c> {
     conn: &'c Connection,
-    idle: RefCell<HashMap<Key, Statement<'c>, BuildHasherDefault<KeyHasher>>>,
+    idle: RefCell<NumberMap<Key, Statement<'c>>>,
 }
 
 impl<'c> Statements<'c> {
     pub(super) fn new(conn: &'c Connection) -> Statements<'c> {
         Statements {
             conn,
-            idle: RefCell::new(HashMap::default()),
+            idle: RefCell::new(NumberMap::default()),
         }
     }
 
