@@ -8,9 +8,10 @@
 //! core's instructions for it, more than any one of its statements but the
 //! deletion of the block rows (docs/MEASUREMENTS.md, "Prepared statements
 //! by address"). The writer's statements are the crate's own constants
-//! (`&'static str`), so the text's address and length name one statement:
-//! a lookup hashes two words (crate::number_hash). There is no bound: the constants are a fixed
-//! set, a few dozen, and each keeps one prepared statement.
+//! (`&'static str`), so the text's address and length name one
+//! statement: a lookup hashes two words (crate::number_hash). There is no
+//! bound: the constants are a fixed set, a few dozen, and each keeps one
+//! prepared statement.
 //!
 //! A statement is taken out while it runs and put back when its [`Kept`]
 //! is dropped, so a statement that runs while another use of the same text
