@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Where a small-file workload's time goes, request by request: `tar x` or
-# `cp -r` of a tree (default /usr/include) onto a fresh mount, with the
+# `cp -r` of a tree (default /usr/include) onto a fresh mount, or `rm -rf`
+# of such a copy (made untraced just before, as bench/fs.sh's is), with the
 # kernel's fuse:fuse_request_send and fuse:fuse_request_end tracepoints
 # recorded (perf), for llmfs builds and mergerfs (Debian's, one branch on
 # the same disk: issue 14's FUSE passthrough peer) alternated round by
@@ -10,7 +11,7 @@
 # (the elapsed time is printed too, traced).
 #
 #   bench/request_latency.sh ROUNDS WORKLOAD BIN|mergerfs ...
-#       WORKLOAD: tar or cp. BIN may carry a transport (BIN+uring,
+#       WORKLOAD: tar, cp or rm. BIN may carry a transport (BIN+uring,
 #       bench/contender.sh).               (root: mounts, tracing)
 #
 # Prints a TSV line per contender, round and opcode: requests, mean, p50,
@@ -18,12 +19,12 @@
 # workload's traced seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage="usage: bench/request_latency.sh ROUNDS tar|cp BIN|mergerfs ..."
+usage="usage: bench/request_latency.sh ROUNDS tar|cp|rm BIN|mergerfs ..."
 rounds=${1:?$usage}
 workload=${2:?$usage}
 shift 2
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
-case $workload in tar | cp) ;; *) echo "$usage" >&2; exit 2 ;; esac
+case $workload in tar | cp | rm) ;; *) echo "$usage" >&2; exit 2 ;; esac
 [ -d /sys/kernel/tracing/events/fuse/fuse_request_send ] ||
   { echo "request_latency.sh: this kernel has no fuse tracepoints" >&2; exit 1; }
 command -v perf >/dev/null || { echo "request_latency.sh: needs perf (linux-perf)" >&2; exit 1; }
@@ -38,11 +39,14 @@ printf 'contender\tround\topcode\trequests\tmean_us\tp50_us\tp90_us\tp99_us\ttot
 for round in $(seq 1 "$rounds"); do
   for b in "$@"; do
     contender_mount "$b"
-    if [ "$workload" = tar ]; then
-      cmd=(tar xf "$work/tree.tar" -C "$target")
-    else
-      cmd=(cp -r "$tree" "$target/")
-    fi
+    case $workload in
+      tar) cmd=(tar xf "$work/tree.tar" -C "$target") ;;
+      cp) cmd=(cp -r "$tree" "$target/") ;;
+      rm)
+        cp -r "$tree" "$target/copy"
+        cmd=(rm -rf "$target/copy")
+        ;;
+    esac
     start=$(date +%s.%N)
     perf record -q -e fuse:fuse_request_send -e fuse:fuse_request_end -a \
       -o "$work/perf.data" -- "${cmd[@]}" 2>/dev/null

@@ -127,12 +127,7 @@ impl SqliteStore {
             opts.read_only,
         )?);
         if segments.enabled() {
-            segments.numbers_used_up_to(conn.query_row(
-                "SELECT MAX(COALESCE((SELECT MAX(segment) FROM blocks), 0), \
-                 COALESCE((SELECT MAX(segment) FROM dead_extents), 0))",
-                [],
-                |r| r.get(0),
-            )?);
+            segments.numbers_used_up_to(conn.query_row(segments::NUMBERS_USED, [], |r| r.get(0))?);
         }
         {
             let tx = conn.transaction()?;
