@@ -6,7 +6,7 @@
 # Debian's mergerfs with one branch on the same disk (issue 14's FUSE
 # passthrough peer), alternated round by round.
 #
-#   bench/cold_remove.sh [ROUNDS [COPIES]] BIN|mergerfs ...   (root)
+#   bench/cold_remove.sh ROUNDS COPIES BIN|mergerfs ...   (root)
 #
 # BIN may carry a transport (BIN+uring, bench/contender.sh). Prints a TSV
 # line per contender and round: seconds, the daemon's CPU seconds, and
@@ -15,10 +15,10 @@
 # a store that must read a record to free its space reads it here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-3}
-copies=${2:-3}
-shift 2 || shift $#
-[ $# -ge 1 ] || { echo "usage: bench/cold_remove.sh [ROUNDS [COPIES]] BIN|mergerfs ..." >&2; exit 2; }
+usage="usage: bench/cold_remove.sh ROUNDS COPIES BIN|mergerfs ..."
+[ $# -ge 3 ] || { echo "$usage" >&2; exit 2; }
+rounds=$1 copies=$2
+shift 2
 bin=$1   # for scratch.sh's cleanup
 tree=${TREE:-/usr/include}
 . bench/scratch.sh
@@ -31,6 +31,7 @@ remount() {
     mergerfs -o "cache.files=off,dropcacheonclose=false,category.create=mfs" "$work/branch" "$work/mergerfs"
     pid=$(pgrep -n -x mergerfs)
   else
+    # shellcheck disable=SC2086
     "${1%+*}" mount "$mnt" --store "$work/store" ${MOUNT_ARGS:-}
     pid=$(cat "$work/store/lock")
   fi

@@ -5,7 +5,7 @@
 # then each build mounts the same volume in turn, round by round, after
 # the page cache is dropped.
 #
-#   bench/mount_time.sh [ROUNDS [COPIES]] BIN [BIN ...]     (root)
+#   bench/mount_time.sh ROUNDS COPIES BIN [BIN ...]     (root)
 #
 # Prints a TSV line per build and round: the seconds `llmfs mount` took
 # to return (the mount is up), and the MiB the daemon had read from
@@ -13,10 +13,10 @@
 # cache), beside the store's size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-3}
-copies=${2:-10}
-shift 2 || shift $#
-[ $# -ge 1 ] || { echo "usage: bench/mount_time.sh [ROUNDS [COPIES]] BIN [BIN ...]" >&2; exit 2; }
+usage="usage: bench/mount_time.sh ROUNDS COPIES BIN [BIN ...]"
+[ $# -ge 3 ] || { echo "$usage" >&2; exit 2; }
+rounds=$1 copies=$2
+shift 2
 bin=$1   # for scratch.sh's cleanup
 tree=${TREE:-/usr/include}
 . bench/scratch.sh
