@@ -259,6 +259,95 @@ fn inode_rows_read_back_as_stored_after_every_kind_of_rollback() {
     });
 }
 
+/// Inode updates the SQLite writer holds for its batch (inode_cache.rs)
+/// are what every read sees: the row itself, a listing's join of the
+/// directory's entries with their rows, the search for unlinked inodes.
+/// An operation that rolls back to its savepoint after them does not take
+/// them with it, a later update of a row overtakes an earlier one, and
+/// the batch's commit puts them in the database, where another connection
+/// and the next open read them.
+#[test]
+fn inode_updates_held_for_the_batch_are_read_kept_and_committed() {
+    on_each_backend(|fresh| {
+        let s = fresh.create(65536).unwrap();
+        let new_file = |m: &llmfs::store::WriteTx<'_>, name: &[u8]| {
+            let row = m.insert_inode(&llmfs::store::NewInode {
+                mode: libc::S_IFREG | 0o644,
+                uid: 0,
+                gid: 0,
+                nlink: 1,
+                rdev: 0,
+                time_ns: 1,
+                target: None,
+            })?;
+            m.insert_dirent(1, name, row.ino)?;
+            Ok::<_, StoreError>(row)
+        };
+        let a = s
+            .write_checked(Durability::Normal, |m| new_file(m, b"a"))
+            .unwrap();
+        let b = s
+            .write_checked(Durability::Normal, |m| new_file(m, b"b"))
+            .unwrap();
+        let update = |row: &llmfs::store::InodeRow| {
+            s.write_checked(Durability::Normal, |m| m.update_inode(row))
+                .unwrap()
+        };
+        let mut a2 = a.clone();
+        a2.mode = libc::S_IFREG | 0o600;
+        a2.mtime_ns = 5;
+        update(&a2);
+        a2.uid = 7;
+        a2.ctime_ns = 6;
+        update(&a2);
+        let row = |ino| s.read(|m| m.inode(ino)).unwrap().unwrap();
+        assert_eq!(row(a.ino), a2);
+        let listed = s.read(|m| m.list_dir_rows(1, 0, 10)).unwrap();
+        let listed_a = listed.iter().find(|(_, name, _)| name == b"a").unwrap();
+        assert_eq!(listed_a.2, a2, "the listing's join");
+        let entries = s.read(|m| m.list_dir(1, 0, 10)).unwrap();
+        let entry_a = entries.iter().find(|e| e.name == b"a").unwrap();
+        assert_eq!(entry_a.mode, a2.mode);
+
+        // Held again after the listing wrote them, then an operation that
+        // fails inside its savepoint.
+        a2.gid = 9;
+        update(&a2);
+        let failed: Result<(), StoreError> = s.write(Durability::Normal, |m| {
+            let mut b2 = m.inode(b.ino)?.unwrap();
+            b2.mode = libc::S_IFREG | 0o400;
+            m.update_inode(&b2)?;
+            Err(StoreError::Invalid("abort".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(row(a.ino), a2, "an earlier operation's update stays");
+        assert_eq!(row(b.ino), b, "the failed operation's goes");
+
+        // A file unlinked while open: its link count of 0 is held too, and
+        // the search for unlinked inodes finds it.
+        let mut b0 = b.clone();
+        b0.nlink = 0;
+        s.write_checked(Durability::Normal, |m| {
+            m.remove_dirent(1, b"b")?;
+            m.update_inode(&b0)
+        })
+        .unwrap();
+        let unlinked = s.read(|m| m.unlinked_inodes()).unwrap();
+        assert_eq!(unlinked, vec![b.ino]);
+
+        a2.size = 123;
+        update(&a2);
+        s.sync().unwrap();
+        let reader = fresh.open_read_only().unwrap();
+        assert_eq!(reader.read(|m| m.inode(a.ino)).unwrap().unwrap(), a2);
+        assert_eq!(reader.read(|m| m.inode(b.ino)).unwrap().unwrap(), b0);
+        drop(reader);
+        drop(s);
+        let s = fresh.create(65536).unwrap();
+        assert_eq!(s.read(|m| m.inode(a.ino)).unwrap().unwrap(), a2);
+    });
+}
+
 #[test]
 fn stored_bytes_track_block_writes() {
     on_each_backend(|fresh| {

@@ -164,6 +164,11 @@ impl Writer {
             .with_dependent(|_, kept| f(&SqliteTx::writer(kept, &self.segments, cache)))
     }
 
+    /// Writes the inode updates held for the batch (inode_cache.rs).
+    fn write_pending(&self) -> Result<(), StoreError> {
+        self.with_tx(|m| m.write_pending())
+    }
+
     /// Runs `sql`, one of the writer's prepared statements.
     fn run_kept(&self, sql: &'static str) -> Result<(), StoreError> {
         self.conn
@@ -186,7 +191,12 @@ impl Writer {
         f: impl FnOnce(&ReadTx<'_>) -> Result<T, E>,
     ) -> (bool, Result<T, E>) {
         if self.batch.is_some() {
-            return (false, self.with_tx(|m| f(m)));
+            let out = self.with_tx(|m| f(m));
+            // A read may write the batch's pending inode updates first
+            // (inode_cache.rs), and SQLite rolls back the whole
+            // transaction on some errors of a write (a full disk).
+            self.lose_batch_if_gone();
+            return (false, out);
         }
         if self.batching {
             if let Err(e) = self.conn().execute_batch("BEGIN DEFERRED") {
@@ -247,9 +257,17 @@ impl Writer {
         // time as `execute_batch` would (a profile of `cp -r` showed the
         // parsing).
         if savepoint {
+            // A rollback to the savepoint empties the inode rows: the
+            // earlier operations' pending updates go to SQLite first.
+            if let Err(e) = self.write_pending() {
+                self.lose_batch_if_gone();
+                return Err(e.into());
+            }
             self.run_kept("SAVEPOINT op")?;
         }
-        let changes = self.conn().total_changes();
+        // What the operation changes: rows in SQLite, and inode updates
+        // held for the batch (inode_cache.rs).
+        let changes = (self.conn().total_changes(), self.inodes.deferred());
         // A panic part-way through must not leave part of the operation
         // for the batch's commit.
         let (out, bytes) = self.with_tx(|meta| {
@@ -268,7 +286,9 @@ impl Writer {
             Err(e) => {
                 if savepoint {
                     self.undo_op();
-                } else if self.conn().total_changes() != changes || self.conn().is_autocommit() {
+                } else if (self.conn().total_changes(), self.inodes.deferred()) != changes
+                    || self.conn().is_autocommit()
+                {
                     // It changed rows before it failed, and nothing can
                     // take back only those: the batch goes, as in a crash.
                     self.lose_batch("an operation failed after changing the store");
@@ -305,6 +325,14 @@ impl Writer {
             }
         }
         self.lose_batch("an operation's error rolled back the batch");
+    }
+
+    /// After an error: if SQLite rolled the batch's transaction back
+    /// itself, the batch is lost.
+    fn lose_batch_if_gone(&mut self) {
+        if self.batch.is_some() && self.conn().is_autocommit() {
+            self.lose_batch("an error rolled back the batch");
+        }
     }
 
     /// Rolls back the whole batch (if SQLite has not already), recording
@@ -368,11 +396,12 @@ impl Writer {
         let Some(batch) = self.batch.take() else {
             return Ok(());
         };
-        // Records in segment files first: no commit naming them may reach
-        // the WAL before they are on stable storage (segments.rs).
+        // The inode updates held for the batch, then records in segment
+        // files: no commit naming them may reach the WAL before they are
+        // on stable storage (segments.rs).
         let committed = self
-            .segments
-            .sync()
+            .write_pending()
+            .and_then(|()| self.segments.sync())
             .and_then(|()| Ok(self.conn().execute_batch("COMMIT")?));
         match committed {
             Ok(()) => {
@@ -497,6 +526,7 @@ impl Writer {
         // The writer's statements run on the connection, inside `tx`.
         let out = self.with_tx(|meta| {
             let out = f(meta)?;
+            meta.write_pending()?;
             // A commit syncs the WAL only if it wrote a frame: one that
             // changed no row (a sync alone) bumps a counter, so that this
             // commit, and every earlier one, is on stable storage when it

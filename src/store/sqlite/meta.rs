@@ -249,9 +249,24 @@ impl<'c, 'k> SqliteTx<'c, 'k> {
         Ok(changed)
     }
 
-    /// Writes back every attribute of an inode but `stored_bytes`, which
-    /// moves by `stored_delta` in the same UPDATE ([`Writes::write_back`]).
-    fn update_inode_adding(&self, i: &InodeRow, stored_delta: i64) -> Result<()> {
+    /// Writes the pending inode updates the writer holds (inode_cache.rs):
+    /// before its batch commits, before an operation that may roll back
+    /// to a savepoint, and before a statement that reads `inodes` other
+    /// than through the writer's rows.
+    pub(super) fn write_pending(&self) -> Result<()> {
+        let Some(c) = self.cache.filter(|c| c.any_pending()) else {
+            return Ok(());
+        };
+        for row in c.pending() {
+            self.run_update_inode(&row, 0)?;
+        }
+        c.written();
+        Ok(())
+    }
+
+    /// `UPDATE_INODE` of `i`, or with `stored_bytes` moving by
+    /// `stored_delta` (`UPDATE_INODE_ADDING`); nothing else.
+    fn run_update_inode(&self, i: &InodeRow, stored_delta: i64) -> Result<()> {
         let all = params![
             i.ino,
             i.mode,
@@ -274,6 +289,13 @@ impl<'c, 'k> SqliteTx<'c, 'k> {
         } else {
             self.stmt(UPDATE_INODE_ADDING)?.execute(all)?;
         }
+        Ok(())
+    }
+
+    /// Writes back every attribute of an inode but `stored_bytes`, which
+    /// moves by `stored_delta` in the same UPDATE ([`Writes::write_back`]).
+    fn update_inode_adding(&self, i: &InodeRow, stored_delta: i64) -> Result<()> {
+        self.run_update_inode(i, stored_delta)?;
         if let Some(c) = self.cache {
             c.updated(i, stored_delta);
         }
@@ -285,8 +307,8 @@ impl<'c, 'k> SqliteTx<'c, 'k> {
         if delta != 0 {
             self.stmt("UPDATE inodes SET stored_bytes = stored_bytes + ?2 WHERE ino = ?1")?
                 .execute(params![ino, delta])?;
-            if let Some(c) = self.cache {
-                c.added(ino, delta);
+            if let Some(row) = self.cache.and_then(|c| c.added(ino, delta)) {
+                self.run_update_inode(&row, 0)?;
             }
         }
         Ok(())
@@ -551,6 +573,7 @@ impl Reads for SqliteTx<'_, '_> {
     /// Inodes that no directory entry names (left by a crash while a file
     /// was open after its last unlink).
     fn unlinked_inodes(&self) -> Result<Vec<u64>> {
+        self.write_pending()?;
         let mut stmt = self.conn.prepare(
             "SELECT ino FROM inodes WHERE ino != 1 AND nlink = 0 \
              AND NOT EXISTS (SELECT 1 FROM dirents d WHERE d.ino = inodes.ino)",
@@ -569,6 +592,7 @@ impl Reads for SqliteTx<'_, '_> {
     /// these one by one, then leaves the rows out of the typed reads that
     /// would otherwise stop at the first.
     fn out_of_range_rows(&self) -> Result<Vec<String>> {
+        self.write_pending()?;
         const U32: &str = "BETWEEN 0 AND 4294967295";
         let checks = [
             (
@@ -606,6 +630,7 @@ impl Reads for SqliteTx<'_, '_> {
     }
 
     fn all_inodes(&self) -> Result<Vec<InodeRow>> {
+        self.write_pending()?;
         let sql = format!("SELECT {INODE_COLUMNS} FROM inodes WHERE {IN_RANGE_INODE} ORDER BY ino");
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map([], inode_from_row)?;
@@ -627,6 +652,7 @@ impl Reads for SqliteTx<'_, '_> {
 
     /// Entries of `dir` with a cookie greater than `after`, in cookie order.
     fn list_dir(&self, dir: u64, after: u64, limit: usize) -> Result<Vec<DirEntryRow>> {
+        self.write_pending()?;
         let mut stmt = self.stmt(LIST_DIR)?;
         let rows = stmt.query_map(params![dir, after], |r| {
             Ok(DirEntryRow {
@@ -647,6 +673,7 @@ impl Reads for SqliteTx<'_, '_> {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>, InodeRow)>> {
+        self.write_pending()?;
         let mut stmt = self.stmt(list_dir_rows_sql())?;
         let rows = stmt.query_map(params![dir, after], |r| {
             Ok((r.get(13)?, r.get(14)?, inode_from_row(r)?))
@@ -870,6 +897,7 @@ impl Reads for SqliteTx<'_, '_> {
     }
 
     fn totals(&self) -> Result<StoreTotals> {
+        self.write_pending()?;
         let mut t = StoreTotals::default();
         let mut stmt = self.conn.prepare(
             "SELECT mode & 61440, COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(stored_bytes), 0) \
@@ -942,8 +970,12 @@ impl Writes for SqliteTx<'_, '_> {
     }
 
     /// Writes back every attribute of an inode (not `stored_bytes`, which
-    /// only block writes change).
+    /// only block writes change): with the batch, where the writer holds
+    /// the row (inode_cache.rs), else at once.
     fn update_inode(&self, i: &InodeRow) -> Result<()> {
+        if self.cache.is_some_and(|c| c.defer(i)) {
+            return Ok(());
+        }
         self.update_inode_adding(i, 0)
     }
 
