@@ -9,6 +9,20 @@ use llmfs::store::{Durability, OpenOptions, StoreError, SCHEMA_VERSION};
 use crate::common::{fresh_stores, FreshStore, Kind};
 
 /// Runs `test` on a fresh store of each backend, saying which on failure.
+/// A new regular file's inode (0644, owned by root, one link) made at
+/// `time_ns`.
+fn regular_file(time_ns: i64) -> llmfs::store::NewInode {
+    llmfs::store::NewInode {
+        mode: libc::S_IFREG | 0o644,
+        uid: 0,
+        gid: 0,
+        nlink: 1,
+        rdev: 0,
+        time_ns,
+        target: None,
+    }
+}
+
 fn on_each_backend(test: impl Fn(&FreshStore)) {
     for s in fresh_stores() {
         println!("backend: {:?} ({})", s.kind, s.location);
@@ -30,17 +44,7 @@ fn create_reopen_keeps_block_size_and_root() {
         assert_eq!(root.nlink, 2);
         // New inodes are numbered after the root.
         let ino = s
-            .write(Durability::Normal, |m| {
-                m.insert_inode(&llmfs::store::NewInode {
-                    mode: libc::S_IFREG | 0o644,
-                    uid: 0,
-                    gid: 0,
-                    nlink: 1,
-                    rdev: 0,
-                    time_ns: 1,
-                    target: None,
-                })
-            })
+            .write(Durability::Normal, |m| m.insert_inode(&regular_file(1)))
             .unwrap()
             .ino;
         assert_eq!(ino, 2);
@@ -271,15 +275,7 @@ fn inode_updates_held_for_the_batch_are_read_kept_and_committed() {
     on_each_backend(|fresh| {
         let s = fresh.create(65536).unwrap();
         let new_file = |m: &llmfs::store::WriteTx<'_>, name: &[u8]| {
-            let row = m.insert_inode(&llmfs::store::NewInode {
-                mode: libc::S_IFREG | 0o644,
-                uid: 0,
-                gid: 0,
-                nlink: 1,
-                rdev: 0,
-                time_ns: 1,
-                target: None,
-            })?;
+            let row = m.insert_inode(&regular_file(1))?;
             m.insert_dirent(1, name, row.ino)?;
             Ok::<_, StoreError>(row)
         };
@@ -596,15 +592,7 @@ fn the_listing_index_comes_with_a_read_write_open() {
         let root = llmfs::store::ROOT_INO;
         s.write(Durability::Durable, |m| {
             for i in 0..50u64 {
-                let row = m.insert_inode(&llmfs::store::NewInode {
-                    mode: libc::S_IFREG | 0o644,
-                    uid: 0,
-                    gid: 0,
-                    nlink: 1,
-                    rdev: 0,
-                    time_ns: 0,
-                    target: None,
-                })?;
+                let row = m.insert_inode(&regular_file(0))?;
                 m.insert_dirent(root, format!("f{i}").as_bytes(), row.ino)?;
             }
             Ok::<_, StoreError>(())

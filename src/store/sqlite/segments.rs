@@ -72,8 +72,9 @@ const RECLAIM_BATCH: i64 = 4096;
 /// none), for [`Segments::numbers_used_up_to`] at each open. `segment IS
 /// NOT NULL` lets SQLite answer from the partial index `blocks_by_extent`:
 /// without it, `MAX` read the `segment` column of every row of `blocks`,
-/// which is every page of the database (a 2.35 GB volume: 2.4 GB read in
-/// 2.7 s at each mount, docs/MEASUREMENTS.md).
+/// which is every page of the database (a 2,241 MiB volume: 1,991 MiB
+/// read in 2.45-2.81 s at each mount; bench/mount_time.sh,
+/// docs/MEASUREMENTS.md, "A mount that read the whole volume").
 pub(super) const NUMBERS_USED: &str = "SELECT MAX(\
     COALESCE((SELECT MAX(segment) FROM blocks WHERE segment IS NOT NULL), 0), \
     COALESCE((SELECT MAX(segment) FROM dead_extents), 0))";
