@@ -13,6 +13,8 @@
 # PASSES=N (default 1) each round runs the job N times on the same mount,
 # so that passes after the first overwrite the file in place (as bench/fs.sh's
 # later rounds do), and prints a line per pass.
+# With WRITERS=N (default 1), N writers at once, each on a file of its own
+# (bench/fs.sh's parallel case is WRITERS=2; bench/seqwrite_fio.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:?usage: bench/seqwrite.sh ROUNDS BIN [BIN ...]}

@@ -466,6 +466,18 @@ impl WriteBack {
     }
 }
 
+/// The share of the dirty budget (`FsConfig::dirty_bytes`) that, dirty
+/// beyond what is already in flight, starts a background write-back: a
+/// quarter (8 of the default 32 MiB). At half, the fsync'd sequential
+/// write left the two cores 41% idle: each 17 MiB write-back (7-15 ms of
+/// encoding on both cores, then 5-8 ms appending and 1 ms committing on
+/// one) started every 17-30 ms, and the writer spent about 30% of its
+/// time waiting at the budget. Smaller write-backs that follow
+/// each other more closely made the write 3-7% faster (medians of
+/// alternated runs; docs/MEASUREMENTS.md, "Write-backs from a quarter of
+/// the budget").
+const START_SHARE: usize = 4;
+
 /// Fewest dirty blocks of a file that `flush` and `fsync` write back on
 /// the write-back thread (waiting without the state lock) rather than on
 /// the request's: below it, starting a thread costs more than the
@@ -549,17 +561,17 @@ impl Fs {
         st
     }
 
-    /// After a write: keeps the dirty data within the budget. Past half of
-    /// it (not counting what is in flight), `ino`'s dirty blocks go to a
-    /// background write-back once the one in flight is done; past all of
-    /// it, the next write first waits for the write-back in flight, without
-    /// the state lock (`state_for_write`), so the dirty data passes the
-    /// budget by one write request at most. A write-back that failed, or
+    /// After a write: keeps the dirty data within the budget. Past
+    /// [`START_SHARE`] of it (not counting what is in flight), `ino`'s
+    /// dirty blocks go to a background write-back once the one in flight
+    /// is done; past all of it, the next write first waits for the
+    /// write-back in flight, without the state lock (`state_for_write`), so
+    /// the dirty data passes the budget by one write request at most. A write-back that failed, or
     /// one that cannot start, makes the writer write back on its own
     /// thread, so that the error reaches it.
     pub(super) fn keep_within_budget(&self, st: &mut State, ino: u64) -> Result<()> {
         let budget = self.config.dirty_bytes;
-        if st.dirty_bytes.saturating_sub(st.flushing_bytes) <= budget / 2 {
+        if st.dirty_bytes.saturating_sub(st.flushing_bytes) <= budget / START_SHARE {
             return Ok(());
         }
         if let Some(wb) = &st.write_back {

@@ -14,7 +14,7 @@ use llmfs::store::{OpenOptions, Store, ROOT_INO};
 use crate::common::{fresh_stores, noise, text};
 
 const BLOCK: usize = 4096;
-/// A write-back starts past half of this: every few writes.
+/// A write-back starts past a quarter of this: every few writes.
 const BUDGET: usize = 64 * 1024;
 
 fn config() -> FsConfig {
