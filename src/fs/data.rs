@@ -6,12 +6,12 @@ use std::sync::Arc;
 use super::in_flight::Block;
 use super::read_ahead::slow_to_decode;
 use super::setid::setid_bits;
-use super::write_back::{append_records, commit_blocks, partial_tail, put_or_drop, RowEdit};
+use super::write_back::{commit_blocks, partial_tail, put_or_drop, RowEdit};
 use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
 use crate::cache::{join_frames, Cached};
 use crate::codec::Span;
 use crate::error::{Error, Result};
-use crate::store::{Durability, InodeRow, StoredRecord, WriteTx};
+use crate::store::{Appended, Durability, InodeRow, StoredRecord, WriteTx};
 use crate::time::now_ns;
 
 /// What a stored block's lookup found.
@@ -458,16 +458,13 @@ impl Fs {
         let dirty = std::mem::take(&mut oi.dirty);
         // Encode outside the transaction; `None` means the block is a hole.
         let encoder = self.encoder();
-        let records = encoder.encode_blocks(&self.store, &dirty, size, bs);
+        let stored = encoder.encode_and_append(&self.store, &dirty, size, bs);
         let shared = self.store.is_shared();
-        let result = records.and_then(|mut records| {
-            let appended = append_records(&self.store, &encoder, &mut records)?;
+        let result = stored.and_then(|(records, appended)| {
             let row = self.transact_checked(durability, |m| {
                 commit_blocks(m, shared, ino, &records, size, time, edit)
             })?;
-            if let Some(a) = appended {
-                a.named();
-            }
+            appended.into_iter().for_each(Appended::named);
             Ok(row)
         });
         let oi = st.open.get_mut(&ino).expect("still open");

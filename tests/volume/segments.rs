@@ -144,6 +144,64 @@ fn large_files_live_in_segments_and_read_back_after_a_remount() {
     unmount(fs);
 }
 
+/// (segment, offset) of each of `ino`'s blocks, by index; `None` inline.
+fn extents(dir: &Path, ino: u64) -> Vec<Option<(u64, u64)>> {
+    let db = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
+    let mut stmt = db
+        .prepare("SELECT segment, seg_offset FROM blocks WHERE ino = ?1 ORDER BY idx")
+        .unwrap();
+    let rows = stmt
+        .query_map([ino], |r| {
+            let seg: Option<u64> = r.get(0)?;
+            let off: Option<u64> = r.get(1)?;
+            Ok(seg.zip(off))
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[test]
+fn a_large_write_back_goes_to_a_segment_whole_and_in_order_or_stays_inline_whole() {
+    // A write-back of many blocks is encoded and appended piece by piece
+    // (src/fs/write_back.rs, `encode_pipelined`); the rule for what goes
+    // to a segment is still the write-back's as a whole.
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("s");
+    let len = 6 << 20;
+    let blocks = len / BS;
+    let pattern: Vec<u8> = b"abcdefgh".iter().copied().cycle().take(len).collect();
+    let noisy = noise(len, 4);
+    // Compressible pieces first: they wait until the noise behind them
+    // passes the minimum, then go to the segment with it.
+    let mut mixed = pattern[..len / 2].to_vec();
+    mixed.extend_from_slice(&noisy[len / 2..]);
+    let fs = mount(&dir);
+    let root = llmfs::store::ROOT_INO;
+    let i_noise = create_file(&fs, root, "noise", &noisy);
+    let i_pattern = create_file(&fs, root, "pattern", &pattern);
+    let i_mixed = create_file(&fs, root, "mixed", &mixed);
+    unmount(fs);
+
+    let placed = extents(&dir, i_noise);
+    assert_eq!(placed.len(), blocks);
+    assert!(placed.iter().all(Option::is_some), "{placed:?}");
+    // One after another in block order, as a sequential read wants them.
+    let placed: Vec<(u64, u64)> = placed.into_iter().flatten().collect();
+    assert!(placed.windows(2).all(|w| w[0] < w[1]), "{placed:?}");
+    // Its records come to far less than a segment's minimum (1 MiB).
+    let inline = extents(&dir, i_pattern);
+    assert_eq!(inline.len(), blocks);
+    assert!(inline.iter().all(Option::is_none), "{inline:?}");
+    let mixed_placed = extents(&dir, i_mixed);
+    assert!(mixed_placed.iter().all(Option::is_some), "{mixed_placed:?}");
+
+    let fs = mount(&dir);
+    assert_eq!(read_all(&fs, i_noise, len), noisy);
+    assert_eq!(read_all(&fs, i_pattern, len), pattern);
+    assert_eq!(read_all(&fs, i_mixed, len), mixed);
+    unmount(fs);
+}
+
 #[test]
 fn space_of_deleted_records_comes_back_while_mounted_and_at_open() {
     let t = tempfile::tempdir().unwrap();
