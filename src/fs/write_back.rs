@@ -63,10 +63,11 @@ pub(super) type RowEdit<'a> = dyn Fn(&mut InodeRow) -> bool + 'a;
 const ENCODE_THREADS: usize = 8;
 /// Fewest blocks per encoding thread worth starting one for.
 const PARALLEL_MIN_BLOCKS: usize = 4;
-/// Blocks per piece of a pipelined write-back (`encode_pipelined`): 1 MiB
-/// of the default 64 KiB blocks, so that the first append starts after a
-/// few ms of encoding.
-const PIECE_BLOCKS: usize = 16;
+/// Bytes of blocks per piece of a pipelined write-back
+/// (`encode_pipelined`): 16 of the default 64 KiB blocks, so that the
+/// first append starts after a few ms of encoding, and an append (with its
+/// `sync_file_range`) carries enough records to be worth a call.
+const PIECE_BYTES: usize = 1 << 20;
 /// Fewest pieces a write-back is pipelined for.
 const PIPELINE_MIN_PIECES: usize = 4;
 
@@ -209,12 +210,13 @@ impl Encoder {
                 (idx, &buf[..valid])
             })
             .collect();
+        let piece_blocks = (PIECE_BYTES / block_size.max(1) as usize).max(1);
         let mut records = if self.stores_raw(store, &jobs) {
             jobs.iter()
                 .map(|&(idx, data)| Ok((idx, self.encode_raw(data)?)))
                 .collect::<Result<Records>>()?
-        } else if jobs.len() >= PIPELINE_MIN_PIECES * PIECE_BLOCKS && encode_threads() >= 2 {
-            return self.encode_pipelined(store, &jobs);
+        } else if jobs.len() >= PIPELINE_MIN_PIECES * piece_blocks && encode_threads() >= 2 {
+            return self.encode_pipelined(store, &jobs, piece_blocks);
         } else {
             self.encode_all(&jobs)?
         };
@@ -222,8 +224,8 @@ impl Encoder {
         Ok((records, appended.into_iter().collect()))
     }
 
-    /// Encodes a large write-back in pieces of [`PIECE_BLOCKS`] on the
-    /// encoding threads, while this thread appends the pieces already
+    /// Encodes a large write-back in pieces of `piece_blocks` blocks
+    /// ([`PIECE_BYTES`]) on the encoding threads, while this thread appends the pieces already
     /// encoded to a segment, in order. Done one after the other, the
     /// append (5-8 ms for the 9 MB of records of a 17 MiB write-back) left
     /// the encoding threads idle and the writer waiting at the dirty
@@ -234,8 +236,9 @@ impl Encoder {
         &self,
         store: &'s Store,
         jobs: &[(u64, &[u8])],
+        piece_blocks: usize,
     ) -> Result<(Records, Vec<Appended<'s>>)> {
-        let pieces: Vec<&[(u64, &[u8])]> = jobs.chunks(PIECE_BLOCKS).collect();
+        let pieces: Vec<&[(u64, &[u8])]> = jobs.chunks(piece_blocks).collect();
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
