@@ -5,6 +5,7 @@
 
 mod attr;
 mod data;
+mod free_space;
 mod in_flight;
 mod namespace;
 mod priority;
@@ -192,6 +193,8 @@ pub struct Fs {
     /// Deletes large unlinked files' rows off the request path (reaper.rs);
     /// `None` on a read-only or shared store.
     reaper: Option<reaper::Reaper>,
+    /// The store's free space for raw small files (free_space.rs).
+    free_space: Arc<free_space::FreeSpace>,
     config: FsConfig,
 }
 
@@ -232,6 +235,7 @@ impl Fs {
             }),
             orphans: Mutex::new(Vec::new()),
             reaper,
+            free_space: Arc::default(),
             config: FsConfig {
                 read_only,
                 ..config

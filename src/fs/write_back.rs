@@ -42,6 +42,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
+use super::free_space::FreeSpace;
 use super::{Fs, OpenInode, State, WriteEncoding, RAW_INTERIM_MAX_BYTES};
 use crate::codec::CodecId;
 use crate::codec::{CodecError, CodecSet, RecordHeader};
@@ -106,6 +107,9 @@ pub(super) struct Encoder {
     pub(super) segment_min_bytes: usize,
     /// `FsConfig::raw_interim_min_free`.
     pub(super) raw_interim_min_free: Option<u64>,
+    /// The store's free space, as `raw_interim_min_free` is checked
+    /// against it.
+    pub(super) free_space: Arc<FreeSpace>,
 }
 
 impl Encoder {
@@ -334,8 +338,8 @@ impl Encoder {
     /// Whether `jobs` are stored raw: the interim encoding (the archiver
     /// encodes every block within minutes), a small file's worth of bytes,
     /// and room on the store's disk for them unencoded. The free space is
-    /// asked each time (a statvfs, about a microsecond), so a disk filling
-    /// up goes back to encoding at once.
+    /// read at most every 10 ms and lowered by each raw write-back
+    /// (free_space.rs), so a disk filling up goes back to encoding at once.
     fn stores_raw(&self, store: &Store, jobs: &[(u64, &[u8])]) -> bool {
         let Some(min_free) = self.raw_interim_min_free else {
             return false;
@@ -343,9 +347,7 @@ impl Encoder {
         let bytes: usize = jobs.iter().map(|(_, data)| data.len()).sum();
         self.encoding == WriteEncoding::Interim
             && bytes <= RAW_INTERIM_MAX_BYTES
-            && store
-                .local_free_bytes()
-                .is_some_and(|free| free >= min_free.saturating_add(bytes as u64))
+            && self.free_space.take(store, bytes as u64, min_free)
     }
 }
 
@@ -636,6 +638,7 @@ impl Fs {
             encoding: self.config.write_encoding,
             segment_min_bytes: self.config.segment_min_bytes,
             raw_interim_min_free: self.config.raw_interim_min_free,
+            free_space: Arc::clone(&self.free_space),
         }
     }
 
