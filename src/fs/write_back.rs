@@ -149,39 +149,82 @@ impl Encoder {
     }
 
     /// Encodes blocks (index, valid bytes) on up to `ENCODE_THREADS`
-    /// threads at once: a large write-back takes a fraction of the time on
-    /// a machine with more than one core. Few blocks are encoded on the
-    /// calling thread.
-    fn encode_all(&self, jobs: &[(u64, &[u8])]) -> Result<Vec<(u64, Option<Encoded>)>> {
-        let one = |&(idx, data): &(u64, &[u8])| -> Result<(u64, Option<Encoded>)> {
-            Ok((idx, self.encode(data)?))
-        };
-        if jobs.len() < 2 * PARALLEL_MIN_BLOCKS {
-            return jobs.iter().map(one).collect();
-        }
+    /// threads at once, one share of them each: a large write-back takes a
+    /// fraction of the time on a machine with more than one core. Few
+    /// blocks are encoded on the calling thread.
+    fn encode_all(&self, jobs: &[(u64, &[u8])]) -> Result<Records> {
         let threads = encode_threads();
-        if threads < 2 {
-            return jobs.iter().map(one).collect();
+        if jobs.len() < 2 * PARALLEL_MIN_BLOCKS || threads < 2 {
+            return jobs
+                .iter()
+                .map(|&(idx, data)| Ok((idx, self.encode(data)?)))
+                .collect();
         }
-        let per = jobs.len().div_ceil(threads);
+        let mut out = Vec::with_capacity(jobs.len());
+        self.encode_pieces(jobs, jobs.len().div_ceil(threads), |part| {
+            out.extend(part);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Encodes `jobs` in pieces of `piece_blocks` on up to
+    /// `ENCODE_THREADS` threads, which take the pieces in turn, and hands
+    /// each piece's records to `take` on the calling thread, in order, as
+    /// soon as it and the pieces before it are encoded. An error (an
+    /// encode's or `take`'s) stops the threads after their current piece
+    /// and is returned; a thread's panic is an error too.
+    fn encode_pieces(
+        &self,
+        jobs: &[(u64, &[u8])],
+        piece_blocks: usize,
+        mut take: impl FnMut(Records) -> Result<()>,
+    ) -> Result<()> {
+        let pieces: Vec<&[(u64, &[u8])]> = jobs.chunks(piece_blocks.max(1)).collect();
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
-            let parts: Vec<_> = jobs
-                .chunks(per)
-                .map(|part| {
+            let (tx, rx) = mpsc::channel::<(usize, Result<Records>)>();
+            let workers: Vec<_> = (0..encode_threads().min(pieces.len()))
+                .map(|_| {
+                    let tx = tx.clone();
+                    let (pieces, next, stop) = (&pieces, &next, &stop);
                     s.spawn(move || {
                         super::priority::leave_ring_scheduling();
-                        part.iter().map(one).collect::<Result<Vec<_>>>()
+                        while !stop.load(Ordering::Relaxed) {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(piece) = pieces.get(i) else {
+                                break;
+                            };
+                            let part = piece
+                                .iter()
+                                .map(|&(idx, data)| Ok((idx, self.encode(data)?)))
+                                .collect::<Result<Records>>();
+                            let failed = part.is_err();
+                            if tx.send((i, part)).is_err() || failed {
+                                break;
+                            }
+                        }
                     })
                 })
                 .collect();
-            let mut out = Vec::with_capacity(jobs.len());
-            for p in parts {
-                let part = p
-                    .join()
-                    .map_err(|_| Error::Inconsistent("an encoding thread panicked".into()))??;
-                out.extend(part);
+            // The receiving loop ends once every worker is gone.
+            drop(tx);
+            let result = take_in_order(&rx, pieces.len(), &mut take);
+            if result.is_err() {
+                stop.store(true, Ordering::Relaxed);
             }
-            Ok(out)
+            drop(rx);
+            // Joined here, not by the scope, so that a panic is an error
+            // rather than a panic of this thread.
+            let mut panicked = false;
+            for w in workers {
+                panicked |= w.join().is_err();
+            }
+            if panicked {
+                return Err(Error::Inconsistent("an encoding thread panicked".into()));
+            }
+            result
         })
     }
 
@@ -229,11 +272,11 @@ impl Encoder {
     }
 
     /// Encodes a large write-back in pieces of `piece_blocks` blocks
-    /// ([`PIECE_BYTES`]) on the encoding threads, while this thread appends the pieces already
-    /// encoded to a segment, in order. Done one after the other, the
-    /// append (5-8 ms for the 9 MB of records of a 17 MiB write-back) left
-    /// the encoding threads idle and the writer waiting at the dirty
-    /// budget. The rule for what goes to a segment is `append_records`'s
+    /// ([`PIECE_BYTES`]) on the encoding threads (`encode_pieces`), while
+    /// this thread appends the pieces already encoded to a segment, in
+    /// order. Done one after the other, the append (5-8 ms for the 9 MB of
+    /// records of a 17 MiB write-back) left the encoding threads idle and
+    /// the writer waiting at the dirty budget. The rule for what goes to a segment is `append_records`'s
     /// for the write-back as a whole: nothing is appended until the
     /// records encoded reach `segment_min_bytes`; past that, every piece is.
     fn encode_pipelined<'s>(
@@ -242,96 +285,28 @@ impl Encoder {
         jobs: &[(u64, &[u8])],
         piece_blocks: usize,
     ) -> Result<(Records, Vec<Appended<'s>>)> {
-        let pieces: Vec<&[(u64, &[u8])]> = jobs.chunks(piece_blocks).collect();
-        let next = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            let (tx, rx) = mpsc::channel::<(usize, Result<Records>)>();
-            let workers: Vec<_> = (0..encode_threads().min(pieces.len()))
-                .map(|_| {
-                    let tx = tx.clone();
-                    let (pieces, next, stop) = (&pieces, &next, &stop);
-                    s.spawn(move || {
-                        super::priority::leave_ring_scheduling();
-                        while !stop.load(Ordering::Relaxed) {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(piece) = pieces.get(i) else {
-                                break;
-                            };
-                            let part = piece
-                                .iter()
-                                .map(|&(idx, data)| Ok((idx, self.encode(data)?)))
-                                .collect::<Result<Records>>();
-                            let failed = part.is_err();
-                            if tx.send((i, part)).is_err() || failed {
-                                break;
-                            }
-                        }
-                    })
-                })
-                .collect();
-            // The receiver's loop ends once every worker is gone.
-            drop(tx);
-            let result = self.append_pieces(store, &rx, pieces.len(), jobs.len());
-            if result.is_err() {
-                stop.store(true, Ordering::Relaxed);
-            }
-            drop(rx);
-            // Joined here, not by the scope, so that a panic is an error
-            // rather than a panic of this thread.
-            let mut panicked = false;
-            for w in workers {
-                panicked |= w.join().is_err();
-            }
-            if panicked {
-                return Err(Error::Inconsistent("an encoding thread panicked".into()));
-            }
-            result
-        })
-    }
-
-    /// The receiving half of `encode_pipelined`: takes the encoded pieces
-    /// as they come, and appends them in order once there are enough bytes.
-    fn append_pieces<'s>(
-        &self,
-        store: &'s Store,
-        rx: &mpsc::Receiver<(usize, Result<Records>)>,
-        pieces: usize,
-        blocks: usize,
-    ) -> Result<(Records, Vec<Appended<'s>>)> {
-        let mut records: Records = Vec::with_capacity(blocks);
-        let mut early: BTreeMap<usize, Records> = BTreeMap::new();
+        let mut records: Records = Vec::with_capacity(jobs.len());
         let mut appended = Vec::new();
         // Records from here on are not in a segment yet.
         let mut unplaced = 0;
         // Whether the store takes records outside the database.
         let mut segments = true;
-        let mut taken = 0;
-        for (i, part) in rx {
-            early.insert(i, part?);
-            while let Some(part) = early.remove(&taken) {
-                records.extend(part);
-                taken += 1;
-                let rest = &mut records[unplaced..];
-                // Below the minimum so far: the write-back may yet stay
-                // inline whole.
-                let waiting =
-                    appended.is_empty() && placed_bytes(rest) < self.segment_min_bytes.max(1);
-                if !segments || waiting {
-                    continue;
-                }
-                match append_records(store, 1, rest)? {
-                    Some(a) => appended.push(a),
-                    None => segments = placed_bytes(rest) == 0,
-                }
-                unplaced = records.len();
+        self.encode_pieces(jobs, piece_blocks, |part| {
+            records.extend(part);
+            let rest = &mut records[unplaced..];
+            let bytes = placed_bytes(rest);
+            // Below the minimum so far, the write-back may yet stay inline
+            // whole.
+            if !segments || appended.is_empty() && bytes < self.segment_min_bytes.max(1) {
+                return Ok(());
             }
-        }
-        if taken != pieces {
-            return Err(Error::Inconsistent(
-                "an encoding thread stopped before its pieces were done".into(),
-            ));
-        }
+            match append_records(store, 1, rest)? {
+                Some(a) => appended.push(a),
+                None => segments = bytes == 0,
+            }
+            unplaced = records.len();
+            Ok(())
+        })?;
         Ok((records, appended))
     }
 
@@ -392,6 +367,31 @@ fn placed_bytes(records: &[(u64, Option<Encoded>)]) -> usize {
         .filter(|e| e.codec != CodecId::Llm as u8)
         .map(|e| e.record.len())
         .sum()
+}
+
+/// Hands the pieces that come through `rx` (index, records) to `take` in
+/// index order, keeping those that come early; an error if fewer than
+/// `pieces` came (a worker stopped early).
+fn take_in_order(
+    rx: &mpsc::Receiver<(usize, Result<Records>)>,
+    pieces: usize,
+    take: &mut impl FnMut(Records) -> Result<()>,
+) -> Result<()> {
+    let mut early: BTreeMap<usize, Records> = BTreeMap::new();
+    let mut taken = 0;
+    for (i, part) in rx {
+        early.insert(i, part?);
+        while let Some(part) = early.remove(&taken) {
+            taken += 1;
+            take(part)?;
+        }
+    }
+    if taken != pieces {
+        return Err(Error::Inconsistent(
+            "an encoding thread stopped before its pieces were done".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The bytes of the file's last block among `blocks`, if that block is
