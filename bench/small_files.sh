@@ -20,31 +20,21 @@ bin=$1   # for scratch.sh's cleanup
 tree=${TREE:-/usr/include}
 . bench/scratch.sh
 . bench/contender.sh
+. bench/timed.sh
 scratch small-files
 tar cf "$work/tree.tar" -C "$(dirname "$tree")" "$(basename "$tree")"
-
-# timed NAME CMD...: runs CMD, prints its line.
-timed() {
-  local name=$1
-  shift
-  sync
-  local before start end after
-  before=$(contender_cpu)
-  start=$(date +%s.%N)
-  "$@"
-  end=$(date +%s.%N)
-  after=$(contender_cpu)
-  printf '%s\t%s\t%s\t%.3f\t%.2f\n' "$b" "$round" "$name" "$(echo "$end - $start" | bc -l)" \
-    "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l)"
-}
 
 printf 'build\tround\tcase\tseconds\tdaemon_cpu_s\n'
 for round in $(seq 1 "$rounds"); do
   for b in "$@"; do
     contender_mount "$b"
     mkdir "$target/cp" "$target/tar"
+    # Each case starts with the disk quiet.
+    sync
     timed "cp -r" cp -r "$tree" "$target/cp/"
+    sync
     timed "tar x" tar xf "$work/tree.tar" -C "$target/tar"
+    sync
     timed "rm -rf" rm -rf "$target/cp"
     contender_umount "$b"
   done

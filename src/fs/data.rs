@@ -60,17 +60,17 @@ impl Fs {
         if self.store.is_shared() {
             keep_cache &= self.revalidate(&mut st, &row);
         }
-        let fh = st.next_fh;
-        st.next_fh += 1;
-        st.handles.insert(fh, ino);
         let size = row.size;
-        let oi = st.open.entry(ino).or_insert_with(|| OpenInode {
-            size,
-            ..OpenInode::default()
-        });
-        oi.opens += 1;
-        oi.appends |= flags & libc::O_APPEND != 0;
-        Ok((fh, keep_cache))
+        // The kernel may hold pages of a file opened here: from readers
+        // before, or from this handle if it reads.
+        st.open
+            .entry(ino)
+            .or_insert_with(|| OpenInode {
+                size,
+                ..OpenInode::default()
+            })
+            .pages_elsewhere = true;
+        Ok((self.add_handle(&mut st, ino, flags), keep_cache))
     }
 
     /// Close-to-open on a volume other mounts share: whether the file is
@@ -106,11 +106,22 @@ impl Fs {
     /// the kernel, so nothing else has it open).
     pub(super) fn open_new(&self, ino: u64, flags: i32) -> u64 {
         let mut st = self.state();
+        st.open.entry(ino).or_default();
+        self.add_handle(&mut st, ino, flags)
+    }
+
+    /// A new handle on `ino`, whose open state exists.
+    fn add_handle(&self, st: &mut State, ino: u64, flags: i32) -> u64 {
         let fh = st.next_fh;
         st.next_fh += 1;
         st.handles.insert(fh, ino);
-        let oi = st.open.entry(ino).or_default();
+        let write_only = self.writes_past_page_cache(flags);
+        if write_only {
+            st.write_only_handles.insert(fh);
+        }
+        let oi = st.open.get_mut(&ino).expect("the caller made it");
         oi.opens += 1;
+        oi.write_only_opens += u32::from(write_only);
         oi.appends |= flags & libc::O_APPEND != 0;
         fh
     }
@@ -347,6 +358,17 @@ impl Fs {
             return Ok(0);
         }
         let bs = self.block_size() as u64;
+        // A write that skipped the page cache, to a file whose pages the
+        // kernel may hold: a dirty page of a mapping reaches the file
+        // before this write, and the pages go (page_cache.rs).
+        let direct = {
+            let st = self.state();
+            st.write_only_handles.contains(&fh)
+                && st.open.get(&ino).is_some_and(|oi| oi.pages_elsewhere)
+        };
+        if direct {
+            self.drop_cached(ino, offset, end - offset);
+        }
         let mut st = self.state_for_write(ino);
         match st.handles.get(&fh) {
             Some(&h) if h == ino => {}
@@ -402,8 +424,17 @@ impl Fs {
         let oi = st.open.get_mut(&ino).ok_or(Error::BadHandle)?;
         oi.size = oi.size.max(end);
         oi.pending_time = Some(now_ns());
+        // A write-back may have put these bytes' old version into the page
+        // cache while this write was on its way, or a reader's pages may
+        // hold them (page_cache.rs).
+        let recache =
+            (oi.cached_end > offset || oi.pages_elsewhere) && st.write_only_handles.contains(&fh);
         st.dirty_bytes += added;
         self.keep_within_budget(&mut st, ino)?;
+        drop(st);
+        if recache {
+            self.drop_cached(ino, offset, end - offset);
+        }
         Ok(data.len())
     }
 
@@ -474,6 +505,7 @@ impl Fs {
                 st.dirty_bytes = st.dirty_bytes.saturating_sub(dirty.len() * bs as usize);
                 let tail = partial_tail(oi, &dirty, size, bs);
                 self.cache.replace_blocks(ino, dirty.keys().copied(), tail);
+                self.cache_written(oi, ino, &dirty, size);
                 self.saw(st, &row);
                 Ok(Some(row))
             }
@@ -520,6 +552,7 @@ impl Fs {
         if st.handles.remove(&fh).is_none() {
             return Err(Error::BadHandle);
         }
+        let write_only = st.write_only_handles.remove(&fh);
         let result = if self.config.read_only {
             Ok(())
         } else {
@@ -529,6 +562,7 @@ impl Fs {
             return result;
         };
         oi.opens = oi.opens.saturating_sub(1);
+        oi.write_only_opens = oi.write_only_opens.saturating_sub(u32::from(write_only));
         if oi.opens > 0 {
             return result;
         }

@@ -8,6 +8,7 @@ mod data;
 mod free_space;
 mod in_flight;
 mod namespace;
+mod page_cache;
 mod priority;
 mod read_ahead;
 mod reaper;
@@ -15,10 +16,11 @@ mod setid;
 mod write_back;
 mod xattr;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 pub use attr::{Attr, Ctx, DirEntry, SetAttr, SetTime, StatFs};
 pub use in_flight::SharedDecodeStats;
+pub use page_cache::PageCache;
 
 use crate::cache::{BlockCache, CacheStats};
 use crate::codec::CodecSet;
@@ -127,6 +129,18 @@ struct OpenInode {
     /// commits keep the file's partial last block cached for its next
     /// append (`write_back::partial_tail`).
     appends: bool,
+    /// How many of `opens` are write-only handles, whose writes skip the
+    /// kernel's page cache (page_cache.rs).
+    write_only_opens: u32,
+    /// The end of what write-backs put into the kernel's page cache: a
+    /// write-only handle's write below it drops its range there again.
+    cached_end: u64,
+    /// The kernel may hold pages of the file that did not come from
+    /// `cached_end`'s stores: it was opened other than by its create (an
+    /// earlier reader's pages, a handle that reads or maps it). A
+    /// write-only handle's write then has them dropped before and after
+    /// it is applied, as kernels since 6.19 do themselves (page_cache.rs).
+    pages_elsewhere: bool,
 }
 
 impl State {
@@ -149,6 +163,9 @@ struct State {
     open: NumberMap<u64, OpenInode>,
     /// Open file handles: fh -> ino.
     handles: NumberMap<u64, u64>,
+    /// The handles among them that write past the page cache
+    /// (page_cache.rs).
+    write_only_handles: NumberSet<u64>,
     /// Kernel references (FUSE lookup counts) per inode, recorded by the
     /// FUSE layer with `remember` and dropped with `forget`. An unlinked
     /// inode stays readable while the kernel still references it (a held
@@ -195,6 +212,9 @@ pub struct Fs {
     reaper: Option<reaper::Reaper>,
     /// The store's free space for raw small files (free_space.rs).
     free_space: Arc<free_space::FreeSpace>,
+    /// The kernel's page cache, where a FUSE session serves this core
+    /// (page_cache.rs); unset, every handle writes through it.
+    page_cache: OnceLock<Arc<dyn PageCache>>,
     config: FsConfig,
 }
 
@@ -236,6 +256,7 @@ impl Fs {
             orphans: Mutex::new(Vec::new()),
             reaper,
             free_space: Arc::default(),
+            page_cache: OnceLock::new(),
             config: FsConfig {
                 read_only,
                 ..config
@@ -302,6 +323,50 @@ impl Fs {
 
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+
+    /// Has write-only handles opened from now on write past the kernel's
+    /// page cache, with what they write put into `cache` as it is written
+    /// back (page_cache.rs). Set once, before requests are served.
+    pub fn use_page_cache(&self, cache: Arc<dyn PageCache>) {
+        let _ = self.page_cache.set(cache);
+    }
+
+    /// Whether a handle opened with `flags` writes past the kernel's page
+    /// cache (the FUSE layer answers its open with `FOPEN_DIRECT_IO`).
+    pub fn writes_past_page_cache(&self, flags: i32) -> bool {
+        self.page_cache.get().is_some() && page_cache::write_only(flags)
+    }
+
+    /// Puts the bytes of a write-back (`blocks`, of a file `size` long)
+    /// into the kernel's page cache if every handle open on the inode is
+    /// write-only (page_cache.rs says why that is safe) and the file is
+    /// not small (page_cache.rs says why), leaving out the blocks written
+    /// again since (dirty once more). Called under the state lock, after
+    /// the write-back committed.
+    fn cache_written(&self, oi: &mut OpenInode, ino: u64, blocks: &write_back::Blocks, size: u64) {
+        let Some(cache) = self.page_cache.get() else {
+            return;
+        };
+        if oi.opens == 0 || oi.write_only_opens != oi.opens || size <= page_cache::SMALL_FILE_BYTES
+        {
+            return;
+        }
+        let written = blocks.iter().map(|(&idx, buf)| (idx, buf.as_slice()));
+        let bs = self.block_size() as u64;
+        let newer = |idx| oi.dirty.contains_key(&idx);
+        let end = page_cache::store_blocks(cache.as_ref(), ino, written, size, bs, newer);
+        oi.cached_end = oi.cached_end.max(end);
+    }
+
+    /// Has the kernel drop its cached pages of `ino` over
+    /// `offset..offset + len` (page_cache.rs).
+    fn drop_cached(&self, ino: u64, offset: u64, len: u64) {
+        if let Some(cache) = self.page_cache.get() {
+            if let Err(e) = cache.invalidate(ino, offset, len) {
+                log::debug!("dropping inode {ino}'s cached pages: {e}");
+            }
+        }
     }
 
     pub fn is_read_only(&self) -> bool {

@@ -803,6 +803,7 @@ impl Fs {
                 let tail = partial_tail(oi, &wb.blocks, wb.size, bs as u64);
                 self.cache
                     .replace_blocks(wb.ino, wb.blocks.keys().copied(), tail);
+                self.cache_written(oi, wb.ino, &wb.blocks, wb.size);
                 self.saw(st, &row);
                 Ok(())
             }

@@ -18,7 +18,7 @@ use fuser::{
 mod slow_reads;
 
 use crate::error::Error;
-use crate::fs::{Attr, Ctx, Fs, SetAttr, SetTime};
+use crate::fs::{Attr, Ctx, Fs, PageCache, SetAttr, SetTime};
 use crate::time::{from_ns, to_ns};
 
 /// How long the kernel may cache attributes and entries of a volume only
@@ -89,11 +89,15 @@ pub struct FuseFs {
 
 impl FuseFs {
     pub fn new(fs: Arc<Fs>, ttl: Duration, negative_ttl: Duration) -> FuseFs {
+        let notifier: Arc<OnceLock<Notifier>> = Arc::default();
+        fs.use_page_cache(Arc::new(KernelPageCache {
+            notifier: Arc::clone(&notifier),
+        }));
         FuseFs {
             fs,
             ttl,
             negative_ttl,
-            notifier: Arc::default(),
+            notifier,
             unmounter: Arc::default(),
             slow_reads: slow_reads::SlowReads::new(),
         }
@@ -126,7 +130,43 @@ impl FuseFs {
     }
 }
 
+/// The kernel's page cache of this session's files, reached through its
+/// notifier (fs/page_cache.rs).
+struct KernelPageCache {
+    notifier: Arc<OnceLock<Notifier>>,
+}
+
+impl KernelPageCache {
+    fn notifier(&self) -> std::io::Result<&Notifier> {
+        self.notifier
+            .get()
+            .ok_or_else(|| std::io::Error::other("the session is not built yet"))
+    }
+}
+
+impl PageCache for KernelPageCache {
+    fn store(&self, ino: u64, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.notifier()?.store(INodeNo(ino), offset, data)
+    }
+
+    fn invalidate(&self, ino: u64, offset: u64, len: u64) -> std::io::Result<()> {
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let len = i64::try_from(len).unwrap_or(i64::MAX);
+        self.notifier()?.inval_inode(INodeNo(ino), offset, len)
+    }
+}
+
 impl FuseFs {
+    /// `FOPEN_DIRECT_IO` for a handle whose writes skip the page cache
+    /// (fs/page_cache.rs).
+    fn direct_io(&self, flags: i32) -> FopenFlags {
+        if self.fs.writes_past_page_cache(flags) {
+            FopenFlags::FOPEN_DIRECT_IO
+        } else {
+            FopenFlags::empty()
+        }
+    }
+
     /// Clears set-user-ID and set-group-ID of a file an unprivileged
     /// caller changes (fs/setid.rs), and has the kernel drop the mode it
     /// cached: it would otherwise honour the bits for up to the attribute
@@ -520,7 +560,8 @@ impl Filesystem for FuseFs {
                     }
                     FopenFlags::empty()
                 };
-                reply.opened(FileHandle(fh), keep | read_only_no_flush(flags.0))
+                let flags = keep | read_only_no_flush(flags.0) | self.direct_io(flags.0);
+                reply.opened(FileHandle(fh), flags)
             }
             Err(e) => reply.error(errno("open", e)),
         }
@@ -807,7 +848,7 @@ impl Filesystem for FuseFs {
                     &to_file_attr(&a),
                     Generation(0),
                     FileHandle(fh),
-                    FopenFlags::empty(),
+                    self.direct_io(flags),
                 )
             }
             Err(e) => reply.error(errno("create", e)),

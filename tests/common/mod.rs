@@ -13,7 +13,7 @@ mod pg_cluster;
 #[allow(unused_imports)]
 pub use backend::{admin_client, fresh_stores, pg_url, FreshStore, Kind};
 #[allow(unused_imports)]
-pub use data::{log_lines, noise, readme_prose, text, wav_header, wav_tone};
+pub use data::{log_lines, noise, readme_prose, text, wav_header, wav_tone, Rng};
 #[allow(unused_imports)]
 pub use mount::{is_mounted, llmfs_umount, stop_daemon, Mounted};
 #[allow(unused_imports)]

@@ -23,6 +23,7 @@ mod hostile_store;
 mod lifecycle;
 mod llm;
 mod multi_mount;
+mod page_cache;
 mod permissions;
 mod pg_restart;
 mod postgres;

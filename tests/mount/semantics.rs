@@ -237,7 +237,7 @@ fn names(dir: &Path) -> Vec<String> {
 
 /// Small extension of the harness for this file: remount, run checks, then
 /// unmount and fsck.
-trait RemountCheck {
+pub(crate) trait RemountCheck {
     fn remount_check_and_fsck(self, f: impl FnOnce(&Mounted));
 }
 

@@ -15,6 +15,7 @@ mod dictionary;
 mod early_reads;
 mod frames;
 mod fs_core;
+mod page_cache;
 mod pg_connection;
 mod reaper;
 mod segments;

@@ -11,7 +11,7 @@ use std::process::Command;
 use llmfs::fs::{Ctx, Fs, FsConfig, SetAttr};
 use llmfs::store::{OpenOptions, Store, ROOT_INO};
 
-use crate::common::{fresh_stores, noise, text};
+use crate::common::{fresh_stores, noise, text, Rng};
 
 const BLOCK: usize = 4096;
 /// A write-back starts past a quarter of this: every few writes.
@@ -23,22 +23,6 @@ fn config() -> FsConfig {
         // Every write-back's records go to segment files (SQLite).
         segment_min_bytes: 1,
         ..FsConfig::default()
-    }
-}
-
-/// xorshift64*: the test's own deterministic choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
