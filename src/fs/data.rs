@@ -61,8 +61,8 @@ impl Fs {
             keep_cache &= self.revalidate(&mut st, &row);
         }
         let size = row.size;
-        // The kernel may hold pages of a file opened here: from readers
-        // before, or from this handle if it reads.
+        // While the file is open, the kernel may hold pages of it that
+        // this handle or one before it read, or wrote through the cache.
         st.open
             .entry(ino)
             .or_insert_with(|| OpenInode {
@@ -70,7 +70,7 @@ impl Fs {
                 ..OpenInode::default()
             })
             .pages_elsewhere = true;
-        Ok((self.add_handle(&mut st, ino, flags), keep_cache))
+        Ok((self.add_handle(&mut st, ino, flags, false), keep_cache))
     }
 
     /// Close-to-open on a volume other mounts share: whether the file is
@@ -107,15 +107,16 @@ impl Fs {
     pub(super) fn open_new(&self, ino: u64, flags: i32) -> u64 {
         let mut st = self.state();
         st.open.entry(ino).or_default();
-        self.add_handle(&mut st, ino, flags)
+        let write_only = self.creates_past_page_cache(flags);
+        self.add_handle(&mut st, ino, flags, write_only)
     }
 
-    /// A new handle on `ino`, whose open state exists.
-    fn add_handle(&self, st: &mut State, ino: u64, flags: i32) -> u64 {
+    /// A new handle on `ino`, whose open state exists; `write_only`: its
+    /// writes skip the page cache (page_cache.rs).
+    fn add_handle(&self, st: &mut State, ino: u64, flags: i32, write_only: bool) -> u64 {
         let fh = st.next_fh;
         st.next_fh += 1;
         st.handles.insert(fh, ino);
-        let write_only = self.writes_past_page_cache(flags);
         if write_only {
             st.write_only_handles.insert(fh);
         }
@@ -358,18 +359,17 @@ impl Fs {
             return Ok(0);
         }
         let bs = self.block_size() as u64;
+        let mut st = self.state_for_write(ino);
         // A write that skipped the page cache, to a file whose pages the
         // kernel may hold: a dirty page of a mapping reaches the file
         // before this write, and the pages go (page_cache.rs).
-        let direct = {
-            let st = self.state();
-            st.write_only_handles.contains(&fh)
-                && st.open.get(&ino).is_some_and(|oi| oi.pages_elsewhere)
-        };
-        if direct {
+        if st.write_only_handles.contains(&fh)
+            && st.open.get(&ino).is_some_and(|oi| oi.pages_elsewhere)
+        {
+            drop(st);
             self.drop_cached(ino, offset, end - offset);
+            st = self.state_for_write(ino);
         }
-        let mut st = self.state_for_write(ino);
         match st.handles.get(&fh) {
             Some(&h) if h == ino => {}
             _ => return Err(Error::BadHandle),

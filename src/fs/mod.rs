@@ -136,10 +136,10 @@ struct OpenInode {
     /// write-only handle's write below it drops its range there again.
     cached_end: u64,
     /// The kernel may hold pages of the file that did not come from
-    /// `cached_end`'s stores: it was opened other than by its create (an
-    /// earlier reader's pages, a handle that reads or maps it). A
-    /// write-only handle's write then has them dropped before and after
-    /// it is applied, as kernels since 6.19 do themselves (page_cache.rs).
+    /// `cached_end`'s stores: a handle other than its create's opened it
+    /// (one that reads, maps or writes through the cache). A write-only
+    /// handle's write then has them dropped before and after it is
+    /// applied, as kernels since 6.19 do themselves (page_cache.rs).
     pages_elsewhere: bool,
 }
 
@@ -325,16 +325,18 @@ impl Fs {
         self.cache.stats()
     }
 
-    /// Has write-only handles opened from now on write past the kernel's
-    /// page cache, with what they write put into `cache` as it is written
-    /// back (page_cache.rs). Set once, before requests are served.
+    /// Has write-only handles of files created from now on write past
+    /// the kernel's page cache, with what they write put into `cache` as
+    /// it is written back (page_cache.rs). Set once, before requests are
+    /// served.
     pub fn use_page_cache(&self, cache: Arc<dyn PageCache>) {
         let _ = self.page_cache.set(cache);
     }
 
-    /// Whether a handle opened with `flags` writes past the kernel's page
-    /// cache (the FUSE layer answers its open with `FOPEN_DIRECT_IO`).
-    pub fn writes_past_page_cache(&self, flags: i32) -> bool {
+    /// Whether the handle of a file created with `flags` writes past the
+    /// kernel's page cache (the FUSE layer answers the create with
+    /// `FOPEN_DIRECT_IO`). Opens of existing files never do.
+    pub fn creates_past_page_cache(&self, flags: i32) -> bool {
         self.page_cache.get().is_some() && page_cache::write_only(flags)
     }
 

@@ -157,10 +157,10 @@ impl PageCache for KernelPageCache {
 }
 
 impl FuseFs {
-    /// `FOPEN_DIRECT_IO` for a handle whose writes skip the page cache
-    /// (fs/page_cache.rs).
+    /// `FOPEN_DIRECT_IO` for a created file's handle whose writes skip
+    /// the page cache (fs/page_cache.rs).
     fn direct_io(&self, flags: i32) -> FopenFlags {
-        if self.fs.writes_past_page_cache(flags) {
+        if self.fs.creates_past_page_cache(flags) {
             FopenFlags::FOPEN_DIRECT_IO
         } else {
             FopenFlags::empty()
@@ -560,8 +560,7 @@ impl Filesystem for FuseFs {
                     }
                     FopenFlags::empty()
                 };
-                let flags = keep | read_only_no_flush(flags.0) | self.direct_io(flags.0);
-                reply.opened(FileHandle(fh), flags)
+                reply.opened(FileHandle(fh), keep | read_only_no_flush(flags.0))
             }
             Err(e) => reply.error(errno("open", e)),
         }

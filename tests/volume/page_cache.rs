@@ -117,9 +117,9 @@ fn agrees(fs: &Fs, kernel: &Kernel, ino: u64, what: &str) {
 fn write_only_handles_write_past_the_cache_and_fill_it_for_large_files() {
     let kernel = Arc::new(Kernel::default());
     for fs in core(&kernel, 32 << 20) {
-        assert!(fs.writes_past_page_cache(libc::O_WRONLY | libc::O_CREAT));
-        assert!(!fs.writes_past_page_cache(libc::O_RDWR));
-        assert!(!fs.writes_past_page_cache(libc::O_RDONLY));
+        assert!(fs.creates_past_page_cache(libc::O_WRONLY | libc::O_CREAT));
+        assert!(!fs.creates_past_page_cache(libc::O_RDWR));
+        assert!(!fs.creates_past_page_cache(libc::O_RDONLY));
 
         // A large file: what the close wrote back is cached whole.
         let (a, fh) = create(&fs, b"large", libc::O_WRONLY);
@@ -196,28 +196,36 @@ fn a_write_below_what_was_stored_drops_its_range_again() {
 }
 
 #[test]
-fn a_write_only_handle_on_a_file_opened_before_drops_the_pages_it_writes_over() {
+fn once_another_handle_opens_the_file_its_pages_are_dropped_around_each_write() {
     let kernel = Arc::new(Kernel::default());
     for fs in core(&kernel, 32 << 20) {
-        let (a, rw) = create(&fs, b"f", libc::O_RDWR);
-        fs.write(a, rw, 0, &text(64 << 10, 5)).unwrap();
+        let (a, w) = create(&fs, b"f", libc::O_WRONLY);
+        fs.write(a, w, 0, &text(64 << 10, 5)).unwrap();
+        assert!(kernel.invalidations.lock().unwrap().is_empty());
+        // A reader caches pages; a write-only handle's write has them
+        // dropped before it is applied (a mapping's dirty page goes
+        // first) and after.
+        let r = fs.open(a, libc::O_RDONLY).unwrap();
         kernel.put(a, 0, &fs.read(a, 0, 64 << 10).unwrap());
-        fs.flush(a).unwrap();
-        fs.release(a, rw).unwrap();
-        // A reader's pages are still cached; a writer that skips the page
-        // cache has them dropped before its write (a mapping's dirty page
-        // goes first) and after it.
-        let w = fs.open(a, libc::O_WRONLY).unwrap();
         fs.write(a, w, 100, b"new bytes").unwrap();
         let dropped = kernel.invalidations.lock().unwrap().clone();
         assert_eq!(dropped, vec![(a, 100, 9), (a, 100, 9)]);
         agrees(&fs, &kernel, a, "after the write");
+        fs.release(a, r).unwrap();
         fs.release(a, w).unwrap();
+        // An existing file opened write-only writes through the cache.
+        let w = fs.open(a, libc::O_WRONLY).unwrap();
+        fs.write(a, w, 0, b"through the cache").unwrap();
+        kernel.put(a, 0, b"through the cache");
+        assert_eq!(kernel.invalidations.lock().unwrap().len(), 2);
+        fs.release(a, w).unwrap();
+        agrees(&fs, &kernel, a, "after the close");
     }
 }
 
-/// Random writes through write-only and read-write handles, closes of
-/// duplicates, truncations, and handles opened and closed, with a dirty
+/// Random writes through the create's write-only handle and handles
+/// opened since, closes of duplicates, truncations, and handles opened
+/// and closed, with a dirty
 /// budget small enough that write-backs run in the background between
 /// writes: the kernel's cached bytes never disagree with the file.
 #[test]
@@ -270,8 +278,8 @@ fn the_cache_never_holds_a_stale_byte() {
                         1 => libc::O_RDWR,
                         _ => libc::O_WRONLY,
                     };
-                    let fh = fs.open(ino, flags).unwrap();
-                    handles.push((fh, flags == libc::O_WRONLY));
+                    // Opens of an existing file write through the cache.
+                    handles.push((fs.open(ino, flags).unwrap(), false));
                 }
                 _ if handles.len() > 1 || rng.below(4) == 0 => {
                     if let Some(i) = (!handles.is_empty()).then(|| rng.below(handles.len() as u64))
