@@ -34,12 +34,13 @@
 //!   flight, and none has a page locked that the store would wait for
 //!   (a mapping holds its handle open). An open or a truncation waits for
 //!   the state lock, so none begins meanwhile.
-//! - The kernel drops a direct write's pages before it sends the write
-//!   (and, since 6.19, again after it). A write that was already on its
-//!   way while a store put the older bytes back is applied after it (it
-//!   waits for the state lock) and then drops its range again
-//!   ([`PageCache::invalidate`]) before it answers: every write through
-//!   a write-only handle below the end of what was stored does.
+//! - Kernels since 6.19 (and 6.18's stable updates) drop a direct
+//!   write's pages before they send the write and again after it; older
+//!   ones may not. A write that was already on its way while a store put
+//!   the older bytes back is applied after it (it waits for the state
+//!   lock) and then drops its range itself ([`PageCache::invalidate`])
+//!   before it answers: every write through a write-only handle below
+//!   the end of what was stored does.
 //! - Blocks written again since the write-back began are newer than its
 //!   bytes, and are not stored.
 //! - Once another handle has opened the file (it may read pages, map
