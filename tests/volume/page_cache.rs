@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use llmfs::fs::{Ctx, Fs, FsConfig, PageCache, SetAttr};
 use llmfs::store::ROOT_INO;
 
-use crate::common::{fresh_stores, text, Rng};
+use crate::common::{fresh_stores, text, FreshStore, Rng};
 
 const BLOCK: usize = 4096;
 
@@ -79,20 +79,16 @@ impl PageCache for Kernel {
     }
 }
 
-fn core(kernel: &Arc<Kernel>, dirty_bytes: usize) -> Vec<Fs> {
-    fresh_stores()
-        .into_iter()
-        .map(|store| {
-            println!("backend: {:?}", store.kind);
-            let config = FsConfig {
-                dirty_bytes,
-                ..FsConfig::default()
-            };
-            let fs = Fs::new(store.create(BLOCK).unwrap(), config).unwrap();
-            fs.use_page_cache(Arc::clone(kernel) as Arc<dyn PageCache>);
-            fs
-        })
-        .collect()
+/// The core on `store`, with `kernel` as its page cache.
+fn core(kernel: &Arc<Kernel>, store: &FreshStore, dirty_bytes: usize) -> Fs {
+    println!("backend: {:?}", store.kind);
+    let config = FsConfig {
+        dirty_bytes,
+        ..FsConfig::default()
+    };
+    let fs = Fs::new(store.create(BLOCK).unwrap(), config).unwrap();
+    fs.use_page_cache(Arc::clone(kernel) as Arc<dyn PageCache>);
+    fs
 }
 
 /// A new file in the root, open with `flags`: (inode, handle).
@@ -115,8 +111,9 @@ fn agrees(fs: &Fs, kernel: &Kernel, ino: u64, what: &str) {
 
 #[test]
 fn write_only_handles_write_past_the_cache_and_fill_it_for_large_files() {
-    let kernel = Arc::new(Kernel::default());
-    for fs in core(&kernel, 32 << 20) {
+    for store in fresh_stores() {
+        let kernel = Arc::new(Kernel::default());
+        let fs = core(&kernel, &store, 32 << 20);
         assert!(fs.creates_past_page_cache(libc::O_WRONLY | libc::O_CREAT));
         assert!(!fs.creates_past_page_cache(libc::O_RDWR));
         assert!(!fs.creates_past_page_cache(libc::O_RDONLY));
@@ -153,8 +150,9 @@ fn write_only_handles_write_past_the_cache_and_fill_it_for_large_files() {
 
 #[test]
 fn nothing_is_stored_while_a_handle_that_reads_is_open() {
-    let kernel = Arc::new(Kernel::default());
-    for fs in core(&kernel, 32 << 20) {
+    for store in fresh_stores() {
+        let kernel = Arc::new(Kernel::default());
+        let fs = core(&kernel, &store, 32 << 20);
         let (a, w) = create(&fs, b"f", libc::O_WRONLY);
         let reader = fs.open(a, libc::O_RDONLY).unwrap();
         fs.write(a, w, 0, &text(512 << 10, 2)).unwrap();
@@ -172,8 +170,9 @@ fn nothing_is_stored_while_a_handle_that_reads_is_open() {
 
 #[test]
 fn a_write_below_what_was_stored_drops_its_range_again() {
-    let kernel = Arc::new(Kernel::default());
-    for fs in core(&kernel, 32 << 20) {
+    for store in fresh_stores() {
+        let kernel = Arc::new(Kernel::default());
+        let fs = core(&kernel, &store, 32 << 20);
         let (a, w) = create(&fs, b"f", libc::O_WRONLY);
         fs.write(a, w, 0, &text(400 << 10, 3)).unwrap();
         // A second descriptor's close (a dup) writes back and stores.
@@ -197,8 +196,9 @@ fn a_write_below_what_was_stored_drops_its_range_again() {
 
 #[test]
 fn once_another_handle_opens_the_file_its_pages_are_dropped_around_each_write() {
-    let kernel = Arc::new(Kernel::default());
-    for fs in core(&kernel, 32 << 20) {
+    for store in fresh_stores() {
+        let kernel = Arc::new(Kernel::default());
+        let fs = core(&kernel, &store, 32 << 20);
         let (a, w) = create(&fs, b"f", libc::O_WRONLY);
         fs.write(a, w, 0, &text(64 << 10, 5)).unwrap();
         assert!(kernel.invalidations.lock().unwrap().is_empty());
@@ -230,8 +230,9 @@ fn once_another_handle_opens_the_file_its_pages_are_dropped_around_each_write() 
 /// writes: the kernel's cached bytes never disagree with the file.
 #[test]
 fn the_cache_never_holds_a_stale_byte() {
-    let kernel = Arc::new(Kernel::default());
-    for fs in core(&kernel, 64 << 10) {
+    for store in fresh_stores() {
+        let kernel = Arc::new(Kernel::default());
+        let fs = core(&kernel, &store, 64 << 10);
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
         let source = text(1 << 20, 4);
         let (ino, w) = create(&fs, b"f", libc::O_WRONLY);
