@@ -79,16 +79,18 @@ impl PageCache for Kernel {
     }
 }
 
-/// The core on `store`, with `kernel` as its page cache.
-fn core(kernel: &Arc<Kernel>, store: &FreshStore, dirty_bytes: usize) -> Fs {
+/// The core on `store`, with a fresh model of the kernel's cache as its
+/// page cache.
+fn core(store: &FreshStore, dirty_bytes: usize) -> (Arc<Kernel>, Fs) {
     println!("backend: {:?}", store.kind);
     let config = FsConfig {
         dirty_bytes,
         ..FsConfig::default()
     };
     let fs = Fs::new(store.create(BLOCK).unwrap(), config).unwrap();
-    fs.use_page_cache(Arc::clone(kernel) as Arc<dyn PageCache>);
-    fs
+    let kernel = Arc::new(Kernel::default());
+    fs.use_page_cache(Arc::clone(&kernel) as Arc<dyn PageCache>);
+    (kernel, fs)
 }
 
 /// A new file in the root, open with `flags`: (inode, handle).
@@ -112,8 +114,7 @@ fn agrees(fs: &Fs, kernel: &Kernel, ino: u64, what: &str) {
 #[test]
 fn write_only_handles_write_past_the_cache_and_fill_it_for_large_files() {
     for store in fresh_stores() {
-        let kernel = Arc::new(Kernel::default());
-        let fs = core(&kernel, &store, 32 << 20);
+        let (kernel, fs) = core(&store, 32 << 20);
         assert!(fs.creates_past_page_cache(libc::O_WRONLY | libc::O_CREAT));
         assert!(!fs.creates_past_page_cache(libc::O_RDWR));
         assert!(!fs.creates_past_page_cache(libc::O_RDONLY));
@@ -151,8 +152,7 @@ fn write_only_handles_write_past_the_cache_and_fill_it_for_large_files() {
 #[test]
 fn nothing_is_stored_while_a_handle_that_reads_is_open() {
     for store in fresh_stores() {
-        let kernel = Arc::new(Kernel::default());
-        let fs = core(&kernel, &store, 32 << 20);
+        let (kernel, fs) = core(&store, 32 << 20);
         let (a, w) = create(&fs, b"f", libc::O_WRONLY);
         let reader = fs.open(a, libc::O_RDONLY).unwrap();
         fs.write(a, w, 0, &text(512 << 10, 2)).unwrap();
@@ -171,8 +171,7 @@ fn nothing_is_stored_while_a_handle_that_reads_is_open() {
 #[test]
 fn a_write_below_what_was_stored_drops_its_range_again() {
     for store in fresh_stores() {
-        let kernel = Arc::new(Kernel::default());
-        let fs = core(&kernel, &store, 32 << 20);
+        let (kernel, fs) = core(&store, 32 << 20);
         let (a, w) = create(&fs, b"f", libc::O_WRONLY);
         fs.write(a, w, 0, &text(400 << 10, 3)).unwrap();
         // A second descriptor's close (a dup) writes back and stores.
@@ -197,8 +196,7 @@ fn a_write_below_what_was_stored_drops_its_range_again() {
 #[test]
 fn once_another_handle_opens_the_file_its_pages_are_dropped_around_each_write() {
     for store in fresh_stores() {
-        let kernel = Arc::new(Kernel::default());
-        let fs = core(&kernel, &store, 32 << 20);
+        let (kernel, fs) = core(&store, 32 << 20);
         let (a, w) = create(&fs, b"f", libc::O_WRONLY);
         fs.write(a, w, 0, &text(64 << 10, 5)).unwrap();
         assert!(kernel.invalidations.lock().unwrap().is_empty());
@@ -231,8 +229,7 @@ fn once_another_handle_opens_the_file_its_pages_are_dropped_around_each_write() 
 #[test]
 fn the_cache_never_holds_a_stale_byte() {
     for store in fresh_stores() {
-        let kernel = Arc::new(Kernel::default());
-        let fs = core(&kernel, &store, 64 << 10);
+        let (kernel, fs) = core(&store, 64 << 10);
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
         let source = text(1 << 20, 4);
         let (ino, w) = create(&fs, b"f", libc::O_WRONLY);
