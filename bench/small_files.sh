@@ -10,7 +10,10 @@
 #
 # Prints a TSV line per build, round and case: seconds, daemon CPU
 # seconds. The tree: $TREE (default /usr/include). Extra `llmfs mount`
-# flags for every build: $MOUNT_ARGS.
+# flags for every build: $MOUNT_ARGS. CASES=tar runs only `tar x`, on a
+# fresh mount each time (`cp` alone: only `cp -r`); a difference of a few
+# percent between builds needs ten rounds or more on this machine, read
+# as paired ratios (bench/paired.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:?usage: bench/small_files.sh ROUNDS BIN [BIN ...]}
@@ -18,6 +21,8 @@ shift
 [ $# -ge 1 ] || { echo "usage: bench/small_files.sh ROUNDS BIN [BIN ...]" >&2; exit 2; }
 bin=$1   # for scratch.sh's cleanup
 tree=${TREE:-/usr/include}
+cases=${CASES:-all}
+case $cases in all | tar | cp) ;; *) echo "small_files.sh: CASES is all, tar or cp" >&2; exit 2 ;; esac
 . bench/scratch.sh
 . bench/contender.sh
 . bench/timed.sh
@@ -31,11 +36,17 @@ for round in $(seq 1 "$rounds"); do
     mkdir "$target/cp" "$target/tar"
     # Each case starts with the disk quiet.
     sync
-    timed "cp -r" cp -r "$tree" "$target/cp/"
-    sync
-    timed "tar x" tar xf "$work/tree.tar" -C "$target/tar"
-    sync
-    timed "rm -rf" rm -rf "$target/cp"
+    if [ "$cases" != tar ]; then
+      timed "cp -r" cp -r "$tree" "$target/cp/"
+      sync
+    fi
+    if [ "$cases" != cp ]; then
+      timed "tar x" tar xf "$work/tree.tar" -C "$target/tar"
+      sync
+    fi
+    if [ "$cases" = all ]; then
+      timed "rm -rf" rm -rf "$target/cp"
+    fi
     contender_umount "$b"
   done
 done
