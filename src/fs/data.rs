@@ -7,7 +7,7 @@ use super::in_flight::Block;
 use super::read_ahead::slow_to_decode;
 use super::setid::setid_bits;
 use super::write_back::{commit_blocks, partial_tail, put_or_drop, RowEdit};
-use super::{is_dir, is_reg, Attr, Fs, OpenInode, SetAttr, State, MAX_FILE_SIZE};
+use super::{is_dir, is_reg, Attr, Fs, Handle, OpenInode, SetAttr, State, MAX_FILE_SIZE};
 use crate::cache::{join_frames, Cached};
 use crate::codec::Span;
 use crate::error::{Error, Result};
@@ -116,10 +116,7 @@ impl Fs {
     fn add_handle(&self, st: &mut State, ino: u64, flags: i32, write_only: bool) -> u64 {
         let fh = st.next_fh;
         st.next_fh += 1;
-        st.handles.insert(fh, ino);
-        if write_only {
-            st.write_only_handles.insert(fh);
-        }
+        st.handles.insert(fh, Handle { ino, write_only });
         let oi = st.open.get_mut(&ino).expect("the caller made it");
         oi.opens += 1;
         oi.write_only_opens += u32::from(write_only);
@@ -363,17 +360,16 @@ impl Fs {
         // A write that skipped the page cache, to a file whose pages the
         // kernel may hold: a dirty page of a mapping reaches the file
         // before this write, and the pages go (page_cache.rs).
-        if st.write_only_handles.contains(&fh)
-            && st.open.get(&ino).is_some_and(|oi| oi.pages_elsewhere)
-        {
+        let past_cache = |st: &State| st.handles.get(&fh).is_some_and(|h| h.write_only);
+        if past_cache(&st) && st.open.get(&ino).is_some_and(|oi| oi.pages_elsewhere) {
             drop(st);
             self.drop_cached(ino, offset, end - offset);
             st = self.state_for_write(ino);
         }
-        match st.handles.get(&fh) {
-            Some(&h) if h == ino => {}
+        let write_only = match st.handles.get(&fh) {
+            Some(h) if h.ino == ino => h.write_only,
             _ => return Err(Error::BadHandle),
-        }
+        };
         let size = st.open.get(&ino).map(|oi| oi.size).unwrap_or(0);
         let mut added = 0usize;
         let mut pos = offset;
@@ -427,8 +423,7 @@ impl Fs {
         // A write-back may have put these bytes' old version into the page
         // cache while this write was on its way, or a reader's pages may
         // hold them (page_cache.rs).
-        let recache =
-            (oi.cached_end > offset || oi.pages_elsewhere) && st.write_only_handles.contains(&fh);
+        let recache = (oi.cached_end > offset || oi.pages_elsewhere) && write_only;
         st.dirty_bytes += added;
         self.keep_within_budget(&mut st, ino)?;
         drop(st);
@@ -549,10 +544,9 @@ impl Fs {
     /// unlinked meanwhile, deletes it.
     pub fn release(&self, ino: u64, fh: u64) -> Result<()> {
         let mut st = self.state();
-        if st.handles.remove(&fh).is_none() {
+        let Some(Handle { write_only, .. }) = st.handles.remove(&fh) else {
             return Err(Error::BadHandle);
-        }
-        let write_only = st.write_only_handles.remove(&fh);
+        };
         let result = if self.config.read_only {
             Ok(())
         } else {

@@ -143,6 +143,14 @@ struct OpenInode {
     pages_elsewhere: bool,
 }
 
+/// An open file handle.
+#[derive(Debug, Clone, Copy)]
+struct Handle {
+    ino: u64,
+    /// Its writes skip the kernel's page cache (page_cache.rs).
+    write_only: bool,
+}
+
 impl State {
     /// True while something may still reach `ino` without a name.
     /// An inode whose write-back failed stays in `open` with no handle (its
@@ -161,11 +169,8 @@ impl OpenInode {
 #[derive(Debug, Default)]
 struct State {
     open: NumberMap<u64, OpenInode>,
-    /// Open file handles: fh -> ino.
-    handles: NumberMap<u64, u64>,
-    /// The handles among them that write past the page cache
-    /// (page_cache.rs).
-    write_only_handles: NumberSet<u64>,
+    /// Open file handles by fh.
+    handles: NumberMap<u64, Handle>,
     /// Kernel references (FUSE lookup counts) per inode, recorded by the
     /// FUSE layer with `remember` and dropped with `forget`. An unlinked
     /// inode stays readable while the kernel still references it (a held
