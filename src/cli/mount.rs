@@ -663,15 +663,21 @@ fn absolute(p: &Path) -> Result<PathBuf, CliError> {
 }
 
 /// Whether an error from a mountpoint says its FUSE daemon is gone:
-/// ENOTCONN, or ECONNABORTED where the mount served through io_uring (the
-/// kernel ends requests queued on a torn-down ring so).
+/// ENOTCONN, or, where the mount served through io_uring, ECONNABORTED (the
+/// kernel ends requests queued on a torn-down ring so) or ECANCELED (a
+/// request handed to a ring entry whose daemon task has died, before the
+/// ring is torn down: `fuse_uring_send_in_task` in fs/fuse/dev_uring.c).
 fn is_dead_mount(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOTCONN | libc::ECONNABORTED))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOTCONN | libc::ECONNABORTED | libc::ECANCELED)
+    )
 }
 
 /// A mountpoint whose daemon died (SIGKILL, crash) answers ENOTCONN (or
-/// ECONNABORTED, `is_dead_mount`) until it is unmounted. If that dead mount is an llmfs one, detach it so that a
-/// restart (systemd's Restart=on-failure, or by hand) can mount again.
+/// one of the io_uring errors of `is_dead_mount`) until it is unmounted. If
+/// that dead mount is an llmfs one, detach it so that a restart (systemd's
+/// Restart=on-failure, or by hand) can mount again.
 /// Returns whether it detached something.
 fn detach_dead_mount(mp: &Path) -> bool {
     // The mountpoint itself cannot be resolved (stat answers ENOTCONN), so

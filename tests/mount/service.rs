@@ -777,7 +777,7 @@ fn sigterm_during_large_write_keeps_fsynced_data() {
         assert!(
             matches!(
                 e.raw_os_error(),
-                Some(libc::ENOTCONN | libc::ECONNABORTED | libc::EIO)
+                Some(libc::ENOTCONN | libc::ECONNABORTED | libc::ECANCELED | libc::EIO)
             ),
             "unexpected writer error {e}"
         );
@@ -827,10 +827,14 @@ fn restart_detaches_a_dead_mount() {
     child.kill().unwrap();
     child.wait().unwrap();
     let e = std::fs::metadata(&v.mnt).unwrap_err();
-    // ECONNABORTED where the mount served through io_uring: the kernel
-    // ends what its torn-down rings held so.
+    // Where the mount served through io_uring: ECONNABORTED once the kernel
+    // has torn the dead daemon's rings down, ECANCELED for a request handed
+    // to one of them before that (fuse_uring_send_in_task; CI saw it once).
     assert!(
-        matches!(e.raw_os_error(), Some(libc::ENOTCONN | libc::ECONNABORTED)),
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ENOTCONN | libc::ECONNABORTED | libc::ECANCELED)
+        ),
         "{e}"
     );
 
