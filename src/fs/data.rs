@@ -85,8 +85,9 @@ impl Fs {
         }
         self.cache.invalidate_from(row.ino, 0);
         if let Some(oi) = st.open.get_mut(&row.ino) {
-            // Another mount may have set the mode.
+            // Another mount may have set the mode or an attribute.
             oi.setid_clear = false;
+            oi.no_capability = false;
             if !oi.has_unpersisted() {
                 oi.size = row.size;
             }
@@ -106,7 +107,8 @@ impl Fs {
     /// the kernel, so nothing else has it open).
     pub(super) fn open_new(&self, ino: u64, flags: i32) -> u64 {
         let mut st = self.state();
-        st.open.entry(ino).or_default();
+        // Nothing has set an attribute on it yet.
+        st.open.entry(ino).or_default().no_capability = true;
         let write_only = self.creates_past_page_cache(flags);
         self.add_handle(&mut st, ino, flags, write_only)
     }
@@ -370,6 +372,11 @@ impl Fs {
             Some(h) if h.ino == ino => h.write_only,
             _ => return Err(Error::BadHandle),
         };
+        if write_only {
+            // The kernel drops a capability before a write through its
+            // page cache itself, and leaves the others to us (xattr.rs).
+            self.drop_capability(&mut st, ino)?;
+        }
         let size = st.open.get(&ino).map(|oi| oi.size).unwrap_or(0);
         let mut added = 0usize;
         let mut pos = offset;

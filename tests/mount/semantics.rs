@@ -1627,6 +1627,65 @@ fn xattr_set_get_list_remove() {
     });
 }
 
+/// A write or a change of owner removes a file's capability
+/// (`security.capability`), as on the kernel's own filesystems, whichever
+/// way the file was opened: a create's write-only handle writes past the
+/// page cache, where the kernel leaves the removal to the filesystem.
+/// Each file has its capability set while open, after the core has seen
+/// that it had none.
+#[test]
+fn writes_and_chown_remove_a_files_capability() {
+    use std::io::Write;
+    use std::os::unix::fs::{fchown, OpenOptionsExt};
+    require_fuse!();
+    let m = Mounted::new(&[]);
+    const CAP: &str = "security.capability";
+    // VFS_CAP_REVISION_2 with CAP_NET_RAW permitted: what setcap writes.
+    let mut cap = 0x0200_0000u32.to_le_bytes().to_vec();
+    cap.extend((1u32 << 13).to_le_bytes());
+    cap.extend([0u8; 12]);
+    let has_cap = |p: &Path| xattr_value(p, CAP).is_ok();
+    for how in [
+        "created",
+        "opened write-only",
+        "opened read-write",
+        "opened to append",
+    ] {
+        for change in ["write", "chown"] {
+            let p = m.path(&format!("{how} {change}").replace(' ', "-"));
+            let mut f = match how {
+                "created" => fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o755)
+                    .open(&p)
+                    .unwrap(),
+                _ => {
+                    fs::write(&p, b"old").unwrap();
+                    let mut o = fs::OpenOptions::new();
+                    match how {
+                        "opened write-only" => o.write(true),
+                        "opened read-write" => o.read(true).write(true),
+                        _ => o.append(true),
+                    };
+                    o.open(&p).unwrap()
+                }
+            };
+            f.write_all(b"first").unwrap();
+            fchown(&f, Some(0), Some(0)).unwrap();
+            assert_errno(getxattr(&p, CAP, 0), libc::ENODATA, "no capability yet");
+            setxattr(&p, CAP, &cap, 0).unwrap();
+            assert_eq!(xattr_value(&p, CAP).unwrap(), cap, "{how}: set");
+            match change {
+                "write" => f.write_all(b"second").unwrap(),
+                _ => fchown(&f, Some(1), Some(1)).unwrap(),
+            }
+            drop(f);
+            assert!(!has_cap(&p), "{how}: a {change} keeps the capability");
+        }
+    }
+}
+
 // ----------------------------------------------------------------- access
 
 #[test]

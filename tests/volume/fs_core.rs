@@ -307,6 +307,54 @@ fn xattrs_go_with_their_inode_after_open_and_first_write() {
     }
 }
 
+/// `security.capability`, which the kernel asks for before each `chown`,
+/// is answered from memory while the core knows an open file has none (a
+/// file it created; one the store said has none), and every change of it
+/// is seen at once, on the file's next ask and after it is reopened.
+#[test]
+fn an_open_files_capability_is_seen_through_every_change() {
+    const CAP: &[u8] = b"security.capability";
+    for v in volumes() {
+        println!("backend: {:?}", v.store.kind);
+        let fs = &v.fs;
+        let (attr, fh) = fs
+            .create_open(&Ctx::root(), ROOT_INO, b"f", 0o755, libc::O_WRONLY)
+            .unwrap();
+        let f = attr.ino;
+        fs.write(f, fh, 0, b"#!/bin/true\n").unwrap();
+        assert_eq!(errno(fs.getxattr(f, CAP)), libc::ENODATA);
+        fs.setxattr(f, CAP, b"cap-v2", 0).unwrap();
+        assert_eq!(fs.getxattr(f, CAP).unwrap(), b"cap-v2");
+        fs.removexattr(f, CAP).unwrap();
+        // Twice: from the store, then from what that read recorded.
+        assert_eq!(errno(fs.getxattr(f, CAP)), libc::ENODATA);
+        assert_eq!(errno(fs.getxattr(f, CAP)), libc::ENODATA);
+        // Another attribute changes nothing of it; a new capability shows.
+        fs.setxattr(f, b"user.k", b"v", 0).unwrap();
+        assert_eq!(errno(fs.getxattr(f, CAP)), libc::ENODATA);
+        fs.setxattr(f, CAP, b"cap-v3", 0).unwrap();
+        assert_eq!(fs.getxattr(f, CAP).unwrap(), b"cap-v3");
+        fs.release(f, fh).unwrap();
+
+        // Opened (not created): what the store holds, through a removal.
+        let fh = fs.open(f, libc::O_RDWR).unwrap();
+        assert_eq!(fs.getxattr(f, CAP).unwrap(), b"cap-v3");
+        fs.removexattr(f, CAP).unwrap();
+        assert_eq!(errno(fs.getxattr(f, CAP)), libc::ENODATA);
+        fs.setxattr(f, CAP, b"cap-v4", XATTR_CREATE).unwrap();
+        assert_eq!(fs.getxattr(f, CAP).unwrap(), b"cap-v4");
+        fs.release(f, fh).unwrap();
+        // Closed, then after a remount: the store's answer.
+        assert_eq!(fs.getxattr(f, CAP).unwrap(), b"cap-v4");
+        fs.shutdown().unwrap();
+        drop(v.fs);
+        let fs = open(&v.store);
+        let fh = fs.open(f, libc::O_RDONLY).unwrap();
+        assert_eq!(fs.getxattr(f, CAP).unwrap(), b"cap-v4");
+        fs.release(f, fh).unwrap();
+    }
+}
+
 /// The kernel forgetting an unlinked, closed file deletes it: gone at once
 /// for the core, its row removed by the next write transaction, and
 /// reclaimed by the next open if no transaction came first.
