@@ -126,8 +126,8 @@ struct OpenInode {
     /// it was last set.
     setid_clear: bool,
     /// Known to have no `security.capability` attribute (xattr.rs): since
-    /// its create, or since a `getxattr` found none, with no attribute set
-    /// or removed on it after.
+    /// its create, or since a write removed it, with no attribute set or
+    /// removed on it after.
     no_capability: bool,
     /// Opened with `O_APPEND` since it was opened: a log writer, whose
     /// commits keep the file's partial last block cached for its next
@@ -198,10 +198,6 @@ struct State {
     /// kernel references it. An open that finds another ctime drops what
     /// this mount cached of the file (close-to-open, data.rs).
     seen_ctime: NumberMap<u64, i64>,
-    /// Attributes set or removed so far, on any inode: a `getxattr` that
-    /// saw none change while it read the store may record what it found
-    /// (`OpenInode::no_capability`).
-    xattr_changes: u64,
 }
 
 pub struct Fs {

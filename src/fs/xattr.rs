@@ -9,17 +9,16 @@
 //! filesystem, which removes it before the first such write
 //! (`Fs::drop_capability`).
 //!
-//! Before each `chown` the kernel asks for the file's
-//! [`CAPABILITY`] attribute, which the change must remove (Linux's
-//! `notify_change` with ATTR_KILL_PRIV; FUSE filesystems never get the
-//! `SB_NOSEC` shortcut): `tar x` as root and `cp -a` ask once per file,
-//! while it is open. An open file remembers that it has none
-//! (`OpenInode::no_capability`: since its create, or since the store said
-//! so), until an attribute of it is set or removed, so that those asks do
-//! not each wait for the store's writer. Close-to-open bounds what
-//! another mount's change can leave unseen, as for the file's data: the
-//! next open starts without the knowledge, and an open that sees the
-//! ctime another mount set drops it (data.rs, `revalidate`).
+//! The file remembers that it has no capability
+//! (`OpenInode::no_capability`) from its create, or from that removal,
+//! until an attribute of it is set or removed, so that a file the core
+//! created never asks the store. Close-to-open bounds what another
+//! mount's change can leave unseen, as for the file's data: the next open
+//! starts without the knowledge, and an open that sees the ctime another
+//! mount set drops it (data.rs, `revalidate`). The kernel's own ask before
+//! each `chown` goes to the store: answering it from that knowledge
+//! changed no `tar x` time (docs/MEASUREMENTS.md, "The capability ask
+//! before `fchown`").
 
 use super::{Fs, State, NAME_MAX};
 use crate::error::{Error, Result};
@@ -81,33 +80,10 @@ impl Fs {
 
     pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
         check_xattr_name(name)?;
-        // For the capability of an open file: what it is known to have,
-        // else how many changes there were before the store was read.
-        let changes_before = if name == CAPABILITY {
-            let st = self.state();
-            match st.open.get(&ino) {
-                Some(oi) if oi.no_capability => return Err(Error::NoAttribute),
-                Some(_) => Some(st.xattr_changes),
-                None => None,
-            }
-        } else {
-            None
-        };
-        let result = self.store.read(|m| {
+        self.store.read(|m| {
             m.inode(ino)?.ok_or(Error::NotFound)?;
             m.xattr(ino, name)?.ok_or(Error::NoAttribute)
-        });
-        if let (Some(before), Err(Error::NoAttribute)) = (changes_before, &result) {
-            // Recorded only if no attribute changed meanwhile: the store
-            // may have been read before such a change reached it.
-            let mut st = self.state();
-            if st.xattr_changes == before {
-                if let Some(oi) = st.open.get_mut(&ino) {
-                    oi.no_capability = true;
-                }
-            }
-        }
-        result
+        })
     }
 
     /// Removes the capability of open `ino`, if it has one, before a write
@@ -118,33 +94,35 @@ impl Fs {
         if st.open.get(&ino).is_none_or(|oi| oi.no_capability) {
             return Ok(());
         }
-        let now = now_ns();
-        let removed = self.transact_checked(Durability::Normal, |m| {
-            let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
-            if !m.remove_xattr(ino, CAPABILITY)? {
-                return Ok(false);
-            }
-            row.ctime_ns = now;
-            m.update_inode(&row)?;
-            Ok(true)
-        })?;
-        if removed {
-            st.xattr_changes += 1;
-        }
+        self.remove_attribute(ino, CAPABILITY)?;
         if let Some(oi) = st.open.get_mut(&ino) {
             oi.no_capability = true;
         }
         Ok(())
     }
 
+    /// Removes attribute `name` of `ino` with the ctime that changes, in
+    /// one transaction; whether it had one. A removal that finds nothing
+    /// changes nothing.
+    fn remove_attribute(&self, ino: u64, name: &[u8]) -> Result<bool> {
+        let now = now_ns();
+        self.transact_checked(Durability::Normal, |m| {
+            let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
+            if !m.remove_xattr(ino, name)? {
+                return Ok(false);
+            }
+            row.ctime_ns = now;
+            m.update_inode(&row)?;
+            Ok(true)
+        })
+    }
+
     /// After an attribute of `ino` was set or removed (or failed to be):
-    /// what a `getxattr` recorded of it may be stale, and one under way
-    /// must not record what it read. Runs after the store's change, so
-    /// that no read of the store before it records anything after it.
+    /// whether it has a capability is no longer known. Runs after the
+    /// store's change, so that a `drop_capability` before it cannot leave
+    /// the knowledge standing after it.
     fn xattrs_changed(&self, ino: u64) {
-        let mut st = self.state();
-        st.xattr_changes += 1;
-        if let Some(oi) = st.open.get_mut(&ino) {
+        if let Some(oi) = self.state().open.get_mut(&ino) {
             oi.no_capability = false;
         }
     }
@@ -165,19 +143,12 @@ impl Fs {
     pub fn removexattr(&self, ino: u64, name: &[u8]) -> Result<()> {
         self.check_writable()?;
         check_xattr_name(name)?;
-        let now = now_ns();
-        // A removal that finds nothing changes nothing: the error leaves
-        // nothing to take back.
-        let result = self.transact_checked(Durability::Normal, |m| {
-            let mut row = m.inode(ino)?.ok_or(Error::NotFound)?;
-            if !m.remove_xattr(ino, name)? {
-                return Err(Error::NoAttribute);
-            }
-            row.ctime_ns = now;
-            m.update_inode(&row)?;
-            Ok(())
-        });
+        let removed = self.remove_attribute(ino, name);
         self.xattrs_changed(ino);
-        result
+        if removed? {
+            Ok(())
+        } else {
+            Err(Error::NoAttribute)
+        }
     }
 }

@@ -307,10 +307,10 @@ fn xattrs_go_with_their_inode_after_open_and_first_write() {
     }
 }
 
-/// `security.capability`, which the kernel asks for before each `chown`,
-/// is answered from memory while the core knows an open file has none (a
-/// file it created; one the store said has none), and every change of it
-/// is seen at once, on the file's next ask and after it is reopened.
+/// `security.capability` of an open file the core knows has none (it
+/// created it: the write path then skips removing one, xattr.rs): every
+/// change of it is seen at once, on the file's next ask and after it is
+/// reopened.
 #[test]
 fn an_open_files_capability_is_seen_through_every_change() {
     const CAP: &[u8] = b"security.capability";
@@ -326,7 +326,7 @@ fn an_open_files_capability_is_seen_through_every_change() {
         fs.setxattr(f, CAP, b"cap-v2", 0).unwrap();
         assert_eq!(fs.getxattr(f, CAP).unwrap(), b"cap-v2");
         fs.removexattr(f, CAP).unwrap();
-        // Twice: from the store, then from what that read recorded.
+        // Asked twice: an ask changes nothing.
         assert_eq!(errno(fs.getxattr(f, CAP)), libc::ENODATA);
         assert_eq!(errno(fs.getxattr(f, CAP)), libc::ENODATA);
         // Another attribute changes nothing of it; a new capability shows.
