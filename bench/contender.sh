@@ -5,7 +5,10 @@
 # binary (with $MOUNT_ARGS) on $mnt, or for B = `mergerfs` Debian's
 # mergerfs with one branch on the same disk (a FUSE passthrough; extra
 # options in $MERGERFS_OPTS), or for B = `plain` a fresh directory on
-# that disk (no daemon: its CPU time reads 0). Sets
+# that disk (no daemon: its CPU time reads 0), or for B = `floor` or
+# `floor+uring` examples/floor_fs (the floor: a daemon that keeps
+# everything in one map in memory, mounted as llmfs mounts; build it with
+# `cargo build --release --example floor_fs`). Sets
 # $target (where to work) and $pid (the daemon, for its CPU time).
 # `contender_umount B` unmounts it; `contender_cpu` prints the daemon's
 # CPU time so far in clock ticks.
@@ -30,6 +33,18 @@ contender_mount() {
     mergerfs -o "cache.files=off,dropcacheonclose=false,category.create=mfs${MERGERFS_OPTS:+,$MERGERFS_OPTS}" "$work/branch" "$work/mergerfs"
     pid=$(pgrep -n -x mergerfs)
     target=$work/mergerfs
+  elif [ "${1%+*}" = floor ]; then
+    case $1 in
+      *+uring) echo 1 > "$uring_param" ;;
+      *) [ -z "$uring_was" ] || echo 0 > "$uring_param" ;;
+    esac
+    target/release/examples/floor_fs "$mnt" &
+    pid=$!
+    while ! grep -q " $mnt " /proc/self/mountinfo; do
+      kill -0 "$pid" || { echo "contender.sh: floor_fs did not mount" >&2; return 1; }
+      sleep 0.05
+    done
+    target=$mnt
   else
     local store=$work/store
     rm -rf "$store"
@@ -51,6 +66,7 @@ contender_umount() {
   case $1 in
     plain) rm -rf "$work/plain" ;;
     mergerfs) umount "$work/mergerfs" ;;
+    floor | floor+*) umount "$mnt"; wait "$pid" ;;
     *) "${1%+*}" umount "$mnt" ;;
   esac
 }

@@ -1,7 +1,10 @@
 """The filesystem benchmark behind bench/fs.sh: the same workloads on an
 llmfs mount (release binary, default options), on a plain directory of the
-same filesystem and on two FUSE passthroughs of a directory of that
-filesystem (Debian's mergerfs with one branch, and bindfs). Every case runs
+same filesystem, on two FUSE passthroughs of a directory of that
+filesystem (Debian's mergerfs with one branch, and bindfs) and, where
+FS_BENCH_FLOOR names it, on examples/floor_fs: a daemon that keeps
+everything in memory and does nothing else, mounted as llmfs mounts (the
+floor: what the kernel's requests cost whatever a daemon does). Every case runs
 ROUNDS times, the order of the contenders alternating between rounds so
 that load from elsewhere hits all alike; each figure is the best of the
 rounds, with the spread ((best - worst) / best). Every figure is a speed
@@ -98,6 +101,27 @@ class Passthrough(Plain):
 
     def umount(self):
         run("fusermount3" if shutil.which("fusermount3") else "fusermount", "-u", self.path)
+
+
+class Floor(Plain):
+    """examples/floor_fs on `mnt`, over the transport llmfs gets. Its
+    files live in its memory: a cold case drops the kernel's page cache
+    only, so its cold reads cost the round trips without a disk."""
+
+    def __init__(self, binary, mnt):
+        super().__init__(mnt)
+        self.binary, self.proc = binary, None
+
+    def mount(self):
+        self.proc = subprocess.Popen([self.binary, self.path])
+        while not os.path.ismount(self.path):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"floor_fs exited with {self.proc.returncode}")
+            time.sleep(0.05)
+
+    def umount(self):
+        run("umount", self.path)
+        self.proc.wait()
 
 
 def fio(directory, name, rw, bs, *extra):
@@ -333,6 +357,11 @@ def main():
         dirs["pg"] = os.path.join(work, "pg")
         os.mkdir(dirs["pg"])
         targets["llmfs postgres"] = Llmfs(binary, pg_store, dirs["pg"])
+    floor = os.environ.get("FS_BENCH_FLOOR")
+    if floor:
+        dirs["floor"] = os.path.join(work, "floor")
+        os.mkdir(dirs["floor"])
+        targets["floor"] = Floor(os.path.abspath(floor), dirs["floor"])
     for kind in PASSTHROUGHS:
         if shutil.which(kind):
             targets[kind] = Passthrough(kind, dirs[kind + ".branch"], dirs[kind])
@@ -387,6 +416,8 @@ def main():
             peers = [r[n][k]["best"] for n in PASSTHROUGHS if n in r]
             if peers:
                 ratio[k]["best passthrough"] = best / max(peers)
+                if "floor" in r:
+                    ratio[k]["floor / best passthrough"] = r["floor"][k]["best"] / max(peers)
             if "llmfs postgres" in r:
                 ratio[k]["postgres / sqlite"] = r["llmfs postgres"][k]["best"] / best
         r["ratio"] = ratio
@@ -401,6 +432,8 @@ def main():
         "llmfs_commit": commit, "rounds": ROUNDS,
         "llmfs_mount": "llmfs mount MNT --store STORE (defaults: compress=background, archive_after=10m, cache_mb=64, threads=one per core (2..8), block_size=65536)",
         "passthroughs": "mergerfs BRANCH MNT; bindfs BRANCH MNT (default options)",
+        "floor": ("examples/floor_fs MNT (everything in its memory, mounted as llmfs mounts)"
+                  if floor else None),
         "llmfs_postgres": (f"llmfs mount MNT --store {pg}&schema=... (the same defaults; "
                            f"{version(['psql', '--version'])} server on this machine)") if pg else None,
         "data": "fio buffer_compress_percentage=50, buffer_compress_chunk=4096, refill_buffers",
@@ -415,15 +448,18 @@ def main():
              f"(spread in brackets); {doc['machine']['cores']} cores, {doc['machine']['cpu_model']}; "
              f"{fs_type} ({doc['scratch']}); {fio_version}; {doc['mergerfs']}; {doc['bindfs']}  ",
              "", "| test | metric | " + " | ".join(cols) + " | llmfs / plain | llmfs / best passthrough |"
+             + (" floor / best passthrough |" if floor else "")
              + (" llmfs postgres / llmfs |" if pg else ""),
-             "|---|---|" + "---:|" * (len(cols) + 2 + (1 if pg else 0))]
+             "|---|---|" + "---:|" * (len(cols) + 2 + (1 if floor else 0) + (1 if pg else 0))]
     for test, r in results.items():
         for k in r["llmfs"]:
             cells = [f"{r[n][k]['best']:.1f} ({100 * r[n][k]['spread']:.0f}%)" for n in cols]
             bp = r["ratio"][k].get("best passthrough")
+            fl = r["ratio"][k].get("floor / best passthrough")
             pgr = r["ratio"][k].get("postgres / sqlite")
             lines.append(f"| {test} | {k} | " + " | ".join(cells) +
                          f" | {r['ratio'][k]['plain']:.2f} | " + (f"{bp:.2f}" if bp else "-") + " |"
+                         + ((f" {fl:.2f} |" if fl else " - |") if floor else "")
                          + (f" {pgr:.2f} |" if pgr else ""))
     with open(prefix + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -21,6 +21,9 @@
 #   binary with another setting, say)
 # FS_BENCH_ONLY=meta: only the metadata cases (small files, cp -r, tar x, rm -rf);
 #   =data: only the fio cases
+# FS_BENCH_FLOOR=0: without the floor column (examples/floor_fs, a daemon
+#   that keeps everything in memory and does nothing else, mounted as llmfs
+#   mounts: what any FUSE daemon's figure is bounded by on this kernel)
 # FS_BENCH_PG: a postgres:// database (default $LLMFS_TEST_PG, as .ci/postgres.sh
 #   sets it): llmfs with its volume stored there, as one more column, with its
 #   ratio to llmfs on SQLite
@@ -38,6 +41,12 @@ if ! command -v mergerfs >/dev/null || ! command -v bindfs >/dev/null; then
 fi
 cargo build --release --locked
 bin="${CARGO_TARGET_DIR:-target}/release/llmfs"
+if [ "${FS_BENCH_FLOOR:-1}" != 0 ]; then
+  cargo build --release --locked --example floor_fs
+  export FS_BENCH_FLOOR="${CARGO_TARGET_DIR:-target}/release/examples/floor_fs"
+else
+  unset FS_BENCH_FLOOR
+fi
 out="${1:-bench/results/$(date -u +%F)-$(hostname -s)-fs-$(date -u +%H%M)}"
 mkdir -p "$(dirname "$out")"
 export FS_BENCH_PG="${FS_BENCH_PG:-${LLMFS_TEST_PG:-}}"
