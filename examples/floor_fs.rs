@@ -5,7 +5,8 @@
 //! attribute and entry TTLs, negative entries, `FOPEN_DIRECT_IO` on a
 //! write-only create). What a workload costs on it is what the kernel's
 //! requests and their round trips cost on this machine whatever a daemon
-//! does; bench/floor.sh sets it beside llmfs and mergerfs.
+//! does. bench/fs.sh runs it as a column beside llmfs and the
+//! passthroughs; bench/contender.sh takes it as `floor` or `floor+uring`.
 //!
 //!   floor_fs MOUNTPOINT        (root; runs until unmounted)
 //!
@@ -18,17 +19,15 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
+    KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, ReplyXattr,
     Request, SessionACL, TimeOrNow, WriteFlags,
 };
-
-/// llmfs's TTL on a SQLite volume (src/fuse/mod.rs `TTL`).
-const TTL: Duration = Duration::from_secs(60);
+use llmfs::fuse::{configure_kernel, negative_entry, TTL};
 
 struct Node {
     attr: FileAttr,
@@ -64,26 +63,6 @@ fn attr(ino: u64, kind: FileType, perm: u16, req: &Request) -> FileAttr {
         gid: req.gid(),
         rdev: 0,
         blksize: 4096,
-        flags: 0,
-    }
-}
-
-fn negative() -> FileAttr {
-    FileAttr {
-        ino: INodeNo(0),
-        size: 0,
-        blocks: 0,
-        atime: UNIX_EPOCH,
-        mtime: UNIX_EPOCH,
-        ctime: UNIX_EPOCH,
-        crtime: UNIX_EPOCH,
-        kind: FileType::RegularFile,
-        perm: 0,
-        nlink: 0,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        blksize: 0,
         flags: 0,
     }
 }
@@ -135,6 +114,17 @@ impl Tree {
     }
 }
 
+/// A directory's entries from cookie `offset` on: (cookie, name, inode).
+/// A name's place in the listing is its cookie, which holds while nothing
+/// changes: enough for the benches' `rm -rf`, which lists, then removes.
+fn listing(dir: &Node, offset: u64) -> impl Iterator<Item = (u64, &OsString, u64)> {
+    dir.entries
+        .iter()
+        .enumerate()
+        .skip(offset as usize)
+        .map(|(i, (name, ino))| (i as u64 + 1, name, *ino))
+}
+
 impl FloorFs {
     fn tree(&self) -> std::sync::MutexGuard<'_, Tree> {
         self.tree.lock().unwrap_or_else(|p| p.into_inner())
@@ -159,20 +149,7 @@ fn to_time(t: TimeOrNow) -> SystemTime {
 
 impl Filesystem for FloorFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // llmfs's INIT flags (src/fuse/mod.rs `init`).
-        let wanted = InitFlags::FUSE_ATOMIC_O_TRUNC
-            | InitFlags::FUSE_PARALLEL_DIROPS
-            | InitFlags::FUSE_MAX_PAGES
-            | InitFlags::FUSE_BIG_WRITES
-            | InitFlags::FUSE_DO_READDIRPLUS
-            | InitFlags::FUSE_READDIRPLUS_AUTO
-            | InitFlags::FUSE_HANDLE_KILLPRIV_V2
-            | InitFlags::FUSE_CACHE_SYMLINKS;
-        let available = config.capabilities() & wanted;
-        let _ = config.add_capabilities(available);
-        let _ = config.set_max_write(1 << 20);
-        let _ = config.set_max_background(64);
-        let _ = config.set_time_granularity(Duration::from_nanos(1));
+        configure_kernel(config);
         Ok(())
     }
 
@@ -183,7 +160,7 @@ impl Filesystem for FloorFs {
         };
         match dir.entries.get(name) {
             Some(ino) => reply.entry(&TTL, &t.nodes[ino].attr, Generation(0)),
-            None => reply.entry(&TTL, &negative(), Generation(0)),
+            None => reply.entry(&TTL, &negative_entry(), Generation(0)),
         }
     }
 
@@ -390,11 +367,8 @@ impl Filesystem for FloorFs {
         let Some(dir) = t.nodes.get(&ino.0) else {
             return reply.error(errno(libc::ENOENT));
         };
-        // A name's place in the listing is its cookie, which holds while
-        // nothing changes: enough for the benches' `rm -rf`, which lists,
-        // then removes.
-        for (i, (name, ino)) in dir.entries.iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(*ino), i as u64 + 1, t.nodes[ino].attr.kind, name) {
+        for (cookie, name, ino) in listing(dir, offset) {
+            if reply.add(INodeNo(ino), cookie, t.nodes[&ino].attr.kind, name) {
                 break;
             }
         }
@@ -413,9 +387,9 @@ impl Filesystem for FloorFs {
         let Some(dir) = t.nodes.get(&ino.0) else {
             return reply.error(errno(libc::ENOENT));
         };
-        for (i, (name, ino)) in dir.entries.iter().enumerate().skip(offset as usize) {
-            let a = &t.nodes[ino].attr;
-            if reply.add(INodeNo(*ino), i as u64 + 1, name, &TTL, a, Generation(0)) {
+        for (cookie, name, ino) in listing(dir, offset) {
+            let a = &t.nodes[&ino].attr;
+            if reply.add(INodeNo(ino), cookie, name, &TTL, a, Generation(0)) {
                 break;
             }
         }

@@ -229,7 +229,9 @@ fn read_only_no_flush(flags: i32) -> FopenFlags {
 }
 
 /// The attributes of a negative entry: only its node id, 0, counts.
-fn negative_entry() -> FileAttr {
+/// The entry of a name that does not exist: node id 0, which the kernel
+/// keeps as a negative dentry for the entry's timeout.
+pub fn negative_entry() -> FileAttr {
     FileAttr {
         ino: INodeNo(0),
         size: 0,
@@ -247,6 +249,40 @@ fn negative_entry() -> FileAttr {
         blksize: 0,
         flags: 0,
     }
+}
+
+/// What the daemon asks of the kernel at INIT: the capabilities it uses,
+/// the largest write, the background queue, nanosecond times. Public so
+/// that examples/floor_fs (the benches' floor) mounts exactly as llmfs
+/// does.
+pub fn configure_kernel(config: &mut KernelConfig) {
+    let wanted = InitFlags::FUSE_ATOMIC_O_TRUNC
+        | InitFlags::FUSE_PARALLEL_DIROPS
+        | InitFlags::FUSE_MAX_PAGES
+        | InitFlags::FUSE_BIG_WRITES
+        | InitFlags::FUSE_DO_READDIRPLUS
+        | InitFlags::FUSE_READDIRPLUS_AUTO
+        // The core clears set-user-ID and set-group-ID when a file
+        // changes (fs/setid.rs), so the kernel does not ask for the
+        // file's `security.capability` before each write (SB_NOSEC:
+        // once per inode) nor read the mode back before each chown:
+        // small appends ran at half the speed with those round trips.
+        | InitFlags::FUSE_HANDLE_KILLPRIV_V2
+        // A symlink's target never changes (a new target is a new
+        // inode, and inode numbers are not reused), so the kernel may
+        // keep it: a path through a symlink needs no readlink each time.
+        | InitFlags::FUSE_CACHE_SYMLINKS;
+    // Not FUSE_WRITEBACK_CACHE: with it the kernel accepts a write past
+    // the volume's size limit into its page cache (its limit for FUSE
+    // is the VFS's) and the EFBIG comes only at write-back, and it
+    // keeps ctime itself, unlike the store's after a remount
+    // (tests/mount_semantics.rs `file_size_limits_and_far_offsets`,
+    // `tree_persists_across_remount`).
+    let available = config.capabilities() & wanted;
+    let _ = config.add_capabilities(available);
+    let _ = config.set_max_write(MAX_WRITE);
+    let _ = config.set_max_background(MAX_BACKGROUND);
+    let _ = config.set_time_granularity(Duration::from_nanos(1));
 }
 
 fn set_time(t: TimeOrNow) -> SetTime {
@@ -298,33 +334,7 @@ impl FuseFs {
 
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let wanted = InitFlags::FUSE_ATOMIC_O_TRUNC
-            | InitFlags::FUSE_PARALLEL_DIROPS
-            | InitFlags::FUSE_MAX_PAGES
-            | InitFlags::FUSE_BIG_WRITES
-            | InitFlags::FUSE_DO_READDIRPLUS
-            | InitFlags::FUSE_READDIRPLUS_AUTO
-            // The core clears set-user-ID and set-group-ID when a file
-            // changes (fs/setid.rs), so the kernel does not ask for the
-            // file's `security.capability` before each write (SB_NOSEC:
-            // once per inode) nor read the mode back before each chown:
-            // small appends ran at half the speed with those round trips.
-            | InitFlags::FUSE_HANDLE_KILLPRIV_V2
-            // A symlink's target never changes (a new target is a new
-            // inode, and inode numbers are not reused), so the kernel may
-            // keep it: a path through a symlink needs no readlink each time.
-            | InitFlags::FUSE_CACHE_SYMLINKS;
-        // Not FUSE_WRITEBACK_CACHE: with it the kernel accepts a write past
-        // the volume's size limit into its page cache (its limit for FUSE
-        // is the VFS's) and the EFBIG comes only at write-back, and it
-        // keeps ctime itself, unlike the store's after a remount
-        // (tests/mount_semantics.rs `file_size_limits_and_far_offsets`,
-        // `tree_persists_across_remount`).
-        let available = config.capabilities() & wanted;
-        let _ = config.add_capabilities(available);
-        let _ = config.set_max_write(MAX_WRITE);
-        let _ = config.set_max_background(MAX_BACKGROUND);
-        let _ = config.set_time_granularity(Duration::from_nanos(1));
+        configure_kernel(config);
         Ok(())
     }
 
