@@ -3,23 +3,24 @@
 # `cp -r` of a tree (default /usr/include) onto a fresh mount, or `rm -rf`
 # of such a copy (made untraced just before, as bench/fs.sh's is), with the
 # kernel's fuse:fuse_request_send and fuse:fuse_request_end tracepoints
-# recorded (perf), for llmfs builds and mergerfs (Debian's, one branch on
-# the same disk: issue 14's FUSE passthrough peer) alternated round by
-# round. Per contender, round and opcode: how many requests, and their
+# recorded (perf), for llmfs builds, mergerfs (Debian's, one branch on
+# the same disk: issue 14's FUSE passthrough peer) and the floor
+# (examples/floor_fs: a daemon that answers from memory, mounted as llmfs
+# mounts) alternated round by round. Per contender, round and opcode: how many requests, and their
 # latency from queueing to reply as the kernel saw it
 # (bench/request_latency.py). The tracing slows every contender alike
 # (the elapsed time is printed too, traced).
 #
-#   bench/request_latency.sh ROUNDS WORKLOAD BIN|mergerfs ...
-#       WORKLOAD: tar, cp or rm. BIN may carry a transport (BIN+uring,
-#       bench/contender.sh).               (root: mounts, tracing)
+#   bench/request_latency.sh ROUNDS WORKLOAD BIN|mergerfs|floor ...
+#       WORKLOAD: tar, cp or rm. BIN and floor may carry a transport
+#       (BIN+uring, floor+uring; bench/contender.sh).   (root: mounts, tracing)
 #
 # Prints a TSV line per contender, round and opcode: requests, mean, p50,
 # p90, p99 (µs), total seconds in requests of that opcode, and the
 # workload's traced seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage="usage: bench/request_latency.sh ROUNDS tar|cp|rm BIN|mergerfs ..."
+usage="usage: bench/request_latency.sh ROUNDS tar|cp|rm BIN|mergerfs|floor ..."
 rounds=${1:?$usage}
 workload=${2:?$usage}
 shift 2

@@ -4,7 +4,9 @@
 # alternated round by round, with the daemon's CPU time: for comparing
 # builds of the close path in one run. A BIN of `mergerfs` runs the same
 # on Debian's mergerfs with one branch on the same disk (the FUSE
-# passthrough of issue 14's targets).
+# passthrough of issue 14's targets), and one of `floor` or `floor+uring`
+# on examples/floor_fs (a daemon that answers from memory, mounted as
+# llmfs mounts: what the kernel's requests cost whatever a daemon does).
 #
 #   bench/small_files.sh [ROUNDS] BIN [BIN ...]     (root: mounts)
 #
