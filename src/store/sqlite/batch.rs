@@ -68,6 +68,9 @@ const MAX_OPS: u32 = 1024;
 /// Most bytes of stored records one batch holds (its pages stay in
 /// SQLite's page cache until it commits).
 const MAX_BYTES: u64 = 8 << 20;
+/// Longest a log restart waits for another connection's lock
+/// (`Writer::restart_log`).
+const RESTART_WAIT: Duration = Duration::from_millis(20);
 /// Free space on the store's filesystem below which operations are not
 /// batched: more than a batch's commit writes to the WAL (its records,
 /// [`MAX_BYTES`], one write-back of up to the 32 MiB dirty budget, and the
@@ -451,6 +454,25 @@ impl Writer {
         }
     }
 
+    /// Moves what is left of the WAL into the database file and has the
+    /// next batch start the log from its beginning (a RESTART checkpoint
+    /// on this connection, between two batches). Requests wait meanwhile:
+    /// the checkpoint thread calls it right after a passive pass, so only
+    /// what was committed during that pass is left to copy (checkpoint.rs).
+    pub(super) fn restart_log(&mut self) -> Result<(), StoreError> {
+        self.commit()?;
+        // A reader of an older snapshot (`llmfs stats` on a mounted store)
+        // holds a RESTART back, and every request with it: wait for one
+        // only briefly, and leave the restart to the next pass.
+        self.conn().busy_timeout(RESTART_WAIT)?;
+        let restarted = self
+            .conn()
+            .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+        self.conn().busy_timeout(super::BUSY_TIMEOUT)?;
+        restarted?;
+        Ok(())
+    }
+
     /// Gives back the space of records no row names any more
     /// (`Segments::reclaim`), once every commit so far is on stable
     /// storage: it commits the batch and syncs first. A lost batch not yet
@@ -657,4 +679,61 @@ pub(crate) fn free_space(dir: &Path) -> Option<u64> {
         return None;
     }
     Some((sv.f_bavail as u64).saturating_mul(sv.f_frsize as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::migrate;
+
+    fn wal_frames(conn: &Connection) -> (i64, i64) {
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(1)?, r.get(2)?))
+        })
+        .unwrap()
+    }
+
+    /// `restart_log` commits the open batch, moves the whole log into the
+    /// database file (a copy of that file alone holds every commit) and
+    /// makes the next commit start the log over.
+    #[test]
+    fn restart_log_moves_the_log_into_the_database_and_starts_it_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let mut conn = Connection::open(&db).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        migrate::migrate(&mut conn).unwrap();
+        let segments = Arc::new(Segments::open(dir.path(), false, false).unwrap());
+        let mut writer = Writer::new(conn, dir.path(), Arc::default(), true, segments);
+        let value = "v".repeat(4000);
+        for i in 0..200 {
+            let (_, r) = writer.write_batched(OpGuard::Savepoint, |m| {
+                m.set_volume_setting(&format!("k{i}"), &value)
+            });
+            r.unwrap();
+        }
+        writer.restart_log().unwrap();
+
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(&db, copy.path().join("db")).unwrap();
+        let alone = Connection::open(copy.path().join("db")).unwrap();
+        let n: i64 = alone
+            .query_row("SELECT COUNT(*) FROM volume WHERE key LIKE 'k%'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 200, "the database file alone holds every commit");
+
+        let (_, r) =
+            writer.write_batched(OpGuard::Savepoint, |m| m.set_volume_setting("after", "v"));
+        r.unwrap();
+        writer.commit().unwrap();
+        let other = Connection::open(&db).unwrap();
+        let (log, _) = wal_frames(&other);
+        assert!(
+            (1..=8).contains(&log),
+            "the commit after the restart starts the log over: {log} frames"
+        );
+    }
 }

@@ -30,6 +30,9 @@ use meta::SqliteTx;
 use segments::{Extent, Segments};
 
 pub const DB_FILE: &str = "llmfs.db";
+/// How long the writer's connection waits for a lock another connection
+/// holds (a checkpoint, a reader of the store) before SQLITE_BUSY.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub(super) struct SqliteStore {
@@ -77,7 +80,7 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
         let mut conn = Connection::open_with_flags(&db_path, flags)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         if !opts.read_only {
             let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
@@ -168,7 +171,8 @@ impl SqliteStore {
             Some(checkpoint::Checkpointer::start(
                 &db_path,
                 commits,
-                segments.enabled().then(|| Arc::clone(&writer)),
+                Arc::clone(&writer),
+                segments.enabled(),
             )?)
         };
         let committer = if opts.read_only {
