@@ -228,9 +228,8 @@ fn read_only_no_flush(flags: i32) -> FopenFlags {
     }
 }
 
-/// The attributes of a negative entry: only its node id, 0, counts.
-/// The entry of a name that does not exist: node id 0, which the kernel
-/// keeps as a negative dentry for the entry's timeout.
+/// The entry of a name that does not exist: only its node id, 0, counts;
+/// the kernel keeps it as a negative dentry for the entry's timeout.
 pub fn negative_entry() -> FileAttr {
     FileAttr {
         ino: INodeNo(0),

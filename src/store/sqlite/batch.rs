@@ -454,23 +454,35 @@ impl Writer {
         }
     }
 
+    /// Commits the open batch, then runs a checkpoint in `mode` on this
+    /// connection, waiting at most `wait` for another connection's lock.
+    /// A checkpoint cannot run inside a transaction, and between two
+    /// batches nothing of this connection's holds it back.
+    pub(super) fn checkpoint_between_batches(
+        &mut self,
+        mode: &str,
+        wait: Duration,
+    ) -> Result<(), StoreError> {
+        self.commit()?;
+        self.conn().busy_timeout(wait)?;
+        let done = self
+            .conn()
+            .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
+        self.conn().busy_timeout(super::BUSY_TIMEOUT)?;
+        done?;
+        Ok(())
+    }
+
     /// Moves what is left of the WAL into the database file and has the
     /// next batch start the log from its beginning (a RESTART checkpoint
-    /// on this connection, between two batches). Requests wait meanwhile:
-    /// the checkpoint thread calls it right after a passive pass, so only
-    /// what was committed during that pass is left to copy (checkpoint.rs).
+    /// between two batches). Requests wait meanwhile: the checkpoint
+    /// thread calls it right after a passive pass, so only what was
+    /// committed during that pass is left to copy (checkpoint.rs). A
+    /// reader of an older snapshot (`llmfs stats` on a mounted store)
+    /// holds a RESTART back, and every request with it: it is waited for
+    /// only briefly, and the restart left to the next pass.
     pub(super) fn restart_log(&mut self) -> Result<(), StoreError> {
-        self.commit()?;
-        // A reader of an older snapshot (`llmfs stats` on a mounted store)
-        // holds a RESTART back, and every request with it: wait for one
-        // only briefly, and leave the restart to the next pass.
-        self.conn().busy_timeout(RESTART_WAIT)?;
-        let restarted = self
-            .conn()
-            .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
-        self.conn().busy_timeout(super::BUSY_TIMEOUT)?;
-        restarted?;
-        Ok(())
+        self.checkpoint_between_batches("RESTART", RESTART_WAIT)
     }
 
     /// Gives back the space of records no row names any more
@@ -713,6 +725,20 @@ mod tests {
             });
             r.unwrap();
         }
+        // A reader of the snapshot before them holds the restart back: it
+        // is left for later, and the connection keeps its own wait.
+        let reader = Connection::open(&db).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT COUNT(*) FROM volume", [], |r| r.get(0))
+            .unwrap();
+        writer.restart_log().unwrap();
+        let wait: i64 = writer
+            .conn()
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(wait, super::super::BUSY_TIMEOUT.as_millis() as i64);
+        reader.execute_batch("COMMIT").unwrap();
         writer.restart_log().unwrap();
 
         let copy = tempfile::tempdir().unwrap();

@@ -250,13 +250,9 @@ impl SqliteStore {
 
     /// Moves the WAL's contents into the main database file (on unmount).
     pub(super) fn checkpoint(&self) -> Result<(), StoreError> {
-        let mut writer = self.writer.lock();
-        // A checkpoint cannot run inside a write transaction.
-        writer.commit()?;
-        writer
-            .conn()
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+        self.writer
+            .lock()
+            .checkpoint_between_batches("TRUNCATE", BUSY_TIMEOUT)
     }
 
     /// How much the segment files hold and take.
