@@ -100,28 +100,7 @@ impl FreqTable {
     ///   which it would round to anyway.
     pub fn from_logits(logits: &[f32]) -> Result<Self, CoderError> {
         check_size(logits.len())?;
-        let sane = |l: f32| {
-            if l.is_nan() {
-                f64::NEG_INFINITY
-            } else {
-                f64::from(l)
-            }
-        };
-        let max = logits
-            .iter()
-            .map(|&l| sane(l))
-            .fold(f64::NEG_INFINITY, f64::max);
-        let weights: Vec<u64> = logits
-            .iter()
-            .map(|&l| {
-                let l = sane(l);
-                // Equal to the max (this covers +inf, and all -inf) means
-                // d = 0, not inf - inf = NaN.
-                let d = if l == max { 0.0 } else { l - max };
-                exp_q31(d)
-            })
-            .collect();
-        Ok(quantize(&weights))
+        Ok(quantize(&logit_weights(logits)))
     }
 
     fn with_cums(freqs: Vec<u32>) -> Self {
@@ -218,6 +197,32 @@ fn quantize(weights: &[u64]) -> FreqTable {
         }
     }
     FreqTable::with_cums(freqs)
+}
+
+/// Each logit's weight before quantization: `exp(logit - max)` in
+/// Q31, NaN taken as minus infinity.
+fn logit_weights(logits: &[f32]) -> Vec<u64> {
+    let sane = |l: f32| {
+        if l.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            f64::from(l)
+        }
+    };
+    let max = logits
+        .iter()
+        .map(|&l| sane(l))
+        .fold(f64::NEG_INFINITY, f64::max);
+    logits
+        .iter()
+        .map(|&l| {
+            let l = sane(l);
+            // Equal to the max (this covers +inf, and all -inf) means
+            // d = 0, not inf - inf = NaN.
+            let d = if l == max { 0.0 } else { l - max };
+            exp_q31(d)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -369,6 +374,17 @@ mod tests {
     }
 
     #[test]
+    fn logits_closer_than_a_weight_share_it() {
+        // Found by the property test below: 0 and -8e-22 get the same
+        // weight, and the quantizer gave the smaller logit the extra unit.
+        let logits = [f32::NAN, -8.215_665e-22, 0.0];
+        let t = FreqTable::from_logits(&logits).unwrap();
+        check_invariants(&t);
+        assert_eq!(logit_weights(&logits)[1], logit_weights(&logits)[2]);
+        assert!(t.freq(1).abs_diff(t.freq(2)) <= 1);
+    }
+
+    #[test]
     fn dominant_logit_keeps_almost_everything() {
         let mut logits = vec![0.0f32; 256];
         logits[42] = 60.0;
@@ -391,11 +407,19 @@ mod tests {
         fn logits_make_valid_monotone_tables(logits in prop::collection::vec(logit(), 2..600)) {
             let t = FreqTable::from_logits(&logits).unwrap();
             check_invariants(&t);
-            // Rank by logit with NaN as the minimum.
+            // Rank by logit with NaN as the minimum: the weights follow
+            // the logits, and the frequencies the weights. Logits closer
+            // than a weight's resolution (e.g. 0 and -8e-22) share a
+            // weight, and the quantizer may then give either symbol the
+            // extra unit.
             let key = |l: f32| if l.is_nan() { f32::NEG_INFINITY } else { l };
+            let w = logit_weights(&logits);
             for i in 0..logits.len() {
                 for j in 0..logits.len() {
                     if key(logits[i]) > key(logits[j]) {
+                        prop_assert!(w[i] >= w[j], "weights {i} vs {j}");
+                    }
+                    if w[i] > w[j] {
                         prop_assert!(t.freq(i) >= t.freq(j), "{i} vs {j}");
                     }
                 }
