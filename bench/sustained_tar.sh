@@ -3,8 +3,9 @@
 # (default /usr/include) in a row onto one fresh mount, for llmfs builds
 # (and mergerfs or the floor, bench/contender.sh) alternated round by
 # round. Long enough that the store's WAL passes the 64 MiB at which the
-# checkpoint thread restarts it (src/store/sqlite/checkpoint.rs), which a
-# single `tar x` of /usr/include rarely reaches.
+# checkpoint thread restarts it (src/store/sqlite/checkpoint.rs) several
+# times: a single `tar x` of /usr/include passes it once, near its end
+# (docs/MEASUREMENTS.md, "The WAL's restart inside one `tar x`").
 #
 #   bench/sustained_tar.sh ROUNDS BIN|mergerfs|floor ...     (root: mounts)
 #
