@@ -10,6 +10,7 @@ mod meta;
 pub mod migrate;
 pub mod segments;
 mod statements;
+mod wal_gather;
 
 use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -79,7 +80,14 @@ impl SqliteStore {
         } else {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
-        let mut conn = Connection::open_with_flags(&db_path, flags)?;
+        let mut conn = if opts.read_only {
+            Connection::open_with_flags(&db_path, flags)?
+        } else {
+            // The writer gathers each commit's WAL frames into one write
+            // (wal_gather.rs).
+            wal_gather::register()?;
+            Connection::open_with_flags_and_vfs(&db_path, flags, wal_gather::VFS_NAME)?
+        };
         conn.busy_timeout(BUSY_TIMEOUT)?;
         if !opts.read_only {
             let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
