@@ -128,12 +128,20 @@ impl Run {
 thread_local! {
     /// Writes this thread handed to the unix VFS's WAL files (tests).
     static REAL_WRITES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// While set, this thread's writes to WAL files fail as on a full
+    /// disk, unwritten (tests).
+    static DISK_FULL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The unix VFS's `xWrite` on `real`.
 unsafe fn write_real(real: *mut ffi::sqlite3_file, data: &[u8], at: i64) -> c_int {
     #[cfg(test)]
-    REAL_WRITES.with(|n| n.set(n.get() + 1));
+    {
+        REAL_WRITES.with(|n| n.set(n.get() + 1));
+        if DISK_FULL.with(|f| f.get()) {
+            return ffi::SQLITE_FULL;
+        }
+    }
     (methods(real).xWrite.expect("xWrite"))(real, data.as_ptr().cast(), data.len() as c_int, at)
 }
 
@@ -500,5 +508,40 @@ mod tests {
         );
         let copies = tempfile::tempdir().unwrap();
         assert_eq!(rows(&crash_copy(&db, copies.path())).0, 200);
+    }
+
+    /// A commit whose gathered frames cannot be written fails with the
+    /// full disk's error, and nothing of it is seen; the commits before it
+    /// stay, and the next one works.
+    #[test]
+    fn a_failed_write_fails_its_commit_and_loses_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, writer) = gathered_table(dir.path(), None);
+        insert(&writer, 0, 100);
+        let committed = rows(&writer);
+        DISK_FULL.with(|f| f.set(true));
+        let failed = (|| {
+            let tx = writer.unchecked_transaction()?;
+            for k in 100..150 {
+                tx.execute("INSERT INTO t(k, v) VALUES (?1, zeroblob(3000))", [k])?;
+            }
+            tx.commit()
+        })();
+        DISK_FULL.with(|f| f.set(false));
+        let err = failed.expect_err("a commit on a full disk");
+        assert_eq!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DiskFull),
+            "{err}"
+        );
+        let reader = open(&db, false);
+        assert_eq!(rows(&reader), committed);
+        assert_eq!(rows(&writer), committed);
+        insert(&writer, 100, 50);
+        assert_eq!(rows(&reader).0, 150);
+        let copies = tempfile::tempdir().unwrap();
+        let copy = crash_copy(&db, copies.path());
+        assert_eq!(rows(&copy).0, 150);
+        assert_whole(&copy);
     }
 }
