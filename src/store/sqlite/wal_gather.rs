@@ -390,6 +390,21 @@ mod tests {
         (db, writer)
     }
 
+    /// After a transaction that left nothing, a reader sees `committed`,
+    /// and `n` more rows commit whole: seen by the reader and in a copy of
+    /// the files.
+    fn goes_on_from(db: &Path, writer: &Connection, committed: (i64, i64), n: i64) {
+        let reader = open(db, false);
+        assert_eq!(rows(&reader), committed);
+        assert_eq!(rows(writer), committed);
+        insert(writer, committed.0, n);
+        assert_eq!(rows(&reader).0, committed.0 + n);
+        let copies = tempfile::tempdir().unwrap();
+        let copy = crash_copy(db, copies.path());
+        assert_eq!(rows(&copy).0, committed.0 + n);
+        assert_whole(&copy);
+    }
+
     fn assert_whole(conn: &Connection) {
         let ok: String = conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -481,14 +496,7 @@ mod tests {
             assert_eq!(rows(&crash_copy(&db, copies.path())), committed);
             tx.rollback().unwrap();
         }
-        let reader = open(&db, false);
-        assert_eq!(rows(&reader), committed);
-        insert(&writer, 100, 300);
-        assert_eq!(rows(&reader).0, 400);
-        let copies = tempfile::tempdir().unwrap();
-        let copy = crash_copy(&db, copies.path());
-        assert_eq!(rows(&copy).0, 400);
-        assert_whole(&copy);
+        goes_on_from(&db, &writer, committed, 300);
     }
 
     /// A commit's frames reach the file in a few writes of up to
@@ -538,14 +546,6 @@ mod tests {
             Some(rusqlite::ErrorCode::DiskFull),
             "{err}"
         );
-        let reader = open(&db, false);
-        assert_eq!(rows(&reader), committed);
-        assert_eq!(rows(&writer), committed);
-        insert(&writer, 100, 50);
-        assert_eq!(rows(&reader).0, 150);
-        let copies = tempfile::tempdir().unwrap();
-        let copy = crash_copy(&db, copies.path());
-        assert_eq!(rows(&copy).0, 150);
-        assert_whole(&copy);
+        goes_on_from(&db, &writer, committed, 50);
     }
 }
