@@ -83,8 +83,8 @@ impl SqliteStore {
         let mut conn = if opts.read_only {
             Connection::open_with_flags(&db_path, flags)?
         } else {
-            // The writer gathers each commit's WAL frames into one write
-            // (wal_gather.rs).
+            // The writer gathers each commit's WAL frames into writes of
+            // 64 KiB (wal_gather.rs).
             wal_gather::register()?;
             Connection::open_with_flags_and_vfs(&db_path, flags, wal_gather::VFS_NAME)?
         };

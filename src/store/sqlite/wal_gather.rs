@@ -255,36 +255,39 @@ unsafe extern "C" fn read(f: *mut ffi::sqlite3_file, b: *mut c_void, n: c_int, a
     (methods(real).xRead.expect("xRead"))(real, b, n, at)
 }
 
-unsafe extern "C" fn truncate(f: *mut ffi::sqlite3_file, size: i64) -> c_int {
+/// Writes the run, then calls `op` on the unix VFS's file; or returns the
+/// write's error.
+unsafe fn after_flush(
+    f: *mut ffi::sqlite3_file,
+    op: impl FnOnce(*mut ffi::sqlite3_file) -> c_int,
+) -> c_int {
     let (real, run) = parts(f);
     match flush(real, run) {
-        ffi::SQLITE_OK => (methods(real).xTruncate.expect("xTruncate"))(real, size),
+        ffi::SQLITE_OK => op(real),
         rc => rc,
     }
+}
+
+unsafe extern "C" fn truncate(f: *mut ffi::sqlite3_file, size: i64) -> c_int {
+    after_flush(f, |real| {
+        (methods(real).xTruncate.expect("xTruncate"))(real, size)
+    })
 }
 
 unsafe extern "C" fn sync(f: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    let (real, run) = parts(f);
-    match flush(real, run) {
-        ffi::SQLITE_OK => (methods(real).xSync.expect("xSync"))(real, flags),
-        rc => rc,
-    }
+    after_flush(f, |real| (methods(real).xSync.expect("xSync"))(real, flags))
 }
 
 unsafe extern "C" fn file_size(f: *mut ffi::sqlite3_file, out: *mut i64) -> c_int {
-    let (real, run) = parts(f);
-    match flush(real, run) {
-        ffi::SQLITE_OK => (methods(real).xFileSize.expect("xFileSize"))(real, out),
-        rc => rc,
-    }
+    after_flush(f, |real| {
+        (methods(real).xFileSize.expect("xFileSize"))(real, out)
+    })
 }
 
 unsafe extern "C" fn file_control(f: *mut ffi::sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
-    let (real, run) = parts(f);
-    match flush(real, run) {
-        ffi::SQLITE_OK => (methods(real).xFileControl.expect("xFileControl"))(real, op, arg),
-        rc => rc,
-    }
+    after_flush(f, |real| {
+        (methods(real).xFileControl.expect("xFileControl"))(real, op, arg)
+    })
 }
 
 unsafe extern "C" fn close(f: *mut ffi::sqlite3_file) -> c_int {
@@ -547,5 +550,19 @@ mod tests {
             "{err}"
         );
         goes_on_from(&db, &writer, committed, 50);
+    }
+
+    /// A transaction longer than `MAX_RUN` writes as it goes and still
+    /// commits whole.
+    #[test]
+    fn a_transaction_longer_than_a_run_commits_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, writer) = gathered_table(dir.path(), None);
+        let rows_over_a_run = (MAX_RUN / 4000 + 500) as i64;
+        insert(&writer, 0, rows_over_a_run);
+        let copies = tempfile::tempdir().unwrap();
+        let copy = crash_copy(&db, copies.path());
+        assert_eq!(rows(&copy).0, rows_over_a_run);
+        assert_whole(&copy);
     }
 }
