@@ -323,6 +323,14 @@ fn errno(op: &str, e: Error) -> Errno {
     Errno::from_i32(e.errno())
 }
 
+/// Replies to a request whose answer is success or an errno.
+fn reply_empty(reply: ReplyEmpty, op: &str, result: Result<(), Error>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(op, e)),
+    }
+}
+
 impl FuseFs {
     /// Replies with an entry; the kernel now holds a reference to it.
     fn entry(&self, reply: ReplyEntry, a: &Attr) {
@@ -481,17 +489,11 @@ impl Filesystem for FuseFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.fs.unlink(parent.0, name.as_bytes()) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("unlink", e)),
-        }
+        reply_empty(reply, "unlink", self.fs.unlink(parent.0, name.as_bytes()))
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.fs.rmdir(parent.0, name.as_bytes()) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("rmdir", e)),
-        }
+        reply_empty(reply, "rmdir", self.fs.rmdir(parent.0, name.as_bytes()))
     }
 
     fn symlink(
@@ -524,16 +526,17 @@ impl Filesystem for FuseFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        match self.fs.rename(
-            parent.0,
-            name.as_bytes(),
-            newparent.0,
-            newname.as_bytes(),
-            flags.bits(),
-        ) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("rename", e)),
-        }
+        reply_empty(
+            reply,
+            "rename",
+            self.fs.rename(
+                parent.0,
+                name.as_bytes(),
+                newparent.0,
+                newname.as_bytes(),
+                flags.bits(),
+            ),
+        )
     }
 
     fn link(
@@ -632,10 +635,7 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         log::debug!("flush: inode {}", ino.0);
-        match self.fs.flush(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("flush", e)),
-        }
+        reply_empty(reply, "flush", self.fs.flush(ino.0))
     }
 
     fn release(
@@ -648,10 +648,7 @@ impl Filesystem for FuseFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fs.release(ino.0, fh.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("release", e)),
-        }
+        reply_empty(reply, "release", self.fs.release(ino.0, fh.0))
     }
 
     fn fsync(
@@ -662,10 +659,7 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fs.fsync(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("fsync", e)),
-        }
+        reply_empty(reply, "fsync", self.fs.fsync(ino.0))
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -758,10 +752,7 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fs.fsyncdir(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("fsyncdir", e)),
-        }
+        reply_empty(reply, "fsyncdir", self.fs.fsyncdir(ino.0))
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -783,10 +774,11 @@ impl Filesystem for FuseFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        match self.fs.setxattr(ino.0, name.as_bytes(), value, flags) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("setxattr", e)),
-        }
+        reply_empty(
+            reply,
+            "setxattr",
+            self.fs.setxattr(ino.0, name.as_bytes(), value, flags),
+        )
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -804,17 +796,19 @@ impl Filesystem for FuseFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.fs.removexattr(ino.0, name.as_bytes()) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("removexattr", e)),
-        }
+        reply_empty(
+            reply,
+            "removexattr",
+            self.fs.removexattr(ino.0, name.as_bytes()),
+        )
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        match self.fs.access(&ctx(req, 0), ino.0, mask.bits()) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("access", e)),
-        }
+        reply_empty(
+            reply,
+            "access",
+            self.fs.access(&ctx(req, 0), ino.0, mask.bits()),
+        )
     }
 
     fn fallocate(
@@ -827,10 +821,11 @@ impl Filesystem for FuseFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        match self.fs.fallocate(ino.0, offset, length, mode) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("fallocate", e)),
-        }
+        reply_empty(
+            reply,
+            "fallocate",
+            self.fs.fallocate(ino.0, offset, length, mode),
+        )
     }
 
     fn create(
