@@ -19,7 +19,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
@@ -476,6 +476,7 @@ fn main() {
     config.n_threads = Some(2);
     config.clone_fd = true;
     config.io_uring_threads = 2;
+    config.dev_poll = Duration::from_micros(u64::from(llmfs::fuse::default_dev_poll_us()));
     config.io_uring_idle_priority = true;
     let session = match fuser::Session::new(fs, Path::new(&mountpoint), &config) {
         Ok(s) => s,

@@ -45,7 +45,8 @@ pub struct MountArgs {
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
     /// auto_unmount, noatime, nodev, nosuid, noexec, dev, suid, exec, sync,
     /// dirsync, async, early_reads; cache_mb=N, threads=N,
-    /// ring_threads=N, ring_priority=idle|normal, read_ahead_kib=N,
+    /// ring_threads=N, ring_priority=idle|normal, dev_poll_us=N,
+    /// read_ahead_kib=N,
     /// block_size=N,
     /// compress=MODE, segment_min_kib=N,
     /// archive_after=AGE, deep_archive_after=AGE|never, attr_timeout=SECS,
@@ -72,6 +73,12 @@ pub struct MountArgs {
     /// lift a thread back, else normal; docs/MEASUREMENTS.md, "FUSE over io_uring"].
     #[arg(long, value_name = "PRIORITY", value_parser = RingPriority::parse)]
     pub ring_priority: Option<RingPriority>,
+    /// Microseconds a /dev/fuse worker that is about to sleep polls for the
+    /// next request first, while requests come back to back; 0..=10000, 0
+    /// sleeps at once [default: 100 on two cores or more, else 0; unused
+    /// over io_uring].
+    #[arg(long, value_name = "US", value_parser = clap::value_parser!(u32).range(0..=10000))]
+    pub dev_poll_us: Option<u32>,
     /// KiB the kernel reads ahead of a sequential reader, 0..=65536; 0
     /// leaves the kernel's (128). Needs root [default: 1024].
     #[arg(long, value_name = "KIB", value_parser = clap::value_parser!(u32).range(0..=65536))]
@@ -212,6 +219,7 @@ impl MountArgs {
             cache_mb: None,
             threads: None,
             ring_threads: None,
+            dev_poll_us: None,
             read_ahead_kib: None,
             block_size: None,
             compress: None,
@@ -242,6 +250,7 @@ struct ParsedOptions {
     threads: Option<u16>,
     ring_threads: Option<u16>,
     ring_priority: Option<RingPriority>,
+    dev_poll_us: Option<u32>,
     read_ahead_kib: Option<u32>,
     block_size: Option<usize>,
     store_password_file: Option<PathBuf>,
@@ -309,6 +318,7 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
                 "threads" => p.threads = Some(parse_within(key, value, 1..=256)?),
                 "ring_threads" => p.ring_threads = Some(parse_within(key, value, 0..=64)?),
                 "read_ahead_kib" => p.read_ahead_kib = Some(parse_within(key, value, 0..=65536)?),
+                "dev_poll_us" => p.dev_poll_us = Some(parse_within(key, value, 0..=10000)?),
                 "ring_priority" => {
                     p.ring_priority = Some(
                         RingPriority::parse(value)
@@ -451,6 +461,7 @@ struct Settings {
     threads: u16,
     ring_threads: u16,
     ring_priority: RingPriority,
+    dev_poll_us: u32,
     read_ahead_kib: u32,
     block_size: usize,
     compress: CompressMode,
@@ -512,6 +523,12 @@ fn settings(args: &MountArgs, opts: &ParsedOptions) -> Result<Settings, CliError
             args.ring_threads,
             opts.ring_threads,
             DEFAULT_RING_THREADS,
+        )?,
+        dev_poll_us: merge(
+            "dev_poll_us",
+            args.dev_poll_us,
+            opts.dev_poll_us,
+            crate::fuse::default_dev_poll_us(),
         )?,
         read_ahead_kib: merge(
             "read_ahead_kib",
@@ -930,6 +947,7 @@ fn mount(
         c.clone_fd = true;
         c.io_uring_threads = usize::from(settings.ring_threads);
         c.io_uring_idle_priority = settings.ring_priority == RingPriority::Idle;
+        c.dev_poll = Duration::from_micros(u64::from(settings.dev_poll_us));
         c
     };
     // Catch SIGINT/SIGTERM from here on: one that arrives while mounting is
@@ -1261,6 +1279,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("0..=65536"), "{e}");
+        let p = parse_options(&["dev_poll_us=0".into()]).unwrap();
+        assert_eq!(p.dev_poll_us, Some(0));
+        let e = parse_options(&["dev_poll_us=10001".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0..=10000"), "{e}");
     }
 
     fn pipe() -> (std::fs::File, std::fs::File) {

@@ -490,15 +490,26 @@ fn inodes_used(mnt: &Path) -> u64 {
     s.f_files - s.f_ffree
 }
 
+/// The /proc directories of the daemon's /dev/fuse readers (`fuser-N`).
+fn dev_reader_threads(pid: u32) -> Vec<std::path::PathBuf> {
+    daemon_threads(pid, |name| {
+        name.strip_prefix("fuser-")
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+    })
+}
+
+/// How many /dev/fuse readers the daemon has (all started once a few
+/// requests have been answered).
+fn dev_readers(pid: u32) -> usize {
+    dev_reader_threads(pid).len()
+}
+
 /// The daemon's /dev/fuse readers (`fuser-N`) waiting in the device's
 /// read, from their wchan; None where the kernel does not show it.
 fn readers_waiting_on_the_device(pid: u32) -> Option<usize> {
     let mut waiting = 0;
     let mut shown = false;
-    let readers = daemon_threads(pid, |name| {
-        name.strip_prefix("fuser-")
-            .is_some_and(|n| n.parse::<u32>().is_ok())
-    });
+    let readers = dev_reader_threads(pid);
     for t in readers {
         let wchan = fs::read_to_string(t.join("wchan")).unwrap_or_default();
         shown |= wchan != "0" && !wchan.is_empty();
@@ -559,4 +570,60 @@ fn forgets_beside_the_rings_are_polled_and_reach_the_daemon() {
         std::thread::sleep(Duration::from_millis(50));
     }
     serve_and_check(m);
+}
+
+/// Over `lookups` lookups of absent names 15 ms apart, after how many a
+/// /dev/fuse reader of the daemon stayed off the device (not waiting in
+/// its `read`) for 6 ms or more once the lookup had returned: a reader
+/// polling for the next request, since answering a lookup takes far less
+/// (a reader slow to get a CPU back may be counted too, now and then).
+/// None where the kernel does not show a thread's wait channel.
+fn long_polls_after_sparse_lookups(m: &Mounted, lookups: usize) -> Option<usize> {
+    let pid = m.daemon_pid().unwrap();
+    // Let the mount's own requests settle first.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut long = 0;
+    for i in 0..lookups {
+        let start = Instant::now();
+        assert!(fs::metadata(m.mnt.join(format!("absent-{i}"))).is_err());
+        let returned = Instant::now();
+        // How long some reader stays off the device, sampled each ms.
+        let mut off = Duration::ZERO;
+        while returned.elapsed() < Duration::from_millis(12) {
+            std::thread::sleep(Duration::from_millis(1));
+            if readers_waiting_on_the_device(pid)? == dev_readers(pid) {
+                break;
+            }
+            off = returned.elapsed();
+        }
+        long += usize::from(off >= Duration::from_millis(6));
+        let gap = Duration::from_millis(15);
+        std::thread::sleep(gap.saturating_sub(start.elapsed()));
+    }
+    Some(long)
+}
+
+/// Over /dev/fuse a reader about to sleep polls the device for the next
+/// request first, for up to `dev_poll_us` (vendor/fuser/src/dev_poll.rs),
+/// and polls that see nothing make the next waits skip polling (1, 3, 7,
+/// ... waits): requests 15 ms apart with a 10 ms window are polled after
+/// a few, not after each. With `dev_poll_us=0` no reader polls.
+#[test]
+fn dev_fuse_readers_poll_after_a_request_and_back_off() {
+    require_fuse!();
+    let lookups = 40;
+    let m = Mounted::new(&["-o", "ring_threads=0,dev_poll_us=10000"]);
+    let Some(polled) = long_polls_after_sparse_lookups(&m, lookups) else {
+        return;
+    };
+    serve_and_check(m);
+    // Polls at about the 1st, 3rd, 7th, 15th and 31st waits of the 40.
+    assert!(
+        (2..=15).contains(&polled),
+        "a reader polled after {polled} of {lookups} sparse lookups"
+    );
+    let m = Mounted::new(&["-o", "ring_threads=0,dev_poll_us=0"]);
+    let blocked = long_polls_after_sparse_lookups(&m, lookups).unwrap();
+    serve_and_check(m);
+    assert!(blocked <= 1, "{blocked} long polls with dev_poll_us=0");
 }

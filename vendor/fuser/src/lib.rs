@@ -85,6 +85,7 @@ mod bsd_file_flags;
 mod channel;
 mod dev_beside_ring;
 mod dev_fuse;
+mod dev_poll;
 /// Experimental APIs
 #[cfg(feature = "experimental")]
 pub mod experimental;

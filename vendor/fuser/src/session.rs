@@ -34,6 +34,7 @@ use crate::channel::Channel;
 use crate::channel::ChannelSender;
 use crate::dev_beside_ring::BesideRing;
 use crate::dev_beside_ring::Next;
+use crate::dev_poll::DevPoll;
 use crate::dev_fuse::DevFuse;
 use crate::ll;
 use crate::ll::Operation;
@@ -365,6 +366,7 @@ impl<FS: Filesystem> Session<FS> {
             info!("FUSE over io_uring: {queues} queues, {started} ring threads");
         }
 
+        let dev_poll = crate::dev_poll::DevPoll::new(config.dev_poll).map(Arc::new);
         for (i, ch) in channels.into_iter().enumerate() {
             let thread_name = format!("fuser-{i}");
             let event_loop = SessionEventLoop {
@@ -375,8 +377,12 @@ impl<FS: Filesystem> Session<FS> {
                 session_owner,
             };
             let beside_ring = beside_ring.clone();
+            let dev_poll = dev_poll.clone();
             threads.push(thread::Builder::new().name(thread_name).spawn(move || {
-                event_loop.event_loop_beside(beside_ring.as_deref().map(|b| (i, b)))
+                event_loop.event_loop_beside(
+                    beside_ring.as_deref().map(|b| (i, b)),
+                    dev_poll.as_deref(),
+                )
             })?);
         }
 
@@ -630,19 +636,29 @@ pub(crate) struct SessionEventLoop<FS: Filesystem> {
 
 impl<FS: Filesystem> SessionEventLoop<FS> {
     /// The read-dispatch loop; `beside_ring`: this reader's index among the
-    /// /dev/fuse readers of a session whose requests go through io_uring.
+    /// /dev/fuse readers of a session whose requests go through io_uring;
+    /// `dev_poll`: the readers poll before they block (a session without
+    /// rings).
     pub(crate) fn event_loop_beside(
         &self,
         beside_ring: Option<(usize, &BesideRing)>,
+        dev_poll: Option<&DevPoll>,
     ) -> io::Result<()> {
-        let ended = self.read_and_dispatch(beside_ring);
+        let ended = self.read_and_dispatch(beside_ring, dev_poll);
         if let Some((index, beside)) = beside_ring {
             beside.reader_returns(index, ended.is_ok());
         }
         ended
     }
 
-    fn read_and_dispatch(&self, beside_ring: Option<(usize, &BesideRing)>) -> io::Result<()> {
+    fn read_and_dispatch(
+        &self,
+        beside_ring: Option<(usize, &BesideRing)>,
+        dev_poll: Option<&DevPoll>,
+    ) -> io::Result<()> {
+        // With rings the readers carry forgets and interrupts only, and
+        // `BesideRing` decides how they wait.
+        let dev_poll = dev_poll.filter(|_| beside_ring.is_none());
         // Buffer for receiving requests from the kernel. Only one is allocated and
         // it is reused immediately after dispatching to conserve memory and allocations.
         let mut buf = FuseReadBuf::new();
@@ -656,6 +672,10 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
                     Next::Idle => continue,
                     Next::Return => return Ok(()),
                 }
+            }
+            if let Some(p) = dev_poll {
+                use std::os::fd::AsRawFd;
+                p.before_read(self.ch.as_fd().as_raw_fd());
             }
             // Read the next request from the given channel to kernel driver
             // The kernel driver makes sure that we get exactly one request per read

@@ -26,6 +26,9 @@ pub struct Config {
     /// their CPU as idle and keeps a woken caller there (faster on a
     /// mostly idle machine, slower when other work keeps the CPUs busy).
     pub io_uring_idle_priority: bool,
+    /// How long a /dev/fuse reader polls the device for the next request
+    /// before it blocks (`dev_poll.rs`); zero blocks at once, as upstream.
+    pub dev_poll: std::time::Duration,
 }
 
 /// Mount options accepted by the FUSE filesystem type
