@@ -77,9 +77,9 @@ const MAX_WRITE: u32 = 1 << 20;
 /// making requests back to back (a `stat` loop, `rm -rf`, `tar x`) sends
 /// the next one some tens of microseconds after a reply; caught by a
 /// poll, it costs no wake-up of a sleeping core. Over /dev/fuse, against
-/// no polling (docs/MEASUREMENTS.md, "Polling /dev/fuse"): creates 1.29x
-/// to 1.52x as many a second, stats 1.48x to 1.87x, unlinks 1.24x to
-/// 1.28x, `tar x` in 0.70 of the time.
+/// no polling (docs/MEASUREMENTS.md, "Polling /dev/fuse"): creates 1.19x
+/// to 1.52x as many a second, stats 1.37x to 1.87x, unlinks 1.24x to
+/// 1.39x, `tar x` in 0.70-0.74 of the time.
 pub fn default_dev_poll_us() -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cores >= 2 {

@@ -8,10 +8,8 @@
 //! after the last reply. So a reader about to read polls the device instead
 //! for up to the configured window, and only then blocks.
 //!
-//! The polling is bounded three ways:
+//! The polling is bounded two ways:
 //! - one reader polls at a time; the others block as before;
-//! - between two looks at the device it yields its CPU to any thread that
-//!   wants it;
 //! - a poll that sees nothing for the whole window makes the next waits
 //!   block without polling: 1, then 3, 7, ... up to [`MOST_SKIPPED`] after
 //!   each further miss in a row, and none again after a poll that sees a
@@ -97,10 +95,10 @@ fn poll_until(fd: RawFd, until: Instant) -> bool {
         if Instant::now() >= until {
             return false;
         }
-        // Any other thread that wants this CPU runs first (the process
-        // whose request is coming, on a machine of one core, or other
-        // work on a busy one); on an idle core this returns at once.
-        // SAFETY: no arguments.
-        unsafe { libc::sched_yield() };
+        // Not `sched_yield`: a build that yielded here made unlinks no
+        // faster than blocking (paired rounds, llmfs's
+        // docs/MEASUREMENTS.md, "Polling /dev/fuse"). The scheduler still
+        // preempts the poller for work that needs the CPU.
+        std::hint::spin_loop();
     }
 }
