@@ -74,10 +74,10 @@ pub struct MountArgs {
     #[arg(long, value_name = "PRIORITY", value_parser = RingPriority::parse)]
     pub ring_priority: Option<RingPriority>,
     /// Microseconds a /dev/fuse worker that is about to sleep polls for the
-    /// next request first, while requests come back to back; 0..=10000, 0
+    /// next request first, while requests come back to back; 0..=20000, 0
     /// sleeps at once [default: 100 on two cores or more, else 0; unused
     /// over io_uring].
-    #[arg(long, value_name = "US", value_parser = clap::value_parser!(u32).range(0..=10000))]
+    #[arg(long, value_name = "US", value_parser = clap::value_parser!(u32).range(0..=20000))]
     pub dev_poll_us: Option<u32>,
     /// KiB the kernel reads ahead of a sequential reader, 0..=65536; 0
     /// leaves the kernel's (128). Needs root [default: 1024].
@@ -318,7 +318,7 @@ fn parse_options(raw: &[String]) -> Result<ParsedOptions, CliError> {
                 "threads" => p.threads = Some(parse_within(key, value, 1..=256)?),
                 "ring_threads" => p.ring_threads = Some(parse_within(key, value, 0..=64)?),
                 "read_ahead_kib" => p.read_ahead_kib = Some(parse_within(key, value, 0..=65536)?),
-                "dev_poll_us" => p.dev_poll_us = Some(parse_within(key, value, 0..=10000)?),
+                "dev_poll_us" => p.dev_poll_us = Some(parse_within(key, value, 0..=20000)?),
                 "ring_priority" => {
                     p.ring_priority = Some(
                         RingPriority::parse(value)
@@ -1281,10 +1281,10 @@ mod tests {
         assert!(e.contains("0..=65536"), "{e}");
         let p = parse_options(&["dev_poll_us=0".into()]).unwrap();
         assert_eq!(p.dev_poll_us, Some(0));
-        let e = parse_options(&["dev_poll_us=10001".into()])
+        let e = parse_options(&["dev_poll_us=20001".into()])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("0..=10000"), "{e}");
+        assert!(e.contains("0..=20000"), "{e}");
     }
 
     fn pipe() -> (std::fs::File, std::fs::File) {
