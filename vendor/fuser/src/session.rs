@@ -366,7 +366,12 @@ impl<FS: Filesystem> Session<FS> {
             info!("FUSE over io_uring: {queues} queues, {started} ring threads");
         }
 
-        let dev_poll = crate::dev_poll::DevPoll::new(config.dev_poll).map(Arc::new);
+        // With rings the readers carry forgets and interrupts only, and
+        // `BesideRing` decides how they wait.
+        let dev_poll = match beside_ring {
+            None => DevPoll::new(config.dev_poll).map(Arc::new),
+            Some(_) => None,
+        };
         for (i, ch) in channels.into_iter().enumerate() {
             let thread_name = format!("fuser-{i}");
             let event_loop = SessionEventLoop {
@@ -637,8 +642,8 @@ pub(crate) struct SessionEventLoop<FS: Filesystem> {
 impl<FS: Filesystem> SessionEventLoop<FS> {
     /// The read-dispatch loop; `beside_ring`: this reader's index among the
     /// /dev/fuse readers of a session whose requests go through io_uring;
-    /// `dev_poll`: the readers poll before they block (a session without
-    /// rings).
+    /// `dev_poll`: the readers poll before they block (only a session
+    /// without rings has it).
     pub(crate) fn event_loop_beside(
         &self,
         beside_ring: Option<(usize, &BesideRing)>,
@@ -656,9 +661,6 @@ impl<FS: Filesystem> SessionEventLoop<FS> {
         beside_ring: Option<(usize, &BesideRing)>,
         dev_poll: Option<&DevPoll>,
     ) -> io::Result<()> {
-        // With rings the readers carry forgets and interrupts only, and
-        // `BesideRing` decides how they wait.
-        let dev_poll = dev_poll.filter(|_| beside_ring.is_none());
         // Buffer for receiving requests from the kernel. Only one is allocated and
         // it is reused immediately after dispatching to conserve memory and allocations.
         let mut buf = FuseReadBuf::new();
