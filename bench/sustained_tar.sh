@@ -9,6 +9,10 @@
 #
 #   bench/sustained_tar.sh ROUNDS BIN|mergerfs|floor ...     (root: mounts)
 #
+# With REPLACE=1 each `tar x` after the first first removes the tree the
+# one before it wrote (`rm -rf`, timed with it): a volume whose files are
+# replaced, whose database reuses the pages deletions freed.
+#
 # Prints a TSV line per contender and round: seconds, daemon CPU seconds.
 # With TRACE=1 each run is traced with the kernel's fuse:fuse_request_send
 # and fuse:fuse_request_end tracepoints (perf), which slows every
@@ -30,6 +34,7 @@ scratch sustained-tar
 tar cf "$work/tree.tar" -C "$(dirname "$tree")" "$(basename "$tree")"
 untar_all() {
   for i in $(seq 1 "$count"); do
+    if [ "${REPLACE:-0}" = 1 ] && [ "$i" -gt 1 ]; then rm -rf "$target/t$((i - 1))"; fi
     mkdir "$target/t$i"
     tar xf "$work/tree.tar" -C "$target/t$i"
   done
@@ -43,7 +48,7 @@ for round in $(seq 1 "$rounds"); do
     start=$(date +%s.%N)
     if [ "${TRACE:-0}" = 1 ]; then
       perf record -q -e fuse:fuse_request_send -e fuse:fuse_request_end -a \
-        -o "$work/perf.data" -- bash -c "$(declare -f untar_all); target='$target' work='$work' count=$count untar_all" 2>/dev/null
+        -o "$work/perf.data" -- bash -c "$(declare -f untar_all); target='$target' work='$work' count=$count REPLACE=${REPLACE:-0} untar_all" 2>/dev/null
     else
       untar_all
     fi
@@ -66,8 +71,8 @@ for l in sys.stdin:
         waits.append((t - sent.pop(unique)) * 1e3)
 print("\t%.1f\t%.0f" % (max(waits, default=0), sum(w for w in waits if w > 4)))')
     fi
-    printf '%s\t%s\t%s x tar x\t%.3f\t%.2f%s\n' "$b" "$round" "$count" \
-      "$(echo "$end - $start" | bc -l)" "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l)" "$extra"
+    printf '%s\t%s\t%s x tar x%s\t%.3f\t%.2f%s\n' "$b" "$round" "$count" \
+      "$([ "${REPLACE:-0}" = 1 ] && printf ', replacing')" "$(echo "$end - $start" | bc -l)" "$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l)" "$extra"
     contender_umount "$b"
   done
 done

@@ -8,6 +8,7 @@ mod checkpoint;
 mod inode_cache;
 mod meta;
 pub mod migrate;
+pub mod page_cache;
 pub mod segments;
 mod statements;
 mod wal_gather;
@@ -52,6 +53,8 @@ pub(super) struct SqliteStore {
 impl SqliteStore {
     /// Opens the store in `dir`; returns it with its block size.
     pub(super) fn open(dir: &Path, opts: &OpenOptions) -> Result<(SqliteStore, usize), StoreError> {
+        // Before SQLite's first use in the process (page_cache.rs).
+        page_cache::install();
         let db_path = dir.join(DB_FILE);
         let exists = db_path.exists();
         if !exists && (!opts.create || opts.read_only) {
