@@ -27,7 +27,6 @@ pub use rows::{
     DirEntryRow, InodeRow, Lease, NewInode, SegmentUsage, StoreTotals,
 };
 pub use sqlite::migrate::{SCHEMA_VERSION, TABLES_VERSION};
-pub use sqlite::page_cache as sqlite_page_cache;
 pub use sqlite::segments::{Extent, SEGMENTS_DIR};
 pub use sqlite::DB_FILE;
 pub use tx::{BlockWrite, ReadTx, Reads, StoredRecord, WriteTx, Writes};

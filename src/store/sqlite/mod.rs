@@ -8,7 +8,7 @@ mod checkpoint;
 mod inode_cache;
 mod meta;
 pub mod migrate;
-pub mod page_cache;
+mod page_cache;
 pub mod segments;
 mod statements;
 mod wal_gather;

@@ -73,7 +73,7 @@ struct Cache {
 /// Puts the wrapper in place of SQLite's page cache, once per process.
 /// Returns whether it is the page cache SQLite will use: false where
 /// SQLite was initialised before the first call.
-pub fn install() -> bool {
+pub(super) fn install() -> bool {
     static DONE: OnceLock<bool> = OnceLock::new();
     *DONE.get_or_init(|| unsafe { install_once() })
 }
@@ -118,13 +118,15 @@ unsafe fn install_once() -> bool {
 }
 
 /// Whether SQLite uses the wrapper in this process (it has initialised it).
-pub fn in_use() -> bool {
+#[cfg(test)]
+fn in_use() -> bool {
     IN_USE.load(Relaxed)
 }
 
 /// Truncations passed to pcache1 and skipped, and pages parked, so far in
 /// this process.
-pub fn counts() -> (u32, u32, u32) {
+#[cfg(test)]
+fn counts() -> (u32, u32, u32) {
     (
         PASSED.load(Relaxed),
         SKIPPED.load(Relaxed),
