@@ -13,8 +13,8 @@
 //! pcache1's highest key there, so the next commit walks the writer's
 //! whole 64 MiB cache (16,384 slots, about 16,000 pages) with the store's
 //! writer held: 29 of the commits of a `tar x` of /usr/include onto a
-//! store that had just deleted a tree, at about 3 ms each, 2.6% of the
-//! daemon's samples (docs/MEASUREMENTS.md, "A commit that walked the
+//! store that had just deleted a tree, 346 in four such `tar x` in a row,
+//! about 0.5 ms each (docs/MEASUREMENTS.md, "A commit that walked the
 //! whole page cache").
 //!
 //! The wrapper passes every call to pcache1 and keeps, per cache, a bound
@@ -28,10 +28,11 @@
 //! unpinning or recycling (which leave it high).
 //!
 //! SQLite takes a page cache only before it initialises, so [`install`]
-//! must run before the process's first SQLite call: the binary calls it
-//! first thing, and the store before it opens a database. Where SQLite
-//! was already initialised (a program that used it first), SQLite's own
-//! cache stays, with the cost above, and nothing else changes.
+//! must run before the process's first SQLite call: the store calls it
+//! before it opens a database, which in llmfs's binary is the first
+//! SQLite call. Where SQLite was already initialised (a program that used
+//! it first), SQLite's own cache stays, with the cost above, and nothing
+//! else changes.
 
 use std::ffi::{c_int, c_uint, c_void};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
@@ -42,14 +43,52 @@ use rusqlite::ffi;
 /// SQLite's `PENDING_BYTE`: the lock-byte page is the page holding it.
 const PENDING_BYTE: u32 = 0x4000_0000;
 
-/// pcache1's methods, as SQLite handed them out before [`install`].
-struct Inner(ffi::sqlite3_pcache_methods2);
+type PagePtr = *mut ffi::sqlite3_pcache_page;
+type CachePtr = *mut ffi::sqlite3_pcache;
+
+/// pcache1's methods, as SQLite handed them out before [`install`]: every
+/// one a cache needs is there (`Pcache1::of` checks), so calls need no
+/// `Option`.
+struct Pcache1 {
+    arg: *mut c_void,
+    init: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
+    shutdown: Option<unsafe extern "C" fn(*mut c_void)>,
+    create: unsafe extern "C" fn(c_int, c_int, c_int) -> CachePtr,
+    cache_size: unsafe extern "C" fn(CachePtr, c_int),
+    page_count: unsafe extern "C" fn(CachePtr) -> c_int,
+    fetch: unsafe extern "C" fn(CachePtr, c_uint, c_int) -> PagePtr,
+    unpin: unsafe extern "C" fn(CachePtr, PagePtr, c_int),
+    rekey: unsafe extern "C" fn(CachePtr, PagePtr, c_uint, c_uint),
+    truncate: unsafe extern "C" fn(CachePtr, c_uint),
+    destroy: unsafe extern "C" fn(CachePtr),
+    shrink: unsafe extern "C" fn(CachePtr),
+}
 // SAFETY: function pointers and pcache1's `pArg` (null), never written
 // after `install`.
-unsafe impl Send for Inner {}
-unsafe impl Sync for Inner {}
+unsafe impl Send for Pcache1 {}
+unsafe impl Sync for Pcache1 {}
 
-static INNER: OnceLock<Inner> = OnceLock::new();
+impl Pcache1 {
+    /// `None` if a method a cache needs is missing (pcache1 has them all).
+    fn of(m: &ffi::sqlite3_pcache_methods2) -> Option<Pcache1> {
+        Some(Pcache1 {
+            arg: m.pArg,
+            init: m.xInit,
+            shutdown: m.xShutdown,
+            create: m.xCreate?,
+            cache_size: m.xCachesize?,
+            page_count: m.xPagecount?,
+            fetch: m.xFetch?,
+            unpin: m.xUnpin?,
+            rekey: m.xRekey?,
+            truncate: m.xTruncate?,
+            destroy: m.xDestroy?,
+            shrink: m.xShrink?,
+        })
+    }
+}
+
+static PCACHE1: OnceLock<Pcache1> = OnceLock::new();
 /// Set when SQLite initialised this page cache: it is the one in use.
 static IN_USE: AtomicBool = AtomicBool::new(false);
 /// Truncations passed to pcache1, and those that were not (tests read
@@ -85,17 +124,10 @@ unsafe fn install_once() -> bool {
         log::debug!("SQLite was initialised before llmfs set its page cache; keeping SQLite's");
         return false;
     }
-    let complete = inner.xCreate.is_some()
-        && inner.xCachesize.is_some()
-        && inner.xPagecount.is_some()
-        && inner.xFetch.is_some()
-        && inner.xUnpin.is_some()
-        && inner.xRekey.is_some()
-        && inner.xTruncate.is_some()
-        && inner.xDestroy.is_some()
-        && inner.xShrink.is_some();
-    // pcache1 has them all; the calls below rely on it.
-    if !complete || INNER.set(Inner(inner)).is_err() {
+    let Some(pcache1) = Pcache1::of(&inner) else {
+        return false;
+    };
+    if PCACHE1.set(pcache1).is_err() {
         return false;
     }
     let methods = ffi::sqlite3_pcache_methods2 {
@@ -134,9 +166,9 @@ fn counts() -> (u32, u32, u32) {
     )
 }
 
-fn inner() -> &'static ffi::sqlite3_pcache_methods2 {
+fn pcache1() -> &'static Pcache1 {
     // Set before SQLite can call any method below.
-    &INNER.get().expect("page cache wrapper installed").0
+    PCACHE1.get().expect("page cache wrapper installed")
 }
 
 /// SAFETY: `p` came from `create` and is not destroyed.
@@ -145,8 +177,8 @@ unsafe fn cache<'a>(p: *mut ffi::sqlite3_pcache) -> &'a Cache {
 }
 
 unsafe extern "C" fn init(_: *mut c_void) -> c_int {
-    let m = inner();
-    let rc = m.xInit.map_or(ffi::SQLITE_OK, |f| f(m.pArg));
+    let m = pcache1();
+    let rc = m.init.map_or(ffi::SQLITE_OK, |f| f(m.arg));
     if rc == ffi::SQLITE_OK {
         IN_USE.store(true, Relaxed);
     }
@@ -154,9 +186,9 @@ unsafe extern "C" fn init(_: *mut c_void) -> c_int {
 }
 
 unsafe extern "C" fn shutdown(_: *mut c_void) {
-    let m = inner();
-    if let Some(f) = m.xShutdown {
-        f(m.pArg);
+    let m = pcache1();
+    if let Some(f) = m.shutdown {
+        f(m.arg);
     }
 }
 
@@ -165,7 +197,7 @@ unsafe extern "C" fn create(
     extra: c_int,
     purgeable: c_int,
 ) -> *mut ffi::sqlite3_pcache {
-    let inner = (inner().xCreate.expect("xCreate"))(page, extra, purgeable);
+    let inner = (pcache1().create)(page, extra, purgeable);
     if inner.is_null() {
         return inner;
     }
@@ -179,11 +211,11 @@ unsafe extern "C" fn create(
 }
 
 unsafe extern "C" fn cache_size(p: *mut ffi::sqlite3_pcache, n: c_int) {
-    (inner().xCachesize.expect("xCachesize"))(cache(p).inner, n)
+    (pcache1().cache_size)(cache(p).inner, n)
 }
 
 unsafe extern "C" fn page_count(p: *mut ffi::sqlite3_pcache) -> c_int {
-    (inner().xPagecount.expect("xPagecount"))(cache(p).inner)
+    (pcache1().page_count)(cache(p).inner)
 }
 
 unsafe extern "C" fn fetch(
@@ -192,7 +224,7 @@ unsafe extern "C" fn fetch(
     create: c_int,
 ) -> *mut ffi::sqlite3_pcache_page {
     let c = cache(p);
-    let page = (inner().xFetch.expect("xFetch"))(c.inner, key, create);
+    let page = (pcache1().fetch)(c.inner, key, create);
     // A page fetched at the lock-byte page's number (never, in a valid
     // database) counts as any other: the bound then covers it.
     if !page.is_null() && key > c.max_key.load(Relaxed) {
@@ -206,7 +238,7 @@ unsafe extern "C" fn unpin(
     page: *mut ffi::sqlite3_pcache_page,
     discard: c_int,
 ) {
-    (inner().xUnpin.expect("xUnpin"))(cache(p).inner, page, discard)
+    (pcache1().unpin)(cache(p).inner, page, discard)
 }
 
 unsafe extern "C" fn rekey(
@@ -216,7 +248,7 @@ unsafe extern "C" fn rekey(
     new: c_uint,
 ) {
     let c = cache(p);
-    (inner().xRekey.expect("xRekey"))(c.inner, page, old, new);
+    (pcache1().rekey)(c.inner, page, old, new);
     if new == c.lock_page {
         c.parked.fetch_add(1, Relaxed);
         PARKED.fetch_add(1, Relaxed);
@@ -241,7 +273,7 @@ unsafe extern "C" fn truncate(p: *mut ffi::sqlite3_pcache, limit: c_uint) {
         return;
     }
     PASSED.fetch_add(1, Relaxed);
-    (inner().xTruncate.expect("xTruncate"))(c.inner, limit);
+    (pcache1().truncate)(c.inner, limit);
     if limit <= c.max_key.load(Relaxed) {
         c.max_key.store(limit.saturating_sub(1), Relaxed);
     }
@@ -252,11 +284,11 @@ unsafe extern "C" fn truncate(p: *mut ffi::sqlite3_pcache, limit: c_uint) {
 
 unsafe extern "C" fn destroy(p: *mut ffi::sqlite3_pcache) {
     let c = Box::from_raw(p.cast::<Cache>());
-    (inner().xDestroy.expect("xDestroy"))(c.inner);
+    (pcache1().destroy)(c.inner);
 }
 
 unsafe extern "C" fn shrink(p: *mut ffi::sqlite3_pcache) {
-    (inner().xShrink.expect("xShrink"))(cache(p).inner)
+    (pcache1().shrink)(cache(p).inner)
 }
 
 #[cfg(test)]
