@@ -104,6 +104,13 @@ pub trait Codec: Send + Sync {
     /// Appends the encoding of `raw` to `out`.
     fn encode(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError>;
 
+    /// Bytes to reserve for the payload of `raw_len` raw bytes before
+    /// encoding, so that the record is allocated once: half the input by
+    /// default (what compression usually leaves).
+    fn payload_capacity(&self, raw_len: usize) -> usize {
+        raw_len / 2
+    }
+
     /// Decodes `payload` into `out`, which the caller has cleared. The result
     /// must be exactly `raw_len` bytes; anything else is an error, and the
     /// codec must not allocate more than `raw_len` bytes of output.

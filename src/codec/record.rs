@@ -89,7 +89,7 @@ impl RecordHeader {
 
 /// Encodes `raw` with `codec` into a complete record.
 pub fn encode_record(codec: &dyn Codec, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(RECORD_HEADER_LEN + raw.len() / 2);
+    let mut out = Vec::with_capacity(RECORD_HEADER_LEN + codec.payload_capacity(raw.len()));
     out.resize(RECORD_HEADER_LEN, 0);
     let crc = codec.encode_summed(raw, &mut out)?;
     let payload_len = out.len() - RECORD_HEADER_LEN;
