@@ -149,6 +149,16 @@ mod tests {
     }
 
     #[test]
+    fn a_raw_record_is_allocated_at_its_size() {
+        // `Vec::with_capacity` gives exactly the capacity asked for, so a
+        // record that had to grow would show a larger one.
+        let raw = text(30_000);
+        let rec = encode_record(&RawCodec, &raw).unwrap();
+        assert_eq!(rec.len(), RECORD_HEADER_LEN + raw.len());
+        assert_eq!(rec.capacity(), rec.len());
+    }
+
+    #[test]
     fn header_layout_is_little_endian() {
         let rec = encode_record(&RawCodec, b"abc").unwrap();
         assert_eq!(rec[0], RECORD_VERSION);
