@@ -18,6 +18,16 @@
 # Prints a TSV line per contender, round and opcode: requests, mean, p50,
 # p90, p99 (µs), total seconds in requests of that opcode, and the
 # workload's traced seconds.
+#
+# With SPLIT=1 each latency is split, daemon side, into the wait for a
+# daemon thread, the daemon's work and the reply's way back, from a
+# uprobe pair on the daemon's `fuser::request::RequestWithSender::dispatch`
+# recorded with the tracepoints (bench/request_split.py). That needs a
+# daemon built from this tree's vendored fuser, with its symbols (the
+# release profile keeps them): llmfs builds and the floor, not mergerfs.
+# The lines then carry requests, the medians of the whole latency and of
+# its three parts (µs), their totals (s), and the workload's traced
+# seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage="usage: bench/request_latency.sh ROUNDS tar|cp|rm BIN|mergerfs|floor ..."
@@ -33,12 +43,40 @@ bin=$1   # for scratch.sh's cleanup
 tree=${TREE:-/usr/include}
 . bench/scratch.sh
 . bench/contender.sh
+split=${SPLIT:-}
+if [ -n "$split" ]; then
+  for b in "$@"; do
+    [ "$b" != mergerfs ] || { echo "request_latency.sh: SPLIT=1 needs daemons with fuser's dispatch (not mergerfs)" >&2; exit 2; }
+  done
+fi
 scratch request-latency
+scratch_cleanup_more() {
+  contender_cleanup
+  [ -z "$split" ] || perf probe -q -d 'split:*' 2>/dev/null || true
+}
 tar cf "$work/tree.tar" -C "$(dirname "$tree")" "$(basename "$tree")"
 find "$tree" -type f -exec cat {} + >/dev/null
-printf 'contender\tround\topcode\trequests\tmean_us\tp50_us\tp90_us\tp99_us\ttotal_s\tworkload_s\n'
+if [ -n "$split" ]; then
+  columns=(count p50_total_us p50_wait_us p50_work_us p50_back_us total_s wait_s work_s back_s)
+  events=(-e split:dispatch -e split:dispatch__return)
+  analyse=(python3 bench/request_split.py)
+else
+  columns=(count mean_us p50_us p90_us p99_us total_s)
+  events=()
+  analyse=(python3 bench/request_latency.py)
+fi
+printf 'contender\tround\topcode\t%s\tworkload_s\n' "$(IFS=$'\t'; echo "${columns[*]}" | sed 's/^count/requests/')"
 for round in $(seq 1 "$rounds"); do
   for b in "$@"; do
+    if [ -n "$split" ]; then
+      case ${b%+*} in
+        floor) daemon=target/release/examples/floor_fs ;;
+        *) daemon=${b%+*} ;;
+      esac
+      offset=$(python3 bench/request_split.py offset "$daemon")
+      perf probe -q -x "$daemon" -a "split:dispatch=$offset"
+      perf probe -q -x "$daemon" -a "split:dispatch=$offset%return"
+    fi
     contender_mount "$b"
     case $workload in
       tar) cmd=(tar xf "$work/tree.tar" -C "$target") ;;
@@ -49,17 +87,18 @@ for round in $(seq 1 "$rounds"); do
         ;;
     esac
     start=$(date +%s.%N)
-    perf record -q -e fuse:fuse_request_send -e fuse:fuse_request_end -a \
+    perf record -q -e fuse:fuse_request_send -e fuse:fuse_request_end "${events[@]}" -a \
       -o "$work/perf.data" -- "${cmd[@]}" 2>/dev/null
     end=$(date +%s.%N)
     secs=$(echo "$end - $start" | bc -l)
-    perf script -i "$work/perf.data" 2>/dev/null | python3 bench/request_latency.py |
+    perf script -i "$work/perf.data" -F tid,time,event,trace 2>/dev/null | "${analyse[@]}" |
       python3 -c '
 import json, sys
-b, r, secs = sys.argv[1:]
+b, r, secs, columns = sys.argv[1:]
 for op, s in json.load(sys.stdin).items():
-    print("\t".join([b, r, op] + [str(s[k]) for k in ("count", "mean_us", "p50_us", "p90_us", "p99_us", "total_s")] + ["%.3f" % float(secs)]))
-' "$b" "$round" "$secs"
+    print("\t".join([b, r, op] + [str(s[k]) for k in columns.split()] + ["%.3f" % float(secs)]))
+' "$b" "$round" "$secs" "${columns[*]}"
     contender_umount "$b"
+    [ -z "$split" ] || perf probe -q -d 'split:*'
   done
 done

@@ -2,7 +2,7 @@
 the daemon's work, and the reply's way back, from `perf script -F
 tid,time,event,trace` output of the fuse:fuse_request_send and
 fuse:fuse_request_end tracepoints and a uprobe pair on the daemon's
-request dispatch (bench/request_split.sh).
+request dispatch (`SPLIT=1 bash bench/request_latency.sh`).
 
 - wait: from the kernel queueing the request to a daemon thread entering
   `RequestWithSender::dispatch` (the transport's wakeup, and any queueing
@@ -21,11 +21,16 @@ file, where llmfs stores the file's data) and the rest. Reads stdin;
 prints JSON: {"opcode": {"count", "p50_total_us", "p50_wait_us",
 "p50_work_us", "p50_back_us", "total_s", "wait_s", "work_s",
 "back_s"}, ...}.
+
+`request_split.py offset BIN` prints the file offset of the dispatch
+function in daemon binary BIN, which is where perf probe takes a uprobe
+(an offset into the file, not the symbol's address).
 """
 
 import json
 import re
 import statistics
+import subprocess
 import sys
 
 LINE = re.compile(r"\s*(\d+)\s+(\d+\.\d+):\s+(\S+):\s*(.*)")
@@ -84,5 +89,24 @@ def main():
     json.dump(out, sys.stdout)
 
 
+def dispatch_offset(binary):
+    nm = subprocess.run(["nm", binary], capture_output=True, text=True, check=True).stdout
+    found = [int(f[0], 16) for f in (l.split() for l in nm.splitlines())
+             if len(f) == 3 and "RequestWithSender8dispatch" in f[2]]
+    if len(found) != 1:
+        sys.exit("request_split.py: %d dispatch functions in %s" % (len(found), binary))
+    addr = found[0]
+    segments = subprocess.run(["readelf", "-lW", binary], capture_output=True, text=True, check=True).stdout
+    for f in (l.split() for l in segments.splitlines()):
+        if f and f[0] == "LOAD":
+            offset, vaddr, filesz = int(f[1], 16), int(f[2], 16), int(f[4], 16)
+            if vaddr <= addr < vaddr + filesz:
+                return addr - vaddr + offset
+    sys.exit("request_split.py: no segment of %s holds the dispatch function" % binary)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["offset"] and len(sys.argv) == 3:
+        print(hex(dispatch_offset(sys.argv[2])))
+    else:
+        main()
